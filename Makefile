@@ -1,0 +1,34 @@
+# toolwarden — the README's commands.
+#   make        build build/toolwarden (Release, warnings as errors)
+#   make test   install what is missing, build, run every test (unit + end-to-end)
+#   make demo   run toolwarden in front of the bundled demo server with a sample policy
+BUILD_DIR ?= build
+BUILD_TYPE ?= Release
+JOBS ?= $(shell nproc)
+
+.PHONY: all build configure test deps demo clean format
+
+all: build
+
+configure:
+	@test -f $(BUILD_DIR)/build.ninja || cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+deps:
+	./scripts/install-deps.sh
+
+test: deps build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
+
+demo:
+	@./scripts/install-deps.sh --no-npm >/dev/null
+	@$(MAKE) --no-print-directory build >/dev/null
+	@./scripts/demo.sh
+
+clean:
+	rm -rf $(BUILD_DIR)
+
+format:
+	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h')

@@ -1,0 +1,12 @@
+// Cryptographically secure random identifiers (session ids, approval ids, tokens).
+#pragma once
+
+#include <string>
+
+namespace tw {
+
+// Returns `bytes` bytes from the kernel CSPRNG (getrandom), hex encoded. Aborts if the kernel
+// cannot supply randomness: an id that is not random is a security bug, not a recoverable error.
+std::string RandomHex(size_t bytes);
+
+}  // namespace tw

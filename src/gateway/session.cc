@@ -1,0 +1,285 @@
+#include "gateway/session.h"
+
+#include <spdlog/spdlog.h>
+
+#include "mcp/protocol.h"
+
+namespace tw::gateway {
+
+namespace method = mcp::method;
+using jsonrpc::Message;
+
+Session::Session(std::string id, std::unique_ptr<Upstream> upstream, const ToolCallGuard& guard,
+                 ClientSink& sink)
+    : id_(std::move(id)), upstream_(std::move(upstream)), guard_(guard), sink_(sink) {}
+
+Session::~Session() { Close(); }
+
+void Session::Start() {
+  upstream_->Start(Upstream::Events{
+      .on_message = [this](Message m, std::optional<json::value> related) {
+        OnUpstreamMessage(std::move(m), std::move(related));
+      },
+      .on_request_failed = [this](const json::value& id, const Error& e,
+                                  bool /*sent*/) { OnRequestFailed(id, e); },
+      .on_disconnected = [this](const Error& e) { OnDisconnected(e); },
+      .on_reconnected = [this] { OnReconnected(); },
+  });
+}
+
+void Session::Close() {
+  if (closed_) return;
+  closed_ = true;
+  upstream_->Close();
+}
+
+void Session::HandleClientMessage(Message msg) {
+  if (closed_) return;
+  switch (msg.kind) {
+    case jsonrpc::Kind::kRequest:
+      if (msg.method == method::kToolsCall) {
+        HandleToolCall(std::move(msg));
+        return;
+      }
+      if (msg.method == method::kInitialize && msg.params.is_object()) {
+        json::object& p = msg.params.as_object();
+        if (json::value* caps = p.if_contains("capabilities")) {
+          *caps = mcp::RelayedCapabilities(*caps, mcp::Side::kClient);
+        }
+        initialize_params_ = msg.params;
+      }
+      ForwardRequest(std::move(msg));
+      return;
+    case jsonrpc::Kind::kNotification:
+      HandleClientNotification(std::move(msg));
+      return;
+    case jsonrpc::Kind::kResponse:
+    case jsonrpc::Kind::kError:
+      HandleClientResponse(std::move(msg));
+      return;
+  }
+}
+
+void Session::ForwardRequest(Message msg) {
+  const std::string key = Key(msg.id);
+  if (client_to_upstream_.contains(key)) {
+    Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidRequest,
+                                     "Invalid Request: id " + jsonrpc::IdToString(msg.id) +
+                                         " is already in use by a pending request"));
+    return;
+  }
+  const int64_t upstream_id = next_upstream_id_++;
+  Pending pending{msg.id, msg.method, mcp::ProgressToken(msg.params), false};
+  if (pending.progress_token) progress_owner_[Key(*pending.progress_token)] = msg.id;
+  client_to_upstream_.emplace(key, upstream_id);
+  pending_.emplace(upstream_id, std::move(pending));
+  msg.id = upstream_id;
+  upstream_->Send(std::move(msg));
+}
+
+void Session::HandleToolCall(Message msg) {
+  auto call = mcp::ParseToolCall(msg.params);
+  if (!call) {
+    // Fail closed: a call we cannot read is a call we cannot decide.
+    Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams,
+                                     "Invalid params: " + call.error().message()));
+    return;
+  }
+  GuardOutcome outcome = guard_.Check(*call, id_);
+  if (outcome.decision.verdict != policy::Verdict::kAllow) {
+    Reply(msg.id, jsonrpc::MakeResponse(
+                      msg.id, mcp::DenialResult({outcome.decision.rule, outcome.decision.reason,
+                                                 std::nullopt})));
+    return;
+  }
+  ForwardRequest(std::move(msg));
+}
+
+void Session::HandleClientNotification(Message msg) {
+  if (msg.method == method::kCancelled) {
+    const json::value* request_id =
+        msg.params.is_object() ? msg.params.as_object().if_contains("requestId") : nullptr;
+    if (!request_id) return;
+    auto it = client_to_upstream_.find(Key(*request_id));
+    if (it == client_to_upstream_.end()) {
+      // Already answered, never forwarded (denied), or unknown: nothing to cancel upstream.
+      spdlog::debug("session {}: cancel for unknown request {}", id_.substr(0, 8),
+                    jsonrpc::IdToString(*request_id));
+      return;
+    }
+    msg.params.as_object()["requestId"] = it->second;
+  }
+  upstream_->Send(std::move(msg));
+}
+
+void Session::HandleClientResponse(Message msg) {
+  auto it = msg.id.is_int64() ? server_requests_.find(msg.id.as_int64()) : server_requests_.end();
+  if (it == server_requests_.end()) {
+    spdlog::warn("session {}: dropping response to unknown server request {}", id_.substr(0, 8),
+                 jsonrpc::IdToString(msg.id));
+    return;
+  }
+  msg.id = std::move(it->second);
+  server_requests_.erase(it);
+  upstream_->Send(std::move(msg));
+}
+
+void Session::OnUpstreamMessage(Message msg, std::optional<json::value> related) {
+  if (closed_) return;
+  if (msg.IsResponse()) {
+    OnUpstreamResponse(std::move(msg));
+    return;
+  }
+  if (msg.IsRequest()) {
+    std::optional<json::value> owner = RelatedClientRequest(msg, related);
+    const int64_t downstream_id = next_downstream_id_++;
+    server_requests_.emplace(downstream_id, std::move(msg.id));
+    msg.id = downstream_id;
+    sink_.Deliver(msg, owner);
+    return;
+  }
+  if (msg.method == method::kCancelled && msg.params.is_object()) {
+    // The server withdraws one of its own requests to the client: translate its id.
+    json::object& p = msg.params.as_object();
+    const json::value* request_id = p.if_contains("requestId");
+    if (!request_id) return;
+    bool found = false;
+    for (auto it = server_requests_.begin(); it != server_requests_.end(); ++it) {
+      if (it->second == *request_id) {
+        p["requestId"] = it->first;
+        server_requests_.erase(it);
+        found = true;
+        break;
+      }
+    }
+    if (!found) return;
+  }
+  std::optional<json::value> owner = RelatedClientRequest(msg, related);
+  sink_.Deliver(msg, owner);
+}
+
+void Session::OnUpstreamResponse(Message msg) {
+  auto it = msg.id.is_int64() ? pending_.find(msg.id.as_int64()) : pending_.end();
+  if (it == pending_.end()) {
+    spdlog::warn("session {}: dropping server response with unknown id {}", id_.substr(0, 8),
+                 jsonrpc::IdToString(msg.id));
+    return;
+  }
+  Pending pending = std::move(it->second);
+  pending_.erase(it);
+  if (pending.progress_token) progress_owner_.erase(Key(*pending.progress_token));
+  if (pending.internal) {
+    if (msg.kind == jsonrpc::Kind::kResponse) {
+      upstream_->Send(jsonrpc::MakeNotification(std::string(method::kInitialized), nullptr));
+      spdlog::info("session {}: re-initialized the restarted server", id_.substr(0, 8));
+    } else {
+      spdlog::error("session {}: the restarted server refused initialize: {}", id_.substr(0, 8),
+                    json::serialize(msg.error));
+    }
+    return;
+  }
+  client_to_upstream_.erase(Key(pending.client_id));
+
+  if (msg.kind == jsonrpc::Kind::kResponse && msg.result.is_object()) {
+    if (pending.method == method::kInitialize) {
+      json::object& r = msg.result.as_object();
+      const json::value* version = r.if_contains("protocolVersion");
+      if (!version || !version->is_string() || !mcp::IsSupportedVersion(version->as_string())) {
+        Reply(pending.client_id,
+              jsonrpc::MakeError(pending.client_id, jsonrpc::kInternalError,
+                                 "The upstream server answered initialize with protocol version " +
+                                     (version ? json::serialize(*version) : "(none)") +
+                                     ", which toolwarden does not support"));
+        return;
+      }
+      protocol_version_ = std::string(version->as_string());
+      if (json::value* caps = r.if_contains("capabilities")) {
+        *caps = mcp::RelayedCapabilities(*caps, mcp::Side::kServer);
+      }
+    } else if (pending.method == method::kToolsList) {
+      auto snapshot = guard_.Snapshot();
+      mcp::FilterToolsList(msg.result,
+                           [&](std::string_view name) { return snapshot->IsHidden(name); });
+    }
+  }
+  Reply(pending.client_id, std::move(msg));
+}
+
+void Session::OnRequestFailed(const json::value& id, const Error& error) {
+  auto it = id.is_int64() ? pending_.find(id.as_int64()) : pending_.end();
+  if (it == pending_.end()) return;
+  Pending pending = std::move(it->second);
+  pending_.erase(it);
+  if (pending.progress_token) progress_owner_.erase(Key(*pending.progress_token));
+  if (pending.internal) {
+    spdlog::error("session {}: re-initialize failed: {}", id_.substr(0, 8), error.message());
+    return;
+  }
+  client_to_upstream_.erase(Key(pending.client_id));
+  Reply(pending.client_id, jsonrpc::MakeError(pending.client_id, jsonrpc::kConnectionClosed,
+                                              "Upstream server error: " + error.message()));
+}
+
+void Session::OnDisconnected(const Error& error) {
+  if (closed_) return;
+  spdlog::warn("session {}: upstream disconnected: {} ({} requests in flight)", id_.substr(0, 8),
+               error.message(), pending_.size());
+  auto pending = std::move(pending_);
+  pending_.clear();
+  client_to_upstream_.clear();
+  progress_owner_.clear();
+  for (auto& [upstream_id, p] : pending) {
+    if (p.internal) continue;
+    Reply(p.client_id,
+          jsonrpc::MakeError(p.client_id, jsonrpc::kConnectionClosed,
+                             "Upstream server connection lost: " + error.message()));
+  }
+  // The server's own requests to the client can no longer be answered: withdraw them.
+  for (auto& [downstream_id, server_id] : server_requests_) {
+    sink_.Deliver(jsonrpc::MakeNotification(
+                      std::string(method::kCancelled),
+                      json::object{{"requestId", downstream_id},
+                                   {"reason", "upstream server connection lost"}}),
+                  std::nullopt);
+  }
+  server_requests_.clear();
+}
+
+void Session::OnReconnected() {
+  if (closed_ || initialize_params_.is_null()) return;
+  const int64_t upstream_id = next_upstream_id_++;
+  pending_.emplace(upstream_id, Pending{nullptr, std::string(method::kInitialize), {}, true});
+  upstream_->Send(
+      jsonrpc::MakeRequest(upstream_id, std::string(method::kInitialize), initialize_params_));
+}
+
+std::optional<json::value> Session::RelatedClientRequest(
+    const Message& msg, const std::optional<json::value>& related) const {
+  if (related && related->is_int64()) {
+    auto it = pending_.find(related->as_int64());
+    if (it != pending_.end() && !it->second.internal) return it->second.client_id;
+  }
+  if (msg.method == method::kProgress && msg.params.is_object()) {
+    if (const json::value* token = msg.params.as_object().if_contains("progressToken")) {
+      auto it = progress_owner_.find(Key(*token));
+      if (it != progress_owner_.end()) return it->second;
+    }
+  }
+  // Transports that cannot tell (stdio) : while exactly one client request is in flight, a
+  // server message almost certainly serves it.
+  const Pending* only = nullptr;
+  for (const auto& [upstream_id, p] : pending_) {
+    if (p.internal) continue;
+    if (only) return std::nullopt;
+    only = &p;
+  }
+  if (only) return only->client_id;
+  return std::nullopt;
+}
+
+void Session::Reply(const json::value& client_id, Message msg) {
+  msg.id = client_id;
+  sink_.Deliver(msg, client_id);
+}
+
+}  // namespace tw::gateway

@@ -1,0 +1,100 @@
+// Session: one MCP client session relayed to one upstream server connection.
+//
+// The Session is the orchestrator of the relay. It knows MCP, not bytes: transports hand it
+// parsed messages and give it a ClientSink to answer through. It
+//   - remaps ids on both sides (client ids → gateway ids upstream, server ids → gateway ids
+//     downstream), so no two clients or servers can ever collide;
+//   - sends every tools/call through the ToolCallGuard; nothing undecided is forwarded;
+//   - filters tools/list results (hidden tools) and the capabilities exchanged at initialize;
+//   - relates server messages (progress, server→client requests) to the client request they
+//     belong to, so HTTP transports can put them on the right stream;
+//   - turns upstream failures into JSON-RPC errors for every request in flight, and re-runs the
+//     client's initialize handshake when the upstream reconnects.
+//
+// Thread: single-threaded; all calls and upstream events on one io_context.
+// Ownership: owns its Upstream; `sink` and `guard` must outlive the Session.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "gateway/tool_call_guard.h"
+#include "gateway/upstream.h"
+#include "jsonrpc/message.h"
+
+namespace tw::gateway {
+
+class ClientSink {
+ public:
+  virtual ~ClientSink() = default;
+  // Delivers one message to the client. `related` is the client's id of the request the message
+  // belongs to (its response, its progress, a request made while serving it), when known.
+  virtual void Deliver(const jsonrpc::Message& msg, const std::optional<json::value>& related) = 0;
+};
+
+class Session {
+ public:
+  Session(std::string id, std::unique_ptr<Upstream> upstream, const ToolCallGuard& guard,
+          ClientSink& sink);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Starts the upstream connection.
+  void Start();
+  // Handles one valid message from the client.
+  void HandleClientMessage(jsonrpc::Message msg);
+  // Closes the upstream; pending requests are abandoned without answers.
+  void Close();
+
+  const std::string& id() const { return id_; }
+  // The protocol version negotiated at initialize, empty before.
+  const std::string& protocol_version() const { return protocol_version_; }
+  // Number of client requests awaiting an answer from the server.
+  size_t pending_requests() const { return pending_.size(); }
+
+ private:
+  struct Pending {
+    json::value client_id;  // null for the gateway's own requests (re-initialize)
+    std::string method;
+    std::optional<json::value> progress_token;
+    bool internal = false;
+  };
+
+  void ForwardRequest(jsonrpc::Message msg);
+  void HandleToolCall(jsonrpc::Message msg);
+  void HandleClientNotification(jsonrpc::Message msg);
+  void HandleClientResponse(jsonrpc::Message msg);
+
+  void OnUpstreamMessage(jsonrpc::Message msg, std::optional<json::value> related);
+  void OnUpstreamResponse(jsonrpc::Message msg);
+  void OnRequestFailed(const json::value& id, const Error& error);
+  void OnDisconnected(const Error& error);
+  void OnReconnected();
+
+  // The client request a server message belongs to, when it can be known.
+  std::optional<json::value> RelatedClientRequest(const jsonrpc::Message& msg,
+                                                  const std::optional<json::value>& related) const;
+  void Reply(const json::value& client_id, jsonrpc::Message msg);
+  static std::string Key(const json::value& id) { return json::serialize(id); }
+
+  std::string id_;
+  std::unique_ptr<Upstream> upstream_;
+  const ToolCallGuard& guard_;
+  ClientSink& sink_;
+
+  int64_t next_upstream_id_ = 1;
+  int64_t next_downstream_id_ = 1;
+  std::unordered_map<int64_t, Pending> pending_;                 // by gateway id upstream
+  std::unordered_map<std::string, int64_t> client_to_upstream_;  // client id key → gateway id
+  std::unordered_map<int64_t, json::value> server_requests_;     // downstream id → server's id
+  std::unordered_map<std::string, json::value> progress_owner_;  // token key → client id
+  json::value initialize_params_;  // the client's, replayed after a reconnect
+  std::string protocol_version_;
+  bool closed_ = false;
+};
+
+}  // namespace tw::gateway

@@ -1,0 +1,183 @@
+#include "jsonrpc/message.h"
+
+namespace tw::jsonrpc {
+
+namespace {
+
+// MCP: "The ID MUST NOT be null"; JSON-RPC: a string or a number, integers in practice.
+bool IsValidId(const json::value& id) {
+  return id.is_string() || id.is_int64() || id.is_uint64();
+}
+
+ErrorReply Invalid(const json::value& id, std::string message) {
+  return ErrorReply{IsValidId(id) ? id : json::value(nullptr), kInvalidRequest,
+                    "Invalid Request: " + std::move(message)};
+}
+
+}  // namespace
+
+ParsedMessage FromValue(json::value v) {
+  if (!v.is_object()) return tl::unexpected(Invalid(nullptr, "a message must be a JSON object"));
+  json::object& o = v.as_object();
+  json::value id = nullptr;
+  if (auto* p = o.if_contains("id")) id = *p;
+
+  auto* version = o.if_contains("jsonrpc");
+  if (!version || !version->is_string() || version->as_string() != "2.0") {
+    return tl::unexpected(Invalid(id, "\"jsonrpc\" must be \"2.0\""));
+  }
+  Message m;
+  if (auto* method = o.if_contains("method")) {
+    if (!method->is_string()) return tl::unexpected(Invalid(id, "\"method\" must be a string"));
+    if (method->as_string().empty()) return tl::unexpected(Invalid(id, "\"method\" is empty"));
+    if (o.contains("result") || o.contains("error")) {
+      return tl::unexpected(Invalid(id, "a request cannot carry \"result\" or \"error\""));
+    }
+    m.method = std::string(method->as_string());
+    if (auto* params = o.if_contains("params")) {
+      if (!params->is_object()) {
+        return tl::unexpected(Invalid(id, "\"params\" must be an object"));
+      }
+      m.params = std::move(*params);
+    }
+    if (o.contains("id")) {
+      if (!IsValidId(id)) {
+        return tl::unexpected(Invalid(nullptr, "\"id\" must be a string or an integer"));
+      }
+      m.kind = Kind::kRequest;
+      m.id = std::move(id);
+    } else {
+      m.kind = Kind::kNotification;
+    }
+    return m;
+  }
+
+  bool has_result = o.contains("result");
+  bool has_error = o.contains("error");
+  if (has_result == has_error) {
+    return tl::unexpected(
+        Invalid(id, "a message needs \"method\", or exactly one of \"result\" and \"error\""));
+  }
+  if (has_result) {
+    if (!IsValidId(id)) return tl::unexpected(Invalid(nullptr, "a response needs a valid \"id\""));
+    m.kind = Kind::kResponse;
+    m.id = std::move(id);
+    m.result = std::move(o["result"]);
+    return m;
+  }
+  json::value& err = o["error"];
+  if (!err.is_object()) return tl::unexpected(Invalid(id, "\"error\" must be an object"));
+  auto* code = err.as_object().if_contains("code");
+  auto* message = err.as_object().if_contains("message");
+  if (!code || !(code->is_int64() || code->is_uint64())) {
+    return tl::unexpected(Invalid(id, "\"error.code\" must be an integer"));
+  }
+  if (!message || !message->is_string()) {
+    return tl::unexpected(Invalid(id, "\"error.message\" must be a string"));
+  }
+  // Error responses to unparseable input legitimately carry a null id.
+  if (!IsValidId(id) && !id.is_null()) {
+    return tl::unexpected(Invalid(nullptr, "\"id\" must be a string or an integer"));
+  }
+  m.kind = Kind::kError;
+  m.id = std::move(id);
+  m.error = std::move(err.as_object());
+  return m;
+}
+
+Incoming Parse(std::string_view text) {
+  Incoming in;
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec) {
+    in.items.push_back(tl::unexpected(
+        ErrorReply{nullptr, kParseError, "Parse error: " + ec.message()}));
+    return in;
+  }
+  if (v.is_array()) {
+    in.is_batch = true;
+    json::array& arr = v.as_array();
+    if (arr.empty()) {
+      in.items.push_back(tl::unexpected(Invalid(nullptr, "empty batch")));
+      return in;
+    }
+    in.items.reserve(arr.size());
+    for (json::value& element : arr) in.items.push_back(FromValue(std::move(element)));
+    return in;
+  }
+  in.items.push_back(FromValue(std::move(v)));
+  return in;
+}
+
+json::value ToValue(const Message& m) {
+  json::object o;
+  o.reserve(4);
+  o["jsonrpc"] = "2.0";
+  switch (m.kind) {
+    case Kind::kRequest:
+      o["id"] = m.id;
+      o["method"] = m.method;
+      if (!m.params.is_null()) o["params"] = m.params;
+      break;
+    case Kind::kNotification:
+      o["method"] = m.method;
+      if (!m.params.is_null()) o["params"] = m.params;
+      break;
+    case Kind::kResponse:
+      o["id"] = m.id;
+      o["result"] = m.result;
+      break;
+    case Kind::kError:
+      o["id"] = m.id;
+      o["error"] = m.error;
+      break;
+  }
+  return o;
+}
+
+std::string Serialize(const Message& m) { return json::serialize(ToValue(m)); }
+
+Message MakeRequest(json::value id, std::string method, json::value params) {
+  Message m;
+  m.kind = Kind::kRequest;
+  m.id = std::move(id);
+  m.method = std::move(method);
+  m.params = std::move(params);
+  return m;
+}
+
+Message MakeNotification(std::string method, json::value params) {
+  Message m;
+  m.kind = Kind::kNotification;
+  m.method = std::move(method);
+  m.params = std::move(params);
+  return m;
+}
+
+Message MakeResponse(json::value id, json::value result) {
+  Message m;
+  m.kind = Kind::kResponse;
+  m.id = std::move(id);
+  m.result = std::move(result);
+  return m;
+}
+
+Message MakeError(json::value id, int code, std::string_view message,
+                  std::optional<json::value> data) {
+  Message m;
+  m.kind = Kind::kError;
+  m.id = std::move(id);
+  m.error["code"] = code;
+  m.error["message"] = message;
+  if (data) m.error["data"] = std::move(*data);
+  return m;
+}
+
+Message MakeError(const ErrorReply& reply) { return MakeError(reply.id, reply.code, reply.message); }
+
+std::string IdToString(const json::value& id) {
+  if (id.is_string()) return std::string(id.as_string());
+  return json::serialize(id);
+}
+
+}  // namespace tw::jsonrpc

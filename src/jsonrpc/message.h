@@ -1,0 +1,84 @@
+// JSON-RPC 2.0 messages as MCP uses them: parsing, validation and serialization.
+//
+// A Message is a validated value: Parse() never returns a Message that violates JSON-RPC 2.0
+// (and MCP's stricter rules: ids are strings or integers, never null; params are objects).
+// Invalid input yields an ErrorReply that is ready to send back (-32700 or -32600) and is never
+// forwarded anywhere.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json.hpp>
+#include <tl/expected.hpp>
+
+namespace tw::jsonrpc {
+
+namespace json = boost::json;
+
+// Error codes named by JSON-RPC 2.0 and the MCP SDKs.
+inline constexpr int kParseError = -32700;
+inline constexpr int kInvalidRequest = -32600;
+inline constexpr int kMethodNotFound = -32601;
+inline constexpr int kInvalidParams = -32602;
+inline constexpr int kInternalError = -32603;
+// The SDKs' ConnectionClosed: the server went away before answering.
+inline constexpr int kConnectionClosed = -32000;
+// The SDKs' RequestTimeout.
+inline constexpr int kRequestTimeout = -32001;
+
+enum class Kind { kRequest, kNotification, kResponse, kError };
+
+struct Message {
+  Kind kind = Kind::kNotification;
+  json::value id;        // request, response, error (null only for errors about unparseable input)
+  std::string method;    // request, notification
+  json::value params;    // request, notification: an object, or null when absent
+  json::value result;    // response
+  json::object error;    // error: {code, message, data?}
+
+  bool IsRequest() const { return kind == Kind::kRequest; }
+  bool IsNotification() const { return kind == Kind::kNotification; }
+  // True for both successful and error responses.
+  bool IsResponse() const { return kind == Kind::kResponse || kind == Kind::kError; }
+};
+
+// A reply to input that could not be accepted: send it back as is.
+struct ErrorReply {
+  json::value id;  // null when the id could not be read
+  int code;
+  std::string message;
+};
+
+using ParsedMessage = tl::expected<Message, ErrorReply>;
+
+// One JSON text as received: a single message or a batch. A JSON syntax error gives a single
+// item holding a -32700 ErrorReply; an empty batch gives one -32600 item.
+struct Incoming {
+  bool is_batch = false;
+  std::vector<ParsedMessage> items;
+};
+
+// Parses and validates one JSON text.
+Incoming Parse(std::string_view text);
+
+// Validates one already-parsed JSON value as a message.
+ParsedMessage FromValue(json::value v);
+
+// Serializes a message in canonical member order (jsonrpc, id, method, params | result | error).
+std::string Serialize(const Message& m);
+json::value ToValue(const Message& m);
+
+Message MakeRequest(json::value id, std::string method, json::value params);
+Message MakeNotification(std::string method, json::value params);
+Message MakeResponse(json::value id, json::value result);
+Message MakeError(json::value id, int code, std::string_view message,
+                  std::optional<json::value> data = std::nullopt);
+Message MakeError(const ErrorReply& reply);
+
+// A short printable form of an id for logs.
+std::string IdToString(const json::value& id);
+
+}  // namespace tw::jsonrpc

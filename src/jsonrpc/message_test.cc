@@ -1,0 +1,94 @@
+#include "jsonrpc/message.h"
+
+#include <gtest/gtest.h>
+
+namespace tw::jsonrpc {
+namespace {
+
+TEST(ParseTest, ReadsRequestNotificationAndResponses) {
+  auto req = Parse(R"({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x"}})");
+  ASSERT_FALSE(req.is_batch);
+  ASSERT_TRUE(req.items[0].has_value());
+  EXPECT_TRUE(req.items[0]->IsRequest());
+  EXPECT_EQ(req.items[0]->method, "tools/call");
+  EXPECT_EQ(req.items[0]->id, json::value(7));
+
+  auto note = Parse(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+  ASSERT_TRUE(note.items[0].has_value());
+  EXPECT_TRUE(note.items[0]->IsNotification());
+  EXPECT_TRUE(note.items[0]->params.is_null());
+
+  auto resp = Parse(R"({"jsonrpc":"2.0","id":"a","result":{}})");
+  ASSERT_TRUE(resp.items[0].has_value());
+  EXPECT_EQ(resp.items[0]->kind, Kind::kResponse);
+
+  auto err = Parse(R"({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}})");
+  ASSERT_TRUE(err.items[0].has_value());
+  EXPECT_EQ(err.items[0]->kind, Kind::kError);
+}
+
+TEST(ParseTest, RejectsMalformedInputWithTheSpecCodes) {
+  struct Case {
+    const char* text;
+    int code;
+    json::value id;
+  };
+  const Case cases[] = {
+      {"{not json", kParseError, nullptr},
+      {"", kParseError, nullptr},
+      {"[]", kInvalidRequest, nullptr},
+      {"42", kInvalidRequest, nullptr},
+      {R"({"id":1,"method":"x"})", kInvalidRequest, 1},
+      {R"({"jsonrpc":"1.0","id":1,"method":"x"})", kInvalidRequest, 1},
+      {R"({"jsonrpc":"2.0","id":1,"method":5})", kInvalidRequest, 1},
+      {R"({"jsonrpc":"2.0","id":null,"method":"x"})", kInvalidRequest, nullptr},
+      {R"({"jsonrpc":"2.0","id":1.5,"method":"x"})", kInvalidRequest, nullptr},
+      {R"({"jsonrpc":"2.0","id":{},"method":"x"})", kInvalidRequest, nullptr},
+      {R"({"jsonrpc":"2.0","id":"q","method":"x","params":[1]})", kInvalidRequest, "q"},
+      {R"({"jsonrpc":"2.0","id":2})", kInvalidRequest, 2},
+      {R"({"jsonrpc":"2.0","id":2,"result":1,"error":{}})", kInvalidRequest, 2},
+      {R"({"jsonrpc":"2.0","id":2,"error":{"code":"x","message":"m"}})", kInvalidRequest, 2},
+      {R"({"jsonrpc":"2.0","id":2,"method":"m","result":{}})", kInvalidRequest, 2},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    Incoming in = Parse(c.text);
+    ASSERT_EQ(in.items.size(), 1u);
+    ASSERT_FALSE(in.items[0].has_value());
+    EXPECT_EQ(in.items[0].error().code, c.code);
+    EXPECT_EQ(in.items[0].error().id, c.id);
+  }
+}
+
+TEST(ParseTest, SplitsBatchesAndValidatesEachElement) {
+  Incoming in = Parse(
+      R"([{"jsonrpc":"2.0","id":1,"method":"a"},{"bad":true},{"jsonrpc":"2.0","method":"n"}])");
+  ASSERT_TRUE(in.is_batch);
+  ASSERT_EQ(in.items.size(), 3u);
+  EXPECT_TRUE(in.items[0].has_value());
+  EXPECT_FALSE(in.items[1].has_value());
+  EXPECT_TRUE(in.items[2].has_value());
+}
+
+TEST(SerializeTest, RoundTripsEveryKind) {
+  const Message messages[] = {
+      MakeRequest(1, "tools/list", json::object{{"cursor", "c"}}),
+      MakeNotification("notifications/progress", json::object{{"progress", 1}}),
+      MakeResponse("id-1", json::object{{"tools", json::array{}}}),
+      MakeError(3, kInvalidParams, "bad", json::value("details")),
+  };
+  for (const Message& m : messages) {
+    std::string text = Serialize(m);
+    SCOPED_TRACE(text);
+    Incoming in = Parse(text);
+    ASSERT_TRUE(in.items[0].has_value());
+    EXPECT_EQ(Serialize(*in.items[0]), text);
+  }
+}
+
+TEST(SerializeTest, OmitsAbsentParams) {
+  EXPECT_EQ(Serialize(MakeRequest(1, "ping", nullptr)), R"({"jsonrpc":"2.0","id":1,"method":"ping"})");
+}
+
+}  // namespace
+}  // namespace tw::jsonrpc

@@ -1,0 +1,68 @@
+// MCP vocabulary shared by the gateway and the transports: protocol versions, method names,
+// tools/call parsing, the denial result, and tools/list filtering.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/json.hpp>
+
+#include "common/result.h"
+
+namespace tw::mcp {
+
+namespace json = boost::json;
+
+// Protocol revisions the gateway speaks on both sides, newest first.
+inline constexpr std::string_view kSupportedVersions[] = {"2025-11-25", "2025-06-18",
+                                                         "2025-03-26", "2024-11-05"};
+inline constexpr std::string_view kLatestVersion = kSupportedVersions[0];
+// What an HTTP request without MCP-Protocol-Version is assumed to speak (spec 2025-06-18).
+inline constexpr std::string_view kDefaultHttpVersion = "2025-03-26";
+
+bool IsSupportedVersion(std::string_view v);
+
+// Method names, spelled once.
+namespace method {
+inline constexpr std::string_view kInitialize = "initialize";
+inline constexpr std::string_view kInitialized = "notifications/initialized";
+inline constexpr std::string_view kToolsCall = "tools/call";
+inline constexpr std::string_view kToolsList = "tools/list";
+inline constexpr std::string_view kCancelled = "notifications/cancelled";
+inline constexpr std::string_view kProgress = "notifications/progress";
+inline constexpr std::string_view kPing = "ping";
+}  // namespace method
+
+// The parts of a tools/call request that policy decides on.
+struct ToolCall {
+  std::string name;
+  json::object arguments;  // empty when the client sent none
+};
+
+// Validates tools/call params: `name` a non-empty string, `arguments` absent or an object.
+// Failure is an InvalidArgument whose message suits a -32602 error.
+Result<ToolCall> ParseToolCall(const json::value& params);
+
+// The progress token of a request (params._meta.progressToken), if any.
+std::optional<json::value> ProgressToken(const json::value& params);
+
+// What the agent sees when a call is denied (PRODUCT.md §3): a successful tool result with
+// isError, readable text and machine-readable metadata under _meta["toolwarden/decision"].
+struct Denial {
+  std::string rule;    // e.g. "tools.delete_*" or "default"
+  std::string reason;  // shown to the model after "[POLICY DENIED] "
+  std::optional<long long> retry_after_s;
+};
+json::value DenialResult(const Denial& denial);
+
+// Removes from a tools/list result every tool for which `hidden(name)` is true. Leaves the
+// rest of the result (nextCursor, _meta) untouched. A result of the wrong shape is left as is.
+void FilterToolsList(json::value& result, const std::function<bool(std::string_view)>& hidden);
+
+// Keeps only the capabilities the gateway relays. `side` names whose capabilities these are.
+enum class Side { kClient, kServer };
+json::value RelayedCapabilities(const json::value& capabilities, Side side);
+
+}  // namespace tw::mcp

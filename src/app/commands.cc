@@ -1,0 +1,274 @@
+#include "app/commands.h"
+
+#include <csignal>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/log.h"
+#include "gateway/tool_call_guard.h"
+#include "policy/loader.h"
+#include "transport/child_upstream.h"
+#include "transport/http_server.h"
+#include "transport/http_upstream.h"
+#include "transport/stdio_server.h"
+
+#ifndef TW_VERSION
+#define TW_VERSION "0.0.0"
+#endif
+
+namespace tw::app {
+
+namespace asio = boost::asio;
+
+namespace {
+
+struct RunOptions {
+  std::string policy_path;
+  std::string upstream_url;
+  std::vector<std::string> headers;
+  std::string listen;
+  std::vector<std::string> command;
+  size_t max_message_bytes = 4 << 20;
+  std::vector<std::string> allowed_hosts;
+  std::vector<std::string> allowed_origins;
+  bool no_origin_check = false;
+  double connect_timeout_s = 10;
+  double request_timeout_s = 300;
+};
+
+// Splits "Name: value" into its parts.
+Result<std::pair<std::string, std::string>> ParseHeader(const std::string& h) {
+  size_t colon = h.find(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Fail(Error::InvalidArgument("--header \"" + h + "\" must look like \"Name: value\""));
+  }
+  std::string name = h.substr(0, colon);
+  std::string value = h.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
+  if (name.find_first_of(" \t\r\n") != std::string::npos ||
+      value.find_first_of("\r\n") != std::string::npos) {
+    return Fail(Error::InvalidArgument("--header \"" + name + "\" contains invalid characters"));
+  }
+  return std::make_pair(name, value);
+}
+
+// Splits "host:port" (IPv6 in brackets).
+Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    return Fail(Error::InvalidArgument("--listen \"" + listen + "\" must be HOST:PORT"));
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  int port = -1;
+  try {
+    size_t used = 0;
+    port = std::stoi(listen.substr(colon + 1), &used);
+    if (used != listen.size() - colon - 1) port = -1;
+  } catch (const std::exception&) {
+  }
+  if (port < 0 || port > 65535) {
+    return Fail(Error::InvalidArgument("--listen \"" + listen + "\": invalid port"));
+  }
+  return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+int RunCommand(const RunOptions& o) {
+  if (o.upstream_url.empty() == o.command.empty()) {
+    std::cerr << "toolwarden run: give exactly one upstream: -- COMMAND [ARGS...] or --upstream URL\n";
+    return kExitUsage;
+  }
+  auto policy = policy::LoadPolicyFile(o.policy_path);
+  if (!policy) {
+    std::cerr << policy.error().message() << "\n";
+    return kExitInvalid;
+  }
+  std::shared_ptr<const policy::Policy> snapshot = *policy;
+  gateway::ToolCallGuard guard([&snapshot] { return snapshot; });
+
+  transport::HttpUpstreamOptions http_options;
+  if (!o.upstream_url.empty()) {
+    auto url = transport::ParseUpstreamUrl(o.upstream_url);
+    if (!url) {
+      std::cerr << "toolwarden run: " << url.error().message() << "\n";
+      return kExitUsage;
+    }
+    http_options.url = *url;
+    for (const auto& h : o.headers) {
+      auto header = ParseHeader(h);
+      if (!header) {
+        std::cerr << "toolwarden run: " << header.error().message() << "\n";
+        return kExitUsage;
+      }
+      http_options.headers.push_back(*header);
+    }
+    http_options.connect_timeout = std::chrono::milliseconds(
+        static_cast<long>(o.connect_timeout_s * 1000));
+    http_options.request_timeout = std::chrono::milliseconds(
+        static_cast<long>(o.request_timeout_s * 1000));
+    http_options.max_message_bytes = o.max_message_bytes;
+  } else {
+    auto exe = transport::FindExecutable(o.command.front());
+    if (!exe) {
+      std::cerr << "toolwarden run: " << exe.error().message() << "\n";
+      return kExitUnavailable;
+    }
+  }
+
+  asio::io_context io(1);
+  auto make_upstream = [&]() -> std::unique_ptr<gateway::Upstream> {
+    if (!o.upstream_url.empty()) {
+      return std::make_unique<transport::HttpUpstream>(io, http_options);
+    }
+    transport::ChildOptions child;
+    child.argv = o.command;
+    child.max_message_bytes = o.max_message_bytes;
+    return std::make_unique<transport::ChildUpstream>(io, std::move(child));
+  };
+
+  std::signal(SIGPIPE, SIG_IGN);
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+
+  if (o.listen.empty()) {
+    transport::StdioOptions stdio{o.max_message_bytes, 0, 1, [&] { signals.cancel(); }};
+    transport::StdioServer server(io, stdio, make_upstream(), guard);
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      spdlog::info("received signal {}; shutting down", sig);
+      io.stop();
+    });
+    server.Start();
+    // Returns when stdin has closed and the upstream has shut down.
+    io.run();
+    return kExitOk;
+  }
+
+  auto listen = ParseListen(o.listen);
+  if (!listen) {
+    std::cerr << "toolwarden run: " << listen.error().message() << "\n";
+    return kExitUsage;
+  }
+  transport::HttpServerOptions http;
+  http.max_body_bytes = o.max_message_bytes;
+  http.origins = o.no_origin_check
+                     ? transport::OriginPolicy::AllowAll()
+                     : transport::OriginPolicy(o.allowed_hosts, o.allowed_origins);
+  transport::HttpServer server(io, http, make_upstream, guard);
+  auto port = server.Listen(listen->first, listen->second);
+  if (!port) {
+    std::cerr << "toolwarden run: " << port.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  // Scripts and tests read this line to learn the port when listening on port 0.
+  spdlog::info("listening on http://{}:{}/mcp", listen->first.find(':') != std::string::npos
+                                                    ? "[" + listen->first + "]"
+                                                    : listen->first,
+               *port);
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("received signal {}; shutting down", sig);
+    server.Stop();
+  });
+  io.run();
+  return kExitOk;
+}
+
+int ValidateCommand(const std::vector<std::string>& files) {
+  int status = kExitOk;
+  for (const auto& file : files) {
+    auto p = policy::LoadPolicyFile(file);
+    if (p) {
+      std::cout << file << ": valid\n";
+    } else {
+      std::cout << p.error().message() << "\n";
+      status = kExitInvalid;
+    }
+  }
+  return status;
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App app{"toolwarden: a policy-enforcing gateway for the Model Context Protocol.\n"
+               "Every tools/call is decided by your policy before it reaches the server."};
+  app.set_version_flag("--version", std::string("toolwarden ") + TW_VERSION);
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "Log level on stderr")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+
+  RunOptions run_options;
+  CLI::App* run = app.add_subcommand(
+      "run",
+      "Wrap one MCP server behind a policy.\n"
+      "  toolwarden run -p policy.json -- npx -y @modelcontextprotocol/server-everything\n"
+      "  toolwarden run -p policy.json --upstream https://host/mcp --header 'Authorization: Bearer T'\n"
+      "Add --listen 127.0.0.1:8421 to serve Streamable HTTP on /mcp instead of stdio.");
+  run->add_option("-p,--policy", run_options.policy_path, "Policy file (JSON or YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  run->add_option("--upstream", run_options.upstream_url,
+                  "URL of a remote MCP server (Streamable HTTP, or legacy HTTP+SSE)");
+  run->add_option("--header", run_options.headers,
+                  "Header sent to the --upstream server, \"Name: value\" (repeatable)")
+      ->allow_extra_args(false);
+  run->add_option("--listen", run_options.listen,
+                  "Serve MCP over Streamable HTTP at HOST:PORT (/mcp) instead of stdio");
+  run->add_option("--max-message-bytes", run_options.max_message_bytes,
+                  "Largest JSON-RPC message or HTTP body accepted")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
+  run->add_option("--allowed-host", run_options.allowed_hosts,
+                  "Extra Host name accepted on --listen besides loopback (repeatable)")
+      ->allow_extra_args(false);
+  run->add_option("--allowed-origin", run_options.allowed_origins,
+                  "Extra browser Origin accepted on --listen, e.g. https://app.example (repeatable)")
+      ->allow_extra_args(false);
+  run->add_flag("--no-origin-check", run_options.no_origin_check,
+                "Accept any Host and Origin header (disables DNS-rebinding protection)");
+  run->add_option("--connect-timeout", run_options.connect_timeout_s,
+                  "Seconds to connect to an --upstream server")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  run->add_option("--request-timeout", run_options.request_timeout_s,
+                  "Seconds to wait for an --upstream server's answer to one request")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  run->add_option("command", run_options.command,
+                  "After --: the MCP server command to run as a child process");
+
+  std::vector<std::string> validate_files;
+  CLI::App* validate = app.add_subcommand(
+      "validate", "Check policy files; print every problem as FILE:LINE:COLUMN: message");
+  validate->add_option("files", validate_files, "Policy files")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  if (!InitLogging(log_level)) return kExitUsage;
+
+  if (*run) return RunCommand(run_options);
+  if (*validate) return ValidateCommand(validate_files);
+  return kExitUsage;
+}
+
+}  // namespace tw::app

@@ -1,0 +1,238 @@
+#include "transport/child_upstream.h"
+
+#define BOOST_PROCESS_USE_STD_FS 1
+#include <type_traits>
+
+#include <boost/optional.hpp>
+#include <boost/type_traits.hpp>
+#include <deque>
+#include <optional>
+
+#include <boost/asio.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/process/v2.hpp>
+#include <spdlog/spdlog.h>
+
+#include "transport/framing.h"
+
+namespace tw::transport {
+
+namespace asio = boost::asio;
+namespace bp = boost::process::v2;
+using namespace std::chrono_literals;
+using asio::awaitable;
+using asio::use_awaitable;
+
+Result<std::string> FindExecutable(const std::string& name) {
+  if (name.empty()) return Fail(Error::InvalidArgument("no upstream command given"));
+  if (name.find('/') != std::string::npos) {
+    if (::access(name.c_str(), X_OK) == 0) return name;
+    return Fail(Error::NotFound("upstream command \"" + name + "\" is not an executable file"));
+  }
+  auto path = bp::environment::find_executable(name);
+  if (path.empty()) {
+    return Fail(Error::NotFound("upstream command \"" + name + "\" was not found on PATH"));
+  }
+  return path.string();
+}
+
+struct ChildUpstream::State : std::enable_shared_from_this<ChildUpstream::State> {
+  State(asio::io_context& io_, ChildOptions options_)
+      : io(io_), options(std::move(options_)), restart_timer(io_) {}
+
+  asio::io_context& io;
+  ChildOptions options;
+  Events events;
+  // The running child, if any. A new generation is created for every (re)start so stale
+  // coroutines of a dead child can tell they are stale.
+  struct Child {
+    explicit Child(asio::io_context& io)
+        : stdin_pipe(io), stdout_pipe(io), stderr_pipe(io) {}
+    asio::writable_pipe stdin_pipe;
+    asio::readable_pipe stdout_pipe;
+    asio::readable_pipe stderr_pipe;
+    std::optional<bp::process> process;
+    std::deque<std::string> outbox;
+    bool writing = false;
+    bool exited = false;
+    int exit_code = -1;
+  };
+  std::shared_ptr<Child> child;
+  asio::steady_timer restart_timer;
+  std::chrono::milliseconds backoff{100};
+  std::chrono::steady_clock::time_point started_at;
+  bool closing = false;
+  bool ever_started = false;
+
+  void Spawn() {
+    auto exe = FindExecutable(options.argv.at(0));
+    if (!exe) {
+      Died(exe.error());
+      return;
+    }
+    auto c = std::make_shared<Child>(io);
+    std::vector<std::string> args(options.argv.begin() + 1, options.argv.end());
+    try {
+      c->process.emplace(io.get_executor(), *exe, args,
+                         bp::process_stdio{c->stdin_pipe, c->stdout_pipe, c->stderr_pipe});
+    } catch (const std::exception& e) {
+      Died(Error::Unavailable("cannot start \"" + options.argv[0] + "\": " + e.what()));
+      return;
+    }
+    spdlog::info("upstream process started: pid {} ({})", c->process->id(), options.argv[0]);
+    child = c;
+    started_at = std::chrono::steady_clock::now();
+    auto self = shared_from_this();
+    asio::co_spawn(io, ReadStdout(self, c), asio::detached);
+    asio::co_spawn(io, ReadStderr(self, c), asio::detached);
+    asio::co_spawn(io, WaitExit(self, c), asio::detached);
+    if (ever_started) {
+      if (events.on_reconnected) events.on_reconnected();
+    }
+    ever_started = true;
+  }
+
+  void Died(const Error& error) {
+    child.reset();
+    if (closing) return;
+    spdlog::warn("upstream: {}; restarting in {} ms", error.message(), backoff.count());
+    if (events.on_disconnected) events.on_disconnected(error);
+    restart_timer.expires_after(backoff);
+    restart_timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec && !self->closing) self->Spawn();
+    });
+    backoff = std::min<std::chrono::milliseconds>(backoff * 2, 30s);
+  }
+
+  static awaitable<void> ReadStdout(std::shared_ptr<State> self, std::shared_ptr<Child> c) {
+    LineFramer framer(
+        self->options.max_message_bytes,
+        [&](std::string_view line) {
+          jsonrpc::Incoming in = jsonrpc::Parse(line);
+          for (auto& item : in.items) {
+            if (!item) {
+              spdlog::warn("upstream wrote an invalid message on stdout ({}): {:.200}",
+                           item.error().message, line);
+              continue;
+            }
+            if (self->child == c && self->events.on_message) {
+              self->events.on_message(std::move(*item), std::nullopt);
+            }
+          }
+        },
+        [&](size_t bytes) {
+          spdlog::warn("upstream wrote a message over the {} byte limit ({} bytes); dropped",
+                       self->options.max_message_bytes, bytes);
+        });
+    std::vector<char> buf(64 * 1024);
+    for (;;) {
+      auto [ec, n] = co_await c->stdout_pipe.async_read_some(
+          asio::buffer(buf), asio::as_tuple(use_awaitable));
+      if (ec) break;
+      framer.Append(std::string_view(buf.data(), n));
+    }
+  }
+
+  static awaitable<void> ReadStderr(std::shared_ptr<State> self, std::shared_ptr<Child> c) {
+    LineFramer framer(
+        64 * 1024, [&](std::string_view line) { spdlog::info("[upstream] {}", line); },
+        [](size_t) {});
+    std::vector<char> buf(8192);
+    for (;;) {
+      auto [ec, n] = co_await c->stderr_pipe.async_read_some(
+          asio::buffer(buf), asio::as_tuple(use_awaitable));
+      if (ec) break;
+      framer.Append(std::string_view(buf.data(), n));
+    }
+    (void)self;
+  }
+
+  static awaitable<void> WaitExit(std::shared_ptr<State> self, std::shared_ptr<Child> c) {
+    auto [ec, code] = co_await c->process->async_wait(asio::as_tuple(use_awaitable));
+    c->exited = true;
+    c->exit_code = ec ? -1 : code;
+    if (self->child != c) co_return;  // shut down on purpose
+    if (std::chrono::steady_clock::now() - self->started_at > 30s) self->backoff = 100ms;
+    self->Died(Error::Unavailable("upstream process exited with status " +
+                                  std::to_string(c->exit_code)));
+  }
+
+  static awaitable<void> Write(std::shared_ptr<State> self, std::shared_ptr<Child> c) {
+    c->writing = true;
+    while (!c->outbox.empty()) {
+      auto [ec, n] = co_await asio::async_write(c->stdin_pipe, asio::buffer(c->outbox.front()),
+                                                asio::as_tuple(use_awaitable));
+      if (ec) {
+        // The process is going away; WaitExit reports it.
+        c->outbox.clear();
+        break;
+      }
+      c->outbox.pop_front();
+    }
+    c->writing = false;
+    (void)self;
+  }
+
+  static awaitable<void> Shutdown(std::shared_ptr<State> self, std::shared_ptr<Child> c) {
+    using namespace asio::experimental::awaitable_operators;
+    boost::system::error_code ignored;
+    c->stdin_pipe.close(ignored);
+    auto wait_for_exit = [&](std::chrono::milliseconds d) -> awaitable<bool> {
+      asio::steady_timer t(self->io);
+      for (auto deadline = std::chrono::steady_clock::now() + d;
+           !c->exited && std::chrono::steady_clock::now() < deadline;) {
+        t.expires_after(20ms);
+        co_await t.async_wait(asio::as_tuple(use_awaitable));
+      }
+      co_return c->exited;
+    };
+    if (co_await wait_for_exit(self->options.shutdown_grace)) co_return;
+    spdlog::info("upstream process did not exit after stdin closed; sending SIGTERM");
+    c->process->request_exit(ignored);
+    if (co_await wait_for_exit(self->options.shutdown_grace)) co_return;
+    spdlog::warn("upstream process ignored SIGTERM; sending SIGKILL");
+    c->process->terminate(ignored);
+  }
+};
+
+ChildUpstream::ChildUpstream(asio::io_context& io, ChildOptions options)
+    : state_(std::make_shared<State>(io, std::move(options))) {}
+
+ChildUpstream::~ChildUpstream() { Close(); }
+
+void ChildUpstream::Start(Events events) {
+  state_->events = std::move(events);
+  state_->Spawn();
+}
+
+void ChildUpstream::Send(jsonrpc::Message msg) {
+  auto& c = state_->child;
+  if (!c || state_->closing) {
+    if (msg.IsRequest() && state_->events.on_request_failed) {
+      // Answer on a later turn: callers do not expect re-entrant events from Send().
+      asio::post(state_->io, [s = state_, id = msg.id] {
+        if (!s->closing && s->events.on_request_failed) {
+          s->events.on_request_failed(id, Error::Unavailable("upstream process is not running"),
+                                      false);
+        }
+      });
+    }
+    return;
+  }
+  std::string line = jsonrpc::Serialize(msg);
+  line.push_back('\n');
+  c->outbox.push_back(std::move(line));
+  if (!c->writing) asio::co_spawn(state_->io, State::Write(state_, c), asio::detached);
+}
+
+void ChildUpstream::Close() {
+  if (state_->closing) return;
+  state_->closing = true;
+  state_->events = Events{};
+  state_->restart_timer.cancel();
+  if (auto c = std::move(state_->child)) {
+    if (!c->exited) asio::co_spawn(state_->io, State::Shutdown(state_, c), asio::detached);
+  }
+}
+
+}  // namespace tw::transport

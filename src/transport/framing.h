@@ -1,0 +1,77 @@
+// Byte-stream framing, free of I/O so it can be tested and fuzzed directly:
+//   - LineFramer: newline-delimited JSON-RPC (MCP stdio transport);
+//   - SseEncoder helpers and SseParser: Server-Sent Events (Streamable HTTP, legacy SSE).
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace tw::transport {
+
+// Splits a byte stream into lines. A line longer than `max_line` bytes is not buffered: it is
+// reported once through `on_oversize` and skipped up to its newline. Empty lines are ignored;
+// a trailing '\r' is removed.
+class LineFramer {
+ public:
+  using LineFn = std::function<void(std::string_view line)>;
+  using OversizeFn = std::function<void(size_t bytes_so_far)>;
+
+  LineFramer(size_t max_line, LineFn on_line, OversizeFn on_oversize)
+      : max_line_(max_line), on_line_(std::move(on_line)), on_oversize_(std::move(on_oversize)) {}
+
+  void Append(std::string_view data);
+
+ private:
+  size_t max_line_;
+  LineFn on_line_;
+  OversizeFn on_oversize_;
+  std::string buffer_;
+  bool discarding_ = false;
+};
+
+// One SSE event as received.
+struct SseEvent {
+  std::string id;     // empty when the event had no id field
+  std::string event;  // empty means "message"
+  std::string data;   // data lines joined with '\n'
+  std::optional<long> retry_ms;
+};
+
+// Formats one event. `data` may contain newlines (each line becomes a data: field).
+std::string FormatSseEvent(std::string_view id, std::string_view data,
+                           std::string_view event = {});
+// A priming event: an id and an empty data field, with a reconnection delay (SEP-1699).
+std::string FormatSsePriming(std::string_view id, long retry_ms);
+// A comment line that keeps idle connections and proxies from timing out.
+inline constexpr std::string_view kSseKeepAlive = ": keep-alive\n\n";
+
+// Incremental SSE parser (WHATWG EventSource rules: \n, \r\n or \r line ends; comments; events
+// dispatched at a blank line; events with no data are not dispatched). An event larger than
+// `max_event` bytes makes Append return false and the stream must be dropped.
+class SseParser {
+ public:
+  using EventFn = std::function<void(SseEvent event)>;
+  SseParser(size_t max_event, EventFn on_event)
+      : max_event_(max_event), on_event_(std::move(on_event)) {}
+
+  [[nodiscard]] bool Append(std::string_view data);
+  // The id of the last event seen, for Last-Event-ID on reconnect.
+  const std::string& last_event_id() const { return last_event_id_; }
+
+ private:
+  void Line(std::string_view line);
+
+  size_t max_event_;
+  EventFn on_event_;
+  std::string line_;
+  bool skip_lf_ = false;
+  SseEvent current_;
+  bool has_data_ = false;
+  size_t event_bytes_ = 0;
+  std::string last_event_id_;
+};
+
+}  // namespace tw::transport

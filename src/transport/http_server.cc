@@ -1,0 +1,822 @@
+#include "transport/http_server.h"
+
+#include <charconv>
+#include <deque>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/url/parse.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/random.h"
+#include "mcp/protocol.h"
+#include "transport/framing.h"
+
+namespace tw::transport {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::awaitable;
+using asio::use_awaitable;
+using tcp = asio::ip::tcp;
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::string_view kSessionHeader = "Mcp-Session-Id";
+constexpr std::string_view kVersionHeader = "MCP-Protocol-Version";
+
+// SEP-1699 priming events exist from this revision on; older clients are not sent them.
+bool WantsPriming(std::string_view version) { return version >= "2025-11-25"; }
+
+std::string JsonRpcErrorBody(int code, std::string_view message) {
+  return jsonrpc::Serialize(jsonrpc::MakeError(nullptr, code, message));
+}
+
+// Reads an event id of ours, "<stream>_<seq>".
+bool ParseEventId(std::string_view id, uint64_t& stream, uint64_t& seq) {
+  size_t underscore = id.find('_');
+  if (underscore == std::string_view::npos) return false;
+  auto a = std::from_chars(id.data(), id.data() + underscore, stream);
+  auto b = std::from_chars(id.data() + underscore + 1, id.data() + id.size(), seq);
+  return a.ec == std::errc() && a.ptr == id.data() + underscore && b.ec == std::errc() &&
+         b.ptr == id.data() + id.size();
+}
+
+bool AcceptsType(std::string_view accept, std::string_view type) {
+  return accept.find(type) != std::string_view::npos || accept.find("*/*") != std::string_view::npos;
+}
+
+// What one open HTTP response waits on: SSE events (or one JSON answer) pushed by the session.
+struct StreamWriter {
+  explicit StreamWriter(asio::any_io_executor ex) : wake(ex, Clock::time_point::max()) {}
+  struct Item {
+    uint64_t seq = 0;         // position in its stream (0: not a stored event)
+    std::string event_id;     // the SSE id field; empty for none
+    std::string event_name;   // the SSE event field; empty for "message"
+    std::string data;
+    bool is_response = false;
+  };
+  std::deque<Item> queue;
+  bool done = false;      // no more items will come: flush and end the response
+  bool detached = false;  // the connection went away
+  asio::steady_timer wake;
+
+  void Push(Item item) {
+    queue.push_back(std::move(item));
+    wake.cancel();
+  }
+  void Finish() {
+    done = true;
+    wake.cancel();
+  }
+};
+
+}  // namespace
+
+// One MCP session over HTTP: the relay plus the streams its messages travel on.
+class HttpMcpSession : public gateway::ClientSink {
+ public:
+  HttpMcpSession(std::string id, bool legacy, std::unique_ptr<gateway::Upstream> upstream,
+                 const gateway::ToolCallGuard& guard, size_t max_events)
+      : id_(std::move(id)),
+        legacy_(legacy),
+        max_events_(max_events),
+        relay_(id_, std::move(upstream), guard, *this) {
+    streams_[0].id = 0;
+  }
+  ~HttpMcpSession() override { Close(); }
+
+  struct Stream {
+    uint64_t id = 0;
+    std::unordered_set<std::string> open_requests;  // client id keys not yet answered
+    std::shared_ptr<StreamWriter> writer;
+    uint64_t next_seq = 1;
+    std::deque<std::pair<uint64_t, StreamWriter::Item>> events;  // for resumption
+  };
+
+  const std::string& id() const { return id_; }
+  bool legacy() const { return legacy_; }
+  gateway::Session& relay() { return relay_; }
+  Clock::time_point last_active() const { return last_active_; }
+  void Touch() { last_active_ = Clock::now(); }
+  bool closed() const { return closed_; }
+
+  // True while some connection is attached or some request awaits its answer.
+  bool Busy() const {
+    for (const auto& [sid, s] : streams_) {
+      if (s.writer || !s.open_requests.empty()) return true;
+    }
+    return false;
+  }
+
+  // Opens a stream for the requests of one POST. Returns its id.
+  uint64_t OpenStream(std::shared_ptr<StreamWriter> writer) {
+    uint64_t sid = next_stream_++;
+    Stream& s = streams_[sid];
+    s.id = sid;
+    s.writer = std::move(writer);
+    // Keep a bounded number of finished streams for resumption.
+    while (streams_.size() > 64) {
+      auto victim = std::find_if(streams_.begin(), streams_.end(), [](const auto& kv) {
+        return kv.first != 0 && kv.second.open_requests.empty() && !kv.second.writer;
+      });
+      if (victim == streams_.end()) break;
+      streams_.erase(victim);
+    }
+    return sid;
+  }
+
+  bool IsPending(const json::value& client_id) const {
+    return request_stream_.contains(json::serialize(client_id));
+  }
+  void AddRequest(uint64_t sid, const json::value& client_id) {
+    std::string key = json::serialize(client_id);
+    streams_[sid].open_requests.insert(key);
+    request_stream_[key] = sid;
+  }
+
+  // Delivers a message produced locally (not by the relay) on a given stream.
+  void DeliverOn(uint64_t sid, const jsonrpc::Message& msg) { Push(streams_[sid], msg); }
+
+  void Deliver(const jsonrpc::Message& msg, const std::optional<json::value>& related) override {
+    if (closed_) return;
+    if (legacy_) {
+      Push(streams_[0], msg);
+      return;
+    }
+    if (msg.IsResponse()) {
+      auto it = request_stream_.find(json::serialize(msg.id));
+      if (it != request_stream_.end()) {
+        Push(streams_[it->second], msg);
+        return;
+      }
+    }
+    Push(PickStream(related), msg);
+  }
+
+  // Attaches a connection to a stream (GET). Returns false if one is attached already.
+  // Events after `after_seq` are replayed into the writer.
+  enum class Attach { kOk, kBusy, kUnknown };
+  Attach AttachWriter(uint64_t sid, uint64_t after_seq, const std::shared_ptr<StreamWriter>& w) {
+    auto it = streams_.find(sid);
+    if (it == streams_.end()) return Attach::kUnknown;
+    Stream& s = it->second;
+    if (s.writer && !s.writer->detached) return Attach::kBusy;
+    for (auto& [seq, item] : s.events) {
+      if (seq > after_seq) w->Push(item);
+    }
+    if (sid != 0 && s.open_requests.empty()) {
+      w->Finish();  // everything it will ever carry was replayed
+      return Attach::kOk;
+    }
+    s.writer = w;
+    return Attach::kOk;
+  }
+
+  // The connection serving `sid` is gone (or finished): stop writing to it.
+  void DetachWriter(uint64_t sid, const std::shared_ptr<StreamWriter>& w) {
+    auto it = streams_.find(sid);
+    if (it != streams_.end() && it->second.writer == w) it->second.writer.reset();
+  }
+
+  // The highest sequence number a stream has used (for priming event ids).
+  uint64_t LastSeq(uint64_t sid) { return streams_[sid].next_seq - 1; }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    relay_.Close();
+    for (auto& [sid, s] : streams_) {
+      if (s.writer) s.writer->Finish();
+    }
+  }
+
+ private:
+  // Where a message that is not the answer to a request goes: the stream of the request it
+  // relates to, else the GET stream, else the newest open POST stream, else the GET stream's
+  // buffer (delivered when a GET stream opens).
+  Stream& PickStream(const std::optional<json::value>& related) {
+    if (related) {
+      auto it = request_stream_.find(json::serialize(*related));
+      if (it != request_stream_.end()) {
+        Stream& s = streams_[it->second];
+        if (s.writer) return s;
+      }
+    }
+    Stream& standalone = streams_[0];
+    if (standalone.writer) return standalone;
+    for (auto it = streams_.rbegin(); it != streams_.rend(); ++it) {
+      if (it->first != 0 && it->second.writer && !it->second.open_requests.empty()) {
+        return it->second;
+      }
+    }
+    return standalone;
+  }
+
+  void Push(Stream& s, const jsonrpc::Message& msg) {
+    StreamWriter::Item item;
+    const uint64_t seq = s.next_seq++;
+    item.seq = seq;
+    if (legacy_) {
+      item.event_name = "message";  // the 2024-11-05 transport names its events, without ids
+    } else {
+      item.event_id = std::to_string(s.id) + "_" + std::to_string(seq);
+    }
+    item.data = jsonrpc::Serialize(msg);
+    item.is_response = msg.IsResponse();
+    bool finished = false;
+    if (item.is_response) {
+      std::string key = json::serialize(msg.id);
+      if (s.open_requests.erase(key)) {
+        request_stream_.erase(key);
+        finished = s.open_requests.empty() && s.id != 0;
+      }
+    }
+    s.events.emplace_back(seq, item);
+    while (s.events.size() > max_events_) s.events.pop_front();
+    if (s.writer) {
+      s.writer->Push(std::move(item));
+      if (finished) {
+        s.writer->Finish();
+        s.writer.reset();
+      }
+    }
+  }
+
+  std::string id_;
+  bool legacy_;
+  size_t max_events_;
+  std::map<uint64_t, Stream> streams_;  // 0: the GET (standalone / legacy) stream
+  std::unordered_map<std::string, uint64_t> request_stream_;  // client id key → stream
+  uint64_t next_stream_ = 1;
+  Clock::time_point last_active_ = Clock::now();
+  bool closed_ = false;
+  // Declared last: its destructor may call back into Deliver.
+  gateway::Session relay_;
+};
+
+class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
+ public:
+  Impl(asio::io_context& io, HttpServerOptions options, UpstreamFactory upstreams,
+       const gateway::ToolCallGuard& guard)
+      : io_(io),
+        options_(std::move(options)),
+        upstreams_(std::move(upstreams)),
+        guard_(guard),
+        acceptor_(io),
+        sweep_timer_(io) {}
+
+  Result<uint16_t> Listen(const std::string& host, uint16_t port) {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(host, ec);
+    if (ec) return Fail(Error::InvalidArgument("invalid listen address \"" + host + "\""));
+    tcp::endpoint endpoint(address, port);
+    acceptor_.open(endpoint.protocol(), ec);
+    if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(endpoint, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Fail(Error::Unavailable("cannot listen on " + host + ":" + std::to_string(port) +
+                                     ": " + ec.message()));
+    }
+    if (!address.is_loopback()) {
+      spdlog::warn("listening on non-loopback address {}: anyone who can reach it can use the "
+                   "upstream server within the policy",
+                   host);
+    }
+    asio::co_spawn(io_, AcceptLoop(shared_from_this()), asio::detached);
+    ScheduleSweep();
+    return acceptor_.local_endpoint().port();
+  }
+
+  void Stop() {
+    stopped_ = true;
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    sweep_timer_.cancel();
+    auto sessions = std::move(sessions_);
+    sessions_.clear();
+    for (auto& [id, s] : sessions) s->Close();
+    for (auto* socket : connections_) socket->close(ignored);
+  }
+
+  size_t session_count() const { return sessions_.size(); }
+
+ private:
+  using Request = http::request<http::string_body>;
+  using Response = http::response<http::string_body>;
+
+  static awaitable<void> AcceptLoop(std::shared_ptr<Impl> self) {
+    while (!self->stopped_) {
+      auto [ec, socket] = co_await self->acceptor_.async_accept(asio::as_tuple(use_awaitable));
+      if (ec) {
+        if (self->stopped_ || ec == asio::error::operation_aborted) break;
+        spdlog::warn("http: accept failed: {}", ec.message());
+        continue;
+      }
+      asio::co_spawn(self->io_, Connection(self, std::move(socket)), asio::detached);
+    }
+  }
+
+  void ScheduleSweep() {
+    sweep_timer_.expires_after(std::min<std::chrono::milliseconds>(options_.session_idle,
+                                                                   std::chrono::seconds(60)));
+    sweep_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->stopped_) return;
+      const auto now = Clock::now();
+      for (auto it = self->sessions_.begin(); it != self->sessions_.end();) {
+        auto& s = it->second;
+        if (!s->Busy() && now - s->last_active() > self->options_.session_idle) {
+          spdlog::info("http: session {} idle; closing it", it->first.substr(0, 8));
+          s->Close();
+          it = self->sessions_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      self->ScheduleSweep();
+    });
+  }
+
+  Response MakeResponse(const Request& req, http::status status, std::string body = {},
+                        std::string_view content_type = "application/json") {
+    Response res{status, req.version()};
+    res.set(http::field::server, "toolwarden");
+    if (!body.empty()) res.set(http::field::content_type, content_type);
+    AddCors(req, res);
+    res.keep_alive(req.keep_alive());
+    res.body() = std::move(body);
+    res.prepare_payload();
+    return res;
+  }
+
+  Response ErrorResponse(const Request& req, http::status status, int code,
+                         std::string_view message) {
+    return MakeResponse(req, status, JsonRpcErrorBody(code, message));
+  }
+
+  template <typename Res>
+  void AddCors(const Request& req, Res& res) {
+    auto origin = req[http::field::origin];
+    if (origin.empty()) return;
+    res.set(http::field::access_control_allow_origin, origin);
+    res.set(http::field::vary, "Origin");
+    res.set(http::field::access_control_expose_headers, "Mcp-Session-Id");
+  }
+
+  static awaitable<void> Connection(std::shared_ptr<Impl> self, tcp::socket socket) {
+    beast::tcp_stream stream(std::move(socket));
+    self->connections_.insert(&stream.socket());
+    boost::system::error_code nodelay_ec;
+    stream.socket().set_option(tcp::no_delay(true), nodelay_ec);
+    beast::flat_buffer buffer;
+    try {
+      for (;;) {
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(static_cast<uint32_t>(self->options_.max_header_bytes));
+        parser.body_limit(self->options_.max_body_bytes);
+        stream.expires_after(self->options_.read_timeout);
+        auto [ec, n] = co_await http::async_read(stream, buffer, parser,
+                                                 asio::as_tuple(use_awaitable));
+        if (ec == http::error::body_limit || ec == http::error::header_limit) {
+          Request req;
+          req.version(11);
+          bool body = ec == http::error::body_limit;
+          Response res = self->ErrorResponse(
+              req, body ? http::status::payload_too_large
+                        : http::status::request_header_fields_too_large,
+              jsonrpc::kInvalidRequest,
+              body ? "Request body exceeds " + std::to_string(self->options_.max_body_bytes) +
+                         " bytes"
+                   : "Request headers exceed " +
+                         std::to_string(self->options_.max_header_bytes) + " bytes");
+          res.keep_alive(false);
+          stream.expires_after(self->options_.write_timeout);
+          co_await http::async_write(stream, res, asio::as_tuple(use_awaitable));
+          break;
+        }
+        if (ec) break;  // closed, timed out (slow client) or garbage: drop the connection
+        Request req = parser.release();
+        bool keep = co_await self->Handle(stream, req);
+        if (!keep || !req.keep_alive() || self->stopped_) break;
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("http: connection error: {}", e.what());
+    }
+    self->connections_.erase(&stream.socket());
+    boost::system::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream.socket().close(ignored);
+  }
+
+  // Handles one request. Returns false when the connection must close.
+  awaitable<bool> Handle(beast::tcp_stream& stream, Request& req) {
+    std::string_view target = req.target();
+    std::string_view path = target.substr(0, target.find('?'));
+
+    if (!options_.origins.HostAllowed(req[http::field::host]) ||
+        !options_.origins.OriginAllowed(req[http::field::origin])) {
+      spdlog::warn("http: refused {} {} from Host \"{}\" Origin \"{}\"",
+                   std::string(req.method_string()), std::string(path),
+                   std::string(req[http::field::host]), std::string(req[http::field::origin]));
+      co_return co_await Send(stream, ErrorResponse(req, http::status::forbidden,
+                                                    jsonrpc::kConnectionClosed,
+                                                    "Forbidden: Host or Origin not allowed"));
+    }
+    if (path == "/healthz") {
+      co_return co_await Send(stream, MakeResponse(req, http::status::ok, "ok\n", "text/plain"));
+    }
+    if (req.method() == http::verb::options) {
+      Response res = MakeResponse(req, http::status::no_content);
+      res.set(http::field::access_control_allow_methods, "GET, POST, DELETE, OPTIONS");
+      res.set(http::field::access_control_allow_headers,
+              "Content-Type, Accept, Authorization, Mcp-Session-Id, MCP-Protocol-Version, "
+              "Last-Event-ID");
+      res.set(http::field::access_control_max_age, "86400");
+      co_return co_await Send(stream, std::move(res));
+    }
+    if (path == "/mcp" || path == "/mcp/") {
+      switch (req.method()) {
+        case http::verb::post:
+          co_return co_await HandlePost(stream, req);
+        case http::verb::get:
+          co_return co_await HandleGet(stream, req);
+        case http::verb::delete_:
+          co_return co_await HandleDelete(stream, req);
+        default: {
+          Response res = ErrorResponse(req, http::status::method_not_allowed,
+                                       jsonrpc::kConnectionClosed, "Method not allowed");
+          res.set(http::field::allow, "GET, POST, DELETE, OPTIONS");
+          co_return co_await Send(stream, std::move(res));
+        }
+      }
+    }
+    if (path == "/sse" && req.method() == http::verb::get) {
+      co_return co_await HandleLegacySse(stream, req);
+    }
+    if (path == "/messages" && req.method() == http::verb::post) {
+      co_return co_await HandleLegacyPost(stream, req);
+    }
+    co_return co_await Send(stream, ErrorResponse(req, http::status::not_found,
+                                                  jsonrpc::kConnectionClosed, "Not found"));
+  }
+
+  awaitable<bool> Send(beast::tcp_stream& stream, Response res) {
+    stream.expires_after(options_.write_timeout);
+    auto [ec, n] = co_await http::async_write(stream, res, asio::as_tuple(use_awaitable));
+    co_return !ec && res.keep_alive();
+  }
+
+  // Looks up the session a request names. On failure `error` holds the response to send.
+  std::shared_ptr<HttpMcpSession> FindSession(const Request& req, std::optional<Response>& error) {
+    auto header = req[kSessionHeader];
+    if (header.empty()) {
+      error = ErrorResponse(req, http::status::bad_request, jsonrpc::kConnectionClosed,
+                            "Bad Request: Mcp-Session-Id header is required");
+      return nullptr;
+    }
+    auto it = sessions_.find(std::string(header));
+    if (it == sessions_.end() || it->second->legacy()) {
+      error = ErrorResponse(req, http::status::not_found, jsonrpc::kConnectionClosed,
+                            "Session not found");
+      return nullptr;
+    }
+    auto version = req[kVersionHeader];
+    if (!version.empty() && !mcp::IsSupportedVersion(version)) {
+      error = ErrorResponse(req, http::status::bad_request, jsonrpc::kConnectionClosed,
+                            "Bad Request: Unsupported protocol version " + std::string(version));
+      return nullptr;
+    }
+    it->second->Touch();
+    return it->second;
+  }
+
+  std::shared_ptr<HttpMcpSession> NewSession(bool legacy) {
+    std::string id = RandomHex(16);
+    auto session = std::make_shared<HttpMcpSession>(id, legacy, upstreams_(), guard_,
+                                                    options_.max_events_per_stream);
+    sessions_.emplace(id, session);
+    session->relay().Start();
+    spdlog::info("http: session {} opened{} ({} open)", id.substr(0, 8),
+                 legacy ? " (legacy SSE)" : "", sessions_.size());
+    return session;
+  }
+
+  awaitable<bool> HandlePost(beast::tcp_stream& stream, Request& req) {
+    auto content_type = req[http::field::content_type];
+    if (content_type.find("application/json") == std::string_view::npos) {
+      co_return co_await Send(
+          stream, ErrorResponse(req, http::status::unsupported_media_type,
+                                jsonrpc::kConnectionClosed,
+                                "Unsupported Media Type: Content-Type must be application/json"));
+    }
+    auto accept = req[http::field::accept];
+    if (!AcceptsType(accept, "application/json") || !AcceptsType(accept, "text/event-stream")) {
+      co_return co_await Send(
+          stream, ErrorResponse(req, http::status::not_acceptable, jsonrpc::kConnectionClosed,
+                                "Not Acceptable: Client must accept both application/json and "
+                                "text/event-stream"));
+    }
+    jsonrpc::Incoming in = jsonrpc::Parse(req.body());
+    if (!in.is_batch && !in.items[0]) {
+      co_return co_await Send(stream, MakeResponse(req, http::status::bad_request,
+                                                   jsonrpc::Serialize(
+                                                       jsonrpc::MakeError(in.items[0].error()))));
+    }
+    bool has_initialize = false;
+    for (auto& item : in.items) {
+      if (item && item->IsRequest() && item->method == mcp::method::kInitialize) {
+        has_initialize = true;
+      }
+    }
+
+    std::shared_ptr<HttpMcpSession> session;
+    if (has_initialize) {
+      if (in.is_batch) {
+        co_return co_await Send(
+            stream, ErrorResponse(req, http::status::bad_request, jsonrpc::kInvalidRequest,
+                                  "Invalid Request: initialize must not be part of a batch"));
+      }
+      if (!req[kSessionHeader].empty() && sessions_.contains(std::string(req[kSessionHeader]))) {
+        co_return co_await Send(
+            stream, ErrorResponse(req, http::status::bad_request, jsonrpc::kInvalidRequest,
+                                  "Invalid Request: Server already initialized"));
+      }
+      if (sessions_.size() >= options_.max_sessions) {
+        co_return co_await Send(
+            stream, ErrorResponse(req, http::status::service_unavailable,
+                                  jsonrpc::kConnectionClosed,
+                                  "Too many sessions; try again later"));
+      }
+      session = NewSession(false);
+    } else {
+      std::optional<Response> error;
+      session = FindSession(req, error);
+      if (!session) co_return co_await Send(stream, std::move(*error));
+    }
+
+    bool has_requests = false;
+    for (auto& item : in.items) {
+      if (!item || item->IsRequest()) has_requests = true;
+    }
+    if (!has_requests) {
+      for (auto& item : in.items) session->relay().HandleClientMessage(std::move(*item));
+      Response res = MakeResponse(req, http::status::accepted);
+      res.set(kSessionHeader, session->id());
+      co_return co_await Send(stream, std::move(res));
+    }
+
+    auto writer = std::make_shared<StreamWriter>(stream.get_executor());
+    const uint64_t sid = session->OpenStream(writer);
+    std::vector<jsonrpc::Message> to_relay;
+    for (auto& item : in.items) {
+      if (!item) {
+        session->DeliverOn(sid, jsonrpc::MakeError(item.error()));
+        continue;
+      }
+      if (item->IsRequest()) {
+        if (session->IsPending(item->id)) {
+          session->DeliverOn(sid, jsonrpc::MakeError(
+                                      item->id, jsonrpc::kInvalidRequest,
+                                      "Invalid Request: id " + jsonrpc::IdToString(item->id) +
+                                          " is already in use by a pending request"));
+          continue;
+        }
+        session->AddRequest(sid, item->id);
+      }
+      to_relay.push_back(std::move(*item));
+    }
+    for (auto& m : to_relay) session->relay().HandleClientMessage(std::move(m));
+    // A batch of only invalid items answered everything already.
+    if (writer->queue.size() >= in.items.size() && !writer->done) {
+      bool all_errors = true;
+      for (auto& item : in.items) all_errors = all_errors && !item;
+      if (all_errors) writer->Finish();
+    }
+    co_return co_await WriteStream(stream, req, session, sid, writer, in.is_batch);
+  }
+
+  // Writes what `writer` receives: as a single JSON body if the answer comes first, else as
+  // an SSE stream. Returns whether the connection may be reused.
+  awaitable<bool> WriteStream(beast::tcp_stream& stream, const Request& req,
+                              std::shared_ptr<HttpMcpSession> session, uint64_t sid,
+                              std::shared_ptr<StreamWriter> writer, bool batch,
+                              bool force_sse = false) {
+    // Lazy choice between JSON and SSE.
+    if (!force_sse) {
+      writer->wake.expires_after(options_.keepalive);
+      while (writer->queue.empty() && !writer->done) {
+        auto [ec] = co_await writer->wake.async_wait(asio::as_tuple(use_awaitable));
+        if (!ec) break;  // the keep-alive interval passed with nothing to send
+        writer->wake.expires_after(options_.keepalive);
+      }
+      if (!batch && writer->done && writer->queue.size() == 1 && writer->queue.front().is_response) {
+        Response res = MakeResponse(req, http::status::ok, std::move(writer->queue.front().data));
+        res.set(kSessionHeader, session->id());
+        writer->queue.clear();
+        co_return co_await Send(stream, std::move(res));
+      }
+      if (!batch && writer->done && writer->queue.empty()) {
+        // The session closed before anything was sent.
+        co_return co_await Send(stream, ErrorResponse(req, http::status::not_found,
+                                                      jsonrpc::kConnectionClosed,
+                                                      "Session closed"));
+      }
+    }
+
+    http::response<http::empty_body> res{http::status::ok, req.version()};
+    res.set(http::field::server, "toolwarden");
+    res.set(http::field::content_type, "text/event-stream");
+    res.set(http::field::cache_control, "no-cache, no-transform");
+    res.set(kSessionHeader, session->id());
+    res.set("X-Accel-Buffering", "no");
+    AddCors(req, res);
+    res.chunked(true);
+    res.keep_alive(req.keep_alive());
+    http::response_serializer<http::empty_body> sr{res};
+    stream.expires_after(options_.write_timeout);
+    auto [hec, hn] = co_await http::async_write_header(stream, sr, asio::as_tuple(use_awaitable));
+    bool ok = !hec;
+    if (ok && !session->legacy() && WantsPriming(session->relay().protocol_version())) {
+      // The priming id points just before the first event this response carries, so a client
+      // that resumes from it misses nothing.
+      const uint64_t before =
+          writer->queue.empty() ? session->LastSeq(sid) : writer->queue.front().seq - 1;
+      std::string priming = FormatSsePriming(std::to_string(sid) + "_" + std::to_string(before),
+                                             options_.sse_retry_ms);
+      ok = co_await WriteChunk(stream, priming);
+    }
+    ok = ok && co_await PumpEvents(stream, writer);
+    session->DetachWriter(sid, writer);
+    writer->detached = true;
+    if (!ok) co_return false;
+    stream.expires_after(options_.write_timeout);
+    auto [ec, n] = co_await asio::async_write(stream, http::make_chunk_last(),
+                                              asio::as_tuple(use_awaitable));
+    co_return !ec && req.keep_alive();
+  }
+
+  // Writes events until the writer is finished; keep-alive comments while idle.
+  awaitable<bool> PumpEvents(beast::tcp_stream& stream, std::shared_ptr<StreamWriter> writer) {
+    for (;;) {
+      while (!writer->queue.empty()) {
+        StreamWriter::Item item = std::move(writer->queue.front());
+        writer->queue.pop_front();
+        if (!co_await WriteChunk(stream,
+                                 FormatSseEvent(item.event_id, item.data, item.event_name))) {
+          co_return false;
+        }
+      }
+      if (writer->done || stopped_) co_return true;
+      writer->wake.expires_after(options_.keepalive);
+      auto [ec] = co_await writer->wake.async_wait(asio::as_tuple(use_awaitable));
+      if (!ec && writer->queue.empty() && !writer->done) {
+        if (!co_await WriteChunk(stream, kSseKeepAlive)) co_return false;
+      }
+    }
+  }
+
+  awaitable<bool> WriteChunk(beast::tcp_stream& stream, std::string_view data) {
+    stream.expires_after(options_.write_timeout);
+    auto [ec, n] = co_await asio::async_write(stream, http::make_chunk(asio::buffer(data)),
+                                              asio::as_tuple(use_awaitable));
+    co_return !ec;
+  }
+
+  awaitable<bool> HandleGet(beast::tcp_stream& stream, Request& req) {
+    if (!AcceptsType(req[http::field::accept], "text/event-stream")) {
+      co_return co_await Send(stream,
+                              ErrorResponse(req, http::status::not_acceptable,
+                                            jsonrpc::kConnectionClosed,
+                                            "Not Acceptable: Client must accept text/event-stream"));
+    }
+    std::optional<Response> error;
+    auto session = FindSession(req, error);
+    if (!session) co_return co_await Send(stream, std::move(*error));
+
+    uint64_t sid = 0, after = 0;
+    auto last_event_id = req["Last-Event-ID"];
+    if (!last_event_id.empty()) {
+      // Our ids are "<stream>_<seq>".
+      if (!ParseEventId(last_event_id, sid, after)) {
+        co_return co_await Send(stream, ErrorResponse(req, http::status::bad_request,
+                                                      jsonrpc::kConnectionClosed,
+                                                      "Bad Request: unknown Last-Event-ID"));
+      }
+    }
+    auto writer = std::make_shared<StreamWriter>(stream.get_executor());
+    switch (session->AttachWriter(sid, after, writer)) {
+      case HttpMcpSession::Attach::kBusy:
+        co_return co_await Send(stream, ErrorResponse(req, http::status::conflict,
+                                                      jsonrpc::kConnectionClosed,
+                                                      "Conflict: Only one SSE stream is allowed "
+                                                      "per session"));
+      case HttpMcpSession::Attach::kUnknown:
+        co_return co_await Send(stream, ErrorResponse(req, http::status::bad_request,
+                                                      jsonrpc::kConnectionClosed,
+                                                      "Bad Request: unknown Last-Event-ID"));
+      case HttpMcpSession::Attach::kOk:
+        break;
+    }
+    co_return co_await WriteStream(stream, req, session, sid, writer, true, true);
+  }
+
+  awaitable<bool> HandleDelete(beast::tcp_stream& stream, Request& req) {
+    std::optional<Response> error;
+    auto session = FindSession(req, error);
+    if (!session) co_return co_await Send(stream, std::move(*error));
+    sessions_.erase(session->id());
+    session->Close();
+    spdlog::info("http: session {} deleted by the client", session->id().substr(0, 8));
+    co_return co_await Send(stream, MakeResponse(req, http::status::ok));
+  }
+
+  awaitable<bool> HandleLegacySse(beast::tcp_stream& stream, Request& req) {
+    if (!AcceptsType(req[http::field::accept], "text/event-stream")) {
+      co_return co_await Send(stream, ErrorResponse(req, http::status::not_acceptable,
+                                                    jsonrpc::kConnectionClosed,
+                                                    "Not Acceptable: text/event-stream"));
+    }
+    if (sessions_.size() >= options_.max_sessions) {
+      co_return co_await Send(stream, ErrorResponse(req, http::status::service_unavailable,
+                                                    jsonrpc::kConnectionClosed,
+                                                    "Too many sessions; try again later"));
+    }
+    auto session = NewSession(true);
+    auto writer = std::make_shared<StreamWriter>(stream.get_executor());
+    writer->Push({0, "", "endpoint", "/messages?sessionId=" + session->id(), false});
+    session->AttachWriter(0, 0, writer);
+    co_await WriteStream(stream, req, session, 0, writer, true, true);
+    // The legacy transport's session lives exactly as long as its stream.
+    sessions_.erase(session->id());
+    session->Close();
+    spdlog::info("http: legacy session {} closed", session->id().substr(0, 8));
+    co_return false;
+  }
+
+  awaitable<bool> HandleLegacyPost(beast::tcp_stream& stream, Request& req) {
+    std::string session_id;
+    auto url = boost::urls::parse_origin_form(req.target());
+    if (url) {
+      auto params = url->params();
+      auto it = params.find("sessionId");
+      if (it != params.end()) session_id = (*it).value;
+    }
+    auto found = sessions_.find(session_id);
+    if (found == sessions_.end() || !found->second->legacy()) {
+      co_return co_await Send(stream, ErrorResponse(req, http::status::not_found,
+                                                    jsonrpc::kConnectionClosed,
+                                                    "Session not found"));
+    }
+    auto session = found->second;
+    session->Touch();
+    jsonrpc::Incoming in = jsonrpc::Parse(req.body());
+    if (!in.is_batch && !in.items[0]) {
+      co_return co_await Send(stream, MakeResponse(req, http::status::bad_request,
+                                                   jsonrpc::Serialize(
+                                                       jsonrpc::MakeError(in.items[0].error()))));
+    }
+    for (auto& item : in.items) {
+      if (!item) {
+        session->DeliverOn(0, jsonrpc::MakeError(item.error()));
+        continue;
+      }
+      session->relay().HandleClientMessage(std::move(*item));
+    }
+    co_return co_await Send(stream, MakeResponse(req, http::status::accepted, "Accepted",
+                                                 "text/plain"));
+  }
+
+  asio::io_context& io_;
+  HttpServerOptions options_;
+  UpstreamFactory upstreams_;
+  const gateway::ToolCallGuard& guard_;
+  tcp::acceptor acceptor_;
+  asio::steady_timer sweep_timer_;
+  std::unordered_map<std::string, std::shared_ptr<HttpMcpSession>> sessions_;
+  std::unordered_set<tcp::socket*> connections_;
+  bool stopped_ = false;
+};
+
+HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, UpstreamFactory upstreams,
+                       const gateway::ToolCallGuard& guard)
+    : impl_(std::make_shared<Impl>(io, std::move(options), std::move(upstreams), guard)) {}
+
+HttpServer::~HttpServer() { impl_->Stop(); }
+
+Result<uint16_t> HttpServer::Listen(const std::string& host, uint16_t port) {
+  return impl_->Listen(host, port);
+}
+
+void HttpServer::Stop() { impl_->Stop(); }
+
+size_t HttpServer::session_count() const { return impl_->session_count(); }
+
+}  // namespace tw::transport

@@ -1,0 +1,583 @@
+#include "transport/http_upstream.h"
+
+#include <deque>
+#include <optional>
+#include <unordered_set>
+
+#include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
+#include <spdlog/spdlog.h>
+
+#include "mcp/protocol.h"
+#include "transport/framing.h"
+
+namespace tw::transport {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using asio::awaitable;
+using asio::use_awaitable;
+using tcp = asio::ip::tcp;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+
+std::string UpstreamUrl::ToString() const {
+  return std::string(tls ? "https://" : "http://") + host + ":" + port + target;
+}
+
+Result<UpstreamUrl> ParseUpstreamUrl(const std::string& text) {
+  auto url = boost::urls::parse_absolute_uri(text);
+  if (!url) return Fail(Error::InvalidArgument("invalid upstream URL \"" + text + "\""));
+  UpstreamUrl out;
+  std::string scheme(url->scheme());
+  if (scheme == "https") {
+    out.tls = true;
+  } else if (scheme != "http") {
+    return Fail(Error::InvalidArgument("upstream URL \"" + text + "\" must be http:// or https://"));
+  }
+  out.host = std::string(url->host_name().empty() ? url->host() : url->host_name());
+  if (out.host.empty()) return Fail(Error::InvalidArgument("upstream URL \"" + text + "\" has no host"));
+  if (out.host.size() > 2 && out.host.front() == '[') out.host = out.host.substr(1, out.host.size() - 2);
+  out.port = url->has_port() ? std::string(url->port()) : (out.tls ? "443" : "80");
+  out.target = std::string(url->encoded_path());
+  if (out.target.empty()) out.target = "/";
+  if (url->has_query()) out.target += "?" + std::string(url->encoded_query());
+  return out;
+}
+
+namespace {
+
+// One HTTP/1.1 connection, plain or TLS.
+struct Conn {
+  std::unique_ptr<beast::tcp_stream> plain;
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;
+  beast::flat_buffer buffer;
+
+  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+};
+
+// What one exchange produced.
+struct Exchange {
+  boost::system::error_code ec;  // transport failure
+  bool sent = false;             // the request was written completely
+  unsigned status = 0;
+  std::string content_type;
+  std::string session_id;
+  std::string body;  // JSON bodies and error bodies (bounded); SSE goes to the callback
+  bool reusable = false;
+};
+
+}  // namespace
+
+struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
+  State(asio::io_context& io_, HttpUpstreamOptions options_)
+      : io(io_), options(std::move(options_)), ssl_ctx(ssl::context::tls_client) {
+    ssl_ctx.set_default_verify_paths();
+    ssl_ctx.set_verify_mode(ssl::verify_peer);
+  }
+
+  asio::io_context& io;
+  HttpUpstreamOptions options;
+  ssl::context ssl_ctx;
+  Events events;
+  bool closed = false;
+  std::string session_id;
+  std::string protocol_version;
+  std::optional<json::value> initialize_id;  // of the initialize request in flight
+  bool get_stream_started = false;
+  std::vector<std::unique_ptr<Conn>> idle;
+  std::unordered_set<Conn*> active;  // connections with an exchange in progress
+  uint64_t generation = 0;  // bumps when the server forgets the session
+
+  // Legacy HTTP+SSE mode.
+  bool legacy = false;
+  std::optional<UpstreamUrl> legacy_endpoint;
+  std::deque<jsonrpc::Message> legacy_queue;
+
+  awaitable<std::unique_ptr<Conn>> Connect(const UpstreamUrl& url, boost::system::error_code& ec) {
+    auto conn = std::make_unique<Conn>();
+    tcp::resolver resolver(io);
+    asio::steady_timer deadline(io);
+    auto [rec, results] = co_await resolver.async_resolve(url.host, url.port,
+                                                          asio::as_tuple(use_awaitable));
+    if (rec) {
+      ec = rec;
+      co_return nullptr;
+    }
+    if (url.tls) {
+      conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io, ssl_ctx);
+      if (!SSL_set_tlsext_host_name(conn->tls->native_handle(), url.host.c_str())) {
+        ec = boost::system::error_code(static_cast<int>(::ERR_get_error()),
+                                       asio::error::get_ssl_category());
+        co_return nullptr;
+      }
+      conn->tls->set_verify_callback(ssl::host_name_verification(url.host));
+    } else {
+      conn->plain = std::make_unique<beast::tcp_stream>(io);
+    }
+    conn->lowest().expires_after(options.connect_timeout);
+    auto [cec, ep] = co_await conn->lowest().async_connect(results, asio::as_tuple(use_awaitable));
+    if (cec) {
+      ec = cec;
+      co_return nullptr;
+    }
+    boost::system::error_code ignored;
+    conn->lowest().socket().set_option(tcp::no_delay(true), ignored);
+    if (conn->tls) {
+      conn->lowest().expires_after(options.connect_timeout);
+      auto [hec] = co_await conn->tls->async_handshake(ssl::stream_base::client,
+                                                       asio::as_tuple(use_awaitable));
+      if (hec) {
+        ec = hec;
+        co_return nullptr;
+      }
+    }
+    co_return conn;
+  }
+
+  http::request<http::string_body> MakeRequest(http::verb verb, const UpstreamUrl& url,
+                                               std::string body) {
+    http::request<http::string_body> req{verb, url.target, 11};
+    req.set(http::field::host,
+            (url.port == "80" || url.port == "443") ? url.host : url.host + ":" + url.port);
+    req.set(http::field::user_agent, "toolwarden");
+    if (verb == http::verb::post) {
+      req.set(http::field::content_type, "application/json");
+      req.set(http::field::accept, "application/json, text/event-stream");
+    } else if (verb == http::verb::get) {
+      req.set(http::field::accept, "text/event-stream");
+    }
+    if (!legacy) {
+      if (!session_id.empty()) req.set("Mcp-Session-Id", session_id);
+      if (!protocol_version.empty()) req.set("MCP-Protocol-Version", protocol_version);
+    }
+    for (const auto& [name, value] : options.headers) req.set(name, value);
+    req.body() = std::move(body);
+    req.keep_alive(true);
+    req.prepare_payload();
+    return req;
+  }
+
+  // Sends `req` on `conn` and reads the answer; SSE events go to `on_event`.
+  template <typename Stream>
+  awaitable<Exchange> Run(Stream& s, Conn& conn, http::request<http::string_body>& req,
+                          const std::function<void(SseEvent)>& on_event,
+                          std::chrono::milliseconds timeout) {
+    Exchange ex;
+    conn.lowest().expires_after(timeout);
+    auto [wec, wn] = co_await http::async_write(s, req, asio::as_tuple(use_awaitable));
+    if (wec) {
+      ex.ec = wec;
+      co_return ex;
+    }
+    ex.sent = true;
+    http::response_parser<http::buffer_body> parser;
+    parser.body_limit(boost::none);
+    parser.header_limit(64 * 1024);
+    conn.lowest().expires_after(timeout);
+    auto [hec, hn] = co_await http::async_read_header(s, conn.buffer, parser,
+                                                      asio::as_tuple(use_awaitable));
+    if (hec) {
+      ex.ec = hec;
+      co_return ex;
+    }
+    auto& head = parser.get();
+    ex.status = head.result_int();
+    ex.content_type = std::string(head[http::field::content_type]);
+    ex.session_id = std::string(head["Mcp-Session-Id"]);
+    const bool sse = ex.content_type.find("text/event-stream") != std::string::npos &&
+                     ex.status / 100 == 2;
+    SseParser sse_parser(options.max_message_bytes, on_event);
+    std::vector<char> chunk(16 * 1024);
+    while (!parser.is_done()) {
+      head.body().data = chunk.data();
+      head.body().size = chunk.size();
+      conn.lowest().expires_after(timeout);
+      auto [rec, rn] = co_await http::async_read(s, conn.buffer, parser,
+                                                 asio::as_tuple(use_awaitable));
+      if (rec == http::error::need_buffer) rec = {};
+      if (rec) {
+        ex.ec = rec;
+        co_return ex;
+      }
+      const size_t got = chunk.size() - head.body().size;
+      std::string_view data(chunk.data(), got);
+      if (sse) {
+        if (!sse_parser.Append(data)) {
+          ex.ec = make_error_code(http::error::body_limit);
+          co_return ex;
+        }
+      } else {
+        if (ex.body.size() + got > options.max_message_bytes) {
+          ex.ec = make_error_code(http::error::body_limit);
+          co_return ex;
+        }
+        ex.body.append(data);
+      }
+    }
+    ex.reusable = parser.keep_alive();
+    co_return ex;
+  }
+
+  // One request/response with a connection from the pool (or a new one). A pooled connection
+  // the server had already closed is retried once on a fresh one.
+  awaitable<Exchange> Perform(const UpstreamUrl& url, http::request<http::string_body> req,
+                              std::function<void(SseEvent)> on_event,
+                              std::optional<std::chrono::milliseconds> timeout = std::nullopt) {
+    const auto silence = timeout.value_or(options.request_timeout);
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      std::unique_ptr<Conn> conn;
+      bool pooled = false;
+      if (&url == &options.url && !idle.empty()) {
+        conn = std::move(idle.back());
+        idle.pop_back();
+        pooled = true;
+      } else {
+        boost::system::error_code ec;
+        conn = co_await Connect(url, ec);
+        if (!conn) {
+          Exchange ex;
+          ex.ec = ec;
+          co_return ex;
+        }
+      }
+      active.insert(conn.get());
+      Exchange ex = conn->tls ? co_await Run(*conn->tls, *conn, req, on_event, silence)
+                              : co_await Run(*conn->plain, *conn, req, on_event, silence);
+      active.erase(conn.get());
+      if (ex.ec && pooled && ex.status == 0) continue;  // stale keep-alive connection
+      if (!ex.ec && ex.reusable && &url == &options.url && idle.size() < 8 && !closed) {
+        idle.push_back(std::move(conn));
+      }
+      co_return ex;
+    }
+    Exchange ex;
+    ex.ec = asio::error::connection_reset;
+    co_return ex;
+  }
+
+  void Deliver(jsonrpc::Message msg, std::optional<json::value> related) {
+    if (closed || !events.on_message) return;
+    if (msg.IsResponse() && initialize_id && msg.id == *initialize_id) {
+      initialize_id.reset();
+      if (msg.kind == jsonrpc::Kind::kResponse && msg.result.is_object()) {
+        if (const json::value* v = msg.result.as_object().if_contains("protocolVersion")) {
+          if (v->is_string()) protocol_version = std::string(v->as_string());
+        }
+      }
+    }
+    events.on_message(std::move(msg), std::move(related));
+  }
+
+  // Parses a body or SSE data into messages and delivers them.
+  bool DeliverText(std::string_view text, const std::optional<json::value>& related,
+                   const json::value* awaited_id) {
+    bool answered = false;
+    jsonrpc::Incoming in = jsonrpc::Parse(text);
+    for (auto& item : in.items) {
+      if (!item) {
+        spdlog::warn("upstream sent an invalid message ({}): {:.200}", item.error().message, text);
+        continue;
+      }
+      if (awaited_id && item->IsResponse() && item->id == *awaited_id) answered = true;
+      Deliver(std::move(*item), related);
+    }
+    return answered;
+  }
+
+  void Fail(const json::value& id, const Error& error, bool sent) {
+    if (closed || !events.on_request_failed) return;
+    events.on_request_failed(id, error, sent);
+  }
+
+  static std::string Describe(const Exchange& ex) {
+    std::string body = ex.body.substr(0, 300);
+    return "HTTP " + std::to_string(ex.status) + (body.empty() ? "" : ": " + body);
+  }
+
+  static awaitable<void> Post(std::shared_ptr<State> self, jsonrpc::Message msg) {
+    if (self->legacy) {
+      co_await PostLegacy(self, std::move(msg));
+      co_return;
+    }
+    const bool is_request = msg.IsRequest();
+    const json::value id = msg.id;
+    const bool is_initialize = is_request && msg.method == mcp::method::kInitialize;
+    const bool is_initialized = msg.method == mcp::method::kInitialized;
+    if (is_initialize) self->initialize_id = id;
+    const uint64_t generation = self->generation;
+
+    bool answered = false;
+    std::string last_event_id;
+    std::optional<json::value> related;
+    if (is_request) related = id;
+    auto on_event = [&](SseEvent e) {
+      if (!e.id.empty()) last_event_id = e.id;
+      if (e.data.empty()) return;  // priming
+      if (self->DeliverText(e.data, related, is_request ? &id : nullptr)) answered = true;
+    };
+    auto req = self->MakeRequest(http::verb::post, self->options.url, jsonrpc::Serialize(msg));
+    Exchange ex = co_await self->Perform(self->options.url, std::move(req), on_event);
+    if (self->closed) co_return;
+
+    if (ex.ec) {
+      if (ex.ec == http::error::body_limit) {
+        if (is_request) self->Fail(id, Error::LimitExceeded("upstream answer exceeds the message "
+                                                            "size limit"), true);
+        co_return;
+      }
+      if (is_request && !answered && ex.sent && !last_event_id.empty()) {
+        co_await Resume(self, id, last_event_id);
+        co_return;
+      }
+      if (is_request && !answered) {
+        const bool timeout = ex.ec == beast::error::timeout;
+        self->Fail(id,
+                   timeout ? Error::Timeout("no answer from " + self->options.url.ToString() +
+                                            " within the request timeout")
+                           : Error::Unavailable("cannot reach " + self->options.url.ToString() +
+                                                ": " + ex.ec.message()),
+                   ex.sent);
+      }
+      co_return;
+    }
+    if (!ex.session_id.empty() && self->session_id.empty()) self->session_id = ex.session_id;
+
+    if (ex.status == 404 && !self->session_id.empty() && !is_initialize &&
+        generation == self->generation) {
+      // The server no longer knows our session: start over, transparently for the client.
+      spdlog::warn("upstream forgot session {}; re-initializing", self->session_id.substr(0, 8));
+      self->session_id.clear();
+      self->get_stream_started = false;
+      ++self->generation;
+      if (self->events.on_disconnected) {
+        self->events.on_disconnected(Error::Unavailable("upstream session expired"));
+      }
+      if (!self->closed && self->events.on_reconnected) self->events.on_reconnected();
+      co_return;
+    }
+    if (is_initialize && (ex.status == 400 || ex.status == 404 || ex.status == 405)) {
+      spdlog::info("upstream answered initialize with HTTP {}; trying the legacy HTTP+SSE "
+                   "transport",
+                   ex.status);
+      self->legacy = true;
+      self->legacy_queue.push_back(std::move(msg));
+      asio::co_spawn(self->io, LegacyStream(self), asio::detached);
+      co_return;
+    }
+    if (ex.status / 100 != 2) {
+      // A JSON-RPC error about our request is the server's answer; anything else is a failure.
+      if (is_request && ex.content_type.find("application/json") != std::string::npos &&
+          self->DeliverText(ex.body, related, &id)) {
+        co_return;
+      }
+      if (is_request) self->Fail(id, Error::Unavailable("upstream refused: " + Describe(ex)), true);
+      else spdlog::warn("upstream refused a {}: {}", msg.method, Describe(ex));
+      co_return;
+    }
+    if (ex.content_type.find("application/json") != std::string::npos && !ex.body.empty()) {
+      if (self->DeliverText(ex.body, related, is_request ? &id : nullptr)) answered = true;
+    }
+    if (is_request && !answered) {
+      if (!last_event_id.empty()) {
+        co_await Resume(self, id, last_event_id);
+      } else {
+        self->Fail(id, Error::Unavailable("upstream ended its response without an answer"), true);
+      }
+      co_return;
+    }
+    if (is_initialized && !self->get_stream_started) {
+      self->get_stream_started = true;
+      asio::co_spawn(self->io, ListenStream(self, self->generation), asio::detached);
+    }
+  }
+
+  // SEP-1699: the server closed the stream before answering; reconnect with Last-Event-ID.
+  static awaitable<void> Resume(std::shared_ptr<State> self, json::value id,
+                                std::string last_event_id) {
+    asio::steady_timer timer(self->io);
+    long retry_ms = 500;
+    for (int attempt = 0; attempt < 5 && !self->closed; ++attempt) {
+      timer.expires_after(std::chrono::milliseconds(retry_ms));
+      co_await timer.async_wait(asio::as_tuple(use_awaitable));
+      if (self->closed) co_return;
+      bool answered = false;
+      auto on_event = [&](SseEvent e) {
+        if (!e.id.empty()) last_event_id = e.id;
+        if (e.retry_ms) retry_ms = std::clamp(*e.retry_ms, 10L, 30000L);
+        if (!e.data.empty() && self->DeliverText(e.data, id, &id)) answered = true;
+      };
+      auto req = self->MakeRequest(http::verb::get, self->options.url, {});
+      req.set("Last-Event-ID", last_event_id);
+      Exchange ex = co_await self->Perform(self->options.url, std::move(req), on_event);
+      if (answered || self->closed) co_return;
+      if (!ex.ec && ex.status / 100 != 2) break;
+    }
+    self->Fail(id, Error::Unavailable("upstream stream broke before the answer and could not be "
+                                      "resumed"),
+               true);
+  }
+
+  // The GET stream for server-initiated messages; reconnects with backoff until closed.
+  static awaitable<void> ListenStream(std::shared_ptr<State> self, uint64_t generation) {
+    asio::steady_timer timer(self->io);
+    std::string last_event_id;
+    auto backoff = 500ms;
+    while (!self->closed && generation == self->generation) {
+      long retry_ms = -1;
+      auto on_event = [&](SseEvent e) {
+        if (!e.id.empty()) last_event_id = e.id;
+        if (e.retry_ms) retry_ms = *e.retry_ms;
+        if (!e.data.empty()) self->DeliverText(e.data, std::nullopt, nullptr);
+      };
+      auto req = self->MakeRequest(http::verb::get, self->options.url, {});
+      if (!last_event_id.empty()) req.set("Last-Event-ID", last_event_id);
+      // A server-initiated stream is idle for long stretches: no request timeout on it.
+      Exchange ex = co_await self->Perform(self->options.url, std::move(req), on_event,
+                                           std::chrono::hours(24));
+      if (self->closed) co_return;
+      if (!ex.ec && (ex.status == 405 || ex.status == 404 || ex.status / 100 == 4)) {
+        spdlog::debug("upstream offers no GET stream (HTTP {})", ex.status);
+        co_return;
+      }
+      timer.expires_after(retry_ms > 0 ? std::chrono::milliseconds(retry_ms)
+                                       : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             backoff));
+      co_await timer.async_wait(asio::as_tuple(use_awaitable));
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, 30s);
+    }
+  }
+
+  // Legacy transport: the GET stream that carries every server message.
+  static awaitable<void> LegacyStream(std::shared_ptr<State> self) {
+    asio::steady_timer timer(self->io);
+    auto backoff = 500ms;
+    bool connected_before = false;
+    while (!self->closed) {
+      bool got_endpoint = false;
+      auto on_event = [&](SseEvent e) {
+        if (e.event == "endpoint") {
+          auto endpoint = self->ResolveEndpoint(e.data);
+          if (!endpoint) {
+            spdlog::error("upstream legacy SSE: {}", endpoint.error().message());
+            return;
+          }
+          self->legacy_endpoint = *endpoint;
+          got_endpoint = true;
+          backoff = 500ms;
+          if (connected_before && self->events.on_reconnected) self->events.on_reconnected();
+          connected_before = true;
+          while (!self->legacy_queue.empty()) {
+            asio::co_spawn(self->io, PostLegacy(self, std::move(self->legacy_queue.front())),
+                           asio::detached);
+            self->legacy_queue.pop_front();
+          }
+          return;
+        }
+        if (e.event.empty() || e.event == "message") {
+          self->DeliverText(e.data, std::nullopt, nullptr);
+        }
+      };
+      auto req = self->MakeRequest(http::verb::get, self->options.url, {});
+      Exchange ex = co_await self->Perform(self->options.url, std::move(req), on_event,
+                                           std::chrono::hours(24));
+      if (self->closed) co_return;
+      self->legacy_endpoint.reset();
+      const std::string why = ex.ec ? ex.ec.message() : Describe(ex);
+      if (!got_endpoint) {
+        // Neither transport works: fail what waits, then keep trying with backoff.
+        for (auto& m : self->legacy_queue) {
+          if (m.IsRequest()) self->Fail(m.id, Error::Unavailable("upstream legacy SSE: " + why), false);
+        }
+        self->legacy_queue.clear();
+      } else if (self->events.on_disconnected) {
+        self->events.on_disconnected(Error::Unavailable("upstream SSE stream ended: " + why));
+      }
+      timer.expires_after(backoff);
+      co_await timer.async_wait(asio::as_tuple(use_awaitable));
+      backoff = std::min<std::chrono::milliseconds>(backoff * 2, 30s);
+    }
+  }
+
+  static awaitable<void> PostLegacy(std::shared_ptr<State> self, jsonrpc::Message msg) {
+    if (!self->legacy_endpoint) {
+      self->legacy_queue.push_back(std::move(msg));
+      co_return;
+    }
+    const bool is_request = msg.IsRequest();
+    const json::value id = msg.id;
+    UpstreamUrl endpoint = *self->legacy_endpoint;
+    auto req = self->MakeRequest(http::verb::post, endpoint, jsonrpc::Serialize(msg));
+    Exchange ex = co_await self->Perform(endpoint, std::move(req), [](SseEvent) {});
+    if (self->closed || !is_request) co_return;
+    if (ex.ec) {
+      self->Fail(id, Error::Unavailable("cannot reach upstream: " + ex.ec.message()), ex.sent);
+    } else if (ex.status / 100 != 2) {
+      self->Fail(id, Error::Unavailable("upstream refused: " + Describe(ex)), true);
+    }
+  }
+
+  // The endpoint event's URL, relative to the server URL; it must stay on the same origin.
+  Result<UpstreamUrl> ResolveEndpoint(const std::string& data) {
+    UpstreamUrl out = options.url;
+    if (data.starts_with("http://") || data.starts_with("https://")) {
+      auto parsed = ParseUpstreamUrl(data);
+      if (!parsed) return parsed;
+      if (parsed->host != out.host || parsed->port != out.port || parsed->tls != out.tls) {
+        return tw::Fail(Error::InvalidArgument("endpoint \"" + data + "\" is on another origin"));
+      }
+      return parsed;
+    }
+    if (data.starts_with("/")) {
+      out.target = data;
+    } else {
+      std::string base = out.target.substr(0, out.target.find('?'));
+      out.target = base.substr(0, base.rfind('/') + 1) + data;
+    }
+    return out;
+  }
+
+  static awaitable<void> DeleteSession(std::shared_ptr<State> self) {
+    auto req = self->MakeRequest(http::verb::delete_, self->options.url, {});
+    co_await self->Perform(self->options.url, std::move(req), [](SseEvent) {}, 2s);
+    self->idle.clear();
+  }
+};
+
+HttpUpstream::HttpUpstream(asio::io_context& io, HttpUpstreamOptions options)
+    : state_(std::make_shared<State>(io, std::move(options))) {}
+
+HttpUpstream::~HttpUpstream() { Close(); }
+
+void HttpUpstream::Start(Events events) { state_->events = std::move(events); }
+
+void HttpUpstream::Send(jsonrpc::Message msg) {
+  if (state_->closed) return;
+  asio::co_spawn(state_->io, State::Post(state_, std::move(msg)), asio::detached);
+}
+
+void HttpUpstream::Close() {
+  if (state_->closed) return;
+  // Tell the server the session is over (best effort); nothing is reported after this.
+  const bool had_session = !state_->session_id.empty() && !state_->legacy;
+  state_->events = Events{};
+  // Abort every exchange in progress (the GET stream above all) so nothing outlives us.
+  for (Conn* c : state_->active) {
+    boost::system::error_code ignored;
+    c->lowest().socket().cancel(ignored);
+    c->lowest().socket().close(ignored);
+  }
+  state_->idle.clear();
+  if (had_session) {
+    asio::co_spawn(state_->io, State::DeleteSession(state_), asio::detached);
+  }
+  state_->closed = true;
+}
+
+}  // namespace tw::transport

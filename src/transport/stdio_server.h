@@ -1,0 +1,44 @@
+// StdioServer: the client side over stdio. Reads newline-delimited JSON-RPC from stdin, writes
+// to stdout (nothing else is ever written there), and relays through one gateway::Session.
+//
+// Malformed input is answered (-32700 / -32600, id null when unreadable) and never forwarded;
+// a line over the size limit is skipped and answered with -32600. On stdin EOF the session is
+// closed (the upstream shut down cleanly) and Run's io_context runs out of work.
+//
+// Thread: the io_context's. If stdin cannot be polled (a regular file), a reader thread
+// blocks on it and posts lines to the io_context.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include <boost/asio/io_context.hpp>
+
+#include "gateway/session.h"
+
+namespace tw::transport {
+
+struct StdioOptions {
+  size_t max_message_bytes = 4 << 20;
+  int in_fd = 0;
+  int out_fd = 1;
+  // Called once when stdin reaches EOF (after the session began shutting down).
+  std::function<void()> on_eof;
+};
+
+class StdioServer {
+ public:
+  StdioServer(boost::asio::io_context& io, StdioOptions options,
+              std::unique_ptr<gateway::Upstream> upstream, const gateway::ToolCallGuard& guard);
+  ~StdioServer();
+
+  // Starts reading stdin and the upstream.
+  void Start();
+
+  class Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace tw::transport

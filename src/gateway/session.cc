@@ -35,6 +35,9 @@ void Session::Close() {
 
 void Session::HandleClientMessage(Message msg) {
   if (closed_) return;
+  if (spdlog::should_log(spdlog::level::trace)) {
+    spdlog::trace("session {} client> {:.500}", id_.substr(0, 8), jsonrpc::Serialize(msg));
+  }
   switch (msg.kind) {
     case jsonrpc::Kind::kRequest:
       if (msg.method == method::kToolsCall) {
@@ -126,6 +129,10 @@ void Session::HandleClientResponse(Message msg) {
 
 void Session::OnUpstreamMessage(Message msg, std::optional<json::value> related) {
   if (closed_) return;
+  if (spdlog::should_log(spdlog::level::trace)) {
+    spdlog::trace("session {} server> {:.500}{}", id_.substr(0, 8), jsonrpc::Serialize(msg),
+                  related ? " (on the stream of " + jsonrpc::IdToString(*related) + ")" : "");
+  }
   if (msg.IsResponse()) {
     OnUpstreamResponse(std::move(msg));
     return;

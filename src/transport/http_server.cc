@@ -653,7 +653,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
                                              options_.sse_retry_ms);
       ok = co_await WriteChunk(stream, priming);
     }
-    ok = ok && co_await PumpEvents(stream, writer);
+    if (ok) ok = co_await PumpEvents(stream, writer);
     session->DetachWriter(sid, writer);
     writer->detached = true;
     if (!ok) co_return false;

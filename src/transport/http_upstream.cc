@@ -191,6 +191,8 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
     ex.status = head.result_int();
     ex.content_type = std::string(head[http::field::content_type]);
     ex.session_id = std::string(head["Mcp-Session-Id"]);
+    // Known before any event of the body is delivered: the client may answer at once.
+    if (!ex.session_id.empty() && session_id.empty() && !legacy) session_id = ex.session_id;
     const bool sse = ex.content_type.find("text/event-stream") != std::string::npos &&
                      ex.status / 100 == 2;
     SseParser sse_parser(options.max_message_bytes, on_event);
@@ -199,7 +201,7 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
       head.body().data = chunk.data();
       head.body().size = chunk.size();
       conn.lowest().expires_after(timeout);
-      auto [rec, rn] = co_await http::async_read(s, conn.buffer, parser,
+      auto [rec, rn] = co_await http::async_read_some(s, conn.buffer, parser,
                                                  asio::as_tuple(use_awaitable));
       if (rec == http::error::need_buffer) rec = {};
       if (rec) {
@@ -248,8 +250,13 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
         }
       }
       active.insert(conn.get());
-      Exchange ex = conn->tls ? co_await Run(*conn->tls, *conn, req, on_event, silence)
-                              : co_await Run(*conn->plain, *conn, req, on_event, silence);
+      // (No co_await inside ?: — GCC 12 miscompiles it.)
+      Exchange ex;
+      if (conn->tls) {
+        ex = co_await Run(*conn->tls, *conn, req, on_event, silence);
+      } else {
+        ex = co_await Run(*conn->plain, *conn, req, on_event, silence);
+      }
       active.erase(conn.get());
       if (ex.ec && pooled && ex.status == 0) continue;  // stale keep-alive connection
       if (!ex.ec && ex.reusable && &url == &options.url && idle.size() < 8 && !closed) {

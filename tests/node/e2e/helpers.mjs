@@ -1,0 +1,107 @@
+// Shared helpers for the end-to-end tests: start the real toolwarden binary and real MCP
+// servers, wait for them with deadlines (never sleeps), stop them by PID.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(here, '../../..');
+export const TOOLWARDEN = process.env.TOOLWARDEN ?? path.join(ROOT, 'build', 'toolwarden');
+export const NODE_MODULES = path.resolve(here, '..', 'node_modules');
+export const EVERYTHING = path.join(NODE_MODULES, '@modelcontextprotocol/server-everything/dist/index.js');
+export const FIXTURES = path.resolve(here, '..', 'fixtures');
+export const POLICIES = path.resolve(here, 'policies');
+
+// Waits until `predicate(text)` holds for the accumulated output of `stream`, or fails after
+// `timeoutMs`. Returns the predicate's value.
+export function waitForOutput(proc, stream, predicate, timeoutMs = 15000, what = 'output') {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; got:\n${text}`));
+    }, timeoutMs);
+    const onData = (chunk) => {
+      text += chunk.toString();
+      const value = predicate(text);
+      if (value) {
+        cleanup();
+        resolve(value);
+      }
+    };
+    const onExit = (code) => {
+      cleanup();
+      reject(new Error(`process exited (${code}) while waiting for ${what}; got:\n${text}`));
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      proc[stream].off('data', onData);
+      proc.off('exit', onExit);
+    };
+    proc[stream].on('data', onData);
+    proc.on('exit', onExit);
+  });
+}
+
+// Collects a process's stderr for assertions and debugging.
+function collectStderr(proc) {
+  proc.stderrText = '';
+  proc.stderr.on('data', (c) => {
+    proc.stderrText += c.toString();
+    if (process.env.TW_E2E_VERBOSE) process.stderr.write(c);
+  });
+}
+
+// Starts `toolwarden run ... --listen 127.0.0.1:0` and returns { url, base, proc }.
+export async function startGateway(args, { env } = {}) {
+  const proc = spawn(TOOLWARDEN, ['run', '--listen', '127.0.0.1:0', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  collectStderr(proc);
+  const port = await waitForOutput(
+    proc, 'stderr', (t) => t.match(/listening on http:\/\/127\.0\.0\.1:(\d+)\/mcp/)?.[1],
+    15000, 'toolwarden to listen');
+  const base = `http://127.0.0.1:${port}`;
+  return { proc, base, url: `${base}/mcp` };
+}
+
+// Starts an MCP server over HTTP from fixtures/serve-http.mjs; returns { base, proc }.
+export async function startHttpServer(kind, extraArgs = []) {
+  const proc = spawn(process.execPath, [path.join(FIXTURES, 'serve-http.mjs'), kind, ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  collectStderr(proc);
+  const port = await waitForOutput(proc, 'stdout', (t) => t.match(/LISTENING (\d+)/)?.[1],
+    15000, `${kind} server to listen`);
+  return { proc, base: `http://127.0.0.1:${port}` };
+}
+
+// Stops a process we started: SIGTERM, then SIGKILL after a grace period.
+export async function stop(proc, graceMs = 5000) {
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = once(proc, 'exit');
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+// Polls `fn` until it returns a truthy value or the deadline passes.
+export async function eventually(fn, timeoutMs = 10000, what = 'condition') {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < deadline) {
+    try {
+      last = await fn();
+      if (last) return last;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  throw new Error(`timed out waiting for ${what}: ${last}`);
+}
+
+export const DENY_PREFIX = '[POLICY DENIED] ';

@@ -161,14 +161,22 @@ class HttpMcpSession : public gateway::ClientSink {
     Push(PickStream(related), msg);
   }
 
-  // Attaches a connection to a stream (GET). Returns false if one is attached already.
-  // Events after `after_seq` are replayed into the writer.
+  // Attaches a connection to a stream (GET). Events after `after_seq` are replayed into the
+  // writer. A resuming client (kTakeOver) has given up its old connection, so the old writer
+  // is ended; otherwise a stream that already has a connection is kBusy.
   enum class Attach { kOk, kBusy, kUnknown };
-  Attach AttachWriter(uint64_t sid, uint64_t after_seq, const std::shared_ptr<StreamWriter>& w) {
+  enum class Mode { kExclusive, kTakeOver };
+  Attach AttachWriter(uint64_t sid, uint64_t after_seq, const std::shared_ptr<StreamWriter>& w,
+                      Mode mode = Mode::kExclusive) {
     auto it = streams_.find(sid);
     if (it == streams_.end()) return Attach::kUnknown;
     Stream& s = it->second;
-    if (s.writer && !s.writer->detached) return Attach::kBusy;
+    if (s.writer && !s.writer->detached) {
+      if (mode == Mode::kExclusive) return Attach::kBusy;
+      s.writer->queue.clear();  // replayed below from the stored events
+      s.writer->Finish();
+      s.writer.reset();
+    }
     for (auto& [seq, item] : s.events) {
       if (seq > after_seq) w->Push(item);
     }
@@ -712,7 +720,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       }
     }
     auto writer = std::make_shared<StreamWriter>(stream.get_executor());
-    switch (session->AttachWriter(sid, after, writer)) {
+    const auto mode = last_event_id.empty() ? HttpMcpSession::Mode::kExclusive
+                                            : HttpMcpSession::Mode::kTakeOver;
+    switch (session->AttachWriter(sid, after, writer, mode)) {
       case HttpMcpSession::Attach::kBusy:
         co_return co_await Send(stream, ErrorResponse(req, http::status::conflict,
                                                       jsonrpc::kConnectionClosed,

@@ -1,6 +1,7 @@
 #include "app/commands.h"
 
 #include <csignal>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -10,6 +11,7 @@
 #include <boost/asio.hpp>
 #include <spdlog/spdlog.h>
 
+#include "app/demo.h"
 #include "common/log.h"
 #include "gateway/tool_call_guard.h"
 #include "policy/loader.h"
@@ -40,6 +42,9 @@ struct RunOptions {
   bool no_origin_check = false;
   double connect_timeout_s = 10;
   double request_timeout_s = 300;
+  double client_timeout_s = 30;
+  double sse_keepalive_s = 15;
+  std::string upstream_ca;
 };
 
 // Splits "Name: value" into its parts.
@@ -115,6 +120,7 @@ int RunCommand(const RunOptions& o) {
     http_options.request_timeout = std::chrono::milliseconds(
         static_cast<long>(o.request_timeout_s * 1000));
     http_options.max_message_bytes = o.max_message_bytes;
+    http_options.ca_file = o.upstream_ca;
   } else {
     auto exe = transport::FindExecutable(o.command.front());
     if (!exe) {
@@ -158,6 +164,8 @@ int RunCommand(const RunOptions& o) {
   }
   transport::HttpServerOptions http;
   http.max_body_bytes = o.max_message_bytes;
+  http.read_timeout = std::chrono::milliseconds(static_cast<long>(o.client_timeout_s * 1000));
+  http.keepalive = std::chrono::milliseconds(static_cast<long>(o.sse_keepalive_s * 1000));
   http.origins = o.no_origin_check
                      ? transport::OriginPolicy::AllowAll()
                      : transport::OriginPolicy(o.allowed_hosts, o.allowed_origins);
@@ -244,6 +252,18 @@ int Main(int argc, char** argv) {
                   "Seconds to wait for an --upstream server's answer to one request")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  run->add_option("--upstream-ca", run_options.upstream_ca,
+                  "PEM file of CA certificates to trust for an https:// --upstream (in addition "
+                  "to the system's)")
+      ->check(CLI::ExistingFile);
+  run->add_option("--client-timeout", run_options.client_timeout_s,
+                  "Seconds a client (--listen) may take to send one whole HTTP request")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  run->add_option("--sse-keepalive", run_options.sse_keepalive_s,
+                  "Seconds between keep-alive comments on idle SSE streams (--listen)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   run->add_option("command", run_options.command,
                   "After --: the MCP server command to run as a child process");
 
@@ -251,6 +271,11 @@ int Main(int argc, char** argv) {
   CLI::App* validate = app.add_subcommand(
       "validate", "Check policy files; print every problem as FILE:LINE:COLUMN: message");
   validate->add_option("files", validate_files, "Policy files")->required();
+
+  CLI::App* demo = app.add_subcommand(
+      "demo", "Show toolwarden in front of a bundled demo MCP server (nothing to install)");
+  CLI::App* demo_server = app.add_subcommand("demo-server", "");  // hidden: no description
+  demo_server->group("");
 
   try {
     app.parse(argc, argv);
@@ -268,6 +293,8 @@ int Main(int argc, char** argv) {
 
   if (*run) return RunCommand(run_options);
   if (*validate) return ValidateCommand(validate_files);
+  if (*demo) return DemoMain(std::filesystem::read_symlink("/proc/self/exe").string());
+  if (*demo_server) return DemoServerMain();
   return kExitUsage;
 }
 

@@ -80,6 +80,12 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
       : io(io_), options(std::move(options_)), ssl_ctx(ssl::context::tls_client) {
     ssl_ctx.set_default_verify_paths();
     ssl_ctx.set_verify_mode(ssl::verify_peer);
+    if (!options.ca_file.empty()) {
+      boost::system::error_code ec;
+      ssl_ctx.load_verify_file(options.ca_file, ec);
+      // The file was checked when the command line was read; a failure here is logged.
+      if (ec) spdlog::error("cannot load CA file {}: {}", options.ca_file, ec.message());
+    }
   }
 
   asio::io_context& io;
@@ -339,12 +345,22 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
                                                             "size limit"), true);
         co_return;
       }
-      if (is_request && !answered && ex.sent && !last_event_id.empty()) {
+      const bool timeout = ex.ec == beast::error::timeout;
+      // A stream the server dropped (not one that went silent) is resumed, SEP-1699.
+      if (is_request && !answered && ex.sent && !timeout && !last_event_id.empty()) {
         co_await Resume(self, id, last_event_id);
         co_return;
       }
+      if (is_request && !answered && timeout) {
+        // Stop the server working on an answer nobody will read.
+        asio::co_spawn(self->io,
+                       Post(self, jsonrpc::MakeNotification(
+                                      std::string(mcp::method::kCancelled),
+                                      json::object{{"requestId", id},
+                                                   {"reason", "request timed out at the gateway"}})),
+                       asio::detached);
+      }
       if (is_request && !answered) {
-        const bool timeout = ex.ec == beast::error::timeout;
         self->Fail(id,
                    timeout ? Error::Timeout("no answer from " + self->options.url.ToString() +
                                             " within the request timeout")

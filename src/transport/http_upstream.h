@@ -44,6 +44,8 @@ struct HttpUpstreamOptions {
   std::chrono::milliseconds connect_timeout{10000};
   std::chrono::milliseconds request_timeout{300000};
   size_t max_message_bytes = 4 << 20;
+  // Extra PEM file of CA certificates trusted for https:// (besides the system store).
+  std::string ca_file;
 };
 
 class HttpUpstream : public gateway::Upstream {

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,8 @@ struct RunOptions {
   double client_timeout_s = 30;
   double sse_keepalive_s = 15;
   std::string upstream_ca;
+  std::optional<size_t> max_sessions;
+  double session_idle_s = 1800;
 };
 
 // Splits "Name: value" into its parts.
@@ -164,6 +167,9 @@ int RunCommand(const RunOptions& o) {
   }
   transport::HttpServerOptions http;
   http.max_body_bytes = o.max_message_bytes;
+  // A command upstream costs a process per session: keep that number modest by default.
+  http.max_sessions = o.max_sessions.value_or(o.command.empty() ? 10000 : 64);
+  http.session_idle = std::chrono::milliseconds(static_cast<long>(o.session_idle_s * 1000));
   http.read_timeout = std::chrono::milliseconds(static_cast<long>(o.client_timeout_s * 1000));
   http.keepalive = std::chrono::milliseconds(static_cast<long>(o.sse_keepalive_s * 1000));
   http.origins = o.no_origin_check
@@ -262,6 +268,14 @@ int Main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   run->add_option("--sse-keepalive", run_options.sse_keepalive_s,
                   "Seconds between keep-alive comments on idle SSE streams (--listen)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  run->add_option("--max-sessions", run_options.max_sessions,
+                  "Most concurrent MCP sessions on --listen (default 64 with a command upstream, "
+                  "one process each; 10000 with --upstream)")
+      ->check(CLI::PositiveNumber);
+  run->add_option("--session-idle-timeout", run_options.session_idle_s,
+                  "Seconds after which an idle HTTP session is closed")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   run->add_option("command", run_options.command,

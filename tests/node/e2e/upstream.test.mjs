@@ -145,3 +145,50 @@ describe('HTTP listener hygiene', () => {
     assert.equal(health.status, 200);
   });
 });
+
+describe('an HTTP upstream that dies', () => {
+  it('fails the call in flight with a clear error, and later calls too', async () => {
+    const server = await startHttpServer('everything');
+    const client = await stdioClient(['run', '-p', policy, '--upstream', `${server.base}/mcp`]);
+    let progressed;
+    const firstProgress = new Promise((r) => { progressed = r; });
+    const call = client.callTool(
+      { name: 'trigger-long-running-operation', arguments: { duration: 10, steps: 20 } },
+      undefined, { onprogress: progressed });
+    const failed = assert.rejects(call, /Upstream server error: .*(could not be resumed|cannot reach)/);
+    await firstProgress;       // the response stream is established
+    await stop(server.proc);   // and the server dies mid-call
+    await failed;
+    await assert.rejects(client.callTool({ name: 'echo', arguments: { message: 'down' } }),
+      /cannot reach .*Connection refused/);
+    await client.close();
+  });
+});
+
+describe('session limits', () => {
+  let gw;
+  before(async () => {
+    gw = await startGateway(['-p', policy, '--max-sessions', '2', '--', process.execPath, EVERYTHING, 'stdio']);
+  });
+  after(() => stop(gw?.proc));
+
+  it('refuses sessions over --max-sessions with 503 and serves the existing ones', async () => {
+    const clients = [];
+    for (let i = 0; i < 2; i++) {
+      const c = newClient();
+      await c.connect(new StreamableHTTPClientTransport(new URL(gw.url)));
+      clients.push(c);
+    }
+    const res = await fetch(gw.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }),
+    });
+    assert.equal(res.status, 503);
+    for (const c of clients) {
+      assert.equal(text(await c.callTool({ name: 'echo', arguments: { message: 'still' } })), 'Echo: still');
+      await c.close();
+    }
+  });
+});

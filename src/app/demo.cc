@@ -22,7 +22,6 @@ extern char** environ;
 
 namespace tw::app {
 
-namespace json = boost::json;
 
 namespace {
 

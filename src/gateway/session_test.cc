@@ -5,23 +5,13 @@
 #include <gtest/gtest.h>
 
 #include "policy/loader.h"
+#include "testing/fake_upstream.h"
 
 namespace tw::gateway {
 namespace {
 
 using jsonrpc::Message;
-
-// Records what the session sends upstream; tests play the server by calling the events.
-class FakeUpstream : public Upstream {
- public:
-  void Start(Events events) override { events_ = std::move(events); }
-  void Send(Message msg) override { sent.push_back(std::move(msg)); }
-  void Close() override { closed = true; }
-
-  std::deque<Message> sent;
-  Events events_;
-  bool closed = false;
-};
+using testing::FakeUpstream;
 
 class RecordingSink : public ClientSink {
  public:
@@ -31,11 +21,7 @@ class RecordingSink : public ClientSink {
   std::deque<std::pair<Message, std::optional<json::value>>> delivered;
 };
 
-Message Parse(std::string_view text) {
-  auto in = jsonrpc::Parse(text);
-  EXPECT_TRUE(in.items.at(0).has_value());
-  return *in.items.at(0);
-}
+Message Parse(std::string_view text) { return testing::ParseMessage(text); }
 
 class SessionTest : public ::testing::Test {
  protected:
@@ -54,7 +40,7 @@ class SessionTest : public ::testing::Test {
 
   void FromClient(std::string_view text) { session_->HandleClientMessage(Parse(text)); }
   void FromServer(std::string_view text, std::optional<json::value> related = std::nullopt) {
-    upstream_->events_.on_message(Parse(text), std::move(related));
+    upstream_->FromServer(Parse(text), std::move(related));
   }
   Message TakeSent() {
     EXPECT_FALSE(upstream_->sent.empty());
@@ -202,7 +188,7 @@ TEST_F(SessionTest, RoutesProgressByTokenToItsRequest) {
 TEST_F(SessionTest, UpstreamDisconnectFailsEveryRequestInFlight) {
   FromClient(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}})");
   FromClient(R"({"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"x"}})");
-  upstream_->events_.on_disconnected(Error::Unavailable("child exited with status 1"));
+  upstream_->events().on_disconnected(Error::Unavailable("child exited with status 1"));
   ASSERT_EQ(sink_.delivered.size(), 2u);
   for (auto& [m, rel] : sink_.delivered) {
     EXPECT_EQ(m.kind, jsonrpc::Kind::kError);
@@ -218,8 +204,8 @@ TEST_F(SessionTest, ReplaysInitializeAfterReconnectAndSwallowsTheAnswer) {
   FromServer(R"({"jsonrpc":"2.0","id":)" + json::serialize(init.id) +
              R"(,"result":{"protocolVersion":"2025-06-18","capabilities":{}}})");
   TakeDelivered();
-  upstream_->events_.on_disconnected(Error::Unavailable("crash"));
-  upstream_->events_.on_reconnected();
+  upstream_->events().on_disconnected(Error::Unavailable("crash"));
+  upstream_->events().on_reconnected();
   Message again = TakeSent();
   EXPECT_EQ(again.method, "initialize");
   EXPECT_EQ(again.params, init.params);
@@ -232,7 +218,7 @@ TEST_F(SessionTest, ReplaysInitializeAfterReconnectAndSwallowsTheAnswer) {
 TEST_F(SessionTest, RequestFailureBecomesAnErrorForThatRequestOnly) {
   FromClient(R"({"jsonrpc":"2.0","id":"x","method":"ping"})");
   Message ping = TakeSent();
-  upstream_->events_.on_request_failed(ping.id, Error::Timeout("no answer in 30s"), true);
+  upstream_->events().on_request_failed(ping.id, Error::Timeout("no answer in 30s"), true);
   auto [m, rel] = TakeDelivered();
   EXPECT_EQ(m.id, json::value("x"));
   EXPECT_NE(json::serialize(m.error).find("no answer in 30s"), std::string::npos);

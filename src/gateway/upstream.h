@@ -10,7 +10,6 @@
 
 namespace tw::gateway {
 
-namespace json = boost::json;
 
 // Thread: every method and every event runs on the io_context the upstream was created on.
 class Upstream {

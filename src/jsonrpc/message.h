@@ -14,9 +14,12 @@
 #include <boost/json.hpp>
 #include <tl/expected.hpp>
 
-namespace tw::jsonrpc {
-
+namespace tw {
+// Every layer above jsonrpc speaks Boost.JSON values; one alias for all of them.
 namespace json = boost::json;
+}  // namespace tw
+
+namespace tw::jsonrpc {
 
 // Error codes named by JSON-RPC 2.0 and the MCP SDKs.
 inline constexpr int kParseError = -32700;

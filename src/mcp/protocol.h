@@ -10,10 +10,10 @@
 #include <boost/json.hpp>
 
 #include "common/result.h"
+#include "jsonrpc/message.h"
 
 namespace tw::mcp {
 
-namespace json = boost::json;
 
 // Protocol revisions the gateway speaks on both sides, newest first.
 inline constexpr std::string_view kSupportedVersions[] = {"2025-11-25", "2025-06-18",

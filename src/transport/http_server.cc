@@ -15,6 +15,7 @@
 #include "common/random.h"
 #include "mcp/protocol.h"
 #include "transport/framing.h"
+#include "transport/http_session.h"
 
 namespace tw::transport {
 
@@ -24,7 +25,6 @@ namespace http = beast::http;
 using asio::awaitable;
 using asio::use_awaitable;
 using tcp = asio::ip::tcp;
-namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -39,236 +39,11 @@ std::string JsonRpcErrorBody(int code, std::string_view message) {
   return jsonrpc::Serialize(jsonrpc::MakeError(nullptr, code, message));
 }
 
-// Reads an event id of ours, "<stream>_<seq>".
-bool ParseEventId(std::string_view id, uint64_t& stream, uint64_t& seq) {
-  size_t underscore = id.find('_');
-  if (underscore == std::string_view::npos) return false;
-  auto a = std::from_chars(id.data(), id.data() + underscore, stream);
-  auto b = std::from_chars(id.data() + underscore + 1, id.data() + id.size(), seq);
-  return a.ec == std::errc() && a.ptr == id.data() + underscore && b.ec == std::errc() &&
-         b.ptr == id.data() + id.size();
-}
-
 bool AcceptsType(std::string_view accept, std::string_view type) {
   return accept.find(type) != std::string_view::npos || accept.find("*/*") != std::string_view::npos;
 }
 
-// What one open HTTP response waits on: SSE events (or one JSON answer) pushed by the session.
-struct StreamWriter {
-  explicit StreamWriter(asio::any_io_executor ex) : wake(ex, Clock::time_point::max()) {}
-  struct Item {
-    uint64_t seq = 0;         // position in its stream (0: not a stored event)
-    std::string event_id;     // the SSE id field; empty for none
-    std::string event_name;   // the SSE event field; empty for "message"
-    std::string data;
-    bool is_response = false;
-  };
-  std::deque<Item> queue;
-  bool done = false;      // no more items will come: flush and end the response
-  bool detached = false;  // the connection went away
-  asio::steady_timer wake;
-
-  void Push(Item item) {
-    queue.push_back(std::move(item));
-    wake.cancel();
-  }
-  void Finish() {
-    done = true;
-    wake.cancel();
-  }
-};
-
 }  // namespace
-
-// One MCP session over HTTP: the relay plus the streams its messages travel on.
-class HttpMcpSession : public gateway::ClientSink {
- public:
-  HttpMcpSession(std::string id, bool legacy, std::unique_ptr<gateway::Upstream> upstream,
-                 const gateway::ToolCallGuard& guard, size_t max_events)
-      : id_(std::move(id)),
-        legacy_(legacy),
-        max_events_(max_events),
-        relay_(id_, std::move(upstream), guard, *this) {
-    streams_[0].id = 0;
-  }
-  ~HttpMcpSession() override { Close(); }
-
-  struct Stream {
-    uint64_t id = 0;
-    std::unordered_set<std::string> open_requests;  // client id keys not yet answered
-    std::shared_ptr<StreamWriter> writer;
-    uint64_t next_seq = 1;
-    std::deque<std::pair<uint64_t, StreamWriter::Item>> events;  // for resumption
-  };
-
-  const std::string& id() const { return id_; }
-  bool legacy() const { return legacy_; }
-  gateway::Session& relay() { return relay_; }
-  Clock::time_point last_active() const { return last_active_; }
-  void Touch() { last_active_ = Clock::now(); }
-  bool closed() const { return closed_; }
-
-  // True while some connection is attached or some request awaits its answer.
-  bool Busy() const {
-    for (const auto& [sid, s] : streams_) {
-      if (s.writer || !s.open_requests.empty()) return true;
-    }
-    return false;
-  }
-
-  // Opens a stream for the requests of one POST. Returns its id.
-  uint64_t OpenStream(std::shared_ptr<StreamWriter> writer) {
-    uint64_t sid = next_stream_++;
-    Stream& s = streams_[sid];
-    s.id = sid;
-    s.writer = std::move(writer);
-    // Keep a bounded number of finished streams for resumption.
-    while (streams_.size() > 64) {
-      auto victim = std::find_if(streams_.begin(), streams_.end(), [](const auto& kv) {
-        return kv.first != 0 && kv.second.open_requests.empty() && !kv.second.writer;
-      });
-      if (victim == streams_.end()) break;
-      streams_.erase(victim);
-    }
-    return sid;
-  }
-
-  bool IsPending(const json::value& client_id) const {
-    return request_stream_.contains(json::serialize(client_id));
-  }
-  void AddRequest(uint64_t sid, const json::value& client_id) {
-    std::string key = json::serialize(client_id);
-    streams_[sid].open_requests.insert(key);
-    request_stream_[key] = sid;
-  }
-
-  // Delivers a message produced locally (not by the relay) on a given stream.
-  void DeliverOn(uint64_t sid, const jsonrpc::Message& msg) { Push(streams_[sid], msg); }
-
-  void Deliver(const jsonrpc::Message& msg, const std::optional<json::value>& related) override {
-    if (closed_) return;
-    if (legacy_) {
-      Push(streams_[0], msg);
-      return;
-    }
-    if (msg.IsResponse()) {
-      auto it = request_stream_.find(json::serialize(msg.id));
-      if (it != request_stream_.end()) {
-        Push(streams_[it->second], msg);
-        return;
-      }
-    }
-    Push(PickStream(related), msg);
-  }
-
-  // Attaches a connection to a stream (GET). Events after `after_seq` are replayed into the
-  // writer. A resuming client (kTakeOver) has given up its old connection, so the old writer
-  // is ended; otherwise a stream that already has a connection is kBusy.
-  enum class Attach { kOk, kBusy, kUnknown };
-  enum class Mode { kExclusive, kTakeOver };
-  Attach AttachWriter(uint64_t sid, uint64_t after_seq, const std::shared_ptr<StreamWriter>& w,
-                      Mode mode = Mode::kExclusive) {
-    auto it = streams_.find(sid);
-    if (it == streams_.end()) return Attach::kUnknown;
-    Stream& s = it->second;
-    if (s.writer && !s.writer->detached) {
-      if (mode == Mode::kExclusive) return Attach::kBusy;
-      s.writer->queue.clear();  // replayed below from the stored events
-      s.writer->Finish();
-      s.writer.reset();
-    }
-    for (auto& [seq, item] : s.events) {
-      if (seq > after_seq) w->Push(item);
-    }
-    if (sid != 0 && s.open_requests.empty()) {
-      w->Finish();  // everything it will ever carry was replayed
-      return Attach::kOk;
-    }
-    s.writer = w;
-    return Attach::kOk;
-  }
-
-  // The connection serving `sid` is gone (or finished): stop writing to it.
-  void DetachWriter(uint64_t sid, const std::shared_ptr<StreamWriter>& w) {
-    auto it = streams_.find(sid);
-    if (it != streams_.end() && it->second.writer == w) it->second.writer.reset();
-  }
-
-  // The highest sequence number a stream has used (for priming event ids).
-  uint64_t LastSeq(uint64_t sid) { return streams_[sid].next_seq - 1; }
-
-  void Close() {
-    if (closed_) return;
-    closed_ = true;
-    relay_.Close();
-    for (auto& [sid, s] : streams_) {
-      if (s.writer) s.writer->Finish();
-    }
-  }
-
- private:
-  // Where a message that is not the answer to a request goes: the stream of the request it
-  // relates to, else the GET stream, else the newest open POST stream, else the GET stream's
-  // buffer (delivered when a GET stream opens).
-  Stream& PickStream(const std::optional<json::value>& related) {
-    if (related) {
-      auto it = request_stream_.find(json::serialize(*related));
-      if (it != request_stream_.end()) {
-        Stream& s = streams_[it->second];
-        if (s.writer) return s;
-      }
-    }
-    Stream& standalone = streams_[0];
-    if (standalone.writer) return standalone;
-    for (auto it = streams_.rbegin(); it != streams_.rend(); ++it) {
-      if (it->first != 0 && it->second.writer && !it->second.open_requests.empty()) {
-        return it->second;
-      }
-    }
-    return standalone;
-  }
-
-  void Push(Stream& s, const jsonrpc::Message& msg) {
-    StreamWriter::Item item;
-    const uint64_t seq = s.next_seq++;
-    item.seq = seq;
-    if (legacy_) {
-      item.event_name = "message";  // the 2024-11-05 transport names its events, without ids
-    } else {
-      item.event_id = std::to_string(s.id) + "_" + std::to_string(seq);
-    }
-    item.data = jsonrpc::Serialize(msg);
-    item.is_response = msg.IsResponse();
-    bool finished = false;
-    if (item.is_response) {
-      std::string key = json::serialize(msg.id);
-      if (s.open_requests.erase(key)) {
-        request_stream_.erase(key);
-        finished = s.open_requests.empty() && s.id != 0;
-      }
-    }
-    s.events.emplace_back(seq, item);
-    while (s.events.size() > max_events_) s.events.pop_front();
-    if (s.writer) {
-      s.writer->Push(std::move(item));
-      if (finished) {
-        s.writer->Finish();
-        s.writer.reset();
-      }
-    }
-  }
-
-  std::string id_;
-  bool legacy_;
-  size_t max_events_;
-  std::map<uint64_t, Stream> streams_;  // 0: the GET (standalone / legacy) stream
-  std::unordered_map<std::string, uint64_t> request_stream_;  // client id key → stream
-  uint64_t next_stream_ = 1;
-  Clock::time_point last_active_ = Clock::now();
-  bool closed_ = false;
-  // Declared last: its destructor may call back into Deliver.
-  gateway::Session relay_;
-};
 
 class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
  public:
@@ -508,7 +283,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
 
   std::shared_ptr<HttpMcpSession> NewSession(bool legacy) {
     std::string id = RandomHex(16);
-    auto session = std::make_shared<HttpMcpSession>(id, legacy, upstreams_(), guard_,
+    auto session = std::make_shared<HttpMcpSession>(
+        id, legacy ? HttpMcpSession::Transport::kLegacySse : HttpMcpSession::Transport::kStreamableHttp,
+        upstreams_(), guard_,
                                                     options_.max_events_per_stream);
     sessions_.emplace(id, session);
     session->relay().Start();
@@ -657,7 +434,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       // that resumes from it misses nothing.
       const uint64_t before =
           writer->queue.empty() ? session->LastSeq(sid) : writer->queue.front().seq - 1;
-      std::string priming = FormatSsePriming(std::to_string(sid) + "_" + std::to_string(before),
+      std::string priming = FormatSsePriming(FormatEventId(sid, before),
                                              options_.sse_retry_ms);
       ok = co_await WriteChunk(stream, priming);
     }

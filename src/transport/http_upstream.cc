@@ -24,7 +24,6 @@ namespace ssl = asio::ssl;
 using asio::awaitable;
 using asio::use_awaitable;
 using tcp = asio::ip::tcp;
-namespace json = boost::json;
 using namespace std::chrono_literals;
 
 std::string UpstreamUrl::ToString() const {

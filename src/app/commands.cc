@@ -1,5 +1,9 @@
 #include "app/commands.h"
 
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio.hpp>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
@@ -7,10 +11,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <boost/asio.hpp>
-#include <spdlog/spdlog.h>
 
 #include "app/demo.h"
 #include "common/log.h"
@@ -91,7 +91,8 @@ Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) 
 
 int RunCommand(const RunOptions& o) {
   if (o.upstream_url.empty() == o.command.empty()) {
-    std::cerr << "toolwarden run: give exactly one upstream: -- COMMAND [ARGS...] or --upstream URL\n";
+    std::cerr
+        << "toolwarden run: give exactly one upstream: -- COMMAND [ARGS...] or --upstream URL\n";
     return kExitUsage;
   }
   auto policy = policy::LoadPolicyFile(o.policy_path);
@@ -118,10 +119,10 @@ int RunCommand(const RunOptions& o) {
       }
       http_options.headers.push_back(*header);
     }
-    http_options.connect_timeout = std::chrono::milliseconds(
-        static_cast<long>(o.connect_timeout_s * 1000));
-    http_options.request_timeout = std::chrono::milliseconds(
-        static_cast<long>(o.request_timeout_s * 1000));
+    http_options.connect_timeout =
+        std::chrono::milliseconds(static_cast<long>(o.connect_timeout_s * 1000));
+    http_options.request_timeout =
+        std::chrono::milliseconds(static_cast<long>(o.request_timeout_s * 1000));
     http_options.max_message_bytes = o.max_message_bytes;
     http_options.ca_file = o.upstream_ca;
   } else {
@@ -172,9 +173,8 @@ int RunCommand(const RunOptions& o) {
   http.session_idle = std::chrono::milliseconds(static_cast<long>(o.session_idle_s * 1000));
   http.read_timeout = std::chrono::milliseconds(static_cast<long>(o.client_timeout_s * 1000));
   http.keepalive = std::chrono::milliseconds(static_cast<long>(o.sse_keepalive_s * 1000));
-  http.origins = o.no_origin_check
-                     ? transport::OriginPolicy::AllowAll()
-                     : transport::OriginPolicy(o.allowed_hosts, o.allowed_origins);
+  http.origins = o.no_origin_check ? transport::OriginPolicy::AllowAll()
+                                   : transport::OriginPolicy(o.allowed_hosts, o.allowed_origins);
   transport::HttpServer server(io, http, make_upstream, guard);
   auto port = server.Listen(listen->first, listen->second);
   if (!port) {
@@ -182,10 +182,10 @@ int RunCommand(const RunOptions& o) {
     return kExitUnavailable;
   }
   // Scripts and tests read this line to learn the port when listening on port 0.
-  spdlog::info("listening on http://{}:{}/mcp", listen->first.find(':') != std::string::npos
-                                                    ? "[" + listen->first + "]"
-                                                    : listen->first,
-               *port);
+  spdlog::info(
+      "listening on http://{}:{}/mcp",
+      listen->first.find(':') != std::string::npos ? "[" + listen->first + "]" : listen->first,
+      *port);
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     spdlog::info("received signal {}; shutting down", sig);
@@ -212,8 +212,9 @@ int ValidateCommand(const std::vector<std::string>& files) {
 }  // namespace
 
 int Main(int argc, char** argv) {
-  CLI::App app{"toolwarden: a policy-enforcing gateway for the Model Context Protocol.\n"
-               "Every tools/call is decided by your policy before it reaches the server."};
+  CLI::App app{
+      "toolwarden: a policy-enforcing gateway for the Model Context Protocol.\n"
+      "Every tools/call is decided by your policy before it reaches the server."};
   app.set_version_flag("--version", std::string("toolwarden ") + TW_VERSION);
   app.require_subcommand(1);
   std::string log_level = "info";
@@ -226,7 +227,8 @@ int Main(int argc, char** argv) {
       "run",
       "Wrap one MCP server behind a policy.\n"
       "  toolwarden run -p policy.json -- npx -y @modelcontextprotocol/server-everything\n"
-      "  toolwarden run -p policy.json --upstream https://host/mcp --header 'Authorization: Bearer T'\n"
+      "  toolwarden run -p policy.json --upstream https://host/mcp --header 'Authorization: Bearer "
+      "T'\n"
       "Add --listen 127.0.0.1:8421 to serve Streamable HTTP on /mcp instead of stdio.");
   run->add_option("-p,--policy", run_options.policy_path, "Policy file (JSON or YAML)")
       ->required()
@@ -245,8 +247,9 @@ int Main(int argc, char** argv) {
   run->add_option("--allowed-host", run_options.allowed_hosts,
                   "Extra Host name accepted on --listen besides loopback (repeatable)")
       ->allow_extra_args(false);
-  run->add_option("--allowed-origin", run_options.allowed_origins,
-                  "Extra browser Origin accepted on --listen, e.g. https://app.example (repeatable)")
+  run->add_option(
+         "--allowed-origin", run_options.allowed_origins,
+         "Extra browser Origin accepted on --listen, e.g. https://app.example (repeatable)")
       ->allow_extra_args(false);
   run->add_flag("--no-origin-check", run_options.no_origin_check,
                 "Accept any Host and Origin header (disables DNS-rebinding protection)");

@@ -6,14 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
-
-#include <boost/json.hpp>
 
 #include "jsonrpc/message.h"
 #include "mcp/protocol.h"
@@ -22,13 +21,13 @@ extern char** environ;
 
 namespace tw::app {
 
-
 namespace {
 
 // The demo server's tools: two harmless ones, one destructive, one that leaks secrets.
 json::array DemoTools() {
   auto schema = [](json::object properties, json::array required) {
-    return json::object{{"type", "object"}, {"properties", std::move(properties)},
+    return json::object{{"type", "object"},
+                        {"properties", std::move(properties)},
                         {"required", std::move(required)}};
   };
   return json::array{
@@ -38,8 +37,8 @@ json::array DemoTools() {
                    {"annotations", {{"readOnlyHint", true}}}},
       json::object{{"name", "add"},
                    {"description", "Adds two numbers"},
-                   {"inputSchema", schema({{"a", {{"type", "number"}}}, {"b", {{"type", "number"}}}},
-                                          {"a", "b"})},
+                   {"inputSchema",
+                    schema({{"a", {{"type", "number"}}}, {"b", {{"type", "number"}}}}, {"a", "b"})},
                    {"annotations", {{"readOnlyHint", true}}}},
       json::object{{"name", "delete_all_files"},
                    {"description", "Deletes every file in the workspace (pretends to)"},
@@ -68,8 +67,10 @@ json::value CallDemoTool(const std::string& name, const json::object& args) {
     std::snprintf(buf, sizeof buf, "%g", num("a") + num("b"));
     return text(buf);
   }
-  if (name == "delete_all_files") return text("All files deleted. (If you can read this, no policy stopped it.)");
-  if (name == "read_secrets") return text("API_KEY=sk-demo-0000 (If you can read this, no policy stopped it.)");
+  if (name == "delete_all_files")
+    return text("All files deleted. (If you can read this, no policy stopped it.)");
+  if (name == "read_secrets")
+    return text("API_KEY=sk-demo-0000 (If you can read this, no policy stopped it.)");
   json::object r = text("Unknown tool: " + name);
   r["isError"] = true;
   return r;
@@ -144,14 +145,15 @@ class Child {
 
 std::string ResultText(const json::value& response) {
   const json::object* r = response.is_object() ? response.as_object().if_contains("result")
-                                                   ? &response.at("result").as_object()
-                                                   : nullptr
+                                                     ? &response.at("result").as_object()
+                                                     : nullptr
                                                : nullptr;
   if (!r) return response.is_null() ? "(no answer)" : json::serialize(response);
   std::string out;
   if (const json::value* content = r->if_contains("content"); content && content->is_array()) {
     for (const auto& c : content->as_array()) {
-      if (c.is_object() && c.as_object().contains("text")) out += std::string(c.at("text").as_string());
+      if (c.is_object() && c.as_object().contains("text"))
+        out += std::string(c.at("text").as_string());
     }
   }
   return out;
@@ -176,9 +178,10 @@ int DemoServerMain() {
             version = std::string(v->as_string());
           }
         }
-        result = json::object{{"protocolVersion", version},
-                              {"capabilities", {{"tools", json::object{}}}},
-                              {"serverInfo", {{"name", "toolwarden-demo-server"}, {"version", "1.0.0"}}}};
+        result = json::object{
+            {"protocolVersion", version},
+            {"capabilities", {{"tools", json::object{}}}},
+            {"serverInfo", {{"name", "toolwarden-demo-server"}, {"version", "1.0.0"}}}};
       } else if (m.method == mcp::method::kToolsList) {
         result = json::object{{"tools", DemoTools()}};
       } else if (m.method == mcp::method::kToolsCall) {
@@ -216,7 +219,8 @@ int DemoMain(const std::string& self) {
             << kDemoPolicy << "\n";
   int status = 0;
   {
-    Child gw({self, "--log-level", "warn", "run", "-p", policy.string(), "--", self, "demo-server"});
+    Child gw(
+        {self, "--log-level", "warn", "run", "-p", policy.string(), "--", self, "demo-server"});
     if (!gw.ok()) {
       std::cerr << "toolwarden demo: cannot start " << self << "\n";
       return 1;
@@ -257,8 +261,8 @@ int DemoMain(const std::string& self) {
       json::value r = gw.Call(id++, "tools/call", {{"name", s.tool}, {"arguments", s.args}});
       std::cout << s.label << "  tools/call " << s.tool << " -> " << ResultText(r) << "\n";
       const bool denied = ResultText(r).starts_with("[POLICY DENIED]");
-      const bool should_deny = std::string_view(s.label).starts_with("5") ||
-                               std::string_view(s.label).starts_with("6");
+      const bool should_deny =
+          std::string_view(s.label).starts_with("5") || std::string_view(s.label).starts_with("6");
       if (denied != should_deny) status = 1;
     }
   }

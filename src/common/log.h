@@ -1,9 +1,9 @@
 // Logging facade: spdlog writing to stderr only (stdout belongs to the stdio JSON-RPC stream).
 #pragma once
 
-#include <string_view>
-
 #include <spdlog/spdlog.h>
+
+#include <string_view>
 
 namespace tw {
 

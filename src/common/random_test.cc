@@ -1,8 +1,8 @@
 #include "common/random.h"
 
-#include <set>
-
 #include <gtest/gtest.h>
+
+#include <set>
 
 namespace tw {
 namespace {

@@ -17,9 +17,10 @@ Session::~Session() { Close(); }
 
 void Session::Start() {
   upstream_->Start(Upstream::Events{
-      .on_message = [this](Message m, std::optional<json::value> related) {
-        OnUpstreamMessage(std::move(m), std::move(related));
-      },
+      .on_message =
+          [this](Message m, std::optional<json::value> related) {
+            OnUpstreamMessage(std::move(m), std::move(related));
+          },
       .on_request_failed = [this](const json::value& id, const Error& e,
                                   bool /*sent*/) { OnRequestFailed(id, e); },
       .on_disconnected = [this](const Error& e) { OnDisconnected(e); },
@@ -91,8 +92,8 @@ void Session::HandleToolCall(Message msg) {
   GuardOutcome outcome = guard_.Check(*call, id_);
   if (outcome.decision.verdict != policy::Verdict::kAllow) {
     Reply(msg.id, jsonrpc::MakeResponse(
-                      msg.id, mcp::DenialResult({outcome.decision.rule, outcome.decision.reason,
-                                                 std::nullopt})));
+                      msg.id, mcp::DenialResult(
+                                  {outcome.decision.rule, outcome.decision.reason, std::nullopt})));
     return;
   }
   ForwardRequest(std::move(msg));
@@ -237,17 +238,16 @@ void Session::OnDisconnected(const Error& error) {
   progress_owner_.clear();
   for (auto& [upstream_id, p] : pending) {
     if (p.internal) continue;
-    Reply(p.client_id,
-          jsonrpc::MakeError(p.client_id, jsonrpc::kConnectionClosed,
-                             "Upstream server connection lost: " + error.message()));
+    Reply(p.client_id, jsonrpc::MakeError(p.client_id, jsonrpc::kConnectionClosed,
+                                          "Upstream server connection lost: " + error.message()));
   }
   // The server's own requests to the client can no longer be answered: withdraw them.
   for (auto& [downstream_id, server_id] : server_requests_) {
-    sink_.Deliver(jsonrpc::MakeNotification(
-                      std::string(method::kCancelled),
-                      json::object{{"requestId", downstream_id},
-                                   {"reason", "upstream server connection lost"}}),
-                  std::nullopt);
+    sink_.Deliver(
+        jsonrpc::MakeNotification(std::string(method::kCancelled),
+                                  json::object{{"requestId", downstream_id},
+                                               {"reason", "upstream server connection lost"}}),
+        std::nullopt);
   }
   server_requests_.clear();
 }

@@ -1,8 +1,8 @@
 #include "gateway/session.h"
 
-#include <deque>
-
 #include <gtest/gtest.h>
+
+#include <deque>
 
 #include "policy/loader.h"
 #include "testing/fake_upstream.h"
@@ -70,7 +70,8 @@ TEST_F(SessionTest, RemapsRequestIdsAndRestoresThemOnResponses) {
   ASSERT_TRUE(a.id.is_int64());
   EXPECT_NE(a.id, b.id);
   FromServer(R"({"jsonrpc":"2.0","id":)" + json::serialize(b.id) + R"(,"result":{"prompts":[]}})");
-  FromServer(R"({"jsonrpc":"2.0","id":)" + json::serialize(a.id) + R"(,"result":{"resources":[]}})");
+  FromServer(R"({"jsonrpc":"2.0","id":)" + json::serialize(a.id) +
+             R"(,"result":{"resources":[]}})");
   auto [rb, rel_b] = TakeDelivered();
   EXPECT_EQ(rb.id, json::value(1));
   EXPECT_EQ(rel_b, json::value(1));
@@ -90,7 +91,8 @@ TEST_F(SessionTest, RejectsADuplicatePendingIdWithoutForwarding) {
 
 TEST_F(SessionTest, DeniedToolCallIsAnsweredLocallyAndNeverForwarded) {
   MakeSession(R"({"version":"1","default":"deny","tools":{"echo":{}}})");
-  FromClient(R"({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"rm","arguments":{}}})");
+  FromClient(
+      R"({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"rm","arguments":{}}})");
   EXPECT_TRUE(upstream_->sent.empty());
   auto [m, rel] = TakeDelivered();
   EXPECT_EQ(m.id, json::value(9));
@@ -105,7 +107,8 @@ TEST_F(SessionTest, DeniedToolCallIsAnsweredLocallyAndNeverForwarded) {
 
 TEST_F(SessionTest, MalformedToolCallParamsGetInvalidParams) {
   FromClient(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{}}})");
-  FromClient(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x","arguments":7}})");
+  FromClient(
+      R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x","arguments":7}})");
   FromClient(R"({"jsonrpc":"2.0","id":3,"method":"tools/call"})");
   EXPECT_TRUE(upstream_->sent.empty());
   for (int id = 1; id <= 3; ++id) {
@@ -128,12 +131,14 @@ TEST_F(SessionTest, HidesToolsOnEveryPageOfToolsList) {
 }
 
 TEST_F(SessionTest, FiltersCapabilitiesAtInitialize) {
-  FromClient(R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18",
+  FromClient(
+      R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18",
       "capabilities":{"sampling":{},"experimental":{"x":{}}},"clientInfo":{"name":"c","version":"1"}}})");
   Message init = TakeSent();
   EXPECT_EQ(json::serialize(init.params.at("capabilities")), R"({"sampling":{}})");
-  FromServer(R"({"jsonrpc":"2.0","id":)" + json::serialize(init.id) +
-             R"(,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{},"experimental":{}},
+  FromServer(
+      R"({"jsonrpc":"2.0","id":)" + json::serialize(init.id) +
+      R"(,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{},"experimental":{}},
              "serverInfo":{"name":"s","version":"2"}}})");
   auto [m, rel] = TakeDelivered();
   EXPECT_EQ(json::serialize(m.result.at("capabilities")), R"({"tools":{}})");
@@ -142,7 +147,8 @@ TEST_F(SessionTest, FiltersCapabilitiesAtInitialize) {
 }
 
 TEST_F(SessionTest, RefusesAnUnsupportedUpstreamProtocolVersion) {
-  FromClient(R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18"}})");
+  FromClient(
+      R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18"}})");
   Message init = TakeSent();
   FromServer(R"({"jsonrpc":"2.0","id":)" + json::serialize(init.id) +
              R"(,"result":{"protocolVersion":"1999-01-01","capabilities":{}}})");
@@ -154,19 +160,22 @@ TEST_F(SessionTest, RefusesAnUnsupportedUpstreamProtocolVersion) {
 TEST_F(SessionTest, RemapsCancellationToTheUpstreamId) {
   FromClient(R"({"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"slow"}})");
   Message call = TakeSent();
-  FromClient(R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c1","reason":"user"}})");
+  FromClient(
+      R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"c1","reason":"user"}})");
   Message cancel = TakeSent();
   EXPECT_EQ(cancel.params.at("requestId"), call.id);
   // A cancel for something never forwarded is not sent upstream.
-  FromClient(R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"zzz"}})");
+  FromClient(
+      R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"zzz"}})");
   EXPECT_TRUE(upstream_->sent.empty());
 }
 
 TEST_F(SessionTest, RelaysServerRequestsWithRemappedIdsAndRoutesTheAnswerBack) {
   FromClient(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"sample"}})");
   Message call = TakeSent();
-  FromServer(R"({"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{"messages":[]}})",
-             call.id);
+  FromServer(
+      R"({"jsonrpc":"2.0","id":0,"method":"sampling/createMessage","params":{"messages":[]}})",
+      call.id);
   auto [req, rel] = TakeDelivered();
   EXPECT_EQ(req.method, "sampling/createMessage");
   EXPECT_EQ(rel, json::value(1));  // belongs to the client's tools/call
@@ -178,9 +187,12 @@ TEST_F(SessionTest, RelaysServerRequestsWithRemappedIdsAndRoutesTheAnswerBack) {
 }
 
 TEST_F(SessionTest, RoutesProgressByTokenToItsRequest) {
-  FromClient(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"progressToken":"p1"}}})");
-  FromClient(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"b","_meta":{"progressToken":"p2"}}})");
-  FromServer(R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p2","progress":1}})");
+  FromClient(
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"progressToken":"p1"}}})");
+  FromClient(
+      R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"b","_meta":{"progressToken":"p2"}}})");
+  FromServer(
+      R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p2","progress":1}})");
   auto [m, rel] = TakeDelivered();
   EXPECT_EQ(rel, json::value(2));
 }
@@ -199,7 +211,8 @@ TEST_F(SessionTest, UpstreamDisconnectFailsEveryRequestInFlight) {
 }
 
 TEST_F(SessionTest, ReplaysInitializeAfterReconnectAndSwallowsTheAnswer) {
-  FromClient(R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{}}})");
+  FromClient(
+      R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{}}})");
   Message init = TakeSent();
   FromServer(R"({"jsonrpc":"2.0","id":)" + json::serialize(init.id) +
              R"(,"result":{"protocolVersion":"2025-06-18","capabilities":{}}})");

@@ -10,7 +10,6 @@
 
 namespace tw::gateway {
 
-
 // Thread: every method and every event runs on the io_context the upstream was created on.
 class Upstream {
  public:

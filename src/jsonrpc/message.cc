@@ -5,9 +5,7 @@ namespace tw::jsonrpc {
 namespace {
 
 // MCP: "The ID MUST NOT be null"; JSON-RPC: a string or a number, integers in practice.
-bool IsValidId(const json::value& id) {
-  return id.is_string() || id.is_int64() || id.is_uint64();
-}
+bool IsValidId(const json::value& id) { return id.is_string() || id.is_int64() || id.is_uint64(); }
 
 ErrorReply Invalid(const json::value& id, std::string message) {
   return ErrorReply{IsValidId(id) ? id : json::value(nullptr), kInvalidRequest,
@@ -90,8 +88,8 @@ Incoming Parse(std::string_view text) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
   if (ec) {
-    in.items.push_back(tl::unexpected(
-        ErrorReply{nullptr, kParseError, "Parse error: " + ec.message()}));
+    in.items.push_back(
+        tl::unexpected(ErrorReply{nullptr, kParseError, "Parse error: " + ec.message()}));
     return in;
   }
   if (v.is_array()) {
@@ -173,7 +171,9 @@ Message MakeError(json::value id, int code, std::string_view message,
   return m;
 }
 
-Message MakeError(const ErrorReply& reply) { return MakeError(reply.id, reply.code, reply.message); }
+Message MakeError(const ErrorReply& reply) {
+  return MakeError(reply.id, reply.code, reply.message);
+}
 
 std::string IdToString(const json::value& id) {
   if (id.is_string()) return std::string(id.as_string());

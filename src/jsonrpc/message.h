@@ -6,13 +6,12 @@
 // forwarded anywhere.
 #pragma once
 
+#include <boost/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
-
-#include <boost/json.hpp>
 #include <tl/expected.hpp>
+#include <vector>
 
 namespace tw {
 // Every layer above jsonrpc speaks Boost.JSON values; one alias for all of them.
@@ -36,11 +35,11 @@ enum class Kind { kRequest, kNotification, kResponse, kError };
 
 struct Message {
   Kind kind = Kind::kNotification;
-  json::value id;        // request, response, error (null only for errors about unparseable input)
-  std::string method;    // request, notification
-  json::value params;    // request, notification: an object, or null when absent
-  json::value result;    // response
-  json::object error;    // error: {code, message, data?}
+  json::value id;      // request, response, error (null only for errors about unparseable input)
+  std::string method;  // request, notification
+  json::value params;  // request, notification: an object, or null when absent
+  json::value result;  // response
+  json::object error;  // error: {code, message, data?}
 
   bool IsRequest() const { return kind == Kind::kRequest; }
   bool IsNotification() const { return kind == Kind::kNotification; }

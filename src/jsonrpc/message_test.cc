@@ -87,7 +87,8 @@ TEST(SerializeTest, RoundTripsEveryKind) {
 }
 
 TEST(SerializeTest, OmitsAbsentParams) {
-  EXPECT_EQ(Serialize(MakeRequest(1, "ping", nullptr)), R"({"jsonrpc":"2.0","id":1,"method":"ping"})");
+  EXPECT_EQ(Serialize(MakeRequest(1, "ping", nullptr)),
+            R"({"jsonrpc":"2.0","id":1,"method":"ping"})");
 }
 
 }  // namespace

@@ -43,8 +43,8 @@ json::value DenialResult(const Denial& denial) {
   json::object decision{{"decision", "deny"}, {"rule", denial.rule}, {"reason", denial.reason}};
   if (denial.retry_after_s) decision["retry_after_s"] = *denial.retry_after_s;
   return json::object{
-      {"content", json::array{json::object{{"type", "text"},
-                                           {"text", "[POLICY DENIED] " + denial.reason}}}},
+      {"content",
+       json::array{json::object{{"type", "text"}, {"text", "[POLICY DENIED] " + denial.reason}}}},
       {"isError", true},
       {"_meta", json::object{{"toolwarden/decision", std::move(decision)}}},
   };
@@ -70,8 +70,8 @@ void FilterToolsList(json::value& result, const std::function<bool(std::string_v
 
 json::value RelayedCapabilities(const json::value& capabilities, Side side) {
   static constexpr std::string_view kClientCaps[] = {"roots", "sampling", "elicitation"};
-  static constexpr std::string_view kServerCaps[] = {"tools", "resources", "prompts",
-                                                    "logging", "completions"};
+  static constexpr std::string_view kServerCaps[] = {"tools", "resources", "prompts", "logging",
+                                                     "completions"};
   json::object out;
   const json::object* in = capabilities.if_object();
   if (!in) return out;

@@ -2,22 +2,20 @@
 // tools/call parsing, the denial result, and tools/list filtering.
 #pragma once
 
+#include <boost/json.hpp>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <boost/json.hpp>
 
 #include "common/result.h"
 #include "jsonrpc/message.h"
 
 namespace tw::mcp {
 
-
 // Protocol revisions the gateway speaks on both sides, newest first.
-inline constexpr std::string_view kSupportedVersions[] = {"2025-11-25", "2025-06-18",
-                                                         "2025-03-26", "2024-11-05"};
+inline constexpr std::string_view kSupportedVersions[] = {"2025-11-25", "2025-06-18", "2025-03-26",
+                                                          "2024-11-05"};
 inline constexpr std::string_view kLatestVersion = kSupportedVersions[0];
 // What an HTTP request without MCP-Protocol-Version is assumed to speak (spec 2025-06-18).
 inline constexpr std::string_view kDefaultHttpVersion = "2025-03-26";

@@ -41,9 +41,12 @@ TEST(FilterToolsListTest, RemovesHiddenAndNamelessToolsKeepsCursor) {
 }
 
 TEST(RelayedCapabilitiesTest, DropsWhatTheGatewayDoesNotRelay) {
-  json::value caps = json::parse(R"({"tools":{"listChanged":true},"experimental":{"x":{}},"tasks":{}})");
-  EXPECT_EQ(json::serialize(RelayedCapabilities(caps, Side::kServer)), R"({"tools":{"listChanged":true}})");
-  json::value client = json::parse(R"({"sampling":{},"roots":{"listChanged":true},"experimental":{}})");
+  json::value caps =
+      json::parse(R"({"tools":{"listChanged":true},"experimental":{"x":{}},"tasks":{}})");
+  EXPECT_EQ(json::serialize(RelayedCapabilities(caps, Side::kServer)),
+            R"({"tools":{"listChanged":true}})");
+  json::value client =
+      json::parse(R"({"sampling":{},"roots":{"listChanged":true},"experimental":{}})");
   EXPECT_EQ(json::serialize(RelayedCapabilities(client, Side::kClient)),
             R"({"roots":{"listChanged":true},"sampling":{}})");
 }

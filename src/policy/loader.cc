@@ -1,12 +1,12 @@
 #include "policy/loader.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
+#include <boost/json.hpp>
 #include <fstream>
 #include <set>
 #include <sstream>
-
-#include <boost/json.hpp>
-#include <yaml-cpp/yaml.h>
 
 namespace tw::policy {
 
@@ -64,35 +64,36 @@ class Compiler {
       return policy;
     }
     bool have_version = false, have_default = false;
-    ForEachKey(root, "policy", [&](const std::string& key, const YAML::Node& key_node,
-                                   const YAML::Node& value) {
-      if (key == "version") {
-        have_version = true;
-        if (!value.IsScalar() || value.Scalar() != "1") {
-          Error(value, "version must be \"1\"");
-        }
-      } else if (key == "default") {
-        have_default = true;
-        std::string v;
-        if (!ReadString(value, "default", v)) return;
-        if (v == "allow") {
-          policy->default_action = DefaultAction::kAllow;
-        } else if (v == "deny") {
-          policy->default_action = DefaultAction::kDeny;
-        } else {
-          Error(value, "default must be \"allow\" or \"deny\", not \"" + v + "\"");
-        }
-      } else if (key == "hide") {
-        CompileHide(value, *policy);
-      } else if (key == "tools") {
-        CompileTools(value, *policy);
-      } else if (key == "all_tools") {
-        Error(key_node, "all_tools is not supported by this build yet (its limits would not be "
-                        "enforced)");
-      } else {
-        Error(key_node, "unknown key \"" + key + "\"");
-      }
-    });
+    ForEachKey(root, "policy",
+               [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+                 if (key == "version") {
+                   have_version = true;
+                   if (!value.IsScalar() || value.Scalar() != "1") {
+                     Error(value, "version must be \"1\"");
+                   }
+                 } else if (key == "default") {
+                   have_default = true;
+                   std::string v;
+                   if (!ReadString(value, "default", v)) return;
+                   if (v == "allow") {
+                     policy->default_action = DefaultAction::kAllow;
+                   } else if (v == "deny") {
+                     policy->default_action = DefaultAction::kDeny;
+                   } else {
+                     Error(value, "default must be \"allow\" or \"deny\", not \"" + v + "\"");
+                   }
+                 } else if (key == "hide") {
+                   CompileHide(value, *policy);
+                 } else if (key == "tools") {
+                   CompileTools(value, *policy);
+                 } else if (key == "all_tools") {
+                   Error(key_node,
+                         "all_tools is not supported by this build yet (its limits would not be "
+                         "enforced)");
+                 } else {
+                   Error(key_node, "unknown key \"" + key + "\"");
+                 }
+               });
     if (!have_version) Error(root, "missing required key \"version\"");
     if (!have_default) Error(root, "missing required key \"default\"");
     std::stable_sort(policy->globs.begin(), policy->globs.end(),
@@ -124,54 +125,56 @@ class Compiler {
       Error(value, "tools must be a mapping from tool name (or glob) to rule");
       return;
     }
-    ForEachKey(value, "tools", [&](const std::string& name, const YAML::Node& key_node,
-                                   const YAML::Node& entry) {
-      if (name.empty()) {
-        Error(key_node, "tools: empty tool name");
-        return;
-      }
-      ToolRule rule{NamePattern(name), Action::kAllow, ""};
-      const std::string where = "tools." + name;
-      if (entry.IsNull()) {
-        // `tool:` with nothing after it in YAML reads as {}.
-      } else if (!entry.IsMap()) {
-        Error(entry, where + " must be a mapping ({} allows the tool)");
-        return;
-      } else {
-        ForEachKey(entry, where, [&](const std::string& key, const YAML::Node& k,
-                                     const YAML::Node& v) {
-          if (key == "action") {
-            std::string a;
-            if (!ReadString(v, where + ".action", a)) return;
-            if (a == "allow") {
-              rule.action = Action::kAllow;
-            } else if (a == "deny") {
-              rule.action = Action::kDeny;
-            } else if (a == "require_approval") {
-              rule.action = Action::kRequireApproval;
-            } else {
-              Error(v, where + ".action must be allow, deny or require_approval, not \"" + a +
-                           "\"");
-            }
-          } else if (key == "reason") {
-            ReadString(v, where + ".reason", rule.reason);
-          } else if (key == "_about") {
-            // Documentation written by scaffolds: accepted and ignored.
-          } else if (std::find(std::begin(kNotYetSupported), std::end(kNotYetSupported), key) !=
-                     std::end(kNotYetSupported)) {
-            Error(k, where + "." + key +
-                         " is not supported by this build yet (it would not be enforced)");
+    ForEachKey(
+        value, "tools",
+        [&](const std::string& name, const YAML::Node& key_node, const YAML::Node& entry) {
+          if (name.empty()) {
+            Error(key_node, "tools: empty tool name");
+            return;
+          }
+          ToolRule rule{NamePattern(name), Action::kAllow, ""};
+          const std::string where = "tools." + name;
+          if (entry.IsNull()) {
+            // `tool:` with nothing after it in YAML reads as {}.
+          } else if (!entry.IsMap()) {
+            Error(entry, where + " must be a mapping ({} allows the tool)");
+            return;
           } else {
-            Error(k, where + ": unknown key \"" + key + "\"");
+            ForEachKey(
+                entry, where,
+                [&](const std::string& key, const YAML::Node& k, const YAML::Node& v) {
+                  if (key == "action") {
+                    std::string a;
+                    if (!ReadString(v, where + ".action", a)) return;
+                    if (a == "allow") {
+                      rule.action = Action::kAllow;
+                    } else if (a == "deny") {
+                      rule.action = Action::kDeny;
+                    } else if (a == "require_approval") {
+                      rule.action = Action::kRequireApproval;
+                    } else {
+                      Error(v, where + ".action must be allow, deny or require_approval, not \"" +
+                                   a + "\"");
+                    }
+                  } else if (key == "reason") {
+                    ReadString(v, where + ".reason", rule.reason);
+                  } else if (key == "_about") {
+                    // Documentation written by scaffolds: accepted and ignored.
+                  } else if (std::find(std::begin(kNotYetSupported), std::end(kNotYetSupported),
+                                       key) != std::end(kNotYetSupported)) {
+                    Error(k, where + "." + key +
+                                 " is not supported by this build yet (it would not be enforced)");
+                  } else {
+                    Error(k, where + ": unknown key \"" + key + "\"");
+                  }
+                });
+          }
+          if (rule.pattern.is_glob()) {
+            policy.globs.push_back(std::move(rule));
+          } else {
+            policy.exact.emplace(name, std::move(rule));
           }
         });
-      }
-      if (rule.pattern.is_glob()) {
-        policy.globs.push_back(std::move(rule));
-      } else {
-        policy.exact.emplace(name, std::move(rule));
-      }
-    });
   }
 
   std::vector<Diagnostic>& diags_;

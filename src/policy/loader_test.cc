@@ -32,8 +32,7 @@ TEST(LoaderTest, ReportsEveryProblemWithItsPosition) {
       {"version: 1\ndefault: deny\ntools:\n  x: {}\n  x: {}\n", Format::kYaml,
        "p:5:3: tools: duplicate key \"x\""},
       {"version: 1\ndefault: deny\nhide: [\"\"]\n", Format::kYaml, "p:3:8: hide: empty tool name"},
-      {"version: 1\ndefault: deny\ntools: [a]\n", Format::kYaml,
-       "p:3:8: tools must be a mapping"},
+      {"version: 1\ndefault: deny\ntools: [a]\n", Format::kYaml, "p:3:8: tools must be a mapping"},
       {"version: 1\ndefault: [deny\n", Format::kYaml, "p:"},
   };
   for (const Case& c : cases) {

@@ -60,9 +60,9 @@ Decision Evaluate(const Policy& policy, const mcp::ToolCall& call) {
     case Action::kAllow:
       return {Verdict::kAllow, std::move(rule_name), ""};
     case Action::kDeny:
-      return {Verdict::kDeny, std::move(rule_name),
-              rule->reason.empty() ? "Tool \"" + call.name + "\" is denied by policy"
-                                   : rule->reason};
+      return {
+          Verdict::kDeny, std::move(rule_name),
+          rule->reason.empty() ? "Tool \"" + call.name + "\" is denied by policy" : rule->reason};
     case Action::kRequireApproval:
       // The approval flow is not built yet; fail closed rather than allow.
       return {Verdict::kDeny, std::move(rule_name),

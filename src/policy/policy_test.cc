@@ -24,12 +24,18 @@ TEST(GlobMatchTest, MatchesStarAndQuestionMark) {
     bool match;
   };
   const Case cases[] = {
-      {"delete_*", "delete_repo", true}, {"delete_*", "delete_", true},
-      {"delete_*", "undelete_x", false}, {"*_admin", "repo_admin", true},
-      {"a?c", "abc", true},              {"a?c", "ac", false},
-      {"*", "", true},                   {"a*b*c", "aXXbYYc", true},
-      {"a*b*c", "aXXbYY", false},        {"exact", "exact", true},
-      {"**x", "yx", true},               {"*é*", "café", true},
+      {"delete_*", "delete_repo", true},
+      {"delete_*", "delete_", true},
+      {"delete_*", "undelete_x", false},
+      {"*_admin", "repo_admin", true},
+      {"a?c", "abc", true},
+      {"a?c", "ac", false},
+      {"*", "", true},
+      {"a*b*c", "aXXbYYc", true},
+      {"a*b*c", "aXXbYY", false},
+      {"exact", "exact", true},
+      {"**x", "yx", true},
+      {"*é*", "café", true},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(std::string(c.glob) + " vs " + c.name);
@@ -68,7 +74,8 @@ TEST(EvaluateTest, HiddenToolsAreDeniedEvenWhenAllowed) {
 }
 
 TEST(EvaluateTest, RequireApprovalFailsClosedUntilApprovalsExist) {
-  auto p = Load(R"({"version":"1","default":"allow","tools":{"pay":{"action":"require_approval"}}})");
+  auto p =
+      Load(R"({"version":"1","default":"allow","tools":{"pay":{"action":"require_approval"}}})");
   Decision d = Decide(*p, "pay");
   EXPECT_EQ(d.verdict, Verdict::kDeny);
   EXPECT_NE(d.reason.find("approval"), std::string::npos);

@@ -2,10 +2,10 @@
 // the server by calling the events it was started with. Test-only.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <deque>
 #include <optional>
-
-#include <gtest/gtest.h>
 
 #include "gateway/upstream.h"
 

@@ -1,17 +1,20 @@
 #include "transport/child_upstream.h"
 
-#define BOOST_PROCESS_USE_STD_FS 1
-#include <type_traits>
-
-#include <boost/optional.hpp>
-#include <boost/type_traits.hpp>
 #include <deque>
 #include <optional>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+
+// Boost.Process v2 as shipped in 1.81 misses includes of its own: these must come first.
+// clang-format off
+#define BOOST_PROCESS_USE_STD_FS 1
+#include <type_traits>
+#include <boost/optional.hpp>
+#include <boost/type_traits.hpp>
 #include <boost/process/v2.hpp>
-#include <spdlog/spdlog.h>
+// clang-format on
 
 #include "transport/framing.h"
 
@@ -46,8 +49,7 @@ struct ChildUpstream::State : std::enable_shared_from_this<ChildUpstream::State>
   // The running child, if any. A new generation is created for every (re)start so stale
   // coroutines of a dead child can tell they are stale.
   struct Child {
-    explicit Child(asio::io_context& io)
-        : stdin_pipe(io), stdout_pipe(io), stderr_pipe(io) {}
+    explicit Child(asio::io_context& io) : stdin_pipe(io), stdout_pipe(io), stderr_pipe(io) {}
     asio::writable_pipe stdin_pipe;
     asio::readable_pipe stdout_pipe;
     asio::readable_pipe stderr_pipe;
@@ -126,8 +128,8 @@ struct ChildUpstream::State : std::enable_shared_from_this<ChildUpstream::State>
         });
     std::vector<char> buf(64 * 1024);
     for (;;) {
-      auto [ec, n] = co_await c->stdout_pipe.async_read_some(
-          asio::buffer(buf), asio::as_tuple(use_awaitable));
+      auto [ec, n] =
+          co_await c->stdout_pipe.async_read_some(asio::buffer(buf), asio::as_tuple(use_awaitable));
       if (ec) break;
       framer.Append(std::string_view(buf.data(), n));
     }
@@ -139,8 +141,8 @@ struct ChildUpstream::State : std::enable_shared_from_this<ChildUpstream::State>
         [](size_t) {});
     std::vector<char> buf(8192);
     for (;;) {
-      auto [ec, n] = co_await c->stderr_pipe.async_read_some(
-          asio::buffer(buf), asio::as_tuple(use_awaitable));
+      auto [ec, n] =
+          co_await c->stderr_pipe.async_read_some(asio::buffer(buf), asio::as_tuple(use_awaitable));
       if (ec) break;
       framer.Append(std::string_view(buf.data(), n));
     }
@@ -153,8 +155,8 @@ struct ChildUpstream::State : std::enable_shared_from_this<ChildUpstream::State>
     c->exit_code = ec ? -1 : code;
     if (self->child != c) co_return;  // shut down on purpose
     if (std::chrono::steady_clock::now() - self->started_at > 30s) self->backoff = 100ms;
-    self->Died(Error::Unavailable("upstream process exited with status " +
-                                  std::to_string(c->exit_code)));
+    self->Died(
+        Error::Unavailable("upstream process exited with status " + std::to_string(c->exit_code)));
   }
 
   static awaitable<void> Write(std::shared_ptr<State> self, std::shared_ptr<Child> c) {

@@ -10,12 +10,11 @@
 // Thread: one io_context. Ownership: the process state is shared with in-flight coroutines.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
 
 #include "gateway/upstream.h"
 

@@ -41,8 +41,7 @@ struct SseEvent {
 };
 
 // Formats one event. `data` may contain newlines (each line becomes a data: field).
-std::string FormatSseEvent(std::string_view id, std::string_view data,
-                           std::string_view event = {});
+std::string FormatSseEvent(std::string_view id, std::string_view data, std::string_view event = {});
 // A priming event: an id and an empty data field, with a reconnection delay (SEP-1699).
 std::string FormatSsePriming(std::string_view id, long retry_ms);
 // A comment line that keeps idle connections and proxies from timing out.

@@ -1,8 +1,8 @@
 #include "transport/framing.h"
 
-#include <vector>
-
 #include <gtest/gtest.h>
+
+#include <vector>
 
 namespace tw::transport {
 namespace {
@@ -79,7 +79,8 @@ TEST(SseParserTest, RejectsAnOversizeEvent) {
 }
 
 TEST(SseEncoderTest, RoundTripsThroughTheParser) {
-  std::string wire = FormatSseEvent("7_3", "line1\nline2", "message") + FormatSsePriming("7_0", 1000);
+  std::string wire =
+      FormatSseEvent("7_3", "line1\nline2", "message") + FormatSsePriming("7_0", 1000);
   auto events = ParseSse({wire});
   ASSERT_EQ(events.size(), 2u);
   EXPECT_EQ(events[0].id, "7_3");

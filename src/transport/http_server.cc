@@ -1,16 +1,16 @@
 #include "transport/http_server.h"
 
-#include <charconv>
-#include <deque>
-#include <map>
-#include <unordered_map>
-#include <unordered_set>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
-#include <spdlog/spdlog.h>
+#include <charconv>
+#include <deque>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "common/random.h"
 #include "mcp/protocol.h"
@@ -40,7 +40,8 @@ std::string JsonRpcErrorBody(int code, std::string_view message) {
 }
 
 bool AcceptsType(std::string_view accept, std::string_view type) {
-  return accept.find(type) != std::string_view::npos || accept.find("*/*") != std::string_view::npos;
+  return accept.find(type) != std::string_view::npos ||
+         accept.find("*/*") != std::string_view::npos;
 }
 
 }  // namespace
@@ -70,9 +71,10 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
                                      ": " + ec.message()));
     }
     if (!address.is_loopback()) {
-      spdlog::warn("listening on non-loopback address {}: anyone who can reach it can use the "
-                   "upstream server within the policy",
-                   host);
+      spdlog::warn(
+          "listening on non-loopback address {}: anyone who can reach it can use the "
+          "upstream server within the policy",
+          host);
     }
     asio::co_spawn(io_, AcceptLoop(shared_from_this()), asio::detached);
     ScheduleSweep();
@@ -109,8 +111,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   }
 
   void ScheduleSweep() {
-    sweep_timer_.expires_after(std::min<std::chrono::milliseconds>(options_.session_idle,
-                                                                   std::chrono::seconds(60)));
+    sweep_timer_.expires_after(
+        std::min<std::chrono::milliseconds>(options_.session_idle, std::chrono::seconds(60)));
     sweep_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
       if (ec || self->stopped_) return;
       const auto now = Clock::now();
@@ -166,20 +168,21 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
         parser.header_limit(static_cast<uint32_t>(self->options_.max_header_bytes));
         parser.body_limit(self->options_.max_body_bytes);
         stream.expires_after(self->options_.read_timeout);
-        auto [ec, n] = co_await http::async_read(stream, buffer, parser,
-                                                 asio::as_tuple(use_awaitable));
+        auto [ec, n] =
+            co_await http::async_read(stream, buffer, parser, asio::as_tuple(use_awaitable));
         if (ec == http::error::body_limit || ec == http::error::header_limit) {
           Request req;
           req.version(11);
           bool body = ec == http::error::body_limit;
           Response res = self->ErrorResponse(
-              req, body ? http::status::payload_too_large
-                        : http::status::request_header_fields_too_large,
+              req,
+              body ? http::status::payload_too_large
+                   : http::status::request_header_fields_too_large,
               jsonrpc::kInvalidRequest,
               body ? "Request body exceeds " + std::to_string(self->options_.max_body_bytes) +
                          " bytes"
-                   : "Request headers exceed " +
-                         std::to_string(self->options_.max_header_bytes) + " bytes");
+                   : "Request headers exceed " + std::to_string(self->options_.max_header_bytes) +
+                         " bytes");
           res.keep_alive(false);
           stream.expires_after(self->options_.write_timeout);
           co_await http::async_write(stream, res, asio::as_tuple(use_awaitable));
@@ -209,9 +212,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       spdlog::warn("http: refused {} {} from Host \"{}\" Origin \"{}\"",
                    std::string(req.method_string()), std::string(path),
                    std::string(req[http::field::host]), std::string(req[http::field::origin]));
-      co_return co_await Send(stream, ErrorResponse(req, http::status::forbidden,
-                                                    jsonrpc::kConnectionClosed,
-                                                    "Forbidden: Host or Origin not allowed"));
+      co_return co_await Send(
+          stream, ErrorResponse(req, http::status::forbidden, jsonrpc::kConnectionClosed,
+                                "Forbidden: Host or Origin not allowed"));
     }
     if (path == "/healthz") {
       co_return co_await Send(stream, MakeResponse(req, http::status::ok, "ok\n", "text/plain"));
@@ -284,9 +287,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   std::shared_ptr<HttpMcpSession> NewSession(bool legacy) {
     std::string id = RandomHex(16);
     auto session = std::make_shared<HttpMcpSession>(
-        id, legacy ? HttpMcpSession::Transport::kLegacySse : HttpMcpSession::Transport::kStreamableHttp,
-        upstreams_(), guard_,
-                                                    options_.max_events_per_stream);
+        id,
+        legacy ? HttpMcpSession::Transport::kLegacySse : HttpMcpSession::Transport::kStreamableHttp,
+        upstreams_(), guard_, options_.max_events_per_stream);
     sessions_.emplace(id, session);
     session->relay().Start();
     spdlog::info("http: session {} opened{} ({} open)", id.substr(0, 8),
@@ -298,9 +301,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     auto content_type = req[http::field::content_type];
     if (content_type.find("application/json") == std::string_view::npos) {
       co_return co_await Send(
-          stream, ErrorResponse(req, http::status::unsupported_media_type,
-                                jsonrpc::kConnectionClosed,
-                                "Unsupported Media Type: Content-Type must be application/json"));
+          stream,
+          ErrorResponse(req, http::status::unsupported_media_type, jsonrpc::kConnectionClosed,
+                        "Unsupported Media Type: Content-Type must be application/json"));
     }
     auto accept = req[http::field::accept];
     if (!AcceptsType(accept, "application/json") || !AcceptsType(accept, "text/event-stream")) {
@@ -311,9 +314,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     }
     jsonrpc::Incoming in = jsonrpc::Parse(req.body());
     if (!in.is_batch && !in.items[0]) {
-      co_return co_await Send(stream, MakeResponse(req, http::status::bad_request,
-                                                   jsonrpc::Serialize(
-                                                       jsonrpc::MakeError(in.items[0].error()))));
+      co_return co_await Send(
+          stream, MakeResponse(req, http::status::bad_request,
+                               jsonrpc::Serialize(jsonrpc::MakeError(in.items[0].error()))));
     }
     bool has_initialize = false;
     for (auto& item : in.items) {
@@ -335,10 +338,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
                                   "Invalid Request: Server already initialized"));
       }
       if (sessions_.size() >= options_.max_sessions) {
-        co_return co_await Send(
-            stream, ErrorResponse(req, http::status::service_unavailable,
-                                  jsonrpc::kConnectionClosed,
-                                  "Too many sessions; try again later"));
+        co_return co_await Send(stream, ErrorResponse(req, http::status::service_unavailable,
+                                                      jsonrpc::kConnectionClosed,
+                                                      "Too many sessions; try again later"));
       }
       session = NewSession(false);
     } else {
@@ -368,8 +370,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       }
       if (item->IsRequest()) {
         if (session->IsPending(item->id)) {
-          session->DeliverOn(sid, jsonrpc::MakeError(
-                                      item->id, jsonrpc::kInvalidRequest,
+          session->DeliverOn(
+              sid, jsonrpc::MakeError(item->id, jsonrpc::kInvalidRequest,
                                       "Invalid Request: id " + jsonrpc::IdToString(item->id) +
                                           " is already in use by a pending request"));
           continue;
@@ -402,7 +404,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
         if (!ec) break;  // the keep-alive interval passed with nothing to send
         writer->wake.expires_after(options_.keepalive);
       }
-      if (!batch && writer->done && writer->queue.size() == 1 && writer->queue.front().is_response) {
+      if (!batch && writer->done && writer->queue.size() == 1 &&
+          writer->queue.front().is_response) {
         Response res = MakeResponse(req, http::status::ok, std::move(writer->queue.front().data));
         res.set(kSessionHeader, session->id());
         writer->queue.clear();
@@ -410,9 +413,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       }
       if (!batch && writer->done && writer->queue.empty()) {
         // The session closed before anything was sent.
-        co_return co_await Send(stream, ErrorResponse(req, http::status::not_found,
-                                                      jsonrpc::kConnectionClosed,
-                                                      "Session closed"));
+        co_return co_await Send(
+            stream, ErrorResponse(req, http::status::not_found, jsonrpc::kConnectionClosed,
+                                  "Session closed"));
       }
     }
 
@@ -434,8 +437,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       // that resumes from it misses nothing.
       const uint64_t before =
           writer->queue.empty() ? session->LastSeq(sid) : writer->queue.front().seq - 1;
-      std::string priming = FormatSsePriming(FormatEventId(sid, before),
-                                             options_.sse_retry_ms);
+      std::string priming = FormatSsePriming(FormatEventId(sid, before), options_.sse_retry_ms);
       ok = co_await WriteChunk(stream, priming);
     }
     if (ok) ok = co_await PumpEvents(stream, writer);
@@ -443,8 +445,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     writer->detached = true;
     if (!ok) co_return false;
     stream.expires_after(options_.write_timeout);
-    auto [ec, n] = co_await asio::async_write(stream, http::make_chunk_last(),
-                                              asio::as_tuple(use_awaitable));
+    auto [ec, n] =
+        co_await asio::async_write(stream, http::make_chunk_last(), asio::as_tuple(use_awaitable));
     co_return !ec && req.keep_alive();
   }
 
@@ -477,10 +479,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
 
   awaitable<bool> HandleGet(beast::tcp_stream& stream, Request& req) {
     if (!AcceptsType(req[http::field::accept], "text/event-stream")) {
-      co_return co_await Send(stream,
-                              ErrorResponse(req, http::status::not_acceptable,
-                                            jsonrpc::kConnectionClosed,
-                                            "Not Acceptable: Client must accept text/event-stream"));
+      co_return co_await Send(
+          stream, ErrorResponse(req, http::status::not_acceptable, jsonrpc::kConnectionClosed,
+                                "Not Acceptable: Client must accept text/event-stream"));
     }
     std::optional<Response> error;
     auto session = FindSession(req, error);
@@ -491,24 +492,24 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     if (!last_event_id.empty()) {
       // Our ids are "<stream>_<seq>".
       if (!ParseEventId(last_event_id, sid, after)) {
-        co_return co_await Send(stream, ErrorResponse(req, http::status::bad_request,
-                                                      jsonrpc::kConnectionClosed,
-                                                      "Bad Request: unknown Last-Event-ID"));
+        co_return co_await Send(
+            stream, ErrorResponse(req, http::status::bad_request, jsonrpc::kConnectionClosed,
+                                  "Bad Request: unknown Last-Event-ID"));
       }
     }
     auto writer = std::make_shared<StreamWriter>(stream.get_executor());
-    const auto mode = last_event_id.empty() ? HttpMcpSession::Mode::kExclusive
-                                            : HttpMcpSession::Mode::kTakeOver;
+    const auto mode =
+        last_event_id.empty() ? HttpMcpSession::Mode::kExclusive : HttpMcpSession::Mode::kTakeOver;
     switch (session->AttachWriter(sid, after, writer, mode)) {
       case HttpMcpSession::Attach::kBusy:
-        co_return co_await Send(stream, ErrorResponse(req, http::status::conflict,
-                                                      jsonrpc::kConnectionClosed,
-                                                      "Conflict: Only one SSE stream is allowed "
-                                                      "per session"));
+        co_return co_await Send(
+            stream, ErrorResponse(req, http::status::conflict, jsonrpc::kConnectionClosed,
+                                  "Conflict: Only one SSE stream is allowed "
+                                  "per session"));
       case HttpMcpSession::Attach::kUnknown:
-        co_return co_await Send(stream, ErrorResponse(req, http::status::bad_request,
-                                                      jsonrpc::kConnectionClosed,
-                                                      "Bad Request: unknown Last-Event-ID"));
+        co_return co_await Send(
+            stream, ErrorResponse(req, http::status::bad_request, jsonrpc::kConnectionClosed,
+                                  "Bad Request: unknown Last-Event-ID"));
       case HttpMcpSession::Attach::kOk:
         break;
     }
@@ -527,14 +528,14 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
 
   awaitable<bool> HandleLegacySse(beast::tcp_stream& stream, Request& req) {
     if (!AcceptsType(req[http::field::accept], "text/event-stream")) {
-      co_return co_await Send(stream, ErrorResponse(req, http::status::not_acceptable,
-                                                    jsonrpc::kConnectionClosed,
-                                                    "Not Acceptable: text/event-stream"));
+      co_return co_await Send(
+          stream, ErrorResponse(req, http::status::not_acceptable, jsonrpc::kConnectionClosed,
+                                "Not Acceptable: text/event-stream"));
     }
     if (sessions_.size() >= options_.max_sessions) {
-      co_return co_await Send(stream, ErrorResponse(req, http::status::service_unavailable,
-                                                    jsonrpc::kConnectionClosed,
-                                                    "Too many sessions; try again later"));
+      co_return co_await Send(
+          stream, ErrorResponse(req, http::status::service_unavailable, jsonrpc::kConnectionClosed,
+                                "Too many sessions; try again later"));
     }
     auto session = NewSession(true);
     auto writer = std::make_shared<StreamWriter>(stream.get_executor());
@@ -558,17 +559,17 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     }
     auto found = sessions_.find(session_id);
     if (found == sessions_.end() || !found->second->legacy()) {
-      co_return co_await Send(stream, ErrorResponse(req, http::status::not_found,
-                                                    jsonrpc::kConnectionClosed,
-                                                    "Session not found"));
+      co_return co_await Send(
+          stream, ErrorResponse(req, http::status::not_found, jsonrpc::kConnectionClosed,
+                                "Session not found"));
     }
     auto session = found->second;
     session->Touch();
     jsonrpc::Incoming in = jsonrpc::Parse(req.body());
     if (!in.is_batch && !in.items[0]) {
-      co_return co_await Send(stream, MakeResponse(req, http::status::bad_request,
-                                                   jsonrpc::Serialize(
-                                                       jsonrpc::MakeError(in.items[0].error()))));
+      co_return co_await Send(
+          stream, MakeResponse(req, http::status::bad_request,
+                               jsonrpc::Serialize(jsonrpc::MakeError(in.items[0].error()))));
     }
     for (auto& item : in.items) {
       if (!item) {
@@ -577,8 +578,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       }
       session->relay().HandleClientMessage(std::move(*item));
     }
-    co_return co_await Send(stream, MakeResponse(req, http::status::accepted, "Accepted",
-                                                 "text/plain"));
+    co_return co_await Send(stream,
+                            MakeResponse(req, http::status::accepted, "Accepted", "text/plain"));
   }
 
   asio::io_context& io_;

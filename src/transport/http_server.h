@@ -16,12 +16,11 @@
 // Thread: one io_context; no locks.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
 
 #include "common/result.h"
 #include "gateway/session.h"

@@ -11,6 +11,8 @@
 // coroutines serving it); owns its relay and, through it, the upstream connection.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -21,9 +23,6 @@
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
-
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "gateway/session.h"
 
@@ -64,9 +63,8 @@ class HttpMcpSession : public gateway::ClientSink {
  public:
   enum class Transport { kStreamableHttp, kLegacySse };
 
-  HttpMcpSession(std::string id, Transport transport,
-                 std::unique_ptr<gateway::Upstream> upstream, const gateway::ToolCallGuard& guard,
-                 size_t max_events);
+  HttpMcpSession(std::string id, Transport transport, std::unique_ptr<gateway::Upstream> upstream,
+                 const gateway::ToolCallGuard& guard, size_t max_events);
   ~HttpMcpSession() override;
 
   const std::string& id() const { return id_; }

@@ -1,7 +1,8 @@
 #include "transport/http_session.h"
 
-#include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
 
 #include "policy/policy.h"
 #include "testing/fake_upstream.h"
@@ -22,7 +23,9 @@ class HttpSessionTest : public ::testing::Test {
   }
   void SetUp() override { Make(); }
 
-  std::shared_ptr<StreamWriter> Writer() { return std::make_shared<StreamWriter>(io_.get_executor()); }
+  std::shared_ptr<StreamWriter> Writer() {
+    return std::make_shared<StreamWriter>(io_.get_executor());
+  }
 
   // Sends a client request on a new POST stream, as the HTTP server does.
   uint64_t Post(const std::shared_ptr<StreamWriter>& w, std::string_view request) {
@@ -77,7 +80,9 @@ TEST_F(HttpSessionTest, AnswersGoToTheStreamOfTheirRequestWhichThenEnds) {
 
 TEST_F(HttpSessionTest, RelatedNotificationsShareTheRequestStream) {
   auto w = Writer();
-  Post(w, R"({"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"t","_meta":{"progressToken":"p"}}})");
+  Post(
+      w,
+      R"({"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":"t","_meta":{"progressToken":"p"}}})");
   upstream_->FromServer(ParseMessage(
       R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"p","progress":1}})"));
   Answer(R"({"content":[]})");
@@ -88,23 +93,28 @@ TEST_F(HttpSessionTest, RelatedNotificationsShareTheRequestStream) {
 }
 
 TEST_F(HttpSessionTest, UnrelatedMessagesWaitForTheGetStreamAndAreReplayed) {
-  upstream_->FromServer(ParseMessage(R"({"jsonrpc":"2.0","method":"notifications/tools/list_changed"})"));
+  upstream_->FromServer(
+      ParseMessage(R"({"jsonrpc":"2.0","method":"notifications/tools/list_changed"})"));
   auto get = Writer();
   ASSERT_EQ(session_->AttachWriter(0, 0, get), HttpMcpSession::Attach::kOk);
   ASSERT_EQ(get->queue.size(), 1u);
   EXPECT_NE(get->queue[0].data.find("list_changed"), std::string::npos);
   // A second GET stream is refused while the first is attached.
   EXPECT_EQ(session_->AttachWriter(0, 0, Writer()), HttpMcpSession::Attach::kBusy);
-  upstream_->FromServer(ParseMessage(R"({"jsonrpc":"2.0","method":"notifications/resources/list_changed"})"));
+  upstream_->FromServer(
+      ParseMessage(R"({"jsonrpc":"2.0","method":"notifications/resources/list_changed"})"));
   EXPECT_EQ(get->queue.size(), 2u);
 }
 
 TEST_F(HttpSessionTest, ResumingReplaysOnlyLaterEventsAndTakesTheStreamOver) {
   auto first = Writer();
-  uint64_t sid = Post(first, R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{"progressToken":9}}})");
+  uint64_t sid = Post(
+      first,
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{"progressToken":9}}})");
   for (int i = 1; i <= 3; ++i) {
-    upstream_->FromServer(ParseMessage(R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":9,"progress":)" +
-                                       std::to_string(i) + "}}"));
+    upstream_->FromServer(ParseMessage(
+        R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":9,"progress":)" +
+        std::to_string(i) + "}}"));
   }
   auto resumed = Writer();
   ASSERT_EQ(session_->AttachWriter(sid, 1, resumed, HttpMcpSession::Mode::kTakeOver),
@@ -119,10 +129,13 @@ TEST_F(HttpSessionTest, ResumingReplaysOnlyLaterEventsAndTakesTheStreamOver) {
 }
 
 TEST_F(HttpSessionTest, KeepsOnlyTheLastEventsOfAStream) {
-  uint64_t sid = Post(Writer(), R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{"progressToken":9}}})");
+  uint64_t sid = Post(
+      Writer(),
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{"progressToken":9}}})");
   for (int i = 1; i <= 10; ++i) {
-    upstream_->FromServer(ParseMessage(R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":9,"progress":)" +
-                                       std::to_string(i) + "}}"));
+    upstream_->FromServer(ParseMessage(
+        R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":9,"progress":)" +
+        std::to_string(i) + "}}"));
   }
   auto resumed = Writer();
   ASSERT_EQ(session_->AttachWriter(sid, 0, resumed, HttpMcpSession::Mode::kTakeOver),
@@ -135,7 +148,8 @@ TEST_F(HttpSessionTest, LegacySessionsPutEverythingOnOneNamedStreamWithoutIds) {
   Make(HttpMcpSession::Transport::kLegacySse);
   auto get = Writer();
   ASSERT_EQ(session_->AttachWriter(0, 0, get), HttpMcpSession::Attach::kOk);
-  session_->relay().HandleClientMessage(ParseMessage(R"({"jsonrpc":"2.0","id":1,"method":"ping"})"));
+  session_->relay().HandleClientMessage(
+      ParseMessage(R"({"jsonrpc":"2.0","id":1,"method":"ping"})"));
   Answer("{}");
   ASSERT_EQ(get->queue.size(), 1u);
   EXPECT_EQ(get->queue[0].event_name, "message");

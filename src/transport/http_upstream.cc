@@ -1,8 +1,6 @@
 #include "transport/http_upstream.h"
 
-#include <deque>
-#include <optional>
-#include <unordered_set>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -10,7 +8,9 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
-#include <spdlog/spdlog.h>
+#include <deque>
+#include <optional>
+#include <unordered_set>
 
 #include "mcp/protocol.h"
 #include "transport/framing.h"
@@ -38,11 +38,14 @@ Result<UpstreamUrl> ParseUpstreamUrl(const std::string& text) {
   if (scheme == "https") {
     out.tls = true;
   } else if (scheme != "http") {
-    return Fail(Error::InvalidArgument("upstream URL \"" + text + "\" must be http:// or https://"));
+    return Fail(
+        Error::InvalidArgument("upstream URL \"" + text + "\" must be http:// or https://"));
   }
   out.host = std::string(url->host_name().empty() ? url->host() : url->host_name());
-  if (out.host.empty()) return Fail(Error::InvalidArgument("upstream URL \"" + text + "\" has no host"));
-  if (out.host.size() > 2 && out.host.front() == '[') out.host = out.host.substr(1, out.host.size() - 2);
+  if (out.host.empty())
+    return Fail(Error::InvalidArgument("upstream URL \"" + text + "\" has no host"));
+  if (out.host.size() > 2 && out.host.front() == '[')
+    out.host = out.host.substr(1, out.host.size() - 2);
   out.port = url->has_port() ? std::string(url->port()) : (out.tls ? "443" : "80");
   out.target = std::string(url->encoded_path());
   if (out.target.empty()) out.target = "/";
@@ -98,7 +101,7 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
   bool get_stream_started = false;
   std::vector<std::unique_ptr<Conn>> idle;
   std::unordered_set<Conn*> active;  // connections with an exchange in progress
-  uint64_t generation = 0;  // bumps when the server forgets the session
+  uint64_t generation = 0;           // bumps when the server forgets the session
 
   // Legacy HTTP+SSE mode.
   bool legacy = false;
@@ -109,8 +112,8 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
     auto conn = std::make_unique<Conn>();
     tcp::resolver resolver(io);
     asio::steady_timer deadline(io);
-    auto [rec, results] = co_await resolver.async_resolve(url.host, url.port,
-                                                          asio::as_tuple(use_awaitable));
+    auto [rec, results] =
+        co_await resolver.async_resolve(url.host, url.port, asio::as_tuple(use_awaitable));
     if (rec) {
       ec = rec;
       co_return nullptr;
@@ -186,8 +189,8 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
     parser.body_limit(boost::none);
     parser.header_limit(64 * 1024);
     conn.lowest().expires_after(timeout);
-    auto [hec, hn] = co_await http::async_read_header(s, conn.buffer, parser,
-                                                      asio::as_tuple(use_awaitable));
+    auto [hec, hn] =
+        co_await http::async_read_header(s, conn.buffer, parser, asio::as_tuple(use_awaitable));
     if (hec) {
       ex.ec = hec;
       co_return ex;
@@ -198,16 +201,16 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
     ex.session_id = std::string(head["Mcp-Session-Id"]);
     // Known before any event of the body is delivered: the client may answer at once.
     if (!ex.session_id.empty() && session_id.empty() && !legacy) session_id = ex.session_id;
-    const bool sse = ex.content_type.find("text/event-stream") != std::string::npos &&
-                     ex.status / 100 == 2;
+    const bool sse =
+        ex.content_type.find("text/event-stream") != std::string::npos && ex.status / 100 == 2;
     SseParser sse_parser(options.max_message_bytes, on_event);
     std::vector<char> chunk(16 * 1024);
     while (!parser.is_done()) {
       head.body().data = chunk.data();
       head.body().size = chunk.size();
       conn.lowest().expires_after(timeout);
-      auto [rec, rn] = co_await http::async_read_some(s, conn.buffer, parser,
-                                                 asio::as_tuple(use_awaitable));
+      auto [rec, rn] =
+          co_await http::async_read_some(s, conn.buffer, parser, asio::as_tuple(use_awaitable));
       if (rec == http::error::need_buffer) rec = {};
       if (rec) {
         ex.ec = rec;
@@ -340,8 +343,11 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
 
     if (ex.ec) {
       if (ex.ec == http::error::body_limit) {
-        if (is_request) self->Fail(id, Error::LimitExceeded("upstream answer exceeds the message "
-                                                            "size limit"), true);
+        if (is_request)
+          self->Fail(id,
+                     Error::LimitExceeded("upstream answer exceeds the message "
+                                          "size limit"),
+                     true);
         co_return;
       }
       const bool timeout = ex.ec == beast::error::timeout;
@@ -352,12 +358,13 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
       }
       if (is_request && !answered && timeout) {
         // Stop the server working on an answer nobody will read.
-        asio::co_spawn(self->io,
-                       Post(self, jsonrpc::MakeNotification(
-                                      std::string(mcp::method::kCancelled),
-                                      json::object{{"requestId", id},
-                                                   {"reason", "request timed out at the gateway"}})),
-                       asio::detached);
+        asio::co_spawn(
+            self->io,
+            Post(self, jsonrpc::MakeNotification(
+                           std::string(mcp::method::kCancelled),
+                           json::object{{"requestId", id},
+                                        {"reason", "request timed out at the gateway"}})),
+            asio::detached);
       }
       if (is_request && !answered) {
         self->Fail(id,
@@ -385,9 +392,10 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
       co_return;
     }
     if (is_initialize && (ex.status == 400 || ex.status == 404 || ex.status == 405)) {
-      spdlog::info("upstream answered initialize with HTTP {}; trying the legacy HTTP+SSE "
-                   "transport",
-                   ex.status);
+      spdlog::info(
+          "upstream answered initialize with HTTP {}; trying the legacy HTTP+SSE "
+          "transport",
+          ex.status);
       self->legacy = true;
       self->legacy_queue.push_back(std::move(msg));
       asio::co_spawn(self->io, LegacyStream(self), asio::detached);
@@ -399,8 +407,10 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
           self->DeliverText(ex.body, related, &id)) {
         co_return;
       }
-      if (is_request) self->Fail(id, Error::Unavailable("upstream refused: " + Describe(ex)), true);
-      else spdlog::warn("upstream refused a {}: {}", msg.method, Describe(ex));
+      if (is_request)
+        self->Fail(id, Error::Unavailable("upstream refused: " + Describe(ex)), true);
+      else
+        spdlog::warn("upstream refused a {}: {}", msg.method, Describe(ex));
       co_return;
     }
     if (ex.content_type.find("application/json") != std::string::npos && !ex.body.empty()) {
@@ -441,8 +451,9 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
       if (answered || self->closed) co_return;
       if (!ex.ec && ex.status / 100 != 2) break;
     }
-    self->Fail(id, Error::Unavailable("upstream stream broke before the answer and could not be "
-                                      "resumed"),
+    self->Fail(id,
+               Error::Unavailable("upstream stream broke before the answer and could not be "
+                                  "resumed"),
                true);
   }
 
@@ -468,9 +479,9 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
         spdlog::debug("upstream offers no GET stream (HTTP {})", ex.status);
         co_return;
       }
-      timer.expires_after(retry_ms > 0 ? std::chrono::milliseconds(retry_ms)
-                                       : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                             backoff));
+      timer.expires_after(retry_ms > 0
+                              ? std::chrono::milliseconds(retry_ms)
+                              : std::chrono::duration_cast<std::chrono::milliseconds>(backoff));
       co_await timer.async_wait(asio::as_tuple(use_awaitable));
       backoff = std::min<std::chrono::milliseconds>(backoff * 2, 30s);
     }
@@ -515,7 +526,8 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
       if (!got_endpoint) {
         // Neither transport works: fail what waits, then keep trying with backoff.
         for (auto& m : self->legacy_queue) {
-          if (m.IsRequest()) self->Fail(m.id, Error::Unavailable("upstream legacy SSE: " + why), false);
+          if (m.IsRequest())
+            self->Fail(m.id, Error::Unavailable("upstream legacy SSE: " + why), false);
         }
         self->legacy_queue.clear();
       } else if (self->events.on_disconnected) {
@@ -567,7 +579,8 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
 
   static awaitable<void> DeleteSession(std::shared_ptr<State> self) {
     auto req = self->MakeRequest(http::verb::delete_, self->options.url, {});
-    co_await self->Perform(self->options.url, std::move(req), [](SseEvent) {}, 2s);
+    co_await self->Perform(
+        self->options.url, std::move(req), [](SseEvent) {}, 2s);
     self->idle.clear();
   }
 };

@@ -50,9 +50,8 @@ bool OriginPolicy::NameAllowed(std::string_view host_port_raw) const {
   const std::string_view host = HostPart(host_port);
   if (!ValidPort(host_port, host)) return false;
   if (host == "localhost" || host == "127.0.0.1" || host == "[::1]") return true;
-  return std::any_of(extra_hosts_.begin(), extra_hosts_.end(), [&](const std::string& h) {
-    return h == host_port || h == host;
-  });
+  return std::any_of(extra_hosts_.begin(), extra_hosts_.end(),
+                     [&](const std::string& h) { return h == host_port || h == host; });
 }
 
 bool OriginPolicy::HostAllowed(std::string_view host) const {

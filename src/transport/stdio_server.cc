@@ -1,12 +1,11 @@
 #include "transport/stdio_server.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <boost/asio.hpp>
 #include <deque>
 #include <thread>
-
-#include <boost/asio.hpp>
-#include <spdlog/spdlog.h>
 
 #include "common/random.h"
 #include "transport/framing.h"
@@ -31,10 +30,10 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
             [this](size_t bytes) {
               spdlog::warn("stdio: message of {}+ bytes exceeds the {} byte limit", bytes,
                            options_.max_message_bytes);
-              Write(jsonrpc::Serialize(jsonrpc::MakeError(
-                  nullptr, jsonrpc::kInvalidRequest,
-                  "Invalid Request: message exceeds " +
-                      std::to_string(options_.max_message_bytes) + " bytes")));
+              Write(jsonrpc::Serialize(
+                  jsonrpc::MakeError(nullptr, jsonrpc::kInvalidRequest,
+                                     "Invalid Request: message exceeds " +
+                                         std::to_string(options_.max_message_bytes) + " bytes")));
             }) {}
 
   ~Impl() override {
@@ -75,8 +74,8 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
   static awaitable<void> ReadLoop(std::shared_ptr<Impl> self) {
     std::vector<char> buf(64 * 1024);
     for (;;) {
-      auto [ec, n] = co_await self->in_.async_read_some(asio::buffer(buf),
-                                                        asio::as_tuple(use_awaitable));
+      auto [ec, n] =
+          co_await self->in_.async_read_some(asio::buffer(buf), asio::as_tuple(use_awaitable));
       if (ec) break;
       self->framer_.Append(std::string_view(buf.data(), n));
     }

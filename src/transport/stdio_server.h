@@ -9,10 +9,9 @@
 // blocks on it and posts lines to the io_context.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <functional>
 #include <memory>
-
-#include <boost/asio/io_context.hpp>
 
 #include "gateway/session.h"
 

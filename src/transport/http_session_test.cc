@@ -42,6 +42,17 @@ class HttpSessionTest : public ::testing::Test {
                                        R"(,"result":)" + std::string(result_json) + "}"));
   }
 
+  // A tools/call whose progress token is 9, and progress 1..n for it from the server.
+  static constexpr const char* kCallWithProgress =
+      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{"progressToken":9}}})";
+  void SendProgress(int n) {
+    for (int i = 1; i <= n; ++i) {
+      upstream_->FromServer(ParseMessage(
+          R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":9,"progress":)" +
+          std::to_string(i) + "}}"));
+    }
+  }
+
   boost::asio::io_context io_;
   std::shared_ptr<const policy::Policy> policy_ = policy::AllowAllPolicy();
   gateway::ToolCallGuard guard_{[this] { return policy_; }};
@@ -108,14 +119,8 @@ TEST_F(HttpSessionTest, UnrelatedMessagesWaitForTheGetStreamAndAreReplayed) {
 
 TEST_F(HttpSessionTest, ResumingReplaysOnlyLaterEventsAndTakesTheStreamOver) {
   auto first = Writer();
-  uint64_t sid = Post(
-      first,
-      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{"progressToken":9}}})");
-  for (int i = 1; i <= 3; ++i) {
-    upstream_->FromServer(ParseMessage(
-        R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":9,"progress":)" +
-        std::to_string(i) + "}}"));
-  }
+  uint64_t sid = Post(first, kCallWithProgress);
+  SendProgress(3);
   auto resumed = Writer();
   ASSERT_EQ(session_->AttachWriter(sid, 1, resumed, HttpMcpSession::Mode::kTakeOver),
             HttpMcpSession::Attach::kOk);
@@ -129,14 +134,8 @@ TEST_F(HttpSessionTest, ResumingReplaysOnlyLaterEventsAndTakesTheStreamOver) {
 }
 
 TEST_F(HttpSessionTest, KeepsOnlyTheLastEventsOfAStream) {
-  uint64_t sid = Post(
-      Writer(),
-      R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","_meta":{"progressToken":9}}})");
-  for (int i = 1; i <= 10; ++i) {
-    upstream_->FromServer(ParseMessage(
-        R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":9,"progress":)" +
-        std::to_string(i) + "}}"));
-  }
+  uint64_t sid = Post(Writer(), kCallWithProgress);
+  SendProgress(10);
   auto resumed = Writer();
   ASSERT_EQ(session_->AttachWriter(sid, 0, resumed, HttpMcpSession::Mode::kTakeOver),
             HttpMcpSession::Attach::kOk);

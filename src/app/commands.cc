@@ -13,8 +13,12 @@
 #include <vector>
 
 #include "app/demo.h"
+#include "app/policy_reloader.h"
+#include "common/clock.h"
 #include "common/log.h"
+#include "gateway/policy_holder.h"
 #include "gateway/tool_call_guard.h"
+#include "limits/counter_store.h"
 #include "policy/loader.h"
 #include "transport/child_upstream.h"
 #include "transport/http_server.h"
@@ -48,6 +52,16 @@ struct RunOptions {
   std::string upstream_ca;
   std::optional<size_t> max_sessions;
   double session_idle_s = 1800;
+  std::string state;
+  std::string state_fail_mode = "closed";
+};
+
+struct ExplainOptions {
+  std::string policy_path;
+  std::string tool;
+  std::string args = "{}";
+  std::string grant = "local";
+  std::string state;
 };
 
 // Splits "Name: value" into its parts.
@@ -100,8 +114,17 @@ int RunCommand(const RunOptions& o) {
     std::cerr << policy.error().message() << "\n";
     return kExitInvalid;
   }
-  std::shared_ptr<const policy::Policy> snapshot = *policy;
-  gateway::ToolCallGuard guard([&snapshot] { return snapshot; });
+  auto store = limits::OpenStateStore(o.state.empty() ? limits::DefaultStateSpec() : o.state);
+  if (!store) {
+    std::cerr << "toolwarden run: " << store.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  SystemClock clock;
+  gateway::PolicyHolder holder(*policy);
+  gateway::ToolCallGuard guard([&holder] { return holder.Current(); }, **store, clock,
+                               o.state_fail_mode == "open" ? gateway::StateFailMode::kOpen
+                                                           : gateway::StateFailMode::kClosed);
+  spdlog::info("policy {} loaded; counters in {}", o.policy_path, (*store)->Describe());
 
   transport::HttpUpstreamOptions http_options;
   if (!o.upstream_url.empty()) {
@@ -146,9 +169,14 @@ int RunCommand(const RunOptions& o) {
 
   std::signal(SIGPIPE, SIG_IGN);
   asio::signal_set signals(io, SIGINT, SIGTERM);
+  PolicyReloader reloader(io, o.policy_path, holder);
+  reloader.Start();
 
   if (o.listen.empty()) {
-    transport::StdioOptions stdio{o.max_message_bytes, 0, 1, [&] { signals.cancel(); }};
+    transport::StdioOptions stdio{o.max_message_bytes, 0, 1, [&] {
+                                    signals.cancel();
+                                    reloader.Stop();
+                                  }};
     transport::StdioServer server(io, stdio, make_upstream(), guard);
     signals.async_wait([&](boost::system::error_code ec, int sig) {
       if (ec) return;
@@ -189,9 +217,60 @@ int RunCommand(const RunOptions& o) {
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     spdlog::info("received signal {}; shutting down", sig);
+    reloader.Stop();
     server.Stop();
   });
   io.run();
+  return kExitOk;
+}
+
+int ExplainCommand(const ExplainOptions& o) {
+  auto policy = policy::LoadPolicyFile(o.policy_path);
+  if (!policy) {
+    std::cerr << policy.error().message() << "\n";
+    return kExitInvalid;
+  }
+  boost::system::error_code ec;
+  json::value args = json::parse(o.args, ec);
+  if (ec || !args.is_object()) {
+    std::cerr << "toolwarden explain: --args must be a JSON object\n";
+    return kExitUsage;
+  }
+  const int64_t now = SystemClock().NowMs();
+  const policy::Identity identity{o.grant, "(explain)", {}};
+  policy::Decision d =
+      policy::Evaluate(**policy, mcp::ToolCall{o.tool, args.as_object()}, identity, now);
+  // Current counter values, when the state store can be read (nothing is charged).
+  std::unique_ptr<limits::CounterStore> store;
+  if (auto s = limits::OpenStateStore(o.state.empty() ? limits::DefaultStateSpec() : o.state)) {
+    store = std::move(*s);
+  }
+  std::optional<policy::Decision> limited;
+  std::cout << "tool:     " << o.tool << "\n";
+  for (const policy::PlannedCharge& c : d.charges) {
+    const policy::Limit& l = *c.limit;
+    std::string_view scope_id = l.scope == policy::Scope::kGrant     ? identity.grant
+                                : l.scope == policy::Scope::kSession ? identity.session
+                                                                     : std::string_view("*");
+    std::optional<int64_t> used;
+    if (store && l.scope != policy::Scope::kSession) {
+      auto v = store->Value(limits::CounterKey("", l.counter, policy::ScopeName(l.scope), scope_id,
+                                               c.window_start_ms),
+                            now);
+      if (v) used = *v;
+    }
+    std::cout << "limit:    " << l.rule << ": counter \"" << l.counter << "\" +" << c.amount
+              << ", at most " << l.max << " per " << l.window.text << " ("
+              << policy::ScopeName(l.scope) << (l.scope == policy::Scope::kGlobal ? "" : " ")
+              << (l.scope == policy::Scope::kGlobal ? std::string_view() : scope_id) << ")";
+    if (used) std::cout << ", used " << *used << " so far";
+    std::cout << "\n";
+    if (used && c.amount > l.max - *used && !limited) limited = policy::LimitDenial(c, *used, now);
+  }
+  if (limited) d = *limited;
+  std::cout << "decision: " << (d.verdict == policy::Verdict::kAllow ? "allow" : "deny") << "\n"
+            << "rule:     " << d.rule << "\n";
+  if (d.verdict == policy::Verdict::kDeny) std::cout << "reason:   " << d.reason << "\n";
   return kExitOk;
 }
 
@@ -281,6 +360,14 @@ int Main(int argc, char** argv) {
                   "Seconds after which an idle HTTP session is closed")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  run->add_option("--state", run_options.state,
+                  "Where counters live: sqlite:PATH or memory (default sqlite:" +
+                      limits::DefaultStateSpec().substr(7) + ")");
+  run->add_option("--state-fail-mode", run_options.state_fail_mode,
+                  "If the state store fails: closed denies calls that have limits, open lets "
+                  "them through uncounted")
+      ->check(CLI::IsMember({"closed", "open"}))
+      ->capture_default_str();
   run->add_option("command", run_options.command,
                   "After --: the MCP server command to run as a child process");
 
@@ -288,6 +375,19 @@ int Main(int argc, char** argv) {
   CLI::App* validate = app.add_subcommand(
       "validate", "Check policy files; print every problem as FILE:LINE:COLUMN: message");
   validate->add_option("files", validate_files, "Policy files")->required();
+
+  ExplainOptions explain_options;
+  CLI::App* explain = app.add_subcommand(
+      "explain", "Show how a policy decides one call, without calling anything");
+  explain->add_option("-p,--policy", explain_options.policy_path, "Policy file")
+      ->required()
+      ->check(CLI::ExistingFile);
+  explain->add_option("--tool", explain_options.tool, "Tool name")->required();
+  explain->add_option("--args", explain_options.args, "Arguments as a JSON object")
+      ->capture_default_str();
+  explain->add_option("--grant", explain_options.grant, "The grant calling")->capture_default_str();
+  explain->add_option("--state", explain_options.state,
+                      "State store to read current counter values from (nothing is charged)");
 
   CLI::App* demo = app.add_subcommand(
       "demo", "Show toolwarden in front of a bundled demo MCP server (nothing to install)");
@@ -310,6 +410,7 @@ int Main(int argc, char** argv) {
 
   if (*run) return RunCommand(run_options);
   if (*validate) return ValidateCommand(validate_files);
+  if (*explain) return ExplainCommand(explain_options);
   if (*demo) return DemoMain(std::filesystem::read_symlink("/proc/self/exe").string());
   if (*demo_server) return DemoServerMain();
   return kExitUsage;

@@ -9,9 +9,26 @@ namespace tw::gateway {
 namespace method = mcp::method;
 using jsonrpc::Message;
 
+namespace {
+
+// How a server's answer settles a call's charges.
+CallOutcome SettleOutcome(const Message& answer) {
+  if (answer.kind == jsonrpc::Kind::kError) return CallOutcome::kJsonRpcError;
+  const json::object* r = answer.result.if_object();
+  const json::value* is_error = r ? r->if_contains("isError") : nullptr;
+  return is_error && is_error->is_bool() && is_error->get_bool() ? CallOutcome::kToolError
+                                                                 : CallOutcome::kSucceeded;
+}
+
+}  // namespace
+
 Session::Session(std::string id, std::unique_ptr<Upstream> upstream, const ToolCallGuard& guard,
-                 ClientSink& sink)
-    : id_(std::move(id)), upstream_(std::move(upstream)), guard_(guard), sink_(sink) {}
+                 ClientSink& sink, std::string grant)
+    : id_(std::move(id)),
+      grant_(std::move(grant)),
+      upstream_(std::move(upstream)),
+      guard_(guard),
+      sink_(sink) {}
 
 Session::~Session() { Close(); }
 
@@ -22,7 +39,7 @@ void Session::Start() {
             OnUpstreamMessage(std::move(m), std::move(related));
           },
       .on_request_failed = [this](const json::value& id, const Error& e,
-                                  bool /*sent*/) { OnRequestFailed(id, e); },
+                                  bool sent) { OnRequestFailed(id, e, sent); },
       .on_disconnected = [this](const Error& e) { OnDisconnected(e); },
       .on_reconnected = [this] { OnReconnected(); },
   });
@@ -64,16 +81,18 @@ void Session::HandleClientMessage(Message msg) {
   }
 }
 
-void Session::ForwardRequest(Message msg) {
+void Session::ForwardRequest(Message msg, Admission admission) {
   const std::string key = Key(msg.id);
   if (client_to_upstream_.contains(key)) {
+    guard_.Settle(admission, CallOutcome::kNotSent);
     Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidRequest,
                                      "Invalid Request: id " + jsonrpc::IdToString(msg.id) +
                                          " is already in use by a pending request"));
     return;
   }
   const int64_t upstream_id = next_upstream_id_++;
-  Pending pending{msg.id, msg.method, mcp::ProgressToken(msg.params), false};
+  Pending pending{msg.id, msg.method, mcp::ProgressToken(msg.params), false,
+                  std::move(admission)};
   if (pending.progress_token) progress_owner_[Key(*pending.progress_token)] = msg.id;
   client_to_upstream_.emplace(key, upstream_id);
   pending_.emplace(upstream_id, std::move(pending));
@@ -89,14 +108,14 @@ void Session::HandleToolCall(Message msg) {
                                      "Invalid params: " + call.error().message()));
     return;
   }
-  GuardOutcome outcome = guard_.Check(*call, id_);
+  GuardOutcome outcome = guard_.Check(*call, policy::Identity{grant_, id_, {}});
   if (outcome.decision.verdict != policy::Verdict::kAllow) {
     Reply(msg.id, jsonrpc::MakeResponse(
-                      msg.id, mcp::DenialResult(
-                                  {outcome.decision.rule, outcome.decision.reason, std::nullopt})));
+                      msg.id, mcp::DenialResult({outcome.decision.rule, outcome.decision.reason,
+                                                 outcome.decision.retry_after_s})));
     return;
   }
-  ForwardRequest(std::move(msg));
+  ForwardRequest(std::move(msg), std::move(outcome.admission));
 }
 
 void Session::HandleClientNotification(Message msg) {
@@ -187,6 +206,7 @@ void Session::OnUpstreamResponse(Message msg) {
     return;
   }
   client_to_upstream_.erase(Key(pending.client_id));
+  guard_.Settle(pending.admission, SettleOutcome(msg));
 
   if (msg.kind == jsonrpc::Kind::kResponse && msg.result.is_object()) {
     if (pending.method == method::kInitialize) {
@@ -213,7 +233,7 @@ void Session::OnUpstreamResponse(Message msg) {
   Reply(pending.client_id, std::move(msg));
 }
 
-void Session::OnRequestFailed(const json::value& id, const Error& error) {
+void Session::OnRequestFailed(const json::value& id, const Error& error, bool sent) {
   auto it = id.is_int64() ? pending_.find(id.as_int64()) : pending_.end();
   if (it == pending_.end()) return;
   Pending pending = std::move(it->second);
@@ -224,6 +244,7 @@ void Session::OnRequestFailed(const json::value& id, const Error& error) {
     return;
   }
   client_to_upstream_.erase(Key(pending.client_id));
+  guard_.Settle(pending.admission, sent ? CallOutcome::kLost : CallOutcome::kNotSent);
   Reply(pending.client_id, jsonrpc::MakeError(pending.client_id, jsonrpc::kConnectionClosed,
                                               "Upstream server error: " + error.message()));
 }
@@ -238,6 +259,7 @@ void Session::OnDisconnected(const Error& error) {
   progress_owner_.clear();
   for (auto& [upstream_id, p] : pending) {
     if (p.internal) continue;
+    guard_.Settle(p.admission, CallOutcome::kLost);  // it was sent: it may have run
     Reply(p.client_id, jsonrpc::MakeError(p.client_id, jsonrpc::kConnectionClosed,
                                           "Upstream server connection lost: " + error.message()));
   }
@@ -255,7 +277,7 @@ void Session::OnDisconnected(const Error& error) {
 void Session::OnReconnected() {
   if (closed_ || initialize_params_.is_null()) return;
   const int64_t upstream_id = next_upstream_id_++;
-  pending_.emplace(upstream_id, Pending{nullptr, std::string(method::kInitialize), {}, true});
+  pending_.emplace(upstream_id, Pending{nullptr, std::string(method::kInitialize), {}, true, {}});
   upstream_->Send(
       jsonrpc::MakeRequest(upstream_id, std::string(method::kInitialize), initialize_params_));
 }

@@ -37,8 +37,9 @@ class ClientSink {
 
 class Session {
  public:
+  // `grant` names the caller for counter scopes ("local" for the stdio wrapper).
   Session(std::string id, std::unique_ptr<Upstream> upstream, const ToolCallGuard& guard,
-          ClientSink& sink);
+          ClientSink& sink, std::string grant = "local");
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -62,16 +63,17 @@ class Session {
     std::string method;
     std::optional<json::value> progress_token;
     bool internal = false;
+    Admission admission;  // tools/call: the charges to settle when the call ends
   };
 
-  void ForwardRequest(jsonrpc::Message msg);
+  void ForwardRequest(jsonrpc::Message msg, Admission admission = {});
   void HandleToolCall(jsonrpc::Message msg);
   void HandleClientNotification(jsonrpc::Message msg);
   void HandleClientResponse(jsonrpc::Message msg);
 
   void OnUpstreamMessage(jsonrpc::Message msg, std::optional<json::value> related);
   void OnUpstreamResponse(jsonrpc::Message msg);
-  void OnRequestFailed(const json::value& id, const Error& error);
+  void OnRequestFailed(const json::value& id, const Error& error, bool sent);
   void OnDisconnected(const Error& error);
   void OnReconnected();
 
@@ -82,6 +84,7 @@ class Session {
   static std::string Key(const json::value& id) { return json::serialize(id); }
 
   std::string id_;
+  std::string grant_;
   std::unique_ptr<Upstream> upstream_;
   const ToolCallGuard& guard_;
   ClientSink& sink_;

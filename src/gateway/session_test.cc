@@ -5,6 +5,7 @@
 #include <deque>
 
 #include "policy/loader.h"
+#include "testing/fake_clock.h"
 #include "testing/fake_upstream.h"
 
 namespace tw::gateway {
@@ -28,10 +29,10 @@ class SessionTest : public ::testing::Test {
   void SetUp() override { MakeSession(R"({"version":"1","default":"allow"})"); }
 
   void MakeSession(std::string_view policy_text) {
-    auto compiled = policy::CompilePolicy(policy_text, "p.json", policy::Format::kJson);
+    auto compiled = policy::CompilePolicy(policy_text, "p.json", policy::FileFormat::kJson);
     ASSERT_TRUE(compiled.policy) << policy::FormatDiagnostics("p", compiled.diagnostics);
     policy_ = compiled.policy;
-    guard_ = std::make_unique<ToolCallGuard>([this] { return policy_; });
+    guard_ = std::make_unique<ToolCallGuard>([this] { return policy_; }, *store_, clock_);
     auto upstream = std::make_unique<FakeUpstream>();
     upstream_ = upstream.get();
     session_ = std::make_unique<Session>("s1", std::move(upstream), *guard_, sink_);
@@ -56,6 +57,8 @@ class SessionTest : public ::testing::Test {
   }
 
   std::shared_ptr<const policy::Policy> policy_;
+  std::unique_ptr<limits::CounterStore> store_ = limits::MakeMemoryStore();
+  testing::FakeClock clock_;
   std::unique_ptr<ToolCallGuard> guard_;
   RecordingSink sink_;
   FakeUpstream* upstream_ = nullptr;

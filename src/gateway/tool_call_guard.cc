@@ -4,15 +4,82 @@
 
 namespace tw::gateway {
 
-GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call, const std::string& session_id) const {
+ToolCallGuard::ToolCallGuard(PolicySource policies, limits::CounterStore& store,
+                             const Clock& clock, StateFailMode fail_mode)
+    : policies_(std::move(policies)), store_(store), clock_(clock), fail_mode_(fail_mode) {}
+
+GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
+                                  const policy::Identity& identity) const {
   GuardOutcome out;
   out.snapshot = policies_();
-  out.decision = policy::Evaluate(*out.snapshot, call);
+  const int64_t now = clock_.NowMs();
+  out.decision = policy::Evaluate(*out.snapshot, call, identity, now);
+
+  if (out.decision.verdict == policy::Verdict::kAllow && !out.decision.charges.empty()) {
+    std::vector<limits::Charge> charges;
+    charges.reserve(out.decision.charges.size());
+    for (const policy::PlannedCharge& p : out.decision.charges) {
+      const policy::Limit& l = *p.limit;
+      std::string_view scope_id = l.scope == policy::Scope::kGrant     ? identity.grant
+                                  : l.scope == policy::Scope::kSession ? identity.session
+                                                                       : std::string_view("*");
+      charges.push_back({limits::CounterKey(identity.server, l.counter, policy::ScopeName(l.scope),
+                                            scope_id, p.window_start_ms),
+                         p.amount, l.max, p.window_end_ms});
+    }
+    auto charged = store_.TryCharge(charges, now);
+    if (!charged) {
+      spdlog::error("state store {}: {}", store_.Describe(), charged.error().message());
+      if (fail_mode_ == StateFailMode::kClosed) {
+        out.decision = policy::Decision{policy::Verdict::kDeny, "state",
+                                        "The policy's counters cannot be checked right now "
+                                        "(state store unavailable); the call was not forwarded",
+                                        std::nullopt,
+                                        {}};
+      }
+    } else if (!charged->admitted) {
+      out.decision =
+          policy::LimitDenial(out.decision.charges[charged->rejected], charged->current, now);
+    } else {
+      for (size_t i = 0; i < charges.size(); ++i) {
+        out.admission.entries.push_back(
+            {std::move(charges[i]), out.decision.charges[i].limit->refund});
+      }
+    }
+  }
+
   const bool allowed = out.decision.verdict == policy::Verdict::kAllow;
-  spdlog::info("decision session={} tool={} verdict={} rule={}{}{}", session_id.substr(0, 8),
-               call.name, allowed ? "allow" : "deny", out.decision.rule,
-               allowed ? "" : " reason=", allowed ? "" : out.decision.reason);
+  spdlog::info("decision grant={} session={} tool={} verdict={} rule={}{}{}", identity.grant,
+               identity.session.substr(0, 8), call.name, allowed ? "allow" : "deny",
+               out.decision.rule, allowed ? "" : " reason=", allowed ? "" : out.decision.reason);
   return out;
+}
+
+void ToolCallGuard::Settle(const Admission& admission, CallOutcome outcome) const {
+  if (admission.entries.empty()) return;
+  std::vector<limits::Charge> refunds;
+  for (const auto& e : admission.entries) {
+    bool refund = false;
+    switch (outcome) {
+      case CallOutcome::kNotSent:
+        refund = true;  // never reached the server: it cannot have done anything
+        break;
+      case CallOutcome::kJsonRpcError:
+        refund = e.refund != policy::RefundOn::kNever;
+        break;
+      case CallOutcome::kToolError:
+        refund = e.refund == policy::RefundOn::kAnyError;
+        break;
+      case CallOutcome::kSucceeded:
+      case CallOutcome::kLost:
+        break;
+    }
+    if (refund) refunds.push_back(e.charge);
+  }
+  if (refunds.empty()) return;
+  if (auto r = store_.Refund(refunds, clock_.NowMs()); !r) {
+    spdlog::error("state store {}: refund failed: {}", store_.Describe(), r.error().message());
+  }
 }
 
 }  // namespace tw::gateway

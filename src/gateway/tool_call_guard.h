@@ -1,13 +1,22 @@
-// ToolCallGuard: the single place where a tools/call is decided before it may be forwarded.
+// ToolCallGuard: the single place where a tools/call is decided before it may be forwarded,
+// and where its counters are charged and settled.
 //
-// Every tools/call from every transport passes through Check(). It takes one immutable policy
-// snapshot per call, so a reload never shows a call half of each policy.
+// Check() takes one immutable policy snapshot, evaluates the call (policy::Evaluate, pure),
+// then charges every limit the decision planned in ONE atomic CounterStore operation. The
+// returned Admission carries the charges; the caller settles it once the call's fate is known
+// (Settle): a call that never reached the server is refunded, a failed one only for limits
+// that say so, and everything else stays charged.
+//
+// Thread-safe if the PolicySource, the CounterStore and the Clock are (they are).
 #pragma once
 
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "common/clock.h"
+#include "limits/counter_store.h"
 #include "mcp/protocol.h"
 #include "policy/policy.h"
 
@@ -16,23 +25,54 @@ namespace tw::gateway {
 // Returns the current policy snapshot. Must never return null.
 using PolicySource = std::function<std::shared_ptr<const policy::Policy>()>;
 
+// What happens when the state store cannot be reached: deny (closed, the default) or let the
+// call through uncounted (open).
+enum class StateFailMode { kClosed, kOpen };
+
+// A charged call, to be settled once.
+struct Admission {
+  struct Entry {
+    limits::Charge charge;
+    policy::RefundOn refund = policy::RefundOn::kNever;
+  };
+  std::vector<Entry> entries;
+};
+
+// How a forwarded call ended.
+enum class CallOutcome {
+  kSucceeded,     // a result without isError
+  kToolError,     // a result with isError: true
+  kJsonRpcError,  // an error response
+  kNotSent,       // never reached the server
+  kLost,          // sent, but no answer will come (connection broke)
+};
+
 struct GuardOutcome {
   policy::Decision decision;
   std::shared_ptr<const policy::Policy> snapshot;  // the policy that decided
+  Admission admission;                             // charges to settle (allowed calls)
 };
 
 class ToolCallGuard {
  public:
-  explicit ToolCallGuard(PolicySource policies) : policies_(std::move(policies)) {}
+  // `store` and `clock` must outlive the guard.
+  ToolCallGuard(PolicySource policies, limits::CounterStore& store, const Clock& clock,
+                StateFailMode fail_mode = StateFailMode::kClosed);
 
-  // Decides `call`. Logs the decision (the audit trail proper is a later stage of the guard).
-  GuardOutcome Check(const mcp::ToolCall& call, const std::string& session_id) const;
+  // Decides `call` for `identity` and, when allowed, charges its limits.
+  GuardOutcome Check(const mcp::ToolCall& call, const policy::Identity& identity) const;
+
+  // Settles an admission: refunds what the outcome says must be refunded.
+  void Settle(const Admission& admission, CallOutcome outcome) const;
 
   // The current snapshot, for filtering tools/list.
   std::shared_ptr<const policy::Policy> Snapshot() const { return policies_(); }
 
  private:
   PolicySource policies_;
+  limits::CounterStore& store_;
+  const Clock& clock_;
+  StateFailMode fail_mode_;
 };
 
 }  // namespace tw::gateway

@@ -21,17 +21,21 @@ struct Diagnostic {
   std::string message;
 };
 
-enum class Format { kJson, kYaml };
+enum class FileFormat { kJson, kYaml };
 
 // The format a file name implies: .json is JSON, everything else YAML (a superset).
-Format FormatFromName(std::string_view file_name);
+FileFormat FormatFromName(std::string_view file_name);
 
 // Compiles policy text. On failure returns every diagnostic found.
 struct CompileResult {
   std::shared_ptr<const Policy> policy;  // null when diagnostics is non-empty
   std::vector<Diagnostic> diagnostics;
 };
-CompileResult CompilePolicy(std::string_view text, std::string_view file_name, Format format);
+CompileResult CompilePolicy(std::string_view text, std::string_view file_name,
+                            FileFormat format);
+
+// Reads a policy file's text.
+Result<std::string> ReadPolicyText(const std::string& path);
 
 // Reads and compiles a file. The error message lists each problem as FILE:LINE:COLUMN: message,
 // one per line.

@@ -1,11 +1,13 @@
 #include "policy/loader.h"
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 namespace tw::policy {
 namespace {
 
-std::string Errors(std::string_view text, Format format) {
+std::string Errors(std::string_view text, FileFormat format) {
   CompileResult r = CompilePolicy(text, "p", format);
   EXPECT_EQ(r.policy == nullptr, !r.diagnostics.empty());
   return FormatDiagnostics("p", r.diagnostics);
@@ -14,26 +16,51 @@ std::string Errors(std::string_view text, Format format) {
 TEST(LoaderTest, ReportsEveryProblemWithItsPosition) {
   struct Case {
     const char* text;
-    Format format;
+    FileFormat format;
     const char* expected;
   };
   const Case cases[] = {
-      {"{\"version\":\"1\",\n \"default\":\"deny\",\n \"tols\":{}}", Format::kJson,
+      {"{\"version\":\"1\",\n \"default\":\"deny\",\n \"tols\":{}}", FileFormat::kJson,
        "p:3:2: unknown key \"tols\""},
-      {"{\"version\":\"1\",\"default\":\"maybe\"}", Format::kJson,
+      {"{\"version\":\"1\",\"default\":\"maybe\"}", FileFormat::kJson,
        "p:1:26: default must be \"allow\" or \"deny\", not \"maybe\""},
-      {"{\"version\":\"2\",\"default\":\"deny\"}", Format::kJson, "p:1:12: version must be \"1\""},
-      {"{\"version\":\"1\"}", Format::kJson, "p:1:1: missing required key \"default\""},
-      {"{\"version\":\"1\",\n\"default\":\"deny\",}", Format::kJson, "p:2:18: invalid JSON"},
-      {"version: 1\ndefault: deny\ntools:\n  x:\n    action: alow\n", Format::kYaml,
+      {"{\"version\":\"2\",\"default\":\"deny\"}", FileFormat::kJson, "p:1:12: version must be \"1\""},
+      {"{\"version\":\"1\"}", FileFormat::kJson, "p:1:1: missing required key \"default\""},
+      {"{\"version\":\"1\",\n\"default\":\"deny\",}", FileFormat::kJson, "p:2:18: invalid JSON"},
+      {"version: 1\ndefault: deny\ntools:\n  x:\n    action: alow\n", FileFormat::kYaml,
        "p:5:13: tools.x.action must be allow, deny or require_approval, not \"alow\""},
-      {"version: 1\ndefault: deny\ntools:\n  x:\n    limits: []\n", Format::kYaml,
-       "p:5:5: tools.x.limits is not supported by this build yet"},
-      {"version: 1\ndefault: deny\ntools:\n  x: {}\n  x: {}\n", Format::kYaml,
+      {"version: 1\ndefault: deny\ntools:\n  x: {}\n  x: {}\n", FileFormat::kYaml,
        "p:5:3: tools: duplicate key \"x\""},
-      {"version: 1\ndefault: deny\nhide: [\"\"]\n", Format::kYaml, "p:3:8: hide: empty tool name"},
-      {"version: 1\ndefault: deny\ntools: [a]\n", Format::kYaml, "p:3:8: tools must be a mapping"},
-      {"version: 1\ndefault: [deny\n", Format::kYaml, "p:"},
+      {"version: 1\ndefault: deny\nhide: [\"\"]\n", FileFormat::kYaml, "p:3:8: hide: empty tool name"},
+      {"version: 1\ndefault: deny\ntools: [a]\n", FileFormat::kYaml,
+       "p:3:8: tools must be a mapping"},
+      {"version: 1\ndefault: [deny\n", FileFormat::kYaml, "p:"},
+      {"version: 1\ndefault: deny\ntools:\n  x:\n    deny_if:\n      - {path: args.a, op: lte , value: 1}\n"
+       "      - {path: args.a, op: between, value: 1}\n",
+       FileFormat::kYaml, "p:7:28: tools.x.deny_if[1].op: unknown operator \"between\""},
+      {"version: 1\ndefault: deny\ntools:\n  x:\n    require:\n      - {path: amount, op: lt, value: 1}\n",
+       FileFormat::kYaml, "tools.x.require[0].path: path must start with \"args.\""},
+      {"version: 1\ndefault: deny\ntools:\n  x:\n    require:\n      - {path: args.e, op: regex, value: \"[a\"}\n",
+       FileFormat::kYaml, "p:6:42: tools.x.require[0]: invalid regex \"[a\": missing ]"},
+      {"version: 1\ndefault: deny\ntools:\n  x:\n    limits:\n      - {counter: c, window: minute, max: 1}\n"
+       "  y:\n    limits:\n      - {counter: c, window: hour, max: 2}\n",
+       FileFormat::kYaml, "p:9:19: duplicate counter \"c\" (also used by tools.x.limits[0])"},
+      {"version: 1\ndefault: deny\ntools:\n  x:\n    limits:\n      - {counter: c, window: fortnight, max: 1}\n",
+       FileFormat::kYaml, "p:6:30: tools.x.limits[0].window: window must be second"},
+      {"version: 1\ndefault: deny\ntools:\n  x:\n    limits:\n      - {counter: c, window: day, max: 0}\n",
+       FileFormat::kYaml, "p:6:40: tools.x.limits[0].max must be a whole number greater than 0"},
+      {"version: 1\ndefault: deny\ntools:\n  x:\n    limits:\n      - {counter: c, window: day, max: 5, increment_from: amount}\n",
+       FileFormat::kYaml, "tools.x.limits[0].increment_from must start with \"args.\", got \"amount\""},
+      {"version: 1\ndefault: deny\ntools:\n  x:\n    limits:\n      - {counter: \"\", window: day, max: 5}\n",
+       FileFormat::kYaml, "tools.x.limits[0].counter must not be empty"},
+      {"version: 1\ndefault: deny\ntools:\n  x:\n    limits:\n      - {counter: c, window: day, max: 5, scope: team}\n",
+       FileFormat::kYaml, "tools.x.limits[0].scope must be grant, session or global"},
+      {"version: 1\ndefault: deny\ntools:\n  x:\n    limits:\n      - {counter: c, window: day}\n",
+       FileFormat::kYaml, "tools.x.limits[0]: missing \"max\""},
+      {"version: 1\ndefault: deny\ntools:\n  x:\n    approval_timeout: soon\n", FileFormat::kYaml,
+       "tools.x.approval_timeout: \"soon\" is not a duration"},
+      {"version: 1\ndefault: deny\nall_tools:\n  limit: []\n", FileFormat::kYaml,
+       "p:4:3: all_tools: unknown key \"limit\""},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);
@@ -43,10 +70,22 @@ TEST(LoaderTest, ReportsEveryProblemWithItsPosition) {
 }
 
 TEST(LoaderTest, CollectsAllErrorsNotOnlyTheFirst) {
-  std::string errors = Errors("version: 3\ndefault: no\nextra: 1\n", Format::kYaml);
+  std::string errors = Errors("version: 3\ndefault: no\nextra: 1\n", FileFormat::kYaml);
   EXPECT_NE(errors.find("p:1:"), std::string::npos) << errors;
   EXPECT_NE(errors.find("p:2:"), std::string::npos) << errors;
   EXPECT_NE(errors.find("p:3:"), std::string::npos) << errors;
+}
+
+TEST(LoaderTest, TypesYamlScalarsByTheCoreSchema) {
+  // `yes` is a string in YAML 1.2; "10" quoted is a string; 10 is a number.
+  auto r = CompilePolicy(
+      "version: \"1\"\ndefault: allow\ntools:\n  t:\n    deny_if:\n"
+      "      - {path: args.a, op: eq, value: yes}\n      - {path: args.b, op: eq, value: \"10\"}\n",
+      "p", FileFormat::kYaml);
+  ASSERT_TRUE(r.policy) << FormatDiagnostics("p", r.diagnostics);
+  const auto& checks = r.policy->Match("t")->checks;
+  EXPECT_EQ(checks[0].condition->value, json::value("yes"));
+  EXPECT_EQ(checks[1].condition->value, json::value("10"));
 }
 
 TEST(LoaderTest, LoadPolicyFileNamesAMissingFile) {

@@ -1,8 +1,119 @@
 #include "policy/policy.h"
 
 #include <algorithm>
+#include <charconv>
 
 namespace tw::policy {
+
+namespace {
+
+constexpr int64_t kSecond = 1000, kMinute = 60 * kSecond, kHour = 60 * kMinute,
+                  kDay = 24 * kHour, kWeek = 7 * kDay;
+// 1970-01-05 was a Monday: calendar weeks start at offset + k * week.
+constexpr int64_t kMondayOffset = 4 * kDay;
+
+std::string DefaultToolReason(const std::string& tool) {
+  return "Tool \"" + tool + "\" is denied by policy";
+}
+
+// Human duration for messages, the two largest units: 42 s, 3 min 5 s, 2 h 10 min, 1 d 4 h.
+std::string HumanSeconds(int64_t s) {
+  struct Unit {
+    int64_t seconds;
+    const char* name;
+  };
+  static constexpr Unit kUnits[] = {{86400, "d"}, {3600, "h"}, {60, "min"}, {1, "s"}};
+  std::string out;
+  for (size_t i = 0; i < std::size(kUnits); ++i) {
+    if (s < kUnits[i].seconds && i + 1 < std::size(kUnits)) continue;
+    out.append(std::to_string(s / kUnits[i].seconds)).append(" ").append(kUnits[i].name);
+    const int64_t rest = s % kUnits[i].seconds;
+    if (rest && i + 1 < std::size(kUnits) && rest >= kUnits[i + 1].seconds) {
+      out.append(" ")
+          .append(std::to_string(rest / kUnits[i + 1].seconds))
+          .append(" ")
+          .append(kUnits[i + 1].name);
+    }
+    break;
+  }
+  return out;
+}
+
+Decision Deny(std::string rule, std::string reason) {
+  Decision d;
+  d.verdict = Verdict::kDeny;
+  d.rule = std::move(rule);
+  d.reason = std::move(reason);
+  return d;
+}
+
+// Runs one check; returns a denial or nullopt when the call passes it.
+std::optional<Decision> RunCheck(const Check& check, const mcp::ToolCall& call) {
+  if (check.kind == Check::Kind::kDeny) {
+    return Deny(check.rule, check.reason.empty() ? DefaultToolReason(call.name) : check.reason);
+  }
+  const Condition& c = *check.condition;
+  const Outcome outcome = c.Evaluate(call.arguments);
+  auto reason = [&](std::string generated) {
+    return check.reason.empty() ? std::move(generated) : check.reason;
+  };
+  if (outcome == Outcome::kMismatch) {
+    // Fail closed: a value of the wrong type can neither satisfy require nor escape deny_if.
+    return Deny(check.rule, reason(c.path.text() + " has the wrong type for \"" +
+                                   std::string(OpName(c.op)) + "\" (" + c.Describe() + ")"));
+  }
+  if (check.kind == Check::Kind::kRequire) {
+    if (outcome == Outcome::kTrue) return std::nullopt;
+    if (outcome == Outcome::kAbsent) {
+      return Deny(check.rule, reason(c.path.text() + " is required (" + c.Describe() + ")"));
+    }
+    return Deny(check.rule, reason("requires " + c.Describe()));
+  }
+  if (outcome == Outcome::kTrue) return Deny(check.rule, reason("denied because " + c.Describe()));
+  return std::nullopt;  // kFalse, or kAbsent: an absent value does not trigger deny_if
+}
+
+// Plans the charge of one limit. A spend cap whose amount is missing or not a non-negative
+// whole number denies the call.
+std::optional<Decision> PlanLimit(const Limit& limit, const mcp::ToolCall& call, int64_t now_ms,
+                                  std::vector<PlannedCharge>& out) {
+  int64_t amount = limit.increment;
+  if (limit.increment_from) {
+    const json::value* v = limit.increment_from->Resolve(call.arguments);
+    const std::string& path = limit.increment_from->text();
+    if (!v || v->is_null()) {
+      return Deny(limit.rule, path + " is required: the limit \"" + limit.counter +
+                                  "\" counts it");
+    }
+    if (v->is_int64() && v->get_int64() >= 0) {
+      amount = v->get_int64();
+    } else if (v->is_uint64()) {
+      amount = INT64_MAX;  // larger than any cap
+    } else if (v->is_double() && v->get_double() >= 0 && v->get_double() < 9.2e18 &&
+               v->get_double() == static_cast<double>(static_cast<int64_t>(v->get_double()))) {
+      amount = static_cast<int64_t>(v->get_double());
+    } else {
+      return Deny(limit.rule, path + " must be a non-negative whole number for the limit \"" +
+                                  limit.counter + "\"");
+    }
+  }
+  out.push_back({&limit, amount, limit.window.Start(now_ms), limit.window.End(now_ms)});
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::string_view ScopeName(Scope scope) {
+  switch (scope) {
+    case Scope::kGrant:
+      return "grant";
+    case Scope::kSession:
+      return "session";
+    case Scope::kGlobal:
+      return "global";
+  }
+  return "grant";
+}
 
 bool GlobMatch(std::string_view glob, std::string_view name) {
   // Iterative matcher with single-star backtracking: linear in practice, no recursion.
@@ -25,11 +136,65 @@ bool GlobMatch(std::string_view glob, std::string_view name) {
   return g == glob.size();
 }
 
-NamePattern::NamePattern(std::string text)
-    : text_(std::move(text)), is_glob_(text_.find_first_of("*?") != std::string::npos) {}
+NamePattern::NamePattern(std::string text, Kind kind)
+    : text_(std::move(text)),
+      is_glob_(kind == Kind::kAuto && text_.find_first_of("*?") != std::string::npos) {}
 
 bool NamePattern::Matches(std::string_view name) const {
   return is_glob_ ? GlobMatch(text_, name) : text_ == name;
+}
+
+int64_t Window::Start(int64_t now_ms) const {
+  int64_t since = now_ms - offset_ms;
+  int64_t k = since / length_ms;
+  if (since % length_ms < 0) --k;  // floor for times before the offset
+  return offset_ms + k * length_ms;
+}
+
+Result<int64_t> ParseDurationMs(std::string_view text) {
+  int64_t n = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  std::string_view unit(p, text.data() + text.size() - p);
+  const int64_t scale = unit == "ms" ? 1
+                        : unit == "s" ? kSecond
+                        : unit == "m" ? kMinute
+                        : unit == "h" ? kHour
+                        : unit == "d" ? kDay
+                        : unit == "w" ? kWeek
+                                      : 0;
+  if (ec != std::errc() || p == text.data() || n <= 0 || scale == 0 || n > INT64_MAX / scale) {
+    std::string message = "\"";
+    message.append(text).append("\" is not a duration (examples: 30s, 15m, 2h, 7d)");
+    return Fail(Error::InvalidArgument(std::move(message)));
+  }
+  return n * scale;
+}
+
+Result<Window> ParseWindow(std::string_view text) {
+  Window w;
+  w.text = std::string(text);
+  if (text == "second") {
+    w.length_ms = kSecond;
+  } else if (text == "minute") {
+    w.length_ms = kMinute;
+  } else if (text == "hour") {
+    w.length_ms = kHour;
+  } else if (text == "day") {
+    w.length_ms = kDay;
+  } else if (text == "week") {
+    w.length_ms = kWeek;
+    w.offset_ms = kMondayOffset;
+  } else {
+    auto d = ParseDurationMs(text);
+    if (!d || *d % kSecond != 0) {
+      return Fail(Error::InvalidArgument(
+          "window must be second, minute, hour, day, week or a duration such as 30s, 15m, 7d; "
+          "got \"" +
+          std::string(text) + "\""));
+    }
+    w.length_ms = *d;
+  }
+  return w;
 }
 
 bool Policy::IsHidden(std::string_view tool) const {
@@ -45,32 +210,75 @@ const ToolRule* Policy::Match(std::string_view tool) const {
   return nullptr;
 }
 
-Decision Evaluate(const Policy& policy, const mcp::ToolCall& call) {
+std::vector<const Limit*> Policy::AllLimits() const {
+  std::vector<const Limit*> out;
+  auto add = [&](const ToolRule& r) {
+    for (const Limit& l : r.limits) out.push_back(&l);
+  };
+  for (const auto& [name, rule] : exact) add(rule);
+  for (const auto& rule : globs) add(rule);
+  add(all_tools);
+  return out;
+}
+
+Decision Evaluate(const Policy& policy, const mcp::ToolCall& call, const Identity& /*identity*/,
+                  int64_t now_ms) {
   if (policy.IsHidden(call.name)) {
-    return {Verdict::kDeny, "hide", "Tool \"" + call.name + "\" is not available"};
+    return Deny("hide", policy.format == Format::kIntercept
+                            ? "Tool \"" + call.name + "\" is hidden by policy"
+                            : "Tool \"" + call.name + "\" is not available");
   }
   const ToolRule* rule = policy.Match(call.name);
-  if (!rule) {
-    if (policy.default_action == DefaultAction::kAllow) return {Verdict::kAllow, "default", ""};
-    return {Verdict::kDeny, "default",
-            "Tool \"" + call.name + "\" is not allowed by policy (default: deny)"};
+  if (!rule && policy.default_action == DefaultAction::kDeny) {
+    return Deny("default", "Tool \"" + call.name + "\" is not allowed by policy (default: deny)");
   }
-  std::string rule_name = "tools." + rule->pattern.text();
-  switch (rule->action) {
-    case Action::kAllow:
-      return {Verdict::kAllow, std::move(rule_name), ""};
-    case Action::kDeny:
-      return {
-          Verdict::kDeny, std::move(rule_name),
-          rule->reason.empty() ? "Tool \"" + call.name + "\" is denied by policy" : rule->reason};
-    case Action::kRequireApproval:
-      // The approval flow is not built yet; fail closed rather than allow.
-      return {Verdict::kDeny, std::move(rule_name),
-              "Tool \"" + call.name +
-                  "\" requires human approval, and approvals are not available in this "
-                  "gateway yet"};
+  const std::string rule_name = rule ? "tools." + rule->pattern.text() : "default";
+  if (rule && rule->action == Action::kDeny) {
+    return Deny(rule_name, rule->reason.empty() ? DefaultToolReason(call.name) : rule->reason);
   }
-  return {Verdict::kDeny, std::move(rule_name), "unreachable"};
+  for (const ToolRule* r : {rule, &policy.all_tools}) {
+    if (!r) continue;
+    for (const Check& check : r->checks) {
+      if (auto denial = RunCheck(check, call)) return std::move(*denial);
+    }
+  }
+  Decision d;
+  d.verdict = Verdict::kAllow;
+  d.rule = rule_name;
+  for (const ToolRule* r : {rule, &policy.all_tools}) {
+    if (!r) continue;
+    for (const Limit& limit : r->limits) {
+      if (auto denial = PlanLimit(limit, call, now_ms, d.charges)) return std::move(*denial);
+    }
+  }
+  if (rule && rule->action == Action::kRequireApproval) {
+    // The approval flow is not built yet; fail closed rather than allow.
+    return Deny(rule_name, "Tool \"" + call.name +
+                               "\" requires human approval, and approvals are not available in "
+                               "this gateway yet");
+  }
+  return d;
+}
+
+Decision LimitDenial(const PlannedCharge& charge, int64_t current, int64_t now_ms) {
+  const Limit& l = *charge.limit;
+  const int64_t retry_s = std::max<int64_t>(1, (charge.window_end_ms - now_ms + 999) / 1000);
+  std::string reason = l.reason;
+  if (reason.empty()) {
+    const std::string per = l.scope == Scope::kGlobal ? "" : " per " + std::string(ScopeName(l.scope));
+    if (l.increment_from) {
+      reason = "Limit \"" + l.counter + "\" reached: at most " + std::to_string(l.max) + " of " +
+               l.increment_from->text() + " per " + l.window.text + per + " (used " +
+               std::to_string(current) + ", this call " + std::to_string(charge.amount) + ")";
+    } else {
+      reason = "Rate limit \"" + l.counter + "\" reached: at most " + std::to_string(l.max) +
+               " calls per " + l.window.text + per;
+    }
+  }
+  reason += ". Resets in " + HumanSeconds(retry_s) + ".";
+  Decision d = Deny(l.rule, std::move(reason));
+  d.retry_after_s = retry_s;
+  return d;
 }
 
 std::shared_ptr<const Policy> AllowAllPolicy() {

@@ -1,27 +1,38 @@
 // The compiled policy model and its evaluation: THE PURE CORE (no I/O, no clock).
 //
 // A Policy is immutable once loaded and shared as std::shared_ptr<const Policy>; each call
-// evaluates against exactly one snapshot. Strings from the file became enums and matchers in
-// the loader (loader.h) and nowhere else.
+// evaluates against exactly one snapshot. Strings from the file became enums, compiled
+// conditions and windows in the loader (loader.h) and nowhere else. Both file formats — the
+// native one (PolicyLayer-compatible JSON/YAML) and Intercept's YAML — compile to this model.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "mcp/protocol.h"
+#include "policy/condition.h"
 
 namespace tw::policy {
 
 enum class DefaultAction { kAllow, kDeny };
 enum class Action { kAllow, kDeny, kRequireApproval };
+enum class Scope { kGrant, kSession, kGlobal };
+// Which failed calls give their charge back.
+enum class RefundOn { kNever, kJsonRpcError, kAnyError };
+enum class Format { kNative, kIntercept };
+
+std::string_view ScopeName(Scope scope);
 
 // A tool-name pattern: an exact name or a glob with `*` (any run) and `?` (one character).
 class NamePattern {
  public:
-  explicit NamePattern(std::string text);
+  enum class Kind { kAuto, kLiteral };
+  explicit NamePattern(std::string text, Kind kind = Kind::kAuto);
   bool Matches(std::string_view name) const;
   bool is_glob() const { return is_glob_; }
   const std::string& text() const { return text_; }
@@ -34,35 +45,103 @@ class NamePattern {
 // Returns true if `name` matches `glob` (`*`, `?`; every other character literal).
 bool GlobMatch(std::string_view glob, std::string_view name);
 
+// A fixed window aligned to UTC: calendar units (second … day, and week starting Monday
+// 00:00 UTC) or a duration (`30s`, `15m`, `7d`) aligned to the Unix epoch.
+struct Window {
+  int64_t length_ms = 60'000;
+  int64_t offset_ms = 0;  // alignment: window starts are offset + k * length
+  std::string text;       // as written, for messages ("minute", "15m")
+
+  int64_t Start(int64_t now_ms) const;
+  int64_t End(int64_t now_ms) const { return Start(now_ms) + length_ms; }
+};
+// Parses `second minute hour day week` or `<n>s|m|h|d|w`.
+Result<Window> ParseWindow(std::string_view text);
+// Parses a duration `<n>ms|s|m|h|d` into milliseconds.
+Result<int64_t> ParseDurationMs(std::string_view text);
+
+struct Limit {
+  std::string rule;     // names the limit in decisions: "tools.x.limits[0]"
+  std::string counter;  // unique within the policy
+  Window window;
+  int64_t max = 0;  // > 0
+  Scope scope = Scope::kGrant;
+  int64_t increment = 1;
+  std::optional<ArgPath> increment_from;  // spend caps: the argument holding the amount
+  RefundOn refund = RefundOn::kNever;
+  std::string reason;  // fixed denial text (Intercept's on_deny); empty: generated
+};
+
+// One test a call must pass, in order.
+struct Check {
+  enum class Kind { kDeny, kRequire, kDenyIf };
+  Kind kind = Kind::kRequire;
+  std::optional<Condition> condition;  // absent for kDeny
+  std::string rule;                    // "tools.x.require[0]"
+  std::string reason;                  // the author's text; empty: generated
+};
+
 struct ToolRule {
+  explicit ToolRule(NamePattern p) : pattern(std::move(p)) {}
+
   NamePattern pattern;
   Action action = Action::kAllow;
-  std::string reason;  // empty: a default reason is used
+  std::string reason;
+  std::vector<Check> checks;
+  std::vector<Limit> limits;
+  int64_t approval_timeout_ms = 5 * 60'000;
 };
 
 struct Policy {
   std::string source;  // file name, for messages
+  Format format = Format::kNative;
   DefaultAction default_action = DefaultAction::kDeny;
   std::vector<NamePattern> hide;
   std::unordered_map<std::string, ToolRule> exact;  // keyed by tool name
   std::vector<ToolRule> globs;                      // longest pattern first
+  ToolRule all_tools{NamePattern("*")};             // applies to every call of a listed tool
 
   // True if the tool is hidden: removed from tools/list and denied when called.
   bool IsHidden(std::string_view tool) const;
   // The rule that governs `tool` (exact beats glob, longer glob beats shorter), or nullptr.
   const ToolRule* Match(std::string_view tool) const;
+  // Every limit in the policy (for explain and validation).
+  std::vector<const Limit*> AllLimits() const;
+};
+
+// Who is calling: the scope ids that counters are kept per.
+struct Identity {
+  std::string_view grant = "local";
+  std::string_view session;
+  std::string_view server;  // namespace of counters when one store serves many servers
+};
+
+// A charge the guard must make if the call is to go ahead.
+struct PlannedCharge {
+  const Limit* limit = nullptr;  // points into the policy snapshot
+  int64_t amount = 0;
+  int64_t window_start_ms = 0;
+  int64_t window_end_ms = 0;
 };
 
 enum class Verdict { kAllow, kDeny };
 
 struct Decision {
   Verdict verdict = Verdict::kDeny;
-  std::string rule;    // which rule decided: "hide", "default", "tools.<key>"
+  std::string rule;    // which rule decided: "hide", "default", "tools.<key>", "tools.<key>.deny_if[0]"
   std::string reason;  // for denials: the text the agent sees
+  std::optional<int64_t> retry_after_s;
+  std::vector<PlannedCharge> charges;  // for allowed calls: every limit to charge, atomically
 };
 
-// Decides one call. Order (PRODUCT.md §2): hidden → tool action → default.
-Decision Evaluate(const Policy& policy, const mcp::ToolCall& call);
+// Decides one call at time `now_ms`. Order (PRODUCT.md §2): hidden → default deny for unlisted
+// tools → the tool's checks (action deny, require, deny_if) → all_tools checks → limits (planned
+// here, charged by the caller) → approval.
+Decision Evaluate(const Policy& policy, const mcp::ToolCall& call, const Identity& identity,
+                  int64_t now_ms);
+
+// The denial for a limit that is full: names the limit and when it resets.
+Decision LimitDenial(const PlannedCharge& charge, int64_t current, int64_t now_ms);
 
 // A policy that allows everything; used when no policy file is given.
 std::shared_ptr<const Policy> AllowAllPolicy();

@@ -7,14 +7,17 @@
 namespace tw::policy {
 namespace {
 
-std::shared_ptr<const Policy> Load(std::string_view text, Format format = Format::kJson) {
-  CompileResult r = CompilePolicy(text, "test.json", format);
-  EXPECT_TRUE(r.diagnostics.empty()) << FormatDiagnostics("test.json", r.diagnostics);
+// 2023-11-14T22:13:20Z, a Tuesday.
+constexpr int64_t kNow = 1'700'000'000'000;
+
+std::shared_ptr<const Policy> Load(std::string_view text, FileFormat format = FileFormat::kJson) {
+  CompileResult r = CompilePolicy(text, "test", format);
+  EXPECT_TRUE(r.diagnostics.empty()) << FormatDiagnostics("test", r.diagnostics);
   return r.policy;
 }
 
-Decision Decide(const Policy& p, const std::string& tool) {
-  return Evaluate(p, mcp::ToolCall{tool, {}});
+Decision Decide(const Policy& p, const std::string& tool, std::string_view args = "{}") {
+  return Evaluate(p, mcp::ToolCall{tool, json::parse(args).as_object()}, Identity{}, kNow);
 }
 
 TEST(GlobMatchTest, MatchesStarAndQuestionMark) {
@@ -24,18 +27,12 @@ TEST(GlobMatchTest, MatchesStarAndQuestionMark) {
     bool match;
   };
   const Case cases[] = {
-      {"delete_*", "delete_repo", true},
-      {"delete_*", "delete_", true},
-      {"delete_*", "undelete_x", false},
-      {"*_admin", "repo_admin", true},
-      {"a?c", "abc", true},
-      {"a?c", "ac", false},
-      {"*", "", true},
-      {"a*b*c", "aXXbYYc", true},
-      {"a*b*c", "aXXbYY", false},
-      {"exact", "exact", true},
-      {"**x", "yx", true},
-      {"*é*", "café", true},
+      {"delete_*", "delete_repo", true}, {"delete_*", "delete_", true},
+      {"delete_*", "undelete_x", false}, {"*_admin", "repo_admin", true},
+      {"a?c", "abc", true},              {"a?c", "ac", false},
+      {"*", "", true},                   {"a*b*c", "aXXbYYc", true},
+      {"a*b*c", "aXXbYY", false},        {"exact", "exact", true},
+      {"**x", "yx", true},               {"*é*", "café", true},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(std::string(c.glob) + " vs " + c.name);
@@ -43,13 +40,23 @@ TEST(GlobMatchTest, MatchesStarAndQuestionMark) {
   }
 }
 
-TEST(EvaluateTest, DefaultDenyDeniesUnlistedTools) {
-  auto p = Load(R"({"version":"1","default":"deny","tools":{"echo":{}}})");
-  EXPECT_EQ(Decide(*p, "echo").verdict, Verdict::kAllow);
-  Decision d = Decide(*p, "other");
-  EXPECT_EQ(d.verdict, Verdict::kDeny);
-  EXPECT_EQ(d.rule, "default");
-  EXPECT_NE(d.reason.find("other"), std::string::npos);
+TEST(EvaluateTest, TheSeedPolicyBehavesAsDocumented) {
+  auto p = Load(
+      R"({"version":"1","default":"deny","tools":{"retry_session":{"limits":[{"counter":"retry_session_rate","window":"minute","max":10,"scope":"grant"}]}}})");
+  Decision d = Decide(*p, "retry_session", R"({"session_id":"s-1"})");
+  ASSERT_EQ(d.verdict, Verdict::kAllow);
+  ASSERT_EQ(d.charges.size(), 1u);
+  const Limit& l = *d.charges[0].limit;
+  EXPECT_EQ(l.counter, "retry_session_rate");
+  EXPECT_EQ(l.max, 10);
+  EXPECT_EQ(l.scope, Scope::kGrant);
+  EXPECT_EQ(l.refund, RefundOn::kNever) << "failed calls must still count";
+  EXPECT_EQ(d.charges[0].amount, 1);
+  EXPECT_EQ(d.charges[0].window_start_ms % 60'000, 0);
+  EXPECT_EQ(d.charges[0].window_end_ms - d.charges[0].window_start_ms, 60'000);
+  Decision other = Decide(*p, "delete_session");
+  EXPECT_EQ(other.verdict, Verdict::kDeny);
+  EXPECT_EQ(other.rule, "default");
 }
 
 TEST(EvaluateTest, ExactBeatsGlobAndLongerGlobBeatsShorter) {
@@ -74,19 +81,130 @@ TEST(EvaluateTest, HiddenToolsAreDeniedEvenWhenAllowed) {
 }
 
 TEST(EvaluateTest, RequireApprovalFailsClosedUntilApprovalsExist) {
-  auto p =
-      Load(R"({"version":"1","default":"allow","tools":{"pay":{"action":"require_approval"}}})");
+  auto p = Load(R"({"version":"1","default":"allow","tools":{"pay":{"action":"require_approval","approval_timeout":"10m"}}})");
   Decision d = Decide(*p, "pay");
   EXPECT_EQ(d.verdict, Verdict::kDeny);
   EXPECT_NE(d.reason.find("approval"), std::string::npos);
+  EXPECT_EQ(p->Match("pay")->approval_timeout_ms, 600'000);
 }
 
-TEST(EvaluateTest, YamlAndJsonMeanTheSame) {
-  auto p = Load("version: 1\ndefault: allow\nhide: [x]\ntools:\n  rm:\n    action: deny\n  ok:\n",
-                Format::kYaml);
-  EXPECT_EQ(Decide(*p, "rm").verdict, Verdict::kDeny);
-  EXPECT_EQ(Decide(*p, "ok").verdict, Verdict::kAllow);
-  EXPECT_TRUE(p->IsHidden("x"));
+// The PRODUCT.md example for create_refund, case by case.
+TEST(EvaluateTest, RequireAndDenyIfFollowTheDocumentedOrderAndSemantics) {
+  auto p = Load(R"({"version":"1","default":"deny","tools":{"create_refund":{
+      "require":[{"path":"args.reason","op":"exists","value":true}],
+      "deny_if":[{"path":"args.amount","op":"gt","value":10000}],
+      "limits":[{"counter":"refund_total","window":"day","max":100000,"increment_from":"args.amount"}],
+      "reason":"Refunds need a reason and stay under $100"}}})");
+  struct Case {
+    const char* args;
+    Verdict verdict;
+    const char* rule;
+  };
+  const Case cases[] = {
+      {R"({"amount":500,"reason":"dup"})", Verdict::kAllow, "tools.create_refund"},
+      {R"({"amount":10000,"reason":"dup"})", Verdict::kAllow, "tools.create_refund"},
+      {R"({"amount":10001,"reason":"dup"})", Verdict::kDeny, "tools.create_refund.deny_if[0]"},
+      {R"({"amount":500})", Verdict::kDeny, "tools.create_refund.require[0]"},
+      {R"({"amount":500,"reason":null})", Verdict::kDeny, "tools.create_refund.require[0]"},
+      // A string amount cannot be compared: deny_if fails closed.
+      {R"({"amount":"99999","reason":"x"})", Verdict::kDeny, "tools.create_refund.deny_if[0]"},
+      // No amount: deny_if is not triggered, but the spend cap needs the amount.
+      {R"({"reason":"x"})", Verdict::kDeny, "tools.create_refund.limits[0]"},
+      {R"({"amount":-5,"reason":"x"})", Verdict::kDeny, "tools.create_refund.limits[0]"},
+      {R"({"amount":12.5,"reason":"x"})", Verdict::kDeny, "tools.create_refund.limits[0]"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args);
+    Decision d = Decide(*p, "create_refund", c.args);
+    EXPECT_EQ(d.verdict, c.verdict) << d.reason;
+    EXPECT_EQ(d.rule, c.rule);
+  }
+  Decision ok = Decide(*p, "create_refund", R"({"amount":750,"reason":"dup"})");
+  ASSERT_EQ(ok.charges.size(), 1u);
+  EXPECT_EQ(ok.charges[0].amount, 750);
+  EXPECT_EQ(Decide(*p, "create_refund", R"({"amount":10001,"reason":"x"})").reason,
+            "Refunds need a reason and stay under $100");
+}
+
+TEST(EvaluateTest, GeneratedReasonsNameTheCondition) {
+  auto p = Load(R"({"version":"1","default":"allow","tools":{"push":{
+      "deny_if":[{"path":"args.branch","op":"in","value":["main","release"]}],
+      "require":[{"path":"args.message","op":"regex","value":"^[A-Z]"}]}}})");
+  EXPECT_EQ(Decide(*p, "push", R"({"branch":"main","message":"Fix"})").reason,
+            R"(denied because args.branch in ["main","release"])");
+  EXPECT_EQ(Decide(*p, "push", R"({"branch":"dev","message":"fix"})").reason,
+            R"(requires args.message regex "^[A-Z]")");
+  EXPECT_EQ(Decide(*p, "push", R"({"branch":"dev"})").reason,
+            R"(args.message is required (args.message regex "^[A-Z]"))");
+}
+
+TEST(EvaluateTest, AllToolsLimitsApplyToEveryCallInAddition) {
+  auto p = Load(R"({"version":"1","default":"allow",
+      "all_tools":{"limits":[{"counter":"all_calls","window":"minute","max":120}]},
+      "tools":{"search":{"limits":[{"counter":"search_rate","window":"15m","max":5,"scope":"session"}]}}})");
+  Decision search = Decide(*p, "search");
+  ASSERT_EQ(search.charges.size(), 2u);
+  EXPECT_EQ(search.charges[0].limit->counter, "search_rate");
+  EXPECT_EQ(search.charges[1].limit->counter, "all_calls");
+  EXPECT_EQ(search.charges[1].limit->rule, "all_tools.limits[0]");
+  EXPECT_EQ(Decide(*p, "anything_else").charges.size(), 1u);
+}
+
+TEST(WindowTest, WindowsAreFixedAndAlignedToUtc) {
+  struct Case {
+    const char* text;
+    int64_t now;
+    int64_t start;
+    int64_t length;
+  };
+  // 2023-11-14T22:13:20Z is a Tuesday; that week began Monday 2023-11-13T00:00:00Z.
+  const Case cases[] = {
+      {"second", kNow + 999, kNow, 1000},
+      {"minute", kNow, kNow - 20'000, 60'000},
+      {"minute", kNow - 20'000, kNow - 20'000, 60'000},  // exactly at a boundary: a new window
+      {"minute", kNow - 20'001, kNow - 80'000, 60'000},
+      {"hour", kNow, kNow - (13 * 60 + 20) * 1000, 3'600'000},
+      {"day", kNow, 1'699'920'000'000, 86'400'000},
+      {"week", kNow, 1'699'833'600'000, 604'800'000},
+      {"15m", kNow, 1'699'999'200'000, 900'000},
+      {"30s", kNow + 29'999, 1'700'000'010'000, 30'000},
+      {"7d", 0, 0, 604'800'000},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.text) + " at " + std::to_string(c.now));
+    auto w = ParseWindow(c.text);
+    ASSERT_TRUE(w.has_value());
+    EXPECT_EQ(w->Start(c.now), c.start);
+    EXPECT_EQ(w->End(c.now) - w->Start(c.now), c.length);
+    EXPECT_LE(w->Start(c.now), c.now);
+    EXPECT_GT(w->End(c.now), c.now);
+  }
+  for (const char* bad : {"fortnight", "0s", "-5m", "5", "1.5h", "10ms", ""}) {
+    SCOPED_TRACE(bad);
+    EXPECT_FALSE(ParseWindow(bad).has_value());
+  }
+}
+
+TEST(LimitDenialTest, NamesTheLimitAndWhenItResets) {
+  Limit l;
+  l.rule = "tools.retry_session.limits[0]";
+  l.counter = "retry_session_rate";
+  l.window = *ParseWindow("minute");
+  l.max = 10;
+  PlannedCharge c{&l, 1, l.window.Start(kNow), l.window.End(kNow)};
+  Decision d = LimitDenial(c, 10, kNow);
+  EXPECT_EQ(d.verdict, Verdict::kDeny);
+  EXPECT_EQ(d.rule, "tools.retry_session.limits[0]");
+  EXPECT_EQ(d.retry_after_s, 40);
+  EXPECT_EQ(d.reason,
+            "Rate limit \"retry_session_rate\" reached: at most 10 calls per minute per grant. "
+            "Resets in 40 s.");
+  l.window = *ParseWindow("day");
+  l.increment_from = *ArgPath::Parse("args.amount");
+  c = PlannedCharge{&l, 500, l.window.Start(kNow), l.window.End(kNow)};
+  EXPECT_EQ(LimitDenial(c, 9800, kNow).reason,
+            "Limit \"retry_session_rate\" reached: at most 10 of args.amount per day per grant "
+            "(used 9800, this call 500). Resets in 1 h 46 min.");
 }
 
 }  // namespace

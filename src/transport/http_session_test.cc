@@ -5,6 +5,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "policy/policy.h"
+#include "testing/fake_clock.h"
 #include "testing/fake_upstream.h"
 
 namespace tw::transport {
@@ -55,7 +56,9 @@ class HttpSessionTest : public ::testing::Test {
 
   boost::asio::io_context io_;
   std::shared_ptr<const policy::Policy> policy_ = policy::AllowAllPolicy();
-  gateway::ToolCallGuard guard_{[this] { return policy_; }};
+  std::unique_ptr<limits::CounterStore> store_ = limits::MakeMemoryStore();
+  testing::FakeClock clock_;
+  gateway::ToolCallGuard guard_{[this] { return policy_; }, *store_, clock_};
   FakeUpstream* upstream_ = nullptr;
   std::unique_ptr<HttpMcpSession> session_;
 };

@@ -1,0 +1,37 @@
+// PolicyReloader: hot reload of the policy file.
+//
+// Watches the file's directory with inotify (so editors that save by writing a temporary file
+// and renaming it, and Kubernetes' symlink swaps, are seen) and reloads on SIGHUP. A valid
+// change replaces the snapshot for the next call; an invalid one keeps the old policy, logs
+// every problem with its position and counts a failed reload. Bursts of events are coalesced
+// and unchanged content is ignored.
+//
+// Thread: the io_context's.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+
+#include "gateway/policy_holder.h"
+
+namespace tw::app {
+
+class PolicyReloader {
+ public:
+  // `holder` must outlive the reloader.
+  PolicyReloader(boost::asio::io_context& io, std::string path, gateway::PolicyHolder& holder);
+  ~PolicyReloader();
+
+  void Start();
+  // Stops watching; the io_context no longer has work from us.
+  void Stop();
+
+  class Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace tw::app

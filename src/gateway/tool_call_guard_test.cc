@@ -1,0 +1,186 @@
+#include "gateway/tool_call_guard.h"
+
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "gateway/policy_holder.h"
+#include "policy/loader.h"
+#include "testing/fake_clock.h"
+
+namespace tw::gateway {
+namespace {
+
+std::shared_ptr<const policy::Policy> Compile(std::string_view text) {
+  auto r = policy::CompilePolicy(text, "p", policy::FileFormat::kYaml);
+  EXPECT_TRUE(r.policy) << policy::FormatDiagnostics("p", r.diagnostics);
+  return r.policy;
+}
+
+constexpr std::string_view kSeed =
+    R"({"version":"1","default":"deny","tools":{"retry_session":{"limits":[{"counter":"retry_session_rate","window":"minute","max":10,"scope":"grant"}]}}})";
+
+class GuardTest : public ::testing::Test {
+ protected:
+  void Use(std::string_view text) { policy_ = Compile(text); }
+  GuardOutcome Call(const std::string& tool, std::string_view args = "{}",
+                    std::string_view grant = "local", std::string_view session = "s1") {
+    return guard_.Check(mcp::ToolCall{tool, json::parse(args).as_object()},
+                        policy::Identity{grant, session, {}});
+  }
+
+  std::shared_ptr<const policy::Policy> policy_ = Compile(kSeed);
+  std::unique_ptr<limits::CounterStore> store_ = limits::MakeMemoryStore();
+  testing::FakeClock clock_{1'700'000'000'000};  // 20 s into a minute
+  ToolCallGuard guard_{[this] { return policy_; }, *store_, clock_};
+};
+
+TEST_F(GuardTest, SeedPolicyAdmitsTenCallsAMinutePerGrant) {
+  for (int i = 0; i < 10; ++i) {
+    auto out = Call("retry_session");
+    ASSERT_EQ(out.decision.verdict, policy::Verdict::kAllow) << i;
+    guard_.Settle(out.admission, CallOutcome::kSucceeded);
+  }
+  auto eleventh = Call("retry_session");
+  EXPECT_EQ(eleventh.decision.verdict, policy::Verdict::kDeny);
+  EXPECT_EQ(eleventh.decision.rule, "tools.retry_session.limits[0]");
+  EXPECT_EQ(eleventh.decision.retry_after_s, 40);
+  EXPECT_NE(eleventh.decision.reason.find("at most 10 calls per minute"), std::string::npos);
+  // Another grant has its own quota; the next minute starts over.
+  EXPECT_EQ(Call("retry_session", "{}", "ci-bot").decision.verdict, policy::Verdict::kAllow);
+  clock_.Advance(40'000);
+  EXPECT_EQ(Call("retry_session").decision.verdict, policy::Verdict::kAllow);
+  EXPECT_EQ(Call("anything_else").decision.rule, "default");
+}
+
+TEST_F(GuardTest, FailedCallsStillCountByDefault) {
+  // An agent retrying a call that keeps failing is exactly what the limit must stop.
+  for (int i = 0; i < 10; ++i) {
+    auto out = Call("retry_session");
+    ASSERT_EQ(out.decision.verdict, policy::Verdict::kAllow) << i;
+    guard_.Settle(out.admission, i % 2 ? CallOutcome::kJsonRpcError : CallOutcome::kToolError);
+  }
+  EXPECT_EQ(Call("retry_session").decision.verdict, policy::Verdict::kDeny);
+}
+
+TEST_F(GuardTest, RefundsOnlyWhatTheRulesSay) {
+  Use(R"({"version":"1","default":"allow","tools":{
+      "a":{"limits":[{"counter":"a","window":"hour","max":1}]},
+      "b":{"limits":[{"counter":"b","window":"hour","max":1,"refund_on_error":true}]}}})");
+  struct Case {
+    const char* tool;
+    CallOutcome outcome;
+    bool refunded;
+  };
+  const Case cases[] = {
+      {"a", CallOutcome::kNotSent, true},        {"a", CallOutcome::kJsonRpcError, false},
+      {"b", CallOutcome::kNotSent, true},        {"b", CallOutcome::kJsonRpcError, true},
+      {"b", CallOutcome::kToolError, true},      {"b", CallOutcome::kSucceeded, false},
+      {"b", CallOutcome::kLost, false},
+  };
+  int hour = 0;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.tool) + " outcome " + std::to_string(static_cast<int>(c.outcome)));
+    clock_.Advance(3'600'000 * ++hour);  // a fresh window per case
+    auto first = Call(c.tool);
+    ASSERT_EQ(first.decision.verdict, policy::Verdict::kAllow);
+    guard_.Settle(first.admission, c.outcome);
+    EXPECT_EQ(Call(c.tool).decision.verdict == policy::Verdict::kAllow, c.refunded);
+  }
+}
+
+TEST_F(GuardTest, InterceptLimitsRefundJsonRpcErrorsOnly) {
+  Use("version: \"1\"\ntools:\n  t:\n    rules:\n      - name: hourly\n        rate_limit: 1/hour\n");
+  auto first = Call("t");
+  guard_.Settle(first.admission, CallOutcome::kToolError);
+  EXPECT_EQ(Call("t").decision.verdict, policy::Verdict::kDeny);
+  clock_.Advance(3'600'000);
+  auto second = Call("t");
+  guard_.Settle(second.admission, CallOutcome::kJsonRpcError);
+  EXPECT_EQ(Call("t").decision.verdict, policy::Verdict::kAllow);
+}
+
+TEST_F(GuardTest, SpendCapsChargeTheAmountAndStopAtTheCap) {
+  Use(R"({"version":"1","default":"deny","tools":{"pay":{"limits":[
+      {"counter":"spend","window":"day","max":1000,"increment_from":"args.amount"}]}}})");
+  EXPECT_EQ(Call("pay", R"({"amount":600})").decision.verdict, policy::Verdict::kAllow);
+  auto over = Call("pay", R"({"amount":401})");
+  EXPECT_EQ(over.decision.verdict, policy::Verdict::kDeny);
+  EXPECT_NE(over.decision.reason.find("(used 600, this call 401)"), std::string::npos)
+      << over.decision.reason;
+  EXPECT_EQ(Call("pay", R"({"amount":400})").decision.verdict, policy::Verdict::kAllow);
+  EXPECT_EQ(Call("pay", R"({"amount":0})").decision.verdict, policy::Verdict::kAllow);
+  EXPECT_EQ(Call("pay", R"({"amount":1})").decision.verdict, policy::Verdict::kDeny);
+}
+
+TEST_F(GuardTest, AllLimitsOfACallAreChargedTogetherOrNotAtAll) {
+  Use(R"({"version":"1","default":"allow",
+      "all_tools":{"limits":[{"counter":"all","window":"hour","max":3}]},
+      "tools":{"t":{"limits":[{"counter":"t","window":"hour","max":1}]}}})");
+  EXPECT_EQ(Call("t").decision.verdict, policy::Verdict::kAllow);
+  EXPECT_EQ(Call("t").decision.rule, "tools.t.limits[0]");
+  // The denied second call did not consume the all_tools quota: two more calls fit.
+  EXPECT_EQ(Call("u").decision.verdict, policy::Verdict::kAllow);
+  EXPECT_EQ(Call("u").decision.verdict, policy::Verdict::kAllow);
+  EXPECT_EQ(Call("u").decision.rule, "all_tools.limits[0]");
+}
+
+// A store that always fails, for the fail-closed and fail-open modes.
+class BrokenStore : public limits::CounterStore {
+ public:
+  Result<limits::ChargeOutcome> TryCharge(const std::vector<limits::Charge>&, int64_t) override {
+    return Fail(Error::Unavailable("disk on fire"));
+  }
+  Result<bool> Refund(const std::vector<limits::Charge>&, int64_t) override {
+    return Fail(Error::Unavailable("disk on fire"));
+  }
+  Result<int64_t> Value(const std::string&, int64_t) override {
+    return Fail(Error::Unavailable("disk on fire"));
+  }
+  std::string Describe() const override { return "broken"; }
+};
+
+TEST_F(GuardTest, AnUnavailableStoreDeniesUnlessFailOpen) {
+  BrokenStore broken;
+  ToolCallGuard closed([this] { return policy_; }, broken, clock_);
+  auto d = closed.Check(mcp::ToolCall{"retry_session", {}}, policy::Identity{});
+  EXPECT_EQ(d.decision.verdict, policy::Verdict::kDeny);
+  EXPECT_EQ(d.decision.rule, "state");
+  ToolCallGuard open([this] { return policy_; }, broken, clock_, StateFailMode::kOpen);
+  EXPECT_EQ(open.Check(mcp::ToolCall{"retry_session", {}}, policy::Identity{}).decision.verdict,
+            policy::Verdict::kAllow);
+}
+
+TEST(PolicyHolderTest, AReloadStormNeverShowsACallHalfOfEachPolicy) {
+  // A and B differ in two places; a call that saw a mix would get A's verdict with B's reason.
+  auto a = Compile("version: 1\ndefault: allow\ntools:\n  x:\n    action: deny\n    reason: A\n");
+  auto b = Compile("version: 1\ndefault: deny\ntools:\n  x:\n    action: deny\n    reason: B\n");
+  PolicyHolder holder(a);
+  auto store = limits::MakeMemoryStore();
+  testing::FakeClock clock;
+  ToolCallGuard guard([&] { return holder.Current(); }, *store, clock);
+  std::atomic<bool> stop{false};
+  std::thread reloader([&] {
+    for (int i = 0; !stop; ++i) holder.Replace(i % 2 ? a : b);
+  });
+  int seen_a = 0, seen_b = 0;
+  for (int i = 0; i < 20000; ++i) {
+    auto out = guard.Check(mcp::ToolCall{"x", {}}, policy::Identity{});
+    auto other = policy::Evaluate(*out.snapshot, mcp::ToolCall{"y", {}}, policy::Identity{}, 0);
+    if (out.decision.reason == "A") {
+      ++seen_a;
+      ASSERT_EQ(other.verdict, policy::Verdict::kAllow);
+    } else {
+      ASSERT_EQ(out.decision.reason, "B");
+      ++seen_b;
+      ASSERT_EQ(other.verdict, policy::Verdict::kDeny);
+    }
+  }
+  stop = true;
+  reloader.join();
+  EXPECT_GT(holder.reloads(), 0u);
+  EXPECT_GT(seen_a + seen_b, 0);
+}
+
+}  // namespace
+}  // namespace tw::gateway

@@ -1,0 +1,247 @@
+#include "limits/counter_store.h"
+
+#include <sqlite3.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <unordered_map>
+
+namespace tw::limits {
+
+std::string CounterKey(std::string_view ns, std::string_view counter, std::string_view scope_kind,
+                       std::string_view scope_id, int64_t window_start_ms) {
+  std::string key;
+  key.reserve(ns.size() + counter.size() + scope_kind.size() + scope_id.size() + 24);
+  key.append(ns).append("/").append(counter).append("/").append(scope_kind).append(":");
+  key.append(scope_id).append("/").append(std::to_string(window_start_ms));
+  return key;
+}
+
+namespace {
+
+class MemoryStore : public CounterStore {
+ public:
+  Result<ChargeOutcome> TryCharge(const std::vector<Charge>& charges, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    MaybePrune(now_ms);
+    for (size_t i = 0; i < charges.size(); ++i) {
+      const int64_t current = ValueLocked(charges[i].key, now_ms);
+      // Overflow-safe form of current + amount > max.
+      if (charges[i].amount > charges[i].max - current) return ChargeOutcome{false, i, current};
+    }
+    for (const Charge& c : charges) {
+      Entry& e = counters_[c.key];
+      if (e.expires_ms <= now_ms) e.value = 0;
+      e.value += c.amount;
+      e.expires_ms = c.expires_ms;
+    }
+    return ChargeOutcome{true, 0, 0};
+  }
+
+  Result<bool> Refund(const std::vector<Charge>& charges, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    for (const Charge& c : charges) {
+      auto it = counters_.find(c.key);
+      if (it == counters_.end() || it->second.expires_ms <= now_ms) continue;
+      it->second.value = std::max<int64_t>(0, it->second.value - c.amount);
+    }
+    return true;
+  }
+
+  Result<int64_t> Value(const std::string& key, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    return ValueLocked(key, now_ms);
+  }
+
+  std::string Describe() const override { return "memory"; }
+
+ private:
+  struct Entry {
+    int64_t value = 0;
+    int64_t expires_ms = 0;
+  };
+
+  int64_t ValueLocked(const std::string& key, int64_t now_ms) const {  // Requires mu_.
+    auto it = counters_.find(key);
+    return it == counters_.end() || it->second.expires_ms <= now_ms ? 0 : it->second.value;
+  }
+
+  void MaybePrune(int64_t now_ms) {  // Requires mu_.
+    if (++charges_since_prune_ < 4096) return;
+    charges_since_prune_ = 0;
+    std::erase_if(counters_, [&](const auto& kv) { return kv.second.expires_ms <= now_ms; });
+  }
+
+  std::mutex mu_;
+  std::unordered_map<std::string, Entry> counters_;  // Guarded by mu_.
+  int charges_since_prune_ = 0;                      // Guarded by mu_.
+};
+
+// RAII for sqlite3_stmt.
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  ~Stmt() { sqlite3_finalize(s); }
+};
+
+class SqliteStore : public CounterStore {
+ public:
+  SqliteStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  ~SqliteStore() override { sqlite3_close_v2(db_); }
+
+  Result<ChargeOutcome> TryCharge(const std::vector<Charge>& charges, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    // BEGIN IMMEDIATE takes the database write lock up front: the read-check-write below is
+    // one atomic step for every process sharing the file.
+    if (auto r = Exec("BEGIN IMMEDIATE"); !r) return Fail(r.error());
+    for (size_t i = 0; i < charges.size(); ++i) {
+      auto current = ValueLocked(charges[i].key, now_ms);
+      if (!current) {
+        Exec("ROLLBACK");
+        return Fail(current.error());
+      }
+      if (charges[i].amount > charges[i].max - *current) {
+        Exec("ROLLBACK");
+        return ChargeOutcome{false, i, *current};
+      }
+    }
+    for (const Charge& c : charges) {
+      Stmt st;
+      sqlite3_prepare_v2(db_,
+                         "INSERT INTO counters(key, value, expires_ms) VALUES(?1, ?2, ?3) "
+                         "ON CONFLICT(key) DO UPDATE SET value = CASE WHEN expires_ms <= ?4 "
+                         "THEN ?2 ELSE value + ?2 END, expires_ms = ?3",
+                         -1, &st.s, nullptr);
+      sqlite3_bind_text(st.s, 1, c.key.data(), static_cast<int>(c.key.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(st.s, 2, c.amount);
+      sqlite3_bind_int64(st.s, 3, c.expires_ms);
+      sqlite3_bind_int64(st.s, 4, now_ms);
+      if (sqlite3_step(st.s) != SQLITE_DONE) {
+        auto e = Err("charging a counter");
+        Exec("ROLLBACK");
+        return Fail(e);
+      }
+    }
+    if (++charges_since_prune_ >= 4096) {
+      charges_since_prune_ = 0;
+      Stmt st;
+      sqlite3_prepare_v2(db_, "DELETE FROM counters WHERE expires_ms <= ?1", -1, &st.s, nullptr);
+      sqlite3_bind_int64(st.s, 1, now_ms);
+      sqlite3_step(st.s);
+    }
+    if (auto r = Exec("COMMIT"); !r) {
+      Exec("ROLLBACK");
+      return Fail(r.error());
+    }
+    return ChargeOutcome{true, 0, 0};
+  }
+
+  Result<bool> Refund(const std::vector<Charge>& charges, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    if (auto r = Exec("BEGIN IMMEDIATE"); !r) return Fail(r.error());
+    for (const Charge& c : charges) {
+      Stmt st;
+      sqlite3_prepare_v2(db_,
+                         "UPDATE counters SET value = MAX(0, value - ?2) "
+                         "WHERE key = ?1 AND expires_ms > ?3",
+                         -1, &st.s, nullptr);
+      sqlite3_bind_text(st.s, 1, c.key.data(), static_cast<int>(c.key.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(st.s, 2, c.amount);
+      sqlite3_bind_int64(st.s, 3, now_ms);
+      if (sqlite3_step(st.s) != SQLITE_DONE) {
+        auto e = Err("refunding a counter");
+        Exec("ROLLBACK");
+        return Fail(e);
+      }
+    }
+    if (auto r = Exec("COMMIT"); !r) return Fail(r.error());
+    return true;
+  }
+
+  Result<int64_t> Value(const std::string& key, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    return ValueLocked(key, now_ms);
+  }
+
+  std::string Describe() const override { return "sqlite:" + path_; }
+
+  Result<bool> Exec(const char* sql) {
+    char* msg = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+      std::string m = msg ? msg : sqlite3_errmsg(db_);
+      sqlite3_free(msg);
+      return Fail(Error::Unavailable("state store " + path_ + ": " + m));
+    }
+    return true;
+  }
+
+ private:
+  Error Err(const std::string& what) const {
+    return Error::Unavailable("state store " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
+  }
+
+  Result<int64_t> ValueLocked(const std::string& key, int64_t now_ms) {  // Requires mu_.
+    Stmt st;
+    sqlite3_prepare_v2(db_, "SELECT value FROM counters WHERE key = ?1 AND expires_ms > ?2", -1,
+                       &st.s, nullptr);
+    sqlite3_bind_text(st.s, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(st.s, 2, now_ms);
+    int rc = sqlite3_step(st.s);
+    if (rc == SQLITE_ROW) return sqlite3_column_int64(st.s, 0);
+    if (rc == SQLITE_DONE) return int64_t{0};
+    return Fail(Err("reading a counter"));
+  }
+
+  std::mutex mu_;
+  sqlite3* db_;  // Guarded by mu_.
+  std::string path_;
+  int charges_since_prune_ = 0;  // Guarded by mu_.
+};
+
+}  // namespace
+
+std::unique_ptr<CounterStore> MakeMemoryStore() { return std::make_unique<MemoryStore>(); }
+
+Result<std::unique_ptr<CounterStore>> OpenSqliteStore(const std::string& path) {
+  std::error_code ec;
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close_v2(db);
+    return Fail(Error::Unavailable("cannot open state store " + path + ": " + m));
+  }
+  sqlite3_busy_timeout(db, 5000);
+  auto store = std::make_unique<SqliteStore>(db, path);
+  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
+                          "CREATE TABLE IF NOT EXISTS counters(key TEXT PRIMARY KEY, "
+                          "value INTEGER NOT NULL, expires_ms INTEGER NOT NULL)"}) {
+    if (auto r = store->Exec(sql); !r) return Fail(r.error());
+  }
+  return std::unique_ptr<CounterStore>(std::move(store));
+}
+
+Result<std::unique_ptr<CounterStore>> OpenStateStore(const std::string& spec) {
+  if (spec == "memory") return MakeMemoryStore();
+  if (spec.starts_with("sqlite:") && spec.size() > 7) return OpenSqliteStore(spec.substr(7));
+  return Fail(Error::InvalidArgument("--state \"" + spec +
+                                     "\": expected sqlite:PATH or memory (redis:// comes with "
+                                     "the cluster support)"));
+}
+
+std::string DefaultStateSpec() {
+  namespace fs = std::filesystem;
+  fs::path base;
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg && *xdg) {
+    base = xdg;
+  } else if (const char* home = std::getenv("HOME"); home && *home) {
+    base = fs::path(home) / ".local" / "state";
+  } else {
+    base = fs::temp_directory_path();
+  }
+  return "sqlite:" + (base / "toolwarden" / "state.db").string();
+}
+
+}  // namespace tw::limits

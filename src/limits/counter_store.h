@@ -1,0 +1,64 @@
+// Counters for rate limits and spend caps, and the stores that keep them.
+//
+// A counter is identified by a key that includes its window's start, so a new window is a new
+// counter and nothing needs resetting; each entry expires at its window's end. The one
+// operation that matters, TryCharge, checks and increments every counter of a call as ONE
+// atomic step: there is no moment between reading and incrementing in which another call can
+// slip through, so N concurrent calls against a limit of L admit exactly L.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+namespace tw::limits {
+
+struct Charge {
+  std::string key;         // from CounterKey()
+  int64_t amount = 1;      // > 0
+  int64_t max = 0;         // the counter may reach max, never exceed it
+  int64_t expires_ms = 0;  // Unix ms at which the window ends
+};
+
+struct ChargeOutcome {
+  bool admitted = false;
+  size_t rejected = 0;  // when !admitted: index of the first charge that did not fit
+  int64_t current = 0;  // when !admitted: that counter's value
+};
+
+// Thread-safe: every method may be called from any thread.
+class CounterStore {
+ public:
+  virtual ~CounterStore() = default;
+
+  // If every counter's value + amount <= max, adds every amount and admits; otherwise
+  // changes nothing. Fails only when the store itself fails (callers deny: fail closed).
+  virtual Result<ChargeOutcome> TryCharge(const std::vector<Charge>& charges, int64_t now_ms) = 0;
+  // Takes back amounts TryCharge added (never below zero).
+  virtual Result<bool> Refund(const std::vector<Charge>& charges, int64_t now_ms) = 0;
+  // The current value of a counter (0 if none).
+  virtual Result<int64_t> Value(const std::string& key, int64_t now_ms) = 0;
+  // Where the counters live, for messages ("memory", "sqlite:/path").
+  virtual std::string Describe() const = 0;
+};
+
+// The one place a counter key is spelled:
+//   <namespace>/<counter>/<scope kind>:<scope id>/<window start ms>
+// `ns` separates servers sharing a store; scope kind is grant, session or global.
+std::string CounterKey(std::string_view ns, std::string_view counter, std::string_view scope_kind,
+                       std::string_view scope_id, int64_t window_start_ms);
+
+std::unique_ptr<CounterStore> MakeMemoryStore();
+// Opens (creating if needed) a SQLite database file, in WAL mode. Several processes may share
+// it: charges are serialized by SQLite's write lock.
+Result<std::unique_ptr<CounterStore>> OpenSqliteStore(const std::string& path);
+// "memory" or "sqlite:PATH".
+Result<std::unique_ptr<CounterStore>> OpenStateStore(const std::string& spec);
+// The per-user default: sqlite:$XDG_STATE_HOME/toolwarden/state.db (~/.local/state/…).
+std::string DefaultStateSpec();
+
+}  // namespace tw::limits

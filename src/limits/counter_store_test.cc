@@ -1,0 +1,144 @@
+#include "limits/counter_store.h"
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/random.h"
+
+namespace tw::limits {
+namespace {
+
+// Runs every test against both stores.
+class CounterStoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "sqlite") {
+      path_ = (std::filesystem::temp_directory_path() / ("tw-counters-" + RandomHex(8) + ".db"))
+                  .string();
+      store_ = Open();
+    } else {
+      store_ = MakeMemoryStore();
+    }
+  }
+  void TearDown() override {
+    store_.reset();
+    if (!path_.empty()) {
+      for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
+    }
+  }
+  std::unique_ptr<CounterStore> Open() {
+    auto s = OpenSqliteStore(path_);
+    EXPECT_TRUE(s.has_value()) << (s ? "" : s.error().message());
+    return s ? std::move(*s) : nullptr;
+  }
+
+  std::string path_;
+  std::unique_ptr<CounterStore> store_;
+};
+
+constexpr int64_t kNow = 1'700'000'000'000;
+constexpr int64_t kEnd = kNow + 60'000;
+
+TEST_P(CounterStoreTest, AdmitsUpToMaxThenRejectsWithoutCharging) {
+  Charge c{"k", 1, 3, kEnd};
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(store_->TryCharge({c}, kNow)->admitted);
+  auto r = store_->TryCharge({c}, kNow);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FALSE(r->admitted);
+  EXPECT_EQ(r->current, 3);
+  EXPECT_EQ(*store_->Value("k", kNow), 3);
+}
+
+TEST_P(CounterStoreTest, ChargesEveryCounterOrNone) {
+  Charge small{"a", 1, 100, kEnd}, full{"b", 5, 5, kEnd};
+  ASSERT_TRUE(store_->TryCharge({full}, kNow)->admitted);
+  auto r = store_->TryCharge({small, full}, kNow);
+  EXPECT_FALSE(r->admitted);
+  EXPECT_EQ(r->rejected, 1u);
+  EXPECT_EQ(*store_->Value("a", kNow), 0) << "the first counter must not keep its charge";
+}
+
+TEST_P(CounterStoreTest, SpendCapsChargeTheAmountExactlyAtTheBoundary) {
+  Charge c{"spend", 60, 100, kEnd};
+  EXPECT_TRUE(store_->TryCharge({c}, kNow)->admitted);
+  c.amount = 41;
+  EXPECT_FALSE(store_->TryCharge({c}, kNow)->admitted);
+  c.amount = 40;
+  EXPECT_TRUE(store_->TryCharge({c}, kNow)->admitted);  // exactly max
+  EXPECT_EQ(*store_->Value("spend", kNow), 100);
+}
+
+TEST_P(CounterStoreTest, RefundsNeverGoBelowZeroAndIgnoreEndedWindows) {
+  Charge c{"r", 2, 10, kEnd};
+  ASSERT_TRUE(store_->TryCharge({c}, kNow)->admitted);
+  ASSERT_TRUE(store_->Refund({c}, kNow).has_value());
+  EXPECT_EQ(*store_->Value("r", kNow), 0);
+  ASSERT_TRUE(store_->Refund({c}, kNow).has_value());
+  EXPECT_EQ(*store_->Value("r", kNow), 0);
+}
+
+TEST_P(CounterStoreTest, AnEndedWindowReadsAsZeroAndStartsOver) {
+  Charge c{"w", 1, 1, kEnd};
+  ASSERT_TRUE(store_->TryCharge({c}, kNow)->admitted);
+  EXPECT_FALSE(store_->TryCharge({c}, kNow)->admitted);
+  EXPECT_EQ(*store_->Value("w", kEnd), 0);
+  c.expires_ms = kEnd + 60'000;
+  EXPECT_TRUE(store_->TryCharge({c}, kEnd)->admitted);
+}
+
+TEST_P(CounterStoreTest, ConcurrentCallsAdmitExactlyTheLimit) {
+  constexpr int kThreads = 8, kPerThread = 200, kLimit = 937;
+  std::atomic<int> admitted{0};
+  std::vector<std::unique_ptr<CounterStore>> extra;  // sqlite: one connection per thread
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    CounterStore* s = store_.get();
+    if (GetParam() == "sqlite") {
+      extra.push_back(Open());
+      s = extra.back().get();
+    }
+    threads.emplace_back([&, s] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto r = s->TryCharge({Charge{"hot", 1, kLimit, kEnd}}, kNow);
+        ASSERT_TRUE(r.has_value()) << r.error().message();
+        if (r->admitted) ++admitted;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(admitted.load(), kLimit);
+  EXPECT_EQ(*store_->Value("hot", kNow), kLimit);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, CounterStoreTest, ::testing::Values("memory", "sqlite"));
+
+TEST(SqliteStoreTest, CountersSurviveReopening) {
+  const std::string path =
+      (std::filesystem::temp_directory_path() / ("tw-persist-" + RandomHex(8) + ".db")).string();
+  {
+    auto s = OpenSqliteStore(path);
+    ASSERT_TRUE(s.has_value());
+    ASSERT_TRUE((*s)->TryCharge({Charge{"p", 7, 10, kEnd}}, kNow)->admitted);
+  }
+  auto s = OpenSqliteStore(path);
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(*(*s)->Value("p", kNow), 7);
+  EXPECT_FALSE((*s)->TryCharge({Charge{"p", 4, 10, kEnd}}, kNow)->admitted);
+  for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+}
+
+TEST(StateSpecTest, ParsesKnownSpecsAndRejectsOthers) {
+  EXPECT_TRUE(OpenStateStore("memory").has_value());
+  auto bad = OpenStateStore("postgres://x");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_NE(bad.error().message().find("sqlite:PATH"), std::string::npos);
+  auto unwritable = OpenStateStore("sqlite:/proc/nope/state.db");
+  EXPECT_FALSE(unwritable.has_value());
+  EXPECT_EQ(CounterKey("srv", "c", "grant", "local", 60000), "srv/c/grant:local/60000");
+}
+
+}  // namespace
+}  // namespace tw::limits

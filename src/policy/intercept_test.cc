@@ -1,0 +1,129 @@
+// Intercept-format policies, against Intercept's own files in shared/compat (read-only).
+#include <filesystem>
+
+#include <gtest/gtest.h>
+
+#include "policy/loader.h"
+#include "policy/policy.h"
+
+namespace tw::policy {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr int64_t kNow = 1'700'000'000'000;
+
+fs::path CompatDir() {
+  fs::path dir = TW_COMPAT_DIR;
+  if (!fs::exists(dir)) ADD_FAILURE() << "Intercept fixtures not found at " << dir;
+  return dir;
+}
+
+Decision Decide(const Policy& p, const std::string& tool, std::string_view args = "{}") {
+  return Evaluate(p, mcp::ToolCall{tool, json::parse(args).as_object()}, Identity{}, kNow);
+}
+
+TEST(InterceptTest, EveryPublishedPolicyValidates) {
+  int files = 0;
+  for (const auto& entry : fs::directory_iterator(CompatDir())) {
+    const std::string name = entry.path().filename().string();
+    if (entry.path().extension() != ".yaml" || name.starts_with("testdata-invalid")) continue;
+    SCOPED_TRACE(name);
+    auto p = LoadPolicyFile(entry.path().string());
+    ASSERT_TRUE(p.has_value()) << p.error().message();
+    EXPECT_EQ((*p)->format, Format::kIntercept);
+    ++files;
+  }
+  EXPECT_GE(files, 40);
+}
+
+TEST(InterceptTest, TheInvalidFixturesFailWithIntercepsMessages) {
+  auto syntax = LoadPolicyFile((CompatDir() / "testdata-invalid_policy.yaml").string());
+  ASSERT_FALSE(syntax.has_value());
+  EXPECT_NE(syntax.error().message().find("testdata-invalid_policy.yaml:"), std::string::npos);
+
+  auto schema = LoadPolicyFile((CompatDir() / "testdata-invalid_schema.yaml").string());
+  ASSERT_FALSE(schema.has_value());
+  const std::string& m = schema.error().message();
+  for (const char* expected : {
+           ":1:10: version must be \"1\", got \"2\"",
+           "rule must have a name",
+           "unknown operator \"unknown_op\"",
+           "path must start with \"args.\" or \"state.\", got \"foo.bar\"",
+           "operator \"in\" requires a list value",
+           "operator \"lt\" requires a numeric value",
+           "invalid regex \"[invalid(\"",
+           "deny rules must not have conditions",
+           "evaluate rules must have at least one condition",
+           "rate_limit count must be a positive integer, got \"five\"",
+           "rate_limit cannot be combined with conditions or state",
+           "rate_limit count must be a positive integer, got \"0\"",
+           "rate_limit window must be \"minute\", \"hour\", or \"day\", got \"week\"",
+           "rate_limit cannot be used with action \"deny\"",
+       }) {
+    EXPECT_NE(m.find(expected), std::string::npos) << "missing: " << expected << "\nin:\n" << m;
+  }
+  // Every problem is on its own line with a position.
+  size_t lines = std::count(m.begin(), m.end(), '\n') + 1;
+  EXPECT_GE(lines, 15u) << m;
+}
+
+TEST(InterceptTest, StripeExampleKeepsInterceptsSemantics) {
+  auto loaded = LoadPolicyFile((CompatDir() / "testdata-valid_policy.yaml").string());
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message();
+  const Policy& p = **loaded;
+  EXPECT_EQ(p.default_action, DefaultAction::kAllow);
+
+  Decision big = Decide(p, "create_charge", R"({"amount":60000,"currency":"usd"})");
+  EXPECT_EQ(big.verdict, Verdict::kDeny);
+  EXPECT_EQ(big.reason, "Single charge cannot exceed $500.00");
+  EXPECT_EQ(big.rule, "tools.create_charge.rules[0] (max single charge)");
+  EXPECT_EQ(Decide(p, "create_charge", R"({"amount":100,"currency":"gbp"})").reason,
+            "Only USD and EUR charges are permitted");
+
+  Decision ok = Decide(p, "create_charge", R"({"amount":5000,"currency":"eur"})");
+  ASSERT_EQ(ok.verdict, Verdict::kAllow);
+  ASSERT_EQ(ok.charges.size(), 2u);  // the daily spend cap, then the "*" global rate limit
+  const Limit& spend = *ok.charges[0].limit;
+  EXPECT_EQ(spend.counter, "create_charge.daily_spend");
+  EXPECT_EQ(spend.max, 999999) << "lt 1000000 admits up to 999999";
+  EXPECT_EQ(ok.charges[0].amount, 5000);
+  EXPECT_EQ(spend.scope, Scope::kGlobal);
+  EXPECT_EQ(spend.refund, RefundOn::kJsonRpcError);
+  EXPECT_EQ(spend.reason, "Daily spending cap of $10,000.00 reached");
+  const Limit& global = *ok.charges[1].limit;
+  EXPECT_EQ(global.counter, "_global.calls_per_minute");
+  EXPECT_EQ(global.max, 59);
+
+  Decision issue = Decide(p, "create_issue");
+  ASSERT_EQ(issue.charges.size(), 2u);
+  EXPECT_EQ(issue.charges[0].limit->counter, "create_issue._rate_hour");
+  EXPECT_EQ(issue.charges[0].limit->max, 5);
+  EXPECT_EQ(Decide(p, "delete_customer").reason,
+            "Customer deletion is not permitted via AI agents");
+  // Unlisted tools are allowed (default allow) but still meet the "*" rules.
+  EXPECT_EQ(Decide(p, "list_customers").charges.size(), 1u);
+}
+
+TEST(InterceptTest, DefaultDenyRejectsUnlistedToolsBeforeWildcardRules) {
+  auto loaded = LoadPolicyFile((CompatDir() / "testdata-default_deny_policy.yaml").string());
+  ASSERT_TRUE(loaded.has_value()) << loaded.error().message();
+  const Policy& p = **loaded;
+  EXPECT_EQ(Decide(p, "unlisted").rule, "default");
+  Decision read = Decide(p, "read_file");  // rules: [] is allowed, "*" still applies
+  EXPECT_EQ(read.verdict, Verdict::kAllow);
+  ASSERT_EQ(read.charges.size(), 1u);
+  EXPECT_EQ(read.charges[0].limit->counter, "_global._rate_minute");
+  EXPECT_EQ(read.charges[0].limit->max, 60);
+}
+
+TEST(InterceptTest, HideIsExactUnlessStar) {
+  auto r = CompilePolicy("version: \"1\"\nhide: [\"delete_*\"]\ntools:\n  a:\n    rules: []\n", "p",
+                         FileFormat::kYaml);
+  ASSERT_TRUE(r.policy) << FormatDiagnostics("p", r.diagnostics);
+  EXPECT_TRUE(r.policy->IsHidden("delete_*"));
+  EXPECT_FALSE(r.policy->IsHidden("delete_repo"));
+  EXPECT_EQ(Decide(*r.policy, "delete_*").reason, "Tool \"delete_*\" is hidden by policy");
+}
+
+}  // namespace
+}  // namespace tw::policy

@@ -1,0 +1,163 @@
+// The policy language end to end: the seed policy's rate limit in front of a real server,
+// counters that survive a restart (SQLite), spend caps, hot reload (file and SIGHUP, a broken
+// file keeping the old policy), validate on Intercept's own files, and explain.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+import { newClient } from './everything-suite.mjs';
+import { DENY_PREFIX, EVERYTHING, ROOT, TOOLWARDEN, eventually } from './helpers.mjs';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-policy-'));
+after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+const text = (r) => r.content.map((c) => c.text).join('');
+
+async function connect(policyFile, extra = []) {
+  const client = newClient();
+  const transport = new StdioClientTransport({
+    command: TOOLWARDEN,
+    args: ['run', '-p', policyFile, ...extra, '--', process.execPath, EVERYTHING, 'stdio'],
+    stderr: 'pipe',
+  });
+  let stderr = '';
+  transport.stderr.on('data', (c) => { stderr += c.toString(); });
+  await client.connect(transport);
+  return { client, transport, stderr: () => stderr };
+}
+
+// The seed policy, with server-everything's `echo` standing in for Treasure Data's retry_session.
+const seed = (tool) => JSON.stringify({
+  version: '1', default: 'deny',
+  tools: { [tool]: { limits: [{ counter: `${tool}_rate`, window: 'minute', max: 10, scope: 'grant' }] } },
+});
+
+// Runs `fn` so that it starts and ends within one UTC minute (retrying once if it straddled).
+async function withinOneMinute(fn) {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const start = Math.floor(Date.now() / 60000);
+    const result = await fn();
+    if (Math.floor(Date.now() / 60000) === start) return result;
+  }
+  throw new Error('straddled a minute boundary twice');
+}
+
+describe('the seed policy in front of a real server', () => {
+  it('passes 10 calls a minute, denies the 11th with a readable reason, denies unlisted tools', async () => {
+    const file = path.join(tmp, 'seed.json');
+    fs.writeFileSync(file, seed('echo'));
+    const state = `sqlite:${path.join(tmp, 'seed.db')}`;
+    await withinOneMinute(async () => {
+      fs.rmSync(path.join(tmp, 'seed.db'), { force: true });
+      const { client } = await connect(file, ['--state', state]);
+      for (let i = 1; i <= 10; i++) {
+        const r = await client.callTool({ name: 'echo', arguments: { message: `call ${i}` } });
+        assert.equal(text(r), `Echo: call ${i}`);
+      }
+      const eleventh = await client.callTool({ name: 'echo', arguments: { message: 'call 11' } });
+      assert.equal(eleventh.isError, true);
+      assert.match(text(eleventh), /^\[POLICY DENIED\] Rate limit "echo_rate" reached: at most 10 calls per minute per grant\. Resets in \d+ s\.$/);
+      const meta = eleventh._meta['toolwarden/decision'];
+      assert.equal(meta.rule, 'tools.echo.limits[0]');
+      assert.ok(meta.retry_after_s >= 1 && meta.retry_after_s <= 60);
+      const unlisted = await client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } });
+      assert.equal(unlisted._meta['toolwarden/decision'].rule, 'default');
+      await client.close();
+
+      // A restart does not reset the quota: the counters are in the SQLite file.
+      const again = await connect(file, ['--state', state]);
+      const afterRestart = await again.client.callTool({ name: 'echo', arguments: { message: 'x' } });
+      assert.equal(afterRestart.isError, true);
+      assert.match(text(afterRestart), /Rate limit "echo_rate" reached/);
+      await again.client.close();
+    });
+  });
+
+  it('counts calls that fail upstream (a retry loop must still hit the limit)', async () => {
+    const file = path.join(tmp, 'failing.json');
+    // get-resource-reference fails for an unknown resource: every call is an error upstream.
+    fs.writeFileSync(file, JSON.stringify({
+      version: '1', default: 'deny',
+      tools: { 'get-resource-reference': { limits: [{ counter: 'r', window: 'hour', max: 3 }] } },
+    }));
+    const { client } = await connect(file, ['--state', 'memory']);
+    for (let i = 0; i < 3; i++) {
+      const r = await client.callTool({ name: 'get-resource-reference', arguments: { resourceType: 'nope', resourceId: -1 } })
+        .catch((e) => ({ rejected: e }));
+      assert.ok(r.rejected || r.isError, 'the upstream call fails');
+      assert.ok(!JSON.stringify(r).includes('POLICY DENIED'), `call ${i} was forwarded`);
+    }
+    const fourth = await client.callTool({ name: 'get-resource-reference', arguments: { resourceType: 'nope', resourceId: -1 } });
+    assert.match(text(fourth), /POLICY DENIED\] Rate limit "r" reached/);
+    await client.close();
+  });
+});
+
+describe('hot reload', () => {
+  it('applies a valid edit to the next call, keeps the old policy on a broken one, and reloads on SIGHUP', async () => {
+    const file = path.join(tmp, 'live.yaml');
+    fs.writeFileSync(file, 'version: "1"\ndefault: allow\n');
+    const { client, transport, stderr } = await connect(file, ['--state', 'memory']);
+    assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'a' } })), 'Echo: a');
+
+    // An editor-style save: write a temporary file, rename it over the policy.
+    fs.writeFileSync(`${file}.tmp`, 'version: "1"\ndefault: allow\ntools:\n  echo:\n    action: deny\n    reason: echo is off now\n');
+    fs.renameSync(`${file}.tmp`, file);
+    await eventually(async () => {
+      const r = await client.callTool({ name: 'echo', arguments: { message: 'b' } });
+      return text(r) === `${DENY_PREFIX}echo is off now`;
+    }, 10000, 'the reloaded policy');
+
+    // A broken file is refused with its position; the last good policy stays.
+    fs.writeFileSync(file, 'version: "1"\ndefault: allow\ntools:\n  echo:\n    action: maybe\n');
+    await eventually(() => /live\.yaml:5:13: tools\.echo\.action must be/.test(stderr()), 10000, 'the refusal in the log');
+    assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'c' } })), `${DENY_PREFIX}echo is off now`);
+
+    // SIGHUP reloads too (here: a fixed file).
+    fs.writeFileSync(file, 'version: "1"\ndefault: allow\n');
+    process.kill(transport.pid, 'SIGHUP');
+    await eventually(async () => text(await client.callTool({ name: 'echo', arguments: { message: 'd' } })) === 'Echo: d',
+      10000, 'the SIGHUP reload');
+    await client.close();
+  });
+});
+
+describe('validate and explain', () => {
+  const compat = path.resolve(ROOT, '..', 'shared', 'compat', 'intercept-policies');
+
+  it("validates every Intercept policy and rejects Intercept's invalid fixtures", () => {
+    const files = fs.readdirSync(compat).filter((f) => f.endsWith('.yaml') && !f.startsWith('testdata-invalid'))
+      .map((f) => path.join(compat, f));
+    assert.ok(files.length >= 40);
+    const ok = spawnSync(TOOLWARDEN, ['validate', ...files]);
+    assert.equal(ok.status, 0, ok.stdout.toString());
+    assert.equal(ok.stdout.toString().trim().split('\n').length, files.length);
+    const bad = spawnSync(TOOLWARDEN, ['validate', path.join(compat, 'testdata-invalid_schema.yaml')]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stdout.toString(), /testdata-invalid_schema\.yaml:\d+:\d+: rate_limit cannot be used with action "deny"/);
+  });
+
+  it('explains a decision and the rule that made it', () => {
+    const file = path.join(tmp, 'explain.json');
+    fs.writeFileSync(file, JSON.stringify({
+      version: '1', default: 'deny',
+      tools: {
+        create_refund: {
+          deny_if: [{ path: 'args.amount', op: 'gt', value: 10000 }],
+          limits: [{ counter: 'refund_total', window: 'day', max: 100000, increment_from: 'args.amount' }],
+        },
+      },
+    }));
+    const deny = spawnSync(TOOLWARDEN, ['explain', '-p', file, '--tool', 'create_refund', '--args', '{"amount": 20000}', '--state', 'memory']);
+    assert.equal(deny.status, 0);
+    assert.match(deny.stdout.toString(), /decision: deny\nrule: +tools\.create_refund\.deny_if\[0\]\nreason: +denied because args\.amount gt 10000/);
+    const allow = spawnSync(TOOLWARDEN, ['explain', '-p', file, '--tool', 'create_refund', '--args', '{"amount": 500}', '--state', 'memory']);
+    assert.match(allow.stdout.toString(), /limit: +tools\.create_refund\.limits\[0\]: counter "refund_total" \+500, at most 100000 per day \(grant local\), used 0 so far\ndecision: allow/);
+    const badArgs = spawnSync(TOOLWARDEN, ['explain', '-p', file, '--tool', 'x', '--args', '[1]']);
+    assert.equal(badArgs.status, 2);
+  });
+});

@@ -2,11 +2,12 @@
 #   make        build build/toolwarden (Release, warnings as errors)
 #   make test   install what is missing, build, run every test (unit + end-to-end)
 #   make demo   run toolwarden in front of the bundled demo server with a sample policy
+#   make bench  run the benchmarks (docs/benchmarks.md)
 BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 
-.PHONY: all build configure test deps demo clean format
+.PHONY: all build configure test deps demo bench clean format
 
 all: build
 
@@ -26,6 +27,10 @@ demo:
 	@./scripts/install-deps.sh --no-npm >/dev/null
 	@$(MAKE) --no-print-directory build >/dev/null
 	@./scripts/demo.sh
+
+# Micro-benchmarks of the policy engine and counters (docs/benchmarks.md).
+bench: build
+	$(BUILD_DIR)/bench/policy_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -1,0 +1,156 @@
+// Decision and counter micro-benchmarks (Google Benchmark). `make bench` runs them; the figures
+// and the command are in docs/benchmarks.md.
+#include <benchmark/benchmark.h>
+
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+#include "common/clock.h"
+#include "gateway/tool_call_guard.h"
+#include "limits/counter_store.h"
+#include "policy/loader.h"
+#include "policy/policy.h"
+
+namespace tw {
+namespace {
+
+constexpr std::string_view kSeed =
+    R"({"version":"1","default":"deny","tools":{"retry_session":{"limits":[{"counter":"retry_session_rate","window":"minute","max":10,"scope":"grant"}]}}})";
+
+std::shared_ptr<const policy::Policy> Compile(const std::string& text) {
+  auto r = policy::CompilePolicy(text, "bench", policy::FileFormat::kJson);
+  if (!r.policy) {
+    fprintf(stderr, "%s\n", policy::FormatDiagnostics("bench", r.diagnostics).c_str());
+    std::abort();
+  }
+  return r.policy;
+}
+
+mcp::ToolCall Call(std::string name, std::string_view args) {
+  return mcp::ToolCall{std::move(name), json::parse(args).as_object()};
+}
+
+// (a) The seed policy: one exact tool with a rate limit; the decision plans its charge.
+void BM_DecideSeed(benchmark::State& state) {
+  auto p = Compile(std::string(kSeed));
+  auto call = Call("retry_session", R"({"session_id":"123","from_task":"load"})");
+  const policy::Identity id{"local", "s", {}};
+  int64_t now = 1'700'000'000'000;
+  for (auto _ : state) {
+    auto d = policy::Evaluate(*p, call, id, ++now);
+    benchmark::DoNotOptimize(d);
+  }
+}
+BENCHMARK(BM_DecideSeed);
+
+// (b) One tool with 50 rules: 25 regex require conditions and 25 deny_if conditions (regex,
+// numeric, in), all evaluated because the call passes them all.
+std::string FiftyRulePolicy() {
+  std::string require, deny_if;
+  for (int i = 0; i < 25; ++i) {
+    if (i) require += ",", deny_if += ",";
+    require += R"({"path":"args.branch","op":"regex","value":"^(feat|fix|chore)/[a-z0-9-]{1,)" +
+               std::to_string(40 + i) + R"(}$"})";
+    switch (i % 3) {
+      case 0:
+        deny_if += R"({"path":"args.message","op":"regex","value":"(?i)(drop\\s+table|rm\\s+-rf|secret)_)" +
+                   std::to_string(i) + R"("})";
+        break;
+      case 1:
+        deny_if += R"({"path":"args.size","op":"gt","value":)" + std::to_string(100000 + i) + "}";
+        break;
+      default:
+        deny_if += R"({"path":"args.repo","op":"in","value":["prod-)" + std::to_string(i) +
+                   R"(","billing","payroll"]})";
+    }
+  }
+  return R"({"version":"1","default":"deny","tools":{"push_branch":{"require":[)" + require +
+         R"(],"deny_if":[)" + deny_if + "]}}}";
+}
+
+void BM_DecideFiftyRegexRules(benchmark::State& state) {
+  auto p = Compile(FiftyRulePolicy());
+  auto call = Call("push_branch",
+                   R"({"branch":"feat/faster-gateway","message":"Make the gateway faster","size":4096,"repo":"toolwarden"})");
+  const policy::Identity id{"local", "s", {}};
+  {
+    auto d = policy::Evaluate(*p, call, id, 0);
+    if (d.verdict != policy::Verdict::kAllow) std::abort();  // must evaluate all 50
+  }
+  for (auto _ : state) {
+    auto d = policy::Evaluate(*p, call, id, 0);
+    benchmark::DoNotOptimize(d);
+  }
+}
+BENCHMARK(BM_DecideFiftyRegexRules);
+
+// (c) Policies with N tools (exact names, each with a limit) plus a few globs: the decision
+// must not grow with N.
+void BM_DecideManyTools(benchmark::State& state) {
+  const int n = static_cast<int>(state.range(0));
+  std::string tools = R"("delete_*":{"action":"deny"},"admin_*":{"action":"deny"})";
+  for (int i = 0; i < n; ++i) {
+    tools += ",\"tool_" + std::to_string(i) + R"(":{"limits":[{"counter":"c)" + std::to_string(i) +
+             R"(","window":"minute","max":100}]})";
+  }
+  auto p = Compile(R"({"version":"1","default":"deny","tools":{)" + tools + "}}");
+  auto call = Call("tool_" + std::to_string(n / 2), R"({"q":"x"})");
+  const policy::Identity id{"local", "s", {}};
+  for (auto _ : state) {
+    auto d = policy::Evaluate(*p, call, id, 0);
+    benchmark::DoNotOptimize(d);
+  }
+}
+BENCHMARK(BM_DecideManyTools)->Arg(10)->Arg(1000)->Arg(10000);
+
+// Counter charge, in memory: one atomic check-and-increment of one counter.
+void BM_ChargeMemory(benchmark::State& state) {
+  auto store = limits::MakeMemoryStore();
+  const std::vector<limits::Charge> charge{
+      {limits::CounterKey("", "retry_session_rate", "grant", "local", 1'700'000'000'000), 1,
+       INT64_MAX, INT64_MAX}};
+  for (auto _ : state) {
+    auto r = store->TryCharge(charge, 1'700'000'000'000);
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_ChargeMemory);
+
+// Counter charge in SQLite (WAL, synchronous=NORMAL), for comparison: a transaction per call.
+void BM_ChargeSqlite(benchmark::State& state) {
+  const std::string path = "/tmp/tw-bench-" + std::to_string(getpid()) + ".db";
+  auto store = std::move(*limits::OpenSqliteStore(path));
+  const std::vector<limits::Charge> charge{{"k", 1, INT64_MAX, INT64_MAX}};
+  for (auto _ : state) {
+    auto r = store->TryCharge(charge, 1'700'000'000'000);
+    benchmark::DoNotOptimize(r);
+  }
+  store.reset();
+  for (const char* s : {"", "-wal", "-shm"}) std::remove((path + s).c_str());
+}
+BENCHMARK(BM_ChargeSqlite);
+
+// The whole guard for the seed policy with the memory store: evaluate, build the key, charge.
+void BM_GuardSeedMemory(benchmark::State& state) {
+  spdlog::set_level(spdlog::level::off);  // the guard logs each decision
+  auto p = Compile(std::string(kSeed));
+  auto store = limits::MakeMemoryStore();
+  SystemClock clock;
+  // A limit far above what the loop reaches, so every iteration is an admitted call.
+  auto big = Compile(
+      R"({"version":"1","default":"deny","tools":{"retry_session":{"limits":[{"counter":"retry_session_rate","window":"minute","max":1000000000000,"scope":"grant"}]}}})");
+  gateway::ToolCallGuard guard([&] { return big; }, *store, clock);
+  auto call = Call("retry_session", R"({"session_id":"123"})");
+  const policy::Identity id{"local", "s", {}};
+  for (auto _ : state) {
+    auto out = guard.Check(call, id);
+    benchmark::DoNotOptimize(out);
+  }
+}
+BENCHMARK(BM_GuardSeedMemory);
+
+}  // namespace
+}  // namespace tw
+
+BENCHMARK_MAIN();

@@ -855,7 +855,12 @@ CompileResult CompilePolicy(std::string_view text, std::string_view file_name, F
                    [](const Diagnostic& a, const Diagnostic& b) {
                      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
                    });
-  if (out.diagnostics.empty()) out.policy = std::move(policy);
+  if (out.diagnostics.empty()) {
+    for (auto& [name, rule] : policy->exact) GroupRegexes(rule);
+    for (auto& rule : policy->globs) GroupRegexes(rule);
+    GroupRegexes(policy->all_tools);
+    out.policy = std::move(policy);
+  }
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <map>
 
 namespace tw::policy {
 
@@ -47,13 +48,57 @@ Decision Deny(std::string rule, std::string reason) {
   return d;
 }
 
+// The matches of a rule's regex groups for one call, computed on first use.
+class GroupMatches {
+ public:
+  explicit GroupMatches(const ToolRule& rule) : rule_(rule) {}
+
+  // The outcome of the grouped regex condition `check` (same contract as Condition::Evaluate).
+  Outcome Evaluate(const Check& check) {
+    if (computed_.size() <= static_cast<size_t>(check.group)) {
+      computed_.resize(rule_.regex_groups.size(), false);
+      matched_.resize(rule_.regex_groups.size());
+      kind_.resize(rule_.regex_groups.size(), Outcome::kAbsent);
+    }
+    const size_t g = static_cast<size_t>(check.group);
+    if (!computed_[g]) {
+      computed_[g] = true;
+      const RegexGroup& group = rule_.regex_groups[g];
+      const json::value* v = group.path.Resolve(*args_);
+      if (!v || v->is_null()) {
+        kind_[g] = Outcome::kAbsent;
+      } else if (!v->is_string()) {
+        kind_[g] = Outcome::kMismatch;
+      } else {
+        kind_[g] = Outcome::kTrue;
+        const auto& s = v->get_string();
+        group.set->Match(re2::StringPiece(s.data(), s.size()), &matched_[g]);
+      }
+    }
+    if (kind_[g] != Outcome::kTrue) return kind_[g];
+    const auto& m = matched_[g];
+    const bool match = std::find(m.begin(), m.end(), check.group_index) != m.end();
+    return (check.condition->op == Op::kRegex) == match ? Outcome::kTrue : Outcome::kFalse;
+  }
+  void Reset(const json::object& args) { args_ = &args; }
+
+ private:
+  const ToolRule& rule_;
+  const json::object* args_ = nullptr;
+  std::vector<bool> computed_;
+  std::vector<std::vector<int>> matched_;
+  std::vector<Outcome> kind_;
+};
+
 // Runs one check; returns a denial or nullopt when the call passes it.
-std::optional<Decision> RunCheck(const Check& check, const mcp::ToolCall& call) {
+std::optional<Decision> RunCheck(const Check& check, const mcp::ToolCall& call,
+                                 GroupMatches& groups) {
   if (check.kind == Check::Kind::kDeny) {
     return Deny(check.rule, check.reason.empty() ? DefaultToolReason(call.name) : check.reason);
   }
   const Condition& c = *check.condition;
-  const Outcome outcome = c.Evaluate(call.arguments);
+  const Outcome outcome =
+      check.group >= 0 ? groups.Evaluate(check) : c.Evaluate(call.arguments);
   auto reason = [&](std::string generated) {
     return check.reason.empty() ? std::move(generated) : check.reason;
   };
@@ -197,6 +242,35 @@ Result<Window> ParseWindow(std::string_view text) {
   return w;
 }
 
+void GroupRegexes(ToolRule& rule) {
+  std::map<std::string, std::vector<size_t>> by_path;
+  for (size_t i = 0; i < rule.checks.size(); ++i) {
+    const Check& c = rule.checks[i];
+    if (c.condition && (c.condition->op == Op::kRegex || c.condition->op == Op::kNotRegex)) {
+      by_path[c.condition->path.text()].push_back(i);
+    }
+  }
+  for (auto& [path, indexes] : by_path) {
+    if (indexes.size() < 2) continue;
+    RE2::Options options;
+    options.set_log_errors(false);
+    options.set_max_mem(64 << 20);
+    auto set = std::make_shared<re2::RE2::Set>(options, RE2::UNANCHORED);
+    bool ok = true;
+    for (size_t i : indexes) {
+      const auto& pattern = rule.checks[i].condition->value.get_string();
+      ok = ok && set->Add(re2::StringPiece(pattern.data(), pattern.size()), nullptr) >= 0;
+    }
+    if (!ok || !set->Compile()) continue;  // each condition keeps its own RE2 then
+    const int group = static_cast<int>(rule.regex_groups.size());
+    rule.regex_groups.push_back({rule.checks[indexes[0]].condition->path, std::move(set)});
+    for (size_t k = 0; k < indexes.size(); ++k) {
+      rule.checks[indexes[k]].group = group;
+      rule.checks[indexes[k]].group_index = static_cast<int>(k);
+    }
+  }
+}
+
 bool Policy::IsHidden(std::string_view tool) const {
   return std::any_of(hide.begin(), hide.end(),
                      [&](const NamePattern& p) { return p.Matches(tool); });
@@ -238,8 +312,10 @@ Decision Evaluate(const Policy& policy, const mcp::ToolCall& call, const Identit
   }
   for (const ToolRule* r : {rule, &policy.all_tools}) {
     if (!r) continue;
+    GroupMatches groups(*r);
+    groups.Reset(call.arguments);
     for (const Check& check : r->checks) {
-      if (auto denial = RunCheck(check, call)) return std::move(*denial);
+      if (auto denial = RunCheck(check, call, groups)) return std::move(*denial);
     }
   }
   Decision d;

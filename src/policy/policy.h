@@ -17,6 +17,8 @@
 #include "mcp/protocol.h"
 #include "policy/condition.h"
 
+#include <re2/set.h>
+
 namespace tw::policy {
 
 enum class DefaultAction { kAllow, kDeny };
@@ -79,6 +81,17 @@ struct Check {
   std::optional<Condition> condition;  // absent for kDeny
   std::string rule;                    // "tools.x.require[0]"
   std::string reason;                  // the author's text; empty: generated
+  // Regex conditions on a path shared with other regex conditions of the same rule are
+  // matched together, in one pass over the value (RegexGroup); -1 when not grouped.
+  int group = -1;
+  int group_index = -1;
+};
+
+// Several regex conditions on one argument, compiled into one RE2::Set so that a call pays
+// one scan of the value instead of one per pattern. Built by the loader (GroupRegexes).
+struct RegexGroup {
+  ArgPath path;
+  std::shared_ptr<const re2::RE2::Set> set;
 };
 
 struct ToolRule {
@@ -88,9 +101,13 @@ struct ToolRule {
   Action action = Action::kAllow;
   std::string reason;
   std::vector<Check> checks;
+  std::vector<RegexGroup> regex_groups;
   std::vector<Limit> limits;
   int64_t approval_timeout_ms = 5 * 60'000;
 };
+
+// Groups a rule's regex conditions by path (two or more on one path) into RegexGroups.
+void GroupRegexes(ToolRule& rule);
 
 struct Policy {
   std::string source;  // file name, for messages

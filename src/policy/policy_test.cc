@@ -209,3 +209,42 @@ TEST(LimitDenialTest, NamesTheLimitAndWhenItResets) {
 
 }  // namespace
 }  // namespace tw::policy
+
+namespace tw::policy {
+namespace {
+
+TEST(EvaluateTest, GroupedRegexesDecideExactlyLikeSeparateOnes) {
+  auto p = Load(R"({"version":"1","default":"allow","tools":{"push":{
+      "require":[{"path":"args.b","op":"regex","value":"^(feat|fix)/"},
+                 {"path":"args.b","op":"not_regex","value":"WIP"},
+                 {"path":"args.m","op":"regex","value":"^[A-Z]"}],
+      "deny_if":[{"path":"args.b","op":"regex","value":"(?i)hotfix"},
+                 {"path":"args.b","op":"not_regex","value":"[a-z]"}]}}})");
+  ASSERT_EQ(p->Match("push")->regex_groups.size(), 1u) << "args.b's four regexes form one group";
+  struct Case {
+    const char* args;
+    const char* rule;  // empty: allowed
+  };
+  const Case cases[] = {
+      {R"({"b":"feat/login","m":"Add"})", ""},
+      {R"({"b":"main","m":"Add"})", "tools.push.require[0]"},
+      {R"({"b":"feat/WIP","m":"Add"})", "tools.push.require[1]"},
+      {R"({"b":"feat/x","m":"add"})", "tools.push.require[2]"},
+      {R"({"b":"fix/HOTFIX-1","m":"Add"})", "tools.push.deny_if[0]"},
+      {R"({"m":"Add"})", "tools.push.require[0]"},                 // absent
+      {R"({"b":7,"m":"Add"})", "tools.push.require[0]"},           // mismatch
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args);
+    Decision d = Decide(*p, "push", c.args);
+    if (*c.rule == '\0') {
+      EXPECT_EQ(d.verdict, Verdict::kAllow) << d.rule << ": " << d.reason;
+    } else {
+      EXPECT_EQ(d.verdict, Verdict::kDeny);
+      EXPECT_EQ(d.rule, c.rule) << d.reason;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tw::policy

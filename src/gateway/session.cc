@@ -111,7 +111,7 @@ void Session::HandleToolCall(Message msg) {
   GuardOutcome outcome = guard_.Check(*call, policy::Identity{grant_, id_, {}});
   if (outcome.decision.verdict != policy::Verdict::kAllow) {
     Reply(msg.id, jsonrpc::MakeResponse(
-                      msg.id, mcp::DenialResult({outcome.decision.rule, outcome.decision.reason,
+                      msg.id, mcp::DenialResult({std::string(outcome.decision.rule), outcome.decision.reason,
                                                  outcome.decision.retry_after_s})));
     return;
   }

@@ -40,10 +40,10 @@ std::string HumanSeconds(int64_t s) {
   return out;
 }
 
-Decision Deny(std::string rule, std::string reason) {
+Decision Deny(std::string_view rule, std::string reason) {
   Decision d;
   d.verdict = Verdict::kDeny;
-  d.rule = std::move(rule);
+  d.rule = rule;
   d.reason = std::move(reason);
   return d;
 }
@@ -121,7 +121,7 @@ std::optional<Decision> RunCheck(const Check& check, const mcp::ToolCall& call,
 // Plans the charge of one limit. A spend cap whose amount is missing or not a non-negative
 // whole number denies the call.
 std::optional<Decision> PlanLimit(const Limit& limit, const mcp::ToolCall& call, int64_t now_ms,
-                                  std::vector<PlannedCharge>& out) {
+                                  boost::container::small_vector<PlannedCharge, 4>& out) {
   int64_t amount = limit.increment;
   if (limit.increment_from) {
     const json::value* v = limit.increment_from->Resolve(call.arguments);
@@ -306,7 +306,7 @@ Decision Evaluate(const Policy& policy, const mcp::ToolCall& call, const Identit
   if (!rule && policy.default_action == DefaultAction::kDeny) {
     return Deny("default", "Tool \"" + call.name + "\" is not allowed by policy (default: deny)");
   }
-  const std::string rule_name = rule ? "tools." + rule->pattern.text() : "default";
+  const std::string_view rule_name = rule ? std::string_view(rule->name) : "default";
   if (rule && rule->action == Action::kDeny) {
     return Deny(rule_name, rule->reason.empty() ? DefaultToolReason(call.name) : rule->reason);
   }

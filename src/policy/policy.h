@@ -17,6 +17,7 @@
 #include "mcp/protocol.h"
 #include "policy/condition.h"
 
+#include <boost/container/small_vector.hpp>
 #include <re2/set.h>
 
 namespace tw::policy {
@@ -95,9 +96,10 @@ struct RegexGroup {
 };
 
 struct ToolRule {
-  explicit ToolRule(NamePattern p) : pattern(std::move(p)) {}
+  explicit ToolRule(NamePattern p) : pattern(std::move(p)), name("tools." + pattern.text()) {}
 
   NamePattern pattern;
+  std::string name;  // "tools.<key>", how decisions name this rule
   Action action = Action::kAllow;
   std::string reason;
   std::vector<Check> checks;
@@ -145,10 +147,14 @@ enum class Verdict { kAllow, kDeny };
 
 struct Decision {
   Verdict verdict = Verdict::kDeny;
-  std::string rule;    // which rule decided: "hide", "default", "tools.<key>", "tools.<key>.deny_if[0]"
+  // Which rule decided: "hide", "default", "tools.<key>", "tools.<key>.deny_if[0]". Points into
+  // the policy snapshot (or a literal): valid as long as the snapshot is.
+  std::string_view rule;
   std::string reason;  // for denials: the text the agent sees
   std::optional<int64_t> retry_after_s;
-  std::vector<PlannedCharge> charges;  // for allowed calls: every limit to charge, atomically
+  // For allowed calls: every limit to charge, atomically. Inline storage: no allocation for
+  // the usual one to four limits.
+  boost::container::small_vector<PlannedCharge, 4> charges;
 };
 
 // Decides one call at time `now_ms`. Order (PRODUCT.md §2): hidden → default deny for unlisted

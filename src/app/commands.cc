@@ -249,20 +249,14 @@ int ExplainCommand(const ExplainOptions& o) {
   std::cout << "tool:     " << o.tool << "\n";
   for (const policy::PlannedCharge& c : d.charges) {
     const policy::Limit& l = *c.limit;
-    std::string_view scope_id = l.scope == policy::Scope::kGrant     ? identity.grant
-                                : l.scope == policy::Scope::kSession ? identity.session
-                                                                     : std::string_view("*");
     std::optional<int64_t> used;
     if (store && l.scope != policy::Scope::kSession) {
-      auto v = store->Value(limits::CounterKey("", l.counter, policy::ScopeName(l.scope), scope_id,
-                                               c.window_start_ms),
-                            now);
-      if (v) used = *v;
+      if (auto v = store->Value(gateway::CounterKeyFor(c, identity), now)) used = *v;
     }
     std::cout << "limit:    " << l.rule << ": counter \"" << l.counter << "\" +" << c.amount
               << ", at most " << l.max << " per " << l.window.text << " ("
-              << policy::ScopeName(l.scope) << (l.scope == policy::Scope::kGlobal ? "" : " ")
-              << (l.scope == policy::Scope::kGlobal ? std::string_view() : scope_id) << ")";
+              << policy::ScopeName(l.scope)
+              << (l.scope == policy::Scope::kGrant ? " " + o.grant : std::string()) << ")";
     if (used) std::cout << ", used " << *used << " so far";
     std::cout << "\n";
     if (used && c.amount > l.max - *used && !limited) limited = policy::LimitDenial(c, *used, now);

@@ -4,6 +4,15 @@
 
 namespace tw::gateway {
 
+std::string CounterKeyFor(const policy::PlannedCharge& charge, const policy::Identity& identity) {
+  const policy::Limit& l = *charge.limit;
+  const std::string_view scope_id = l.scope == policy::Scope::kGrant     ? identity.grant
+                                    : l.scope == policy::Scope::kSession ? identity.session
+                                                                         : std::string_view("*");
+  return limits::CounterKey(identity.server, l.counter, policy::ScopeName(l.scope), scope_id,
+                            charge.window_start_ms);
+}
+
 ToolCallGuard::ToolCallGuard(PolicySource policies, limits::CounterStore& store,
                              const Clock& clock, StateFailMode fail_mode)
     : policies_(std::move(policies)), store_(store), clock_(clock), fail_mode_(fail_mode) {}
@@ -19,13 +28,7 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     std::vector<limits::Charge> charges;
     charges.reserve(out.decision.charges.size());
     for (const policy::PlannedCharge& p : out.decision.charges) {
-      const policy::Limit& l = *p.limit;
-      std::string_view scope_id = l.scope == policy::Scope::kGrant     ? identity.grant
-                                  : l.scope == policy::Scope::kSession ? identity.session
-                                                                       : std::string_view("*");
-      charges.push_back({limits::CounterKey(identity.server, l.counter, policy::ScopeName(l.scope),
-                                            scope_id, p.window_start_ms),
-                         p.amount, l.max, p.window_end_ms});
+      charges.push_back({CounterKeyFor(p, identity), p.amount, p.limit->max, p.window_end_ms});
     }
     auto charged = store_.TryCharge(charges, now);
     if (!charged) {

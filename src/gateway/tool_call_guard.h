@@ -53,6 +53,9 @@ struct GuardOutcome {
   Admission admission;                             // charges to settle (allowed calls)
 };
 
+// The counter key a planned charge uses for `identity` (its scope's id, its window).
+std::string CounterKeyFor(const policy::PlannedCharge& charge, const policy::Identity& identity);
+
 class ToolCallGuard {
  public:
   // `store` and `clock` must outlive the guard.

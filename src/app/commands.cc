@@ -14,6 +14,7 @@
 
 #include "app/demo.h"
 #include "app/policy_reloader.h"
+#include "app/scan.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "gateway/policy_holder.h"
@@ -383,6 +384,29 @@ int Main(int argc, char** argv) {
   explain->add_option("--state", explain_options.state,
                       "State store to read current counter values from (nothing is charged)");
 
+  ScanOptions scan_options;
+  CLI::App* scan = app.add_subcommand(
+      "scan",
+      "List a server's tools, classify each (category, risk) and write a policy scaffold.\n"
+      "  toolwarden scan -o policy.yaml -- npx -y @modelcontextprotocol/server-everything\n"
+      "  toolwarden scan --summary --upstream https://host/mcp");
+  scan->add_option("-o,--output", scan_options.output,
+                   "Write the scaffold here (format from the extension) instead of stdout");
+  scan->add_option("--format", scan_options.format, "Scaffold format (default: from -o, else yaml)")
+      ->check(CLI::IsMember({"json", "yaml"}));
+  scan->add_flag("--summary", scan_options.summary,
+                 "Print a table (tool, category, risk, recommendation) instead of a scaffold");
+  scan->add_flag("--json", scan_options.json, "With --summary: print a JSON array instead");
+  scan->add_option("--upstream", scan_options.upstream_url, "URL of a remote MCP server");
+  scan->add_option("--header", scan_options.headers, "Header for --upstream, \"Name: value\"")
+      ->allow_extra_args(false);
+  scan->add_option("--upstream-ca", scan_options.upstream_ca, "Extra CA file for https")
+      ->check(CLI::ExistingFile);
+  scan->add_option("--timeout", scan_options.timeout_s, "Seconds to wait for the server")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  scan->add_option("command", scan_options.command, "After --: the MCP server command to run");
+
   CLI::App* demo = app.add_subcommand(
       "demo", "Show toolwarden in front of a bundled demo MCP server (nothing to install)");
   CLI::App* demo_server = app.add_subcommand("demo-server", "");  // hidden: no description
@@ -405,6 +429,7 @@ int Main(int argc, char** argv) {
   if (*run) return RunCommand(run_options);
   if (*validate) return ValidateCommand(validate_files);
   if (*explain) return ExplainCommand(explain_options);
+  if (*scan) return ScanCommand(scan_options);
   if (*demo) return DemoMain(std::filesystem::read_symlink("/proc/self/exe").string());
   if (*demo_server) return DemoServerMain();
   return kExitUsage;

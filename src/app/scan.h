@@ -1,0 +1,26 @@
+// `toolwarden scan`: connect to a server, list every tool (all pages), classify them, and
+// write a policy scaffold (or a summary).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tw::app {
+
+struct ScanOptions {
+  std::vector<std::string> command;  // a stdio server, or
+  std::string upstream_url;          // a remote one
+  std::vector<std::string> headers;
+  std::string upstream_ca;
+  std::string output;  // -o FILE; empty: stdout
+  std::string format;  // json|yaml; empty: from the file extension, else yaml
+  bool summary = false;
+  bool json = false;  // with --summary
+  double timeout_s = 60;
+};
+
+int ScanCommand(const ScanOptions& options);
+
+}  // namespace tw::app

@@ -5,6 +5,9 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 #include <csignal>
+#include <cstring>
+#include <ctime>
+#include <set>
 #include <filesystem>
 #include <iostream>
 #include <memory>
@@ -15,6 +18,9 @@
 #include "app/demo.h"
 #include "app/policy_reloader.h"
 #include "app/scan.h"
+#include "catalog/pin_store.h"
+#include "common/canonical_json.h"
+#include "gateway/tool_pins.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "gateway/policy_holder.h"
@@ -55,7 +61,51 @@ struct RunOptions {
   double session_idle_s = 1800;
   std::string state;
   std::string state_fail_mode = "closed";
+  std::string server_name;
+  std::string pin_mode = "enforce";
 };
+
+struct PinsOptions {
+  std::string state;
+  std::string server;
+  std::string tool;
+};
+
+// A stable name for the upstream, for pins: the package or script a command runs
+// (`npx -y @modelcontextprotocol/server-github` → server-github), or the URL's host.
+std::string DeriveServerName(const std::vector<std::string>& command, const std::string& url) {
+  namespace fs = std::filesystem;
+  if (!url.empty()) {
+    auto u = transport::ParseUpstreamUrl(url);
+    return u ? u->host : url;
+  }
+  static const std::set<std::string> kLaunchers = {"npx", "node", "uvx", "uv", "python",
+                                                   "python3", "bunx", "bun", "deno", "docker",
+                                                   "pipx", "env"};
+  std::string pick = fs::path(command.front()).filename().string();
+  if (kLaunchers.contains(pick)) {
+    for (size_t i = 1; i < command.size(); ++i) {
+      if (!command[i].starts_with("-") && command[i] != "run") {
+        pick = command[i];
+        break;
+      }
+    }
+  }
+  if (pick.starts_with("@") && pick.find('/') != std::string::npos) pick = pick.substr(pick.find('/') + 1);
+  if (auto at = pick.find('@', 1); at != std::string::npos) pick = pick.substr(0, at);
+  pick = fs::path(pick).filename().string();
+  for (const char* ext : {".js", ".mjs", ".py", ".ts"}) {
+    if (pick.ends_with(ext)) pick = pick.substr(0, pick.size() - std::strlen(ext));
+  }
+  if (pick == "index" && command.size() > 1) {
+    // node path/to/server-x/dist/index.js → server-x
+    for (const auto& part : fs::path(command[1])) {
+      const std::string p = part.string();
+      if (p != "dist" && p != "build" && p != "index.js" && p != "/" && !p.empty()) pick = p;
+    }
+  }
+  return pick.empty() ? "server" : pick;
+}
 
 struct ExplainOptions {
   std::string policy_path;
@@ -126,6 +176,25 @@ int RunCommand(const RunOptions& o) {
                                o.state_fail_mode == "open" ? gateway::StateFailMode::kOpen
                                                            : gateway::StateFailMode::kClosed);
   spdlog::info("policy {} loaded; counters in {}", o.policy_path, (*store)->Describe());
+
+  // Rug-pull protection: tool definitions pinned in the same state store.
+  const std::string server_name =
+      o.server_name.empty() ? DeriveServerName(o.command, o.upstream_url) : o.server_name;
+  std::unique_ptr<catalog::PinStore> pin_store;
+  std::unique_ptr<gateway::ToolPins> pins;
+  if (o.pin_mode != "off") {
+    auto ps = catalog::OpenPinStore(o.state.empty() ? limits::DefaultStateSpec() : o.state);
+    if (!ps) {
+      std::cerr << "toolwarden run: " << ps.error().message() << "\n";
+      return kExitUnavailable;
+    }
+    pin_store = std::move(*ps);
+    pins = std::make_unique<gateway::ToolPins>(
+        *pin_store, server_name,
+        o.pin_mode == "warn" ? gateway::PinMode::kWarn : gateway::PinMode::kEnforce, clock);
+    guard.SetPins(pins.get());
+    spdlog::info("tool pins for server \"{}\": {}", server_name, o.pin_mode);
+  }
 
   transport::HttpUpstreamOptions http_options;
   if (!o.upstream_url.empty()) {
@@ -269,6 +338,80 @@ int ExplainCommand(const ExplainOptions& o) {
   return kExitOk;
 }
 
+std::string FormatTime(int64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+int PinsCommand(const std::string& action, const PinsOptions& o) {
+  auto store = catalog::OpenPinStore(o.state.empty() ? limits::DefaultStateSpec() : o.state);
+  if (!store) {
+    std::cerr << "toolwarden pins: " << store.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  if (action == "list") {
+    auto pins = (*store)->List(o.server);
+    if (!pins) {
+      std::cerr << "toolwarden pins: " << pins.error().message() << "\n";
+      return kExitUnavailable;
+    }
+    for (const auto& p : *pins) {
+      std::cout << p.server << "  " << p.tool << "  "
+                << (p.pending_hash ? "CHANGED " + FormatTime(p.changed_ms) +
+                                         (p.pending_note.empty() ? "" : " (" + p.pending_note + ")")
+                                   : "pinned " + FormatTime(p.pinned_ms))
+                << "  " << (p.hash.empty() ? std::string("-") : p.hash.substr(0, 12)) << "\n";
+    }
+    if (pins->empty()) std::cout << "no pins" << (o.server.empty() ? "" : " for " + o.server) << "\n";
+    return kExitOk;
+  }
+  if (action == "diff") {
+    auto pin = (*store)->Get(o.server, o.tool);
+    if (!pin || !*pin) {
+      std::cerr << "toolwarden pins: no pin for " << o.server << " " << o.tool << "\n";
+      return kExitInvalid;
+    }
+    const catalog::Pin& p = **pin;
+    if (!p.pending_hash) {
+      std::cout << o.server << " " << o.tool << ": unchanged since " << FormatTime(p.pinned_ms) << "\n";
+      return kExitOk;
+    }
+    // Field by field: what the approved definition said, what the server says now.
+    boost::system::error_code ec;
+    json::value before = p.definition.empty() ? json::object{} : json::parse(p.definition, ec);
+    json::value after = json::parse(*p.pending_definition, ec);
+    std::cout << "--- " << o.server << " " << o.tool << " approved "
+              << (p.pinned_ms ? FormatTime(p.pinned_ms) : std::string("(never)")) << "\n+++ "
+              << o.server << " " << o.tool << " seen " << FormatTime(p.changed_ms)
+              << (p.pending_note.empty() ? "" : " (" + p.pending_note + ")") << "\n";
+    std::set<std::string> keys;
+    for (const auto* v : {&before, &after}) {
+      if (v->is_object()) for (const auto& kv : v->get_object()) keys.insert(kv.key());
+    }
+    for (const auto& k : keys) {
+      const json::value* b = before.is_object() ? before.get_object().if_contains(k) : nullptr;
+      const json::value* a = after.is_object() ? after.get_object().if_contains(k) : nullptr;
+      const std::string bs = b ? CanonicalJson(*b, ArrayOrder::kSorted) : "";
+      const std::string as = a ? CanonicalJson(*a, ArrayOrder::kSorted) : "";
+      if (bs == as) continue;
+      if (b) std::cout << "- " << k << ": " << bs << "\n";
+      if (a) std::cout << "+ " << k << ": " << as << "\n";
+    }
+    return kExitOk;
+  }
+  // accept
+  auto n = (*store)->Accept(o.server, o.tool, SystemClock().NowMs());
+  if (!n) {
+    std::cerr << "toolwarden pins: " << n.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  std::cout << "accepted " << *n << " change" << (*n == 1 ? "" : "s") << " for " << o.server
+            << (o.tool.empty() ? "" : " " + o.tool) << "\n";
+  return *n > 0 ? kExitOk : kExitInvalid;
+}
+
 int ValidateCommand(const std::vector<std::string>& files) {
   int status = kExitOk;
   for (const auto& file : files) {
@@ -363,6 +506,13 @@ int Main(int argc, char** argv) {
                   "them through uncounted")
       ->check(CLI::IsMember({"closed", "open"}))
       ->capture_default_str();
+  run->add_option("--server-name", run_options.server_name,
+                  "Name of the upstream for tool pins (default: derived from the command or URL)");
+  run->add_option("--pin-mode", run_options.pin_mode,
+                  "Tool pinning: enforce denies tools whose definition changed since approval, "
+                  "warn only logs, off")
+      ->check(CLI::IsMember({"enforce", "warn", "off"}))
+      ->capture_default_str();
   run->add_option("command", run_options.command,
                   "After --: the MCP server command to run as a child process");
 
@@ -407,6 +557,21 @@ int Main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   scan->add_option("command", scan_options.command, "After --: the MCP server command to run");
 
+  PinsOptions pins_options;
+  CLI::App* pins = app.add_subcommand(
+      "pins", "Tool pins: definitions approved per server, and changes waiting for review");
+  pins->require_subcommand(1);
+  pins->add_option("--state", pins_options.state, "State store (default: as `run`)");
+  CLI::App* pins_list = pins->add_subcommand("list", "List pins and pending changes");
+  pins_list->add_option("--server", pins_options.server, "Only this server");
+  CLI::App* pins_diff = pins->add_subcommand("diff", "Show what changed in a tool's definition");
+  pins_diff->add_option("server", pins_options.server, "Server name")->required();
+  pins_diff->add_option("tool", pins_options.tool, "Tool name")->required();
+  CLI::App* pins_accept =
+      pins->add_subcommand("accept", "Approve the changed definition of a tool (or of all tools)");
+  pins_accept->add_option("server", pins_options.server, "Server name")->required();
+  pins_accept->add_option("tool", pins_options.tool, "Tool name (default: every changed tool)");
+
   CLI::App* demo = app.add_subcommand(
       "demo", "Show toolwarden in front of a bundled demo MCP server (nothing to install)");
   CLI::App* demo_server = app.add_subcommand("demo-server", "");  // hidden: no description
@@ -430,6 +595,9 @@ int Main(int argc, char** argv) {
   if (*validate) return ValidateCommand(validate_files);
   if (*explain) return ExplainCommand(explain_options);
   if (*scan) return ScanCommand(scan_options);
+  if (*pins) {
+    return PinsCommand(*pins_list ? "list" : *pins_diff ? "diff" : "accept", pins_options);
+  }
   if (*demo) return DemoMain(std::filesystem::read_symlink("/proc/self/exe").string());
   if (*demo_server) return DemoServerMain();
   return kExitUsage;

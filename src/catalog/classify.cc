@@ -254,6 +254,14 @@ std::string_view RiskName(Risk r) {
 
 std::vector<std::string> NameWords(std::string_view name) { return Words(name); }
 
+std::string FoldName(std::string_view name) {
+  bool folded = false;
+  std::string out = FoldConfusables(name, folded);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
 Classification Classify(const json::object& tool) {
   Classification out;
   auto str = [&](std::string_view key) -> std::string {

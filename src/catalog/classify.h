@@ -38,6 +38,10 @@ Classification Classify(const json::object& tool);
 // Convenience for tables of (name, description).
 Classification Classify(std::string_view name, std::string_view description);
 
+// A name with confusable characters (Cyrillic, Greek, fullwidth) folded to ASCII and lower-cased:
+// two names with the same fold look alike to a human.
+std::string FoldName(std::string_view name);
+
 // The words of a tool name, lower-cased: "createPullRequest" → create, pull, request.
 std::vector<std::string> NameWords(std::string_view name);
 

@@ -181,8 +181,33 @@ void Session::OnUpstreamMessage(Message msg, std::optional<json::value> related)
     }
     if (!found) return;
   }
+  if (msg.method == method::kToolsListChanged && guard_.pins()) {
+    // Re-read the list now, so a changed tool is caught even if the client never asks.
+    RequestInternalToolsList(nullptr);
+  }
   std::optional<json::value> owner = RelatedClientRequest(msg, related);
   sink_.Deliver(msg, owner);
+}
+
+void Session::RequestInternalToolsList(json::value cursor) {
+  const int64_t upstream_id = next_upstream_id_++;
+  pending_.emplace(upstream_id, Pending{nullptr, std::string(method::kToolsList), {}, true, {}});
+  json::object params;
+  if (!cursor.is_null()) params["cursor"] = std::move(cursor);
+  upstream_->Send(jsonrpc::MakeRequest(upstream_id, std::string(method::kToolsList),
+                                       std::move(params)));
+}
+
+void Session::OnInternalToolsList(const Message& msg) {
+  if (msg.kind != jsonrpc::Kind::kResponse) return;
+  if (ToolPins* pins = guard_.pins()) pins->Observe(msg.result);
+  const json::object* r = msg.result.if_object();
+  const json::value* next = r ? r->if_contains("nextCursor") : nullptr;
+  if (next && next->is_string() && !next->get_string().empty() && ++internal_pages_ < 1000) {
+    RequestInternalToolsList(*next);
+  } else {
+    internal_pages_ = 0;
+  }
 }
 
 void Session::OnUpstreamResponse(Message msg) {
@@ -195,6 +220,10 @@ void Session::OnUpstreamResponse(Message msg) {
   Pending pending = std::move(it->second);
   pending_.erase(it);
   if (pending.progress_token) progress_owner_.erase(Key(*pending.progress_token));
+  if (pending.internal && pending.method == method::kToolsList) {
+    OnInternalToolsList(msg);
+    return;
+  }
   if (pending.internal) {
     if (msg.kind == jsonrpc::Kind::kResponse) {
       upstream_->Send(jsonrpc::MakeNotification(std::string(method::kInitialized), nullptr));
@@ -225,6 +254,7 @@ void Session::OnUpstreamResponse(Message msg) {
         *caps = mcp::RelayedCapabilities(*caps, mcp::Side::kServer);
       }
     } else if (pending.method == method::kToolsList) {
+      if (ToolPins* pins = guard_.pins()) pins->Observe(msg.result);
       auto snapshot = guard_.Snapshot();
       mcp::FilterToolsList(msg.result,
                            [&](std::string_view name) { return snapshot->IsHidden(name); });

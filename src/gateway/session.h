@@ -76,6 +76,9 @@ class Session {
   void OnRequestFailed(const json::value& id, const Error& error, bool sent);
   void OnDisconnected(const Error& error);
   void OnReconnected();
+  // The gateway's own tools/list (all pages), to refresh tool pins after list_changed.
+  void RequestInternalToolsList(json::value cursor);
+  void OnInternalToolsList(const jsonrpc::Message& msg);
 
   // The client request a server message belongs to, when it can be known.
   std::optional<json::value> RelatedClientRequest(const jsonrpc::Message& msg,
@@ -97,6 +100,7 @@ class Session {
   std::unordered_map<std::string, json::value> progress_owner_;  // token key → client id
   json::value initialize_params_;  // the client's, replayed after a reconnect
   std::string protocol_version_;
+  int internal_pages_ = 0;
   bool closed_ = false;
 };
 

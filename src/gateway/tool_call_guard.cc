@@ -23,6 +23,14 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
   out.snapshot = policies_();
   const int64_t now = clock_.NowMs();
   out.decision = policy::Evaluate(*out.snapshot, call, identity, now);
+  if (pins_ && out.decision.verdict == policy::Verdict::kAllow) {
+    if (auto blocked = pins_->Check(call.name)) {
+      out.decision.verdict = policy::Verdict::kDeny;
+      out.decision.rule = "pin";
+      out.decision.reason = std::move(*blocked);
+      out.decision.charges.clear();
+    }
+  }
 
   if (out.decision.verdict == policy::Verdict::kAllow && !out.decision.charges.empty()) {
     std::vector<limits::Charge> charges;

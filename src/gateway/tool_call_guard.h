@@ -19,6 +19,7 @@
 #include "limits/counter_store.h"
 #include "mcp/protocol.h"
 #include "policy/policy.h"
+#include "gateway/tool_pins.h"
 
 namespace tw::gateway {
 
@@ -71,11 +72,17 @@ class ToolCallGuard {
   // The current snapshot, for filtering tools/list.
   std::shared_ptr<const policy::Policy> Snapshot() const { return policies_(); }
 
+  // Turns on rug-pull protection (`pins` must outlive the guard): a tool whose definition
+  // changed since it was approved is denied before any limit is charged.
+  void SetPins(ToolPins* pins) { pins_ = pins; }
+  ToolPins* pins() const { return pins_; }
+
  private:
   PolicySource policies_;
   limits::CounterStore& store_;
   const Clock& clock_;
   StateFailMode fail_mode_;
+  ToolPins* pins_ = nullptr;
 };
 
 }  // namespace tw::gateway

@@ -31,6 +31,7 @@ inline constexpr std::string_view kToolsList = "tools/list";
 inline constexpr std::string_view kCancelled = "notifications/cancelled";
 inline constexpr std::string_view kProgress = "notifications/progress";
 inline constexpr std::string_view kPing = "ping";
+inline constexpr std::string_view kToolsListChanged = "notifications/tools/list_changed";
 }  // namespace method
 
 // The parts of a tools/call request that policy decides on.

@@ -1,0 +1,274 @@
+#include "catalog/pin_store.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "common/canonical_json.h"
+
+namespace tw::catalog {
+
+PinnedDefinition PinDefinition(const json::object& tool) {
+  json::object copy = tool;
+  copy.erase("_meta");  // transport metadata, not what the model reads
+  PinnedDefinition d;
+  d.canonical = CanonicalJson(copy, ArrayOrder::kSorted);
+  d.hash = Sha256Hex(d.canonical);
+  return d;
+}
+
+namespace {
+
+class MemoryPinStore : public PinStore {
+ public:
+  Result<Observation> Observe(const std::string& server, const std::string& tool,
+                              const std::string& hash, const std::string& definition,
+                              int64_t now_ms, const std::string& note) override {
+    std::lock_guard lock(mu_);
+    auto [it, fresh] = pins_.try_emplace({server, tool});
+    Pin& p = it->second;
+    if (fresh) {
+      p.server = server;
+      p.tool = tool;
+      if (!note.empty()) {
+        p.pending_hash = hash;
+        p.pending_definition = definition;
+        p.pending_note = note;
+        p.changed_ms = now_ms;
+        return Observation::kChanged;
+      }
+      p.hash = hash;
+      p.definition = definition;
+      p.pinned_ms = now_ms;
+      return Observation::kPinned;
+    }
+    if (p.hash == hash && !p.hash.empty()) return Observation::kUnchanged;
+    if (p.pending_hash != hash) {
+      p.pending_hash = hash;
+      p.pending_definition = definition;
+      p.pending_note = note;
+      p.changed_ms = now_ms;
+    }
+    return Observation::kChanged;
+  }
+
+  Result<std::optional<Pin>> Get(const std::string& server, const std::string& tool) override {
+    std::lock_guard lock(mu_);
+    auto it = pins_.find({server, tool});
+    if (it == pins_.end()) return std::optional<Pin>();
+    return std::optional<Pin>(it->second);
+  }
+
+  Result<std::vector<Pin>> List(const std::string& server) override {
+    std::lock_guard lock(mu_);
+    std::vector<Pin> out;
+    for (const auto& [key, p] : pins_) {
+      if (server.empty() || key.first == server) out.push_back(p);
+    }
+    return out;
+  }
+
+  Result<int> Accept(const std::string& server, const std::string& tool, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    int n = 0;
+    for (auto& [key, p] : pins_) {
+      if (key.first != server || (!tool.empty() && key.second != tool) || !p.pending_hash) continue;
+      p.hash = *p.pending_hash;
+      p.definition = *p.pending_definition;
+      p.pinned_ms = now_ms;
+      p.pending_hash.reset();
+      p.pending_definition.reset();
+      p.pending_note.clear();
+      ++n;
+    }
+    return n;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, Pin> pins_;  // Guarded by mu_.
+};
+
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  ~Stmt() { sqlite3_finalize(s); }
+};
+
+class SqlitePinStore : public PinStore {
+ public:
+  SqlitePinStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  ~SqlitePinStore() override { sqlite3_close_v2(db_); }
+
+  Result<bool> Exec(const char* sql) {
+    char* msg = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+      std::string m = msg ? msg : sqlite3_errmsg(db_);
+      sqlite3_free(msg);
+      return Fail(Error::Unavailable("pin store " + path_ + ": " + m));
+    }
+    return true;
+  }
+
+  Result<Observation> Observe(const std::string& server, const std::string& tool,
+                              const std::string& hash, const std::string& definition,
+                              int64_t now_ms, const std::string& note) override {
+    std::lock_guard lock(mu_);
+    if (auto r = Exec("BEGIN IMMEDIATE"); !r) return Fail(r.error());
+    auto existing = GetLocked(server, tool);
+    if (!existing) {
+      Exec("ROLLBACK");
+      return Fail(existing.error());
+    }
+    Observation result;
+    const char* sql;
+    if (!*existing) {
+      result = note.empty() ? Observation::kPinned : Observation::kChanged;
+      sql = note.empty()
+                ? "INSERT INTO pins(server, tool, hash, definition, pinned_ms) VALUES(?1,?2,?3,?4,?5)"
+                : "INSERT INTO pins(server, tool, hash, definition, pinned_ms, pending_hash, "
+                  "pending_definition, pending_note, changed_ms) VALUES(?1,?2,'','',0,?3,?4,?6,?5)";
+    } else if ((*existing)->hash == hash && !hash.empty()) {
+      Exec("COMMIT");
+      return Observation::kUnchanged;
+    } else if ((*existing)->pending_hash == hash) {
+      Exec("COMMIT");
+      return Observation::kChanged;
+    } else {
+      result = Observation::kChanged;
+      sql = "UPDATE pins SET pending_hash=?3, pending_definition=?4, changed_ms=?5, "
+            "pending_note=?6 WHERE server=?1 AND tool=?2";
+    }
+    Stmt st;
+    sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr);
+    sqlite3_bind_text(st.s, 1, server.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st.s, 2, tool.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st.s, 3, hash.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st.s, 4, definition.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st.s, 5, now_ms);
+    sqlite3_bind_text(st.s, 6, note.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st.s) != SQLITE_DONE) {
+      Error e = Error::Unavailable("pin store " + path_ + ": " + sqlite3_errmsg(db_));
+      Exec("ROLLBACK");
+      return Fail(e);
+    }
+    if (auto r = Exec("COMMIT"); !r) return Fail(r.error());
+    return result;
+  }
+
+  Result<std::optional<Pin>> Get(const std::string& server, const std::string& tool) override {
+    std::lock_guard lock(mu_);
+    return GetLocked(server, tool);
+  }
+
+  Result<std::vector<Pin>> List(const std::string& server) override {
+    std::lock_guard lock(mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_,
+                       "SELECT server, tool, hash, definition, pinned_ms, pending_hash, "
+                       "pending_definition, pending_note, changed_ms FROM pins "
+                       "WHERE ?1 = '' OR server = ?1 ORDER BY server, tool",
+                       -1, &st.s, nullptr);
+    sqlite3_bind_text(st.s, 1, server.c_str(), -1, SQLITE_TRANSIENT);
+    std::vector<Pin> out;
+    int rc;
+    while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) out.push_back(Row(st.s));
+    if (rc != SQLITE_DONE) return Fail(Error::Unavailable("pin store " + path_ + ": " + sqlite3_errmsg(db_)));
+    return out;
+  }
+
+  Result<int> Accept(const std::string& server, const std::string& tool, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_,
+                       "UPDATE pins SET hash = pending_hash, definition = pending_definition, "
+                       "pinned_ms = ?3, pending_hash = NULL, pending_definition = NULL, "
+                       "pending_note = '' WHERE server = ?1 AND (?2 = '' OR tool = ?2) "
+                       "AND pending_hash IS NOT NULL",
+                       -1, &st.s, nullptr);
+    sqlite3_bind_text(st.s, 1, server.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st.s, 2, tool.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st.s, 3, now_ms);
+    if (sqlite3_step(st.s) != SQLITE_DONE) {
+      return Fail(Error::Unavailable("pin store " + path_ + ": " + sqlite3_errmsg(db_)));
+    }
+    return sqlite3_changes(db_);
+  }
+
+ private:
+  static std::string Text(sqlite3_stmt* s, int col) {
+    const unsigned char* t = sqlite3_column_text(s, col);
+    return t ? reinterpret_cast<const char*>(t) : "";
+  }
+  static Pin Row(sqlite3_stmt* s) {
+    Pin p;
+    p.server = Text(s, 0);
+    p.tool = Text(s, 1);
+    p.hash = Text(s, 2);
+    p.definition = Text(s, 3);
+    p.pinned_ms = sqlite3_column_int64(s, 4);
+    if (sqlite3_column_type(s, 5) != SQLITE_NULL) {
+      p.pending_hash = Text(s, 5);
+      p.pending_definition = Text(s, 6);
+    }
+    p.pending_note = Text(s, 7);
+    p.changed_ms = sqlite3_column_int64(s, 8);
+    return p;
+  }
+
+  Result<std::optional<Pin>> GetLocked(const std::string& server, const std::string& tool) {
+    Stmt st;
+    sqlite3_prepare_v2(db_,
+                       "SELECT server, tool, hash, definition, pinned_ms, pending_hash, "
+                       "pending_definition, pending_note, changed_ms FROM pins "
+                       "WHERE server = ?1 AND tool = ?2",
+                       -1, &st.s, nullptr);
+    sqlite3_bind_text(st.s, 1, server.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st.s, 2, tool.c_str(), -1, SQLITE_TRANSIENT);
+    const int rc = sqlite3_step(st.s);
+    if (rc == SQLITE_ROW) return std::optional<Pin>(Row(st.s));
+    if (rc == SQLITE_DONE) return std::optional<Pin>();
+    return Fail(Error::Unavailable("pin store " + path_ + ": " + sqlite3_errmsg(db_)));
+  }
+
+  std::mutex mu_;
+  sqlite3* db_;  // Guarded by mu_.
+  std::string path_;
+};
+
+}  // namespace
+
+std::unique_ptr<PinStore> MakeMemoryPinStore() { return std::make_unique<MemoryPinStore>(); }
+
+Result<std::unique_ptr<PinStore>> OpenPinStore(const std::string& spec) {
+  if (spec == "memory") return MakeMemoryPinStore();
+  if (!spec.starts_with("sqlite:") || spec.size() <= 7) {
+    return Fail(Error::InvalidArgument("--state \"" + spec + "\": expected sqlite:PATH or memory"));
+  }
+  const std::string path = spec.substr(7);
+  std::error_code ec;
+  if (auto parent = std::filesystem::path(path).parent_path(); !parent.empty()) {
+    std::filesystem::create_directories(parent, ec);
+  }
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close_v2(db);
+    return Fail(Error::Unavailable("cannot open pin store " + path + ": " + m));
+  }
+  sqlite3_busy_timeout(db, 5000);
+  auto store = std::make_unique<SqlitePinStore>(db, path);
+  for (const char* sql :
+       {"PRAGMA journal_mode=WAL",
+        "CREATE TABLE IF NOT EXISTS pins(server TEXT NOT NULL, tool TEXT NOT NULL, "
+        "hash TEXT NOT NULL, definition TEXT NOT NULL, pinned_ms INTEGER NOT NULL, "
+        "pending_hash TEXT, pending_definition TEXT, pending_note TEXT NOT NULL DEFAULT '', "
+        "changed_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(server, tool))"}) {
+    if (auto r = store->Exec(sql); !r) return Fail(r.error());
+  }
+  return std::unique_ptr<PinStore>(std::move(store));
+}
+
+}  // namespace tw::catalog

@@ -1,0 +1,85 @@
+#include "gateway/tool_pins.h"
+
+#include <map>
+
+#include <spdlog/spdlog.h>
+
+#include "catalog/classify.h"
+
+namespace tw::gateway {
+
+ToolPins::ToolPins(catalog::PinStore& store, std::string server, PinMode mode, const Clock& clock)
+    : store_(store), server_(std::move(server)), mode_(mode), clock_(clock) {
+  if (mode_ == PinMode::kOff) return;
+  // Changes recorded earlier (by this or another process) still block.
+  if (auto pins = store_.List(server_)) {
+    for (const auto& p : *pins) {
+      if (p.pending_hash) changed_.insert(p.tool);
+    }
+  }
+}
+
+void ToolPins::Observe(const json::value& result) {
+  if (mode_ == PinMode::kOff) return;
+  const json::object* r = result.if_object();
+  const json::value* tools = r ? r->if_contains("tools") : nullptr;
+  if (!tools || !tools->is_array()) return;
+  // Folded names of the tools already pinned, to spot look-alike newcomers.
+  std::map<std::string, std::string> folded;
+  if (auto pins = store_.List(server_)) {
+    for (const auto& p : *pins) {
+      if (!p.hash.empty()) folded.emplace(catalog::FoldName(p.tool), p.tool);
+    }
+  }
+  for (const json::value& t : tools->get_array()) {
+    const json::object* tool = t.if_object();
+    const json::value* name = tool ? tool->if_contains("name") : nullptr;
+    if (!name || !name->is_string()) continue;
+    const std::string tool_name(name->get_string());
+    const catalog::PinnedDefinition d = catalog::PinDefinition(*tool);
+    std::string note;
+    auto known = store_.Get(server_, tool_name);
+    if (known && !*known) {
+      auto it = folded.find(catalog::FoldName(tool_name));
+      if (it != folded.end() && it->second != tool_name) {
+        note = "look-alike of \"" + it->second + "\"";
+      }
+    }
+    auto seen = store_.Observe(server_, tool_name, d.hash, d.canonical, clock_.NowMs(), note);
+    if (!seen) {
+      spdlog::error("pins: {}", seen.error().message());
+      continue;
+    }
+    if (*seen == catalog::Observation::kChanged) {
+      std::lock_guard lock(mu_);
+      if (changed_.insert(tool_name).second) {
+        spdlog::warn("pins: server {} changed tool \"{}\"{} since it was approved; {}", server_,
+                     tool_name, note.empty() ? "" : " (" + note + ")",
+                     mode_ == PinMode::kEnforce ? "calls to it are denied until `toolwarden pins "
+                                                  "accept` (see `toolwarden pins diff`)"
+                                                : "pin mode warn: calls still allowed");
+      }
+    }
+  }
+}
+
+std::optional<std::string> ToolPins::Check(std::string_view tool) const {
+  if (mode_ != PinMode::kEnforce) return std::nullopt;
+  {
+    std::lock_guard lock(mu_);
+    if (!changed_.contains(tool)) return std::nullopt;
+  }
+  // Known changed here: ask the store, which an administrator may have updated since.
+  auto pin = store_.Get(server_, std::string(tool));
+  if (pin && *pin && !(*pin)->pending_hash) {
+    std::lock_guard lock(mu_);
+    changed_.erase(std::string(tool));
+    return std::nullopt;
+  }
+  return "Tool \"" + std::string(tool) + "\" changed since it was approved" +
+             (pin && *pin && !(*pin)->pending_note.empty() ? " (" + (*pin)->pending_note + ")" : "") +
+             "; an administrator must review the change (toolwarden pins diff " + server_ + " " +
+             std::string(tool) + ") and accept it";
+}
+
+}  // namespace tw::gateway

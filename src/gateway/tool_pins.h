@@ -1,0 +1,49 @@
+// ToolPins: rug-pull protection for one server. Observes every tools/list the server answers
+// (pinning new tools, recording changed ones) and tells the guard whether a tool is blocked
+// because its definition changed since it was approved.
+//
+// Mode: kEnforce denies calls to changed tools until an administrator accepts the change
+// (`toolwarden pins accept`); kWarn only logs; kOff does nothing. A tool that appears with a
+// name that looks like another pinned tool's (same after folding confusables and case) is
+// treated as changed. New tools are otherwise pinned on first sight (and left to the policy:
+// `default: deny` covers them).
+//
+// Thread-safe (the store is; the changed-set is guarded).
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "catalog/pin_store.h"
+#include "common/clock.h"
+#include "policy/policy.h"
+
+namespace tw::gateway {
+
+enum class PinMode { kEnforce, kWarn, kOff };
+
+class ToolPins {
+ public:
+  // `store` and `clock` must outlive this.
+  ToolPins(catalog::PinStore& store, std::string server, PinMode mode, const Clock& clock);
+
+  // Records the tools of one tools/list result (one page).
+  void Observe(const json::value& tools_list_result);
+  // The denial reason when `tool` is blocked by a pending change, else nullopt.
+  std::optional<std::string> Check(std::string_view tool) const;
+
+  const std::string& server() const { return server_; }
+  PinMode mode() const { return mode_; }
+
+ private:
+  catalog::PinStore& store_;
+  std::string server_;
+  PinMode mode_;
+  const Clock& clock_;
+  mutable std::mutex mu_;
+  mutable std::set<std::string, std::less<>> changed_;  // Guarded by mu_: known pending changes
+};
+
+}  // namespace tw::gateway

@@ -1,0 +1,96 @@
+// Tool pinning end to end: a server that changes a tool at runtime is caught for every kind of
+// change, never for benign ones, and an administrator's `pins accept` lets calls through again.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+import { newClient } from './everything-suite.mjs';
+import { FIXTURES, POLICIES, TOOLWARDEN, eventually } from './helpers.mjs';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-pins-'));
+const clients = [];
+after(async () => {
+  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+const text = (r) => r.content.map((c) => c.text).join('');
+
+async function connect(state, mode = 'enforce') {
+  const client = newClient();
+  await client.connect(new StdioClientTransport({
+    command: TOOLWARDEN,
+    args: ['run', '-p', `${POLICIES}/allow-all.json`, '--state', state, '--pin-mode', mode,
+      '--server-name', 'rugpull', '--', process.execPath, `${FIXTURES}/rugpull-server.mjs`],
+    stderr: 'ignore',
+  }));
+  clients.push(client);
+  await client.listTools();  // first sight: every tool is pinned
+  return client;
+}
+
+const pins = (state, ...args) => spawnSync(TOOLWARDEN, ['pins', '--state', state, ...args], { encoding: 'utf8' });
+const echo = (client) => client.callTool({ name: 'echo', arguments: { message: 'hi', n: 1 } });
+
+describe('tool pinning', () => {
+  for (const kind of ['description', 'schema', 'annotations', 'title']) {
+    it(`denies a tool whose ${kind} changed, until an administrator accepts it`, async () => {
+      const state = `sqlite:${path.join(tmp, `${kind}.db`)}`;
+      const client = await connect(state);
+      assert.equal(text(await echo(client)), 'echo: hi');
+      await client.callTool({ name: 'mutate', arguments: { kind } });
+      // The gateway re-reads the list on list_changed by itself.
+      const denied = await eventually(async () => {
+        const r = await echo(client);
+        return r.isError ? r : null;
+      }, 10000, 'the change to be caught');
+      assert.match(text(denied), /\[POLICY DENIED\] Tool "echo" changed since it was approved/);
+      assert.equal(denied._meta['toolwarden/decision'].rule, 'pin');
+
+      const list = pins(state, 'list');
+      assert.match(list.stdout, /rugpull {2}echo {2}CHANGED/);
+      const diff = pins(state, 'diff', 'rugpull', 'echo');
+      assert.equal(diff.status, 0);
+      assert.match(diff.stdout, new RegExp(`^\\+ ${kind === 'schema' ? 'inputSchema' : kind}: `, 'm'));
+
+      const accept = pins(state, 'accept', 'rugpull', 'echo');
+      assert.equal(accept.status, 0, accept.stderr);
+      assert.match(accept.stdout, /accepted 1 change/);
+      assert.equal(text(await echo(client)), 'echo: hi');
+    });
+  }
+
+  it('holds a look-alike newcomer', async () => {
+    const state = `sqlite:${path.join(tmp, 'lookalike.db')}`;
+    const client = await connect(state);
+    await client.callTool({ name: 'mutate', arguments: { kind: 'lookalike' } });
+    const r = await eventually(async () => {
+      const x = await client.callTool({ name: 'еcho', arguments: { message: 'hi', n: 1 } });
+      return x.isError ? x : null;
+    }, 10000, 'the look-alike to be held');
+    assert.match(text(r), /look-alike of "echo"/);
+    assert.equal(text(await echo(client)), 'echo: hi', 'the original is untouched');
+  });
+
+  it('ignores benign changes (key order, list order)', async () => {
+    const state = `sqlite:${path.join(tmp, 'benign.db')}`;
+    const client = await connect(state);
+    await client.callTool({ name: 'mutate', arguments: { kind: 'benign' } });
+    await client.listTools();
+    assert.equal(text(await echo(client)), 'echo: hi');
+    assert.match(pins(state, 'list').stdout, /rugpull {2}echo {2}pinned/);
+  });
+
+  it('only logs in warn mode', async () => {
+    const state = `sqlite:${path.join(tmp, 'warn.db')}`;
+    const client = await connect(state, 'warn');
+    await client.callTool({ name: 'mutate', arguments: { kind: 'description' } });
+    await client.listTools();
+    assert.equal(text(await echo(client)), 'echo: hi');
+    assert.match(pins(state, 'list').stdout, /echo {2}CHANGED/);
+  });
+});

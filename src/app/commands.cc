@@ -18,6 +18,7 @@
 #include "app/demo.h"
 #include "app/policy_reloader.h"
 #include "app/scan.h"
+#include "app/server_target.h"
 #include "catalog/pin_store.h"
 #include "common/canonical_json.h"
 #include "gateway/tool_pins.h"
@@ -71,41 +72,6 @@ struct PinsOptions {
   std::string tool;
 };
 
-// A stable name for the upstream, for pins: the package or script a command runs
-// (`npx -y @modelcontextprotocol/server-github` → server-github), or the URL's host.
-std::string DeriveServerName(const std::vector<std::string>& command, const std::string& url) {
-  namespace fs = std::filesystem;
-  if (!url.empty()) {
-    auto u = transport::ParseUpstreamUrl(url);
-    return u ? u->host : url;
-  }
-  static const std::set<std::string> kLaunchers = {"npx", "node", "uvx", "uv", "python",
-                                                   "python3", "bunx", "bun", "deno", "docker",
-                                                   "pipx", "env"};
-  std::string pick = fs::path(command.front()).filename().string();
-  if (kLaunchers.contains(pick)) {
-    for (size_t i = 1; i < command.size(); ++i) {
-      if (!command[i].starts_with("-") && command[i] != "run") {
-        pick = command[i];
-        break;
-      }
-    }
-  }
-  if (pick.starts_with("@") && pick.find('/') != std::string::npos) pick = pick.substr(pick.find('/') + 1);
-  if (auto at = pick.find('@', 1); at != std::string::npos) pick = pick.substr(0, at);
-  pick = fs::path(pick).filename().string();
-  for (const char* ext : {".js", ".mjs", ".py", ".ts"}) {
-    if (pick.ends_with(ext)) pick = pick.substr(0, pick.size() - std::strlen(ext));
-  }
-  if (pick == "index" && command.size() > 1) {
-    // node path/to/server-x/dist/index.js → server-x
-    for (const auto& part : fs::path(command[1])) {
-      const std::string p = part.string();
-      if (p != "dist" && p != "build" && p != "index.js" && p != "/" && !p.empty()) pick = p;
-    }
-  }
-  return pick.empty() ? "server" : pick;
-}
 
 struct ExplainOptions {
   std::string policy_path;
@@ -114,22 +80,6 @@ struct ExplainOptions {
   std::string grant = "local";
   std::string state;
 };
-
-// Splits "Name: value" into its parts.
-Result<std::pair<std::string, std::string>> ParseHeader(const std::string& h) {
-  size_t colon = h.find(':');
-  if (colon == std::string::npos || colon == 0) {
-    return Fail(Error::InvalidArgument("--header \"" + h + "\" must look like \"Name: value\""));
-  }
-  std::string name = h.substr(0, colon);
-  std::string value = h.substr(colon + 1);
-  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
-  if (name.find_first_of(" \t\r\n") != std::string::npos ||
-      value.find_first_of("\r\n") != std::string::npos) {
-    return Fail(Error::InvalidArgument("--header \"" + name + "\" contains invalid characters"));
-  }
-  return std::make_pair(name, value);
-}
 
 // Splits "host:port" (IPv6 in brackets).
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {

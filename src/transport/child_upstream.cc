@@ -14,9 +14,12 @@
 #include <boost/optional.hpp>
 #include <boost/type_traits.hpp>
 #include <boost/process/v2.hpp>
+#include <boost/process/v2/impl/environment.ipp>  // 1.81 header-only mode leaves it out
 // clang-format on
 
 #include "transport/framing.h"
+
+extern char** environ;
 
 namespace tw::transport {
 
@@ -75,8 +78,24 @@ struct ChildUpstream::State : std::enable_shared_from_this<ChildUpstream::State>
     auto c = std::make_shared<Child>(io);
     std::vector<std::string> args(options.argv.begin() + 1, options.argv.end());
     try {
-      c->process.emplace(io.get_executor(), *exe, args,
-                         bp::process_stdio{c->stdin_pipe, c->stdout_pipe, c->stderr_pipe});
+      if (options.env.empty()) {
+        c->process.emplace(io.get_executor(), *exe, args,
+                           bp::process_stdio{c->stdin_pipe, c->stdout_pipe, c->stderr_pipe});
+      } else {
+        // Our environment, with the configured values over it.
+        std::vector<std::string> env;
+        for (char** e = environ; *e; ++e) {
+          std::string_view kv(*e);
+          const std::string key(kv.substr(0, kv.find('=')));
+          const bool overridden = std::any_of(options.env.begin(), options.env.end(),
+                                              [&](const auto& p) { return p.first == key; });
+          if (!overridden) env.emplace_back(kv);
+        }
+        for (const auto& [k, v] : options.env) env.push_back(k + "=" + v);
+        c->process.emplace(io.get_executor(), *exe, args,
+                           bp::process_stdio{c->stdin_pipe, c->stdout_pipe, c->stderr_pipe},
+                           bp::process_environment{env});
+      }
     } catch (const std::exception& e) {
       Died(Error::Unavailable("cannot start \"" + options.argv[0] + "\": " + e.what()));
       return;

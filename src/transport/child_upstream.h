@@ -22,6 +22,8 @@ namespace tw::transport {
 
 struct ChildOptions {
   std::vector<std::string> argv;  // argv[0] is looked up on PATH
+  // Set in the child's environment, over what it inherits from ours.
+  std::vector<std::pair<std::string, std::string>> env;
   size_t max_message_bytes = 4 << 20;
   std::chrono::milliseconds shutdown_grace{2000};  // per step: after closing stdin, after SIGTERM
 };

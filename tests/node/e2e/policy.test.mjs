@@ -32,7 +32,11 @@ async function connect(policyFile, extra = []) {
   });
   let stderr = '';
   transport.stderr.on('data', (c) => { stderr += c.toString(); });
-  await client.connect(transport);
+  try {
+    await client.connect(transport);
+  } catch (e) {
+    throw new Error(`${e.message}; toolwarden said:\n${stderr}`);
+  }
   clients.push(client);
   return { client, transport, stderr: () => stderr };
 }
@@ -63,9 +67,10 @@ describe('the seed policy in front of a real server', () => {
   it('passes 10 calls a minute, denies the 11th with a readable reason, denies unlisted tools', async () => {
     const file = path.join(tmp, 'seed.json');
     fs.writeFileSync(file, seed('echo'));
-    const state = `sqlite:${path.join(tmp, 'seed.db')}`;
+    let attempt = 0;
     await withinOneMinute(async () => {
-      fs.rmSync(path.join(tmp, 'seed.db'), { force: true });
+      // A fresh database per attempt (a retry must not share files with gateways still open).
+      const state = `sqlite:${path.join(tmp, `seed-${++attempt}.db`)}`;
       const { client } = await connect(file, ['--state', state]);
       for (let i = 1; i <= 10; i++) {
         const r = await client.callTool({ name: 'echo', arguments: { message: `call ${i}` } });

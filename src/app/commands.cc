@@ -507,6 +507,21 @@ int Main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   scan->add_option("command", scan_options.command, "After --: the MCP server command to run");
 
+  ToolsOptions tools_options;
+  CLI::App* tools = app.add_subcommand(
+      "tools", "Every tool of a server with category, risk, pin state and how the policy treats it");
+  tools->add_option("-p,--policy", tools_options.policy_path, "Policy file")
+      ->required()
+      ->check(CLI::ExistingFile);
+  tools->add_option("--upstream", tools_options.upstream_url, "URL of a remote MCP server");
+  tools->add_option("--header", tools_options.headers, "Header for --upstream")->allow_extra_args(false);
+  tools->add_option("--upstream-ca", tools_options.upstream_ca, "Extra CA file for https")
+      ->check(CLI::ExistingFile);
+  tools->add_option("--server-name", tools_options.server_name, "Server name for pins (as `run`)");
+  tools->add_option("--state", tools_options.state, "State store to read pins from");
+  tools->add_flag("--json", tools_options.json, "Print a JSON array");
+  tools->add_option("command", tools_options.command, "After --: the MCP server command");
+
   PinsOptions pins_options;
   CLI::App* pins = app.add_subcommand(
       "pins", "Tool pins: definitions approved per server, and changes waiting for review");
@@ -545,6 +560,7 @@ int Main(int argc, char** argv) {
   if (*validate) return ValidateCommand(validate_files);
   if (*explain) return ExplainCommand(explain_options);
   if (*scan) return ScanCommand(scan_options);
+  if (*tools) return ToolsCommand(tools_options);
   if (*pins) {
     return PinsCommand(*pins_list ? "list" : *pins_diff ? "diff" : "accept", pins_options);
   }

@@ -10,6 +10,9 @@
 #include "app/commands.h"
 #include "catalog/scaffold.h"
 #include "app/server_target.h"
+#include "catalog/pin_store.h"
+#include "limits/counter_store.h"
+#include "policy/loader.h"
 
 namespace tw::app {
 
@@ -61,6 +64,70 @@ int ScanCommand(const ScanOptions& o) {
     }
     std::cerr << "toolwarden scan: " << scanned.size() << " tools of " << server.name
               << " written to " << o.output << "\n";
+  }
+  return kExitOk;
+}
+
+int ToolsCommand(const ToolsOptions& o) {
+  if (o.upstream_url.empty() == o.command.empty()) {
+    std::cerr << "toolwarden tools: give exactly one server: -- COMMAND [ARGS...] or --upstream URL\n";
+    return kExitUsage;
+  }
+  auto policy = policy::LoadPolicyFile(o.policy_path);
+  if (!policy) {
+    std::cerr << policy.error().message() << "\n";
+    return kExitInvalid;
+  }
+  const std::string server =
+      o.server_name.empty() ? DeriveServerName(o.command, o.upstream_url) : o.server_name;
+  auto listed = ListServerTools(ServerTarget{o.command, o.upstream_url, o.headers, o.upstream_ca, {}},
+                                std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000)));
+  if (!listed) {
+    std::cerr << "toolwarden tools: " << server << ": " << listed.error().message() << "\n";
+    return listed.error().code() == ErrorCode::kInvalidArgument ? kExitUsage : kExitUnavailable;
+  }
+  // Pin state from the state store, when it can be read (nothing is pinned by looking).
+  std::unique_ptr<catalog::PinStore> pins;
+  if (auto p = catalog::OpenPinStore(o.state.empty() ? limits::DefaultStateSpec() : o.state)) {
+    pins = std::move(*p);
+  }
+  json::array rows;
+  for (const catalog::ScannedTool& t : catalog::ScanTools(listed->tools)) {
+    const std::string name(t.definition.at("name").get_string());
+    std::string pin_state = "unknown";
+    if (pins) {
+      auto pin = pins->Get(server, name);
+      if (pin && !*pin) {
+        pin_state = "new";
+      } else if (pin) {
+        const auto now = catalog::PinDefinition(t.definition);
+        pin_state = (*pin)->pending_hash || (*pin)->hash != now.hash ? "changed" : "pinned";
+      }
+    }
+    const policy::ToolStance stance = policy::StanceOf(**policy, name);
+    rows.push_back({{"server", server},
+                    {"name", name},
+                    {"category", catalog::CategoryName(t.classification.category)},
+                    {"risk", catalog::RiskName(t.classification.risk)},
+                    {"pin", pin_state},
+                    {"decision", policy::StanceName(stance.stance)},
+                    {"rule", stance.rule}});
+  }
+  if (o.json) {
+    std::cout << json::serialize(rows) << "\n";
+    return kExitOk;
+  }
+  size_t width = 4;
+  for (const auto& r : rows) width = std::max(width, r.at("name").get_string().size());
+  auto pad = [](std::string_view s, size_t w) {
+    return std::string(s) + std::string(w > s.size() ? w - s.size() : 1, ' ');
+  };
+  std::cout << pad("TOOL", width + 2) << pad("CATEGORY", 13) << pad("RISK", 10) << pad("PIN", 9)
+            << pad("DECISION", 13) << "RULE\n";
+  for (const auto& r : rows) {
+    auto s = [&](const char* k) { return std::string_view(r.at(k).get_string()); };
+    std::cout << pad(s("name"), width + 2) << pad(s("category"), 13) << pad(s("risk"), 10)
+              << pad(s("pin"), 9) << pad(s("decision"), 13) << s("rule") << "\n";
   }
   return kExitOk;
 }

@@ -23,4 +23,20 @@ struct ScanOptions {
 
 int ScanCommand(const ScanOptions& options);
 
+// `toolwarden tools`: the inventory of one server — every tool with category, risk, pin state
+// and how the policy treats it.
+struct ToolsOptions {
+  std::string policy_path;
+  std::vector<std::string> command;
+  std::string upstream_url;
+  std::vector<std::string> headers;
+  std::string upstream_ca;
+  std::string server_name;
+  std::string state;
+  bool json = false;
+  double timeout_s = 60;
+};
+
+int ToolsCommand(const ToolsOptions& options);
+
 }  // namespace tw::app

@@ -47,17 +47,27 @@ std::string DeriveServerName(const std::vector<std::string>& command, const std:
       }
     }
   }
-  if (pick.starts_with("@") && pick.find('/') != std::string::npos) pick = pick.substr(pick.find('/') + 1);
-  if (auto at = pick.find('@', 1); at != std::string::npos) pick = pick.substr(0, at);
-  pick = fs::path(pick).filename().string();
-  for (const char* ext : {".js", ".mjs", ".py", ".ts"}) {
-    if (pick.ends_with(ext)) pick = pick.substr(0, pick.size() - std::strlen(ext));
-  }
-  if (pick == "index" && command.size() > 1) {
-    // node path/to/server-x/dist/index.js → server-x
-    for (const auto& part : fs::path(command[1])) {
-      const std::string p = part.string();
-      if (p != "dist" && p != "build" && p != "index.js" && p != "/" && !p.empty()) pick = p;
+  const bool is_path = pick.find('/') != std::string::npos && !pick.starts_with("@");
+  if (is_path) {
+    // node path/to/server-x/dist/index.js → server-x: the last meaningful directory or file.
+    const fs::path p(pick);
+    pick = p.stem().string();
+    if (pick == "index" || pick == "main" || pick == "server") {
+      for (const auto& part : p.parent_path()) {
+        const std::string s = part.string();
+        if (s != "dist" && s != "build" && s != "lib" && s != "src" && s != "/" && !s.empty()) {
+          pick = s;
+        }
+      }
+    }
+  } else {
+    // A package spec: @scope/name@version → name.
+    if (pick.starts_with("@") && pick.find('/') != std::string::npos) {
+      pick = pick.substr(pick.find('/') + 1);
+    }
+    if (auto at = pick.find('@', 1); at != std::string::npos) pick = pick.substr(0, at);
+    for (const char* ext : {".js", ".mjs", ".py", ".ts"}) {
+      if (pick.ends_with(ext)) pick = pick.substr(0, pick.size() - std::strlen(ext));
     }
   }
   return pick.empty() ? "server" : pick;

@@ -4,7 +4,9 @@
 
 #include <filesystem>
 #include <map>
+#include <chrono>
 #include <mutex>
+#include <thread>
 
 #include "common/canonical_json.h"
 
@@ -266,7 +268,14 @@ Result<std::unique_ptr<PinStore>> OpenPinStore(const std::string& spec) {
         "hash TEXT NOT NULL, definition TEXT NOT NULL, pinned_ms INTEGER NOT NULL, "
         "pending_hash TEXT, pending_definition TEXT, pending_note TEXT NOT NULL DEFAULT '', "
         "changed_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(server, tool))"}) {
-    if (auto r = store->Exec(sql); !r) return Fail(r.error());
+    // Opening races other processes opening the same file (switching to WAL takes a brief
+    // exclusive lock): retry a busy database for a while rather than failing at start-up.
+    Result<bool> r = store->Exec(sql);
+    for (int i = 0; !r && r.error().message().find("locked") != std::string::npos && i < 50; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      r = store->Exec(sql);
+    }
+    if (!r) return Fail(r.error());
   }
   return std::unique_ptr<PinStore>(std::move(store));
 }

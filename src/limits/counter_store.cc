@@ -4,7 +4,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <chrono>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 namespace tw::limits {
@@ -218,7 +220,14 @@ Result<std::unique_ptr<CounterStore>> OpenSqliteStore(const std::string& path) {
   for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
                           "CREATE TABLE IF NOT EXISTS counters(key TEXT PRIMARY KEY, "
                           "value INTEGER NOT NULL, expires_ms INTEGER NOT NULL)"}) {
-    if (auto r = store->Exec(sql); !r) return Fail(r.error());
+    // Opening races other processes opening the same file (switching to WAL takes a brief
+    // exclusive lock): retry a busy database for a while rather than failing at start-up.
+    Result<bool> r = store->Exec(sql);
+    for (int i = 0; !r && r.error().message().find("locked") != std::string::npos && i < 50; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      r = store->Exec(sql);
+    }
+    if (!r) return Fail(r.error());
   }
   return std::unique_ptr<CounterStore>(std::move(store));
 }

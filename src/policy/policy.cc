@@ -357,6 +357,45 @@ Decision LimitDenial(const PlannedCharge& charge, int64_t current, int64_t now_m
   return d;
 }
 
+std::string_view StanceName(Stance s) {
+  switch (s) {
+    case Stance::kAllow:
+      return "allow";
+    case Stance::kLimited:
+      return "limited";
+    case Stance::kConditional:
+      return "conditional";
+    case Stance::kApproval:
+      return "approval";
+    case Stance::kDeny:
+      return "deny";
+    case Stance::kHidden:
+      return "hidden";
+  }
+  return "?";
+}
+
+ToolStance StanceOf(const Policy& policy, std::string_view tool) {
+  if (policy.IsHidden(tool)) return {Stance::kHidden, "hide"};
+  const ToolRule* rule = policy.Match(tool);
+  if (!rule) {
+    if (policy.default_action == DefaultAction::kDeny) return {Stance::kDeny, "default"};
+  } else {
+    const bool always_denied = std::any_of(rule->checks.begin(), rule->checks.end(),
+                                           [](const Check& c) { return c.kind == Check::Kind::kDeny; });
+    if (rule->action == Action::kDeny || always_denied) return {Stance::kDeny, rule->name};
+    if (rule->action == Action::kRequireApproval) return {Stance::kApproval, rule->name};
+  }
+  const std::string_view name = rule ? std::string_view(rule->name) : "default";
+  if ((rule && !rule->checks.empty()) || !policy.all_tools.checks.empty()) {
+    return {Stance::kConditional, name};
+  }
+  if ((rule && !rule->limits.empty()) || !policy.all_tools.limits.empty()) {
+    return {Stance::kLimited, name};
+  }
+  return {Stance::kAllow, name};
+}
+
 std::shared_ptr<const Policy> AllowAllPolicy() {
   auto p = std::make_shared<Policy>();
   p->source = "(built-in allow-all)";

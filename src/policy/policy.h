@@ -166,6 +166,15 @@ Decision Evaluate(const Policy& policy, const mcp::ToolCall& call, const Identit
 // The denial for a limit that is full: names the limit and when it resets.
 Decision LimitDenial(const PlannedCharge& charge, int64_t current, int64_t now_ms);
 
+// How the policy treats a tool in general, whatever the arguments (for inventories).
+enum class Stance { kAllow, kLimited, kConditional, kApproval, kDeny, kHidden };
+std::string_view StanceName(Stance s);  // "allow", "limited", "conditional", "approval", …
+struct ToolStance {
+  Stance stance;
+  std::string_view rule;
+};
+ToolStance StanceOf(const Policy& policy, std::string_view tool);
+
 // A policy that allows everything; used when no policy file is given.
 std::shared_ptr<const Policy> AllowAllPolicy();
 

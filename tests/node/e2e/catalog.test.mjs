@@ -100,3 +100,37 @@ describe('scan', () => {
     assert.match(u.stderr, /Connection refused/);
   });
 });
+
+describe('tools (inventory)', () => {
+  it('shows every tool with category, risk, pin state and how the policy treats it', async () => {
+    const policy = path.join(tmp, 'inventory.yaml');
+    fs.writeFileSync(policy, [
+      'version: "1"', 'default: deny', 'hide: [list_allowed_directories]', 'tools:',
+      '  read_text_file: {}',
+      '  write_file: {action: require_approval}',
+      '  create_directory:', '    limits: [{counter: mkdir, window: minute, max: 5}]',
+      '  move_file:', '    deny_if: [{path: args.destination, op: starts_with, value: /etc}]', '',
+    ].join('\n'));
+    const state = `sqlite:${path.join(tmp, 'inventory.db')}`;
+    // A session through the gateway pins the tools first.
+    const client = newClient();
+    await client.connect(new StdioClientTransport({
+      command: TOOLWARDEN, args: ['run', '-p', policy, '--state', state, '--', process.execPath, FILESYSTEM, tmp], stderr: 'ignore',
+    }));
+    await client.listTools();
+    await client.close();
+    const r = spawnSync(TOOLWARDEN, ['--log-level', 'warn', 'tools', '-p', policy, '--state', state, '--json', '--', process.execPath, FILESYSTEM, tmp], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const rows = Object.fromEntries(JSON.parse(r.stdout).map((x) => [x.name, x]));
+    assert.equal(rows.read_text_file.decision, 'allow');
+    assert.equal(rows.write_file.decision, 'approval');
+    assert.equal(rows.create_directory.decision, 'limited');
+    assert.equal(rows.move_file.decision, 'conditional');
+    assert.equal(rows.list_allowed_directories.decision, 'hidden');
+    assert.equal(rows.read_file.decision, 'deny');
+    assert.equal(rows.read_file.rule, 'default');
+    assert.equal(rows.write_file.category, 'Destructive');
+    assert.equal(rows.read_text_file.pin, 'pinned');
+    assert.equal(rows.read_text_file.server, 'server-filesystem');
+  });
+});

@@ -17,6 +17,7 @@
 
 #include "app/demo.h"
 #include "app/policy_reloader.h"
+#include "app/init.h"
 #include "app/scan.h"
 #include "app/server_target.h"
 #include "catalog/pin_store.h"
@@ -507,6 +508,24 @@ int Main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   scan->add_option("command", scan_options.command, "After --: the MCP server command to run");
 
+  InitOptions init_options;
+  CLI::App* init = app.add_subcommand(
+      "init",
+      "Find MCP servers in Claude Desktop / Claude Code / Cursor configs, scan each, write a "
+      "policy per server; --apply puts toolwarden in front of them");
+  init->add_option("--config", init_options.configs, "A client config file (repeatable; default: "
+                                                      "the usual locations)")
+      ->allow_extra_args(false);
+  init->add_option("--out", init_options.out_dir,
+                   "Where to write policies/ and toolwarden.yaml (default ~/.config/toolwarden)");
+  init->add_flag("--apply", init_options.apply,
+                 "Rewrite the client configs to run each server through toolwarden (backed up)");
+  init->add_flag("--undo", init_options.undo, "Restore the client configs from their backups");
+  init->add_flag("--force", init_options.force, "Overwrite policies that already exist");
+  init->add_option("--timeout", init_options.timeout_s, "Seconds to wait for each server")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+
   ToolsOptions tools_options;
   CLI::App* tools = app.add_subcommand(
       "tools", "Every tool of a server with category, risk, pin state and how the policy treats it");
@@ -561,6 +580,7 @@ int Main(int argc, char** argv) {
   if (*explain) return ExplainCommand(explain_options);
   if (*scan) return ScanCommand(scan_options);
   if (*tools) return ToolsCommand(tools_options);
+  if (*init) return InitCommand(init_options, std::filesystem::read_symlink("/proc/self/exe").string());
   if (*pins) {
     return PinsCommand(*pins_list ? "list" : *pins_diff ? "diff" : "accept", pins_options);
   }

@@ -31,6 +31,8 @@ demo:
 # Micro-benchmarks of the policy engine and counters (docs/benchmarks.md).
 bench: build
 	$(BUILD_DIR)/bench/policy_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
+	$(BUILD_DIR)/src/catalog/catalog_eval
+	$(BUILD_DIR)/src/catalog/catalog_eval --tuning
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -4,11 +4,10 @@
 
 #include <filesystem>
 #include <map>
-#include <chrono>
 #include <mutex>
-#include <thread>
 
 #include "common/canonical_json.h"
+#include "common/sqlite_db.h"
 
 namespace tw::catalog {
 
@@ -103,15 +102,7 @@ class SqlitePinStore : public PinStore {
   SqlitePinStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   ~SqlitePinStore() override { sqlite3_close_v2(db_); }
 
-  Result<bool> Exec(const char* sql) {
-    char* msg = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-      std::string m = msg ? msg : sqlite3_errmsg(db_);
-      sqlite3_free(msg);
-      return Fail(Error::Unavailable("pin store " + path_ + ": " + m));
-    }
-    return true;
-  }
+  Result<bool> Exec(const char* sql) { return ExecSql(db_, sql, "pin store", path_); }
 
   Result<Observation> Observe(const std::string& server, const std::string& tool,
                               const std::string& hash, const std::string& definition,
@@ -249,34 +240,14 @@ Result<std::unique_ptr<PinStore>> OpenPinStore(const std::string& spec) {
     return Fail(Error::InvalidArgument("--state \"" + spec + "\": expected sqlite:PATH or memory"));
   }
   const std::string path = spec.substr(7);
-  std::error_code ec;
-  if (auto parent = std::filesystem::path(path).parent_path(); !parent.empty()) {
-    std::filesystem::create_directories(parent, ec);
-  }
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-      SQLITE_OK) {
-    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close_v2(db);
-    return Fail(Error::Unavailable("cannot open pin store " + path + ": " + m));
-  }
-  sqlite3_busy_timeout(db, 5000);
-  auto store = std::make_unique<SqlitePinStore>(db, path);
-  for (const char* sql :
-       {"PRAGMA journal_mode=WAL",
-        "CREATE TABLE IF NOT EXISTS pins(server TEXT NOT NULL, tool TEXT NOT NULL, "
-        "hash TEXT NOT NULL, definition TEXT NOT NULL, pinned_ms INTEGER NOT NULL, "
-        "pending_hash TEXT, pending_definition TEXT, pending_note TEXT NOT NULL DEFAULT '', "
-        "changed_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(server, tool))"}) {
-    // Opening races other processes opening the same file (switching to WAL takes a brief
-    // exclusive lock): retry a busy database for a while rather than failing at start-up.
-    Result<bool> r = store->Exec(sql);
-    for (int i = 0; !r && r.error().message().find("locked") != std::string::npos && i < 50; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      r = store->Exec(sql);
-    }
-    if (!r) return Fail(r.error());
-  }
+  auto db = OpenSqliteDatabase(
+      path, "pin store",
+      {"CREATE TABLE IF NOT EXISTS pins(server TEXT NOT NULL, tool TEXT NOT NULL, "
+       "hash TEXT NOT NULL, definition TEXT NOT NULL, pinned_ms INTEGER NOT NULL, "
+       "pending_hash TEXT, pending_definition TEXT, pending_note TEXT NOT NULL DEFAULT '', "
+       "changed_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(server, tool))"});
+  if (!db) return Fail(db.error());
+  auto store = std::make_unique<SqlitePinStore>(*db, path);
   return std::unique_ptr<PinStore>(std::move(store));
 }
 

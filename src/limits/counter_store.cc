@@ -1,12 +1,12 @@
 #include "limits/counter_store.h"
 
+#include "common/sqlite_db.h"
+
 #include <sqlite3.h>
 
 #include <cstdlib>
 #include <filesystem>
-#include <chrono>
 #include <mutex>
-#include <thread>
 #include <unordered_map>
 
 namespace tw::limits {
@@ -167,15 +167,7 @@ class SqliteStore : public CounterStore {
 
   std::string Describe() const override { return "sqlite:" + path_; }
 
-  Result<bool> Exec(const char* sql) {
-    char* msg = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
-      std::string m = msg ? msg : sqlite3_errmsg(db_);
-      sqlite3_free(msg);
-      return Fail(Error::Unavailable("state store " + path_ + ": " + m));
-    }
-    return true;
-  }
+  Result<bool> Exec(const char* sql) { return ExecSql(db_, sql, "state store", path_); }
 
  private:
   Error Err(const std::string& what) const {
@@ -205,31 +197,11 @@ class SqliteStore : public CounterStore {
 std::unique_ptr<CounterStore> MakeMemoryStore() { return std::make_unique<MemoryStore>(); }
 
 Result<std::unique_ptr<CounterStore>> OpenSqliteStore(const std::string& path) {
-  std::error_code ec;
-  const auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-      SQLITE_OK) {
-    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
-    sqlite3_close_v2(db);
-    return Fail(Error::Unavailable("cannot open state store " + path + ": " + m));
-  }
-  sqlite3_busy_timeout(db, 5000);
-  auto store = std::make_unique<SqliteStore>(db, path);
-  for (const char* sql : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
-                          "CREATE TABLE IF NOT EXISTS counters(key TEXT PRIMARY KEY, "
-                          "value INTEGER NOT NULL, expires_ms INTEGER NOT NULL)"}) {
-    // Opening races other processes opening the same file (switching to WAL takes a brief
-    // exclusive lock): retry a busy database for a while rather than failing at start-up.
-    Result<bool> r = store->Exec(sql);
-    for (int i = 0; !r && r.error().message().find("locked") != std::string::npos && i < 50; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      r = store->Exec(sql);
-    }
-    if (!r) return Fail(r.error());
-  }
-  return std::unique_ptr<CounterStore>(std::move(store));
+  auto db = OpenSqliteDatabase(path, "state store",
+                               {"CREATE TABLE IF NOT EXISTS counters(key TEXT PRIMARY KEY, "
+                                "value INTEGER NOT NULL, expires_ms INTEGER NOT NULL)"});
+  if (!db) return Fail(db.error());
+  return std::unique_ptr<CounterStore>(std::make_unique<SqliteStore>(*db, path));
 }
 
 Result<std::unique_ptr<CounterStore>> OpenStateStore(const std::string& spec) {

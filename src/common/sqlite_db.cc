@@ -1,0 +1,53 @@
+#include "common/sqlite_db.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+namespace tw {
+
+Result<bool> ExecSql(sqlite3* db, const char* sql, const std::string& what, const std::string& path) {
+  char* msg = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+    std::string m = msg ? msg : sqlite3_errmsg(db);
+    sqlite3_free(msg);
+    return Fail(Error::Unavailable(what + " " + path + ": " + m));
+  }
+  return true;
+}
+
+Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& what,
+                                    std::initializer_list<const char*> setup) {
+  std::error_code ec;
+  if (const auto parent = std::filesystem::path(path).parent_path(); !parent.empty()) {
+    std::filesystem::create_directories(parent, ec);
+  }
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close_v2(db);
+    return Fail(Error::Unavailable("cannot open " + what + " " + path + ": " + m));
+  }
+  sqlite3_busy_timeout(db, 5000);
+  std::initializer_list<const char*> pragmas = {"PRAGMA journal_mode=WAL",
+                                                "PRAGMA synchronous=NORMAL"};
+  for (auto list : {pragmas, setup}) {
+    for (const char* sql : list) {
+      Result<bool> r = ExecSql(db, sql, what, path);
+      for (int i = 0; !r && r.error().message().find("locked") != std::string::npos && i < 50; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        r = ExecSql(db, sql, what, path);
+      }
+      if (!r) {
+        sqlite3_close_v2(db);
+        return Fail(r.error());
+      }
+    }
+  }
+  return db;
+}
+
+}  // namespace tw

@@ -202,7 +202,7 @@ int RunCommand(const RunOptions& o) {
     signals.async_wait([&](boost::system::error_code ec, int sig) {
       if (ec) return;
       spdlog::info("received signal {}; shutting down", sig);
-      io.stop();
+      server.Shutdown();  // stops the upstream cleanly; run() returns when it has exited
     });
     server.Start();
     // Returns when stdin has closed and the upstream has shut down.

@@ -66,6 +66,8 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
     });
   }
 
+  void Shutdown() { OnEof(); }
+
   void Deliver(const jsonrpc::Message& msg, const std::optional<boost::json::value>&) override {
     Write(jsonrpc::Serialize(msg));
   }
@@ -164,5 +166,7 @@ StdioServer::StdioServer(asio::io_context& io, StdioOptions options,
 StdioServer::~StdioServer() = default;
 
 void StdioServer::Start() { impl_->Start(); }
+
+void StdioServer::Shutdown() { impl_->Shutdown(); }
 
 }  // namespace tw::transport

@@ -33,6 +33,9 @@ class StdioServer {
 
   // Starts reading stdin and the upstream.
   void Start();
+  // Shuts down as if stdin had closed: the upstream is closed cleanly (a child process gets
+  // EOF, then SIGTERM, then SIGKILL), after which the io_context runs out of work.
+  void Shutdown();
 
   class Impl;
 

@@ -280,6 +280,28 @@ describe('upstream failure', () => {
   });
 });
 
+describe('shutdown', () => {
+  it('on SIGTERM stops the upstream process cleanly and exits 0', async () => {
+    const peer = new StdioPeer(['run', '-p', `${POLICIES}/allow-all.json`, '--state', 'memory', '--',
+      process.execPath, `${FIXTURES}/crashy-server.mjs`]);
+    await peer.handshake();
+    const children = spawnSync('pgrep', ['-P', String(peer.proc.pid)], { encoding: 'utf8' }).stdout.trim();
+    assert.match(children, /^\d+$/, 'one child process');
+    const child = Number(children);
+    const exited = new Promise((resolve) => peer.proc.on('exit', (code) => resolve(code)));
+    peer.proc.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    await eventually(() => {
+      try {
+        process.kill(child, 0);
+        return false;
+      } catch {
+        return true;  // ESRCH: gone
+      }
+    }, 10000, 'the upstream process to exit');
+  });
+});
+
 describe('command line', () => {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-e2e-'));
   after(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -7,7 +7,7 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 
-.PHONY: all build configure test deps demo bench clean format
+.PHONY: all build configure test test-asan deps demo bench clean format
 
 all: build
 
@@ -23,6 +23,13 @@ deps:
 test: deps build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
 
+# Every test again against an ASan + UBSan build (any report fails the run). CI runs it too.
+test-asan: deps
+	@test -f build-asan/build.ninja || cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTW_SANITIZE=ON
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 \
+	  ctest --output-on-failure -j $(JOBS) --timeout 300
+
 demo:
 	@./scripts/install-deps.sh --no-npm >/dev/null
 	@$(MAKE) --no-print-directory build >/dev/null
@@ -35,7 +42,7 @@ bench: build
 	$(BUILD_DIR)/src/catalog/catalog_eval --tuning
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) build-asan
 
 format:
 	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h')

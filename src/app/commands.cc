@@ -18,6 +18,7 @@
 #include "app/demo.h"
 #include "app/policy_reloader.h"
 #include "app/init.h"
+#include "audit/audit.h"
 #include "app/scan.h"
 #include "app/server_target.h"
 #include "catalog/pin_store.h"
@@ -65,6 +66,16 @@ struct RunOptions {
   std::string state_fail_mode = "closed";
   std::string server_name;
   std::string pin_mode = "enforce";
+  std::string audit_log;
+  bool audit_arguments = false;
+};
+
+struct AuditOptions {
+  std::string state;
+  std::string since;
+  std::string grant, server, tool, decision;
+  int limit = 50;
+  bool json = false;
 };
 
 struct PinsOptions {
@@ -146,6 +157,19 @@ int RunCommand(const RunOptions& o) {
     guard.SetPins(pins.get());
     spdlog::info("tool pins for server \"{}\": {}", server_name, o.pin_mode);
   }
+
+  // The audit trail: one record per decided call, in the state store (and JSON lines).
+  if (o.audit_log == "-" && o.listen.empty()) {
+    std::cerr << "toolwarden run: --audit-log - needs --listen (stdout carries the MCP stream)\n";
+    return kExitUsage;
+  }
+  auto audit_log = audit::OpenAuditLog(o.state.empty() ? limits::DefaultStateSpec() : o.state,
+                                       o.audit_log == "-" ? "/dev/stdout" : o.audit_log);
+  if (!audit_log) {
+    std::cerr << "toolwarden run: " << audit_log.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  guard.SetAudit(audit_log->get(), server_name, o.audit_arguments);
 
   transport::HttpUpstreamOptions http_options;
   if (!o.upstream_url.empty()) {
@@ -363,6 +387,45 @@ int PinsCommand(const std::string& action, const PinsOptions& o) {
   return *n > 0 ? kExitOk : kExitInvalid;
 }
 
+int AuditCommand(const AuditOptions& o) {
+  audit::Query q;
+  q.grant = o.grant;
+  q.server = o.server;
+  q.tool = o.tool;
+  q.decision = o.decision;
+  q.limit = o.limit;
+  if (!o.since.empty()) {
+    auto ms = policy::ParseDurationMs(o.since);
+    if (!ms) {
+      std::cerr << "toolwarden audit: --since " << ms.error().message() << "\n";
+      return kExitUsage;
+    }
+    q.since_ms = SystemClock().NowMs() - *ms;
+  }
+  auto records = audit::QueryAudit(o.state.empty() ? limits::DefaultStateSpec() : o.state, q);
+  if (!records) {
+    std::cerr << "toolwarden audit: " << records.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  if (o.json) {
+    for (const auto& r : *records) std::cout << json::serialize(audit::ToJson(r)) << "\n";
+    return kExitOk;
+  }
+  std::cout << "TIME                  GRANT        SERVER           TOOL                     "
+               "DECISION  OUTCOME          MS  RULE\n";
+  auto pad = [](std::string s, size_t w) {
+    if (s.size() > w) s = s.substr(0, w - 1) + "~";
+    return s + std::string(w - s.size() + 1, ' ');
+  };
+  for (const auto& r : *records) {
+    std::cout << pad(FormatTime(r.ts_ms), 21) << pad(r.grant, 12) << pad(r.server, 16)
+              << pad(r.tool, 24) << pad(r.decision, 9) << pad(r.outcome, 15)
+              << pad(std::to_string(r.latency_ms), 4) << r.rule << "\n";
+  }
+  if (records->empty()) std::cout << "(no records)\n";
+  return kExitOk;
+}
+
 int ValidateCommand(const std::vector<std::string>& files) {
   int status = kExitOk;
   for (const auto& file : files) {
@@ -464,6 +527,10 @@ int Main(int argc, char** argv) {
                   "warn only logs, off")
       ->check(CLI::IsMember({"enforce", "warn", "off"}))
       ->capture_default_str();
+  run->add_option("--audit-log", run_options.audit_log,
+                  "Also write each audit record as a JSON line to FILE (- for stdout with --listen)");
+  run->add_flag("--audit-arguments", run_options.audit_arguments,
+                "Record argument values in the audit trail (default: keys and a SHA-256 digest)");
   run->add_option("command", run_options.command,
                   "After --: the MCP server command to run as a child process");
 
@@ -507,6 +574,20 @@ int Main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   scan->add_option("command", scan_options.command, "After --: the MCP server command to run");
+
+  AuditOptions audit_options;
+  CLI::App* audit_cmd = app.add_subcommand("audit", "Query the audit trail (newest first)");
+  audit_cmd->add_option("--state", audit_options.state, "State store (default: as `run`)");
+  audit_cmd->add_option("--since", audit_options.since, "Only the last DURATION (30m, 1h, 7d)");
+  audit_cmd->add_option("--grant", audit_options.grant, "Only this grant");
+  audit_cmd->add_option("--server", audit_options.server, "Only this server");
+  audit_cmd->add_option("--tool", audit_options.tool, "Only this tool");
+  audit_cmd->add_option("--decision", audit_options.decision, "Only allow or deny")
+      ->check(CLI::IsMember({"allow", "deny"}));
+  audit_cmd->add_option("--limit", audit_options.limit, "At most N records")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  audit_cmd->add_flag("--json", audit_options.json, "JSON lines instead of a table");
 
   InitOptions init_options;
   CLI::App* init = app.add_subcommand(
@@ -580,6 +661,7 @@ int Main(int argc, char** argv) {
   if (*explain) return ExplainCommand(explain_options);
   if (*scan) return ScanCommand(scan_options);
   if (*tools) return ToolsCommand(tools_options);
+  if (*audit_cmd) return AuditCommand(audit_options);
   if (*init) return InitCommand(init_options, std::filesystem::read_symlink("/proc/self/exe").string());
   if (*pins) {
     return PinsCommand(*pins_list ? "list" : *pins_diff ? "diff" : "accept", pins_options);

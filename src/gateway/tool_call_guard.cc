@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/canonical_json.h"
+#include "common/random.h"
+
 namespace tw::gateway {
 
 std::string CounterKeyFor(const policy::PlannedCharge& charge, const policy::Identity& identity) {
@@ -59,6 +62,39 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     }
   }
 
+  if (audit_) {
+    audit::Record r;
+    r.id = RandomHex(16);
+    r.ts_ms = now;
+    r.grant = std::string(identity.grant);
+    r.session = std::string(identity.session);
+    r.server = audit_server_;
+    r.tool = call.name;
+    r.decision = out.decision.verdict == policy::Verdict::kAllow ? "allow" : "deny";
+    r.rule = std::string(out.decision.rule);
+    r.reason = out.decision.reason;
+    for (const auto& kv : call.arguments) r.arg_keys.emplace_back(kv.key());
+    r.args_digest = Sha256Hex(CanonicalJson(call.arguments));
+    if (audit_arguments_) r.args = call.arguments;
+    r.policy_version = out.snapshot->version;
+    r.outcome = r.decision == "allow" ? "pending" : "not_forwarded";
+    if (auto w = audit_->Write(r); !w) {
+      spdlog::error("audit: {}", w.error().message());
+      if (out.decision.verdict == policy::Verdict::kAllow && fail_mode_ == StateFailMode::kClosed) {
+        Settle(out.admission, CallOutcome::kNotSent);  // give the charges back
+        out.admission = {};
+        out.decision.verdict = policy::Verdict::kDeny;
+        out.decision.rule = "audit";
+        out.decision.reason = "The call cannot be recorded right now (audit store unavailable); "
+                              "it was not forwarded";
+        out.decision.charges.clear();
+      }
+    } else if (out.decision.verdict == policy::Verdict::kAllow) {
+      out.admission.audit_id = r.id;
+      out.admission.started_ms = now;
+    }
+  }
+
   const bool allowed = out.decision.verdict == policy::Verdict::kAllow;
   spdlog::info("decision grant={} session={} tool={} verdict={} rule={}{}{}", identity.grant,
                identity.session.substr(0, 8), call.name, allowed ? "allow" : "deny",
@@ -66,7 +102,31 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
   return out;
 }
 
+namespace {
+
+std::string_view OutcomeName(CallOutcome o) {
+  switch (o) {
+    case CallOutcome::kSucceeded:
+      return "ok";
+    case CallOutcome::kToolError:
+      return "tool_error";
+    case CallOutcome::kJsonRpcError:
+      return "jsonrpc_error";
+    case CallOutcome::kNotSent:
+      return "not_sent";
+    case CallOutcome::kLost:
+      return "transport_error";
+  }
+  return "?";
+}
+
+}  // namespace
+
 void ToolCallGuard::Settle(const Admission& admission, CallOutcome outcome) const {
+  if (audit_ && !admission.audit_id.empty()) {
+    audit_->Complete(admission.audit_id, std::string(OutcomeName(outcome)),
+                     clock_.NowMs() - admission.started_ms);
+  }
   if (admission.entries.empty()) return;
   std::vector<limits::Charge> refunds;
   for (const auto& e : admission.entries) {

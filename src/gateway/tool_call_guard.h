@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/audit.h"
 #include "common/clock.h"
 #include "limits/counter_store.h"
 #include "mcp/protocol.h"
@@ -37,6 +38,8 @@ struct Admission {
     policy::RefundOn refund = policy::RefundOn::kNever;
   };
   std::vector<Entry> entries;
+  std::string audit_id;    // the call's audit record, completed when the call is settled
+  int64_t started_ms = 0;  // for the recorded latency
 };
 
 // How a forwarded call ended.
@@ -75,6 +78,16 @@ class ToolCallGuard {
   // Turns on rug-pull protection (`pins` must outlive the guard): a tool whose definition
   // changed since it was approved is denied before any limit is charged.
   void SetPins(ToolPins* pins) { pins_ = pins; }
+
+  // Records every decided call in `log` (which must outlive the guard) for `server`; with
+  // `include_arguments`, argument values too (otherwise only their keys and a digest). When a
+  // record cannot be written, the call is denied (state fail mode closed) — nothing decided
+  // goes unaudited.
+  void SetAudit(audit::AuditLog* log, std::string server, bool include_arguments) {
+    audit_ = log;
+    audit_server_ = std::move(server);
+    audit_arguments_ = include_arguments;
+  }
   ToolPins* pins() const { return pins_; }
 
  private:
@@ -83,6 +96,9 @@ class ToolCallGuard {
   const Clock& clock_;
   StateFailMode fail_mode_;
   ToolPins* pins_ = nullptr;
+  audit::AuditLog* audit_ = nullptr;
+  std::string audit_server_;
+  bool audit_arguments_ = false;
 };
 
 }  // namespace tw::gateway

@@ -1,5 +1,7 @@
 #include "policy/loader.h"
 
+#include "common/canonical_json.h"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -856,6 +858,7 @@ CompileResult CompilePolicy(std::string_view text, std::string_view file_name, F
                      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
                    });
   if (out.diagnostics.empty()) {
+    policy->version = Sha256Hex(text).substr(0, 16);
     for (auto& [name, rule] : policy->exact) GroupRegexes(rule);
     for (auto& rule : policy->globs) GroupRegexes(rule);
     GroupRegexes(policy->all_tools);

@@ -112,7 +112,8 @@ struct ToolRule {
 void GroupRegexes(ToolRule& rule);
 
 struct Policy {
-  std::string source;  // file name, for messages
+  std::string source;   // file name, for messages
+  std::string version;  // digest of the file's text (first 16 hex of SHA-256), for the audit
   Format format = Format::kNative;
   DefaultAction default_action = DefaultAction::kDeny;
   std::vector<NamePattern> hide;

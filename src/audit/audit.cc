@@ -1,0 +1,264 @@
+#include "audit/audit.h"
+
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <deque>
+#include <fstream>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "common/sqlite_db.h"
+
+namespace tw::audit {
+
+json::value ToJson(const Record& r) {
+  json::array keys;
+  for (const auto& k : r.arg_keys) keys.emplace_back(k);
+  json::object o{{"id", r.id},          {"ts_ms", r.ts_ms},         {"grant", r.grant},
+                 {"session", r.session}, {"server", r.server},       {"tool", r.tool},
+                 {"decision", r.decision}, {"rule", r.rule},         {"reason", r.reason},
+                 {"arg_keys", std::move(keys)}, {"args_digest", r.args_digest},
+                 {"policy_version", r.policy_version}, {"outcome", r.outcome},
+                 {"latency_ms", r.latency_ms}};
+  if (r.args) o["args"] = *r.args;
+  return o;
+}
+
+namespace {
+
+constexpr const char* kSchema =
+    "CREATE TABLE IF NOT EXISTS audit(id TEXT PRIMARY KEY, ts_ms INTEGER NOT NULL, "
+    "grant_name TEXT NOT NULL, session TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL, "
+    "decision TEXT NOT NULL, rule TEXT NOT NULL, reason TEXT NOT NULL, arg_keys TEXT NOT NULL, "
+    "args_digest TEXT NOT NULL, args TEXT, policy_version TEXT NOT NULL, outcome TEXT NOT NULL, "
+    "latency_ms INTEGER NOT NULL)";
+constexpr const char* kIndex = "CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts_ms)";
+
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  ~Stmt() { sqlite3_finalize(s); }
+};
+
+std::string Text(sqlite3_stmt* s, int col) {
+  const unsigned char* t = sqlite3_column_text(s, col);
+  return t ? reinterpret_cast<const char*>(t) : "";
+}
+
+class SqliteAuditLog : public AuditLog {
+ public:
+  SqliteAuditLog(sqlite3* db, std::string path, std::string json_lines)
+      : db_(db), path_(std::move(path)) {
+    if (!json_lines.empty()) lines_.open(json_lines, std::ios::app);
+    writer_ = std::thread([this] { WriterLoop(); });
+  }
+  ~SqliteAuditLog() override {
+    {
+      std::lock_guard lock(queue_mu_);
+      stop_ = true;
+    }
+    queue_cv_.notify_all();
+    writer_.join();
+    sqlite3_close_v2(db_);
+  }
+
+  Result<bool> Write(const Record& r) override {
+    std::lock_guard lock(db_mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_,
+                       "INSERT INTO audit(id, ts_ms, grant_name, session, server, tool, decision, "
+                       "rule, reason, arg_keys, args_digest, args, policy_version, outcome, "
+                       "latency_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
+                       -1, &st.s, nullptr);
+    json::array keys;
+    for (const auto& k : r.arg_keys) keys.emplace_back(k);
+    const std::string keys_text = json::serialize(keys);
+    const std::string args_text = r.args ? json::serialize(*r.args) : "";
+    int i = 1;
+    for (const std::string* v : {&r.id}) sqlite3_bind_text(st.s, i++, v->c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st.s, i++, r.ts_ms);
+    for (const std::string* v : {&r.grant, &r.session, &r.server, &r.tool, &r.decision, &r.rule,
+                                 &r.reason, &keys_text, &r.args_digest}) {
+      sqlite3_bind_text(st.s, i++, v->c_str(), -1, SQLITE_STATIC);
+    }
+    if (r.args) {
+      sqlite3_bind_text(st.s, i++, args_text.c_str(), -1, SQLITE_STATIC);
+    } else {
+      sqlite3_bind_null(st.s, i++);
+    }
+    sqlite3_bind_text(st.s, i++, r.policy_version.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st.s, i++, r.outcome.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st.s, i++, r.latency_ms);
+    if (sqlite3_step(st.s) != SQLITE_DONE) {
+      return Fail(Error::Unavailable("audit store " + path_ + ": " + sqlite3_errmsg(db_)));
+    }
+    if (lines_.is_open() && r.outcome != "pending") {
+      std::lock_guard l(lines_mu_);
+      lines_ << json::serialize(ToJson(r)) << '\n';
+      lines_.flush();
+    } else if (lines_.is_open()) {
+      std::lock_guard l(pending_mu_);
+      pending_lines_[r.id] = r;
+    }
+    return true;
+  }
+
+  void Complete(const std::string& id, const std::string& outcome, int64_t latency_ms) override {
+    {
+      std::lock_guard lock(queue_mu_);
+      queue_.push_back({id, outcome, latency_ms});
+    }
+    queue_cv_.notify_one();
+    if (lines_.is_open()) {
+      std::lock_guard l(pending_mu_);
+      auto it = pending_lines_.find(id);
+      if (it != pending_lines_.end()) {
+        it->second.outcome = outcome;
+        it->second.latency_ms = latency_ms;
+        std::lock_guard l2(lines_mu_);
+        lines_ << json::serialize(ToJson(it->second)) << '\n';
+        lines_.flush();
+        pending_lines_.erase(it);
+      }
+    }
+  }
+
+  void Flush() override {
+    std::unique_lock lock(queue_mu_);
+    flush_requested_ = true;
+    queue_cv_.notify_one();
+    queue_cv_.wait(lock, [this] { return queue_.empty() && !writing_; });
+  }
+
+ private:
+  struct Update {
+    std::string id, outcome;
+    int64_t latency_ms;
+  };
+
+  // Applies outcome updates in batched transactions: one commit for everything queued.
+  void WriterLoop() {
+    std::unique_lock lock(queue_mu_);
+    for (;;) {
+      queue_cv_.wait_for(lock, std::chrono::milliseconds(50),
+                         [this] { return stop_ || flush_requested_ || queue_.size() >= 256; });
+      if (queue_.empty()) {
+        flush_requested_ = false;
+        queue_cv_.notify_all();
+        if (stop_) return;
+        continue;
+      }
+      std::deque<Update> batch;
+      batch.swap(queue_);
+      writing_ = true;
+      lock.unlock();
+      {
+        std::lock_guard db_lock(db_mu_);
+        ExecSql(db_, "BEGIN", "audit store", path_);
+        for (const Update& u : batch) {
+          Stmt st;
+          sqlite3_prepare_v2(db_, "UPDATE audit SET outcome = ?2, latency_ms = ?3 WHERE id = ?1", -1,
+                             &st.s, nullptr);
+          sqlite3_bind_text(st.s, 1, u.id.c_str(), -1, SQLITE_STATIC);
+          sqlite3_bind_text(st.s, 2, u.outcome.c_str(), -1, SQLITE_STATIC);
+          sqlite3_bind_int64(st.s, 3, u.latency_ms);
+          sqlite3_step(st.s);
+        }
+        ExecSql(db_, "COMMIT", "audit store", path_);
+      }
+      lock.lock();
+      writing_ = false;
+      queue_cv_.notify_all();
+    }
+  }
+
+  sqlite3* db_;
+  std::string path_;
+  std::mutex db_mu_;  // guards db_
+
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<Update> queue_;  // Guarded by queue_mu_.
+  bool stop_ = false;         // Guarded by queue_mu_.
+  bool flush_requested_ = false;
+  bool writing_ = false;
+  std::thread writer_;
+
+  std::mutex lines_mu_;
+  std::ofstream lines_;
+  std::mutex pending_mu_;
+  std::unordered_map<std::string, Record> pending_lines_;  // Guarded by pending_mu_.
+};
+
+std::string PathOf(const std::string& spec) {
+  return spec.starts_with("sqlite:") ? spec.substr(7) : std::string();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
+                                               const std::string& json_lines_path) {
+  const std::string path = state_spec == "memory" ? ":memory:" : PathOf(state_spec);
+  if (path.empty()) {
+    return Fail(Error::InvalidArgument("--state \"" + state_spec + "\": expected sqlite:PATH or memory"));
+  }
+  if (!json_lines_path.empty()) {
+    std::ofstream probe(json_lines_path, std::ios::app);
+    if (!probe) return Fail(Error::Unavailable("cannot write the audit log " + json_lines_path));
+  }
+  auto db = OpenSqliteDatabase(path, "audit store", {kSchema, kIndex});
+  if (!db) return Fail(db.error());
+  return std::unique_ptr<AuditLog>(std::make_unique<SqliteAuditLog>(*db, path, json_lines_path));
+}
+
+Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Query& q) {
+  const std::string path = PathOf(state_spec);
+  if (path.empty()) return Fail(Error::InvalidArgument("audit queries need --state sqlite:PATH"));
+  auto db = OpenSqliteDatabase(path, "audit store", {kSchema, kIndex});
+  if (!db) return Fail(db.error());
+  Stmt st;
+  sqlite3_prepare_v2(*db,
+                     "SELECT id, ts_ms, grant_name, session, server, tool, decision, rule, reason, "
+                     "arg_keys, args_digest, args, policy_version, outcome, latency_ms FROM audit "
+                     "WHERE ts_ms >= ?1 AND (?2 = '' OR grant_name = ?2) AND (?3 = '' OR server = ?3) "
+                     "AND (?4 = '' OR tool = ?4) AND (?5 = '' OR decision = ?5) "
+                     "ORDER BY ts_ms DESC, rowid DESC LIMIT ?6",
+                     -1, &st.s, nullptr);
+  sqlite3_bind_int64(st.s, 1, q.since_ms);
+  int i = 2;
+  for (const std::string* v : {&q.grant, &q.server, &q.tool, &q.decision}) {
+    sqlite3_bind_text(st.s, i++, v->c_str(), -1, SQLITE_TRANSIENT);
+  }
+  sqlite3_bind_int(st.s, 6, q.limit);
+  std::vector<Record> out;
+  while (sqlite3_step(st.s) == SQLITE_ROW) {
+    Record r;
+    r.id = Text(st.s, 0);
+    r.ts_ms = sqlite3_column_int64(st.s, 1);
+    r.grant = Text(st.s, 2);
+    r.session = Text(st.s, 3);
+    r.server = Text(st.s, 4);
+    r.tool = Text(st.s, 5);
+    r.decision = Text(st.s, 6);
+    r.rule = Text(st.s, 7);
+    r.reason = Text(st.s, 8);
+    boost::system::error_code ec;
+    json::value keys = json::parse(Text(st.s, 9), ec);
+    if (!ec && keys.is_array()) {
+      for (const auto& k : keys.get_array()) {
+        if (k.is_string()) r.arg_keys.emplace_back(k.get_string());
+      }
+    }
+    r.args_digest = Text(st.s, 10);
+    if (sqlite3_column_type(st.s, 11) != SQLITE_NULL) r.args = json::parse(Text(st.s, 11), ec);
+    r.policy_version = Text(st.s, 12);
+    r.outcome = Text(st.s, 13);
+    r.latency_ms = sqlite3_column_int64(st.s, 14);
+    out.push_back(std::move(r));
+  }
+  sqlite3_close_v2(*db);
+  return out;
+}
+
+}  // namespace tw::audit

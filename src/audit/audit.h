@@ -1,0 +1,67 @@
+// The audit trail: exactly one record per decided tools/call (PRODUCT.md §4).
+//
+// A record is written when the call is decided — durably, before the call is forwarded, so a
+// `kill -9` of the gateway loses no decided call — and completed with the upstream outcome and
+// the latency when the call ends. Arguments are recorded as their top-level keys and a SHA-256
+// digest of their canonical JSON; values only when configured.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "jsonrpc/message.h"
+
+namespace tw::audit {
+
+struct Record {
+  std::string id;  // random, 128 bits
+  int64_t ts_ms = 0;
+  std::string grant;
+  std::string session;
+  std::string server;
+  std::string tool;
+  std::string decision;  // allow | deny
+  std::string rule;
+  std::string reason;
+  std::vector<std::string> arg_keys;
+  std::string args_digest;
+  std::optional<json::value> args;  // only with include_arguments
+  std::string policy_version;       // digest of the policy text that decided
+  // pending (forwarded, no answer yet) | ok | tool_error | jsonrpc_error | transport_error |
+  // not_forwarded (denied)
+  std::string outcome = "pending";
+  int64_t latency_ms = 0;
+};
+
+json::value ToJson(const Record& r);
+
+// Thread-safe.
+class AuditLog {
+ public:
+  virtual ~AuditLog() = default;
+  // Durable when it returns.
+  virtual Result<bool> Write(const Record& record) = 0;
+  // Sets the outcome of a written record (may be batched; flushed on Flush and on close).
+  virtual void Complete(const std::string& id, const std::string& outcome, int64_t latency_ms) = 0;
+  virtual void Flush() = 0;
+};
+
+struct Query {
+  int64_t since_ms = 0;
+  std::string grant, server, tool, decision;
+  int limit = 100;
+};
+
+// The SQLite audit store (table `audit` in the state database), optionally mirrored as JSON
+// lines to a file. Outcome updates go through one writer thread in batched transactions.
+Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
+                                               const std::string& json_lines_path);
+
+// Newest first.
+Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Query& query);
+
+}  // namespace tw::audit

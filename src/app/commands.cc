@@ -17,7 +17,9 @@
 
 #include "app/demo.h"
 #include "app/policy_reloader.h"
+#include "app/approval_waiter.h"
 #include "app/init.h"
+#include "approval/approval_store.h"
 #include "audit/audit.h"
 #include "app/scan.h"
 #include "app/server_target.h"
@@ -171,6 +173,16 @@ int RunCommand(const RunOptions& o) {
   }
   guard.SetAudit(audit_log->get(), server_name, o.audit_arguments);
 
+  // Approvals: held calls wait for `toolwarden approvals approve|deny`.
+  auto approvals = approval::OpenApprovalStore(o.state.empty() ? limits::DefaultStateSpec() : o.state);
+  if (!approvals) {
+    std::cerr << "toolwarden run: " << approvals.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  if (auto n = (*approvals)->AbandonOrphans(clock.NowMs()); n && *n > 0) {
+    spdlog::warn("{} approval(s) left pending by a gateway that stopped were marked abandoned", *n);
+  }
+
   transport::HttpUpstreamOptions http_options;
   if (!o.upstream_url.empty()) {
     auto url = transport::ParseUpstreamUrl(o.upstream_url);
@@ -213,6 +225,8 @@ int RunCommand(const RunOptions& o) {
   };
 
   std::signal(SIGPIPE, SIG_IGN);
+  PollingApprovalWaiter waiter(io, **approvals, clock);
+  guard.SetApprovals(approvals->get(), &waiter);
   asio::signal_set signals(io, SIGINT, SIGTERM);
   PolicyReloader reloader(io, o.policy_path, holder);
   reloader.Start();
@@ -221,6 +235,7 @@ int RunCommand(const RunOptions& o) {
     transport::StdioOptions stdio{o.max_message_bytes, 0, 1, [&] {
                                     signals.cancel();
                                     reloader.Stop();
+                                    waiter.Stop();
                                   }};
     transport::StdioServer server(io, stdio, make_upstream(), guard);
     signals.async_wait([&](boost::system::error_code ec, int sig) {
@@ -263,6 +278,7 @@ int RunCommand(const RunOptions& o) {
     if (ec) return;
     spdlog::info("received signal {}; shutting down", sig);
     reloader.Stop();
+    waiter.Stop();
     server.Stop();
   });
   io.run();
@@ -426,6 +442,60 @@ int AuditCommand(const AuditOptions& o) {
   return kExitOk;
 }
 
+struct ApprovalsOptions {
+  std::string state;
+  std::string id;
+  std::string reason;
+  bool all = false;
+  bool json = false;
+};
+
+int ApprovalsCommand(const std::string& action, const ApprovalsOptions& o) {
+  auto store = approval::OpenApprovalStore(o.state.empty() ? limits::DefaultStateSpec() : o.state);
+  if (!store) {
+    std::cerr << "toolwarden approvals: " << store.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  const int64_t now = SystemClock().NowMs();
+  if (action == "list") {
+    auto list = (*store)->List(!o.all);
+    if (!list) {
+      std::cerr << "toolwarden approvals: " << list.error().message() << "\n";
+      return kExitUnavailable;
+    }
+    for (const auto& a : *list) {
+      if (o.json) {
+        std::cout << json::serialize(json::object{
+                         {"id", a.id}, {"state", approval::StateName(a.state)},
+                         {"grant", a.grant}, {"server", a.server}, {"tool", a.tool},
+                         {"arguments", json::parse(a.args)}, {"created_ms", a.created_ms},
+                         {"expires_ms", a.expires_ms}, {"resolved_by", a.resolved_by},
+                         {"reason", a.reason}})
+                  << "\n";
+        continue;
+      }
+      std::cout << a.id << "  " << approval::StateName(a.state) << "  " << a.server << " "
+                << a.tool << "  grant " << a.grant << "  "
+                << (a.state == approval::State::kPending
+                        ? "expires in " + std::to_string(std::max<int64_t>(0, (a.expires_ms - now) / 1000)) + " s"
+                        : FormatTime(a.resolved_ms) + (a.resolved_by.empty() ? "" : " by " + a.resolved_by))
+                << "\n    arguments: " << a.args << "\n";
+    }
+    if (list->empty() && !o.json) std::cout << (o.all ? "no approvals\n" : "no pending approvals\n");
+    return kExitOk;
+  }
+  const char* user = std::getenv("USER");
+  auto r = (*store)->Resolve(o.id, action == "approve" ? approval::State::kApproved : approval::State::kDenied,
+                             user && *user ? user : "cli", o.reason, now);
+  if (!r) {
+    std::cerr << "toolwarden approvals: " << r.error().message() << "\n";
+    return kExitInvalid;
+  }
+  std::cout << (action == "approve" ? "approved " : "denied ") << o.id << " (" << r->server << " "
+            << r->tool << ")\n";
+  return kExitOk;
+}
+
 int ValidateCommand(const std::vector<std::string>& files) {
   int status = kExitOk;
   for (const auto& file : files) {
@@ -575,6 +645,20 @@ int Main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   scan->add_option("command", scan_options.command, "After --: the MCP server command to run");
 
+  ApprovalsOptions approvals_options;
+  CLI::App* approvals_cmd = app.add_subcommand("approvals", "Calls waiting for a human's decision");
+  approvals_cmd->require_subcommand(1);
+  approvals_cmd->add_option("--state", approvals_options.state, "State store (default: as `run`)");
+  CLI::App* approvals_list = approvals_cmd->add_subcommand("list", "Pending approvals (--all: every one)");
+  approvals_list->add_flag("--all", approvals_options.all, "Resolved ones too");
+  approvals_list->add_flag("--json", approvals_options.json, "JSON lines");
+  CLI::App* approvals_approve = approvals_cmd->add_subcommand("approve", "Let a held call through");
+  approvals_approve->add_option("id", approvals_options.id, "Approval id")->required();
+  approvals_approve->add_option("--reason", approvals_options.reason, "Why (recorded)");
+  CLI::App* approvals_deny = approvals_cmd->add_subcommand("deny", "Refuse a held call");
+  approvals_deny->add_option("id", approvals_options.id, "Approval id")->required();
+  approvals_deny->add_option("--reason", approvals_options.reason, "Why (the agent sees it)");
+
   AuditOptions audit_options;
   CLI::App* audit_cmd = app.add_subcommand("audit", "Query the audit trail (newest first)");
   audit_cmd->add_option("--state", audit_options.state, "State store (default: as `run`)");
@@ -662,6 +746,10 @@ int Main(int argc, char** argv) {
   if (*scan) return ScanCommand(scan_options);
   if (*tools) return ToolsCommand(tools_options);
   if (*audit_cmd) return AuditCommand(audit_options);
+  if (*approvals_cmd) {
+    return ApprovalsCommand(*approvals_list ? "list" : *approvals_approve ? "approve" : "deny",
+                            approvals_options);
+  }
   if (*init) return InitCommand(init_options, std::filesystem::read_symlink("/proc/self/exe").string());
   if (*pins) {
     return PinsCommand(*pins_list ? "list" : *pins_diff ? "diff" : "accept", pins_options);

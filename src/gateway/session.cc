@@ -48,6 +48,12 @@ void Session::Start() {
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
+  // Calls still waiting for a human: nobody will read the answer.
+  for (auto& [key, p] : parked_) {
+    if (ApprovalWaiter* w = guard_.approval_waiter()) w->Cancel(p.approval_id);
+    guard_.Settle(p.admission, CallOutcome::kCancelled);
+  }
+  parked_.clear();
   upstream_->Close();
 }
 
@@ -83,7 +89,7 @@ void Session::HandleClientMessage(Message msg) {
 
 void Session::ForwardRequest(Message msg, Admission admission) {
   const std::string key = Key(msg.id);
-  if (client_to_upstream_.contains(key)) {
+  if (client_to_upstream_.contains(key) || parked_.contains(key)) {
     guard_.Settle(admission, CallOutcome::kNotSent);
     Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidRequest,
                                      "Invalid Request: id " + jsonrpc::IdToString(msg.id) +
@@ -115,7 +121,77 @@ void Session::HandleToolCall(Message msg) {
                                                  outcome.decision.retry_after_s})));
     return;
   }
+  if (!outcome.approval_id.empty()) {
+    Park(std::move(msg), std::move(outcome));
+    return;
+  }
   ForwardRequest(std::move(msg), std::move(outcome.admission));
+}
+
+void Session::Park(Message msg, GuardOutcome outcome) {
+  const std::string key = Key(msg.id);
+  if (client_to_upstream_.contains(key) || parked_.contains(key)) {
+    ApprovalWaiter* w = guard_.approval_waiter();
+    if (w) w->Cancel(outcome.approval_id);
+    guard_.Settle(outcome.admission, CallOutcome::kCancelled);
+    Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidRequest,
+                                     "Invalid Request: id " + jsonrpc::IdToString(msg.id) +
+                                         " is already in use by a pending request"));
+    return;
+  }
+  const std::string id = outcome.approval_id;
+  spdlog::info("session {}: call to {} held for approval {}", id_.substr(0, 8),
+               json::serialize(msg.params.at("name")), id);
+  Parked p{msg, std::move(outcome.admission), id, mcp::ProgressToken(msg.params),
+           outcome.approval_expires_ms, 0};
+  parked_.emplace(key, std::move(p));
+  ReportWaiting(key);
+  guard_.approval_waiter()->Await(
+      id, outcome.approval_expires_ms, [this, key] { ReportWaiting(key); },
+      [this, key](const approval::Approval& a) { OnApproval(key, a); });
+}
+
+// Keeps the client informed through progress notifications, when it asked for them.
+void Session::ReportWaiting(const std::string& key) {
+  auto it = parked_.find(key);
+  if (it == parked_.end() || !it->second.progress_token) return;
+  Parked& p = it->second;
+  sink_.Deliver(
+      jsonrpc::MakeNotification(
+          std::string(method::kProgress),
+          json::object{{"progressToken", *p.progress_token},
+                       {"progress", p.progress++},
+                       {"message", "Waiting for approval " + p.approval_id +
+                                       " (toolwarden approvals approve " + p.approval_id + ")"}}),
+      p.msg.id);
+}
+
+void Session::OnApproval(const std::string& key, const approval::Approval& a) {
+  auto it = parked_.find(key);
+  if (it == parked_.end()) return;
+  Parked p = std::move(it->second);
+  parked_.erase(it);
+  if (a.state == approval::State::kApproved) {
+    spdlog::info("session {}: approval {} granted by {}", id_.substr(0, 8), a.id, a.resolved_by);
+    ForwardRequest(std::move(p.msg), std::move(p.admission));
+    return;
+  }
+  std::string reason;
+  CallOutcome outcome = CallOutcome::kApprovalDenied;
+  if (a.state == approval::State::kDenied) {
+    reason = "A human denied this call (approval " + a.id +
+             (a.resolved_by.empty() ? "" : ", by " + a.resolved_by) + ")" +
+             (a.reason.empty() ? "" : ": " + a.reason);
+  } else if (a.state == approval::State::kExpired) {
+    outcome = CallOutcome::kApprovalExpired;
+    reason = "Nobody approved this call in time (approval " + a.id + " expired)";
+  } else {
+    outcome = CallOutcome::kCancelled;
+    reason = "The approval for this call is no longer pending (" +
+             std::string(approval::StateName(a.state)) + ")";
+  }
+  guard_.Settle(p.admission, outcome);
+  Reply(p.msg.id, jsonrpc::MakeResponse(p.msg.id, mcp::DenialResult({"approval", reason, std::nullopt})));
 }
 
 void Session::HandleClientNotification(Message msg) {
@@ -123,6 +199,13 @@ void Session::HandleClientNotification(Message msg) {
     const json::value* request_id =
         msg.params.is_object() ? msg.params.as_object().if_contains("requestId") : nullptr;
     if (!request_id) return;
+    if (auto parked = parked_.find(Key(*request_id)); parked != parked_.end()) {
+      // The client gave up waiting for a human: withdraw the approval request.
+      if (ApprovalWaiter* w = guard_.approval_waiter()) w->Cancel(parked->second.approval_id);
+      guard_.Settle(parked->second.admission, CallOutcome::kCancelled);
+      parked_.erase(parked);
+      return;
+    }
     auto it = client_to_upstream_.find(Key(*request_id));
     if (it == client_to_upstream_.end()) {
       // Already answered, never forwarded (denied), or unknown: nothing to cancel upstream.

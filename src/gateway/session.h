@@ -67,6 +67,18 @@ class Session {
   };
 
   void ForwardRequest(jsonrpc::Message msg, Admission admission = {});
+  // A call held for a human's approval.
+  struct Parked {
+    jsonrpc::Message msg;
+    Admission admission;
+    std::string approval_id;
+    std::optional<json::value> progress_token;
+    int64_t expires_ms = 0;
+    int progress = 0;
+  };
+  void Park(jsonrpc::Message msg, GuardOutcome outcome);
+  void ReportWaiting(const std::string& key);
+  void OnApproval(const std::string& key, const approval::Approval& a);
   void HandleToolCall(jsonrpc::Message msg);
   void HandleClientNotification(jsonrpc::Message msg);
   void HandleClientResponse(jsonrpc::Message msg);
@@ -100,6 +112,7 @@ class Session {
   std::unordered_map<std::string, json::value> progress_owner_;  // token key → client id
   json::value initialize_params_;  // the client's, replayed after a reconnect
   std::string protocol_version_;
+  std::unordered_map<std::string, Parked> parked_;  // client id key → call awaiting approval
   int internal_pages_ = 0;
   bool closed_ = false;
 };

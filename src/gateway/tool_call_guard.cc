@@ -62,6 +62,40 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     }
   }
 
+  if (out.decision.verdict == policy::Verdict::kAllow && out.decision.approval_timeout_ms) {
+    std::string problem;
+    if (!approvals_ || !waiter_) {
+      problem = "Tool \"" + call.name + "\" requires human approval, and approvals are not "
+                "available in this gateway";
+    } else {
+      approval::Approval a;
+      a.id = RandomHex(16);
+      a.created_ms = now;
+      a.expires_ms = now + *out.decision.approval_timeout_ms;
+      a.grant = std::string(identity.grant);
+      a.session = std::string(identity.session);
+      a.server = audit_server_;
+      a.tool = call.name;
+      a.args = json::serialize(call.arguments);
+      a.args_digest = Sha256Hex(CanonicalJson(call.arguments));
+      a.owner = approval::ThisOwner();
+      if (auto c = approvals_->Create(a); !c) {
+        spdlog::error("approvals: {}", c.error().message());
+        problem = "The call needs approval, and approvals cannot be recorded right now";
+      } else {
+        out.approval_id = a.id;
+        out.approval_expires_ms = a.expires_ms;
+      }
+    }
+    if (!problem.empty()) {
+      Settle(out.admission, CallOutcome::kNotSent);
+      out.admission = {};
+      out.decision.verdict = policy::Verdict::kDeny;
+      out.decision.reason = std::move(problem);
+      out.decision.charges.clear();
+    }
+  }
+
   if (audit_) {
     audit::Record r;
     r.id = RandomHex(16);
@@ -70,7 +104,9 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     r.session = std::string(identity.session);
     r.server = audit_server_;
     r.tool = call.name;
-    r.decision = out.decision.verdict == policy::Verdict::kAllow ? "allow" : "deny";
+    r.decision = out.decision.verdict != policy::Verdict::kAllow ? "deny"
+                 : out.approval_id.empty()                        ? "allow"
+                                                                  : "approval";
     r.rule = std::string(out.decision.rule);
     r.reason = out.decision.reason;
     for (const auto& kv : call.arguments) r.arg_keys.emplace_back(kv.key());
@@ -116,6 +152,12 @@ std::string_view OutcomeName(CallOutcome o) {
       return "not_sent";
     case CallOutcome::kLost:
       return "transport_error";
+    case CallOutcome::kApprovalDenied:
+      return "approval_denied";
+    case CallOutcome::kApprovalExpired:
+      return "approval_expired";
+    case CallOutcome::kCancelled:
+      return "cancelled";
   }
   return "?";
 }
@@ -133,6 +175,9 @@ void ToolCallGuard::Settle(const Admission& admission, CallOutcome outcome) cons
     bool refund = false;
     switch (outcome) {
       case CallOutcome::kNotSent:
+      case CallOutcome::kApprovalDenied:
+      case CallOutcome::kApprovalExpired:
+      case CallOutcome::kCancelled:
         refund = true;  // never reached the server: it cannot have done anything
         break;
       case CallOutcome::kJsonRpcError:

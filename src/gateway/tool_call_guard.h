@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "approval/approval_store.h"
 #include "audit/audit.h"
 #include "common/clock.h"
 #include "limits/counter_store.h"
@@ -42,19 +43,37 @@ struct Admission {
   int64_t started_ms = 0;  // for the recorded latency
 };
 
-// How a forwarded call ended.
+// How a call ended.
 enum class CallOutcome {
-  kSucceeded,     // a result without isError
-  kToolError,     // a result with isError: true
-  kJsonRpcError,  // an error response
-  kNotSent,       // never reached the server
-  kLost,          // sent, but no answer will come (connection broke)
+  kSucceeded,        // a result without isError
+  kToolError,        // a result with isError: true
+  kJsonRpcError,     // an error response
+  kNotSent,          // never reached the server
+  kLost,             // sent, but no answer will come (connection broke)
+  kApprovalDenied,   // a human said no (never sent)
+  kApprovalExpired,  // nobody decided in time (never sent)
+  kCancelled,        // the client gave up while it waited for approval (never sent)
+};
+
+// Waits for approvals to be resolved (implemented where there is an event loop: app/).
+class ApprovalWaiter {
+ public:
+  virtual ~ApprovalWaiter() = default;
+  // Calls `done` once with the resolved approval (state approved, denied, expired — the waiter
+  // marks it expired at `expires_ms` — or abandoned), and `tick` about every 15 s meanwhile.
+  virtual void Await(const std::string& id, int64_t expires_ms, std::function<void()> tick,
+                     std::function<void(const approval::Approval&)> done) = 0;
+  // Stops waiting (no callback) and marks the approval cancelled.
+  virtual void Cancel(const std::string& id) = 0;
 };
 
 struct GuardOutcome {
   policy::Decision decision;
   std::shared_ptr<const policy::Policy> snapshot;  // the policy that decided
   Admission admission;                             // charges to settle (allowed calls)
+  // Set when the call must wait for a human: the pending approval and when it expires.
+  std::string approval_id;
+  int64_t approval_expires_ms = 0;
 };
 
 // The counter key a planned charge uses for `identity` (its scope's id, its window).
@@ -83,6 +102,15 @@ class ToolCallGuard {
   // `include_arguments`, argument values too (otherwise only their keys and a digest). When a
   // record cannot be written, the call is denied (state fail mode closed) — nothing decided
   // goes unaudited.
+  // Makes `action: require_approval` real: such calls get a pending approval in `store` and
+  // wait for it through `waiter` (both must outlive the guard). Without them those calls are
+  // denied.
+  void SetApprovals(approval::ApprovalStore* store, ApprovalWaiter* waiter) {
+    approvals_ = store;
+    waiter_ = waiter;
+  }
+  ApprovalWaiter* approval_waiter() const { return waiter_; }
+
   void SetAudit(audit::AuditLog* log, std::string server, bool include_arguments) {
     audit_ = log;
     audit_server_ = std::move(server);
@@ -97,6 +125,8 @@ class ToolCallGuard {
   StateFailMode fail_mode_;
   ToolPins* pins_ = nullptr;
   audit::AuditLog* audit_ = nullptr;
+  approval::ApprovalStore* approvals_ = nullptr;
+  ApprovalWaiter* waiter_ = nullptr;
   std::string audit_server_;
   bool audit_arguments_ = false;
 };

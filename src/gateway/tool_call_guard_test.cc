@@ -234,3 +234,41 @@ TEST_F(GuardTest, LookAlikeNewcomersAreHeldAndWarnModeOnlyLogs) {
 
 }  // namespace
 }  // namespace tw::gateway
+
+namespace tw::gateway {
+namespace {
+
+class NeverWaiter : public ApprovalWaiter {
+ public:
+  void Await(const std::string&, int64_t, std::function<void()>,
+             std::function<void(const approval::Approval&)>) override {}
+  void Cancel(const std::string&) override {}
+};
+
+TEST_F(GuardTest, RequireApprovalCreatesAnApprovalAfterChargingOrDeniesWithoutApprovals) {
+  Use(R"({"version":"1","default":"deny","tools":{"pay":{"action":"require_approval",
+      "approval_timeout":"30s","limits":[{"counter":"pay","window":"day","max":5}]}}})");
+  auto without = Call("pay", R"({"amount":1})");
+  EXPECT_EQ(without.decision.verdict, policy::Verdict::kDeny);
+  EXPECT_NE(without.decision.reason.find("approvals are not available"), std::string::npos);
+
+  auto store = std::move(*approval::OpenApprovalStore("memory"));
+  NeverWaiter waiter;
+  guard_.SetApprovals(store.get(), &waiter);
+  auto held = Call("pay", R"({"amount":7})");
+  EXPECT_EQ(held.decision.verdict, policy::Verdict::kAllow);
+  ASSERT_FALSE(held.approval_id.empty());
+  EXPECT_EQ(held.approval_expires_ms, clock_.NowMs() + 30'000);
+  auto a = *store->Get(held.approval_id);
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->tool, "pay");
+  EXPECT_EQ(a->args, R"({"amount":7})");
+  EXPECT_EQ(a->state, approval::State::kPending);
+  // Refused by a human: the charge goes back (4 more calls still fit in the day's 5).
+  guard_.Settle(held.admission, CallOutcome::kApprovalDenied);
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(Call("pay", "{}").approval_id.empty()) << i;
+  EXPECT_EQ(Call("pay", "{}").decision.rule, "tools.pay.limits[0]");
+}
+
+}  // namespace
+}  // namespace tw::gateway

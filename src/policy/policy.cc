@@ -328,10 +328,7 @@ Decision Evaluate(const Policy& policy, const mcp::ToolCall& call, const Identit
     }
   }
   if (rule && rule->action == Action::kRequireApproval) {
-    // The approval flow is not built yet; fail closed rather than allow.
-    return Deny(rule_name, "Tool \"" + call.name +
-                               "\" requires human approval, and approvals are not available in "
-                               "this gateway yet");
+    d.approval_timeout_ms = rule->approval_timeout_ms;  // allowed, once a human approves
   }
   return d;
 }

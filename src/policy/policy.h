@@ -153,6 +153,9 @@ struct Decision {
   std::string_view rule;
   std::string reason;  // for denials: the text the agent sees
   std::optional<int64_t> retry_after_s;
+  // Set when the call may go ahead only once a human approves it (action: require_approval):
+  // how long the approval may take.
+  std::optional<int64_t> approval_timeout_ms;
   // For allowed calls: every limit to charge, atomically. Inline storage: no allocation for
   // the usual one to four limits.
   boost::container::small_vector<PlannedCharge, 4> charges;

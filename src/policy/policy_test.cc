@@ -80,12 +80,14 @@ TEST(EvaluateTest, HiddenToolsAreDeniedEvenWhenAllowed) {
   EXPECT_EQ(d.rule, "hide");
 }
 
-TEST(EvaluateTest, RequireApprovalFailsClosedUntilApprovalsExist) {
-  auto p = Load(R"({"version":"1","default":"allow","tools":{"pay":{"action":"require_approval","approval_timeout":"10m"}}})");
+TEST(EvaluateTest, RequireApprovalAllowsOnlyOnceApprovedAfterItsLimits) {
+  auto p = Load(R"({"version":"1","default":"allow","tools":{"pay":{"action":"require_approval",
+      "approval_timeout":"10m","limits":[{"counter":"pay","window":"day","max":3}]},"read":{}}})");
   Decision d = Decide(*p, "pay");
-  EXPECT_EQ(d.verdict, Verdict::kDeny);
-  EXPECT_NE(d.reason.find("approval"), std::string::npos);
-  EXPECT_EQ(p->Match("pay")->approval_timeout_ms, 600'000);
+  EXPECT_EQ(d.verdict, Verdict::kAllow);
+  EXPECT_EQ(d.approval_timeout_ms, 600'000);
+  EXPECT_EQ(d.charges.size(), 1u) << "limits are charged before the approval is asked";
+  EXPECT_FALSE(Decide(*p, "read").approval_timeout_ms.has_value());
 }
 
 // The PRODUCT.md example for create_refund, case by case.

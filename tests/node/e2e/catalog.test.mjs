@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
 import { newClient } from './everything-suite.mjs';
-import { DENY_PREFIX, EVERYTHING, FIXTURES, NODE_MODULES, TOOLWARDEN, startHttpServer, stop } from './helpers.mjs';
+import { DENY_PREFIX, EVERYTHING, FIXTURES, NODE_MODULES, TOOLWARDEN, resolvePendingApproval, startHttpServer, stop } from './helpers.mjs';
 
 const FILESYSTEM = path.join(NODE_MODULES, '@modelcontextprotocol/server-filesystem/dist/index.js');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-scan-'));
@@ -37,13 +37,17 @@ describe('scan', () => {
     const v = spawnSync(TOOLWARDEN, ['validate', policy], { encoding: 'utf8' });
     assert.equal(v.status, 0, v.stdout);
 
+    const state = `sqlite:${path.join(tmp, 'scaffold.db')}`;
     const client = newClient();
     await client.connect(new StdioClientTransport({
-      command: TOOLWARDEN, args: ['run', '-p', policy, '--state', 'memory', '--', process.execPath, FILESYSTEM, root], stderr: 'ignore',
+      command: TOOLWARDEN, args: ['run', '-p', policy, '--state', state, '--', process.execPath, FILESYSTEM, root], stderr: 'ignore',
     }));
     const read = await client.callTool({ name: 'read_text_file', arguments: { path: path.join(root, 'hello.txt') } });
     assert.equal(text(read), 'hi there');
-    const write = await client.callTool({ name: 'write_file', arguments: { path: path.join(root, 'x.txt'), content: 'no' } });
+    // Destructive: held for a human, who says no.
+    const pending = client.callTool({ name: 'write_file', arguments: { path: path.join(root, 'x.txt'), content: 'no' } });
+    await resolvePendingApproval(state, 'write_file', 'deny');
+    const write = await pending;
     assert.equal(write.isError, true);
     assert.ok(text(write).startsWith(DENY_PREFIX));
     assert.ok(!fs.existsSync(path.join(root, 'x.txt')), 'the denied write never happened');

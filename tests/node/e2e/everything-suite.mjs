@@ -87,10 +87,11 @@ export function everythingSuite(name, { setup, teardown }) {
       assert.ok(!text(r).includes('PATH='), 'nothing from the server leaked');
     });
 
-    it('fails closed on require_approval until approvals exist', async () => {
+    it('holds a call that needs approval and denies it when nobody approves in time', async () => {
       const r = await client.callTool({ name: 'gzip-file-as-resource', arguments: {} });
       assert.equal(r.isError, true);
-      assert.match(text(r), /approval/);
+      assert.match(text(r), /Nobody approved this call in time/);
+      assert.equal(r._meta['toolwarden/decision'].rule, 'approval');
     });
 
     it('relays resources and prompts', async () => {

@@ -105,3 +105,16 @@ export async function eventually(fn, timeoutMs = 10000, what = 'condition') {
 }
 
 export const DENY_PREFIX = '[POLICY DENIED] ';
+
+// Resolves the one pending approval for `tool` in `state` with the approvals CLI; returns its id.
+export async function resolvePendingApproval(state, tool, verdict = 'deny', reason = 'not in tests') {
+  const { spawnSync } = await import('node:child_process');
+  const pending = await eventually(() => {
+    const r = spawnSync(TOOLWARDEN, ['approvals', '--state', state, 'list', '--json'], { encoding: 'utf8' });
+    const rows = r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    return rows.find((a) => a.tool === tool && a.state === 'pending');
+  }, 15000, `a pending approval for ${tool}`);
+  const r = spawnSync(TOOLWARDEN, ['approvals', '--state', state, verdict, pending.id, '--reason', reason], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return pending.id;
+}

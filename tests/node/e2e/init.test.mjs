@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
 import { newClient } from './everything-suite.mjs';
-import { EVERYTHING, NODE_MODULES, TOOLWARDEN } from './helpers.mjs';
+import { EVERYTHING, NODE_MODULES, TOOLWARDEN, resolvePendingApproval } from './helpers.mjs';
 
 const FILESYSTEM = path.join(NODE_MODULES, '@modelcontextprotocol/server-filesystem/dist/index.js');
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-init-home-'));
@@ -76,14 +76,17 @@ describe('init', () => {
 
     // Run the rewritten entry as a client would: it is a working, policed server.
     const files = JSON.parse(fs.readFileSync(codeFile, 'utf8')).mcpServers.files;
+    const state = `sqlite:${path.join(home, 'state.db')}`;
     const client = newClient();
     await client.connect(new StdioClientTransport({
-      command: files.command, args: [...files.args.slice(0, 1), '--state', 'memory', ...files.args.slice(1)],
+      command: files.command, args: [...files.args.slice(0, 1), '--state', state, ...files.args.slice(1)],
       stderr: 'ignore',
     }));
     const { tools } = await client.listTools();
     assert.ok(tools.some((t) => t.name === 'read_text_file'));
-    const write = await client.callTool({ name: 'write_file', arguments: { path: path.join(project, 'x'), content: 'x' } });
+    const pending = client.callTool({ name: 'write_file', arguments: { path: path.join(project, 'x'), content: 'x' } });
+    await resolvePendingApproval(state, 'write_file', 'deny');
+    const write = await pending;
     assert.equal(write.isError, true, 'the scaffold requires approval for destructive tools');
     await client.close();
 

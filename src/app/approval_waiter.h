@@ -1,0 +1,49 @@
+// PollingApprovalWaiter: waits for approvals by reading the approval store every 250 ms, so a
+// decision taken anywhere that shares the store (`toolwarden approvals approve` in another
+// terminal, another gateway) reaches the call held here. Marks approvals expired at their
+// deadline. Thread: the io_context's.
+#pragma once
+
+#include <map>
+#include <memory>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/clock.h"
+#include "gateway/tool_call_guard.h"
+
+namespace tw::app {
+
+class PollingApprovalWaiter : public gateway::ApprovalWaiter {
+ public:
+  // `store` and `clock` must outlive the waiter.
+  PollingApprovalWaiter(boost::asio::io_context& io, approval::ApprovalStore& store,
+                        const Clock& clock);
+  ~PollingApprovalWaiter() override;
+
+  void Await(const std::string& id, int64_t expires_ms, std::function<void()> tick,
+             std::function<void(const approval::Approval&)> done) override;
+  void Cancel(const std::string& id) override;
+  // Stops polling (for shutdown).
+  void Stop();
+
+ private:
+  struct Waiting {
+    int64_t expires_ms;
+    int64_t next_tick_ms;
+    std::function<void()> tick;
+    std::function<void(const approval::Approval&)> done;
+  };
+  void Schedule();
+  void Poll();
+
+  approval::ApprovalStore& store_;
+  const Clock& clock_;
+  boost::asio::steady_timer timer_;
+  std::map<std::string, Waiting> waiting_;
+  bool scheduled_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace tw::app

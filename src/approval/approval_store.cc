@@ -1,0 +1,238 @@
+#include "approval/approval_store.h"
+
+#include <sqlite3.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <mutex>
+
+#include "common/sqlite_db.h"
+
+namespace tw::approval {
+
+std::string_view StateName(State s) {
+  switch (s) {
+    case State::kPending:
+      return "pending";
+    case State::kApproved:
+      return "approved";
+    case State::kDenied:
+      return "denied";
+    case State::kExpired:
+      return "expired";
+    case State::kCancelled:
+      return "cancelled";
+    case State::kAbandoned:
+      return "abandoned";
+  }
+  return "?";
+}
+
+std::string ThisOwner() {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + ":" + std::to_string(getpid());
+}
+
+namespace {
+
+// True unless `owner` names a process on this host that no longer exists.
+bool OwnerAlive(const std::string& owner) {
+  const size_t colon = owner.rfind(':');
+  if (colon == std::string::npos) return true;
+  const std::string me = ThisOwner();
+  if (owner.substr(0, colon) != me.substr(0, me.rfind(':'))) return true;  // another host
+  const pid_t pid = static_cast<pid_t>(std::atoll(owner.c_str() + colon + 1));
+  if (pid <= 0) return true;
+  return kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+State StateFrom(std::string_view s) {
+  for (State st : {State::kPending, State::kApproved, State::kDenied, State::kExpired,
+                   State::kCancelled, State::kAbandoned}) {
+    if (StateName(st) == s) return st;
+  }
+  return State::kAbandoned;
+}
+
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  ~Stmt() { sqlite3_finalize(s); }
+};
+
+std::string Text(sqlite3_stmt* s, int col) {
+  const unsigned char* t = sqlite3_column_text(s, col);
+  return t ? reinterpret_cast<const char*>(t) : "";
+}
+
+constexpr const char* kColumns =
+    "id, created_ms, expires_ms, grant_name, session, server, tool, args, args_digest, state, "
+    "resolved_by, resolved_ms, reason, owner";
+
+class SqliteApprovalStore : public ApprovalStore {
+ public:
+  SqliteApprovalStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  ~SqliteApprovalStore() override { sqlite3_close_v2(db_); }
+
+  Result<bool> Create(const Approval& a) override {
+    std::lock_guard lock(mu_);
+    Stmt st;
+    sqlite3_prepare_v2(db_,
+                       "INSERT INTO approvals(id, created_ms, expires_ms, grant_name, session, "
+                       "server, tool, args, args_digest, state, resolved_by, resolved_ms, reason, "
+                       "owner) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,'pending','',0,'',?10)",
+                       -1, &st.s, nullptr);
+    sqlite3_bind_text(st.s, 1, a.id.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st.s, 2, a.created_ms);
+    sqlite3_bind_int64(st.s, 3, a.expires_ms);
+    int i = 4;
+    for (const std::string* v :
+         {&a.grant, &a.session, &a.server, &a.tool, &a.args, &a.args_digest, &a.owner}) {
+      sqlite3_bind_text(st.s, i++, v->c_str(), -1, SQLITE_STATIC);
+    }
+    if (sqlite3_step(st.s) != SQLITE_DONE) return Fail(Err());
+    return true;
+  }
+
+  Result<std::optional<Approval>> Get(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    return GetLocked(id);
+  }
+
+  Result<Approval> Resolve(const std::string& id, State to, const std::string& by,
+                           const std::string& reason, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    if (auto r = ExecSql(db_, "BEGIN IMMEDIATE", "approval store", path_); !r) return Fail(r.error());
+    auto current = GetLocked(id);
+    auto fail = [&](Error e) {
+      ExecSql(db_, "ROLLBACK", "approval store", path_);
+      return tl::unexpected<Error>(std::move(e));
+    };
+    if (!current) return fail(current.error());
+    if (!*current) return fail(Error::NotFound("no approval " + id));
+    const Approval& a = **current;
+    if (a.state != State::kPending) {
+      return fail(Error::InvalidArgument("approval " + id + " is already " +
+                                         std::string(StateName(a.state)) +
+                                         (a.resolved_by.empty() ? "" : " (by " + a.resolved_by + ")")));
+    }
+    if ((to == State::kApproved || to == State::kDenied) && now_ms >= a.expires_ms) {
+      return fail(Error::InvalidArgument("approval " + id + " has expired"));
+    }
+    Stmt st;
+    sqlite3_prepare_v2(db_,
+                       "UPDATE approvals SET state=?2, resolved_by=?3, resolved_ms=?4, reason=?5 "
+                       "WHERE id=?1",
+                       -1, &st.s, nullptr);
+    const std::string state(StateName(to));
+    sqlite3_bind_text(st.s, 1, id.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st.s, 2, state.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st.s, 3, by.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st.s, 4, now_ms);
+    sqlite3_bind_text(st.s, 5, reason.c_str(), -1, SQLITE_STATIC);
+    if (sqlite3_step(st.s) != SQLITE_DONE) return fail(Err());
+    if (auto r = ExecSql(db_, "COMMIT", "approval store", path_); !r) return fail(r.error());
+    Approval out = a;
+    out.state = to;
+    out.resolved_by = by;
+    out.resolved_ms = now_ms;
+    out.reason = reason;
+    return out;
+  }
+
+  Result<std::vector<Approval>> List(bool pending_only) override {
+    std::lock_guard lock(mu_);
+    Stmt st;
+    const std::string sql = std::string("SELECT ") + kColumns + " FROM approvals" +
+                            (pending_only ? " WHERE state = 'pending'" : "") +
+                            " ORDER BY created_ms DESC LIMIT 500";
+    sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr);
+    std::vector<Approval> out;
+    while (sqlite3_step(st.s) == SQLITE_ROW) out.push_back(Row(st.s));
+    return out;
+  }
+
+  Result<int> AbandonOrphans(int64_t now_ms) override {
+    std::vector<std::string> orphans;
+    {
+      std::lock_guard lock(mu_);
+      Stmt st;
+      sqlite3_prepare_v2(db_, "SELECT id, owner FROM approvals WHERE state = 'pending'", -1, &st.s,
+                         nullptr);
+      while (sqlite3_step(st.s) == SQLITE_ROW) {
+        if (!OwnerAlive(Text(st.s, 1))) orphans.push_back(Text(st.s, 0));
+      }
+    }
+    int n = 0;
+    for (const auto& id : orphans) {
+      if (Resolve(id, State::kAbandoned, "", "the gateway holding the call stopped", now_ms)) ++n;
+    }
+    return n;
+  }
+
+ private:
+  Error Err() const { return Error::Unavailable("approval store " + path_ + ": " + sqlite3_errmsg(db_)); }
+
+  static Approval Row(sqlite3_stmt* s) {
+    Approval a;
+    a.id = Text(s, 0);
+    a.created_ms = sqlite3_column_int64(s, 1);
+    a.expires_ms = sqlite3_column_int64(s, 2);
+    a.grant = Text(s, 3);
+    a.session = Text(s, 4);
+    a.server = Text(s, 5);
+    a.tool = Text(s, 6);
+    a.args = Text(s, 7);
+    a.args_digest = Text(s, 8);
+    a.state = StateFrom(Text(s, 9));
+    a.resolved_by = Text(s, 10);
+    a.resolved_ms = sqlite3_column_int64(s, 11);
+    a.reason = Text(s, 12);
+    a.owner = Text(s, 13);
+    return a;
+  }
+
+  Result<std::optional<Approval>> GetLocked(const std::string& id) {
+    Stmt st;
+    const std::string sql = std::string("SELECT ") + kColumns + " FROM approvals WHERE id = ?1";
+    sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr);
+    sqlite3_bind_text(st.s, 1, id.c_str(), -1, SQLITE_STATIC);
+    const int rc = sqlite3_step(st.s);
+    if (rc == SQLITE_ROW) return std::optional<Approval>(Row(st.s));
+    if (rc == SQLITE_DONE) return std::optional<Approval>();
+    return Fail(Err());
+  }
+
+  std::mutex mu_;
+  sqlite3* db_;
+  std::string path_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ApprovalStore>> OpenApprovalStore(const std::string& spec) {
+  std::string path;
+  if (spec == "memory") {
+    path = ":memory:";
+  } else if (spec.starts_with("sqlite:") && spec.size() > 7) {
+    path = spec.substr(7);
+  } else {
+    return Fail(Error::InvalidArgument("--state \"" + spec + "\": expected sqlite:PATH or memory"));
+  }
+  auto db = OpenSqliteDatabase(
+      path, "approval store",
+      {"CREATE TABLE IF NOT EXISTS approvals(id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, "
+       "expires_ms INTEGER NOT NULL, grant_name TEXT NOT NULL, session TEXT NOT NULL, "
+       "server TEXT NOT NULL, tool TEXT NOT NULL, args TEXT NOT NULL, args_digest TEXT NOT NULL, "
+       "state TEXT NOT NULL, resolved_by TEXT NOT NULL, resolved_ms INTEGER NOT NULL, "
+       "reason TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '')"});
+  if (!db) return Fail(db.error());
+  // Databases from before approvals had owners: add the column (an error means it exists).
+  (void)ExecSql(*db, "ALTER TABLE approvals ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+                "approval store", path);
+  return std::unique_ptr<ApprovalStore>(std::make_unique<SqliteApprovalStore>(*db, path));
+}
+
+}  // namespace tw::approval

@@ -57,16 +57,6 @@ State StateFrom(std::string_view s) {
   return State::kAbandoned;
 }
 
-struct Stmt {
-  sqlite3_stmt* s = nullptr;
-  ~Stmt() { sqlite3_finalize(s); }
-};
-
-std::string Text(sqlite3_stmt* s, int col) {
-  const unsigned char* t = sqlite3_column_text(s, col);
-  return t ? reinterpret_cast<const char*>(t) : "";
-}
-
 constexpr const char* kColumns =
     "id, created_ms, expires_ms, grant_name, session, server, tool, args, args_digest, state, "
     "resolved_by, resolved_ms, reason, owner";
@@ -78,7 +68,7 @@ class SqliteApprovalStore : public ApprovalStore {
 
   Result<bool> Create(const Approval& a) override {
     std::lock_guard lock(mu_);
-    Stmt st;
+    SqliteStmt st;
     sqlite3_prepare_v2(db_,
                        "INSERT INTO approvals(id, created_ms, expires_ms, grant_name, session, "
                        "server, tool, args, args_digest, state, resolved_by, resolved_ms, reason, "
@@ -121,7 +111,7 @@ class SqliteApprovalStore : public ApprovalStore {
     if ((to == State::kApproved || to == State::kDenied) && now_ms >= a.expires_ms) {
       return fail(Error::InvalidArgument("approval " + id + " has expired"));
     }
-    Stmt st;
+    SqliteStmt st;
     sqlite3_prepare_v2(db_,
                        "UPDATE approvals SET state=?2, resolved_by=?3, resolved_ms=?4, reason=?5 "
                        "WHERE id=?1",
@@ -144,7 +134,7 @@ class SqliteApprovalStore : public ApprovalStore {
 
   Result<std::vector<Approval>> List(bool pending_only) override {
     std::lock_guard lock(mu_);
-    Stmt st;
+    SqliteStmt st;
     const std::string sql = std::string("SELECT ") + kColumns + " FROM approvals" +
                             (pending_only ? " WHERE state = 'pending'" : "") +
                             " ORDER BY created_ms DESC LIMIT 500";
@@ -158,11 +148,11 @@ class SqliteApprovalStore : public ApprovalStore {
     std::vector<std::string> orphans;
     {
       std::lock_guard lock(mu_);
-      Stmt st;
+      SqliteStmt st;
       sqlite3_prepare_v2(db_, "SELECT id, owner FROM approvals WHERE state = 'pending'", -1, &st.s,
                          nullptr);
       while (sqlite3_step(st.s) == SQLITE_ROW) {
-        if (!OwnerAlive(Text(st.s, 1))) orphans.push_back(Text(st.s, 0));
+        if (!OwnerAlive(ColumnText(st.s, 1))) orphans.push_back(ColumnText(st.s, 0));
       }
     }
     int n = 0;
@@ -177,25 +167,25 @@ class SqliteApprovalStore : public ApprovalStore {
 
   static Approval Row(sqlite3_stmt* s) {
     Approval a;
-    a.id = Text(s, 0);
+    a.id = ColumnText(s, 0);
     a.created_ms = sqlite3_column_int64(s, 1);
     a.expires_ms = sqlite3_column_int64(s, 2);
-    a.grant = Text(s, 3);
-    a.session = Text(s, 4);
-    a.server = Text(s, 5);
-    a.tool = Text(s, 6);
-    a.args = Text(s, 7);
-    a.args_digest = Text(s, 8);
-    a.state = StateFrom(Text(s, 9));
-    a.resolved_by = Text(s, 10);
+    a.grant = ColumnText(s, 3);
+    a.session = ColumnText(s, 4);
+    a.server = ColumnText(s, 5);
+    a.tool = ColumnText(s, 6);
+    a.args = ColumnText(s, 7);
+    a.args_digest = ColumnText(s, 8);
+    a.state = StateFrom(ColumnText(s, 9));
+    a.resolved_by = ColumnText(s, 10);
     a.resolved_ms = sqlite3_column_int64(s, 11);
-    a.reason = Text(s, 12);
-    a.owner = Text(s, 13);
+    a.reason = ColumnText(s, 12);
+    a.owner = ColumnText(s, 13);
     return a;
   }
 
   Result<std::optional<Approval>> GetLocked(const std::string& id) {
-    Stmt st;
+    SqliteStmt st;
     const std::string sql = std::string("SELECT ") + kColumns + " FROM approvals WHERE id = ?1";
     sqlite3_prepare_v2(db_, sql.c_str(), -1, &st.s, nullptr);
     sqlite3_bind_text(st.s, 1, id.c_str(), -1, SQLITE_STATIC);

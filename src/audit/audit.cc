@@ -36,16 +36,6 @@ constexpr const char* kSchema =
     "latency_ms INTEGER NOT NULL)";
 constexpr const char* kIndex = "CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts_ms)";
 
-struct Stmt {
-  sqlite3_stmt* s = nullptr;
-  ~Stmt() { sqlite3_finalize(s); }
-};
-
-std::string Text(sqlite3_stmt* s, int col) {
-  const unsigned char* t = sqlite3_column_text(s, col);
-  return t ? reinterpret_cast<const char*>(t) : "";
-}
-
 class SqliteAuditLog : public AuditLog {
  public:
   SqliteAuditLog(sqlite3* db, std::string path, std::string json_lines)
@@ -65,7 +55,7 @@ class SqliteAuditLog : public AuditLog {
 
   Result<bool> Write(const Record& r) override {
     std::lock_guard lock(db_mu_);
-    Stmt st;
+    SqliteStmt st;
     sqlite3_prepare_v2(db_,
                        "INSERT INTO audit(id, ts_ms, grant_name, session, server, tool, decision, "
                        "rule, reason, arg_keys, args_digest, args, policy_version, outcome, "
@@ -157,7 +147,7 @@ class SqliteAuditLog : public AuditLog {
         std::lock_guard db_lock(db_mu_);
         ExecSql(db_, "BEGIN", "audit store", path_);
         for (const Update& u : batch) {
-          Stmt st;
+          SqliteStmt st;
           sqlite3_prepare_v2(db_, "UPDATE audit SET outcome = ?2, latency_ms = ?3 WHERE id = ?1", -1,
                              &st.s, nullptr);
           sqlite3_bind_text(st.s, 1, u.id.c_str(), -1, SQLITE_STATIC);
@@ -217,7 +207,7 @@ Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Quer
   if (path.empty()) return Fail(Error::InvalidArgument("audit queries need --state sqlite:PATH"));
   auto db = OpenSqliteDatabase(path, "audit store", {kSchema, kIndex});
   if (!db) return Fail(db.error());
-  Stmt st;
+  SqliteStmt st;
   sqlite3_prepare_v2(*db,
                      "SELECT id, ts_ms, grant_name, session, server, tool, decision, rule, reason, "
                      "arg_keys, args_digest, args, policy_version, outcome, latency_ms FROM audit "
@@ -234,26 +224,26 @@ Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Quer
   std::vector<Record> out;
   while (sqlite3_step(st.s) == SQLITE_ROW) {
     Record r;
-    r.id = Text(st.s, 0);
+    r.id = ColumnText(st.s, 0);
     r.ts_ms = sqlite3_column_int64(st.s, 1);
-    r.grant = Text(st.s, 2);
-    r.session = Text(st.s, 3);
-    r.server = Text(st.s, 4);
-    r.tool = Text(st.s, 5);
-    r.decision = Text(st.s, 6);
-    r.rule = Text(st.s, 7);
-    r.reason = Text(st.s, 8);
+    r.grant = ColumnText(st.s, 2);
+    r.session = ColumnText(st.s, 3);
+    r.server = ColumnText(st.s, 4);
+    r.tool = ColumnText(st.s, 5);
+    r.decision = ColumnText(st.s, 6);
+    r.rule = ColumnText(st.s, 7);
+    r.reason = ColumnText(st.s, 8);
     boost::system::error_code ec;
-    json::value keys = json::parse(Text(st.s, 9), ec);
+    json::value keys = json::parse(ColumnText(st.s, 9), ec);
     if (!ec && keys.is_array()) {
       for (const auto& k : keys.get_array()) {
         if (k.is_string()) r.arg_keys.emplace_back(k.get_string());
       }
     }
-    r.args_digest = Text(st.s, 10);
-    if (sqlite3_column_type(st.s, 11) != SQLITE_NULL) r.args = json::parse(Text(st.s, 11), ec);
-    r.policy_version = Text(st.s, 12);
-    r.outcome = Text(st.s, 13);
+    r.args_digest = ColumnText(st.s, 10);
+    if (sqlite3_column_type(st.s, 11) != SQLITE_NULL) r.args = json::parse(ColumnText(st.s, 11), ec);
+    r.policy_version = ColumnText(st.s, 12);
+    r.outcome = ColumnText(st.s, 13);
     r.latency_ms = sqlite3_column_int64(st.s, 14);
     out.push_back(std::move(r));
   }

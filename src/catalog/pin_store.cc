@@ -92,11 +92,6 @@ class MemoryPinStore : public PinStore {
   std::map<std::pair<std::string, std::string>, Pin> pins_;  // Guarded by mu_.
 };
 
-struct Stmt {
-  sqlite3_stmt* s = nullptr;
-  ~Stmt() { sqlite3_finalize(s); }
-};
-
 class SqlitePinStore : public PinStore {
  public:
   SqlitePinStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
@@ -133,7 +128,7 @@ class SqlitePinStore : public PinStore {
       sql = "UPDATE pins SET pending_hash=?3, pending_definition=?4, changed_ms=?5, "
             "pending_note=?6 WHERE server=?1 AND tool=?2";
     }
-    Stmt st;
+    SqliteStmt st;
     sqlite3_prepare_v2(db_, sql, -1, &st.s, nullptr);
     sqlite3_bind_text(st.s, 1, server.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st.s, 2, tool.c_str(), -1, SQLITE_TRANSIENT);
@@ -157,7 +152,7 @@ class SqlitePinStore : public PinStore {
 
   Result<std::vector<Pin>> List(const std::string& server) override {
     std::lock_guard lock(mu_);
-    Stmt st;
+    SqliteStmt st;
     sqlite3_prepare_v2(db_,
                        "SELECT server, tool, hash, definition, pinned_ms, pending_hash, "
                        "pending_definition, pending_note, changed_ms FROM pins "
@@ -173,7 +168,7 @@ class SqlitePinStore : public PinStore {
 
   Result<int> Accept(const std::string& server, const std::string& tool, int64_t now_ms) override {
     std::lock_guard lock(mu_);
-    Stmt st;
+    SqliteStmt st;
     sqlite3_prepare_v2(db_,
                        "UPDATE pins SET hash = pending_hash, definition = pending_definition, "
                        "pinned_ms = ?3, pending_hash = NULL, pending_definition = NULL, "
@@ -190,28 +185,24 @@ class SqlitePinStore : public PinStore {
   }
 
  private:
-  static std::string Text(sqlite3_stmt* s, int col) {
-    const unsigned char* t = sqlite3_column_text(s, col);
-    return t ? reinterpret_cast<const char*>(t) : "";
-  }
   static Pin Row(sqlite3_stmt* s) {
     Pin p;
-    p.server = Text(s, 0);
-    p.tool = Text(s, 1);
-    p.hash = Text(s, 2);
-    p.definition = Text(s, 3);
+    p.server = ColumnText(s, 0);
+    p.tool = ColumnText(s, 1);
+    p.hash = ColumnText(s, 2);
+    p.definition = ColumnText(s, 3);
     p.pinned_ms = sqlite3_column_int64(s, 4);
     if (sqlite3_column_type(s, 5) != SQLITE_NULL) {
-      p.pending_hash = Text(s, 5);
-      p.pending_definition = Text(s, 6);
+      p.pending_hash = ColumnText(s, 5);
+      p.pending_definition = ColumnText(s, 6);
     }
-    p.pending_note = Text(s, 7);
+    p.pending_note = ColumnText(s, 7);
     p.changed_ms = sqlite3_column_int64(s, 8);
     return p;
   }
 
   Result<std::optional<Pin>> GetLocked(const std::string& server, const std::string& tool) {
-    Stmt st;
+    SqliteStmt st;
     sqlite3_prepare_v2(db_,
                        "SELECT server, tool, hash, definition, pinned_ms, pending_hash, "
                        "pending_definition, pending_note, changed_ms FROM pins "

@@ -8,6 +8,13 @@
 
 namespace tw {
 
+SqliteStmt::~SqliteStmt() { sqlite3_finalize(s); }
+
+std::string ColumnText(sqlite3_stmt* s, int col) {
+  const unsigned char* t = sqlite3_column_text(s, col);
+  return t ? reinterpret_cast<const char*>(t) : "";
+}
+
 Result<bool> ExecSql(sqlite3* db, const char* sql, const std::string& what, const std::string& path) {
   char* msg = nullptr;
   if (sqlite3_exec(db, sql, nullptr, nullptr, &msg) != SQLITE_OK) {

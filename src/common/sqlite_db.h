@@ -8,6 +8,7 @@
 #include "common/result.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace tw {
 
@@ -18,6 +19,18 @@ namespace tw {
 // (sqlite3_close_v2).
 Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& what,
                                     std::initializer_list<const char*> setup);
+
+// A prepared statement, finalized when it goes out of scope.
+struct SqliteStmt {
+  sqlite3_stmt* s = nullptr;
+  SqliteStmt() = default;
+  SqliteStmt(const SqliteStmt&) = delete;
+  SqliteStmt& operator=(const SqliteStmt&) = delete;
+  ~SqliteStmt();
+};
+
+// Column `col` of the current row as text ("" for NULL).
+std::string ColumnText(sqlite3_stmt* s, int col);
 
 // Runs one statement; the error names `what` and `path`.
 Result<bool> ExecSql(sqlite3* db, const char* sql, const std::string& what, const std::string& path);

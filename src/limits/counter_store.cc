@@ -81,11 +81,6 @@ class MemoryStore : public CounterStore {
 };
 
 // RAII for sqlite3_stmt.
-struct Stmt {
-  sqlite3_stmt* s = nullptr;
-  ~Stmt() { sqlite3_finalize(s); }
-};
-
 class SqliteStore : public CounterStore {
  public:
   SqliteStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
@@ -108,7 +103,7 @@ class SqliteStore : public CounterStore {
       }
     }
     for (const Charge& c : charges) {
-      Stmt st;
+      SqliteStmt st;
       sqlite3_prepare_v2(db_,
                          "INSERT INTO counters(key, value, expires_ms) VALUES(?1, ?2, ?3) "
                          "ON CONFLICT(key) DO UPDATE SET value = CASE WHEN expires_ms <= ?4 "
@@ -126,7 +121,7 @@ class SqliteStore : public CounterStore {
     }
     if (++charges_since_prune_ >= 4096) {
       charges_since_prune_ = 0;
-      Stmt st;
+      SqliteStmt st;
       sqlite3_prepare_v2(db_, "DELETE FROM counters WHERE expires_ms <= ?1", -1, &st.s, nullptr);
       sqlite3_bind_int64(st.s, 1, now_ms);
       sqlite3_step(st.s);
@@ -142,7 +137,7 @@ class SqliteStore : public CounterStore {
     std::lock_guard lock(mu_);
     if (auto r = Exec("BEGIN IMMEDIATE"); !r) return Fail(r.error());
     for (const Charge& c : charges) {
-      Stmt st;
+      SqliteStmt st;
       sqlite3_prepare_v2(db_,
                          "UPDATE counters SET value = MAX(0, value - ?2) "
                          "WHERE key = ?1 AND expires_ms > ?3",
@@ -175,7 +170,7 @@ class SqliteStore : public CounterStore {
   }
 
   Result<int64_t> ValueLocked(const std::string& key, int64_t now_ms) {  // Requires mu_.
-    Stmt st;
+    SqliteStmt st;
     sqlite3_prepare_v2(db_, "SELECT value FROM counters WHERE key = ?1 AND expires_ms > ?2", -1,
                        &st.s, nullptr);
     sqlite3_bind_text(st.s, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);

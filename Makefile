@@ -9,7 +9,10 @@ JOBS ?= $(shell nproc)
 
 .PHONY: all build configure test test-asan deps demo bench clean format
 
-all: build
+# `make` on a fresh machine installs the build dependencies first (apt; a no-op when present).
+all:
+	@./scripts/install-deps.sh --no-npm
+	@$(MAKE) --no-print-directory build
 
 configure:
 	@test -f $(BUILD_DIR)/build.ninja || cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)

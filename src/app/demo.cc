@@ -219,8 +219,9 @@ int DemoMain(const std::string& self) {
             << kDemoPolicy << "\n";
   int status = 0;
   {
-    Child gw(
-        {self, "--log-level", "warn", "run", "-p", policy.string(), "--", self, "demo-server"});
+    // Counters, pins and audit in memory: the demo leaves nothing behind.
+    Child gw({self, "--log-level", "warn", "run", "-p", policy.string(), "--state", "memory",
+              "--server-name", "demo", "--", self, "demo-server"});
     if (!gw.ok()) {
       std::cerr << "toolwarden demo: cannot start " << self << "\n";
       return 1;

@@ -27,6 +27,8 @@ class PollingApprovalWaiter : public gateway::ApprovalWaiter {
   void Cancel(const std::string& id) override;
   // Stops polling (for shutdown).
   void Stop();
+  // How many calls are waiting for a decision.
+  size_t waiting() const { return waiting_.size(); }
 
  private:
   struct Waiting {

@@ -263,7 +263,19 @@ int RunCommand(const RunOptions& o) {
   http.keepalive = std::chrono::milliseconds(static_cast<long>(o.sse_keepalive_s * 1000));
   http.origins = o.no_origin_check ? transport::OriginPolicy::AllowAll()
                                    : transport::OriginPolicy(o.allowed_hosts, o.allowed_origins);
+  gateway::Metrics metrics;
+  guard.SetMetrics(&metrics);
+  http.metrics = [&metrics] { return metrics.Render(); };
   transport::HttpServer server(io, http, make_upstream, guard);
+  metrics.AddGauge("toolwarden_sessions", "Open MCP sessions.",
+                   [&server] { return static_cast<double>(server.session_count()); });
+  metrics.AddGauge("toolwarden_pending_approvals", "Calls waiting for a human's decision.",
+                   [&waiter] { return static_cast<double>(waiter.waiting()); });
+  metrics.AddGauge("toolwarden_policy_reloads_total", "Policy reloads applied.",
+                   [&holder] { return static_cast<double>(holder.reloads()); }, "counter");
+  metrics.AddGauge("toolwarden_policy_reload_failures_total",
+                   "Policy reloads refused because the file was invalid.",
+                   [&holder] { return static_cast<double>(holder.failed_reloads()); }, "counter");
   auto port = server.Listen(listen->first, listen->second);
   if (!port) {
     std::cerr << "toolwarden run: " << port.error().message() << "\n";

@@ -131,6 +131,12 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     }
   }
 
+  if (metrics_) {
+    metrics_->CountDecision(audit_server_, call.name,
+                            out.decision.verdict != policy::Verdict::kAllow ? "deny"
+                            : out.approval_id.empty()                        ? "allow"
+                                                                             : "approval");
+  }
   const bool allowed = out.decision.verdict == policy::Verdict::kAllow;
   spdlog::info("decision grant={} session={} tool={} verdict={} rule={}{}{}", identity.grant,
                identity.session.substr(0, 8), call.name, allowed ? "allow" : "deny",
@@ -165,6 +171,9 @@ std::string_view OutcomeName(CallOutcome o) {
 }  // namespace
 
 void ToolCallGuard::Settle(const Admission& admission, CallOutcome outcome) const {
+  if (metrics_ && (!admission.audit_id.empty() || !admission.entries.empty())) {
+    metrics_->CountOutcome(audit_server_, std::string(OutcomeName(outcome)));
+  }
   if (audit_ && !admission.audit_id.empty()) {
     audit_->Complete(admission.audit_id, std::string(OutcomeName(outcome)),
                      clock_.NowMs() - admission.started_ms);

@@ -21,6 +21,7 @@
 #include "limits/counter_store.h"
 #include "mcp/protocol.h"
 #include "policy/policy.h"
+#include "gateway/metrics.h"
 #include "gateway/tool_pins.h"
 
 namespace tw::gateway {
@@ -111,6 +112,9 @@ class ToolCallGuard {
   }
   ApprovalWaiter* approval_waiter() const { return waiter_; }
 
+  // Counts decisions and outcomes in `metrics` (must outlive the guard).
+  void SetMetrics(Metrics* metrics) { metrics_ = metrics; }
+
   void SetAudit(audit::AuditLog* log, std::string server, bool include_arguments) {
     audit_ = log;
     audit_server_ = std::move(server);
@@ -127,6 +131,7 @@ class ToolCallGuard {
   audit::AuditLog* audit_ = nullptr;
   approval::ApprovalStore* approvals_ = nullptr;
   ApprovalWaiter* waiter_ = nullptr;
+  Metrics* metrics_ = nullptr;
   std::string audit_server_;
   bool audit_arguments_ = false;
 };

@@ -219,6 +219,17 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     if (path == "/healthz") {
       co_return co_await Send(stream, MakeResponse(req, http::status::ok, "ok\n", "text/plain"));
     }
+    if (path == "/readyz") {
+      // Listening and not shutting down: ready for sessions.
+      co_return co_await Send(stream, MakeResponse(req, stopped_ ? http::status::service_unavailable
+                                                                 : http::status::ok,
+                                                   stopped_ ? "stopping\n" : "ready\n",
+                                                   "text/plain"));
+    }
+    if (path == "/metrics" && options_.metrics && req.method() == http::verb::get) {
+      co_return co_await Send(stream, MakeResponse(req, http::status::ok, options_.metrics(),
+                                                   "text/plain; version=0.0.4"));
+    }
     if (req.method() == http::verb::options) {
       Response res = MakeResponse(req, http::status::no_content);
       res.set(http::field::access_control_allow_methods, "GET, POST, DELETE, OPTIONS");

@@ -39,6 +39,8 @@ struct HttpServerOptions {
   size_t max_sessions = 10000;
   size_t max_events_per_stream = 512;  // kept for Last-Event-ID resumption
   long sse_retry_ms = 1000;
+  // Serves GET /metrics with what this returns (Prometheus text), when set.
+  std::function<std::string()> metrics;
 };
 
 using UpstreamFactory = std::function<std::unique_ptr<gateway::Upstream>()>;

@@ -178,6 +178,23 @@ describe('HTTP: protocol errors are answered precisely and nothing breaks', () =
     assert.equal(res.status, 404);
   });
 
+  it('exposes readiness and Prometheus metrics', async () => {
+    const ready = await fetch(`${gw.base}/readyz`);
+    assert.equal(ready.status, 200);
+    await answers(await post({ jsonrpc: '2.0', id: 'm1', method: 'tools/call', params: { name: 'echo', arguments: { message: 'm' } } }));
+    await answers(await post({ jsonrpc: '2.0', id: 'm2', method: 'tools/call', params: { name: 'toggle-simulated-logging', arguments: {} } }));
+    const res = await fetch(`${gw.base}/metrics`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    const count = (re) => Number(text.match(re)?.[1] ?? NaN);
+    assert.ok(count(/^toolwarden_tool_calls_total\{server="server-everything",tool="echo",decision="allow"\} (\d+)$/m) >= 1, text);
+    assert.ok(count(/^toolwarden_tool_calls_total\{server="server-everything",tool="toggle-simulated-logging",decision="deny"\} (\d+)$/m) >= 1);
+    assert.ok(count(/^toolwarden_call_outcomes_total\{server="server-everything",outcome="ok"\} (\d+)$/m) >= 1);
+    assert.ok(count(/^toolwarden_sessions (\d+)$/m) >= 1);
+    assert.match(text, /^# TYPE toolwarden_policy_reload_failures_total counter$/m);
+  });
+
   it('still serves a real client after all of the above', async () => {
     const health = await fetch(`${gw.base}/healthz`);
     assert.equal(health.status, 200);

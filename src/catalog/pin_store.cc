@@ -92,6 +92,11 @@ class MemoryPinStore : public PinStore {
   std::map<std::pair<std::string, std::string>, Pin> pins_;  // Guarded by mu_.
 };
 
+// The columns Row() reads, in its order: spelled once.
+constexpr const char* kPinColumns =
+    "SELECT server, tool, hash, definition, pinned_ms, pending_hash, pending_definition, "
+    "pending_note, changed_ms";
+
 class SqlitePinStore : public PinStore {
  public:
   SqlitePinStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
@@ -154,9 +159,9 @@ class SqlitePinStore : public PinStore {
     std::lock_guard lock(mu_);
     SqliteStmt st;
     sqlite3_prepare_v2(db_,
-                       "SELECT server, tool, hash, definition, pinned_ms, pending_hash, "
-                       "pending_definition, pending_note, changed_ms FROM pins "
-                       "WHERE ?1 = '' OR server = ?1 ORDER BY server, tool",
+                       (std::string(kPinColumns) +
+                        " FROM pins WHERE ?1 = '' OR server = ?1 ORDER BY server, tool")
+                           .c_str(),
                        -1, &st.s, nullptr);
     sqlite3_bind_text(st.s, 1, server.c_str(), -1, SQLITE_TRANSIENT);
     std::vector<Pin> out;
@@ -204,9 +209,8 @@ class SqlitePinStore : public PinStore {
   Result<std::optional<Pin>> GetLocked(const std::string& server, const std::string& tool) {
     SqliteStmt st;
     sqlite3_prepare_v2(db_,
-                       "SELECT server, tool, hash, definition, pinned_ms, pending_hash, "
-                       "pending_definition, pending_note, changed_ms FROM pins "
-                       "WHERE server = ?1 AND tool = ?2",
+                       (std::string(kPinColumns) + " FROM pins WHERE server = ?1 AND tool = ?2")
+                           .c_str(),
                        -1, &st.s, nullptr);
     sqlite3_bind_text(st.s, 1, server.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st.s, 2, tool.c_str(), -1, SQLITE_TRANSIENT);

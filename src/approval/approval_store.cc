@@ -203,14 +203,9 @@ class SqliteApprovalStore : public ApprovalStore {
 }  // namespace
 
 Result<std::unique_ptr<ApprovalStore>> OpenApprovalStore(const std::string& spec) {
-  std::string path;
-  if (spec == "memory") {
-    path = ":memory:";
-  } else if (spec.starts_with("sqlite:") && spec.size() > 7) {
-    path = spec.substr(7);
-  } else {
-    return Fail(Error::InvalidArgument("--state \"" + spec + "\": expected sqlite:PATH or memory"));
-  }
+  auto spec_path = SqlitePathForSpec(spec);
+  if (!spec_path) return Fail(spec_path.error());
+  const std::string& path = *spec_path;
   auto db = OpenSqliteDatabase(
       path, "approval store",
       {"CREATE TABLE IF NOT EXISTS approvals(id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, "

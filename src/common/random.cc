@@ -9,8 +9,10 @@
 
 namespace tw {
 
-std::string RandomHex(size_t bytes) {
-  std::vector<unsigned char> buf(bytes);
+namespace {
+
+void FillRandom(std::vector<unsigned char>& buf) {
+  const size_t bytes = buf.size();
   size_t got = 0;
   while (got < bytes) {
     ssize_t n = getrandom(buf.data() + got, bytes - got, 0);
@@ -21,12 +23,35 @@ std::string RandomHex(size_t bytes) {
     }
     got += static_cast<size_t>(n);
   }
+}
+
+}  // namespace
+
+std::string RandomHex(size_t bytes) {
+  std::vector<unsigned char> buf(bytes);
+  FillRandom(buf);
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(bytes * 2);
   for (unsigned char c : buf) {
     out.push_back(kHex[c >> 4]);
     out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+std::string RandomBase62(size_t chars) {
+  static constexpr char kAlphabet[] =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+  std::string out;
+  out.reserve(chars);
+  std::vector<unsigned char> buf(chars + 16);
+  while (out.size() < chars) {
+    FillRandom(buf);
+    for (unsigned char c : buf) {
+      // 248 = 4 * 62: rejecting the rest keeps every character equally likely.
+      if (c < 248 && out.size() < chars) out.push_back(kAlphabet[c % 62]);
+    }
   }
   return out;
 }

@@ -9,4 +9,8 @@ namespace tw {
 // cannot supply randomness: an id that is not random is a security bug, not a recoverable error.
 std::string RandomHex(size_t bytes);
 
+// Returns `chars` characters drawn uniformly from [0-9A-Za-z] (5.95 bits each; 43 carry 256
+// bits), for tokens a human copies.
+std::string RandomBase62(size_t chars);
+
 }  // namespace tw

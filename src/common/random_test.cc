@@ -19,3 +19,20 @@ TEST(RandomHexTest, HasTwoHexDigitsPerByteAndDoesNotRepeat) {
 
 }  // namespace
 }  // namespace tw
+
+namespace tw {
+namespace {
+
+TEST(RandomBase62Test, UsesOnlyTheAlphabetAndDoesNotRepeat) {
+  const std::string a = RandomBase62(43), b = RandomBase62(43);
+  EXPECT_EQ(a.size(), 43u);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.find_first_not_of("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"),
+            std::string::npos);
+  // Every character appears over a long draw (a biased or truncated alphabet would not).
+  const std::string long_draw = RandomBase62(20000);
+  for (char ch : std::string("09AZaz")) EXPECT_NE(long_draw.find(ch), std::string::npos) << ch;
+}
+
+}  // namespace
+}  // namespace tw

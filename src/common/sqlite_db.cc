@@ -57,4 +57,10 @@ Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& 
   return db;
 }
 
+Result<std::string> SqlitePathForSpec(const std::string& spec) {
+  if (spec == "memory") return std::string(":memory:");
+  if (spec.starts_with("sqlite:") && spec.size() > 7) return spec.substr(7);
+  return Fail(Error::InvalidArgument("--state \"" + spec + "\": expected sqlite:PATH or memory"));
+}
+
 }  // namespace tw

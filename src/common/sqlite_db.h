@@ -12,6 +12,10 @@ struct sqlite3_stmt;
 
 namespace tw {
 
+// The SQLite file a state spec names: "sqlite:PATH" → PATH, "memory" → ":memory:" (a private
+// in-memory database). Anything else is an error that names the spec.
+Result<std::string> SqlitePathForSpec(const std::string& spec);
+
 // Opens (creating the file and its directory if needed) `path` in WAL mode with a busy
 // timeout, and runs `setup` (CREATE TABLE …). Start-up races other processes opening the same
 // file (switching to WAL takes a brief exclusive lock): a locked database is retried for up to

@@ -1,5 +1,7 @@
 #include "policy/loader.h"
 
+#include "policy/yaml_reader.h"
+
 #include "common/canonical_json.h"
 
 #include <algorithm>
@@ -17,109 +19,10 @@ namespace tw::policy {
 
 namespace {
 
-// Converts a YAML node to JSON with YAML 1.2 core-schema typing of plain scalars (quoted
-// scalars are always strings; `yes` is a string). Integers stay exact (int64, then uint64).
-json::value ToJson(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return nullptr;
-    case YAML::NodeType::Sequence: {
-      json::array a;
-      for (const auto& item : node) a.push_back(ToJson(item));
-      return a;
-    }
-    case YAML::NodeType::Map: {
-      json::object o;
-      for (auto it = node.begin(); it != node.end(); ++it) {
-        o[it->first.Scalar()] = ToJson(it->second);
-      }
-      return o;
-    }
-    case YAML::NodeType::Scalar:
-      break;
-  }
-  const std::string& s = node.Scalar();
-  if (node.Tag() == "!") return json::string(s);  // quoted
-  if (s == "null" || s == "~" || s.empty()) return nullptr;
-  if (s == "true") return true;
-  if (s == "false") return false;
-  const char* b = s.data();
-  const char* e = s.data() + s.size();
-  if (s.find_first_not_of("+-0123456789") == std::string::npos) {
-    int64_t i = 0;
-    auto r = std::from_chars(b + (s[0] == '+'), e, i);
-    if (r.ec == std::errc() && r.ptr == e) return i;
-    uint64_t u = 0;
-    auto ru = std::from_chars(b + (s[0] == '+'), e, u);
-    if (ru.ec == std::errc() && ru.ptr == e) return u;
-  }
-  double d = 0;
-  auto r = std::from_chars(b + (s[0] == '+'), e, d);
-  if (r.ec == std::errc() && r.ptr == e && s.find_first_of("0123456789") != std::string::npos &&
-      std::isfinite(d)) {
-    return d;
-  }
-  return json::string(s);
-}
-
-// Shared by both format compilers: diagnostics with positions, typed reads, key iteration.
-class Reader {
+// The policy compilers' reader: the shared YAML reads plus conditions and counter names.
+class Reader : public YamlReader {
  public:
-  explicit Reader(std::vector<Diagnostic>& diags) : diags_(diags) {}
-
-  void Error(const YAML::Node& at, std::string message) {
-    const YAML::Mark m = at.Mark();
-    diags_.push_back({m.line + 1, m.column + 1, std::move(message)});
-  }
-
-  bool ReadString(const YAML::Node& node, const std::string& where, std::string& out) {
-    if (!node.IsScalar()) {
-      Error(node, where + " must be a string");
-      return false;
-    }
-    out = node.Scalar();
-    return true;
-  }
-
-  // A whole number in [min, INT64_MAX].
-  bool ReadInt(const YAML::Node& node, const std::string& where, int64_t min, int64_t& out) {
-    json::value v = node.IsScalar() ? ToJson(node) : json::value(nullptr);
-    if (!v.is_int64() || v.get_int64() < min) {
-      Error(node, where + " must be a whole number" + (min > 0 ? " greater than 0" : ""));
-      return false;
-    }
-    out = v.get_int64();
-    return true;
-  }
-
-  bool ReadBool(const YAML::Node& node, const std::string& where, bool& out) {
-    json::value v = node.IsScalar() ? ToJson(node) : json::value(nullptr);
-    if (!v.is_bool()) {
-      Error(node, where + " must be true or false");
-      return false;
-    }
-    out = v.get_bool();
-    return true;
-  }
-
-  // Iterates a mapping, reporting non-string and duplicate keys; fn(key, key_node, value).
-  template <typename Fn>
-  void ForEachKey(const YAML::Node& map, const std::string& where, Fn fn) {
-    std::set<std::string> seen;
-    for (auto it = map.begin(); it != map.end(); ++it) {
-      if (!it->first.IsScalar()) {
-        Error(it->first, where + ": keys must be strings");
-        continue;
-      }
-      const std::string key = it->first.Scalar();
-      if (!seen.insert(key).second) {
-        Error(it->first, where + ": duplicate key \"" + key + "\"");
-        continue;
-      }
-      fn(key, it->first, it->second);
-    }
-  }
+  explicit Reader(std::vector<Diagnostic>& diags) : YamlReader(diags) {}
 
   // A condition mapping {path, op, value}; `where` names it in messages.
   std::optional<Condition> ReadCondition(const YAML::Node& node, const std::string& where) {
@@ -163,7 +66,7 @@ class Reader {
     if (!path || !op || !ok) return std::nullopt;
     json::value value = nullptr;
     if (value_node) {
-      value = ToJson(value_node);
+      value = YamlToJson(value_node);
     } else if (*op != Op::kExists) {
       Error(node, where + ": missing \"value\"");
       return std::nullopt;
@@ -187,7 +90,6 @@ class Reader {
   }
 
  private:
-  std::vector<Diagnostic>& diags_;
   std::map<std::string, std::string> counters_;
 };
 
@@ -751,7 +653,7 @@ class InterceptCompiler {
                                  "reads a counter only through its own rule's lt/lte limit)");
       return;
     }
-    json::value v = cond["value"] ? ToJson(cond["value"]) : json::value(nullptr);
+    json::value v = cond["value"] ? YamlToJson(cond["value"]) : json::value(nullptr);
     if (op != "lt" && op != "lte") {
       r_.Error(cond["op"], where + ": on a state counter toolwarden supports only lt and lte, "
                                    "got \"" + op + "\"");
@@ -809,27 +711,6 @@ class InterceptCompiler {
   Reader& r_;
 };
 
-// Checks strict JSON syntax (YAML would accept more) and locates the first error.
-bool CheckJsonSyntax(std::string_view text, std::vector<Diagnostic>& diags) {
-  json::stream_parser parser;
-  boost::system::error_code ec;
-  size_t consumed = parser.write_some(text.data(), text.size(), ec);
-  if (!ec) parser.finish(ec);
-  if (!ec) return true;
-  consumed = std::min(consumed, text.size());
-  int line = 1, column = 1;
-  for (size_t i = 0; i < consumed; ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      column = 1;
-    } else {
-      ++column;
-    }
-  }
-  diags.push_back({line, column, "invalid JSON: " + ec.message()});
-  return false;
-}
-
 }  // namespace
 
 FileFormat FormatFromName(std::string_view file_name) {
@@ -838,14 +719,9 @@ FileFormat FormatFromName(std::string_view file_name) {
 
 CompileResult CompilePolicy(std::string_view text, std::string_view file_name, FileFormat format) {
   CompileResult out;
-  if (format == FileFormat::kJson && !CheckJsonSyntax(text, out.diagnostics)) return out;
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(text));
-  } catch (const YAML::Exception& e) {
-    out.diagnostics.push_back({e.mark.line + 1, e.mark.column + 1, e.msg});
-    return out;
-  }
+  std::optional<YAML::Node> parsed = ParseYaml(text, format == FileFormat::kJson, out.diagnostics);
+  if (!parsed) return out;
+  const YAML::Node& root = *parsed;
   Reader reader(out.diagnostics);
   std::shared_ptr<Policy> policy;
   if (IsInterceptShape(root)) {

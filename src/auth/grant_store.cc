@@ -1,0 +1,303 @@
+#include "auth/grant_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "common/canonical_json.h"
+#include "common/random.h"
+#include "common/sqlite_db.h"
+#include "jsonrpc/message.h"
+#include "policy/policy.h"
+
+namespace tw::auth {
+
+namespace {
+
+constexpr std::string_view kGrantPrefix = "tw_";
+constexpr std::string_view kAdminPrefix = "twa_";
+constexpr size_t kTokenChars = 43;
+
+bool WellFormed(const std::string& token, std::string_view prefix) {
+  if (token.size() != prefix.size() + kTokenChars || !token.starts_with(prefix)) return false;
+  return std::all_of(token.begin() + static_cast<long>(prefix.size()), token.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+  });
+}
+
+std::string ServersJson(const std::vector<std::string>& servers) {
+  json::array a;
+  for (const auto& s : servers) a.emplace_back(s);
+  return json::serialize(a);
+}
+
+std::string PoliciesJson(const std::map<std::string, std::string>& policies) {
+  json::object o;
+  for (const auto& [k, v] : policies) o[k] = v;
+  return json::serialize(o);
+}
+
+constexpr const char* kColumns =
+    "name, servers, policies, created_ms, expires_ms, revoked_ms, last_used_ms";
+
+Grant Row(sqlite3_stmt* s) {
+  Grant g;
+  g.name = ColumnText(s, 0);
+  boost::system::error_code ec;
+  json::value servers = json::parse(ColumnText(s, 1), ec);
+  if (!ec && servers.is_array()) {
+    for (const auto& v : servers.get_array()) {
+      if (v.is_string()) g.servers.emplace_back(v.get_string());
+    }
+  }
+  json::value policies = json::parse(ColumnText(s, 2), ec);
+  if (!ec && policies.is_object()) {
+    for (const auto& kv : policies.get_object()) {
+      if (kv.value().is_string()) g.policies[kv.key()] = std::string(kv.value().get_string());
+    }
+  }
+  g.created_ms = sqlite3_column_int64(s, 3);
+  g.expires_ms = sqlite3_column_int64(s, 4);
+  g.revoked_ms = sqlite3_column_int64(s, 5);
+  g.last_used_ms = sqlite3_column_int64(s, 6);
+  return g;
+}
+
+class SqliteGrantStore : public GrantStore {
+ public:
+  SqliteGrantStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  ~SqliteGrantStore() override { sqlite3_close_v2(db_); }
+
+  Result<std::string> Create(const Grant& g, int64_t now_ms) override {
+    if (!ValidGrantName(g.name)) {
+      return Fail(Error::InvalidArgument("grant name \"" + g.name +
+                                         "\" must be 1-64 letters, digits, '.', '_' or '-'"));
+    }
+    std::lock_guard lock(mu_);
+    const std::string token = std::string(kGrantPrefix) + RandomBase62(kTokenChars);
+    // A revoked grant of the same name is replaced; an active one is not.
+    SqliteStmt st;
+    sqlite3_prepare_v2(
+        db_,
+        "INSERT INTO grants(name, token_hash, servers, policies, created_ms, expires_ms, "
+        "revoked_ms, last_used_ms) VALUES(?1,?2,?3,?4,?5,?6,0,0) "
+        "ON CONFLICT(name) DO UPDATE SET token_hash=excluded.token_hash, "
+        "servers=excluded.servers, policies=excluded.policies, created_ms=excluded.created_ms, "
+        "expires_ms=excluded.expires_ms, revoked_ms=0, last_used_ms=0 WHERE revoked_ms<>0",
+        -1, &st.s, nullptr);
+    const std::string hash = TokenHash(token), servers = ServersJson(g.servers),
+                      policies = PoliciesJson(g.policies);
+    sqlite3_bind_text(st.s, 1, g.name.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st.s, 2, hash.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st.s, 3, servers.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st.s, 4, policies.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st.s, 5, now_ms);
+    sqlite3_bind_int64(st.s, 6, g.expires_ms);
+    if (sqlite3_step(st.s) != SQLITE_DONE) return Fail(Err());
+    if (sqlite3_changes(db_) == 0) {
+      return Fail(Error::InvalidArgument("a grant named \"" + g.name +
+                                       "\" already exists (revoke it first to replace it)"));
+    }
+    return token;
+  }
+
+  Result<std::vector<Grant>> List() override {
+    std::lock_guard lock(mu_);
+    SqliteStmt st;
+    sqlite3_prepare_v2(db_, (std::string("SELECT ") + kColumns + " FROM grants ORDER BY name").c_str(),
+                       -1, &st.s, nullptr);
+    std::vector<Grant> out;
+    int rc;
+    while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) out.push_back(Row(st.s));
+    if (rc != SQLITE_DONE) return Fail(Err());
+    return out;
+  }
+
+  Result<std::optional<Grant>> Get(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    return GetLocked(name);
+  }
+
+  Result<Grant> Revoke(const std::string& name, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    SqliteStmt st;
+    sqlite3_prepare_v2(db_, "UPDATE grants SET revoked_ms=?2 WHERE name=?1 AND revoked_ms=0", -1,
+                       &st.s, nullptr);
+    sqlite3_bind_text(st.s, 1, name.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st.s, 2, now_ms);
+    if (sqlite3_step(st.s) != SQLITE_DONE) return Fail(Err());
+    if (sqlite3_changes(db_) == 0) {
+      return Fail(Error::NotFound("no active grant named \"" + name + "\""));
+    }
+    auto g = GetLocked(name);
+    if (!g) return Fail(g.error());
+    return **g;
+  }
+
+  Result<Verdict> Authenticate(const std::string& token, int64_t now_ms) override {
+    Verdict v;
+    if (token.empty()) {
+      v.refusal = Refusal::kMissing;
+      return v;
+    }
+    if (!WellFormed(token, kGrantPrefix)) {
+      v.refusal = Refusal::kMalformed;
+      return v;
+    }
+    const std::string hash = TokenHash(token);
+    std::lock_guard lock(mu_);
+    SqliteStmt st;
+    sqlite3_prepare_v2(db_, (std::string("SELECT ") + kColumns + " FROM grants WHERE token_hash=?1").c_str(),
+                       -1, &st.s, nullptr);
+    sqlite3_bind_text(st.s, 1, hash.c_str(), -1, SQLITE_STATIC);
+    const int rc = sqlite3_step(st.s);
+    if (rc == SQLITE_DONE) {
+      v.refusal = Refusal::kUnknown;
+      return v;
+    }
+    if (rc != SQLITE_ROW) return Fail(Err());
+    Grant g = Row(st.s);
+    if (g.revoked_ms != 0) {
+      v.refusal = Refusal::kRevoked;
+      return v;
+    }
+    if (g.expires_ms != 0 && now_ms >= g.expires_ms) {
+      v.refusal = Refusal::kExpired;
+      return v;
+    }
+    if (now_ms - g.last_used_ms >= 60000) {
+      SqliteStmt up;
+      sqlite3_prepare_v2(db_, "UPDATE grants SET last_used_ms=?2 WHERE name=?1", -1, &up.s,
+                         nullptr);
+      sqlite3_bind_text(up.s, 1, g.name.c_str(), -1, SQLITE_STATIC);
+      sqlite3_bind_int64(up.s, 2, now_ms);
+      sqlite3_step(up.s);  // best effort: last use is informational
+      g.last_used_ms = now_ms;
+    }
+    v.grant = std::move(g);
+    return v;
+  }
+
+  Result<std::optional<std::string>> EnsureAdminToken(int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    SqliteStmt st;
+    sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM admin_tokens", -1, &st.s, nullptr);
+    if (sqlite3_step(st.s) != SQLITE_ROW) return Fail(Err());
+    if (sqlite3_column_int64(st.s, 0) > 0) return std::optional<std::string>();
+    auto token = InsertAdminLocked(now_ms);
+    if (!token) return Fail(token.error());
+    return std::optional<std::string>(*token);
+  }
+
+  Result<std::string> ResetAdminTokens(int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    if (auto r = ExecSql(db_, "DELETE FROM admin_tokens", "grant store", path_); !r) {
+      return Fail(r.error());
+    }
+    return InsertAdminLocked(now_ms);
+  }
+
+  Result<bool> IsAdminToken(const std::string& token) override {
+    if (!WellFormed(token, kAdminPrefix)) return false;
+    const std::string hash = TokenHash(token);
+    std::lock_guard lock(mu_);
+    SqliteStmt st;
+    sqlite3_prepare_v2(db_, "SELECT 1 FROM admin_tokens WHERE token_hash=?1", -1, &st.s, nullptr);
+    sqlite3_bind_text(st.s, 1, hash.c_str(), -1, SQLITE_STATIC);
+    const int rc = sqlite3_step(st.s);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return Fail(Err());
+  }
+
+ private:
+  Result<std::optional<Grant>> GetLocked(const std::string& name) {
+    SqliteStmt st;
+    sqlite3_prepare_v2(db_, (std::string("SELECT ") + kColumns + " FROM grants WHERE name=?1").c_str(),
+                       -1, &st.s, nullptr);
+    sqlite3_bind_text(st.s, 1, name.c_str(), -1, SQLITE_STATIC);
+    const int rc = sqlite3_step(st.s);
+    if (rc == SQLITE_DONE) return std::optional<Grant>();
+    if (rc != SQLITE_ROW) return Fail(Err());
+    return std::optional<Grant>(Row(st.s));
+  }
+
+  Result<std::string> InsertAdminLocked(int64_t now_ms) {
+    const std::string token = std::string(kAdminPrefix) + RandomBase62(kTokenChars);
+    const std::string hash = TokenHash(token);
+    SqliteStmt st;
+    sqlite3_prepare_v2(db_, "INSERT INTO admin_tokens(token_hash, created_ms) VALUES(?1,?2)", -1,
+                       &st.s, nullptr);
+    sqlite3_bind_text(st.s, 1, hash.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st.s, 2, now_ms);
+    if (sqlite3_step(st.s) != SQLITE_DONE) return Fail(Err());
+    return token;
+  }
+
+  Error Err() const {
+    return Error::Unavailable("grant store " + path_ + ": " + sqlite3_errmsg(db_));
+  }
+
+  std::mutex mu_;
+  sqlite3* db_;
+  std::string path_;
+};
+
+}  // namespace
+
+bool Grant::MayUse(const std::string& server) const {
+  return servers.empty() || std::find(servers.begin(), servers.end(), server) != servers.end();
+}
+
+std::string_view RefusalText(Refusal r) {
+  switch (r) {
+    case Refusal::kMissing:
+      return "missing bearer token";
+    case Refusal::kMalformed:
+      return "malformed bearer token";
+    case Refusal::kUnknown:
+      return "unknown token";
+    case Refusal::kRevoked:
+      return "token revoked";
+    case Refusal::kExpired:
+      return "token expired";
+  }
+  return "refused";
+}
+
+bool ValidGrantName(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           c == '.' || c == '_' || c == '-';
+  });
+}
+
+std::string TokenHash(const std::string& token) { return Sha256Hex(token); }
+
+Result<int64_t> ParseExpiry(const std::string& text) {
+  auto ms = policy::ParseDurationMs(text);
+  if (!ms || *ms <= 0) {
+    return Fail(Error::InvalidArgument("--expires \"" + text +
+                                       "\": expected a duration such as 12h, 30d or 90m"));
+  }
+  return *ms;
+}
+
+Result<std::unique_ptr<GrantStore>> OpenGrantStore(const std::string& spec) {
+  auto path = SqlitePathForSpec(spec);
+  if (!path) return Fail(path.error());
+  auto db = OpenSqliteDatabase(
+      *path, "grant store",
+      {"CREATE TABLE IF NOT EXISTS grants(name TEXT PRIMARY KEY, token_hash TEXT NOT NULL, "
+       "servers TEXT NOT NULL, policies TEXT NOT NULL, created_ms INTEGER NOT NULL, "
+       "expires_ms INTEGER NOT NULL, revoked_ms INTEGER NOT NULL, last_used_ms INTEGER NOT NULL)",
+       "CREATE UNIQUE INDEX IF NOT EXISTS grants_by_token ON grants(token_hash)",
+       "CREATE TABLE IF NOT EXISTS admin_tokens(token_hash TEXT PRIMARY KEY, "
+       "created_ms INTEGER NOT NULL)"});
+  if (!db) return Fail(db.error());
+  return std::unique_ptr<GrantStore>(std::make_unique<SqliteGrantStore>(*db, *path));
+}
+
+}  // namespace tw::auth

@@ -1,0 +1,78 @@
+// Who may use the gateway: grants (agents) and admin tokens (people and the web console).
+//
+// A grant is a name, the servers it may use (all when empty), optional per-server policies that
+// replace a server's default, and an optional expiry. Its token — "tw_" + 43 base62 characters
+// (256 random bits) — is shown once, when it is created; the store keeps only its SHA-256. Admin
+// tokens ("twa_" + 43) are kept the same way. Revoked grants stay listed (with when) so the
+// audit trail's grant names keep meaning something; a revoked name can be created again.
+//
+// Thread-safe; several processes share the file (a running `serve` sees a grant created by
+// `toolwarden grants create` at once: every authentication reads the store).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+
+namespace tw::auth {
+
+struct Grant {
+  std::string name;
+  std::vector<std::string> servers;            // empty: every server
+  std::map<std::string, std::string> policies;  // server → policy file replacing its default
+  int64_t created_ms = 0;
+  int64_t expires_ms = 0;  // 0: never
+  int64_t revoked_ms = 0;  // 0: active
+  int64_t last_used_ms = 0;
+
+  bool MayUse(const std::string& server) const;
+};
+
+// Why a token was refused (never says which grant it might have been).
+enum class Refusal { kMissing, kMalformed, kUnknown, kRevoked, kExpired };
+std::string_view RefusalText(Refusal r);
+
+// Grant names: 1-64 of [A-Za-z0-9._-].
+bool ValidGrantName(const std::string& name);
+
+class GrantStore {
+ public:
+  virtual ~GrantStore() = default;
+
+  // Creates `grant` (name, servers, policies, expires_ms) and returns its token. Fails if an
+  // active grant has that name.
+  virtual Result<std::string> Create(const Grant& grant, int64_t now_ms) = 0;
+  virtual Result<std::vector<Grant>> List() = 0;
+  virtual Result<std::optional<Grant>> Get(const std::string& name) = 0;
+  // Revokes an active grant; fails when there is none by that name.
+  virtual Result<Grant> Revoke(const std::string& name, int64_t now_ms) = 0;
+  // The grant a bearer token belongs to, or why not. Records the use (at most once a minute).
+  // Errors other than refusals (the store is unreachable) come back as Error.
+  struct Verdict {
+    std::optional<Grant> grant;
+    Refusal refusal = Refusal::kUnknown;  // when !grant
+  };
+  virtual Result<Verdict> Authenticate(const std::string& token, int64_t now_ms) = 0;
+
+  // Admin tokens. EnsureAdminToken creates one when none exists and returns it (once);
+  // otherwise nullopt. ResetAdminTokens replaces every admin token with a new one.
+  virtual Result<std::optional<std::string>> EnsureAdminToken(int64_t now_ms) = 0;
+  virtual Result<std::string> ResetAdminTokens(int64_t now_ms) = 0;
+  virtual Result<bool> IsAdminToken(const std::string& token) = 0;
+};
+
+// "memory" or "sqlite:PATH" (tables `grants` and `admin_tokens` in the state database).
+Result<std::unique_ptr<GrantStore>> OpenGrantStore(const std::string& spec);
+
+// The SHA-256 (hex) a token is stored as.
+std::string TokenHash(const std::string& token);
+
+// Parses "30d", "12h", "90m" into milliseconds (for --expires).
+Result<int64_t> ParseExpiry(const std::string& text);
+
+}  // namespace tw::auth

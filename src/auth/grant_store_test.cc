@@ -1,0 +1,116 @@
+#include "auth/grant_store.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "common/random.h"
+
+namespace tw::auth {
+namespace {
+
+Grant Named(std::string name, int64_t expires_ms = 0) {
+  Grant g;
+  g.name = std::move(name);
+  g.expires_ms = expires_ms;
+  return g;
+}
+
+class GrantStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    path_ = std::filesystem::temp_directory_path() / ("tw-grants-" + RandomHex(8) + ".db");
+    auto s = OpenGrantStore("sqlite:" + path_.string());
+    ASSERT_TRUE(s) << s.error().message();
+    store_ = std::move(*s);
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove(path_);
+    std::filesystem::remove(path_.string() + "-wal");
+    std::filesystem::remove(path_.string() + "-shm");
+  }
+  std::filesystem::path path_;
+  std::unique_ptr<GrantStore> store_;
+};
+
+TEST_F(GrantStoreTest, TokenAuthenticatesItsGrantAndOnlyItsHashIsStored) {
+  Grant g = Named("ci-runner");
+  g.servers = {"github"};
+  g.policies = {{"github", "/p/ro.yaml"}};
+  auto token = store_->Create(g, 1000);
+  ASSERT_TRUE(token) << token.error().message();
+  EXPECT_EQ(token->size(), 46u);
+  EXPECT_TRUE(token->starts_with("tw_"));
+  auto v = store_->Authenticate(*token, 2000);
+  ASSERT_TRUE(v);
+  ASSERT_TRUE(v->grant);
+  EXPECT_EQ(v->grant->name, "ci-runner");
+  EXPECT_TRUE(v->grant->MayUse("github"));
+  EXPECT_FALSE(v->grant->MayUse("stripe"));
+  EXPECT_EQ(v->grant->policies.at("github"), "/p/ro.yaml");
+  // A second store on the same file (another process) sees it, and the file holds no token.
+  auto other = OpenGrantStore("sqlite:" + path_.string());
+  ASSERT_TRUE(other);
+  EXPECT_TRUE((*other)->Authenticate(*token, 3000)->grant);
+  store_.reset();
+  other->reset();
+  for (const auto& f : {path_.string(), path_.string() + "-wal"}) {
+    std::ifstream in(f, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_EQ(bytes.find(token->substr(3)), std::string::npos) << f;
+  }
+}
+
+TEST_F(GrantStoreTest, RefusalsSayWhy) {
+  auto token = store_->Create(Named("a", 5000), 1000);
+  ASSERT_TRUE(token);
+  EXPECT_EQ(store_->Authenticate("", 2000)->refusal, Refusal::kMissing);
+  EXPECT_EQ(store_->Authenticate("tw_short", 2000)->refusal, Refusal::kMalformed);
+  std::string wrong = *token;
+  wrong.back() = wrong.back() == 'a' ? 'b' : 'a';
+  EXPECT_EQ(store_->Authenticate(wrong, 2000)->refusal, Refusal::kUnknown);
+  EXPECT_EQ(store_->Authenticate(*token, 5000)->refusal, Refusal::kExpired);
+  EXPECT_TRUE(store_->Authenticate(*token, 4999)->grant);
+  ASSERT_TRUE(store_->Revoke("a", 4000));
+  EXPECT_EQ(store_->Authenticate(*token, 4001)->refusal, Refusal::kRevoked);
+  EXPECT_FALSE(store_->Revoke("a", 4002));  // already revoked
+  EXPECT_FALSE(store_->Revoke("nobody", 4002));
+}
+
+TEST_F(GrantStoreTest, ActiveNamesAreUniqueRevokedOnesCanBeReplaced) {
+  auto first = store_->Create(Named("bot"), 1);
+  ASSERT_TRUE(first);
+  EXPECT_FALSE(store_->Create(Named("bot"), 2));
+  ASSERT_TRUE(store_->Revoke("bot", 3));
+  auto second = store_->Create(Named("bot"), 4);
+  ASSERT_TRUE(second);
+  EXPECT_FALSE(store_->Authenticate(*first, 5)->grant);
+  EXPECT_TRUE(store_->Authenticate(*second, 5)->grant);
+  EXPECT_FALSE(store_->Create(Named("no spaces"), 6));
+  auto list = store_->List();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_EQ(list->front().revoked_ms, 0);
+}
+
+TEST_F(GrantStoreTest, AdminTokenIsCreatedOnceAndCanBeReset) {
+  auto first = store_->EnsureAdminToken(1);
+  ASSERT_TRUE(first && *first);
+  EXPECT_TRUE((*first)->starts_with("twa_"));
+  EXPECT_FALSE(*store_->EnsureAdminToken(2));  // not shown again
+  EXPECT_TRUE(*store_->IsAdminToken(**first));
+  // A grant token is not an admin token, and the other way round.
+  auto grant = store_->Create(Named("g"), 3);
+  EXPECT_FALSE(*store_->IsAdminToken(*grant));
+  EXPECT_FALSE(store_->Authenticate(**first, 3)->grant);
+  auto reset = store_->ResetAdminTokens(4);
+  ASSERT_TRUE(reset);
+  EXPECT_FALSE(*store_->IsAdminToken(**first));
+  EXPECT_TRUE(*store_->IsAdminToken(*reset));
+}
+
+}  // namespace
+}  // namespace tw::auth

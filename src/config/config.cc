@@ -1,0 +1,319 @@
+#include "config/config.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "policy/loader.h"
+#include "policy/policy.h"
+#include "policy/yaml_reader.h"
+
+namespace tw::config {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using policy::Diagnostic;
+
+class ConfigReader : public policy::YamlReader {
+ public:
+  ConfigReader(std::vector<Diagnostic>& diags, const EnvLookup& env, fs::path base)
+      : YamlReader(diags), env_(env), base_(std::move(base)) {}
+
+  // A string with ${VAR} references replaced.
+  bool Str(const YAML::Node& node, const std::string& where, std::string& out) {
+    std::string raw;
+    if (!ReadString(node, where, raw)) return false;
+    out.clear();
+    for (size_t i = 0; i < raw.size(); ++i) {
+      if (raw.compare(i, 3, "$${") == 0) {
+        out += "${";
+        i += 2;
+        continue;
+      }
+      if (raw.compare(i, 2, "${") != 0) {
+        out += raw[i];
+        continue;
+      }
+      const size_t close = raw.find('}', i + 2);
+      if (close == std::string::npos) {
+        Error(node, where + ": unterminated \"${\" (write $${ for a literal one)");
+        return false;
+      }
+      const std::string var = raw.substr(i + 2, close - i - 2);
+      if (var.empty() || var.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                               "0123456789_") != std::string::npos) {
+        Error(node, where + ": \"${" + var + "}\" is not a valid variable reference");
+        return false;
+      }
+      std::optional<std::string> value = env_(var);
+      if (!value) {
+        Error(node, where + ": environment variable " + var + " is not set");
+        return false;
+      }
+      out += *value;
+      i = close;
+    }
+    return true;
+  }
+
+  bool Strings(const YAML::Node& node, const std::string& where, std::vector<std::string>& out) {
+    if (!node.IsSequence()) {
+      Error(node, where + " must be a list of strings");
+      return false;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < node.size(); ++i) {
+      std::string s;
+      if (Str(node[i], where + "[" + std::to_string(i) + "]", s)) {
+        out.push_back(std::move(s));
+      } else {
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
+  bool Pairs(const YAML::Node& node, const std::string& where,
+             std::vector<std::pair<std::string, std::string>>& out) {
+    if (!node.IsMap()) {
+      Error(node, where + " must be a mapping of names to strings");
+      return false;
+    }
+    ForEachKey(node, where, [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+      std::string value;
+      if (Str(v, where + "." + key, value)) out.emplace_back(key, std::move(value));
+    });
+    return true;
+  }
+
+  bool DurationMs(const YAML::Node& node, const std::string& where, int64_t& out) {
+    std::string text;
+    if (!Str(node, where, text)) return false;
+    auto ms = policy::ParseDurationMs(text);
+    if (!ms) {
+      Error(node, where + ": " + ms.error().message());
+      return false;
+    }
+    out = *ms;
+    return true;
+  }
+
+  void Root(const YAML::Node& root, Config& c) {
+    if (!root.IsMap()) {
+      Error(root, "the config must be a mapping with \"servers\"");
+      return;
+    }
+    ForEachKey(root, "config", [&](const std::string& key, const YAML::Node& k,
+                                   const YAML::Node& v) {
+      if (key == "listen") {
+        Str(v, "listen", c.listen);
+      } else if (key == "state") {
+        Str(v, "state", c.state);
+      } else if (key == "state_fail_mode") {
+        if (Str(v, "state_fail_mode", c.state_fail_mode) && c.state_fail_mode != "closed" &&
+            c.state_fail_mode != "open") {
+          Error(v, "state_fail_mode must be \"closed\" or \"open\"");
+        }
+      } else if (key == "allowed_hosts") {
+        Strings(v, "allowed_hosts", c.allowed_hosts);
+      } else if (key == "allowed_origins") {
+        Strings(v, "allowed_origins", c.allowed_origins);
+      } else if (key == "max_sessions") {
+        int64_t n = 0;
+        if (ReadInt(v, "max_sessions", 1, n)) c.max_sessions = static_cast<size_t>(n);
+      } else if (key == "max_body_bytes") {
+        int64_t n = 0;
+        if (ReadInt(v, "max_body_bytes", 1024, n)) c.max_body_bytes = static_cast<size_t>(n);
+      } else if (key == "session_idle") {
+        DurationMs(v, "session_idle", c.session_idle_ms);
+      } else if (key == "shutdown_timeout") {
+        DurationMs(v, "shutdown_timeout", c.shutdown_timeout_ms);
+      } else if (key == "servers") {
+        Servers(v, c);
+      } else if (key == "approvals") {
+        Section(v, "approvals", [&](const std::string& sk, const YAML::Node& skn,
+                                    const YAML::Node& sv) {
+          if (sk == "webhook_url") {
+            if (Str(sv, "approvals.webhook_url", c.approval_webhook_url) &&
+                !c.approval_webhook_url.starts_with("http://") &&
+                !c.approval_webhook_url.starts_with("https://")) {
+              Error(sv, "approvals.webhook_url must be an http:// or https:// URL");
+            }
+          } else {
+            Error(skn, "approvals: unknown key \"" + sk + "\" (expected webhook_url)");
+          }
+        });
+      } else if (key == "audit") {
+        Section(v, "audit", [&](const std::string& sk, const YAML::Node& skn,
+                                const YAML::Node& sv) {
+          if (sk == "include_arguments") {
+            ReadBool(sv, "audit.include_arguments", c.audit_include_arguments);
+          } else if (sk == "log") {
+            Str(sv, "audit.log", c.audit_log);
+          } else {
+            Error(skn, "audit: unknown key \"" + sk + "\" (expected include_arguments, log)");
+          }
+        });
+      } else {
+        Error(k, "unknown key \"" + key +
+                     "\" (expected listen, state, state_fail_mode, allowed_hosts, "
+                     "allowed_origins, max_sessions, max_body_bytes, session_idle, "
+                     "shutdown_timeout, servers, approvals, audit)");
+      }
+    });
+    if (!root["servers"]) Error(root, "missing \"servers\"");
+  }
+
+  template <typename Fn>
+  void Section(const YAML::Node& v, const std::string& where, Fn fn) {
+    if (!v.IsMap()) {
+      Error(v, where + " must be a mapping");
+      return;
+    }
+    ForEachKey(v, where, fn);
+  }
+
+  void Servers(const YAML::Node& v, Config& c) {
+    if (!v.IsMap()) {
+      Error(v, "servers must be a mapping of server names to their settings");
+      return;
+    }
+    ForEachKey(v, "servers", [&](const std::string& name, const YAML::Node& k,
+                                 const YAML::Node& entry) {
+      if (!ValidServerName(name)) {
+        Error(k, "server name \"" + name +
+                     "\" must be 1-64 letters, digits or '-' (tools are named server__tool)");
+        return;
+      }
+      ServerConfig s;
+      s.name = name;
+      if (Server(entry, "servers." + name, s)) c.servers.emplace(name, std::move(s));
+    });
+  }
+
+  bool Server(const YAML::Node& entry, const std::string& where, ServerConfig& s) {
+    if (!entry.IsMap()) {
+      Error(entry, where + " must be a mapping with command or url, and policy");
+      return false;
+    }
+    const size_t errors = error_count();
+    std::string command;
+    std::vector<std::string> args;
+    YAML::Node isolation_node(YAML::NodeType::Undefined);
+    ForEachKey(entry, where, [&](const std::string& key, const YAML::Node& k,
+                                 const YAML::Node& v) {
+      if (key == "command") {
+        Str(v, where + ".command", command);
+      } else if (key == "args") {
+        Strings(v, where + ".args", args);
+      } else if (key == "env") {
+        Pairs(v, where + ".env", s.env);
+      } else if (key == "url") {
+        if (Str(v, where + ".url", s.url) && !s.url.starts_with("http://") &&
+            !s.url.starts_with("https://")) {
+          Error(v, where + ".url must be an http:// or https:// URL");
+        }
+      } else if (key == "headers") {
+        Pairs(v, where + ".headers", s.headers);
+      } else if (key == "policy") {
+        std::string p;
+        if (Str(v, where + ".policy", p)) s.policy_path = (base_ / p).lexically_normal().string();
+      } else if (key == "pins") {
+        if (Str(v, where + ".pins", s.pins) && s.pins != "enforce" && s.pins != "warn" &&
+            s.pins != "off") {
+          Error(v, where + ".pins must be enforce, warn or off");
+        }
+      } else if (key == "isolation") {
+        std::string text;
+        isolation_node = v;
+        if (Str(v, where + ".isolation", text)) {
+          if (text == "shared") {
+            s.isolation = Isolation::kShared;
+          } else if (text == "session") {
+            s.isolation = Isolation::kSession;
+          } else {
+            Error(v, where + ".isolation must be \"shared\" or \"session\"");
+          }
+        }
+      } else if (key == "connect_timeout") {
+        DurationMs(v, where + ".connect_timeout", s.connect_timeout_ms);
+      } else if (key == "request_timeout") {
+        DurationMs(v, where + ".request_timeout", s.request_timeout_ms);
+      } else {
+        Error(k, where + ": unknown key \"" + key +
+                     "\" (expected command, args, env, url, headers, policy, pins, isolation, "
+                     "connect_timeout, request_timeout)");
+      }
+    });
+    if (command.empty() == s.url.empty()) {
+      Error(entry, where + " needs exactly one of \"command\" or \"url\"");
+    }
+    if (!s.url.empty() && (!args.empty() || !s.env.empty() || isolation_node)) {
+      Error(entry, where + ": args, env and isolation apply to command servers only");
+    }
+    if (s.url.empty() && !s.headers.empty()) {
+      Error(entry, where + ": headers apply to url servers only");
+    }
+    if (!entry["policy"]) Error(entry, where + ": missing \"policy\" (the policy file for it)");
+    if (!command.empty()) {
+      s.command.push_back(command);
+      s.command.insert(s.command.end(), args.begin(), args.end());
+    }
+    return error_count() == errors;
+  }
+
+ private:
+  const EnvLookup& env_;
+  fs::path base_;
+};
+
+}  // namespace
+
+EnvLookup ProcessEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+bool ValidServerName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char ch : name) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Result<Config> ParseConfig(std::string_view text, const std::string& path, const EnvLookup& env) {
+  std::vector<Diagnostic> diags;
+  std::optional<YAML::Node> root = policy::ParseYaml(text, path.ends_with(".json"), diags);
+  Config c;
+  c.path = path;
+  if (root) {
+    ConfigReader reader(diags, env, fs::absolute(path).parent_path());
+    reader.Root(*root, c);
+  }
+  if (!diags.empty()) {
+    std::stable_sort(diags.begin(), diags.end(), [](const Diagnostic& a, const Diagnostic& b) {
+      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+    });
+    return Fail(Error::InvalidArgument(policy::FormatDiagnostics(path, diags)));
+  }
+  return c;
+}
+
+Result<Config> LoadConfig(const std::string& path, const EnvLookup& env) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Fail(Error::NotFound(path + ": cannot open config file"));
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return ParseConfig(buf.str(), path, env);
+}
+
+}  // namespace tw::config

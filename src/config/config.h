@@ -1,0 +1,83 @@
+// The gateway configuration (`toolwarden serve -c toolwarden.yaml`): the listener, the state
+// store, and the MCP servers behind the gateway, each with its policy.
+//
+// YAML or JSON (a `.json` file is held to strict JSON), one schema, validated like policies:
+// every problem is reported as FILE:LINE:COLUMN: message, all at once, and unknown keys are
+// errors. `${VAR}` in any string is replaced by the environment variable VAR (an unset
+// variable is an error; `$${` writes a literal `${`). Relative policy paths are relative to
+// the config file's folder. The loader reads the config file only; it does not open the policy
+// files (the gateway does, so a policy can be fixed and reloaded on its own).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+
+namespace tw::config {
+
+// How a command server's process is shared: one process for every session (the default; the
+// gateway multiplexes sessions over it), or one process per MCP session (for servers that keep
+// per-client state, or need the client's sampling, elicitation or roots).
+enum class Isolation { kShared, kSession };
+
+struct ServerConfig {
+  std::string name;
+  // Either a command (argv, with env added to the gateway's environment) …
+  std::vector<std::string> command;
+  std::vector<std::pair<std::string, std::string>> env;
+  // … or a remote Streamable HTTP server, with headers sent on every request.
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string policy_path;  // absolute
+  std::string pins = "enforce";  // enforce | warn | off
+  Isolation isolation = Isolation::kShared;
+  int64_t connect_timeout_ms = 10000;
+  int64_t request_timeout_ms = 300000;
+
+  bool remote() const { return !url.empty(); }
+  // Whether two entries would run the same server (a reload keeps its connection when equal).
+  bool SameUpstream(const ServerConfig& o) const {
+    return command == o.command && env == o.env && url == o.url && headers == o.headers &&
+           isolation == o.isolation && connect_timeout_ms == o.connect_timeout_ms &&
+           request_timeout_ms == o.request_timeout_ms;
+  }
+};
+
+struct Config {
+  std::string path;  // the file it came from
+  std::string listen = "127.0.0.1:8421";
+  std::string state;  // empty: the default state store
+  std::string state_fail_mode = "closed";
+  std::vector<std::string> allowed_hosts;
+  std::vector<std::string> allowed_origins;
+  std::map<std::string, ServerConfig> servers;  // by name
+  std::string approval_webhook_url;
+  bool audit_include_arguments = false;
+  std::string audit_log;  // JSON lines mirror; empty for none
+  size_t max_sessions = 1000;
+  int64_t session_idle_ms = 30 * 60 * 1000;
+  int64_t shutdown_timeout_ms = 10000;
+  size_t max_body_bytes = 4 << 20;
+};
+
+// Looks up an environment variable (nullopt when unset).
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup ProcessEnv();
+
+// Server names: letters, digits and '-', at most 64 characters, so that `server__tool` and
+// `server+uri` split unambiguously.
+bool ValidServerName(std::string_view name);
+
+// Parses config text. `path` names it in messages and anchors relative policy paths.
+Result<Config> ParseConfig(std::string_view text, const std::string& path, const EnvLookup& env);
+// Reads and parses a config file.
+Result<Config> LoadConfig(const std::string& path, const EnvLookup& env = ProcessEnv());
+
+}  // namespace tw::config

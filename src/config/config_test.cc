@@ -1,0 +1,101 @@
+#include "config/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace tw::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+EnvLookup Env(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+TEST(ConfigTest, ReadsServersWithDefaultsAndEnvironment) {
+  auto c = ParseConfig(R"(
+listen: 127.0.0.1:0
+servers:
+  github:
+    command: npx
+    args: ["-y", "@modelcontextprotocol/server-github"]
+    env: {GITHUB_TOKEN: "${GH}"}
+    policy: policies/github.yaml
+  stripe:
+    url: https://mcp.stripe.com/mcp
+    headers: {Authorization: "Bearer ${STRIPE_KEY}"}
+    policy: /etc/tw/stripe.yaml
+    pins: warn
+    request_timeout: 30s
+approvals: {webhook_url: "http://127.0.0.1:9/hook"}
+audit: {include_arguments: true}
+)",
+                       "/srv/tw/toolwarden.yaml", Env({{"GH", "ghp_1"}, {"STRIPE_KEY", "sk_2"}}));
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->listen, "127.0.0.1:0");
+  ASSERT_EQ(c->servers.size(), 2u);
+  const ServerConfig& gh = c->servers.at("github");
+  EXPECT_EQ(gh.command, (std::vector<std::string>{"npx", "-y", "@modelcontextprotocol/server-github"}));
+  EXPECT_EQ(gh.env.at(0).second, "ghp_1");
+  EXPECT_EQ(gh.policy_path, "/srv/tw/policies/github.yaml");
+  EXPECT_EQ(gh.isolation, Isolation::kShared);
+  EXPECT_EQ(gh.pins, "enforce");
+  const ServerConfig& stripe = c->servers.at("stripe");
+  EXPECT_TRUE(stripe.remote());
+  EXPECT_EQ(stripe.headers.at(0).second, "Bearer sk_2");
+  EXPECT_EQ(stripe.request_timeout_ms, 30000);
+  EXPECT_EQ(c->approval_webhook_url, "http://127.0.0.1:9/hook");
+  EXPECT_TRUE(c->audit_include_arguments);
+}
+
+TEST(ConfigTest, ReportsEveryProblemWithItsPosition) {
+  auto c = ParseConfig(R"(servers:
+  bad__name: {command: x, policy: p.yaml}
+  both: {command: x, url: "http://h/mcp", policy: p.yaml}
+  nopolicy: {command: x}
+  typo: {command: x, policy: p.yaml, isolaton: session}
+  secret: {url: "https://h/mcp", headers: {X: "${MISSING}"}, policy: p.yaml}
+lisen: 1
+)",
+                       "tw.yaml", Env({}));
+  ASSERT_FALSE(c);
+  const std::string m = c.error().message();
+  EXPECT_THAT(m, HasSubstr("tw.yaml:2:3: server name \"bad__name\""));
+  EXPECT_THAT(m, HasSubstr("tw.yaml:3:9: servers.both needs exactly one of \"command\" or \"url\""));
+  EXPECT_THAT(m, HasSubstr("tw.yaml:4:13: servers.nopolicy: missing \"policy\""));
+  EXPECT_THAT(m, HasSubstr("tw.yaml:5:38: servers.typo: unknown key \"isolaton\""));
+  EXPECT_THAT(m, HasSubstr("environment variable MISSING is not set"));
+  EXPECT_THAT(m, HasSubstr("tw.yaml:7:1: unknown key \"lisen\""));
+  // The value of a set variable never appears in an error.
+  EXPECT_THAT(m, ::testing::Not(HasSubstr("${MISSING}}")));
+}
+
+TEST(ConfigTest, EscapedDollarIsLiteral) {
+  auto c = ParseConfig("servers:\n  a: {command: echo, args: ['$${HOME}'], policy: p.yaml}\n",
+                       "tw.yaml", Env({}));
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->servers.at("a").command.at(1), "${HOME}");
+}
+
+TEST(ConfigTest, JsonFilesAreStrictJson) {
+  auto c = ParseConfig("{\"servers\": {}, }", "tw.json", Env({}));
+  ASSERT_FALSE(c);
+  EXPECT_THAT(c.error().message(), HasSubstr("tw.json:1:"));
+  EXPECT_THAT(c.error().message(), HasSubstr("invalid JSON"));
+}
+
+TEST(ConfigTest, ServerNames) {
+  EXPECT_TRUE(ValidServerName("github"));
+  EXPECT_TRUE(ValidServerName("server-everything2"));
+  EXPECT_FALSE(ValidServerName(""));
+  EXPECT_FALSE(ValidServerName("a_b"));
+  EXPECT_FALSE(ValidServerName("a+b"));
+  EXPECT_FALSE(ValidServerName(std::string(65, 'a')));
+}
+
+}  // namespace
+}  // namespace tw::config

@@ -311,6 +311,7 @@ void Session::OnUpstreamResponse(Message msg) {
     if (msg.kind == jsonrpc::Kind::kResponse) {
       upstream_->Send(jsonrpc::MakeNotification(std::string(method::kInitialized), nullptr));
       spdlog::info("session {}: re-initialized the restarted server", id_.substr(0, 8));
+      if (health_) health_(true, "");
     } else {
       spdlog::error("session {}: the restarted server refused initialize: {}", id_.substr(0, 8),
                     json::serialize(msg.error));
@@ -385,6 +386,7 @@ void Session::OnDisconnected(const Error& error) {
         std::nullopt);
   }
   server_requests_.clear();
+  if (health_) health_(false, error.message());
 }
 
 void Session::OnReconnected() {

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -35,27 +36,45 @@ class ClientSink {
   virtual void Deliver(const jsonrpc::Message& msg, const std::optional<json::value>& related) = 0;
 };
 
-class Session {
+// What a transport drives: one MCP client session, whatever serves it (one upstream server
+// relayed by a Session, or several aggregated by an AggregateSession).
+class McpSession {
+ public:
+  virtual ~McpSession() = default;
+  // Starts the upstream connection(s).
+  virtual void Start() = 0;
+  // Handles one valid message from the client.
+  virtual void HandleClientMessage(jsonrpc::Message msg) = 0;
+  // Closes the upstream(s); pending requests are abandoned without answers.
+  virtual void Close() = 0;
+  // The protocol version negotiated at initialize, empty before.
+  virtual const std::string& protocol_version() const = 0;
+  // Number of client requests awaiting an answer.
+  virtual size_t pending_requests() const = 0;
+};
+
+class Session : public McpSession {
  public:
   // `grant` names the caller for counter scopes ("local" for the stdio wrapper).
   Session(std::string id, std::unique_ptr<Upstream> upstream, const ToolCallGuard& guard,
           ClientSink& sink, std::string grant = "local");
-  ~Session();
+  ~Session() override;
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // Starts the upstream connection.
-  void Start();
-  // Handles one valid message from the client.
-  void HandleClientMessage(jsonrpc::Message msg);
-  // Closes the upstream; pending requests are abandoned without answers.
-  void Close();
+  void Start() override;
+  void HandleClientMessage(jsonrpc::Message msg) override;
+  void Close() override;
+  const std::string& protocol_version() const override { return protocol_version_; }
+  size_t pending_requests() const override { return pending_.size() + parked_.size(); }
 
   const std::string& id() const { return id_; }
-  // The protocol version negotiated at initialize, empty before.
-  const std::string& protocol_version() const { return protocol_version_; }
-  // Number of client requests awaiting an answer from the server.
-  size_t pending_requests() const { return pending_.size(); }
+
+  // Called when the upstream connection breaks (false, why) and when a fresh connection has
+  // been initialized again (true, ""). Optional.
+  void SetHealthObserver(std::function<void(bool up, const std::string& why)> observer) {
+    health_ = std::move(observer);
+  }
 
  private:
   struct Pending {
@@ -115,6 +134,7 @@ class Session {
   std::unordered_map<std::string, Parked> parked_;  // client id key → call awaiting approval
   int internal_pages_ = 0;
   bool closed_ = false;
+  std::function<void(bool, const std::string&)> health_;
 };
 
 }  // namespace tw::gateway

@@ -32,6 +32,19 @@ inline constexpr std::string_view kCancelled = "notifications/cancelled";
 inline constexpr std::string_view kProgress = "notifications/progress";
 inline constexpr std::string_view kPing = "ping";
 inline constexpr std::string_view kToolsListChanged = "notifications/tools/list_changed";
+inline constexpr std::string_view kResourcesList = "resources/list";
+inline constexpr std::string_view kResourceTemplatesList = "resources/templates/list";
+inline constexpr std::string_view kResourcesRead = "resources/read";
+inline constexpr std::string_view kResourcesSubscribe = "resources/subscribe";
+inline constexpr std::string_view kResourcesUnsubscribe = "resources/unsubscribe";
+inline constexpr std::string_view kPromptsList = "prompts/list";
+inline constexpr std::string_view kPromptsGet = "prompts/get";
+inline constexpr std::string_view kComplete = "completion/complete";
+inline constexpr std::string_view kSetLevel = "logging/setLevel";
+inline constexpr std::string_view kResourceUpdated = "notifications/resources/updated";
+inline constexpr std::string_view kResourcesListChanged = "notifications/resources/list_changed";
+inline constexpr std::string_view kPromptsListChanged = "notifications/prompts/list_changed";
+inline constexpr std::string_view kRootsListChanged = "notifications/roots/list_changed";
 }  // namespace method
 
 // The parts of a tools/call request that policy decides on.

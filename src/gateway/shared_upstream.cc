@@ -1,0 +1,350 @@
+#include "gateway/shared_upstream.h"
+
+#include <spdlog/spdlog.h>
+
+#include "mcp/protocol.h"
+
+namespace tw::gateway {
+
+namespace method = mcp::method;
+using jsonrpc::Message;
+
+class UpstreamHub::Channel : public Upstream {
+ public:
+  Channel(std::shared_ptr<UpstreamHub> hub, uint64_t id) : hub_(std::move(hub)), id_(id) {}
+  ~Channel() override { Close(); }
+
+  void Start(Events events) override {
+    events_ = std::move(events);
+    hub_->Attach(this);
+  }
+  void Send(Message msg) override {
+    if (!closed_) hub_->FromChannel(id_, std::move(msg));
+  }
+  void Close() override {
+    if (closed_) return;
+    closed_ = true;
+    hub_->Detach(id_);
+  }
+
+  uint64_t id() const { return id_; }
+  const Events& events() const { return events_; }
+
+ private:
+  std::shared_ptr<UpstreamHub> hub_;
+  uint64_t id_;
+  Events events_;
+  bool closed_ = false;
+};
+
+UpstreamHub::UpstreamHub(std::string server, std::unique_ptr<Upstream> upstream, Scheduler post)
+    : server_(std::move(server)), upstream_(std::move(upstream)), post_(std::move(post)) {}
+
+UpstreamHub::~UpstreamHub() { Close(); }
+
+std::unique_ptr<Upstream> UpstreamHub::NewChannel() {
+  return std::make_unique<Channel>(shared_from_this(), next_channel_++);
+}
+
+void UpstreamHub::Close() {
+  if (closed_) return;
+  closed_ = true;
+  up_ = false;
+  if (started_) upstream_->Close();
+  auto channels = channels_;
+  for (auto& [id, ch] : channels) {
+    if (ch->events().on_disconnected) {
+      ch->events().on_disconnected(Error::Unavailable("server " + server_ + " was removed"));
+    }
+  }
+}
+
+UpstreamHub::Channel* UpstreamHub::Find(uint64_t channel) const {
+  auto it = channels_.find(channel);
+  return it == channels_.end() ? nullptr : it->second;
+}
+
+void UpstreamHub::Attach(Channel* ch) {
+  channels_[ch->id()] = ch;
+  if (started_ || closed_) return;
+  started_ = true;
+  auto self = weak_from_this();
+  upstream_->Start(Upstream::Events{
+      .on_message =
+          [self](Message m, std::optional<json::value> related) {
+            if (auto h = self.lock()) h->OnMessage(std::move(m), std::move(related));
+          },
+      .on_request_failed =
+          [self](const json::value& id, const Error& e, bool sent) {
+            if (auto h = self.lock()) h->OnRequestFailed(id, e, sent);
+          },
+      .on_disconnected =
+          [self](const Error& e) {
+            if (auto h = self.lock()) h->OnDisconnected(e);
+          },
+      .on_reconnected =
+          [self] {
+            if (auto h = self.lock()) h->OnReconnected();
+          },
+  });
+}
+
+void UpstreamHub::Detach(uint64_t channel) {
+  if (!channels_.erase(channel)) return;
+  // Its requests still in flight are no longer wanted: tell the server.
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.channel != channel) {
+      ++it;
+      continue;
+    }
+    if (it->second.progress) progress_.erase(*it->second.progress);
+    if (!closed_ && up_) {
+      upstream_->Send(jsonrpc::MakeNotification(
+          std::string(method::kCancelled),
+          json::object{{"requestId", it->first}, {"reason", "the client session closed"}}));
+    }
+    it = pending_.erase(it);
+  }
+  std::erase_if(server_requests_, [&](const auto& kv) { return kv.second.first == channel; });
+  std::erase_if(waiting_init_, [&](const auto& w) { return w.first == channel; });
+}
+
+void UpstreamHub::FromChannel(uint64_t channel, Message msg) {
+  Channel* ch = Find(channel);
+  if (!ch) return;
+  if (closed_) {
+    if (msg.IsRequest()) {
+      const json::value id = msg.id;
+      post_(0, [self = shared_from_this(), channel, id] {
+        if (Channel* c = self->Find(channel)) {
+          c->events().on_request_failed(id, Error::Unavailable("server " + self->server_ + " was removed"), false);
+        }
+      });
+    }
+    return;
+  }
+  switch (msg.kind) {
+    case jsonrpc::Kind::kRequest: {
+      if (msg.method == method::kInitialize) {
+        if (init_ == Init::kDone) {
+          const json::value id = msg.id;
+          post_(0, [self = shared_from_this(), channel, id] {
+            Channel* c = self->Find(channel);
+            if (c && self->init_ == Init::kDone) {
+              c->events().on_message(jsonrpc::MakeResponse(id, self->init_result_), std::nullopt);
+            }
+          });
+          return;
+        }
+        waiting_init_.emplace_back(channel, msg.id);
+        if (init_ == Init::kPending) return;
+        init_ = Init::kPending;
+        json::object params = msg.params.is_object() ? msg.params.as_object() : json::object{};
+        params["capabilities"] = json::object{};  // see the header: no client to ask
+        const int64_t id = next_id_++;
+        pending_.emplace(id, Pending{0, nullptr, std::nullopt});
+        upstream_->Send(jsonrpc::MakeRequest(id, std::string(method::kInitialize), std::move(params)));
+        return;
+      }
+      const int64_t id = next_id_++;
+      Pending p{channel, msg.id, std::nullopt};
+      if (std::optional<json::value> token = mcp::ProgressToken(msg.params)) {
+        const int64_t ours = next_progress_++;
+        progress_.emplace(ours, ProgressOwner{channel, *token});
+        p.progress = ours;
+        msg.params.as_object()["_meta"].as_object()["progressToken"] = ours;
+      }
+      pending_.emplace(id, std::move(p));
+      msg.id = id;
+      upstream_->Send(std::move(msg));
+      return;
+    }
+    case jsonrpc::Kind::kNotification: {
+      if (msg.method == method::kInitialized || msg.method == method::kRootsListChanged) return;
+      if (msg.method == method::kCancelled && msg.params.is_object()) {
+        json::object& p = msg.params.as_object();
+        const json::value* request_id = p.if_contains("requestId");
+        if (!request_id) return;
+        bool found = false;
+        for (const auto& [id, pending] : pending_) {
+          if (pending.channel == channel && pending.channel_id == *request_id) {
+            p["requestId"] = id;
+            found = true;
+            break;
+          }
+        }
+        if (!found) return;
+      }
+      upstream_->Send(std::move(msg));
+      return;
+    }
+    case jsonrpc::Kind::kResponse:
+    case jsonrpc::Kind::kError: {
+      auto it = msg.id.is_int64() ? server_requests_.find(msg.id.as_int64()) : server_requests_.end();
+      if (it == server_requests_.end() || it->second.first != channel) return;
+      msg.id = std::move(it->second.second);
+      server_requests_.erase(it);
+      upstream_->Send(std::move(msg));
+      return;
+    }
+  }
+}
+
+std::optional<uint64_t> UpstreamHub::OwnerOf(const std::optional<json::value>& related) const {
+  if (related && related->is_int64()) {
+    auto it = pending_.find(related->as_int64());
+    if (it != pending_.end() && it->second.channel != 0) return it->second.channel;
+  }
+  return std::nullopt;
+}
+
+void UpstreamHub::FinishInitialize(const Message& answer) {
+  auto waiting = std::move(waiting_init_);
+  waiting_init_.clear();
+  if (answer.kind == jsonrpc::Kind::kResponse) {
+    init_ = Init::kDone;
+    init_result_ = answer.result;
+    up_ = true;
+    last_error_.clear();
+    upstream_->Send(jsonrpc::MakeNotification(std::string(method::kInitialized), nullptr));
+    spdlog::info("server {}: initialized (shared by every session)", server_);
+  } else {
+    init_ = Init::kNone;
+    last_error_ = json::serialize(answer.error);
+  }
+  for (auto& [channel, id] : waiting) {
+    if (Channel* c = Find(channel)) {
+      Message copy = answer;
+      copy.id = id;
+      c->events().on_message(std::move(copy), std::nullopt);
+    }
+  }
+}
+
+void UpstreamHub::OnMessage(Message msg, std::optional<json::value> related) {
+  if (closed_) return;
+  if (msg.IsResponse()) {
+    auto it = msg.id.is_int64() ? pending_.find(msg.id.as_int64()) : pending_.end();
+    if (it == pending_.end()) return;
+    Pending p = std::move(it->second);
+    pending_.erase(it);
+    if (p.progress) progress_.erase(*p.progress);
+    if (p.channel == 0) {
+      FinishInitialize(msg);
+      return;
+    }
+    if (Channel* c = Find(p.channel)) {
+      msg.id = p.channel_id;
+      c->events().on_message(std::move(msg), std::nullopt);
+    }
+    return;
+  }
+  if (msg.IsRequest()) {
+    std::optional<uint64_t> owner = OwnerOf(related);
+    if (!owner) {
+      // Without a relation, the only channel with requests in flight is the best guess.
+      for (const auto& [id, p] : pending_) {
+        if (p.channel == 0) continue;
+        if (owner && *owner != p.channel) {
+          owner.reset();
+          break;
+        }
+        owner = p.channel;
+      }
+    }
+    Channel* c = owner ? Find(*owner) : nullptr;
+    if (!c) {
+      upstream_->Send(jsonrpc::MakeError(
+          msg.id, jsonrpc::kMethodNotFound,
+          "toolwarden shares this server between sessions and cannot tell which client should "
+          "answer " + msg.method));
+      return;
+    }
+    const int64_t ours = next_server_request_++;
+    server_requests_.emplace(ours, std::make_pair(*owner, msg.id));
+    msg.id = ours;
+    std::optional<json::value> rel;
+    if (related && related->is_int64()) {
+      if (auto it = pending_.find(related->as_int64()); it != pending_.end()) rel = it->second.channel_id;
+    }
+    c->events().on_message(std::move(msg), std::move(rel));
+    return;
+  }
+  // Notifications.
+  if (msg.method == method::kProgress && msg.params.is_object()) {
+    json::object& p = msg.params.as_object();
+    const json::value* token = p.if_contains("progressToken");
+    auto it = token && token->is_int64() ? progress_.find(token->as_int64()) : progress_.end();
+    if (it == progress_.end()) return;
+    p["progressToken"] = it->second.token;
+    if (Channel* c = Find(it->second.channel)) c->events().on_message(std::move(msg), std::nullopt);
+    return;
+  }
+  if (msg.method == method::kCancelled && msg.params.is_object()) {
+    json::object& p = msg.params.as_object();
+    const json::value* request_id = p.if_contains("requestId");
+    if (!request_id) return;
+    for (auto it = server_requests_.begin(); it != server_requests_.end(); ++it) {
+      if (it->second.second == *request_id) {
+        const uint64_t channel = it->second.first;
+        p["requestId"] = it->first;
+        server_requests_.erase(it);
+        if (Channel* c = Find(channel)) c->events().on_message(std::move(msg), std::nullopt);
+        return;
+      }
+    }
+    return;
+  }
+  if (std::optional<uint64_t> owner = OwnerOf(related)) {
+    if (Channel* c = Find(*owner)) {
+      c->events().on_message(std::move(msg), pending_.at(related->as_int64()).channel_id);
+    }
+    return;
+  }
+  auto channels = channels_;
+  for (auto& [id, ch] : channels) {
+    if (Find(id)) ch->events().on_message(msg, std::nullopt);
+  }
+}
+
+void UpstreamHub::OnRequestFailed(const json::value& id, const Error& error, bool sent) {
+  auto it = id.is_int64() ? pending_.find(id.as_int64()) : pending_.end();
+  if (it == pending_.end()) return;
+  Pending p = std::move(it->second);
+  pending_.erase(it);
+  if (p.progress) progress_.erase(*p.progress);
+  if (p.channel == 0) {
+    init_ = Init::kNone;
+    last_error_ = error.message();
+    auto waiting = std::move(waiting_init_);
+    waiting_init_.clear();
+    for (auto& [channel, wid] : waiting) {
+      if (Channel* c = Find(channel)) c->events().on_request_failed(wid, error, sent);
+    }
+    return;
+  }
+  if (Channel* c = Find(p.channel)) c->events().on_request_failed(p.channel_id, error, sent);
+}
+
+void UpstreamHub::OnDisconnected(const Error& error) {
+  up_ = false;
+  last_error_ = error.message();
+  init_ = Init::kNone;
+  pending_.clear();
+  progress_.clear();
+  server_requests_.clear();
+  waiting_init_.clear();
+  auto channels = channels_;
+  for (auto& [id, ch] : channels) {
+    if (Find(id)) ch->events().on_disconnected(error);
+  }
+}
+
+void UpstreamHub::OnReconnected() {
+  auto channels = channels_;
+  for (auto& [id, ch] : channels) {
+    if (Find(id)) ch->events().on_reconnected();
+  }
+}
+
+}  // namespace tw::gateway

@@ -1,0 +1,93 @@
+// UpstreamHub: one upstream server connection shared by many sessions.
+//
+// A command server is started once and every MCP session of the gateway talks to it through a
+// channel (an Upstream of its own). The hub multiplexes: request ids and progress tokens are
+// renumbered per hub so sessions can never collide; answers, progress and cancellations go back
+// to the channel they belong to; list_changed and other server notifications go to every
+// channel. The server is initialized once, by the first session, with no client capabilities
+// (a shared server cannot ask one particular client for sampling, elicitation or roots — give
+// such servers `isolation: session`); later sessions get the cached initialize result at once.
+// Server-to-client requests that do arise go to the channel whose request they relate to, or to
+// the only channel with requests in flight, and are refused otherwise.
+//
+// Thread: single-threaded (the io_context of the real upstream). The hub must outlive nothing:
+// channels keep it alive (shared_ptr).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "gateway/aggregate_session.h"
+#include "gateway/upstream.h"
+
+namespace tw::gateway {
+
+class UpstreamHub : public std::enable_shared_from_this<UpstreamHub> {
+ public:
+  // `post` runs a function on the next turn of the event loop (delay 0).
+  UpstreamHub(std::string server, std::unique_ptr<Upstream> upstream, Scheduler post);
+  ~UpstreamHub();
+  UpstreamHub(const UpstreamHub&) = delete;
+  UpstreamHub& operator=(const UpstreamHub&) = delete;
+
+  // A new channel; the real connection starts with the first channel's Start().
+  std::unique_ptr<Upstream> NewChannel();
+  // Closes the real connection (a reload removed the server, or the gateway stops). Channels
+  // still open see a disconnection.
+  void Close();
+
+  const std::string& server() const { return server_; }
+  bool up() const { return up_; }
+  const std::string& last_error() const { return last_error_; }
+  size_t channel_count() const { return channels_.size(); }
+
+ private:
+  class Channel;
+  friend class Channel;
+  struct Pending {
+    uint64_t channel = 0;  // 0: the hub's own initialize
+    json::value channel_id;
+    std::optional<int64_t> progress;  // our progress token, if the request had one
+  };
+  struct ProgressOwner {
+    uint64_t channel = 0;
+    json::value token;
+  };
+
+  void Attach(Channel* ch);
+  void Detach(uint64_t channel);
+  void FromChannel(uint64_t channel, jsonrpc::Message msg);
+  void OnMessage(jsonrpc::Message msg, std::optional<json::value> related);
+  void OnRequestFailed(const json::value& id, const Error& error, bool sent);
+  void OnDisconnected(const Error& error);
+  void OnReconnected();
+  void FinishInitialize(const jsonrpc::Message& answer);
+  Channel* Find(uint64_t channel) const;
+  std::optional<uint64_t> OwnerOf(const std::optional<json::value>& related) const;
+
+  std::string server_;
+  std::unique_ptr<Upstream> upstream_;
+  Scheduler post_;
+  std::map<uint64_t, Channel*> channels_;
+  uint64_t next_channel_ = 1;
+  bool started_ = false;
+  bool closed_ = false;
+  bool up_ = false;
+  std::string last_error_;
+  enum class Init { kNone, kPending, kDone } init_ = Init::kNone;
+  json::value init_result_;
+  std::vector<std::pair<uint64_t, json::value>> waiting_init_;  // channel, its request id
+  int64_t next_id_ = 1;
+  std::unordered_map<int64_t, Pending> pending_;
+  int64_t next_progress_ = 1;
+  std::unordered_map<int64_t, ProgressOwner> progress_;
+  int64_t next_server_request_ = 1;
+  std::unordered_map<int64_t, std::pair<uint64_t, json::value>> server_requests_;
+};
+
+}  // namespace tw::gateway

@@ -1,0 +1,176 @@
+#include "gateway/shared_upstream.h"
+
+#include <gtest/gtest.h>
+
+#include <deque>
+
+#include "policy/loader.h"
+#include "testing/fake_clock.h"
+#include "testing/fake_upstream.h"
+
+namespace tw::gateway {
+namespace {
+
+using jsonrpc::Message;
+using testing::FakeUpstream;
+
+class RecordingSink : public ClientSink {
+ public:
+  void Deliver(const Message& msg, const std::optional<json::value>& related) override {
+    delivered.push_back({msg, related});
+  }
+  Message Take() {
+    EXPECT_FALSE(delivered.empty());
+    if (delivered.empty()) return {};
+    Message m = delivered.front().first;
+    delivered.pop_front();
+    return m;
+  }
+  std::deque<std::pair<Message, std::optional<json::value>>> delivered;
+};
+
+Message Parse(std::string_view text) { return testing::ParseMessage(text); }
+
+class UpstreamHubTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto compiled = policy::CompilePolicy(R"({"version":"1","default":"allow"})", "p.json",
+                                          policy::FileFormat::kJson);
+    policy_ = compiled.policy;
+    guard_ = std::make_unique<ToolCallGuard>([this] { return policy_; }, *store_, clock_);
+    auto real = std::make_unique<FakeUpstream>();
+    real_ = real.get();
+    hub_ = std::make_shared<UpstreamHub>("everything", std::move(real),
+                                         [this](int64_t, std::function<void()> fn) {
+                                           posted_.push_back(std::move(fn));
+                                         });
+    a_ = std::make_unique<Session>("a", hub_->NewChannel(), *guard_, sink_a_, "ga");
+    b_ = std::make_unique<Session>("b", hub_->NewChannel(), *guard_, sink_b_, "gb");
+    a_->Start();
+    b_->Start();
+  }
+  void RunPosted() {
+    auto fns = std::move(posted_);
+    posted_.clear();
+    for (auto& fn : fns) fn();
+  }
+  static constexpr std::string_view kInit =
+      R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{"sampling":{}},"clientInfo":{"name":"t","version":"1"}}})";
+  void InitializeBoth() {
+    a_->HandleClientMessage(Parse(kInit));
+    b_->HandleClientMessage(Parse(kInit));
+    Message init = real_->TakeSent();
+    ASSERT_EQ(init.method, "initialize");
+    EXPECT_TRUE(init.params.at("capabilities").as_object().empty());
+    EXPECT_TRUE(real_->sent.empty());  // the second session does not initialize it again
+    real_->FromServer(Parse(R"({"jsonrpc":"2.0","id":)" + json::serialize(init.id) +
+                            R"(,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{"listChanged":true}},"serverInfo":{"name":"e","version":"1"}}})"));
+    EXPECT_EQ(real_->TakeSent().method, "notifications/initialized");
+    EXPECT_EQ(sink_a_.Take().id, json::value(0));
+    EXPECT_EQ(sink_b_.Take().id, json::value(0));
+    EXPECT_TRUE(hub_->up());
+  }
+
+  std::shared_ptr<const policy::Policy> policy_;
+  std::unique_ptr<limits::CounterStore> store_ = limits::MakeMemoryStore();
+  testing::FakeClock clock_;
+  std::unique_ptr<ToolCallGuard> guard_;
+  FakeUpstream* real_ = nullptr;
+  std::shared_ptr<UpstreamHub> hub_;
+  std::vector<std::function<void()>> posted_;
+  RecordingSink sink_a_, sink_b_;
+  std::unique_ptr<Session> a_, b_;
+};
+
+TEST_F(UpstreamHubTest, OneInitializeServesEverySessionLateOnesFromTheCache) {
+  InitializeBoth();
+  RecordingSink sink_c;
+  Session c("c", hub_->NewChannel(), *guard_, sink_c, "gc");
+  c.Start();
+  c.HandleClientMessage(Parse(kInit));
+  EXPECT_TRUE(real_->sent.empty());
+  EXPECT_TRUE(sink_c.delivered.empty());  // answered on the next turn, not re-entrantly
+  RunPosted();
+  EXPECT_EQ(sink_c.Take().result.at("serverInfo").at("name"), "e");
+  EXPECT_EQ(hub_->channel_count(), 3u);
+}
+
+TEST_F(UpstreamHubTest, SameIdsAndProgressTokensFromTwoSessionsNeverCollide) {
+  InitializeBoth();
+  const std::string call =
+      R"({"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"echo","arguments":{},"_meta":{"progressToken":1}}})";
+  a_->HandleClientMessage(Parse(call));
+  b_->HandleClientMessage(Parse(call));
+  Message from_a = real_->TakeSent(), from_b = real_->TakeSent();
+  EXPECT_NE(from_a.id, from_b.id);
+  const json::value token_a = from_a.params.at("_meta").at("progressToken");
+  const json::value token_b = from_b.params.at("_meta").at("progressToken");
+  EXPECT_NE(token_a, token_b);
+  // Progress for b's call reaches b only, with b's own token.
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":)" +
+                          json::serialize(token_b) + R"(,"progress":1}})"));
+  EXPECT_TRUE(sink_a_.delivered.empty());
+  EXPECT_EQ(sink_b_.Take().params.at("progressToken"), json::value(1));
+  // Answers go back to their session with its id.
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","id":)" + json::serialize(from_b.id) + R"(,"result":{"content":[{"type":"text","text":"b"}]}})"));
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","id":)" + json::serialize(from_a.id) + R"(,"result":{"content":[{"type":"text","text":"a"}]}})"));
+  Message ra = sink_a_.Take(), rb = sink_b_.Take();
+  EXPECT_EQ(ra.id, json::value(5));
+  EXPECT_EQ(ra.result.at("content").at(0).at("text"), "a");
+  EXPECT_EQ(rb.result.at("content").at(0).at("text"), "b");
+}
+
+TEST_F(UpstreamHubTest, NotificationsReachEverySessionAndClosedSessionsCancelTheirCalls) {
+  InitializeBoth();
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","method":"notifications/tools/list_changed"})"));
+  EXPECT_EQ(sink_a_.Take().method, "notifications/tools/list_changed");
+  EXPECT_EQ(sink_b_.Take().method, "notifications/tools/list_changed");
+  a_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"slow","arguments":{}}})"));
+  Message slow = real_->TakeSent();
+  a_->Close();
+  Message cancel = real_->TakeSent();
+  EXPECT_EQ(cancel.method, "notifications/cancelled");
+  EXPECT_EQ(cancel.params.at("requestId"), slow.id);
+  EXPECT_EQ(hub_->channel_count(), 1u);
+  // A late answer for the closed session goes nowhere.
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","id":)" + json::serialize(slow.id) + R"(,"result":{"content":[]}})"));
+  EXPECT_TRUE(sink_a_.delivered.empty());
+  EXPECT_TRUE(sink_b_.delivered.empty());
+}
+
+TEST_F(UpstreamHubTest, ADisconnectReachesEverySessionAndTheFirstReinitializes) {
+  InitializeBoth();
+  b_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"x","arguments":{}}})"));
+  real_->TakeSent();
+  real_->events().on_disconnected(Error::Unavailable("child exited"));
+  EXPECT_FALSE(hub_->up());
+  EXPECT_EQ(sink_b_.Take().error.at("code"), jsonrpc::kConnectionClosed);
+  real_->events().on_reconnected();
+  Message reinit = real_->TakeSent();
+  EXPECT_EQ(reinit.method, "initialize");
+  EXPECT_TRUE(real_->sent.empty());  // once, for both
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","id":)" + json::serialize(reinit.id) +
+                          R"(,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"e","version":"2"}}})"));
+  EXPECT_TRUE(hub_->up());
+  // Each session replays initialized after its own re-initialize; the hub passes none of them.
+  EXPECT_EQ(real_->TakeSent().method, "notifications/initialized");
+  EXPECT_TRUE(real_->sent.empty());
+}
+
+TEST_F(UpstreamHubTest, ServerRequestsGoToTheOnlySessionWaitingOrAreRefused) {
+  InitializeBoth();
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}})"));
+  Message refused = real_->TakeSent();
+  EXPECT_EQ(refused.id, json::value("s1"));
+  EXPECT_EQ(refused.error.at("code"), jsonrpc::kMethodNotFound);
+  a_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","arguments":{}}})"));
+  real_->TakeSent();
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","id":"s2","method":"elicitation/create","params":{}})"));
+  Message asked = sink_a_.Take();
+  EXPECT_EQ(asked.method, "elicitation/create");
+  a_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":)" + json::serialize(asked.id) + R"(,"result":{"action":"decline"}})"));
+  EXPECT_EQ(real_->TakeSent().id, json::value("s2"));
+}
+
+}  // namespace
+}  // namespace tw::gateway

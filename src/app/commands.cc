@@ -266,7 +266,17 @@ int RunCommand(const RunOptions& o) {
   gateway::Metrics metrics;
   guard.SetMetrics(&metrics);
   http.metrics = [&metrics] { return metrics.Render(); };
-  transport::HttpServer server(io, http, make_upstream, guard);
+  transport::HttpServer server(
+      io, http,
+      [&](const transport::SessionRequest& r) -> Result<transport::HttpMcpSession::RelayMaker> {
+        if (!r.route.empty()) {
+          return Fail(Error::NotFound("Not found: this gateway serves one server, on /mcp"));
+        }
+        return transport::HttpMcpSession::RelayMaker(
+            [&, id = r.id](gateway::ClientSink& sink) -> std::unique_ptr<gateway::McpSession> {
+              return std::make_unique<gateway::Session>(id, make_upstream(), guard, sink);
+            });
+      });
   metrics.AddGauge("toolwarden_sessions", "Open MCP sessions.",
                    [&server] { return static_cast<double>(server.session_count()); });
   metrics.AddGauge("toolwarden_pending_approvals", "Calls waiting for a human's decision.",

@@ -48,12 +48,10 @@ bool AcceptsType(std::string_view accept, std::string_view type) {
 
 class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
  public:
-  Impl(asio::io_context& io, HttpServerOptions options, UpstreamFactory upstreams,
-       const gateway::ToolCallGuard& guard)
+  Impl(asio::io_context& io, HttpServerOptions options, SessionFactory sessions)
       : io_(io),
         options_(std::move(options)),
-        upstreams_(std::move(upstreams)),
-        guard_(guard),
+        sessions_factory_(std::move(sessions)),
         acceptor_(io),
         sweep_timer_(io) {}
 
@@ -81,6 +79,18 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     return acceptor_.local_endpoint().port();
   }
 
+  void Drain() {
+    draining_ = true;
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+  }
+
+  size_t requests_in_flight() const {
+    size_t n = 0;
+    for (const auto& [id, s] : sessions_) n += s->relay().pending_requests();
+    return n;
+  }
+
   void Stop() {
     stopped_ = true;
     boost::system::error_code ignored;
@@ -102,7 +112,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     while (!self->stopped_) {
       auto [ec, socket] = co_await self->acceptor_.async_accept(asio::as_tuple(use_awaitable));
       if (ec) {
-        if (self->stopped_ || ec == asio::error::operation_aborted) break;
+        if (self->stopped_ || self->draining_ || ec == asio::error::operation_aborted) break;
         spdlog::warn("http: accept failed: {}", ec.message());
         continue;
       }
@@ -221,9 +231,10 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     }
     if (path == "/readyz") {
       // Listening and not shutting down: ready for sessions.
-      co_return co_await Send(stream, MakeResponse(req, stopped_ ? http::status::service_unavailable
+      const bool stopping = stopped_ || draining_;
+      co_return co_await Send(stream, MakeResponse(req, stopping ? http::status::service_unavailable
                                                                  : http::status::ok,
-                                                   stopped_ ? "stopping\n" : "ready\n",
+                                                   stopping ? "stopping\n" : "ready\n",
                                                    "text/plain"));
     }
     if (path == "/metrics" && options_.metrics && req.method() == http::verb::get) {
@@ -239,14 +250,39 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       res.set(http::field::access_control_max_age, "86400");
       co_return co_await Send(stream, std::move(res));
     }
-    if (path == "/mcp" || path == "/mcp/") {
+    if ((path == "/api" || path.starts_with("/api/")) && options_.admin) {
+      co_return co_await HandleAdmin(stream, req);
+    }
+    std::optional<std::string> route = McpRoute(path);
+    const bool legacy = path == "/sse" || path == "/messages";
+    if (!route && !legacy) {
+      co_return co_await Send(stream, ErrorResponse(req, http::status::not_found,
+                                                    jsonrpc::kConnectionClosed, "Not found"));
+    }
+    // Every MCP request names its caller.
+    std::string grant = "local";
+    if (options_.authenticate) {
+      auto who = options_.authenticate(req[http::field::authorization]);
+      if (!who) {
+        Response res = ErrorResponse(req, http::status::unauthorized, jsonrpc::kConnectionClosed,
+                                     "Unauthorized: " + who.error().message());
+        res.set(http::field::www_authenticate,
+                req[http::field::authorization].empty()
+                    ? std::string("Bearer realm=\"toolwarden\"")
+                    : "Bearer realm=\"toolwarden\", error=\"invalid_token\", "
+                      "error_description=\"" + who.error().message() + "\"");
+        co_return co_await Send(stream, std::move(res));
+      }
+      grant = std::move(*who);
+    }
+    if (route) {
       switch (req.method()) {
         case http::verb::post:
-          co_return co_await HandlePost(stream, req);
+          co_return co_await HandlePost(stream, req, grant, *route);
         case http::verb::get:
-          co_return co_await HandleGet(stream, req);
+          co_return co_await HandleGet(stream, req, grant, *route);
         case http::verb::delete_:
-          co_return co_await HandleDelete(stream, req);
+          co_return co_await HandleDelete(stream, req, grant, *route);
         default: {
           Response res = ErrorResponse(req, http::status::method_not_allowed,
                                        jsonrpc::kConnectionClosed, "Method not allowed");
@@ -256,13 +292,36 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       }
     }
     if (path == "/sse" && req.method() == http::verb::get) {
-      co_return co_await HandleLegacySse(stream, req);
+      co_return co_await HandleLegacySse(stream, req, grant);
     }
     if (path == "/messages" && req.method() == http::verb::post) {
-      co_return co_await HandleLegacyPost(stream, req);
+      co_return co_await HandleLegacyPost(stream, req, grant);
     }
-    co_return co_await Send(stream, ErrorResponse(req, http::status::not_found,
-                                                  jsonrpc::kConnectionClosed, "Not found"));
+    co_return co_await Send(stream, ErrorResponse(req, http::status::method_not_allowed,
+                                                  jsonrpc::kConnectionClosed, "Method not allowed"));
+  }
+
+  // "/mcp" → "" (every server), "/mcp/<server>" → server; nullopt for other paths.
+  static std::optional<std::string> McpRoute(std::string_view path) {
+    if (path == "/mcp" || path == "/mcp/") return std::string();
+    if (!path.starts_with("/mcp/")) return std::nullopt;
+    std::string_view rest = path.substr(5);
+    if (rest.ends_with('/')) rest.remove_suffix(1);
+    if (rest.empty() || rest.find('/') != std::string_view::npos) return std::nullopt;
+    return std::string(rest);
+  }
+
+  awaitable<bool> HandleAdmin(beast::tcp_stream& stream, Request& req) {
+    HttpServerOptions::AdminCall call{std::string(req.method_string()), std::string(req.target()),
+                                      req.body(), std::string(req[http::field::authorization]),
+                                      std::string(req[http::field::origin]),
+                                      std::string(req[http::field::content_type])};
+    HttpServerOptions::AdminReply reply = options_.admin(call);
+    Response res = MakeResponse(req, static_cast<http::status>(reply.status), std::move(reply.body),
+                                reply.content_type);
+    res.set(http::field::cache_control, "no-store");
+    if (reply.status == 401) res.set(http::field::www_authenticate, "Bearer realm=\"toolwarden-admin\"");
+    co_return co_await Send(stream, std::move(res));
   }
 
   awaitable<bool> Send(beast::tcp_stream& stream, Response res) {
@@ -272,7 +331,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   }
 
   // Looks up the session a request names. On failure `error` holds the response to send.
-  std::shared_ptr<HttpMcpSession> FindSession(const Request& req, std::optional<Response>& error) {
+  std::shared_ptr<HttpMcpSession> FindSession(const Request& req, std::optional<Response>& error,
+                                              const std::string& grant, const std::string& route) {
     auto header = req[kSessionHeader];
     if (header.empty()) {
       error = ErrorResponse(req, http::status::bad_request, jsonrpc::kConnectionClosed,
@@ -280,7 +340,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       return nullptr;
     }
     auto it = sessions_.find(std::string(header));
-    if (it == sessions_.end() || it->second->legacy()) {
+    // A session exists only for the caller that opened it, on the endpoint it was opened on.
+    if (it == sessions_.end() || it->second->legacy() || it->second->grant() != grant ||
+        it->second->route() != route) {
       error = ErrorResponse(req, http::status::not_found, jsonrpc::kConnectionClosed,
                             "Session not found");
       return nullptr;
@@ -295,20 +357,42 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     return it->second;
   }
 
-  std::shared_ptr<HttpMcpSession> NewSession(bool legacy) {
+  // Makes a session, or the response refusing it.
+  std::shared_ptr<HttpMcpSession> NewSession(const Request& req, bool legacy,
+                                             const std::string& grant, const std::string& route,
+                                             std::optional<Response>& error) {
+    if (draining_) {
+      error = ErrorResponse(req, http::status::service_unavailable, jsonrpc::kConnectionClosed,
+                            "The gateway is shutting down");
+      return nullptr;
+    }
+    if (sessions_.size() >= options_.max_sessions) {
+      error = ErrorResponse(req, http::status::service_unavailable, jsonrpc::kConnectionClosed,
+                            "Too many sessions; try again later");
+      return nullptr;
+    }
     std::string id = RandomHex(16);
+    auto maker = sessions_factory_(SessionRequest{id, route, grant});
+    if (!maker) {
+      const bool missing = maker.error().code() == ErrorCode::kNotFound;
+      error = ErrorResponse(req, missing ? http::status::not_found : http::status::forbidden,
+                            jsonrpc::kConnectionClosed, maker.error().message());
+      return nullptr;
+    }
     auto session = std::make_shared<HttpMcpSession>(
         id,
         legacy ? HttpMcpSession::Transport::kLegacySse : HttpMcpSession::Transport::kStreamableHttp,
-        upstreams_(), guard_, options_.max_events_per_stream);
+        *maker, options_.max_events_per_stream, grant, route);
     sessions_.emplace(id, session);
     session->relay().Start();
-    spdlog::info("http: session {} opened{} ({} open)", id.substr(0, 8),
-                 legacy ? " (legacy SSE)" : "", sessions_.size());
+    spdlog::info("http: session {} opened{} for {}{} ({} open)", id.substr(0, 8),
+                 legacy ? " (legacy SSE)" : "", grant, route.empty() ? "" : " on " + route,
+                 sessions_.size());
     return session;
   }
 
-  awaitable<bool> HandlePost(beast::tcp_stream& stream, Request& req) {
+  awaitable<bool> HandlePost(beast::tcp_stream& stream, Request& req, const std::string& grant,
+                             const std::string& route) {
     auto content_type = req[http::field::content_type];
     if (content_type.find("application/json") == std::string_view::npos) {
       co_return co_await Send(
@@ -348,15 +432,12 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
             stream, ErrorResponse(req, http::status::bad_request, jsonrpc::kInvalidRequest,
                                   "Invalid Request: Server already initialized"));
       }
-      if (sessions_.size() >= options_.max_sessions) {
-        co_return co_await Send(stream, ErrorResponse(req, http::status::service_unavailable,
-                                                      jsonrpc::kConnectionClosed,
-                                                      "Too many sessions; try again later"));
-      }
-      session = NewSession(false);
+      std::optional<Response> error;
+      session = NewSession(req, false, grant, route, error);
+      if (!session) co_return co_await Send(stream, std::move(*error));
     } else {
       std::optional<Response> error;
-      session = FindSession(req, error);
+      session = FindSession(req, error, grant, route);
       if (!session) co_return co_await Send(stream, std::move(*error));
     }
 
@@ -488,14 +569,15 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     co_return !ec;
   }
 
-  awaitable<bool> HandleGet(beast::tcp_stream& stream, Request& req) {
+  awaitable<bool> HandleGet(beast::tcp_stream& stream, Request& req, const std::string& grant,
+                            const std::string& route) {
     if (!AcceptsType(req[http::field::accept], "text/event-stream")) {
       co_return co_await Send(
           stream, ErrorResponse(req, http::status::not_acceptable, jsonrpc::kConnectionClosed,
                                 "Not Acceptable: Client must accept text/event-stream"));
     }
     std::optional<Response> error;
-    auto session = FindSession(req, error);
+    auto session = FindSession(req, error, grant, route);
     if (!session) co_return co_await Send(stream, std::move(*error));
 
     uint64_t sid = 0, after = 0;
@@ -527,9 +609,10 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     co_return co_await WriteStream(stream, req, session, sid, writer, true, true);
   }
 
-  awaitable<bool> HandleDelete(beast::tcp_stream& stream, Request& req) {
+  awaitable<bool> HandleDelete(beast::tcp_stream& stream, Request& req, const std::string& grant,
+                               const std::string& route) {
     std::optional<Response> error;
-    auto session = FindSession(req, error);
+    auto session = FindSession(req, error, grant, route);
     if (!session) co_return co_await Send(stream, std::move(*error));
     sessions_.erase(session->id());
     session->Close();
@@ -537,18 +620,16 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     co_return co_await Send(stream, MakeResponse(req, http::status::ok));
   }
 
-  awaitable<bool> HandleLegacySse(beast::tcp_stream& stream, Request& req) {
+  awaitable<bool> HandleLegacySse(beast::tcp_stream& stream, Request& req,
+                                  const std::string& grant) {
     if (!AcceptsType(req[http::field::accept], "text/event-stream")) {
       co_return co_await Send(
           stream, ErrorResponse(req, http::status::not_acceptable, jsonrpc::kConnectionClosed,
                                 "Not Acceptable: text/event-stream"));
     }
-    if (sessions_.size() >= options_.max_sessions) {
-      co_return co_await Send(
-          stream, ErrorResponse(req, http::status::service_unavailable, jsonrpc::kConnectionClosed,
-                                "Too many sessions; try again later"));
-    }
-    auto session = NewSession(true);
+    std::optional<Response> error;
+    auto session = NewSession(req, true, grant, "", error);
+    if (!session) co_return co_await Send(stream, std::move(*error));
     auto writer = std::make_shared<StreamWriter>(stream.get_executor());
     writer->Push({0, "", "endpoint", "/messages?sessionId=" + session->id(), false});
     session->AttachWriter(0, 0, writer);
@@ -560,7 +641,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     co_return false;
   }
 
-  awaitable<bool> HandleLegacyPost(beast::tcp_stream& stream, Request& req) {
+  awaitable<bool> HandleLegacyPost(beast::tcp_stream& stream, Request& req,
+                                   const std::string& grant) {
     std::string session_id;
     auto url = boost::urls::parse_origin_form(req.target());
     if (url) {
@@ -569,7 +651,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       if (it != params.end()) session_id = (*it).value;
     }
     auto found = sessions_.find(session_id);
-    if (found == sessions_.end() || !found->second->legacy()) {
+    if (found == sessions_.end() || !found->second->legacy() || found->second->grant() != grant) {
       co_return co_await Send(
           stream, ErrorResponse(req, http::status::not_found, jsonrpc::kConnectionClosed,
                                 "Session not found"));
@@ -595,18 +677,17 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
 
   asio::io_context& io_;
   HttpServerOptions options_;
-  UpstreamFactory upstreams_;
-  const gateway::ToolCallGuard& guard_;
+  SessionFactory sessions_factory_;
   tcp::acceptor acceptor_;
   asio::steady_timer sweep_timer_;
   std::unordered_map<std::string, std::shared_ptr<HttpMcpSession>> sessions_;
   std::unordered_set<tcp::socket*> connections_;
   bool stopped_ = false;
+  bool draining_ = false;
 };
 
-HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, UpstreamFactory upstreams,
-                       const gateway::ToolCallGuard& guard)
-    : impl_(std::make_shared<Impl>(io, std::move(options), std::move(upstreams), guard)) {}
+HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, SessionFactory sessions)
+    : impl_(std::make_shared<Impl>(io, std::move(options), std::move(sessions))) {}
 
 HttpServer::~HttpServer() { impl_->Stop(); }
 
@@ -614,7 +695,11 @@ Result<uint16_t> HttpServer::Listen(const std::string& host, uint16_t port) {
   return impl_->Listen(host, port);
 }
 
+void HttpServer::Drain() { impl_->Drain(); }
+
 void HttpServer::Stop() { impl_->Stop(); }
+
+size_t HttpServer::requests_in_flight() const { return impl_->requests_in_flight(); }
 
 size_t HttpServer::session_count() const { return impl_->session_count(); }
 

@@ -5,11 +5,15 @@
 //              Sessions by Mcp-Session-Id (128 random bits); 400 without one, 404 unknown.
 //   /sse       legacy HTTP+SSE (2024-11-05): GET opens the stream whose first event names the
 //   /messages  POST endpoint (/messages?sessionId=…); answers arrive on the stream.
-//   /healthz   liveness.
+//   /mcp/<s>   the same, for one server of a gateway (when the session factory knows it).
+//   /healthz   liveness; /readyz readiness (503 while draining); /metrics Prometheus text.
+//   /api/...   the admin API (handled by options.admin, when set).
 //
 // Every request passes the Origin/Host check (403), a header and body size limit (431/413) and
-// a read timeout (slow clients are dropped). Each MCP session gets its own upstream connection
-// from the factory and its own gateway::Session. Responses are sent as plain JSON when the
+// a read timeout (slow clients are dropped). With options.authenticate, every MCP request must
+// carry a bearer token the callback accepts (401 with WWW-Authenticate otherwise), and a session
+// can only be used by the grant that opened it (404 for anyone else). The session factory makes
+// the relay of each new MCP session (a gateway::Session or an AggregateSession). Responses are sent as plain JSON when the
 // answer is the first thing ready, and as an SSE stream (with a priming event for resumption)
 // when anything comes before it or it takes longer than the keep-alive interval.
 //
@@ -24,6 +28,7 @@
 
 #include "common/result.h"
 #include "gateway/session.h"
+#include "transport/http_session.h"
 #include "transport/origin.h"
 
 namespace tw::transport {
@@ -41,23 +46,53 @@ struct HttpServerOptions {
   long sse_retry_ms = 1000;
   // Serves GET /metrics with what this returns (Prometheus text), when set.
   std::function<std::string()> metrics;
+  // Checks the Authorization header of an MCP request; returns the caller's grant name, or the
+  // reason for a 401. Unset: no authentication, every caller is the grant "local".
+  std::function<Result<std::string>(std::string_view authorization)> authenticate;
+  // Serves everything under /api/ when set.
+  struct AdminCall {
+    std::string method;  // GET, POST, DELETE, ...
+    std::string target;  // path and query
+    std::string body;
+    std::string authorization;
+    std::string origin;
+    std::string content_type;
+  };
+  struct AdminReply {
+    int status = 200;
+    std::string body;
+    std::string content_type = "application/json";
+  };
+  std::function<AdminReply(const AdminCall&)> admin;
 };
 
-using UpstreamFactory = std::function<std::unique_ptr<gateway::Upstream>()>;
+// What a new MCP session is for: its id, the server route ("" for /mcp) and the caller.
+struct SessionRequest {
+  std::string id;
+  std::string route;
+  std::string grant;
+};
+// Makes the relay of a new session, or refuses: NotFound → 404 (no such server), anything else
+// → 403 (this grant may not use it).
+using SessionFactory =
+    std::function<Result<HttpMcpSession::RelayMaker>(const SessionRequest&)>;
 
 class HttpServer {
  public:
-  // `guard` must outlive the server.
-  HttpServer(boost::asio::io_context& io, HttpServerOptions options, UpstreamFactory upstreams,
-             const gateway::ToolCallGuard& guard);
+  HttpServer(boost::asio::io_context& io, HttpServerOptions options, SessionFactory sessions);
   ~HttpServer();
 
   // Binds and starts accepting. Returns the bound port (useful with port 0).
   Result<uint16_t> Listen(const std::string& host, uint16_t port);
+  // Stops accepting new connections and new sessions (/readyz turns 503); sessions already
+  // open keep being served, so calls in flight can finish.
+  void Drain();
   // Stops accepting, closes every session (and so every upstream) and every connection.
   void Stop();
 
   size_t session_count() const;
+  // Client requests awaiting answers, over every session.
+  size_t requests_in_flight() const;
 
   class Impl;
 

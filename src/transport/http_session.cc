@@ -22,13 +22,14 @@ bool ParseEventId(std::string_view id, uint64_t& stream, uint64_t& seq) {
          b.ptr == id.data() + id.size();
 }
 
-HttpMcpSession::HttpMcpSession(std::string id, Transport transport,
-                               std::unique_ptr<gateway::Upstream> upstream,
-                               const gateway::ToolCallGuard& guard, size_t max_events)
+HttpMcpSession::HttpMcpSession(std::string id, Transport transport, const RelayMaker& make_relay,
+                               size_t max_events, std::string grant, std::string route)
     : id_(std::move(id)),
       transport_(transport),
       max_events_(max_events),
-      relay_(id_, std::move(upstream), guard, *this) {
+      grant_(std::move(grant)),
+      route_(std::move(route)),
+      relay_(make_relay(*this)) {
   streams_[0].id = 0;
 }
 
@@ -120,7 +121,7 @@ uint64_t HttpMcpSession::LastSeq(uint64_t sid) { return streams_[sid].next_seq -
 void HttpMcpSession::Close() {
   if (closed_) return;
   closed_ = true;
-  relay_.Close();
+  relay_->Close();
   for (auto& [sid, s] : streams_) {
     if (s.writer) s.writer->Finish();
   }

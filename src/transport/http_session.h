@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -63,13 +64,20 @@ class HttpMcpSession : public gateway::ClientSink {
  public:
   enum class Transport { kStreamableHttp, kLegacySse };
 
-  HttpMcpSession(std::string id, Transport transport, std::unique_ptr<gateway::Upstream> upstream,
-                 const gateway::ToolCallGuard& guard, size_t max_events);
+  // Makes the relay that serves the session, given the sink it must answer through.
+  using RelayMaker = std::function<std::unique_ptr<gateway::McpSession>(gateway::ClientSink&)>;
+
+  // `grant` is the caller that opened the session (every later request must be the same
+  // caller); `route` is the server it was opened on ("" for the aggregate /mcp).
+  HttpMcpSession(std::string id, Transport transport, const RelayMaker& make_relay,
+                 size_t max_events, std::string grant = {}, std::string route = {});
   ~HttpMcpSession() override;
 
   const std::string& id() const { return id_; }
   bool legacy() const { return transport_ == Transport::kLegacySse; }
-  gateway::Session& relay() { return relay_; }
+  gateway::McpSession& relay() { return *relay_; }
+  const std::string& grant() const { return grant_; }
+  const std::string& route() const { return route_; }
   std::chrono::steady_clock::time_point last_active() const { return last_active_; }
   void Touch() { last_active_ = std::chrono::steady_clock::now(); }
 
@@ -123,8 +131,10 @@ class HttpMcpSession : public gateway::ClientSink {
   uint64_t next_stream_ = 1;
   std::chrono::steady_clock::time_point last_active_ = std::chrono::steady_clock::now();
   bool closed_ = false;
+  std::string grant_;
+  std::string route_;
   // Declared last: it is destroyed first, and its upstream may still deliver while it closes.
-  gateway::Session relay_;
+  std::unique_ptr<gateway::McpSession> relay_;
 };
 
 }  // namespace tw::transport

@@ -19,7 +19,14 @@ class HttpSessionTest : public ::testing::Test {
   void Make(HttpMcpSession::Transport transport = HttpMcpSession::Transport::kStreamableHttp) {
     auto upstream = std::make_unique<FakeUpstream>();
     upstream_ = upstream.get();
-    session_ = std::make_unique<HttpMcpSession>("sid", transport, std::move(upstream), guard_, 4);
+    auto* up = upstream.release();
+    session_ = std::make_unique<HttpMcpSession>(
+        "sid", transport,
+        [&](gateway::ClientSink& sink) {
+          return std::make_unique<gateway::Session>("sid", std::unique_ptr<gateway::Upstream>(up),
+                                                    guard_, sink);
+        },
+        4);
     session_->relay().Start();
   }
   void SetUp() override { Make(); }

@@ -15,7 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "admin/api.h"
 #include "app/demo.h"
+#include "app/serve.h"
+#include "auth/grant_store.h"
+#include "config/config.h"
 #include "app/policy_reloader.h"
 #include "app/approval_waiter.h"
 #include "app/init.h"
@@ -73,6 +77,7 @@ struct RunOptions {
 };
 
 struct AuditOptions {
+  std::string config;
   std::string state;
   std::string since;
   std::string grant, server, tool, decision;
@@ -81,6 +86,7 @@ struct AuditOptions {
 };
 
 struct PinsOptions {
+  std::string config;
   std::string state;
   std::string server;
   std::string tool;
@@ -95,7 +101,8 @@ struct ExplainOptions {
   std::string state;
 };
 
-// Splits "host:port" (IPv6 in brackets).
+}  // namespace
+
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
   size_t colon = listen.rfind(':');
   if (colon == std::string::npos) {
@@ -117,6 +124,8 @@ Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) 
   }
   return std::make_pair(host, static_cast<uint16_t>(port));
 }
+
+namespace {
 
 int RunCommand(const RunOptions& o) {
   if (o.upstream_url.empty() == o.command.empty()) {
@@ -351,12 +360,16 @@ int ExplainCommand(const ExplainOptions& o) {
   return kExitOk;
 }
 
+}  // namespace
+
 std::string FormatTime(int64_t ms) {
   const std::time_t t = static_cast<std::time_t>(ms / 1000);
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   return buf;
 }
+
+namespace {
 
 int PinsCommand(const std::string& action, const PinsOptions& o) {
   auto store = catalog::OpenPinStore(o.state.empty() ? limits::DefaultStateSpec() : o.state);
@@ -465,6 +478,7 @@ int AuditCommand(const AuditOptions& o) {
 }
 
 struct ApprovalsOptions {
+  std::string config;
   std::string state;
   std::string id;
   std::string reason;
@@ -487,13 +501,7 @@ int ApprovalsCommand(const std::string& action, const ApprovalsOptions& o) {
     }
     for (const auto& a : *list) {
       if (o.json) {
-        std::cout << json::serialize(json::object{
-                         {"id", a.id}, {"state", approval::StateName(a.state)},
-                         {"grant", a.grant}, {"server", a.server}, {"tool", a.tool},
-                         {"arguments", json::parse(a.args)}, {"created_ms", a.created_ms},
-                         {"expires_ms", a.expires_ms}, {"resolved_by", a.resolved_by},
-                         {"reason", a.reason}})
-                  << "\n";
+        std::cout << json::serialize(admin::ApprovalJson(a)) << "\n";
         continue;
       }
       std::cout << a.id << "  " << approval::StateName(a.state) << "  " << a.server << " "
@@ -516,6 +524,176 @@ int ApprovalsCommand(const std::string& action, const ApprovalsOptions& o) {
   std::cout << (action == "approve" ? "approved " : "denied ") << o.id << " (" << r->server << " "
             << r->tool << ")\n";
   return kExitOk;
+}
+
+struct GrantsOptions {
+  std::string config;
+  std::string state;
+  std::string name;
+  std::string servers;  // comma-separated
+  std::string expires;
+  std::vector<std::string> policies;  // server=path
+  bool json = false;
+};
+
+// The state store a subcommand uses: --state, else the config's (-c), else the default.
+Result<std::string> ResolveState(const std::string& config_path, const std::string& state) {
+  if (!state.empty()) return state;
+  if (config_path.empty()) return limits::DefaultStateSpec();
+  auto c = config::LoadConfig(config_path);
+  if (!c) return Fail(c.error());
+  return c->state.empty() ? limits::DefaultStateSpec() : c->state;
+}
+
+int GrantsCommand(const std::string& action, const GrantsOptions& o) {
+  auto spec = ResolveState(o.config, o.state);
+  if (!spec) {
+    std::cerr << spec.error().message() << "\n";
+    return kExitInvalid;
+  }
+  auto store = auth::OpenGrantStore(*spec);
+  if (!store) {
+    std::cerr << "toolwarden grants: " << store.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  const int64_t now = SystemClock().NowMs();
+  if (action == "list") {
+    auto list = (*store)->List();
+    if (!list) {
+      std::cerr << "toolwarden grants: " << list.error().message() << "\n";
+      return kExitUnavailable;
+    }
+    for (const auto& g : *list) {
+      json::value j = admin::GrantJson(g, now);
+      if (o.json) {
+        std::cout << json::serialize(j) << "\n";
+        continue;
+      }
+      std::string servers;
+      for (const auto& sv : g.servers) servers += (servers.empty() ? "" : ",") + sv;
+      std::cout << g.name << "  " << j.at("state").as_string().c_str() << "  servers "
+                << (servers.empty() ? "all" : servers) << "  created " << FormatTime(g.created_ms)
+                << "  expires " << (g.expires_ms ? FormatTime(g.expires_ms) : std::string("never"))
+                << "  last used "
+                << (g.last_used_ms ? FormatTime(g.last_used_ms) : std::string("never"));
+      for (const auto& [server, path] : g.policies) std::cout << "  policy " << server << "=" << path;
+      std::cout << "\n";
+    }
+    if (list->empty() && !o.json) std::cout << "no grants\n";
+    return kExitOk;
+  }
+  if (action == "revoke") {
+    auto g = (*store)->Revoke(o.name, now);
+    if (!g) {
+      std::cerr << "toolwarden grants: " << g.error().message() << "\n";
+      return kExitInvalid;
+    }
+    std::cout << "revoked " << o.name << ": its token no longer works\n";
+    return kExitOk;
+  }
+  auth::Grant g;
+  g.name = o.name;
+  for (size_t start = 0; start < o.servers.size();) {
+    size_t comma = o.servers.find(',', start);
+    if (comma == std::string::npos) comma = o.servers.size();
+    if (comma > start) g.servers.push_back(o.servers.substr(start, comma - start));
+    start = comma + 1;
+  }
+  for (const auto& p : o.policies) {
+    const size_t eq = p.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == p.size()) {
+      std::cerr << "toolwarden grants: --policy \"" << p << "\" must be SERVER=FILE\n";
+      return kExitUsage;
+    }
+    const std::string path = std::filesystem::absolute(p.substr(eq + 1)).string();
+    if (auto loaded = policy::LoadPolicyFile(path); !loaded) {
+      std::cerr << loaded.error().message() << "\n";
+      return kExitInvalid;
+    }
+    g.policies[p.substr(0, eq)] = path;
+  }
+  if (!o.config.empty()) {
+    auto c = config::LoadConfig(o.config);
+    if (!c) {
+      std::cerr << c.error().message() << "\n";
+      return kExitInvalid;
+    }
+    for (const auto& sv : g.servers) {
+      if (!c->servers.contains(sv)) {
+        std::cerr << "toolwarden grants: " << o.config << " has no server \"" << sv << "\"\n";
+        return kExitUsage;
+      }
+    }
+  }
+  if (!o.expires.empty()) {
+    auto ms = auth::ParseExpiry(o.expires);
+    if (!ms) {
+      std::cerr << "toolwarden grants: " << ms.error().message() << "\n";
+      return kExitUsage;
+    }
+    g.expires_ms = now + *ms;
+  }
+  auto token = (*store)->Create(g, now);
+  if (!token) {
+    std::cerr << "toolwarden grants: " << token.error().message() << "\n";
+    return kExitInvalid;
+  }
+  if (o.json) {
+    json::value j = admin::GrantJson(*(*store)->Get(g.name).value(), now);
+    j.as_object()["token"] = *token;
+    std::cout << json::serialize(j) << "\n";
+    return kExitOk;
+  }
+  std::cout << "Created grant \"" << g.name << "\" (servers: "
+            << (o.servers.empty() ? "all" : o.servers) << "; expires: "
+            << (g.expires_ms ? FormatTime(g.expires_ms) : std::string("never"))
+            << ").\nIts token is shown once; only its hash is stored:\n\n  " << *token
+            << "\n\nAgents send it as   Authorization: Bearer " << *token << "\n";
+  return kExitOk;
+}
+
+int AdminTokenCommand(const std::string& config_path, const std::string& state) {
+  auto spec = ResolveState(config_path, state);
+  if (!spec) {
+    std::cerr << spec.error().message() << "\n";
+    return kExitInvalid;
+  }
+  auto store = auth::OpenGrantStore(*spec);
+  if (!store) {
+    std::cerr << "toolwarden admin: " << store.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  auto token = (*store)->ResetAdminTokens(SystemClock().NowMs());
+  if (!token) {
+    std::cerr << "toolwarden admin: " << token.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  std::cout << "New admin API token (the old one no longer works; only its hash is stored):\n\n  "
+            << *token << "\n";
+  return kExitOk;
+}
+
+int ValidateConfig(const std::string& path) {
+  auto c = config::LoadConfig(path);
+  if (!c) {
+    std::cout << c.error().message() << "\n";
+    return kExitInvalid;
+  }
+  int status = kExitOk;
+  std::set<std::string> seen;
+  for (const auto& [name, sc] : c->servers) {
+    if (!seen.insert(sc.policy_path).second) continue;
+    auto p = policy::LoadPolicyFile(sc.policy_path);
+    if (!p) {
+      std::cout << p.error().message() << "\n";
+      status = kExitInvalid;
+    }
+  }
+  if (status == kExitOk) {
+    std::cout << path << ": valid (" << c->servers.size() << " server"
+              << (c->servers.size() == 1 ? "" : "s") << ", every policy valid)\n";
+  }
+  return status;
 }
 
 int ValidateCommand(const std::vector<std::string>& files) {
@@ -627,9 +805,58 @@ int Main(int argc, char** argv) {
                   "After --: the MCP server command to run as a child process");
 
   std::vector<std::string> validate_files;
+  std::string validate_config;
   CLI::App* validate = app.add_subcommand(
-      "validate", "Check policy files; print every problem as FILE:LINE:COLUMN: message");
-  validate->add_option("files", validate_files, "Policy files")->required();
+      "validate", "Check policy files (or a serve config and its policies with -c); print every "
+                  "problem as FILE:LINE:COLUMN: message");
+  validate->add_option("files", validate_files, "Policy files");
+  validate->add_option("-c,--config", validate_config, "A toolwarden.yaml (serve config)");
+
+  ServeOptions serve_options;
+  CLI::App* serve = app.add_subcommand(
+      "serve",
+      "The gateway for a fleet: every server in the config behind one HTTP endpoint.\n"
+      "  toolwarden serve -c toolwarden.yaml\n"
+      "/mcp aggregates the servers a grant may use (tools named server__tool), /mcp/<server> is "
+      "one server; /api/ is the admin API; /metrics, /healthz, /readyz.");
+  serve->add_option("-c,--config", serve_options.config_path, "Config file (YAML or JSON)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  serve->add_option("--listen", serve_options.listen, "HOST:PORT (overrides the config's listen)");
+  serve->add_option("--state", serve_options.state, "State store (overrides the config's state)");
+  serve->add_option("--audit-log", serve_options.audit_log,
+                    "Also write audit records as JSON lines to FILE (- for stdout)");
+
+  GrantsOptions grants_options;
+  CLI::App* grants_cmd = app.add_subcommand("grants", "Who may call the gateway: grant tokens for agents");
+  grants_cmd->require_subcommand(1);
+  grants_cmd->fallthrough();  // parent options (-c, --state) may follow the subcommand
+  grants_cmd->add_option("-c,--config", grants_options.config, "Use the state of this serve config");
+  grants_cmd->add_option("--state", grants_options.state, "State store (default: the config's)");
+  CLI::App* grants_create = grants_cmd->add_subcommand(
+      "create", "Create a grant and print its token once:\n"
+                "  toolwarden grants create ci-runner --servers github,stripe --expires 30d -c toolwarden.yaml");
+  grants_create->add_option("name", grants_options.name, "Grant name")->required();
+  grants_create->add_option("--servers", grants_options.servers,
+                            "Comma-separated servers it may use (default: all)");
+  grants_create->add_option("--expires", grants_options.expires, "Lifetime, e.g. 12h, 30d");
+  grants_create->add_option("--policy", grants_options.policies,
+                            "SERVER=FILE: a policy replacing that server's own for this grant")
+      ->allow_extra_args(false);
+  grants_create->add_flag("--json", grants_options.json, "Print the grant and token as JSON");
+  CLI::App* grants_list = grants_cmd->add_subcommand("list", "Every grant (never tokens)");
+  grants_list->add_flag("--json", grants_options.json, "JSON lines");
+  CLI::App* grants_revoke = grants_cmd->add_subcommand("revoke", "Revoke a grant: its token stops working at once");
+  grants_revoke->add_option("name", grants_options.name, "Grant name")->required();
+
+  std::string admin_config, admin_state;
+  CLI::App* admin_cmd = app.add_subcommand("admin", "The admin API's token");
+  admin_cmd->require_subcommand(1);
+  admin_cmd->fallthrough();  // parent options (-c, --state) may follow the subcommand
+  admin_cmd->add_option("-c,--config", admin_config, "Use the state of this serve config");
+  admin_cmd->add_option("--state", admin_state, "State store");
+  CLI::App* admin_reset = admin_cmd->add_subcommand(
+      "reset-token", "Replace the admin API token (prints the new one once)");
 
   ExplainOptions explain_options;
   CLI::App* explain = app.add_subcommand(
@@ -670,7 +897,9 @@ int Main(int argc, char** argv) {
   ApprovalsOptions approvals_options;
   CLI::App* approvals_cmd = app.add_subcommand("approvals", "Calls waiting for a human's decision");
   approvals_cmd->require_subcommand(1);
+  approvals_cmd->fallthrough();  // parent options (-c, --state) may follow the subcommand
   approvals_cmd->add_option("--state", approvals_options.state, "State store (default: as `run`)");
+  approvals_cmd->add_option("-c,--config", approvals_options.config, "Use the state of this serve config");
   CLI::App* approvals_list = approvals_cmd->add_subcommand("list", "Pending approvals (--all: every one)");
   approvals_list->add_flag("--all", approvals_options.all, "Resolved ones too");
   approvals_list->add_flag("--json", approvals_options.json, "JSON lines");
@@ -684,6 +913,7 @@ int Main(int argc, char** argv) {
   AuditOptions audit_options;
   CLI::App* audit_cmd = app.add_subcommand("audit", "Query the audit trail (newest first)");
   audit_cmd->add_option("--state", audit_options.state, "State store (default: as `run`)");
+  audit_cmd->add_option("-c,--config", audit_options.config, "Use the state of this serve config");
   audit_cmd->add_option("--since", audit_options.since, "Only the last DURATION (30m, 1h, 7d)");
   audit_cmd->add_option("--grant", audit_options.grant, "Only this grant");
   audit_cmd->add_option("--server", audit_options.server, "Only this server");
@@ -732,7 +962,9 @@ int Main(int argc, char** argv) {
   CLI::App* pins = app.add_subcommand(
       "pins", "Tool pins: definitions approved per server, and changes waiting for review");
   pins->require_subcommand(1);
+  pins->fallthrough();  // parent options (-c, --state) may follow the subcommand
   pins->add_option("--state", pins_options.state, "State store (default: as `run`)");
+  pins->add_option("-c,--config", pins_options.config, "Use the state of this serve config");
   CLI::App* pins_list = pins->add_subcommand("list", "List pins and pending changes");
   pins_list->add_option("--server", pins_options.server, "Only this server");
   CLI::App* pins_diff = pins->add_subcommand("diff", "Show what changed in a tool's definition");
@@ -762,8 +994,33 @@ int Main(int argc, char** argv) {
   }
   if (!InitLogging(log_level)) return kExitUsage;
 
+  // -c CONFIG: the state store the config names, for every subcommand that reads state.
+  for (auto [config, state] : {std::pair{&approvals_options.config, &approvals_options.state},
+                               std::pair{&audit_options.config, &audit_options.state},
+                               std::pair{&pins_options.config, &pins_options.state}}) {
+    if (config->empty()) continue;
+    auto spec = ResolveState(*config, *state);
+    if (!spec) {
+      std::cerr << spec.error().message() << "\n";
+      return kExitInvalid;
+    }
+    *state = *spec;
+  }
   if (*run) return RunCommand(run_options);
-  if (*validate) return ValidateCommand(validate_files);
+  if (*serve) return ServeCommand(serve_options);
+  if (*grants_cmd) {
+    return GrantsCommand(*grants_create ? "create" : *grants_list ? "list" : "revoke", grants_options);
+  }
+  if (*admin_cmd && *admin_reset) return AdminTokenCommand(admin_config, admin_state);
+  if (*validate) {
+    if (validate_config.empty() && validate_files.empty()) {
+      std::cerr << "toolwarden validate: give policy files, or -c CONFIG\n";
+      return kExitUsage;
+    }
+    int status = validate_config.empty() ? kExitOk : ValidateConfig(validate_config);
+    if (!validate_files.empty()) status = std::max(status, ValidateCommand(validate_files));
+    return status;
+  }
   if (*explain) return ExplainCommand(explain_options);
   if (*scan) return ScanCommand(scan_options);
   if (*tools) return ToolsCommand(tools_options);

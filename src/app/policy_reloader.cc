@@ -15,12 +15,12 @@ namespace tw::app {
 
 namespace asio = boost::asio;
 
-class PolicyReloader::Impl : public std::enable_shared_from_this<Impl> {
+// Watches one file: inotify on its directory (so editors that save by renaming, and Kubernetes'
+// symlink swaps, are seen), SIGHUP, and a short debounce; calls `changed(why, forced)`.
+class FileWatcher::Impl : public std::enable_shared_from_this<Impl> {
  public:
-  Impl(asio::io_context& io, std::string path, gateway::PolicyHolder& holder)
-      : path_(std::move(path)), holder_(holder), inotify_(io), hup_(io, SIGHUP), debounce_(io) {
-    if (auto text = policy::ReadPolicyText(path_)) last_hash_ = std::hash<std::string>{}(*text);
-  }
+  Impl(asio::io_context& io, std::string path, std::function<void(const char*, bool)> changed)
+      : path_(std::move(path)), changed_(std::move(changed)), inotify_(io), hup_(io, SIGHUP), debounce_(io) {}
 
   void Start() {
     namespace fs = std::filesystem;
@@ -34,7 +34,7 @@ class PolicyReloader::Impl : public std::enable_shared_from_this<Impl> {
       Read();
     } else {
       if (fd >= 0) ::close(fd);
-      spdlog::warn("policy: cannot watch {} for changes ({}); reload with SIGHUP", path_,
+      spdlog::warn("cannot watch {} for changes ({}); reload with SIGHUP", path_,
                    std::strerror(errno));
     }
     WaitHup();
@@ -62,7 +62,7 @@ class PolicyReloader::Impl : public std::enable_shared_from_this<Impl> {
             if (name == self->file_name_ || name.starts_with("..")) relevant = true;
             off += sizeof(inotify_event) + ev->len;
           }
-          if (relevant) self->Schedule("file changed");
+          if (relevant) self->Schedule();
           self->Read();
         });
   }
@@ -70,19 +70,49 @@ class PolicyReloader::Impl : public std::enable_shared_from_this<Impl> {
   void WaitHup() {
     hup_.async_wait([self = shared_from_this()](boost::system::error_code ec, int) {
       if (ec || self->stopped_) return;
-      self->Reload("SIGHUP", /*force=*/true);
+      self->changed_("SIGHUP", true);
       self->WaitHup();
     });
   }
 
-  // Editors fire several events per save: reload once, shortly after the last.
-  void Schedule(const char* why) {
+  // Editors fire several events per save: act once, shortly after the last.
+  void Schedule() {
     debounce_.expires_after(std::chrono::milliseconds(50));
-    debounce_.async_wait([self = shared_from_this(), why](boost::system::error_code ec) {
-      if (!ec && !self->stopped_) self->Reload(why, false);
+    debounce_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec && !self->stopped_) self->changed_("file changed", false);
     });
   }
 
+  std::string path_;
+  std::string file_name_;
+  std::function<void(const char*, bool)> changed_;
+  asio::posix::stream_descriptor inotify_;
+  asio::signal_set hup_;
+  asio::steady_timer debounce_;
+  std::array<char, 8192> buf_{};
+  bool stopped_ = false;
+};
+
+FileWatcher::FileWatcher(asio::io_context& io, std::string path,
+                         std::function<void(const char* why, bool forced)> changed)
+    : impl_(std::make_shared<Impl>(io, std::move(path), std::move(changed))) {}
+FileWatcher::~FileWatcher() { impl_->Stop(); }
+void FileWatcher::Start() { impl_->Start(); }
+void FileWatcher::Stop() { impl_->Stop(); }
+
+class PolicyReloader::Impl {
+ public:
+  Impl(asio::io_context& io, std::string path, gateway::PolicyHolder& holder)
+      : path_(std::move(path)),
+        holder_(holder),
+        watcher_(io, path_, [this](const char* why, bool forced) { Reload(why, forced); }) {
+    if (auto text = policy::ReadPolicyText(path_)) last_hash_ = std::hash<std::string>{}(*text);
+  }
+
+  void Start() { watcher_.Start(); }
+  void Stop() { watcher_.Stop(); }
+
+ private:
   void Reload(const char* why, bool force) {
     auto text = policy::ReadPolicyText(path_);
     if (!text) {
@@ -107,19 +137,14 @@ class PolicyReloader::Impl : public std::enable_shared_from_this<Impl> {
   }
 
   std::string path_;
-  std::string file_name_;
   gateway::PolicyHolder& holder_;
-  asio::posix::stream_descriptor inotify_;
-  asio::signal_set hup_;
-  asio::steady_timer debounce_;
-  std::array<char, 8192> buf_{};
+  FileWatcher watcher_;
   size_t last_hash_ = 0;
-  bool stopped_ = false;
 };
 
 PolicyReloader::PolicyReloader(asio::io_context& io, std::string path,
                                gateway::PolicyHolder& holder)
-    : impl_(std::make_shared<Impl>(io, std::move(path), holder)) {}
+    : impl_(std::make_unique<Impl>(io, std::move(path), holder)) {}
 
 PolicyReloader::~PolicyReloader() { impl_->Stop(); }
 

@@ -9,6 +9,7 @@
 // Thread: the io_context's.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,24 @@
 #include "gateway/policy_holder.h"
 
 namespace tw::app {
+
+// Calls `changed` when a file may have changed: inotify on its directory (editors that save by
+// renaming, Kubernetes' symlink swaps), debounced, and on SIGHUP (forced = true).
+class FileWatcher {
+ public:
+  FileWatcher(boost::asio::io_context& io, std::string path,
+              std::function<void(const char* why, bool forced)> changed);
+  ~FileWatcher();
+  FileWatcher(const FileWatcher&) = delete;
+  FileWatcher& operator=(const FileWatcher&) = delete;
+  void Start();
+  void Stop();
+
+  class Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
 
 class PolicyReloader {
  public:
@@ -31,7 +50,7 @@ class PolicyReloader {
   class Impl;
 
  private:
-  std::shared_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace tw::app

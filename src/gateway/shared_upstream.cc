@@ -46,7 +46,7 @@ std::unique_ptr<Upstream> UpstreamHub::NewChannel() {
   return std::make_unique<Channel>(shared_from_this(), next_channel_++);
 }
 
-void UpstreamHub::Close() {
+void UpstreamHub::Close(const std::string& why) {
   if (closed_) return;
   closed_ = true;
   up_ = false;
@@ -54,7 +54,7 @@ void UpstreamHub::Close() {
   auto channels = channels_;
   for (auto& [id, ch] : channels) {
     if (ch->events().on_disconnected) {
-      ch->events().on_disconnected(Error::Unavailable("server " + server_ + " was removed"));
+      ch->events().on_disconnected(Error::Unavailable(why));
     }
   }
 }
@@ -66,6 +66,24 @@ UpstreamHub::Channel* UpstreamHub::Find(uint64_t channel) const {
 
 void UpstreamHub::Attach(Channel* ch) {
   channels_[ch->id()] = ch;
+  EnsureStarted();
+}
+
+void UpstreamHub::Warm(json::value initialize_params) {
+  warm_params_ = std::move(initialize_params);
+  EnsureStarted();
+  if (init_ == Init::kNone && !closed_) SendInitialize(warm_params_);
+}
+
+void UpstreamHub::SendInitialize(json::value params) {
+  init_ = Init::kPending;
+  if (params.is_object()) params.as_object()["capabilities"] = json::object{};  // no client to ask
+  const int64_t id = next_id_++;
+  pending_.emplace(id, Pending{0, nullptr, std::nullopt});
+  upstream_->Send(jsonrpc::MakeRequest(id, std::string(method::kInitialize), std::move(params)));
+}
+
+void UpstreamHub::EnsureStarted() {
   if (started_ || closed_) return;
   started_ = true;
   auto self = weak_from_this();
@@ -117,7 +135,7 @@ void UpstreamHub::FromChannel(uint64_t channel, Message msg) {
       const json::value id = msg.id;
       post_(0, [self = shared_from_this(), channel, id] {
         if (Channel* c = self->Find(channel)) {
-          c->events().on_request_failed(id, Error::Unavailable("server " + self->server_ + " was removed"), false);
+          c->events().on_request_failed(id, Error::Unavailable("server " + self->server_ + " is closed"), false);
         }
       });
     }
@@ -138,12 +156,7 @@ void UpstreamHub::FromChannel(uint64_t channel, Message msg) {
         }
         waiting_init_.emplace_back(channel, msg.id);
         if (init_ == Init::kPending) return;
-        init_ = Init::kPending;
-        json::object params = msg.params.is_object() ? msg.params.as_object() : json::object{};
-        params["capabilities"] = json::object{};  // see the header: no client to ask
-        const int64_t id = next_id_++;
-        pending_.emplace(id, Pending{0, nullptr, std::nullopt});
-        upstream_->Send(jsonrpc::MakeRequest(id, std::string(method::kInitialize), std::move(params)));
+        SendInitialize(msg.params.is_object() ? msg.params : json::value(json::object{}));
         return;
       }
       const int64_t id = next_id_++;
@@ -341,6 +354,7 @@ void UpstreamHub::OnDisconnected(const Error& error) {
 }
 
 void UpstreamHub::OnReconnected() {
+  if (!warm_params_.is_null() && init_ == Init::kNone) SendInitialize(warm_params_);
   auto channels = channels_;
   for (auto& [id, ch] : channels) {
     if (Find(id)) ch->events().on_reconnected();

@@ -35,11 +35,15 @@ class UpstreamHub : public std::enable_shared_from_this<UpstreamHub> {
   UpstreamHub(const UpstreamHub&) = delete;
   UpstreamHub& operator=(const UpstreamHub&) = delete;
 
-  // A new channel; the real connection starts with the first channel's Start().
+  // A new channel; the real connection starts with the first channel's Start() (or Warm()).
   std::unique_ptr<Upstream> NewChannel();
+  // Starts the server now and initializes it with `initialize_params` (the gateway's own
+  // client info), so it is ready — and its health known — before the first session; it is
+  // initialized again the same way whenever it restarts.
+  void Warm(json::value initialize_params);
   // Closes the real connection (a reload removed the server, or the gateway stops). Channels
   // still open see a disconnection.
-  void Close();
+  void Close(const std::string& why = "the server was removed");
 
   const std::string& server() const { return server_; }
   bool up() const { return up_; }
@@ -60,6 +64,8 @@ class UpstreamHub : public std::enable_shared_from_this<UpstreamHub> {
   };
 
   void Attach(Channel* ch);
+  void EnsureStarted();
+  void SendInitialize(json::value params);
   void Detach(uint64_t channel);
   void FromChannel(uint64_t channel, jsonrpc::Message msg);
   void OnMessage(jsonrpc::Message msg, std::optional<json::value> related);
@@ -81,6 +87,7 @@ class UpstreamHub : public std::enable_shared_from_this<UpstreamHub> {
   std::string last_error_;
   enum class Init { kNone, kPending, kDone } init_ = Init::kNone;
   json::value init_result_;
+  json::value warm_params_;  // null unless Warm() was called
   std::vector<std::pair<uint64_t, json::value>> waiting_init_;  // channel, its request id
   int64_t next_id_ = 1;
   std::unordered_map<int64_t, Pending> pending_;

@@ -1,0 +1,127 @@
+// GatewayState: everything `toolwarden serve` runs, built from the config — the stores, the
+// configured servers with their policies, guards and shared connections — and the answers to
+// the questions the listener asks: who is calling (Authenticate), what serves a new session
+// (MakeSession), and the admin API (HandleAdmin, through admin::Api).
+//
+// Reload: the config file is watched (and SIGHUP); a valid change adds, replaces and removes
+// servers for new sessions (a server whose command, URL or settings are unchanged keeps its
+// connection); an invalid one is refused and logged with positions, and nothing changes.
+// Sessions keep the servers they opened with. listen and state need a restart.
+//
+// Thread: the io_context's (admin calls and sessions run there too).
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "admin/api.h"
+#include "app/policy_reloader.h"
+#include "approval/approval_store.h"
+#include "audit/audit.h"
+#include "auth/grant_store.h"
+#include "catalog/pin_store.h"
+#include "common/clock.h"
+#include "config/config.h"
+#include "gateway/metrics.h"
+#include "gateway/policy_holder.h"
+#include "gateway/shared_upstream.h"
+#include "gateway/tool_call_guard.h"
+#include "gateway/tool_pins.h"
+#include "limits/counter_store.h"
+#include "transport/http_server.h"
+
+namespace tw::app {
+
+// One configured server as the gateway runs it.
+struct ServerRuntime {
+  config::ServerConfig config;
+  gateway::PolicyHolder* policy = nullptr;  // its default policy (owned by the GatewayState)
+  std::unique_ptr<gateway::ToolPins> pins;
+  std::map<std::string, std::unique_ptr<gateway::ToolCallGuard>> guards;  // by policy file
+  std::shared_ptr<gateway::UpstreamHub> hub;  // isolation: shared
+  // What sessions last saw (isolation: session servers; shared ones ask the hub).
+  std::string state = "idle";
+  std::string last_error;
+  int64_t changed_ms = 0;
+
+  ~ServerRuntime() {
+    if (hub) hub->Close("server " + config.name + " was removed from the config");
+  }
+};
+
+class GatewayState : public admin::Backend {
+ public:
+  static Result<std::unique_ptr<GatewayState>> Open(boost::asio::io_context& io,
+                                                    const config::Config& config, const Clock& clock);
+  ~GatewayState() override;
+
+  const config::Config& config() const { return config_; }
+  gateway::Metrics& metrics() { return metrics_; }
+  std::string ServerNames() const;
+
+  // Approvals wait through `waiter` (must outlive this); `waiting` counts them for /metrics.
+  void SetApprovalWaiter(gateway::ApprovalWaiter* waiter, std::function<size_t()> waiting);
+  void AddServerGauges(std::function<double()> sessions);
+  // Watches the config file for changes.
+  void StartWatching(const std::string& config_path);
+  // Stops watching files and closes every shared server connection.
+  void Stop();
+
+  // The grant an Authorization header belongs to, or why not (audited, without the token).
+  Result<std::string> Authenticate(std::string_view authorization);
+  Result<transport::HttpMcpSession::RelayMaker> MakeSession(const transport::SessionRequest& r);
+  transport::HttpServerOptions::AdminReply HandleAdmin(
+      const transport::HttpServerOptions::AdminCall& call);
+
+  // admin::Backend
+  std::vector<admin::ServerInfo> Servers() override;
+  std::vector<admin::PolicyInfo> Policies() override;
+  Result<std::string> Reload() override;
+  auth::GrantStore& Grants() override { return *grants_; }
+  approval::ApprovalStore& Approvals() override { return *approvals_; }
+  catalog::PinStore& Pins() override { return *pin_store_; }
+  audit::AuditLog& Audit() override { return *audit_; }
+  Result<std::vector<audit::Record>> QueryAudit(const audit::Query& q) override;
+  int64_t NowMs() override { return clock_.NowMs(); }
+
+  approval::ApprovalStore& approvals() { return *approvals_; }
+  auth::GrantStore& grants() { return *grants_; }
+
+ private:
+  GatewayState(boost::asio::io_context& io, const config::Config& config, const Clock& clock);
+  struct PolicyFile {
+    std::unique_ptr<gateway::PolicyHolder> holder;
+    std::unique_ptr<PolicyReloader> reloader;
+  };
+  Result<gateway::PolicyHolder*> PolicyFor(const std::string& path);
+  Result<std::shared_ptr<ServerRuntime>> Build(const config::ServerConfig& sc);
+  Result<const gateway::ToolCallGuard*> GuardFor(ServerRuntime& server, const std::string& policy_path);
+  std::unique_ptr<gateway::Upstream> Connect(ServerRuntime& server);
+  std::unique_ptr<gateway::Upstream> NewUpstream(const config::ServerConfig& sc);
+  void ObserveHealth(const std::string& server, bool up, const std::string& why);
+
+  boost::asio::io_context& io_;
+  config::Config config_;
+  const Clock& clock_;
+  std::string state_spec_;
+  std::unique_ptr<limits::CounterStore> counters_;
+  std::unique_ptr<catalog::PinStore> pin_store_;
+  std::unique_ptr<audit::AuditLog> audit_;
+  std::unique_ptr<approval::ApprovalStore> approvals_;
+  std::unique_ptr<auth::GrantStore> grants_;
+  gateway::Metrics metrics_;
+  gateway::ApprovalWaiter* waiter_ = nullptr;
+  std::map<std::string, PolicyFile> policies_;  // by path; kept for the gateway's lifetime
+  std::map<std::string, std::shared_ptr<ServerRuntime>> servers_;
+  std::unique_ptr<FileWatcher> config_watcher_;
+  std::string config_text_hash_;
+  uint64_t config_reloads_ = 0;
+  uint64_t config_reload_failures_ = 0;
+  uint64_t unauthorized_ = 0;
+  admin::Api api_{*this};
+};
+
+}  // namespace tw::app

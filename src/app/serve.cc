@@ -133,6 +133,10 @@ int ServeCommand(const ServeOptions& o) {
   const auto deadline_ms = cfg.shutdown_timeout_ms;
   std::function<void(int64_t)> drain_poll;
   auto finish = [&] {
+    boost::system::error_code ignored;
+    signals.cancel(ignored);
+    drain_timer.cancel();
+    spdlog::info("closing sessions and stopping servers");
     polling.Stop();
     gw.Stop();
     server.Stop();
@@ -157,7 +161,6 @@ int ServeCommand(const ServeOptions& o) {
         if (!e) drain_poll(0);
       });
     };
-    drain_poll(0);
     // A second signal stops at once.
     signals.async_wait([&](boost::system::error_code e2, int) {
       if (e2) return;
@@ -165,6 +168,7 @@ int ServeCommand(const ServeOptions& o) {
       drain_timer.cancel();
       finish();
     });
+    drain_poll(0);
   });
   io.run();
   spdlog::info("stopped");

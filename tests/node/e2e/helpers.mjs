@@ -118,3 +118,17 @@ export async function resolvePendingApproval(state, tool, verdict = 'deny', reas
   if (r.status !== 0) throw new Error(r.stderr);
   return pending.id;
 }
+
+// Starts `toolwarden serve -c CONFIG` (extra args after); returns { proc, base, adminToken }.
+export async function startServe(config, args = [], { env } = {}) {
+  const proc = spawn(TOOLWARDEN, ['serve', '-c', config, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  collectStderr(proc);
+  const port = await waitForOutput(
+    proc, 'stderr', (t) => t.match(/listening on http:\/\/127\.0\.0\.1:(\d+)\/mcp/)?.[1],
+    15000, 'toolwarden serve to listen');
+  const adminToken = proc.stderrText.match(/twa_[A-Za-z0-9]{43}/)?.[0];
+  return { proc, base: `http://127.0.0.1:${port}`, adminToken };
+}

@@ -1,0 +1,305 @@
+// `toolwarden serve`: two real upstreams (server-everything, shared; the conformance fixture, one
+// process per session) behind one endpoint, agents identified by grant tokens, the admin API.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+import { EVERYTHING, FIXTURES, TOOLWARDEN, eventually, startServe, stop } from './helpers.mjs';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-serve-'));
+const config = path.join(tmp, 'toolwarden.yaml');
+const statePath = path.join(tmp, 'state.db');
+fs.writeFileSync(path.join(tmp, 'everything.yaml'), [
+  'version: "1"', 'default: allow', 'tools:',
+  '  echo:', '    limits: [{counter: echo_daily, window: day, max: 3, scope: grant}]',
+  '  get-sum: {action: require_approval, approval_timeout: 20s}',
+  '  get-tiny-image: {action: require_approval, approval_timeout: 1s}',
+  '  get-env: {action: deny, reason: environment stays private}', '',
+].join('\n'));
+fs.writeFileSync(path.join(tmp, 'conformance.yaml'), 'version: "1"\ndefault: allow\n');
+fs.writeFileSync(path.join(tmp, 'readonly.yaml'), 'version: "1"\ndefault: deny\ntools:\n  echo: {}\n');
+const writeConfig = (servers) => fs.writeFileSync(config, [
+  'listen: 127.0.0.1:0', `state: sqlite:${statePath}`, 'shutdown_timeout: 5s', 'servers:', ...servers, '',
+].join('\n'));
+const EVERYTHING_ENTRY = [
+  '  everything:', '    command: node', `    args: [${JSON.stringify(EVERYTHING)}, stdio]`,
+  '    policy: everything.yaml',
+];
+const CONFORMANCE_ENTRY = [
+  '  conformance:', '    command: node', `    args: [${JSON.stringify(path.join(FIXTURES, 'conformance-server.mjs'))}]`,
+  '    policy: conformance.yaml', '    isolation: session',
+];
+writeConfig([...EVERYTHING_ENTRY, ...CONFORMANCE_ENTRY]);
+
+const cli = (...args) => spawnSync(TOOLWARDEN, args, { encoding: 'utf8' });
+const createGrant = (name, ...args) => {
+  const r = cli('grants', 'create', name, '-c', config, '--json', ...args);
+  assert.equal(r.status, 0, r.stderr);
+  return JSON.parse(r.stdout).token;
+};
+const text = (r) => r.content.map((c) => c.text ?? '').join('');
+
+describe('serve', () => {
+  let gw;
+  let all;      // token of a grant for every server
+  let onlyEv;   // token of a grant for everything only
+  const clients = [];
+  const connect = async (token, endpoint = '/mcp') => {
+    const client = new Client({ name: 'e2e', version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}${endpoint}`), {
+      requestInit: { headers: { Authorization: `Bearer ${token}` } },
+    }));
+    clients.push(client);
+    return client;
+  };
+  const api = async (method, route, { token = gw.adminToken, body, headers = {} } = {}) => {
+    const res = await fetch(`${gw.base}/api${route}`, {
+      method,
+      headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}),
+        ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...headers },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    return { status: res.status, body: await res.json().catch(() => null), headers: res.headers };
+  };
+  const rawPost = (token, extra = {}) => fetch(`${gw.base}/mcp`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream',
+      ...(token !== undefined ? { Authorization: token } : {}), ...extra },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+  });
+
+  before(async () => {
+    all = createGrant('all-servers');
+    onlyEv = createGrant('everything-only', '--servers', 'everything');
+    gw = await startServe(config);
+    assert.match(gw.adminToken ?? '', /^twa_/, 'the admin token is printed at first start');
+  });
+  after(async () => {
+    for (const c of clients) await c.close().catch(() => {});
+    await stop(gw?.proc);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('aggregates every server a grant may use, names namespaced as server__tool', async () => {
+    const client = await connect(all);
+    assert.equal(client.getServerVersion().name, 'toolwarden');
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    assert.ok(names.includes('everything__echo'));
+    assert.ok(names.includes('conformance__test_simple_text'));
+    assert.ok(names.every((n) => /^(everything|conformance)__/.test(n)), names.join(' '));
+    assert.equal(text(await client.callTool({ name: 'everything__echo', arguments: { message: 'hi' } })), 'Echo: hi');
+    assert.equal(text(await client.callTool({ name: 'conformance__test_simple_text', arguments: {} })),
+      'This is a simple text response for testing.');
+    // Each server's own policy decides its calls.
+    const denied = await client.callTool({ name: 'everything__get-env', arguments: {} });
+    assert.equal(denied.isError, true);
+    assert.match(text(denied), /environment stays private/);
+    // Resources and prompts too, URIs made unambiguous as server+uri.
+    const resources = (await client.listResources()).resources.map((r) => r.uri);
+    assert.ok(resources.includes('conformance+test://static-text'), resources.join(' '));
+    const read = await client.readResource({ uri: 'conformance+test://static-text' });
+    assert.equal(read.contents[0].uri, 'conformance+test://static-text');
+    const prompts = (await client.listPrompts()).prompts.map((p) => p.name);
+    assert.ok(prompts.includes('conformance__test_simple_prompt'));
+    assert.ok(prompts.includes('everything__simple-prompt'));
+  });
+
+  it('shows a grant only its servers, on /mcp and /mcp/<server>', async () => {
+    const client = await connect(onlyEv);
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    assert.ok(names.length > 0);
+    assert.ok(names.every((n) => n.startsWith('everything__')), names.join(' '));
+    await assert.rejects(client.callTool({ name: 'conformance__test_simple_text', arguments: {} }),
+      /Unknown tool: conformance__test_simple_text/);
+    // One server, its own names.
+    const single = await connect(onlyEv, '/mcp/everything');
+    const own = (await single.listTools()).tools.map((t) => t.name);
+    assert.ok(own.includes('echo') && !own.some((n) => n.includes('__')));
+    assert.equal(text(await single.callTool({ name: 'echo', arguments: { message: 'one' } })), 'Echo: one');
+    const forbidden = await rawPost(`Bearer ${onlyEv}`, {}).then(() =>
+      fetch(`${gw.base}/mcp/conformance`, { method: 'POST',
+        headers: { Authorization: `Bearer ${onlyEv}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }) }));
+    assert.equal(forbidden.status, 403);
+    const missing = await fetch(`${gw.base}/mcp/nope`, { method: 'POST',
+      headers: { Authorization: `Bearer ${all}`, 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } }) });
+    assert.equal(missing.status, 404);
+  });
+
+  it('answers 401 to a missing, foreign, wrong, revoked or expired token, forwarding nothing', async () => {
+    const before = (await api('GET', '/audit?decision=deny&limit=1000')).body.records
+      .filter((r) => r.rule === 'authentication').length;
+    const expiring = createGrant('short-lived', '--expires', '1s');
+    const revoked = createGrant('revoked');
+    assert.equal(cli('grants', 'revoke', 'revoked', '-c', config).status, 0);
+    const cases = [
+      [undefined, /Bearer realm="toolwarden"$/],
+      [`Basic ${Buffer.from('a:b').toString('base64')}`, /invalid_token.*Bearer scheme/],
+      [`Bearer tw_${'x'.repeat(43)}`, /unknown token/],
+      [`Bearer ${revoked}`, /token revoked/],
+    ];
+    for (const [header, wwwAuth] of cases) {
+      const res = await rawPost(header);
+      assert.equal(res.status, 401, String(header));
+      assert.match(res.headers.get('www-authenticate'), wwwAuth);
+      assert.equal(res.headers.get('mcp-session-id'), null);
+    }
+    await eventually(async () => (await rawPost(`Bearer ${expiring}`)).status === 401, 10000, 'expiry');
+    const res = await rawPost(`Bearer ${expiring}`);
+    assert.match(res.headers.get('www-authenticate'), /token expired/);
+    // Every refusal is audited, and no token appears in the trail.
+    const records = (await api('GET', '/audit?decision=deny&limit=1000')).body.records
+      .filter((r) => r.rule === 'authentication');
+    assert.ok(records.length >= before + 5, `${records.length} vs ${before}`);
+    const trail = cli('audit', '-c', config, '--json', '--limit', '1000').stdout;
+    for (const t of [revoked, expiring]) assert.ok(!trail.includes(t.slice(3)));
+  });
+
+  it('binds a session to its grant: another grant using its id gets 404', async () => {
+    const init = await rawPost(`Bearer ${all}`);
+    assert.equal(init.status, 200);
+    const sid = init.headers.get('mcp-session-id');
+    const post = (token) => fetch(`${gw.base}/mcp`, { method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, 'Mcp-Session-Id': sid, 'Content-Type': 'application/json',
+        Accept: 'application/json, text/event-stream', 'MCP-Protocol-Version': '2025-06-18' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) });
+    assert.equal((await post(onlyEv)).status, 404);
+    assert.equal((await post(all)).status, 200);
+  });
+
+  it('keeps counters apart per grant', async () => {
+    const a = await connect(createGrant('counter-a'));
+    const b = await connect(createGrant('counter-b'));
+    for (let i = 0; i < 3; i++) {
+      assert.equal(text(await a.callTool({ name: 'everything__echo', arguments: { message: `a${i}` } })), `Echo: a${i}`);
+    }
+    const fourth = await a.callTool({ name: 'everything__echo', arguments: { message: 'a3' } });
+    assert.match(text(fourth), /Rate limit "echo_daily" reached/);
+    assert.equal(text(await b.callTool({ name: 'everything__echo', arguments: { message: 'b0' } })), 'Echo: b0');
+  });
+
+  it('holds calls for approval; the admin API approves, denies, and refuses twice or unknown ids', async () => {
+    const owner = await connect(createGrant('approver-a'));
+    const other = await connect(createGrant('approver-b'));
+    const pendingFor = (grant, tool) => eventually(async () =>
+      (await api('GET', '/approvals')).body.approvals.find((a) => a.grant === grant && a.tool === tool),
+    15000, `a pending approval for ${grant}`);
+    const call = owner.callTool({ name: 'everything__get-sum', arguments: { a: 2, b: 3 } });
+    const pending = await pendingFor('approver-a', 'get-sum');
+    assert.equal(pending.server, 'everything');
+    assert.deepEqual(pending.arguments, { a: 2, b: 3 });
+    // The same call by another grant is a different approval: nothing carries over.
+    const otherCall = other.callTool({ name: 'everything__get-sum', arguments: { a: 2, b: 3 } });
+    const otherPending = await pendingFor('approver-b', 'get-sum');
+    assert.notEqual(otherPending.id, pending.id);
+    assert.equal((await api('POST', `/approvals/${pending.id}/approve`, { body: { reason: 'ok' } })).status, 200);
+    assert.match(text(await call), /5/);
+    const twice = await api('POST', `/approvals/${pending.id}/approve`, { body: {} });
+    assert.equal(twice.status, 409);
+    assert.equal((await api('POST', `/approvals/${'0'.repeat(32)}/approve`, { body: {} })).status, 404);
+    assert.equal((await api('POST', `/approvals/${otherPending.id}/deny`, { body: { reason: 'not you' } })).status, 200);
+    const denied = await otherCall;
+    assert.equal(denied.isError, true);
+    assert.match(text(denied), /A human denied this call .*: not you/);
+    // Nobody decides: the call times out with a clear denial.
+    const late = await owner.callTool({ name: 'everything__get-tiny-image', arguments: {} });
+    assert.match(text(late), /Nobody approved this call in time/);
+    const all = (await api('GET', '/approvals?state=all')).body.approvals;
+    assert.equal(all.find((a) => a.id === pending.id).resolved_by, 'admin-api');
+  });
+
+  it('records exactly one audit record per decided call', async () => {
+    const client = await connect(createGrant('audited'));
+    for (let i = 0; i < 4; i++) await client.callTool({ name: 'conformance__test_simple_text', arguments: {} });
+    for (let i = 0; i < 2; i++) await client.callTool({ name: 'everything__get-env', arguments: {} });
+    const records = await eventually(async () => {
+      const r = (await api('GET', '/audit?grant=audited')).body.records;
+      return r.length === 6 && r.every((x) => x.outcome !== 'pending') && r;
+    }, 10000, 'six completed records');
+    assert.equal(records.filter((r) => r.decision === 'allow' && r.server === 'conformance' && r.outcome === 'ok').length, 4);
+    assert.equal(records.filter((r) => r.decision === 'deny' && r.tool === 'get-env').length, 2);
+  });
+
+  it('guards the admin API with the admin token, Origin and JSON content type', async () => {
+    assert.equal((await api('GET', '/servers', { token: null })).status, 401);
+    assert.equal((await api('GET', '/servers', { token: all })).status, 401);
+    const servers = await api('GET', '/servers');
+    assert.equal(servers.status, 200);
+    assert.deepEqual(servers.body.servers.map((s) => s.name), ['conformance', 'everything']);
+    assert.equal(servers.body.servers.find((s) => s.name === 'everything').state, 'up');
+    const foreign = await api('POST', '/grants', { body: { name: 'evil' }, headers: { Origin: 'https://evil.example' } });
+    assert.equal(foreign.status, 403);
+    const form = await fetch(`${gw.base}/api/grants`, { method: 'POST',
+      headers: { Authorization: `Bearer ${gw.adminToken}`, 'Content-Type': 'application/x-www-form-urlencoded' }, body: 'name=evil' });
+    assert.equal(form.status, 415);
+    const created = await api('POST', '/grants', { body: { name: 'via-api', servers: ['everything'] } });
+    assert.equal(created.status, 201);
+    const client = await connect(created.body.token);  // usable at once
+    assert.ok((await client.listTools()).tools.length > 0);
+    assert.equal((await api('DELETE', '/grants/via-api', { body: {} })).status, 200);
+    assert.equal((await rawPost(`Bearer ${created.body.token}`)).status, 401);  // revoked at once
+    const tools = await api('GET', '/servers/everything/tools');
+    assert.ok(tools.body.tools.some((t) => t.name === 'echo' && t.risk));
+    assert.equal((await api('GET', '/policies')).body.policies.length, 2);
+  });
+
+  it('exposes metrics, health and readiness', async () => {
+    const metrics = await (await fetch(`${gw.base}/metrics`)).text();
+    assert.match(metrics, /toolwarden_tool_calls_total\{server="everything",tool="echo",decision="allow"\} \d+/);
+    assert.match(metrics, /toolwarden_unauthorized_requests_total [1-9]/);
+    assert.match(metrics, /toolwarden_sessions \d+/);
+    assert.match(metrics, /toolwarden_servers_up 2/);
+    assert.equal((await fetch(`${gw.base}/readyz`)).status, 200);
+  });
+
+  it('reloads the config: servers come and go for new sessions; a bad file changes nothing', async () => {
+    writeConfig([...EVERYTHING_ENTRY]);
+    await eventually(async () => (await api('GET', '/servers')).body.servers.length === 1, 10000, 'reload');
+    const client = await connect(all);
+    assert.ok((await client.listTools()).tools.every((t) => t.name.startsWith('everything__')));
+    fs.writeFileSync(config, fs.readFileSync(config, 'utf8') + 'bogus: 1\n');
+    const reload = await api('POST', '/reload', { body: {} });
+    assert.equal(reload.status, 422);
+    assert.match(reload.body.error.message, /toolwarden\.yaml:\d+:1: unknown key "bogus"/);
+    assert.equal((await api('GET', '/servers')).body.servers.length, 1);
+    writeConfig([...EVERYTHING_ENTRY, ...CONFORMANCE_ENTRY]);
+    await eventually(async () => (await api('GET', '/servers')).body.servers.length === 2, 10000, 'reload back');
+  });
+});
+
+describe('serve with a server that cannot start', () => {
+  it('drops that server and keeps serving the others', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-serve-down-'));
+    fs.writeFileSync(path.join(dir, 'p.yaml'), 'version: "1"\ndefault: allow\n');
+    const cfg = path.join(dir, 'toolwarden.yaml');
+    fs.writeFileSync(cfg, [
+      'listen: 127.0.0.1:0', `state: sqlite:${path.join(dir, 'state.db')}`, 'servers:',
+      '  broken: {command: node, args: ["-e", "process.exit(3)"], policy: p.yaml, isolation: session}',
+      '  everything:', '    command: node', `    args: [${JSON.stringify(EVERYTHING)}, stdio]`, '    policy: p.yaml', '',
+    ].join('\n'));
+    const token = JSON.parse(cli('grants', 'create', 'g', '-c', cfg, '--json').stdout).token;
+    const gw = await startServe(cfg);
+    const client = new Client({ name: 'e2e', version: '1' });
+    try {
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}/mcp`), {
+        requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+      const names = (await client.listTools()).tools.map((t) => t.name);
+      assert.ok(names.includes('everything__echo'));
+      assert.ok(!names.some((n) => n.startsWith('broken__')));
+      await assert.rejects(client.callTool({ name: 'broken__anything', arguments: {} }), /"broken" is unavailable/);
+      assert.equal(text(await client.callTool({ name: 'everything__echo', arguments: { message: 'still' } })), 'Echo: still');
+    } finally {
+      await client.close().catch(() => {});
+      await stop(gw.proc);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -20,6 +20,11 @@ class Metrics {
   // How a forwarded call ended: ok, tool_error, jsonrpc_error, transport_error, not_sent, …
   void CountOutcome(const std::string& server, const std::string& outcome);
 
+  // Latency histograms: how long deciding took (policy, pins, counters, audit write), and how
+  // long a forwarded call took from its decision to its answer (including any approval wait).
+  void ObserveDecision(const std::string& server, double seconds);
+  void ObserveCall(const std::string& server, double seconds);
+
   // Gauges read at render time (sessions, pending approvals, reloads).
   using Gauge = std::function<double()>;
   // `type` is the Prometheus type: "gauge", or "counter" for running totals.
@@ -27,11 +32,19 @@ class Metrics {
 
   std::string Render() const;
 
+  struct Histogram {
+    std::vector<uint64_t> counts;  // per bucket (not cumulative); the last is +Inf
+    double sum = 0;
+    uint64_t count = 0;
+  };
+
  private:
   mutable std::mutex mu_;
   std::map<std::tuple<std::string, std::string, std::string>, uint64_t> decisions_;  // Guarded by mu_.
   std::map<std::pair<std::string, std::string>, uint64_t> outcomes_;               // Guarded by mu_.
   std::vector<std::tuple<std::string, std::string, Gauge, std::string>> gauges_;    // Guarded by mu_.
+  std::map<std::string, Histogram> decision_latency_;  // by server. Guarded by mu_.
+  std::map<std::string, Histogram> call_latency_;      // by server. Guarded by mu_.
 };
 
 }  // namespace tw::gateway

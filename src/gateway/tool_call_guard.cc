@@ -1,5 +1,7 @@
 #include "gateway/tool_call_guard.h"
 
+#include <chrono>
+
 #include <spdlog/spdlog.h>
 
 #include "common/canonical_json.h"
@@ -22,6 +24,7 @@ ToolCallGuard::ToolCallGuard(PolicySource policies, limits::CounterStore& store,
 
 GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
                                   const policy::Identity& identity) const {
+  const auto decide_start = std::chrono::steady_clock::now();
   GuardOutcome out;
   out.snapshot = policies_();
   const int64_t now = clock_.NowMs();
@@ -96,6 +99,7 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     }
   }
 
+  if (out.decision.verdict == policy::Verdict::kAllow) out.admission.started_ms = now;
   if (audit_) {
     audit::Record r;
     r.id = RandomHex(16);
@@ -137,6 +141,11 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
                             : out.approval_id.empty()                        ? "allow"
                                                                              : "approval");
   }
+  if (metrics_) {
+    metrics_->ObserveDecision(
+        audit_server_,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - decide_start).count());
+  }
   const bool allowed = out.decision.verdict == policy::Verdict::kAllow;
   spdlog::info("decision grant={} session={} tool={} verdict={} rule={}{}{}", identity.grant,
                identity.session.substr(0, 8), call.name, allowed ? "allow" : "deny",
@@ -173,6 +182,12 @@ std::string_view OutcomeName(CallOutcome o) {
 void ToolCallGuard::Settle(const Admission& admission, CallOutcome outcome) const {
   if (metrics_ && (!admission.audit_id.empty() || !admission.entries.empty())) {
     metrics_->CountOutcome(audit_server_, std::string(OutcomeName(outcome)));
+    const bool answered = outcome == CallOutcome::kSucceeded || outcome == CallOutcome::kToolError ||
+                          outcome == CallOutcome::kJsonRpcError || outcome == CallOutcome::kLost;
+    if (answered && admission.started_ms) {
+      metrics_->ObserveCall(audit_server_,
+                            static_cast<double>(clock_.NowMs() - admission.started_ms) / 1000.0);
+    }
   }
   if (audit_ && !admission.audit_id.empty()) {
     audit_->Complete(admission.audit_id, std::string(OutcomeName(outcome)),

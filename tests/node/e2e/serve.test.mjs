@@ -2,6 +2,7 @@
 // process per session) behind one endpoint, agents identified by grant tokens, the admin API.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -216,6 +217,19 @@ describe('serve', () => {
     assert.equal(all.find((a) => a.id === pending.id).resolved_by, 'admin-api');
   });
 
+  it('lets the approvals CLI resolve a call the running gateway holds (-c CONFIG)', async () => {
+    const client = await connect(createGrant('cli-approved'));
+    const call = client.callTool({ name: 'everything__get-sum', arguments: { a: 40, b: 2 } });
+    const pending = await eventually(() => {
+      const r = cli('approvals', 'list', '--json', '-c', config);
+      return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l))
+        .find((a) => a.grant === 'cli-approved');
+    }, 15000, 'the pending approval');
+    const r = cli('approvals', 'approve', pending.id, '-c', config, '--reason', 'from the terminal');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(text(await call), /42/);
+  });
+
   it('records exactly one audit record per decided call', async () => {
     const client = await connect(createGrant('audited'));
     for (let i = 0; i < 4; i++) await client.callTool({ name: 'conformance__test_simple_text', arguments: {} });
@@ -257,6 +271,8 @@ describe('serve', () => {
     assert.match(metrics, /toolwarden_unauthorized_requests_total [1-9]/);
     assert.match(metrics, /toolwarden_sessions \d+/);
     assert.match(metrics, /toolwarden_servers_up 2/);
+    assert.match(metrics, /toolwarden_decision_duration_seconds_bucket\{server="everything",le="\+Inf"\} [1-9]/);
+    assert.match(metrics, /toolwarden_call_duration_seconds_count\{server="conformance"\} [1-9]/);
     assert.equal((await fetch(`${gw.base}/readyz`)).status, 200);
   });
 
@@ -272,6 +288,48 @@ describe('serve', () => {
     assert.equal((await api('GET', '/servers')).body.servers.length, 1);
     writeConfig([...EVERYTHING_ENTRY, ...CONFORMANCE_ENTRY]);
     await eventually(async () => (await api('GET', '/servers')).body.servers.length === 2, 10000, 'reload back');
+  });
+});
+
+describe('serve killed with SIGKILL mid-load', () => {
+  it('loses no decided call', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-serve-kill-'));
+    fs.writeFileSync(path.join(dir, 'p.yaml'), 'version: "1"\ndefault: allow\n');
+    const cfg = path.join(dir, 'toolwarden.yaml');
+    fs.writeFileSync(cfg, [
+      'listen: 127.0.0.1:0', `state: sqlite:${path.join(dir, 'state.db')}`, 'servers:',
+      '  everything:', '    command: node', `    args: [${JSON.stringify(EVERYTHING)}, stdio]`, '    policy: p.yaml', '',
+    ].join('\n'));
+    const token = JSON.parse(cli('grants', 'create', 'loader', '-c', cfg, '--json').stdout).token;
+    const gw = await startServe(cfg);
+    const client = new Client({ name: 'e2e', version: '1' });
+    const answered = [];
+    try {
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}/mcp`), {
+        requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+      const calls = [];
+      for (let i = 0; i < 300; i++) {
+        calls.push(client.callTool({ name: 'everything__echo', arguments: { message: `m${i}` } })
+          .then((r) => { if (!r.isError) answered.push(i); }, () => {}));
+      }
+      await eventually(() => answered.length >= 30, 20000, 'some answers');
+      gw.proc.kill('SIGKILL');
+      await new Promise((r) => (gw.proc.exitCode !== null || gw.proc.signalCode !== null ? r() : gw.proc.on('exit', r)));
+      await Promise.allSettled(calls);
+      const records = cli('audit', '-c', cfg, '--json', '--limit', '1000', '--tool', 'echo').stdout
+        .trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+      assert.ok(records.length >= answered.length, `${records.length} records for ${answered.length} answers`);
+      assert.ok(records.every((r) => r.grant === 'loader' && r.server === 'everything' && r.decision === 'allow'));
+      const digests = new Set(records.map((r) => r.args_digest));
+      for (const i of answered) {
+        const d = createHash('sha256').update(JSON.stringify({ message: `m${i}` })).digest('hex');
+        assert.ok(digests.has(d), `call ${i} was answered but not audited`);
+      }
+    } finally {
+      await client.close().catch(() => {});
+      await stop(gw.proc);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

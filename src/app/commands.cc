@@ -536,11 +536,27 @@ struct GrantsOptions {
   bool json = false;
 };
 
+// Reads a config for the state subcommands, which need its state and server names but not the
+// servers' secrets: a variable unset in this shell does not stop them (unless `state` needs it).
+Result<config::Config> LoadConfigForState(const std::string& config_path) {
+  constexpr std::string_view kUnset = "\x01unset\x01";
+  auto c = config::LoadConfig(config_path, [&](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    return v ? std::string(v) : std::string(kUnset);
+  });
+  if (!c) return c;
+  if (c->state.find(kUnset) != std::string::npos) {
+    return Fail(Error::InvalidArgument(config_path + ": state refers to an environment variable "
+                                                     "that is not set"));
+  }
+  return c;
+}
+
 // The state store a subcommand uses: --state, else the config's (-c), else the default.
 Result<std::string> ResolveState(const std::string& config_path, const std::string& state) {
   if (!state.empty()) return state;
   if (config_path.empty()) return limits::DefaultStateSpec();
-  auto c = config::LoadConfig(config_path);
+  auto c = LoadConfigForState(config_path);
   if (!c) return Fail(c.error());
   return c->state.empty() ? limits::DefaultStateSpec() : c->state;
 }
@@ -613,7 +629,7 @@ int GrantsCommand(const std::string& action, const GrantsOptions& o) {
     g.policies[p.substr(0, eq)] = path;
   }
   if (!o.config.empty()) {
-    auto c = config::LoadConfig(o.config);
+    auto c = LoadConfigForState(o.config);
     if (!c) {
       std::cerr << c.error().message() << "\n";
       return kExitInvalid;

@@ -53,7 +53,12 @@ asio::awaitable<void> Post(asio::io_context& io, UpstreamUrl url, std::string bo
     beast::tcp_stream stream(io);
     stream.expires_after(timeout);
     auto [cec, ep] = co_await stream.async_connect(endpoints, asio::as_tuple(use_awaitable));
-    error = cec ? "connect: " + cec.message() : co_await Exchange(stream, url, std::move(body));
+    // (GCC 12 miscompiles co_await inside ?:, hence the ifs.)
+    if (cec) {
+      error = "connect: " + cec.message();
+    } else {
+      error = co_await Exchange(stream, url, std::move(body));
+    }
   } else {
     ssl::context ctx(ssl::context::tls_client);
     ctx.set_default_verify_paths();
@@ -68,7 +73,11 @@ asio::awaitable<void> Post(asio::io_context& io, UpstreamUrl url, std::string bo
       error = "connect: " + cec.message();
     } else {
       auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, asio::as_tuple(use_awaitable));
-      error = hec ? "TLS: " + hec.message() : co_await Exchange(stream, url, std::move(body));
+      if (hec) {
+        error = "TLS: " + hec.message();
+      } else {
+        error = co_await Exchange(stream, url, std::move(body));
+      }
     }
   }
   if (error.empty()) {

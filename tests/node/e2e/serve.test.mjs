@@ -11,7 +11,9 @@ import { after, before, describe, it } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
-import { EVERYTHING, FIXTURES, TOOLWARDEN, eventually, startServe, stop } from './helpers.mjs';
+import http from 'node:http';
+
+import { EVERYTHING, FIXTURES, TOOLWARDEN, eventually, startHttpServer, startServe, stop } from './helpers.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-serve-'));
 const config = path.join(tmp, 'toolwarden.yaml');
@@ -357,6 +359,62 @@ describe('serve with a server that cannot start', () => {
     } finally {
       await client.close().catch(() => {});
       await stop(gw.proc);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('serve with a remote server and an approvals webhook', () => {
+  it('sends upstream credentials from the config, never the agent\'s, and posts new approvals', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-serve-remote-'));
+    const upstream = await startHttpServer('conformance', ['--log-headers']);
+    const hooks = [];
+    const hook = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => { body += c; });
+      req.on('end', () => { hooks.push({ type: req.headers['content-type'], body: JSON.parse(body) }); res.end('ok'); });
+    });
+    await new Promise((r) => hook.listen(0, '127.0.0.1', r));
+    fs.writeFileSync(path.join(dir, 'p.yaml'),
+      'version: "1"\ndefault: allow\ntools:\n  test_image_content: {action: require_approval, approval_timeout: 20s}\n');
+    const cfg = path.join(dir, 'toolwarden.yaml');
+    fs.writeFileSync(cfg, [
+      'listen: 127.0.0.1:0', `state: sqlite:${path.join(dir, 'state.db')}`,
+      `approvals: {webhook_url: "http://127.0.0.1:${hook.address().port}/hook"}`, 'servers:',
+      '  remote:', `    url: ${upstream.base}/mcp`, '    headers: {X-Upstream-Key: "${TW_E2E_UPSTREAM_KEY}"}',
+      '    policy: p.yaml', '',
+    ].join('\n'));
+    const token = JSON.parse(cli('grants', 'create', 'agent', '-c', cfg, '--json').stdout).token;
+    const gw = await startServe(cfg, [], { env: { TW_E2E_UPSTREAM_KEY: 'upstream-secret-1' } });
+    const client = new Client({ name: 'e2e', version: '1' });
+    try {
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}/mcp`), {
+        requestInit: { headers: { Authorization: `Bearer ${token}`, Cookie: 'agent_session=do-not-forward' } } }));
+      assert.equal(text(await client.callTool({ name: 'remote__test_simple_text', arguments: {} })),
+        'This is a simple text response for testing.');
+      const seen = upstream.proc.stderrText.split('\n').filter((l) => l.startsWith('HEADERS '))
+        .map((l) => JSON.parse(l.slice(8)));
+      assert.ok(seen.length > 0);
+      for (const h of seen) {
+        assert.equal(h['x-upstream-key'], 'upstream-secret-1');
+        assert.equal(h.authorization, undefined);
+        assert.equal(h.cookie, undefined);
+      }
+      const held = client.callTool({ name: 'remote__test_image_content', arguments: {} });
+      const posted = await eventually(() => hooks[0], 15000, 'the webhook');
+      assert.equal(posted.type, 'application/json');
+      assert.equal(posted.body.state, 'pending');
+      assert.equal(posted.body.tool, 'test_image_content');
+      assert.equal(posted.body.grant, 'agent');
+      const res = await fetch(`${gw.base}/api/approvals/${posted.body.id}/approve`, { method: 'POST',
+        headers: { Authorization: `Bearer ${gw.adminToken}`, 'Content-Type': 'application/json' }, body: '{}' });
+      assert.equal(res.status, 200);
+      assert.equal((await held).content[0].type, 'image');
+    } finally {
+      await client.close().catch(() => {});
+      await stop(gw.proc);
+      await stop(upstream.proc);
+      hook.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });

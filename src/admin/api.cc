@@ -157,6 +157,7 @@ Response Api::Handle(const Request& req) {
       auto pins = backend_.Pins().List(name);
       if (!pins) return Err(503, "unavailable", pins.error().message());
       json::array tools;
+      const std::shared_ptr<const policy::Policy> policy = backend_.PolicyOf(name);
       for (const auto& pin : *pins) {
         boost::system::error_code ec;
         json::value def = pin.definition.empty() ? json::value(nullptr) : json::parse(pin.definition, ec);
@@ -164,6 +165,11 @@ Response Api::Handle(const Request& req) {
                        {"definition", def},
                        {"pinned_ms", pin.pinned_ms},
                        {"changed", pin.pending_hash.has_value()}};
+        if (policy) {
+          const policy::ToolStance stance = policy::StanceOf(*policy, pin.tool);
+          t["decision"] = policy::StanceName(stance.stance);
+          t["rule"] = stance.rule;
+        }
         const json::value& source = pin.pending_definition
                                         ? json::parse(*pin.pending_definition, ec)
                                         : def;

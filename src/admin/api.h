@@ -20,6 +20,7 @@
 #include "auth/grant_store.h"
 #include "catalog/pin_store.h"
 #include "common/result.h"
+#include "policy/policy.h"
 #include "jsonrpc/message.h"
 
 namespace tw::admin {
@@ -51,6 +52,8 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::vector<ServerInfo> Servers() = 0;
   virtual std::vector<PolicyInfo> Policies() = 0;
+  // The policy in force for `server` (its default one); null for an unknown server.
+  virtual std::shared_ptr<const policy::Policy> PolicyOf(const std::string& server) = 0;
   // Re-reads the config file and every policy; returns what changed, or why nothing did.
   virtual Result<std::string> Reload() = 0;
   virtual auth::GrantStore& Grants() = 0;

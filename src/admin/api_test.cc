@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "common/random.h"
+#include "policy/loader.h"
 
 namespace tw::admin {
 namespace {
@@ -24,6 +25,12 @@ class FakeBackend : public Backend {
     return {s};
   }
   std::vector<PolicyInfo> Policies() override { return {PolicyInfo{"/p.yaml", "abc", {"everything"}, 1, 0, "version: 1"}}; }
+  std::shared_ptr<const policy::Policy> PolicyOf(const std::string& server) override {
+    if (server != "everything") return nullptr;
+    auto compiled = policy::CompilePolicy(R"({"version":"1","default":"deny","tools":{"echo":{}}})",
+                                          "p.json", policy::FileFormat::kJson);
+    return compiled.policy;
+  }
   Result<std::string> Reload() override {
     ++reloads;
     return std::string("unchanged everything");
@@ -153,6 +160,7 @@ TEST_F(AdminApiTest, PoliciesAndToolsAreListed) {
   ASSERT_EQ(last_.at("tools").as_array().size(), 1u);
   EXPECT_EQ(last_.at("tools").at(0).at("name"), "echo");
   EXPECT_TRUE(last_.at("tools").at(0).as_object().contains("risk"));
+  EXPECT_EQ(last_.at("tools").at(0).at("decision"), "allow");
   EXPECT_EQ(Call("GET", "/api/servers/nope/tools").status, 404);
 }
 

@@ -962,8 +962,10 @@ int Main(int argc, char** argv) {
   ToolsOptions tools_options;
   CLI::App* tools = app.add_subcommand(
       "tools", "Every tool of a server with category, risk, pin state and how the policy treats it");
-  tools->add_option("-p,--policy", tools_options.policy_path, "Policy file")
-      ->required()
+  tools->add_option("-c,--config", tools_options.config,
+                    "Every server of this serve config, each under its own policy");
+  tools->add_option("--server", tools_options.only_server, "With -c: only this server");
+  tools->add_option("-p,--policy", tools_options.policy_path, "Policy file (one server)")
       ->check(CLI::ExistingFile);
   tools->add_option("--upstream", tools_options.upstream_url, "URL of a remote MCP server");
   tools->add_option("--header", tools_options.headers, "Header for --upstream")->allow_extra_args(false);

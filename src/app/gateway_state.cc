@@ -469,6 +469,11 @@ std::vector<admin::ServerInfo> GatewayState::Servers() {
   return out;
 }
 
+std::shared_ptr<const policy::Policy> GatewayState::PolicyOf(const std::string& server) {
+  auto it = servers_.find(server);
+  return it == servers_.end() ? nullptr : it->second->policy->Current();
+}
+
 std::vector<admin::PolicyInfo> GatewayState::Policies() {
   std::vector<admin::PolicyInfo> out;
   for (const auto& [path, pf] : policies_) {

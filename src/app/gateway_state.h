@@ -79,6 +79,7 @@ class GatewayState : public admin::Backend {
   // admin::Backend
   std::vector<admin::ServerInfo> Servers() override;
   std::vector<admin::PolicyInfo> Policies() override;
+  std::shared_ptr<const policy::Policy> PolicyOf(const std::string& server) override;
   Result<std::string> Reload() override;
   auth::GrantStore& Grants() override { return *grants_; }
   approval::ApprovalStore& Approvals() override { return *approvals_; }

@@ -1,5 +1,7 @@
 #include "app/scan.h"
 
+#include "config/config.h"
+
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -68,29 +70,15 @@ int ScanCommand(const ScanOptions& o) {
   return kExitOk;
 }
 
-int ToolsCommand(const ToolsOptions& o) {
-  if (o.upstream_url.empty() == o.command.empty()) {
-    std::cerr << "toolwarden tools: give exactly one server: -- COMMAND [ARGS...] or --upstream URL\n";
-    return kExitUsage;
-  }
-  auto policy = policy::LoadPolicyFile(o.policy_path);
-  if (!policy) {
-    std::cerr << policy.error().message() << "\n";
-    return kExitInvalid;
-  }
-  const std::string server =
-      o.server_name.empty() ? DeriveServerName(o.command, o.upstream_url) : o.server_name;
-  auto listed = ListServerTools(ServerTarget{o.command, o.upstream_url, o.headers, o.upstream_ca, {}},
-                                std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000)));
-  if (!listed) {
-    std::cerr << "toolwarden tools: " << server << ": " << listed.error().message() << "\n";
-    return listed.error().code() == ErrorCode::kInvalidArgument ? kExitUsage : kExitUnavailable;
-  }
-  // Pin state from the state store, when it can be read (nothing is pinned by looking).
-  std::unique_ptr<catalog::PinStore> pins;
-  if (auto p = catalog::OpenPinStore(o.state.empty() ? limits::DefaultStateSpec() : o.state)) {
-    pins = std::move(*p);
-  }
+namespace {
+
+// The inventory rows of one server: every tool with category, risk, pin state and how `policy`
+// treats it.
+Result<json::array> InventoryRows(const std::string& server, const ServerTarget& target,
+                                  const policy::Policy& policy, catalog::PinStore* pins,
+                                  std::chrono::milliseconds timeout) {
+  auto listed = ListServerTools(target, timeout);
+  if (!listed) return Fail(listed.error());
   json::array rows;
   for (const catalog::ScannedTool& t : catalog::ScanTools(listed->tools)) {
     const std::string name(t.definition.at("name").get_string());
@@ -104,7 +92,7 @@ int ToolsCommand(const ToolsOptions& o) {
         pin_state = (*pin)->pending_hash || (*pin)->hash != now.hash ? "changed" : "pinned";
       }
     }
-    const policy::ToolStance stance = policy::StanceOf(**policy, name);
+    const policy::ToolStance stance = policy::StanceOf(policy, name);
     rows.push_back({{"server", server},
                     {"name", name},
                     {"category", catalog::CategoryName(t.classification.category)},
@@ -113,23 +101,100 @@ int ToolsCommand(const ToolsOptions& o) {
                     {"decision", policy::StanceName(stance.stance)},
                     {"rule", stance.rule}});
   }
+  return rows;
+}
+
+}  // namespace
+
+int ToolsCommand(const ToolsOptions& o) {
+  const auto timeout = std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000));
+  json::array rows;
+  int status = kExitOk;
+  if (!o.config.empty()) {
+    // Every configured server (or --server S), each under its own policy.
+    auto c = config::LoadConfig(o.config);
+    if (!c) {
+      std::cerr << c.error().message() << "\n";
+      return kExitInvalid;
+    }
+    if (!o.only_server.empty() && !c->servers.contains(o.only_server)) {
+      std::cerr << "toolwarden tools: " << o.config << " has no server \"" << o.only_server << "\"\n";
+      return kExitUsage;
+    }
+    std::unique_ptr<catalog::PinStore> pins;
+    const std::string spec = !o.state.empty() ? o.state
+                             : c->state.empty() ? limits::DefaultStateSpec()
+                                                : c->state;
+    if (auto p = catalog::OpenPinStore(spec)) pins = std::move(*p);
+    for (const auto& [name, sc] : c->servers) {
+      if (!o.only_server.empty() && name != o.only_server) continue;
+      auto policy = policy::LoadPolicyFile(sc.policy_path);
+      if (!policy) {
+        std::cerr << policy.error().message() << "\n";
+        status = kExitInvalid;
+        continue;
+      }
+      ServerTarget target;
+      target.command = sc.command;
+      target.url = sc.url;
+      for (const auto& [k, v] : sc.headers) target.headers.push_back(k + ": " + v);
+      target.env = sc.env;
+      auto server_rows = InventoryRows(name, target, **policy, pins.get(), timeout);
+      if (!server_rows) {
+        std::cerr << "toolwarden tools: " << name << ": " << server_rows.error().message() << "\n";
+        status = kExitUnavailable;
+        continue;
+      }
+      for (auto& r : *server_rows) rows.push_back(std::move(r));
+    }
+  } else {
+    if (o.policy_path.empty() || o.upstream_url.empty() == o.command.empty()) {
+      std::cerr << "toolwarden tools: give -c CONFIG, or -p POLICY and exactly one server: "
+                   "-- COMMAND [ARGS...] or --upstream URL\n";
+      return kExitUsage;
+    }
+    auto policy = policy::LoadPolicyFile(o.policy_path);
+    if (!policy) {
+      std::cerr << policy.error().message() << "\n";
+      return kExitInvalid;
+    }
+    const std::string server =
+        o.server_name.empty() ? DeriveServerName(o.command, o.upstream_url) : o.server_name;
+    std::unique_ptr<catalog::PinStore> pins;
+    if (auto p = catalog::OpenPinStore(o.state.empty() ? limits::DefaultStateSpec() : o.state)) {
+      pins = std::move(*p);
+    }
+    auto server_rows = InventoryRows(
+        server, ServerTarget{o.command, o.upstream_url, o.headers, o.upstream_ca, {}}, **policy,
+        pins.get(), timeout);
+    if (!server_rows) {
+      std::cerr << "toolwarden tools: " << server << ": " << server_rows.error().message() << "\n";
+      return server_rows.error().code() == ErrorCode::kInvalidArgument ? kExitUsage : kExitUnavailable;
+    }
+    rows = std::move(*server_rows);
+  }
   if (o.json) {
     std::cout << json::serialize(rows) << "\n";
-    return kExitOk;
+    return status;
   }
   size_t width = 4;
   for (const auto& r : rows) width = std::max(width, r.at("name").get_string().size());
   auto pad = [](std::string_view s, size_t w) {
     return std::string(s) + std::string(w > s.size() ? w - s.size() : 1, ' ');
   };
+  const bool many = !o.config.empty();
+  size_t server_width = 6;
+  for (const auto& r : rows) server_width = std::max(server_width, r.at("server").get_string().size());
+  if (many) std::cout << pad("SERVER", server_width + 2);
   std::cout << pad("TOOL", width + 2) << pad("CATEGORY", 13) << pad("RISK", 10) << pad("PIN", 9)
             << pad("DECISION", 13) << "RULE\n";
   for (const auto& r : rows) {
     auto s = [&](const char* k) { return std::string_view(r.at(k).get_string()); };
+    if (many) std::cout << pad(s("server"), server_width + 2);
     std::cout << pad(s("name"), width + 2) << pad(s("category"), 13) << pad(s("risk"), 10)
               << pad(s("pin"), 9) << pad(s("decision"), 13) << s("rule") << "\n";
   }
-  return kExitOk;
+  return status;
 }
 
 }  // namespace tw::app

@@ -23,9 +23,11 @@ struct ScanOptions {
 
 int ScanCommand(const ScanOptions& options);
 
-// `toolwarden tools`: the inventory of one server — every tool with category, risk, pin state
+// `toolwarden tools`: the inventory of every configured server (-c), or of one server — every tool with category, risk, pin state
 // and how the policy treats it.
 struct ToolsOptions {
+  std::string config;       // -c: every configured server, each under its policy
+  std::string only_server;  // --server S with -c
   std::string policy_path;
   std::vector<std::string> command;
   std::string upstream_url;

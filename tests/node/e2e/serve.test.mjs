@@ -267,6 +267,20 @@ describe('serve', () => {
     assert.equal((await api('GET', '/policies')).body.policies.length, 2);
   });
 
+  it('lists every configured server\'s tools with category, risk, pin state and decision', async () => {
+    const r = cli('tools', '-c', config, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const rows = JSON.parse(r.stdout);
+    const env = rows.find((t) => t.server === 'everything' && t.name === 'get-env');
+    assert.equal(env.decision, 'deny');
+    assert.ok(rows.some((t) => t.server === 'conformance' && t.name === 'test_simple_text' && t.pin === 'pinned'));
+    const only = JSON.parse(cli('tools', '-c', config, '--server', 'conformance', '--json').stdout);
+    assert.ok(only.length > 0 && only.every((t) => t.server === 'conformance'));
+    const viaApi = (await api('GET', '/servers/everything/tools')).body.tools;
+    assert.equal(viaApi.find((t) => t.name === 'get-env').decision, 'deny');
+    assert.equal(cli('tools', '-c', config, '--server', 'nope').status, 2);
+  });
+
   it('exposes metrics, health and readiness', async () => {
     const metrics = await (await fetch(`${gw.base}/metrics`)).text();
     assert.match(metrics, /toolwarden_tool_calls_total\{server="everything",tool="echo",decision="allow"\} \d+/);

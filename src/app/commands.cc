@@ -738,6 +738,10 @@ int Main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "Log level on stderr")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, "Log lines on stderr as text or JSON objects")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
 
   RunOptions run_options;
   CLI::App* run = app.add_subcommand(
@@ -1010,7 +1014,7 @@ int Main(int argc, char** argv) {
     app.exit(e);
     return kExitUsage;
   }
-  if (!InitLogging(log_level)) return kExitUsage;
+  if (!InitLogging(log_level, log_format == "json")) return kExitUsage;
 
   // -c CONFIG: the state store the config names, for every subcommand that reads state.
   for (auto [config, state] : {std::pair{&approvals_options.config, &approvals_options.state},

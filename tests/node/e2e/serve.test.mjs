@@ -166,6 +166,16 @@ describe('serve', () => {
     for (const t of [revoked, expiring]) assert.ok(!trail.includes(t.slice(3)));
   });
 
+  it('applies a grant\'s own policy for a server instead of the server\'s', async () => {
+    const client = await connect(createGrant('read-only', '--policy', `everything=${path.join(tmp, 'readonly.yaml')}`));
+    assert.equal(text(await client.callTool({ name: 'everything__echo', arguments: { message: 'ro' } })), 'Echo: ro');
+    const sum = await client.callTool({ name: 'everything__get-sum', arguments: { a: 1, b: 2 } });
+    assert.equal(sum.isError, true);  // default deny in its policy, not an approval as in the server's
+    assert.match(text(sum), /POLICY DENIED/);
+    const bad = cli('grants', 'create', 'broken-policy', '-c', config, '--policy', 'everything=/nonexistent.yaml');
+    assert.notEqual(bad.status, 0);
+  });
+
   it('binds a session to its grant: another grant using its id gets 404', async () => {
     const init = await rawPost(`Bearer ${all}`);
     assert.equal(init.status, 200);

@@ -83,11 +83,7 @@ json::value GrantJson(const auth::Grant& g, int64_t now_ms) {
 
 Response Api::Handle(const Request& req) {
   // Who: an admin token, nothing else.
-  std::string token;
-  if (req.authorization.size() > 7 &&
-      (req.authorization.compare(0, 7, "Bearer ") == 0 || req.authorization.compare(0, 7, "bearer ") == 0)) {
-    token = req.authorization.substr(7);
-  }
+  const std::string token = auth::BearerToken(req.authorization).value_or("");
   auto is_admin = token.empty() ? Result<bool>(false) : backend_.Grants().IsAdminToken(token);
   if (!is_admin) return Err(503, "unavailable", is_admin.error().message());
   if (!*is_admin) {

@@ -316,16 +316,10 @@ Result<std::string> GatewayState::Reload() {
 Result<std::string> GatewayState::Authenticate(std::string_view authorization) {
   std::string token;
   std::string refusal;
-  if (!authorization.empty()) {
-    const size_t space = authorization.find(' ');
-    std::string scheme(authorization.substr(0, space));
-    for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (scheme != "bearer" || space == std::string_view::npos) {
-      refusal = "the Authorization header must use the Bearer scheme";
-    } else {
-      token = std::string(authorization.substr(space + 1));
-      while (!token.empty() && token.front() == ' ') token.erase(token.begin());
-    }
+  if (std::optional<std::string> bearer = auth::BearerToken(authorization)) {
+    token = std::move(*bearer);
+  } else {
+    refusal = "the Authorization header must use the Bearer scheme";
   }
   const int64_t now = clock_.NowMs();
   if (refusal.empty()) {

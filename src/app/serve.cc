@@ -5,28 +5,15 @@
 #include <boost/asio.hpp>
 #include <csignal>
 #include <iostream>
-#include <map>
 #include <memory>
 
 #include "app/approval_waiter.h"
 #include "app/commands.h"
 #include "admin/api.h"
 #include "app/gateway_state.h"
-#include "app/policy_reloader.h"
-#include "auth/grant_store.h"
 #include "common/clock.h"
-#include "common/random.h"
-#include "config/config.h"
-#include "gateway/aggregate_session.h"
-#include "gateway/shared_upstream.h"
-#include "transport/child_upstream.h"
 #include "transport/http_server.h"
-#include "transport/http_upstream.h"
 #include "transport/webhook.h"
-
-#ifndef TW_VERSION
-#define TW_VERSION "0.0.0"
-#endif
 
 namespace tw::app {
 

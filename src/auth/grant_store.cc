@@ -266,6 +266,19 @@ std::string_view RefusalText(Refusal r) {
   return "refused";
 }
 
+std::optional<std::string> BearerToken(std::string_view authorization) {
+  if (authorization.empty()) return std::string();
+  const size_t space = authorization.find(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  std::string scheme(authorization.substr(0, space));
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "bearer") return std::nullopt;
+  std::string_view token = authorization.substr(space + 1);
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  return std::string(token);
+}
+
 bool ValidGrantName(const std::string& name) {
   if (name.empty() || name.size() > 64) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {

@@ -37,6 +37,10 @@ struct Grant {
 enum class Refusal { kMissing, kMalformed, kUnknown, kRevoked, kExpired };
 std::string_view RefusalText(Refusal r);
 
+// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive); nullopt for
+// any other scheme or shape. An empty header gives an empty token.
+std::optional<std::string> BearerToken(std::string_view authorization);
+
 // Grant names: 1-64 of [A-Za-z0-9._-].
 bool ValidGrantName(const std::string& name);
 

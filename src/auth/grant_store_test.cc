@@ -114,3 +114,18 @@ TEST_F(GrantStoreTest, AdminTokenIsCreatedOnceAndCanBeReset) {
 
 }  // namespace
 }  // namespace tw::auth
+
+namespace tw::auth {
+namespace {
+
+TEST(BearerTokenTest, AcceptsOnlyTheBearerScheme) {
+  EXPECT_EQ(BearerToken("Bearer tw_abc"), "tw_abc");
+  EXPECT_EQ(BearerToken("bearer  tw_abc "), "tw_abc");
+  EXPECT_EQ(BearerToken(""), "");
+  EXPECT_FALSE(BearerToken("Basic dXNlcjpwYXNz"));
+  EXPECT_FALSE(BearerToken("Bearer"));
+  EXPECT_FALSE(BearerToken("tw_abc"));
+}
+
+}  // namespace
+}  // namespace tw::auth

@@ -22,10 +22,10 @@ class ConfigReader : public policy::YamlReader {
   ConfigReader(std::vector<Diagnostic>& diags, const EnvLookup& env, fs::path base)
       : YamlReader(diags), env_(env), base_(std::move(base)) {}
 
-  // A string with ${VAR} references replaced.
-  bool Str(const YAML::Node& node, const std::string& where, std::string& out) {
+  // Every string, with ${VAR} references replaced.
+  bool ReadString(const YAML::Node& node, const std::string& where, std::string& out) override {
     std::string raw;
-    if (!ReadString(node, where, raw)) return false;
+    if (!YamlReader::ReadString(node, where, raw)) return false;
     out.clear();
     for (size_t i = 0; i < raw.size(); ++i) {
       if (raw.compare(i, 3, "$${") == 0) {
@@ -59,23 +59,6 @@ class ConfigReader : public policy::YamlReader {
     return true;
   }
 
-  bool Strings(const YAML::Node& node, const std::string& where, std::vector<std::string>& out) {
-    if (!node.IsSequence()) {
-      Error(node, where + " must be a list of strings");
-      return false;
-    }
-    bool ok = true;
-    for (size_t i = 0; i < node.size(); ++i) {
-      std::string s;
-      if (Str(node[i], where + "[" + std::to_string(i) + "]", s)) {
-        out.push_back(std::move(s));
-      } else {
-        ok = false;
-      }
-    }
-    return ok;
-  }
-
   bool Pairs(const YAML::Node& node, const std::string& where,
              std::vector<std::pair<std::string, std::string>>& out) {
     if (!node.IsMap()) {
@@ -84,14 +67,14 @@ class ConfigReader : public policy::YamlReader {
     }
     ForEachKey(node, where, [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
       std::string value;
-      if (Str(v, where + "." + key, value)) out.emplace_back(key, std::move(value));
+      if (ReadString(v, where + "." + key, value)) out.emplace_back(key, std::move(value));
     });
     return true;
   }
 
   bool DurationMs(const YAML::Node& node, const std::string& where, int64_t& out) {
     std::string text;
-    if (!Str(node, where, text)) return false;
+    if (!ReadString(node, where, text)) return false;
     auto ms = policy::ParseDurationMs(text);
     if (!ms) {
       Error(node, where + ": " + ms.error().message());
@@ -109,18 +92,18 @@ class ConfigReader : public policy::YamlReader {
     ForEachKey(root, "config", [&](const std::string& key, const YAML::Node& k,
                                    const YAML::Node& v) {
       if (key == "listen") {
-        Str(v, "listen", c.listen);
+        ReadString(v, "listen", c.listen);
       } else if (key == "state") {
-        Str(v, "state", c.state);
+        ReadString(v, "state", c.state);
       } else if (key == "state_fail_mode") {
-        if (Str(v, "state_fail_mode", c.state_fail_mode) && c.state_fail_mode != "closed" &&
+        if (ReadString(v, "state_fail_mode", c.state_fail_mode) && c.state_fail_mode != "closed" &&
             c.state_fail_mode != "open") {
           Error(v, "state_fail_mode must be \"closed\" or \"open\"");
         }
       } else if (key == "allowed_hosts") {
-        Strings(v, "allowed_hosts", c.allowed_hosts);
+        ReadStrings(v, "allowed_hosts", c.allowed_hosts);
       } else if (key == "allowed_origins") {
-        Strings(v, "allowed_origins", c.allowed_origins);
+        ReadStrings(v, "allowed_origins", c.allowed_origins);
       } else if (key == "max_sessions") {
         int64_t n = 0;
         if (ReadInt(v, "max_sessions", 1, n)) c.max_sessions = static_cast<size_t>(n);
@@ -137,7 +120,7 @@ class ConfigReader : public policy::YamlReader {
         Section(v, "approvals", [&](const std::string& sk, const YAML::Node& skn,
                                     const YAML::Node& sv) {
           if (sk == "webhook_url") {
-            if (Str(sv, "approvals.webhook_url", c.approval_webhook_url) &&
+            if (ReadString(sv, "approvals.webhook_url", c.approval_webhook_url) &&
                 !c.approval_webhook_url.starts_with("http://") &&
                 !c.approval_webhook_url.starts_with("https://")) {
               Error(sv, "approvals.webhook_url must be an http:// or https:// URL");
@@ -152,7 +135,7 @@ class ConfigReader : public policy::YamlReader {
           if (sk == "include_arguments") {
             ReadBool(sv, "audit.include_arguments", c.audit_include_arguments);
           } else if (sk == "log") {
-            Str(sv, "audit.log", c.audit_log);
+            ReadString(sv, "audit.log", c.audit_log);
           } else {
             Error(skn, "audit: unknown key \"" + sk + "\" (expected include_arguments, log)");
           }
@@ -206,13 +189,13 @@ class ConfigReader : public policy::YamlReader {
     ForEachKey(entry, where, [&](const std::string& key, const YAML::Node& k,
                                  const YAML::Node& v) {
       if (key == "command") {
-        Str(v, where + ".command", command);
+        ReadString(v, where + ".command", command);
       } else if (key == "args") {
-        Strings(v, where + ".args", args);
+        ReadStrings(v, where + ".args", args);
       } else if (key == "env") {
         Pairs(v, where + ".env", s.env);
       } else if (key == "url") {
-        if (Str(v, where + ".url", s.url) && !s.url.starts_with("http://") &&
+        if (ReadString(v, where + ".url", s.url) && !s.url.starts_with("http://") &&
             !s.url.starts_with("https://")) {
           Error(v, where + ".url must be an http:// or https:// URL");
         }
@@ -220,16 +203,16 @@ class ConfigReader : public policy::YamlReader {
         Pairs(v, where + ".headers", s.headers);
       } else if (key == "policy") {
         std::string p;
-        if (Str(v, where + ".policy", p)) s.policy_path = (base_ / p).lexically_normal().string();
+        if (ReadString(v, where + ".policy", p)) s.policy_path = (base_ / p).lexically_normal().string();
       } else if (key == "pins") {
-        if (Str(v, where + ".pins", s.pins) && s.pins != "enforce" && s.pins != "warn" &&
+        if (ReadString(v, where + ".pins", s.pins) && s.pins != "enforce" && s.pins != "warn" &&
             s.pins != "off") {
           Error(v, where + ".pins must be enforce, warn or off");
         }
       } else if (key == "isolation") {
         std::string text;
         isolation_node = v;
-        if (Str(v, where + ".isolation", text)) {
+        if (ReadString(v, where + ".isolation", text)) {
           if (text == "shared") {
             s.isolation = Isolation::kShared;
           } else if (text == "session") {

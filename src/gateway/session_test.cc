@@ -13,14 +13,7 @@ namespace {
 
 using jsonrpc::Message;
 using testing::FakeUpstream;
-
-class RecordingSink : public ClientSink {
- public:
-  void Deliver(const Message& msg, const std::optional<json::value>& related) override {
-    delivered.push_back({msg, related});
-  }
-  std::deque<std::pair<Message, std::optional<json::value>>> delivered;
-};
+using testing::RecordingSink;
 
 Message Parse(std::string_view text) { return testing::ParseMessage(text); }
 

@@ -13,21 +13,7 @@ namespace {
 
 using jsonrpc::Message;
 using testing::FakeUpstream;
-
-class RecordingSink : public ClientSink {
- public:
-  void Deliver(const Message& msg, const std::optional<json::value>& related) override {
-    delivered.push_back({msg, related});
-  }
-  Message Take() {
-    EXPECT_FALSE(delivered.empty());
-    if (delivered.empty()) return {};
-    Message m = delivered.front().first;
-    delivered.pop_front();
-    return m;
-  }
-  std::deque<std::pair<Message, std::optional<json::value>>> delivered;
-};
+using testing::RecordingSink;
 
 Message Parse(std::string_view text) { return testing::ParseMessage(text); }
 

@@ -29,12 +29,14 @@ std::optional<YAML::Node> ParseYaml(std::string_view text, bool strict_json,
 class YamlReader {
  public:
   explicit YamlReader(std::vector<Diagnostic>& diags) : diags_(diags) {}
+  virtual ~YamlReader() = default;
 
   void Error(const YAML::Node& at, std::string message) {
     const YAML::Mark m = at.Mark();
     diags_.push_back({m.line + 1, m.column + 1, std::move(message)});
   }
-  bool ReadString(const YAML::Node& node, const std::string& where, std::string& out);
+  // Every string read goes through here (a reader may transform it, e.g. expand variables).
+  virtual bool ReadString(const YAML::Node& node, const std::string& where, std::string& out);
   // A whole number in [min, INT64_MAX].
   bool ReadInt(const YAML::Node& node, const std::string& where, int64_t min, int64_t& out);
   bool ReadBool(const YAML::Node& node, const std::string& where, bool& out);

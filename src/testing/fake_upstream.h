@@ -7,6 +7,7 @@
 #include <deque>
 #include <optional>
 
+#include "gateway/session.h"
 #include "gateway/upstream.h"
 
 namespace tw::testing {
@@ -36,6 +37,23 @@ class FakeUpstream : public gateway::Upstream {
 
  private:
   Events events_;
+};
+
+// A ClientSink that keeps what it is given, for tests to inspect.
+class RecordingSink : public gateway::ClientSink {
+ public:
+  void Deliver(const jsonrpc::Message& msg, const std::optional<json::value>& related) override {
+    delivered.push_back({msg, related});
+  }
+  // Pops the oldest delivered message (fails the test if there is none).
+  jsonrpc::Message Take() {
+    EXPECT_FALSE(delivered.empty());
+    if (delivered.empty()) return {};
+    jsonrpc::Message m = delivered.front().first;
+    delivered.pop_front();
+    return m;
+  }
+  std::deque<std::pair<jsonrpc::Message, std::optional<json::value>>> delivered;
 };
 
 // Parses one message that the test knows to be valid.

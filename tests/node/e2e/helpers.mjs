@@ -53,17 +53,19 @@ function collectStderr(proc) {
   });
 }
 
-// Starts `toolwarden run ... --listen 127.0.0.1:0` and returns { url, base, proc }.
-export async function startGateway(args, { env } = {}) {
-  const proc = spawn(TOOLWARDEN, ['run', '--listen', '127.0.0.1:0', ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
+// Starts toolwarden with `args` and waits until it listens; returns { proc, base }.
+async function startListening(args, env) {
+  const proc = spawn(TOOLWARDEN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   collectStderr(proc);
   const port = await waitForOutput(
     proc, 'stderr', (t) => t.match(/listening on http:\/\/127\.0\.0\.1:(\d+)\/mcp/)?.[1],
-    15000, 'toolwarden to listen');
-  const base = `http://127.0.0.1:${port}`;
+    15000, `toolwarden ${args[0]} to listen`);
+  return { proc, base: `http://127.0.0.1:${port}` };
+}
+
+// Starts `toolwarden run ... --listen 127.0.0.1:0` and returns { url, base, proc }.
+export async function startGateway(args, { env } = {}) {
+  const { proc, base } = await startListening(['run', '--listen', '127.0.0.1:0', ...args], env);
   return { proc, base, url: `${base}/mcp` };
 }
 
@@ -121,14 +123,6 @@ export async function resolvePendingApproval(state, tool, verdict = 'deny', reas
 
 // Starts `toolwarden serve -c CONFIG` (extra args after); returns { proc, base, adminToken }.
 export async function startServe(config, args = [], { env } = {}) {
-  const proc = spawn(TOOLWARDEN, ['serve', '-c', config, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...env },
-  });
-  collectStderr(proc);
-  const port = await waitForOutput(
-    proc, 'stderr', (t) => t.match(/listening on http:\/\/127\.0\.0\.1:(\d+)\/mcp/)?.[1],
-    15000, 'toolwarden serve to listen');
-  const adminToken = proc.stderrText.match(/twa_[A-Za-z0-9]{43}/)?.[0];
-  return { proc, base: `http://127.0.0.1:${port}`, adminToken };
+  const { proc, base } = await startListening(['serve', '-c', config, ...args], env);
+  return { proc, base, adminToken: proc.stderrText.match(/twa_[A-Za-z0-9]{43}/)?.[0] };
 }

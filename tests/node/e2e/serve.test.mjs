@@ -260,7 +260,8 @@ describe('serve', () => {
     const servers = await api('GET', '/servers');
     assert.equal(servers.status, 200);
     assert.deepEqual(servers.body.servers.map((s) => s.name), ['conformance', 'everything']);
-    assert.equal(servers.body.servers.find((s) => s.name === 'everything').state, 'up');
+    await eventually(async () => (await api('GET', '/servers')).body.servers
+      .find((s) => s.name === 'everything').state === 'up', 15000, 'everything to be up');
     const foreign = await api('POST', '/grants', { body: { name: 'evil' }, headers: { Origin: 'https://evil.example' } });
     assert.equal(foreign.status, 403);
     const form = await fetch(`${gw.base}/api/grants`, { method: 'POST',

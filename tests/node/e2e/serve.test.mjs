@@ -275,7 +275,10 @@ describe('serve', () => {
     assert.equal((await rawPost(`Bearer ${created.body.token}`)).status, 401);  // revoked at once
     const tools = await api('GET', '/servers/everything/tools');
     assert.ok(tools.body.tools.some((t) => t.name === 'echo' && t.risk));
-    assert.equal((await api('GET', '/policies')).body.policies.length, 2);
+    const policies = (await api('GET', '/policies')).body.policies;
+    const everythingPolicy = policies.find((p) => p.path === path.join(tmp, 'everything.yaml'));
+    assert.deepEqual(everythingPolicy.servers, ['everything']);
+    assert.match(everythingPolicy.text, /environment stays private/);
   });
 
   it('lists every configured server\'s tools with category, risk, pin state and decision', async () => {

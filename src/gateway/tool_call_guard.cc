@@ -147,7 +147,7 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - decide_start).count());
   }
   const bool allowed = out.decision.verdict == policy::Verdict::kAllow;
-  spdlog::info("decision grant={} session={} tool={} verdict={} rule={}{}{}", identity.grant,
+  spdlog::debug("decision grant={} session={} tool={} verdict={} rule={}{}{}", identity.grant,
                identity.session.substr(0, 8), call.name, allowed ? "allow" : "deny",
                out.decision.rule, allowed ? "" : " reason=", allowed ? "" : out.decision.reason);
   return out;

@@ -1,0 +1,53 @@
+// Summarizes bench/compare.sh results (JSON lines) as Markdown tables: the median over rounds
+// and the spread (min–max), with ratios against direct and against toolwarden.
+import fs from 'node:fs';
+
+const file = process.argv[2];
+const runs = fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const by = new Map();
+for (const r of runs) {
+  if (!by.has(r.label)) by.set(r.label, []);
+  by.get(r.label).push(r);
+}
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN;
+};
+const stat = (label, key) => {
+  const xs = (by.get(label) ?? []).filter((r) => !r.failed && r[key] != null).map((r) => r[key]);
+  return { med: median(xs), min: Math.min(...xs), max: Math.max(...xs), n: xs.length };
+};
+const failures = (label) => (by.get(label) ?? []).filter((r) => r.failed || r.errors > 0).length;
+const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '–');
+const spread = (s, d = 0) => (s.n > 1 ? ` (${fmt(s.min, d)}–${fmt(s.max, d)})` : '');
+const ratio = (a, b, d = 2) => (Number.isFinite(a) && Number.isFinite(b) && b ? `${(a / b).toFixed(d)}×` : '–');
+
+const closed = [...by.keys()].filter((l) => !l.includes('@') && !l.startsWith('stdio-'));
+const open = [...by.keys()].filter((l) => l.includes('@'));
+const stdio = [...by.keys()].filter((l) => l.startsWith('stdio-'));
+
+console.log('\n### Throughput (closed loop)\n');
+console.log('| contender | calls/s | vs direct | vs tw-realistic | CPU s / 10k calls | peak RSS MiB | runs with errors |');
+console.log('|---|---:|---:|---:|---:|---:|---:|');
+const tput = (l) => stat(l, 'throughput');
+for (const l of closed) {
+  const t = tput(l);
+  const cpu = stat(l, 'pid0_cpu_s_per_10k');
+  const rss = stat(l, 'pid0_peak_rss_kib');
+  console.log(`| ${l} | ${fmt(t.med)}${spread(t)} | ${ratio(t.med, tput('direct').med)} | ${ratio(t.med, tput('tw-realistic').med)} | ${fmt(cpu.med, 2)} | ${fmt(rss.med / 1024, 1)} | ${failures(l)} |`);
+}
+console.log('\n### Latency at a fixed rate (open loop, µs)\n');
+console.log('| contender | p50 | p90 | p99 | p99.9 | p50 vs direct | p99 vs direct | runs with errors |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+const directOpen = open.find((l) => l.startsWith('direct@'));
+for (const l of open) {
+  const p50 = stat(l, 'p50_us'), p90 = stat(l, 'p90_us'), p99 = stat(l, 'p99_us'), p999 = stat(l, 'p999_us');
+  console.log(`| ${l} | ${fmt(p50.med)}${spread(p50)} | ${fmt(p90.med)} | ${fmt(p99.med)}${spread(p99)} | ${fmt(p999.med)} | ${ratio(p50.med, stat(directOpen, 'p50_us').med)} | ${ratio(p99.med, stat(directOpen, 'p99_us').med)} | ${failures(l)} |`);
+}
+console.log('\n### stdio wrapper (closed loop)\n');
+console.log('| contender | calls/s | vs stdio-direct | p50 µs | p99 µs | runs with errors |');
+console.log('|---|---:|---:|---:|---:|---:|');
+for (const l of stdio) {
+  const t = tput(l);
+  console.log(`| ${l} | ${fmt(t.med)}${spread(t)} | ${ratio(t.med, tput('stdio-direct').med)} | ${fmt(stat(l, 'p50_us').med)} | ${fmt(stat(l, 'p99_us').med)} | ${failures(l)} |`);
+}

@@ -55,12 +55,11 @@ class SqliteAuditLog : public AuditLog {
 
   Result<bool> Write(const Record& r) override {
     std::lock_guard lock(db_mu_);
-    SqliteStmt st;
-    sqlite3_prepare_v2(db_,
-                       "INSERT INTO audit(id, ts_ms, grant_name, session, server, tool, decision, "
-                       "rule, reason, arg_keys, args_digest, args, policy_version, outcome, "
-                       "latency_ms) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
-                       -1, &st.s, nullptr);
+    ScopedStmt st = stmts_.Get(
+        db_,
+        "INSERT INTO audit(id, ts_ms, grant_name, session, server, tool, decision, rule, reason, "
+        "arg_keys, args_digest, args, policy_version, outcome, latency_ms) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)");
     json::array keys;
     for (const auto& k : r.arg_keys) keys.emplace_back(k);
     const std::string keys_text = json::serialize(keys);
@@ -95,11 +94,15 @@ class SqliteAuditLog : public AuditLog {
   }
 
   void Complete(const std::string& id, const std::string& outcome, int64_t latency_ms) override {
+    bool full = false;
     {
       std::lock_guard lock(queue_mu_);
       queue_.push_back({id, outcome, latency_ms});
+      full = queue_.size() >= kBatch;
     }
-    queue_cv_.notify_one();
+    // The writer wakes on its own every 50 ms; waking it for every outcome would cost a futex
+    // and a context switch per call.
+    if (full) queue_cv_.notify_one();
     if (lines_.is_open()) {
       std::lock_guard l(pending_mu_);
       auto it = pending_lines_.find(id);
@@ -132,7 +135,7 @@ class SqliteAuditLog : public AuditLog {
     std::unique_lock lock(queue_mu_);
     for (;;) {
       queue_cv_.wait_for(lock, std::chrono::milliseconds(50),
-                         [this] { return stop_ || flush_requested_ || queue_.size() >= 256; });
+                         [this] { return stop_ || flush_requested_ || queue_.size() >= kBatch; });
       if (queue_.empty()) {
         flush_requested_ = false;
         queue_cv_.notify_all();
@@ -146,14 +149,15 @@ class SqliteAuditLog : public AuditLog {
       {
         std::lock_guard db_lock(db_mu_);
         ExecSql(db_, "BEGIN", "audit store", path_);
+        SqliteStmt st;
+        sqlite3_prepare_v2(db_, "UPDATE audit SET outcome = ?2, latency_ms = ?3 WHERE id = ?1", -1,
+                           &st.s, nullptr);
         for (const Update& u : batch) {
-          SqliteStmt st;
-          sqlite3_prepare_v2(db_, "UPDATE audit SET outcome = ?2, latency_ms = ?3 WHERE id = ?1", -1,
-                             &st.s, nullptr);
           sqlite3_bind_text(st.s, 1, u.id.c_str(), -1, SQLITE_STATIC);
           sqlite3_bind_text(st.s, 2, u.outcome.c_str(), -1, SQLITE_STATIC);
           sqlite3_bind_int64(st.s, 3, u.latency_ms);
           sqlite3_step(st.s);
+          sqlite3_reset(st.s);
         }
         ExecSql(db_, "COMMIT", "audit store", path_);
       }
@@ -163,9 +167,11 @@ class SqliteAuditLog : public AuditLog {
     }
   }
 
+  static constexpr size_t kBatch = 256;
   sqlite3* db_;
   std::string path_;
-  std::mutex db_mu_;  // guards db_
+  std::mutex db_mu_;  // guards db_ and stmts_
+  StatementCache stmts_;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

@@ -63,4 +63,27 @@ Result<std::string> SqlitePathForSpec(const std::string& spec) {
   return Fail(Error::InvalidArgument("--state \"" + spec + "\": expected sqlite:PATH or memory"));
 }
 
+StatementCache::~StatementCache() {
+  for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+}
+
+ScopedStmt::~ScopedStmt() {
+  if (s) {
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+  }
+}
+
+ScopedStmt StatementCache::Get(sqlite3* db, const char* sql) {
+  auto it = stmts_.find(sql);
+  if (it != stmts_.end()) return ScopedStmt(it->second);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return ScopedStmt(nullptr);
+  }
+  stmts_.emplace(sql, stmt);
+  return ScopedStmt(stmt);
+}
+
 }  // namespace tw

@@ -4,6 +4,7 @@
 
 #include <initializer_list>
 #include <string>
+#include <unordered_map>
 
 #include "common/result.h"
 
@@ -31,6 +32,33 @@ struct SqliteStmt {
   SqliteStmt(const SqliteStmt&) = delete;
   SqliteStmt& operator=(const SqliteStmt&) = delete;
   ~SqliteStmt();
+};
+
+// Prepared statements kept for the life of a connection, keyed by the address of their SQL
+// text (pass string literals): preparing costs more than running most of ours. Not
+// thread-safe — guard it with the connection's mutex. Finalizes them on destruction.
+// A cached statement in use; reset when it goes out of scope, so that no read stays open.
+struct ScopedStmt {
+  sqlite3_stmt* s = nullptr;
+  explicit ScopedStmt(sqlite3_stmt* stmt) : s(stmt) {}
+  ScopedStmt(const ScopedStmt&) = delete;
+  ScopedStmt& operator=(const ScopedStmt&) = delete;
+  ~ScopedStmt();
+  operator sqlite3_stmt*() const { return s; }  // NOLINT: used where the C API wants one
+};
+
+class StatementCache {
+ public:
+  StatementCache() = default;
+  StatementCache(const StatementCache&) = delete;
+  StatementCache& operator=(const StatementCache&) = delete;
+  ~StatementCache();
+  // The statement for `sql`, reset and with no bindings; prepared on first use (null if it
+  // cannot be: sqlite3_errmsg says why).
+  ScopedStmt Get(sqlite3* db, const char* sql);
+
+ private:
+  std::unordered_map<const char*, sqlite3_stmt*> stmts_;
 };
 
 // Column `col` of the current row as text ("" for NULL).

@@ -103,17 +103,14 @@ class SqliteStore : public CounterStore {
       }
     }
     for (const Charge& c : charges) {
-      SqliteStmt st;
-      sqlite3_prepare_v2(db_,
-                         "INSERT INTO counters(key, value, expires_ms) VALUES(?1, ?2, ?3) "
+      ScopedStmt st = stmts_.Get(db_, "INSERT INTO counters(key, value, expires_ms) VALUES(?1, ?2, ?3) "
                          "ON CONFLICT(key) DO UPDATE SET value = CASE WHEN expires_ms <= ?4 "
-                         "THEN ?2 ELSE value + ?2 END, expires_ms = ?3",
-                         -1, &st.s, nullptr);
-      sqlite3_bind_text(st.s, 1, c.key.data(), static_cast<int>(c.key.size()), SQLITE_STATIC);
-      sqlite3_bind_int64(st.s, 2, c.amount);
-      sqlite3_bind_int64(st.s, 3, c.expires_ms);
-      sqlite3_bind_int64(st.s, 4, now_ms);
-      if (sqlite3_step(st.s) != SQLITE_DONE) {
+                         "THEN ?2 ELSE value + ?2 END, expires_ms = ?3");
+      sqlite3_bind_text(st, 1, c.key.data(), static_cast<int>(c.key.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(st, 2, c.amount);
+      sqlite3_bind_int64(st, 3, c.expires_ms);
+      sqlite3_bind_int64(st, 4, now_ms);
+      if (sqlite3_step(st) != SQLITE_DONE) {
         auto e = Err("charging a counter");
         Exec("ROLLBACK");
         return Fail(e);
@@ -121,10 +118,9 @@ class SqliteStore : public CounterStore {
     }
     if (++charges_since_prune_ >= 4096) {
       charges_since_prune_ = 0;
-      SqliteStmt st;
-      sqlite3_prepare_v2(db_, "DELETE FROM counters WHERE expires_ms <= ?1", -1, &st.s, nullptr);
-      sqlite3_bind_int64(st.s, 1, now_ms);
-      sqlite3_step(st.s);
+      ScopedStmt st = stmts_.Get(db_, "DELETE FROM counters WHERE expires_ms <= ?1");
+      sqlite3_bind_int64(st, 1, now_ms);
+      sqlite3_step(st);
     }
     if (auto r = Exec("COMMIT"); !r) {
       Exec("ROLLBACK");
@@ -137,15 +133,12 @@ class SqliteStore : public CounterStore {
     std::lock_guard lock(mu_);
     if (auto r = Exec("BEGIN IMMEDIATE"); !r) return Fail(r.error());
     for (const Charge& c : charges) {
-      SqliteStmt st;
-      sqlite3_prepare_v2(db_,
-                         "UPDATE counters SET value = MAX(0, value - ?2) "
-                         "WHERE key = ?1 AND expires_ms > ?3",
-                         -1, &st.s, nullptr);
-      sqlite3_bind_text(st.s, 1, c.key.data(), static_cast<int>(c.key.size()), SQLITE_STATIC);
-      sqlite3_bind_int64(st.s, 2, c.amount);
-      sqlite3_bind_int64(st.s, 3, now_ms);
-      if (sqlite3_step(st.s) != SQLITE_DONE) {
+      ScopedStmt st = stmts_.Get(db_, "UPDATE counters SET value = MAX(0, value - ?2) "
+                         "WHERE key = ?1 AND expires_ms > ?3");
+      sqlite3_bind_text(st, 1, c.key.data(), static_cast<int>(c.key.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(st, 2, c.amount);
+      sqlite3_bind_int64(st, 3, now_ms);
+      if (sqlite3_step(st) != SQLITE_DONE) {
         auto e = Err("refunding a counter");
         Exec("ROLLBACK");
         return Fail(e);
@@ -162,7 +155,12 @@ class SqliteStore : public CounterStore {
 
   std::string Describe() const override { return "sqlite:" + path_; }
 
-  Result<bool> Exec(const char* sql) { return ExecSql(db_, sql, "state store", path_); }
+  // Runs one statement without results (BEGIN, COMMIT, …), prepared once. Requires mu_.
+  Result<bool> Exec(const char* sql) {
+    ScopedStmt st = stmts_.Get(db_, sql);
+    if (!st || sqlite3_step(st) != SQLITE_DONE) return Fail(Err(std::string("running ") + sql));
+    return true;
+  }
 
  private:
   Error Err(const std::string& what) const {
@@ -170,19 +168,18 @@ class SqliteStore : public CounterStore {
   }
 
   Result<int64_t> ValueLocked(const std::string& key, int64_t now_ms) {  // Requires mu_.
-    SqliteStmt st;
-    sqlite3_prepare_v2(db_, "SELECT value FROM counters WHERE key = ?1 AND expires_ms > ?2", -1,
-                       &st.s, nullptr);
-    sqlite3_bind_text(st.s, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
-    sqlite3_bind_int64(st.s, 2, now_ms);
-    int rc = sqlite3_step(st.s);
-    if (rc == SQLITE_ROW) return sqlite3_column_int64(st.s, 0);
+    ScopedStmt st = stmts_.Get(db_, "SELECT value FROM counters WHERE key = ?1 AND expires_ms > ?2");
+    sqlite3_bind_text(st, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, now_ms);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) return sqlite3_column_int64(st, 0);
     if (rc == SQLITE_DONE) return int64_t{0};
     return Fail(Err("reading a counter"));
   }
 
   std::mutex mu_;
   sqlite3* db_;  // Guarded by mu_.
+  StatementCache stmts_;  // Guarded by mu_.
   std::string path_;
   int charges_since_prune_ = 0;  // Guarded by mu_.
 };

@@ -5,8 +5,8 @@
 
 namespace tw {
 
-// Returns `bytes` bytes from the kernel CSPRNG (getrandom), hex encoded. Aborts if the kernel
-// cannot supply randomness: an id that is not random is a security bug, not a recoverable error.
+// Returns `bytes` bytes from a CSPRNG (OpenSSL's DRBG, seeded by the kernel; getrandom if it
+// fails), hex encoded. Aborts if no randomness can be had: an id that is not random is a security bug, not a recoverable error.
 std::string RandomHex(size_t bytes);
 
 // Returns `chars` characters drawn uniformly from [0-9A-Za-z] (5.95 bits each; 43 carry 256

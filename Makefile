@@ -7,7 +7,7 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 
-.PHONY: all build configure test test-asan deps demo bench clean format
+.PHONY: all build configure test test-asan deps demo bench bench-compare clean format
 
 # `make` on a fresh machine installs the build dependencies first (apt; a no-op when present).
 all:
@@ -43,6 +43,13 @@ bench: build
 	$(BUILD_DIR)/bench/policy_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 	$(BUILD_DIR)/src/catalog/catalog_eval
 	$(BUILD_DIR)/src/catalog/catalog_eval --tuning
+
+# The side-by-side gateway benchmark (bench/README.md): direct, nginx, mcp-proxy, supergateway
+# and toolwarden on the same fast upstream. Needs nginx (installed by scripts/install-deps.sh
+# --bench) and the bridges (npm, into bench/node). ~5 minutes.
+bench-compare: build
+	./scripts/install-deps.sh --bench
+	bench/compare.sh --rounds 3 --duration 3
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing toolwarden needs, and nothing that is already there.
 #   - Debian packages (apt) for the C++ toolchain and libraries;
-#   - npm packages for the end-to-end tests into tests/node/node_modules (never globally).
+#   - npm packages for the end-to-end tests into tests/node/node_modules (never globally);
+#   - with --bench: nginx and wrk (apt) and the MCP bridges compared in bench/ (npm, into
+#     bench/node/node_modules).
 # Safe to run repeatedly; `make test` calls it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +15,8 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libexpected-dev curl
 )
 
+if [ "${1:-}" = "--bench" ]; then APT_PACKAGES+=(nginx-light wrk); fi
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,6 +27,16 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ "${1:-}" = "--bench" ]; then
+  stamp=bench/node/node_modules/.installed-stamp
+  if [ ! -f "$stamp" ] || [ bench/node/package-lock.json -nt "$stamp" ]; then
+    echo "install-deps: installing the benchmark's MCP bridges into bench/node/node_modules"
+    (cd bench/node && npm ci --no-audit --no-fund --loglevel=error)
+    touch "$stamp"
+  fi
+  exit 0
 fi
 
 if [ "${1:-}" != "--no-npm" ]; then

@@ -38,8 +38,9 @@ constexpr const char* kIndex = "CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts_
 
 class SqliteAuditLog : public AuditLog {
  public:
-  SqliteAuditLog(sqlite3* db, std::string path, std::string json_lines)
-      : db_(db), path_(std::move(path)) {
+  // `checkpointer` (may be null: no file) is a second connection, used by the writer thread only.
+  SqliteAuditLog(sqlite3* db, sqlite3* checkpointer, std::string path, std::string json_lines)
+      : db_(db), checkpointer_(checkpointer), path_(std::move(path)) {
     if (!json_lines.empty()) lines_.open(json_lines, std::ios::app);
     writer_ = std::thread([this] { WriterLoop(); });
   }
@@ -51,6 +52,7 @@ class SqliteAuditLog : public AuditLog {
     queue_cv_.notify_all();
     writer_.join();
     sqlite3_close_v2(db_);
+    if (checkpointer_) sqlite3_close_v2(checkpointer_);
   }
 
   Result<bool> Write(const Record& r) override {
@@ -140,6 +142,7 @@ class SqliteAuditLog : public AuditLog {
         flush_requested_ = false;
         queue_cv_.notify_all();
         if (stop_) return;
+        MaybeCheckpoint(lock);
         continue;
       }
       std::deque<Update> batch;
@@ -164,11 +167,32 @@ class SqliteAuditLog : public AuditLog {
       lock.lock();
       writing_ = false;
       queue_cv_.notify_all();
+      MaybeCheckpoint(lock);
     }
   }
 
   static constexpr size_t kBatch = 256;
+  // Moves the WAL into the database file, off the gateway's thread (the connections that write
+  // on it never checkpoint), at most every 200 ms.
+  void MaybeCheckpoint(std::unique_lock<std::mutex>& lock) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!checkpointer_ || now - last_checkpoint_ < std::chrono::milliseconds(200)) return;
+    last_checkpoint_ = now;
+    lock.unlock();
+    int wal_frames = 0, copied = 0;
+    sqlite3_wal_checkpoint_v2(checkpointer_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames, &copied);
+    // Under steady writes a passive checkpoint never catches up with the end of the WAL, and the
+    // WAL only starts over once it has: past ~16 MB, briefly hold writers back (RESTART) so it
+    // can. Most frames are already copied by then, so the pause is short.
+    if (wal_frames > 4000) {
+      sqlite3_wal_checkpoint_v2(checkpointer_, nullptr, SQLITE_CHECKPOINT_RESTART, &wal_frames, &copied);
+    }
+    lock.lock();
+  }
+
   sqlite3* db_;
+  sqlite3* checkpointer_;  // the writer thread's only
+  std::chrono::steady_clock::time_point last_checkpoint_;  // writer thread only
   std::string path_;
   std::mutex db_mu_;  // guards db_ and stmts_
   StatementCache stmts_;
@@ -203,9 +227,21 @@ Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
     std::ofstream probe(json_lines_path, std::ios::app);
     if (!probe) return Fail(Error::Unavailable("cannot write the audit log " + json_lines_path));
   }
-  auto db = OpenSqliteDatabase(path, "audit store", {kSchema, kIndex});
+  // Records are written on the gateway's thread: no checkpoint (and so no fsync) there. The
+  // writer thread checkpoints the file from a connection of its own.
+  auto db = OpenSqliteDatabase(path, "audit store", {kSchema, kIndex, "PRAGMA wal_autocheckpoint=0"});
   if (!db) return Fail(db.error());
-  return std::unique_ptr<AuditLog>(std::make_unique<SqliteAuditLog>(*db, path, json_lines_path));
+  sqlite3* checkpointer = nullptr;
+  if (path != ":memory:") {
+    auto c = OpenSqliteDatabase(path, "audit store", {});
+    if (!c) {
+      sqlite3_close_v2(*db);
+      return Fail(c.error());
+    }
+    checkpointer = *c;
+  }
+  return std::unique_ptr<AuditLog>(
+      std::make_unique<SqliteAuditLog>(*db, checkpointer, path, json_lines_path));
 }
 
 Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Query& q) {

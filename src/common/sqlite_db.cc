@@ -1,5 +1,9 @@
 #include "common/sqlite_db.h"
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 #include <sqlite3.h>
 
 #include <chrono>
@@ -25,6 +29,23 @@ Result<bool> ExecSql(sqlite3* db, const char* sql, const std::string& what, cons
   return true;
 }
 
+namespace {
+
+// Waits for another connection's write lock to go away, for up to five seconds. SQLite's own
+// busy timeout sleeps in steps of 1, 2, 5, 10… ms, so a lock held for 50 µs by the audit writer
+// would cost a call milliseconds; this waits in steps that start at 20 µs and grow to 1 ms.
+int BusyWait(void*, int attempt) {
+  constexpr int64_t kLimitUs = 5'000'000;
+  // Steps: 20, 40, 80, 160, 320, 640 µs, then 1 ms each.
+  const int64_t step_us = attempt < 6 ? int64_t{20} << attempt : 1000;
+  const int64_t waited_us = attempt <= 6 ? 20 * ((int64_t{1} << attempt) - 1) : 1260 + int64_t{attempt - 6} * 1000;
+  if (waited_us >= kLimitUs) return 0;  // give up: SQLITE_BUSY
+  std::this_thread::sleep_for(std::chrono::microseconds(step_us));
+  return 1;
+}
+
+}  // namespace
+
 Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& what,
                                     std::initializer_list<const char*> setup) {
   std::error_code ec;
@@ -38,7 +59,7 @@ Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& 
     sqlite3_close_v2(db);
     return Fail(Error::Unavailable("cannot open " + what + " " + path + ": " + m));
   }
-  sqlite3_busy_timeout(db, 5000);
+  sqlite3_busy_handler(db, BusyWait, nullptr);
   std::initializer_list<const char*> pragmas = {"PRAGMA journal_mode=WAL",
                                                 "PRAGMA synchronous=NORMAL"};
   for (auto list : {pragmas, setup}) {

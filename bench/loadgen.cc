@@ -4,6 +4,9 @@
 //   loadgen http --url http://127.0.0.1:P/mcp [--token T] [-c CONNECTIONS] [-d SECONDS]
 //                [--rate CALLS_PER_S] [--warmup SECONDS] [--pid PID] [--label NAME]
 //   loadgen stdio [-c DEPTH] [-d SECONDS] [--warmup SECONDS] [--label NAME] -- CMD [ARGS...]
+//   loadgen idle --url URL --sessions N [--token T] [--pid PID]
+//                               opens N sessions, each with its GET stream held open, and
+//                               reports the gateway's RSS per idle session
 //   loadgen freeport            prints a free loopback TCP port
 //
 // Every connection is its own MCP session (initialize, notifications/initialized, then
@@ -16,6 +19,7 @@
 //
 // --pid PID (repeatable) reports that process's CPU seconds per 10,000 calls over the measured
 // interval and its peak RSS (VmHWM), from /proc.
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -244,6 +248,91 @@ int RunHttp(Options& o) {
   return st.errors ? 1 : 0;
 }
 
+// ---- idle sessions ----
+
+int64_t RssKib(int pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmRSS:")) return std::stoll(line.substr(6));
+  }
+  return 0;
+}
+
+int RunIdle(Options& o, int sessions) {
+  auto url = boost::urls::parse_uri(o.url);
+  if (!url || url->scheme() != "http") return 2;
+  Target t{std::string(url->host()), url->has_port() ? std::string(url->port()) : "80",
+           std::string(url->path())};
+  rlimit nofile{};
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  nofile.rlim_cur = nofile.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &nofile);
+  asio::io_context io(1);
+  std::vector<std::unique_ptr<beast::tcp_stream>> held;
+  int opened = 0, failed = 0;
+  const int64_t rss_before = o.pids.empty() ? 0 : RssKib(o.pids[0]);
+  const auto start = Clock::now();
+  constexpr int kWorkers = 32;
+  for (int w = 0; w < kWorkers; ++w) {
+    asio::co_spawn(io, [&, w]() -> asio::awaitable<void> {
+      tcp::resolver resolver(io);
+      auto endpoints = co_await resolver.async_resolve(t.host, t.port, asio::use_awaitable);
+      for (int i = w; i < sessions; i += kWorkers) {
+        try {
+          auto post = std::make_unique<beast::tcp_stream>(io);
+          co_await post->async_connect(endpoints, asio::use_awaitable);
+          beast::flat_buffer buffer;
+          http::request<http::string_body> req{http::verb::post, t.path, 11};
+          req.set(http::field::host, t.host);
+          req.set(http::field::content_type, "application/json");
+          req.set(http::field::accept, "application/json, text/event-stream");
+          if (!o.token.empty()) req.set(http::field::authorization, "Bearer " + o.token);
+          req.body() = R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"idle","version":"1"}}})";
+          req.prepare_payload();
+          co_await http::async_write(*post, req, asio::use_awaitable);
+          http::response<http::string_body> res;
+          co_await http::async_read(*post, buffer, res, asio::use_awaitable);
+          const std::string session(res["Mcp-Session-Id"]);
+          if (res.result() != http::status::ok || session.empty()) throw std::runtime_error("initialize: " + std::to_string(res.result_int()));
+          req.body() = R"({"jsonrpc":"2.0","method":"notifications/initialized"})";
+          req.set("Mcp-Session-Id", session);
+          req.prepare_payload();
+          co_await http::async_write(*post, req, asio::use_awaitable);
+          http::response<http::string_body> accepted;
+          co_await http::async_read(*post, buffer, accepted, asio::use_awaitable);
+          // The GET stream, on the same connection: held open from now on.
+          http::request<http::empty_body> get{http::verb::get, t.path, 11};
+          get.set(http::field::host, t.host);
+          get.set(http::field::accept, "text/event-stream");
+          get.set("Mcp-Session-Id", session);
+          if (!o.token.empty()) get.set(http::field::authorization, "Bearer " + o.token);
+          co_await http::async_write(*post, get, asio::use_awaitable);
+          http::response_parser<http::empty_body> header;
+          co_await http::async_read_header(*post, buffer, header, asio::use_awaitable);
+          if (header.get().result() != http::status::ok) throw std::runtime_error("GET: " + std::to_string(header.get().result_int()));
+          held.push_back(std::move(post));
+          ++opened;
+        } catch (const std::exception& e) {
+          if (++failed == 1) std::cerr << "loadgen idle: " << e.what() << "\n";
+        }
+      }
+    }, asio::detached);
+  }
+  io.run();
+  const double setup_s = std::chrono::duration<double>(Clock::now() - start).count();
+  // Hold them a moment, then measure (the gateway has settled its buffers).
+  asio::steady_timer hold(io, std::chrono::seconds(1));
+  hold.wait();
+  const int64_t rss_after = o.pids.empty() ? 0 : RssKib(o.pids[0]);
+  std::cout << "{\"label\":" << json::serialize(json::string(o.label)) << ",\"sessions\":" << sessions
+            << ",\"opened\":" << opened << ",\"failed\":" << failed << ",\"setup_s\":" << setup_s
+            << ",\"rss_before_kib\":" << rss_before << ",\"rss_after_kib\":" << rss_after
+            << ",\"kib_per_session\":"
+            << (opened ? static_cast<double>(rss_after - rss_before) / opened : 0) << "}" << std::endl;
+  return failed ? 1 : 0;
+}
+
 // ---- stdio ----
 
 int RunStdio(Options& o) {
@@ -350,7 +439,7 @@ int main(int argc, char** argv) {
     };
     if (a == "--url") o.url = value();
     else if (a == "--token") o.token = value();
-    else if (a == "-c") o.connections = std::stoi(value());
+    else if (a == "-c" || a == "--sessions") o.connections = std::stoi(value());
     else if (a == "-d") o.duration_s = std::stod(value());
     else if (a == "--rate") o.rate = std::stod(value());
     else if (a == "--warmup") o.warmup_s = std::stod(value());
@@ -365,6 +454,7 @@ int main(int argc, char** argv) {
   }
   if (o.label.empty()) o.label = o.mode;
   if (o.mode == "http") return RunHttp(o);
+  if (o.mode == "idle") return RunIdle(o, o.connections);
   if (o.mode == "stdio" && !o.command.empty()) return RunStdio(o);
   std::cerr << "usage: loadgen http --url URL ... | loadgen stdio ... -- CMD [ARGS...]\n";
   return 2;

@@ -125,8 +125,8 @@ int ServeCommand(const ServeOptions& o) {
     drain_timer.cancel();
     spdlog::info("closing sessions and stopping servers");
     polling.Stop();
+    server.Stop();  // sessions first: their channels detach, so stopping the servers is quiet
     gw.Stop();
-    server.Stop();
   };
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;

@@ -18,7 +18,7 @@
 #   stdio-direct, stdio-tw-allow, stdio-tw-realistic   (the `run` wrapper)
 #
 # Each contender gets a closed-loop run (C connections, flat out: throughput) and an open-loop
-# run at R calls/s (latency without coordinated omission). Results: one JSON line per run in
+# run at R calls/s (latency without coordinated omission). Then 10,000 idle sessions on serve. Results: one JSON line per run in
 # --out (default bench/results/compare-<time>.jsonl), then a table from bench/summarize.mjs.
 set -euo pipefail
 
@@ -125,6 +125,7 @@ serve_port=$(freeport)
 cat > "$tmp/serve.yaml" <<CONF
 listen: 127.0.0.1:$serve_port
 state: sqlite:$tmp/serve.db
+max_sessions: 20000
 servers:
   fast:
     url: http://127.0.0.1:$fast_port/mcp
@@ -180,6 +181,11 @@ for ((round = 0; round < rounds; round++)); do
   run_stdio stdio-tw-realistic "$tw" --log-level warn run -p "$here/policies/realistic.yaml" \
     --state "sqlite:$tmp/stdio-$round.db" -- "$fast" stdio
 done
+
+# Scale: 10,000 idle sessions (GET streams held open) on toolwarden serve, RSS per session.
+echo "idle sessions" >&2
+"$loadgen" idle --url "${url[tw-serve-stdio]}" --sessions 10000 --token "$serve_token" \
+  --pid "${pid[tw-serve-stdio]}" --label idle-10k >> "$out" || echo '{"label":"idle-10k","failed":true}' >> "$out"
 
 node "$here/summarize.mjs" "$out"
 echo "raw results: $out" >&2

@@ -22,7 +22,7 @@ const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 const spread = (s, d = 0) => (s.n > 1 ? ` (${fmt(s.min, d)}–${fmt(s.max, d)})` : '');
 const ratio = (a, b, d = 2) => (Number.isFinite(a) && Number.isFinite(b) && b ? `${(a / b).toFixed(d)}×` : '–');
 
-const closed = [...by.keys()].filter((l) => !l.includes('@') && !l.startsWith('stdio-'));
+const closed = [...by.keys()].filter((l) => !l.includes('@') && !l.startsWith('stdio-') && !l.startsWith('idle'));
 const open = [...by.keys()].filter((l) => l.includes('@'));
 const stdio = [...by.keys()].filter((l) => l.startsWith('stdio-'));
 
@@ -50,4 +50,14 @@ console.log('|---|---:|---:|---:|---:|---:|');
 for (const l of stdio) {
   const t = tput(l);
   console.log(`| ${l} | ${fmt(t.med)}${spread(t)} | ${ratio(t.med, tput('stdio-direct').med)} | ${fmt(stat(l, 'p50_us').med)} | ${fmt(stat(l, 'p99_us').med)} | ${failures(l)} |`);
+}
+
+const idle = runs.filter((r) => r.label.startsWith('idle') && !r.failed);
+if (idle.length) {
+  console.log('\n### Idle sessions (toolwarden serve, GET streams held open)\n');
+  console.log('| sessions | opened | failed | setup s | RSS before MiB | RSS after MiB | KiB per session |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of idle) {
+    console.log(`| ${r.sessions} | ${r.opened} | ${r.failed} | ${fmt(r.setup_s, 2)} | ${fmt(r.rss_before_kib / 1024, 1)} | ${fmt(r.rss_after_kib / 1024, 1)} | ${fmt(r.kib_per_session, 1)} |`);
+  }
 }

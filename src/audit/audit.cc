@@ -176,7 +176,21 @@ class SqliteAuditLog : public AuditLog {
   // on it never checkpoint), at most every 200 ms.
   void MaybeCheckpoint(std::unique_lock<std::mutex>& lock) {
     const auto now = std::chrono::steady_clock::now();
-    if (!checkpointer_ || now - last_checkpoint_ < std::chrono::milliseconds(200)) return;
+    if (now - last_checkpoint_ < std::chrono::milliseconds(200)) return;
+    if (!checkpointer_) {
+      // In memory (--state memory): nothing outlives the process anyway; keep the newest
+      // records only, so a long-running gateway does not grow without bound.
+      last_checkpoint_ = now;
+      lock.unlock();
+      {
+        std::lock_guard db_lock(db_mu_);
+        ExecSql(db_,
+                "DELETE FROM audit WHERE rowid <= (SELECT MAX(rowid) FROM audit) - 100000",
+                "audit store", path_);
+      }
+      lock.lock();
+      return;
+    }
     last_checkpoint_ = now;
     lock.unlock();
     int wal_frames = 0, copied = 0;

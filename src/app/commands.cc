@@ -223,6 +223,8 @@ int RunCommand(const RunOptions& o) {
   }
 
   asio::io_context io(1);
+  // One audit commit per event-loop turn, for every call decided in it.
+  guard.SetGroupCommit([&io](std::function<void()> fn) { asio::post(io, std::move(fn)); });
   auto make_upstream = [&]() -> std::unique_ptr<gateway::Upstream> {
     if (!o.upstream_url.empty()) {
       return std::make_unique<transport::HttpUpstream>(io, http_options);

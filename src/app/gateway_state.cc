@@ -178,6 +178,7 @@ Result<const gateway::ToolCallGuard*> GatewayState::GuardFor(ServerRuntime& serv
   guard->SetAudit(audit_.get(), server.config.name, config_.audit_include_arguments);
   guard->SetApprovals(approvals_.get(), waiter_);
   guard->SetMetrics(&metrics_);
+  guard->SetGroupCommit([this](std::function<void()> fn) { boost::asio::post(io_, std::move(fn)); });
   const gateway::ToolCallGuard* out = guard.get();
   server.guards.emplace(policy_path, std::move(guard));
   return out;

@@ -57,41 +57,33 @@ class SqliteAuditLog : public AuditLog {
 
   Result<bool> Write(const Record& r) override {
     std::lock_guard lock(db_mu_);
-    ScopedStmt st = stmts_.Get(
-        db_,
-        "INSERT INTO audit(id, ts_ms, grant_name, session, server, tool, decision, rule, reason, "
-        "arg_keys, args_digest, args, policy_version, outcome, latency_ms) "
-        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)");
-    json::array keys;
-    for (const auto& k : r.arg_keys) keys.emplace_back(k);
-    const std::string keys_text = json::serialize(keys);
-    const std::string args_text = r.args ? json::serialize(*r.args) : "";
-    int i = 1;
-    for (const std::string* v : {&r.id}) sqlite3_bind_text(st.s, i++, v->c_str(), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st.s, i++, r.ts_ms);
-    for (const std::string* v : {&r.grant, &r.session, &r.server, &r.tool, &r.decision, &r.rule,
-                                 &r.reason, &keys_text, &r.args_digest}) {
-      sqlite3_bind_text(st.s, i++, v->c_str(), -1, SQLITE_STATIC);
+    if (auto ok = InsertLocked(r); !ok) return ok;
+    Mirror(r);
+    return true;
+  }
+
+  void Stage(Record record) override {
+    std::lock_guard lock(db_mu_);
+    staged_.push_back(std::move(record));
+  }
+
+  Result<bool> CommitStaged() override {
+    std::lock_guard lock(db_mu_);
+    if (staged_.empty()) return true;
+    std::vector<Record> batch;
+    batch.swap(staged_);
+    if (auto r = ExecSql(db_, "BEGIN IMMEDIATE", "audit store", path_); !r) return Fail(r.error());
+    for (const Record& r : batch) {
+      if (auto ok = InsertLocked(r); !ok) {
+        (void)ExecSql(db_, "ROLLBACK", "audit store", path_);
+        return ok;
+      }
     }
-    if (r.args) {
-      sqlite3_bind_text(st.s, i++, args_text.c_str(), -1, SQLITE_STATIC);
-    } else {
-      sqlite3_bind_null(st.s, i++);
+    if (auto r = ExecSql(db_, "COMMIT", "audit store", path_); !r) {
+      (void)ExecSql(db_, "ROLLBACK", "audit store", path_);
+      return Fail(r.error());
     }
-    sqlite3_bind_text(st.s, i++, r.policy_version.c_str(), -1, SQLITE_STATIC);
-    sqlite3_bind_text(st.s, i++, r.outcome.c_str(), -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st.s, i++, r.latency_ms);
-    if (sqlite3_step(st.s) != SQLITE_DONE) {
-      return Fail(Error::Unavailable("audit store " + path_ + ": " + sqlite3_errmsg(db_)));
-    }
-    if (lines_.is_open() && r.outcome != "pending") {
-      std::lock_guard l(lines_mu_);
-      lines_ << json::serialize(ToJson(r)) << '\n';
-      lines_.flush();
-    } else if (lines_.is_open()) {
-      std::lock_guard l(pending_mu_);
-      pending_lines_[r.id] = r;
-    }
+    for (const Record& r : batch) Mirror(r);
     return true;
   }
 
@@ -127,6 +119,51 @@ class SqliteAuditLog : public AuditLog {
   }
 
  private:
+  // Inserts one record. Requires db_mu_.
+  Result<bool> InsertLocked(const Record& r) {
+    ScopedStmt st = stmts_.Get(
+        db_,
+        "INSERT INTO audit(id, ts_ms, grant_name, session, server, tool, decision, rule, reason, "
+        "arg_keys, args_digest, args, policy_version, outcome, latency_ms) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)");
+    json::array keys;
+    for (const auto& k : r.arg_keys) keys.emplace_back(k);
+    const std::string keys_text = json::serialize(keys);
+    const std::string args_text = r.args ? json::serialize(*r.args) : "";
+    int i = 1;
+    sqlite3_bind_text(st.s, i++, r.id.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st.s, i++, r.ts_ms);
+    for (const std::string* v : {&r.grant, &r.session, &r.server, &r.tool, &r.decision, &r.rule,
+                                 &r.reason, &keys_text, &r.args_digest}) {
+      sqlite3_bind_text(st.s, i++, v->c_str(), -1, SQLITE_STATIC);
+    }
+    if (r.args) {
+      sqlite3_bind_text(st.s, i++, args_text.c_str(), -1, SQLITE_STATIC);
+    } else {
+      sqlite3_bind_null(st.s, i++);
+    }
+    sqlite3_bind_text(st.s, i++, r.policy_version.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st.s, i++, r.outcome.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st.s, i++, r.latency_ms);
+    if (sqlite3_step(st.s) != SQLITE_DONE) {
+      return Fail(Error::Unavailable("audit store " + path_ + ": " + sqlite3_errmsg(db_)));
+    }
+    return true;
+  }
+
+  // The JSON lines mirror: complete records now, pending ones when their outcome arrives.
+  void Mirror(const Record& r) {
+    if (!lines_.is_open()) return;
+    if (r.outcome != "pending") {
+      std::lock_guard l(lines_mu_);
+      lines_ << json::serialize(ToJson(r)) << '\n';
+      lines_.flush();
+    } else {
+      std::lock_guard l(pending_mu_);
+      pending_lines_[r.id] = r;
+    }
+  }
+
   struct Update {
     std::string id, outcome;
     int64_t latency_ms;
@@ -208,8 +245,9 @@ class SqliteAuditLog : public AuditLog {
   sqlite3* checkpointer_;  // the writer thread's only
   std::chrono::steady_clock::time_point last_checkpoint_;  // writer thread only
   std::string path_;
-  std::mutex db_mu_;  // guards db_ and stmts_
+  std::mutex db_mu_;  // guards db_, stmts_ and staged_
   StatementCache stmts_;
+  std::vector<Record> staged_;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;

@@ -45,6 +45,12 @@ class AuditLog {
   virtual ~AuditLog() = default;
   // Durable when it returns.
   virtual Result<bool> Write(const Record& record) = 0;
+  // Group commit: Stage() queues a record without writing it; CommitStaged() writes every
+  // staged record in one transaction and is durable when it returns. A gateway that stages
+  // the records of one event-loop turn and commits them together pays one commit per turn
+  // instead of one per call — and must not forward (or answer) those calls before it commits.
+  virtual void Stage(Record record) = 0;
+  virtual Result<bool> CommitStaged() = 0;
   // Sets the outcome of a written record (may be batched; flushed on Flush and on close).
   virtual void Complete(const std::string& id, const std::string& outcome, int64_t latency_ms) = 0;
   virtual void Flush() = 0;

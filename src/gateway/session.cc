@@ -30,7 +30,10 @@ Session::Session(std::string id, std::unique_ptr<Upstream> upstream, const ToolC
       guard_(guard),
       sink_(sink) {}
 
-Session::~Session() { Close(); }
+Session::~Session() {
+  Close();
+  *alive_ = false;
+}
 
 void Session::Start() {
   upstream_->Start(Upstream::Events{
@@ -48,6 +51,12 @@ void Session::Start() {
 void Session::Close() {
   if (closed_) return;
   closed_ = true;
+  // Calls whose record is being committed: never forwarded now.
+  for (auto& [key, r] : recording_) {
+    guard_.Settle(r.outcome.admission, CallOutcome::kCancelled);
+    guard_.WithdrawApproval(r.outcome.approval_id, "the client session closed");
+  }
+  recording_.clear();
   // Calls still waiting for a human: nobody will read the answer.
   for (auto& [key, p] : parked_) {
     if (ApprovalWaiter* w = guard_.approval_waiter()) w->Cancel(p.approval_id);
@@ -87,9 +96,13 @@ void Session::HandleClientMessage(Message msg) {
   }
 }
 
+bool Session::IdInUse(const std::string& key) const {
+  return client_to_upstream_.contains(key) || parked_.contains(key) || recording_.contains(key);
+}
+
 void Session::ForwardRequest(Message msg, Admission admission) {
   const std::string key = Key(msg.id);
-  if (client_to_upstream_.contains(key) || parked_.contains(key)) {
+  if (IdInUse(key)) {
     guard_.Settle(admission, CallOutcome::kNotSent);
     Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidRequest,
                                      "Invalid Request: id " + jsonrpc::IdToString(msg.id) +
@@ -115,6 +128,33 @@ void Session::HandleToolCall(Message msg) {
     return;
   }
   GuardOutcome outcome = guard_.Check(*call, policy::Identity{grant_, id_, {}});
+  if (outcome.durable_wait) {
+    const std::string key = Key(msg.id);
+    if (IdInUse(key)) {
+      // Decided, but a pending request already uses this id: give everything back.
+      guard_.WithdrawApproval(outcome.approval_id, "a pending request already used its id");
+      guard_.Settle(outcome.admission, CallOutcome::kNotSent);
+      Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidRequest,
+                                       "Invalid Request: id " + jsonrpc::IdToString(msg.id) +
+                                           " is already in use by a pending request"));
+      return;
+    }
+    recording_.emplace(key, Recording{std::move(msg), std::move(outcome)});
+    guard_.AwaitDurable([this, key, alive = alive_](bool ok) {
+      if (!*alive || closed_) return;
+      auto it = recording_.find(key);
+      if (it == recording_.end()) return;
+      Recording r = std::move(it->second);
+      recording_.erase(it);
+      if (!ok) guard_.RecordFailed(r.outcome);
+      Decided(std::move(r.msg), std::move(r.outcome));
+    });
+    return;
+  }
+  Decided(std::move(msg), std::move(outcome));
+}
+
+void Session::Decided(Message msg, GuardOutcome outcome) {
   if (outcome.decision.verdict != policy::Verdict::kAllow) {
     Reply(msg.id, jsonrpc::MakeResponse(
                       msg.id, mcp::DenialResult({std::string(outcome.decision.rule), outcome.decision.reason,
@@ -130,9 +170,8 @@ void Session::HandleToolCall(Message msg) {
 
 void Session::Park(Message msg, GuardOutcome outcome) {
   const std::string key = Key(msg.id);
-  if (client_to_upstream_.contains(key) || parked_.contains(key)) {
-    ApprovalWaiter* w = guard_.approval_waiter();
-    if (w) w->Cancel(outcome.approval_id);
+  if (IdInUse(key)) {
+    guard_.WithdrawApproval(outcome.approval_id, "a pending request already used its id");
     guard_.Settle(outcome.admission, CallOutcome::kCancelled);
     Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidRequest,
                                      "Invalid Request: id " + jsonrpc::IdToString(msg.id) +

@@ -66,7 +66,9 @@ class Session : public McpSession {
   void HandleClientMessage(jsonrpc::Message msg) override;
   void Close() override;
   const std::string& protocol_version() const override { return protocol_version_; }
-  size_t pending_requests() const override { return pending_.size() + parked_.size(); }
+  size_t pending_requests() const override {
+    return pending_.size() + parked_.size() + recording_.size();
+  }
 
   const std::string& id() const { return id_; }
 
@@ -86,6 +88,8 @@ class Session : public McpSession {
   };
 
   void ForwardRequest(jsonrpc::Message msg, Admission admission = {});
+  // True while a request with this client id key is pending in any form.
+  bool IdInUse(const std::string& key) const;
   // A call held for a human's approval.
   struct Parked {
     jsonrpc::Message msg;
@@ -99,6 +103,9 @@ class Session : public McpSession {
   void ReportWaiting(const std::string& key);
   void OnApproval(const std::string& key, const approval::Approval& a);
   void HandleToolCall(jsonrpc::Message msg);
+  // Acts on a decision whose audit record is durable: answer a denial, hold for approval, or
+  // forward.
+  void Decided(jsonrpc::Message msg, GuardOutcome outcome);
   void HandleClientNotification(jsonrpc::Message msg);
   void HandleClientResponse(jsonrpc::Message msg);
 
@@ -132,6 +139,13 @@ class Session : public McpSession {
   json::value initialize_params_;  // the client's, replayed after a reconnect
   std::string protocol_version_;
   std::unordered_map<std::string, Parked> parked_;  // client id key → call awaiting approval
+  struct Recording {
+    jsonrpc::Message msg;
+    GuardOutcome outcome;
+  };
+  // Decided calls whose audit record is being committed (group commit), by client id key.
+  std::unordered_map<std::string, Recording> recording_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   int internal_pages_ = 0;
   bool closed_ = false;
   std::function<void(bool, const std::string&)> health_;

@@ -235,3 +235,64 @@ TEST_F(SessionTest, RequestFailureBecomesAnErrorForThatRequestOnly) {
 
 }  // namespace
 }  // namespace tw::gateway
+
+#include <filesystem>
+
+#include "audit/audit.h"
+#include "common/random.h"
+
+namespace tw::gateway {
+namespace {
+
+// Group commit: a decided call is neither forwarded nor answered until its audit record is
+// durable, and one commit serves every call decided in the same turn.
+TEST(GroupCommitTest, CallsWaitForTheirRecordAndShareOneCommit) {
+  const auto path = std::filesystem::temp_directory_path() / ("tw-gc-" + RandomHex(8) + ".db");
+  const std::string spec = "sqlite:" + path.string();
+  {
+    auto log = audit::OpenAuditLog(spec, "");
+    ASSERT_TRUE(log) << log.error().message();
+    auto compiled = policy::CompilePolicy(
+        R"({"version":"1","default":"allow","tools":{"drop":{"action":"deny","reason":"no"}}})",
+        "p.json", policy::FileFormat::kJson);
+    std::shared_ptr<const policy::Policy> policy = compiled.policy;
+    auto store = limits::MakeMemoryStore();
+    testing::FakeClock clock;
+    ToolCallGuard guard([&] { return policy; }, *store, clock);
+    guard.SetAudit(log->get(), "srv", false);
+    std::vector<std::function<void()>> posted;
+    guard.SetGroupCommit([&](std::function<void()> fn) { posted.push_back(std::move(fn)); });
+    auto upstream = std::make_unique<FakeUpstream>();
+    FakeUpstream* up = upstream.get();
+    RecordingSink sink;
+    Session session("s1", std::move(upstream), guard, sink, "g");
+    session.Start();
+    session.HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"m":1}}})"));
+    session.HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"m":2}}})"));
+    session.HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"drop","arguments":{}}})"));
+    // A duplicate id while the first is being recorded is refused at once.
+    session.HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}})"));
+    EXPECT_EQ(sink.Take().error.at("code"), jsonrpc::kInvalidRequest);
+    EXPECT_TRUE(up->sent.empty());          // nothing forwarded before the commit
+    EXPECT_TRUE(sink.delivered.empty());    // nor the denial answered
+    EXPECT_EQ(session.pending_requests(), 3u);
+    ASSERT_EQ(posted.size(), 1u);           // one commit for the whole turn
+    auto before = audit::QueryAudit(spec, {});
+    ASSERT_TRUE(before);
+    EXPECT_EQ(before->size(), 0u);
+    posted[0]();
+    auto after = audit::QueryAudit(spec, {});
+    ASSERT_TRUE(after);
+    EXPECT_EQ(after->size(), 4u);  // the three calls and the refused duplicate
+    ASSERT_EQ(up->sent.size(), 2u);
+    EXPECT_EQ(up->sent[0].params.at("arguments").at("m"), 1);
+    EXPECT_EQ(up->sent[1].params.at("arguments").at("m"), 2);
+    Message denied = sink.Take();
+    EXPECT_EQ(denied.id, json::value(3));
+    EXPECT_TRUE(denied.result.at("isError").as_bool());
+  }
+  for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path.string() + suffix);
+}
+
+}  // namespace
+}  // namespace tw::gateway

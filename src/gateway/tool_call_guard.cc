@@ -118,19 +118,18 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     if (audit_arguments_) r.args = call.arguments;
     r.policy_version = out.snapshot->version;
     r.outcome = r.decision == "allow" ? "pending" : "not_forwarded";
-    if (auto w = audit_->Write(r); !w) {
+    const std::string record_id = r.id;
+    bool written = true;
+    if (group_commit_) {
+      audit_->Stage(std::move(r));
+      out.durable_wait = true;
+    } else if (auto w = audit_->Write(r); !w) {
       spdlog::error("audit: {}", w.error().message());
-      if (out.decision.verdict == policy::Verdict::kAllow && fail_mode_ == StateFailMode::kClosed) {
-        Settle(out.admission, CallOutcome::kNotSent);  // give the charges back
-        out.admission = {};
-        out.decision.verdict = policy::Verdict::kDeny;
-        out.decision.rule = "audit";
-        out.decision.reason = "The call cannot be recorded right now (audit store unavailable); "
-                              "it was not forwarded";
-        out.decision.charges.clear();
-      }
-    } else if (out.decision.verdict == policy::Verdict::kAllow) {
-      out.admission.audit_id = r.id;
+      written = false;
+      RecordFailed(out);
+    }
+    if (written && out.decision.verdict == policy::Verdict::kAllow) {
+      out.admission.audit_id = record_id;
       out.admission.started_ms = now;
     }
   }
@@ -151,6 +150,60 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
                identity.session.substr(0, 8), call.name, allowed ? "allow" : "deny",
                out.decision.rule, allowed ? "" : " reason=", allowed ? "" : out.decision.reason);
   return out;
+}
+
+void ToolCallGuard::RecordFailed(GuardOutcome& out) const {
+  if (out.decision.verdict != policy::Verdict::kAllow || fail_mode_ != StateFailMode::kClosed) {
+    return;
+  }
+  Admission charged = std::move(out.admission);
+  charged.audit_id.clear();  // there is no record to complete
+  Settle(charged, CallOutcome::kNotSent);  // give the charges back
+  out.admission = {};
+  if (!out.approval_id.empty()) WithdrawApproval(out.approval_id, "the call could not be recorded");
+  out.approval_id.clear();
+  out.decision.verdict = policy::Verdict::kDeny;
+  out.decision.rule = "audit";
+  out.decision.reason = "The call cannot be recorded right now (audit store unavailable); "
+                        "it was not forwarded";
+  out.decision.charges.clear();
+}
+
+void ToolCallGuard::WithdrawApproval(const std::string& id, const std::string& why) const {
+  if (!approvals_ || id.empty()) return;
+  (void)approvals_->Resolve(id, approval::State::kCancelled, "", why, clock_.NowMs());
+}
+
+struct ToolCallGuard::GroupCommit {
+  std::function<void(std::function<void()>)> post;
+  audit::AuditLog* audit = nullptr;
+  std::vector<std::function<void(bool)>> waiters;
+  bool scheduled = false;
+};
+
+void ToolCallGuard::SetGroupCommit(std::function<void(std::function<void()>)> post) {
+  group_commit_ = std::make_shared<GroupCommit>();
+  group_commit_->post = std::move(post);
+}
+
+void ToolCallGuard::AwaitDurable(std::function<void(bool ok)> done) const {
+  if (!group_commit_ || !audit_) {
+    done(true);
+    return;
+  }
+  GroupCommit& gc = *group_commit_;
+  gc.audit = audit_;
+  gc.waiters.push_back(std::move(done));
+  if (gc.scheduled) return;
+  gc.scheduled = true;
+  gc.post([state = group_commit_] {
+    state->scheduled = false;
+    auto r = state->audit->CommitStaged();
+    if (!r) spdlog::error("audit: {}", r.error().message());
+    auto waiters = std::move(state->waiters);
+    state->waiters.clear();
+    for (auto& w : waiters) w(r.has_value());
+  });
 }
 
 namespace {

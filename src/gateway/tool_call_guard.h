@@ -75,6 +75,9 @@ struct GuardOutcome {
   // Set when the call must wait for a human: the pending approval and when it expires.
   std::string approval_id;
   int64_t approval_expires_ms = 0;
+  // Group commit: the call's audit record is staged, not yet durable. The caller must neither
+  // forward nor answer the call before AwaitDurable says how the commit went.
+  bool durable_wait = false;
 };
 
 // The counter key a planned charge uses for `identity` (its scope's id, its window).
@@ -112,6 +115,18 @@ class ToolCallGuard {
   }
   ApprovalWaiter* approval_waiter() const { return waiter_; }
 
+  // Group commit: with `post` (runs a function on the next turn of the caller's event loop),
+  // audit records are staged and committed once per turn, for every call decided in that turn,
+  // instead of one commit per call. Single-threaded use (the event loop's thread).
+  void SetGroupCommit(std::function<void(std::function<void()>)> post);
+  // Calls `done(ok)` once the records staged so far are durable (true) or failed (false).
+  void AwaitDurable(std::function<void(bool ok)> done) const;
+  // Turns a decision whose audit record could not be written into what the fail mode says:
+  // denied, charges refunded and its approval withdrawn (closed), or left alone (open).
+  void RecordFailed(GuardOutcome& outcome) const;
+  // Withdraws an approval nobody is waiting for yet (the call was dropped before it was held).
+  void WithdrawApproval(const std::string& id, const std::string& why) const;
+
   // Counts decisions and outcomes in `metrics` (must outlive the guard).
   void SetMetrics(Metrics* metrics) { metrics_ = metrics; }
 
@@ -134,6 +149,8 @@ class ToolCallGuard {
   Metrics* metrics_ = nullptr;
   std::string audit_server_;
   bool audit_arguments_ = false;
+  struct GroupCommit;
+  std::shared_ptr<GroupCommit> group_commit_;  // shared with the posted flush
 };
 
 }  // namespace tw::gateway

@@ -100,13 +100,20 @@ bool Session::IdInUse(const std::string& key) const {
   return client_to_upstream_.contains(key) || parked_.contains(key) || recording_.contains(key);
 }
 
+void Session::RefuseIdInUse(const json::value& id, const Admission& admission,
+                            const std::string& approval_id) {
+  // Decided, but a pending request already uses this id: give back what the decision took.
+  guard_.WithdrawApproval(approval_id, "a pending request already used its id");
+  guard_.Settle(admission, CallOutcome::kNotSent);
+  Reply(id, jsonrpc::MakeError(id, jsonrpc::kInvalidRequest,
+                               "Invalid Request: id " + jsonrpc::IdToString(id) +
+                                   " is already in use by a pending request"));
+}
+
 void Session::ForwardRequest(Message msg, Admission admission) {
   const std::string key = Key(msg.id);
   if (IdInUse(key)) {
-    guard_.Settle(admission, CallOutcome::kNotSent);
-    Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidRequest,
-                                     "Invalid Request: id " + jsonrpc::IdToString(msg.id) +
-                                         " is already in use by a pending request"));
+    RefuseIdInUse(msg.id, admission, "");
     return;
   }
   const int64_t upstream_id = next_upstream_id_++;
@@ -131,12 +138,7 @@ void Session::HandleToolCall(Message msg) {
   if (outcome.durable_wait) {
     const std::string key = Key(msg.id);
     if (IdInUse(key)) {
-      // Decided, but a pending request already uses this id: give everything back.
-      guard_.WithdrawApproval(outcome.approval_id, "a pending request already used its id");
-      guard_.Settle(outcome.admission, CallOutcome::kNotSent);
-      Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidRequest,
-                                       "Invalid Request: id " + jsonrpc::IdToString(msg.id) +
-                                           " is already in use by a pending request"));
+      RefuseIdInUse(msg.id, outcome.admission, outcome.approval_id);
       return;
     }
     recording_.emplace(key, Recording{std::move(msg), std::move(outcome)});
@@ -171,11 +173,7 @@ void Session::Decided(Message msg, GuardOutcome outcome) {
 void Session::Park(Message msg, GuardOutcome outcome) {
   const std::string key = Key(msg.id);
   if (IdInUse(key)) {
-    guard_.WithdrawApproval(outcome.approval_id, "a pending request already used its id");
-    guard_.Settle(outcome.admission, CallOutcome::kCancelled);
-    Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidRequest,
-                                     "Invalid Request: id " + jsonrpc::IdToString(msg.id) +
-                                         " is already in use by a pending request"));
+    RefuseIdInUse(msg.id, outcome.admission, outcome.approval_id);
     return;
   }
   const std::string id = outcome.approval_id;

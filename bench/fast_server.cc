@@ -1,10 +1,12 @@
 // fast_server: a minimal MCP server for benchmarks, so that the gateway — not the upstream — is
 // what is measured. Its one tool, `echo`, answers at once.
 //
-//   fast_server stdio                 newline-delimited JSON-RPC on stdin/stdout
-//   fast_server http [--sse]          Streamable HTTP on 127.0.0.1, port from the OS (printed as
+//   fast_server stdio [--tools N]     newline-delimited JSON-RPC on stdin/stdout
+//   fast_server http [--sse] [--tools N]
+//                                     Streamable HTTP on 127.0.0.1, port from the OS (printed as
 //                                     "LISTENING <port>"); answers as JSON, or with --sse as a
 //                                     one-event SSE stream
+// --tools N lists N tools (echo, then tool_1 … tool_N-1, all answering like echo), in one page.
 //
 // It speaks just enough MCP for a real client: initialize (any supported version echoed),
 // notifications, ping, tools/list, tools/call echo. Not a server to deploy.
@@ -26,6 +28,8 @@ namespace json = boost::json;
 
 namespace {
 
+int g_tools = 1;
+
 // The answer to one message, or nullopt for notifications.
 std::optional<std::string> Answer(std::string_view line) {
   auto in = tw::jsonrpc::Parse(line);
@@ -45,9 +49,13 @@ std::optional<std::string> Answer(std::string_view line) {
   } else if (m.method == "tools/list") {
     json::object schema{{"type", "object"},
                         {"properties", json::object{{"message", json::object{{"type", "string"}}}}}};
-    json::object tool{{"name", "echo"}, {"description", "Echoes the message back"},
-                      {"inputSchema", std::move(schema)}};
-    result = json::object{{"tools", json::array{std::move(tool)}}};
+    json::array tools;
+    for (int i = 0; i < g_tools; ++i) {
+      tools.push_back(json::object{{"name", i == 0 ? std::string("echo") : "tool_" + std::to_string(i)},
+                                   {"description", "Echoes the message back"},
+                                   {"inputSchema", schema}});
+    }
+    result = json::object{{"tools", std::move(tools)}};
   } else if (m.method == "tools/call") {
     const json::object* p = m.params.if_object();
     const json::value* args = p ? p->if_contains("arguments") : nullptr;
@@ -128,8 +136,14 @@ int Http(bool sse) {
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
+  bool sse = false;
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--sse") sse = true;
+    if (a == "--tools" && i + 1 < argc) g_tools = std::max(1, std::atoi(argv[++i]));
+  }
   if (mode == "stdio") return Stdio();
-  if (mode == "http") return Http(argc > 2 && std::string(argv[2]) == "--sse");
+  if (mode == "http") return Http(sse);
   std::fprintf(stderr, "usage: fast_server stdio | http [--sse]\n");
   return 2;
 }

@@ -7,6 +7,9 @@
 //   loadgen idle --url URL --sessions N [--token T] [--pid PID]
 //                               opens N sessions, each with its GET stream held open, and
 //                               reports the gateway's RSS per idle session
+//   loadgen list --url URL [--token T]
+//                               one session: how long initialize and a full tools/list (every
+//                               page) take, and how many tools
 //   loadgen freeport            prints a free loopback TCP port
 //
 // Every connection is its own MCP session (initialize, notifications/initialized, then
@@ -248,6 +251,77 @@ int RunHttp(Options& o) {
   return st.errors ? 1 : 0;
 }
 
+// ---- one listing ----
+
+int RunList(Options& o) {
+  auto url = boost::urls::parse_uri(o.url);
+  if (!url || url->scheme() != "http") return 2;
+  Target t{std::string(url->host()), url->has_port() ? std::string(url->port()) : "80",
+           std::string(url->path())};
+  asio::io_context io(1);
+  int rc = 0;
+  asio::co_spawn(io, [&]() -> asio::awaitable<void> {
+    tcp::resolver resolver(io);
+    beast::tcp_stream stream(io);
+    co_await stream.async_connect(co_await resolver.async_resolve(t.host, t.port, asio::use_awaitable),
+                                  asio::use_awaitable);
+    beast::flat_buffer buffer;
+    std::string session;
+    auto exchange = [&](std::string body) -> asio::awaitable<std::string> {
+      http::request<http::string_body> req{http::verb::post, t.path, 11};
+      req.set(http::field::host, t.host);
+      req.set(http::field::content_type, "application/json");
+      req.set(http::field::accept, "application/json, text/event-stream");
+      if (!o.token.empty()) req.set(http::field::authorization, "Bearer " + o.token);
+      if (!session.empty()) req.set("Mcp-Session-Id", session);
+      req.body() = std::move(body);
+      req.prepare_payload();
+      co_await http::async_write(stream, req, asio::use_awaitable);
+      http::response_parser<http::string_body> parser;
+      parser.body_limit(256 << 20);
+      co_await http::async_read(stream, buffer, parser, asio::use_awaitable);
+      if (session.empty()) session = std::string(parser.get()["Mcp-Session-Id"]);
+      std::string b = parser.get().body();
+      const size_t data = b.find("data: ");
+      if (data != std::string::npos) b = b.substr(data + 6, b.find('\n', data) - data - 6);
+      co_return b;
+    };
+    const auto t0 = Clock::now();
+    co_await exchange(R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"list","version":"1"}}})");
+    const auto t1 = Clock::now();
+    co_await exchange(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
+    size_t tools = 0, pages = 0, bytes = 0;
+    std::string cursor;
+    const auto t2 = Clock::now();
+    do {
+      std::string params = cursor.empty() ? "{}" : "{\"cursor\":" + json::serialize(json::string(cursor)) + "}";
+      std::string body = co_await exchange(R"({"jsonrpc":"2.0","id":)" + std::to_string(++pages) +
+                                           R"(,"method":"tools/list","params":)" + params + "}");
+      bytes += body.size();
+      json::value v = json::parse(body);
+      const json::object& r = v.at("result").as_object();
+      tools += r.at("tools").as_array().size();
+      const json::value* next = r.if_contains("nextCursor");
+      cursor = next && next->is_string() ? std::string(next->get_string()) : "";
+    } while (!cursor.empty() && pages < 10000);
+    const auto t3 = Clock::now();
+    auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
+    std::cout << "{\"label\":" << json::serialize(json::string(o.label)) << ",\"initialize_ms\":" << ms(t1 - t0)
+              << ",\"tools_list_ms\":" << ms(t3 - t2) << ",\"tools\":" << tools << ",\"pages\":" << pages
+              << ",\"bytes\":" << bytes << "}" << std::endl;
+  }, [&](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      std::cerr << "loadgen list: " << ex.what() << "\n";
+      rc = 1;
+    }
+  });
+  io.run();
+  return rc;
+}
+
 // ---- idle sessions ----
 
 int64_t RssKib(int pid) {
@@ -455,6 +529,7 @@ int main(int argc, char** argv) {
   if (o.label.empty()) o.label = o.mode;
   if (o.mode == "http") return RunHttp(o);
   if (o.mode == "idle") return RunIdle(o, o.connections);
+  if (o.mode == "list") return RunList(o);
   if (o.mode == "stdio" && !o.command.empty()) return RunStdio(o);
   std::cerr << "usage: loadgen http --url URL ... | loadgen stdio ... -- CMD [ARGS...]\n";
   return 2;

@@ -279,9 +279,9 @@ Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
     std::ofstream probe(json_lines_path, std::ios::app);
     if (!probe) return Fail(Error::Unavailable("cannot write the audit log " + json_lines_path));
   }
-  // Records are written on the gateway's thread: no checkpoint (and so no fsync) there. The
+  // Records are written on the gateway's thread, where nothing checkpoints (sqlite_db.h); the
   // writer thread checkpoints the file from a connection of its own.
-  auto db = OpenSqliteDatabase(path, "audit store", {kSchema, kIndex, "PRAGMA wal_autocheckpoint=0"});
+  auto db = OpenSqliteDatabase(path, "audit store", {kSchema, kIndex});
   if (!db) return Fail(db.error());
   sqlite3* checkpointer = nullptr;
   if (path != ":memory:") {

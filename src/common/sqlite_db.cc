@@ -60,8 +60,12 @@ Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& 
     return Fail(Error::Unavailable("cannot open " + what + " " + path + ": " + m));
   }
   sqlite3_busy_handler(db, BusyWait, nullptr);
+  // No automatic checkpoints: a checkpoint fsyncs, and these connections commit on a gateway's
+  // event-loop thread. The audit log's writer thread checkpoints the file from a connection of
+  // its own, and SQLite checkpoints when the last connection closes.
   std::initializer_list<const char*> pragmas = {"PRAGMA journal_mode=WAL",
-                                                "PRAGMA synchronous=NORMAL"};
+                                                "PRAGMA synchronous=NORMAL",
+                                                "PRAGMA wal_autocheckpoint=0"};
   for (auto list : {pragmas, setup}) {
     for (const char* sql : list) {
       Result<bool> r = ExecSql(db, sql, what, path);

@@ -17,8 +17,8 @@ namespace tw {
 // in-memory database). Anything else is an error that names the spec.
 Result<std::string> SqlitePathForSpec(const std::string& spec);
 
-// Opens (creating the file and its directory if needed) `path` in WAL mode with a busy
-// timeout, and runs `setup` (CREATE TABLE …). Start-up races other processes opening the same
+// Opens (creating the file and its directory if needed) `path` in WAL mode (synchronous
+// NORMAL, no automatic checkpoints — the audit log's writer thread does them) with a busy wait, and runs `setup` (CREATE TABLE …). Start-up races other processes opening the same
 // file (switching to WAL takes a brief exclusive lock): a locked database is retried for up to
 // five seconds. `what` names the store in messages. The caller owns the handle
 // (sqlite3_close_v2).

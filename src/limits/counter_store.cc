@@ -189,12 +189,9 @@ class SqliteStore : public CounterStore {
 std::unique_ptr<CounterStore> MakeMemoryStore() { return std::make_unique<MemoryStore>(); }
 
 Result<std::unique_ptr<CounterStore>> OpenSqliteStore(const std::string& path) {
-  // No checkpoints from this connection: a checkpoint fsyncs, and this one charges calls on the
-  // gateway's thread. The audit log's writer thread checkpoints the shared file instead.
   auto db = OpenSqliteDatabase(path, "state store",
                                {"CREATE TABLE IF NOT EXISTS counters(key TEXT PRIMARY KEY, "
-                                "value INTEGER NOT NULL, expires_ms INTEGER NOT NULL)",
-                                "PRAGMA wal_autocheckpoint=0"});
+                                "value INTEGER NOT NULL, expires_ms INTEGER NOT NULL)"});
   if (!db) return Fail(db.error());
   return std::unique_ptr<CounterStore>(std::make_unique<SqliteStore>(*db, path));
 }

@@ -9,6 +9,8 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 #include <deque>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <unordered_set>
 
@@ -77,22 +79,33 @@ struct Exchange {
 
 }  // namespace
 
+// The TLS client context for `ca_file` (system store plus that file), made once per process:
+// loading the system CA store takes tens of milliseconds, far too long to pay per session.
+std::shared_ptr<ssl::context> TlsClientContext(const std::string& ca_file) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<ssl::context>> contexts;
+  std::lock_guard lock(mu);
+  auto& ctx = contexts[ca_file];
+  if (ctx) return ctx;
+  ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  ctx->set_default_verify_paths();
+  ctx->set_verify_mode(ssl::verify_peer);
+  if (!ca_file.empty()) {
+    boost::system::error_code ec;
+    ctx->load_verify_file(ca_file, ec);
+    // The file was checked when the command line was read; a failure here is logged.
+    if (ec) spdlog::error("cannot load CA file {}: {}", ca_file, ec.message());
+  }
+  return ctx;
+}
+
 struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
   State(asio::io_context& io_, HttpUpstreamOptions options_)
-      : io(io_), options(std::move(options_)), ssl_ctx(ssl::context::tls_client) {
-    ssl_ctx.set_default_verify_paths();
-    ssl_ctx.set_verify_mode(ssl::verify_peer);
-    if (!options.ca_file.empty()) {
-      boost::system::error_code ec;
-      ssl_ctx.load_verify_file(options.ca_file, ec);
-      // The file was checked when the command line was read; a failure here is logged.
-      if (ec) spdlog::error("cannot load CA file {}: {}", options.ca_file, ec.message());
-    }
-  }
+      : io(io_), options(std::move(options_)) {}
 
   asio::io_context& io;
   HttpUpstreamOptions options;
-  ssl::context ssl_ctx;
+  std::shared_ptr<ssl::context> ssl_ctx;  // made on the first https connection
   Events events;
   bool closed = false;
   std::string session_id;
@@ -119,7 +132,8 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
       co_return nullptr;
     }
     if (url.tls) {
-      conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io, ssl_ctx);
+      if (!ssl_ctx) ssl_ctx = TlsClientContext(options.ca_file);
+      conn->tls = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(io, *ssl_ctx);
       if (!SSL_set_tlsext_host_name(conn->tls->native_handle(), url.host.c_str())) {
         ec = boost::system::error_code(static_cast<int>(::ERR_get_error()),
                                        asio::error::get_ssl_category());

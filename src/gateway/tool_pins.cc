@@ -24,24 +24,34 @@ void ToolPins::Observe(const json::value& result) {
   const json::object* r = result.if_object();
   const json::value* tools = r ? r->if_contains("tools") : nullptr;
   if (!tools || !tools->is_array()) return;
-  // Folded names of the tools already pinned, to spot look-alike newcomers.
-  std::map<std::string, std::string> folded;
-  if (auto pins = store_.List(server_)) {
-    for (const auto& p : *pins) {
-      if (!p.hash.empty()) folded.emplace(catalog::FoldName(p.tool), p.tool);
-    }
-  }
+  // Folded names of the tools already pinned, to spot look-alike newcomers (read only if some
+  // tool needs the store).
+  std::optional<std::map<std::string, std::string>> folded;
   for (const json::value& t : tools->get_array()) {
     const json::object* tool = t.if_object();
     const json::value* name = tool ? tool->if_contains("name") : nullptr;
     if (!name || !name->is_string()) continue;
     const std::string tool_name(name->get_string());
     const catalog::PinnedDefinition d = catalog::PinDefinition(*tool);
+    {
+      // Seen before with this very definition, and it was the approved one: nothing to ask.
+      std::lock_guard lock(mu_);
+      auto it = confirmed_.find(tool_name);
+      if (it != confirmed_.end() && it->second == d.hash) continue;
+    }
+    if (!folded) {
+      folded.emplace();
+      if (auto pins = store_.List(server_)) {
+        for (const auto& p : *pins) {
+          if (!p.hash.empty()) folded->emplace(catalog::FoldName(p.tool), p.tool);
+        }
+      }
+    }
     std::string note;
     auto known = store_.Get(server_, tool_name);
     if (known && !*known) {
-      auto it = folded.find(catalog::FoldName(tool_name));
-      if (it != folded.end() && it->second != tool_name) {
+      auto it = folded->find(catalog::FoldName(tool_name));
+      if (it != folded->end() && it->second != tool_name) {
         note = "look-alike of \"" + it->second + "\"";
       }
     }
@@ -50,8 +60,12 @@ void ToolPins::Observe(const json::value& result) {
       spdlog::error("pins: {}", seen.error().message());
       continue;
     }
-    if (*seen == catalog::Observation::kChanged) {
+    if (*seen != catalog::Observation::kChanged) {
       std::lock_guard lock(mu_);
+      if (!changed_.contains(tool_name)) confirmed_[tool_name] = d.hash;
+    } else {
+      std::lock_guard lock(mu_);
+      confirmed_.erase(tool_name);
       if (changed_.insert(tool_name).second) {
         spdlog::warn("pins: server {} changed tool \"{}\"{} since it was approved; {}", server_,
                      tool_name, note.empty() ? "" : " (" + note + ")",

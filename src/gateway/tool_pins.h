@@ -13,6 +13,7 @@
 
 #include <mutex>
 #include <optional>
+#include <map>
 #include <set>
 #include <string>
 
@@ -44,6 +45,9 @@ class ToolPins {
   const Clock& clock_;
   mutable std::mutex mu_;
   mutable std::set<std::string, std::less<>> changed_;  // Guarded by mu_: known pending changes
+  // Guarded by mu_: tool → hash of a definition the store confirmed as the approved one, so a
+  // repeated tools/list costs no store round trip per tool.
+  std::map<std::string, std::string> confirmed_;
 };
 
 }  // namespace tw::gateway

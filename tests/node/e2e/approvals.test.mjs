@@ -43,10 +43,12 @@ describe('approvals', () => {
     const progress = [];
     const call = client.callTool({ name: 'echo', arguments: { message: 'approved' } }, undefined,
       { onprogress: (p) => progress.push(p.message) });
+    // The client hears that its call waits, while it waits.
+    await eventually(() => progress.length > 0, 15000, 'a progress notification');
     const id = await resolvePendingApproval(state, 'echo', 'approve', 'looks fine');
+    assert.match(progress[0], new RegExp(`^Waiting for approval ${id}`));
     const r = await call;
     assert.equal(text(r), 'Echo: approved');
-    assert.match(progress[0], new RegExp(`^Waiting for approval ${id}`));
     const record = list().find((a) => a.id === id);
     assert.equal(record.state, 'approved');
     assert.deepEqual(record.arguments, { message: 'approved' });

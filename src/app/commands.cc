@@ -37,6 +37,7 @@
 #include "limits/counter_store.h"
 #include "policy/loader.h"
 #include "transport/child_upstream.h"
+#include "transport/http_client.h"
 #include "transport/http_server.h"
 #include "transport/http_upstream.h"
 #include "transport/stdio_server.h"
@@ -482,26 +483,105 @@ int AuditCommand(const AuditOptions& o) {
 struct ApprovalsOptions {
   std::string config;
   std::string state;
+  std::string api;  // a running serve's base URL: use its admin API instead of the state store
   std::string id;
   std::string reason;
   bool all = false;
   bool json = false;
 };
 
-int ApprovalsCommand(const std::string& action, const ApprovalsOptions& o) {
-  auto store = approval::OpenApprovalStore(o.state.empty() ? limits::DefaultStateSpec() : o.state);
-  if (!store) {
-    std::cerr << "toolwarden approvals: " << store.error().message() << "\n";
-    return kExitUnavailable;
+// An approval as the admin API returns it (admin::ApprovalJson), back into the struct.
+approval::Approval ApprovalFromJson(const json::object& o) {
+  auto str = [&](const char* k) {
+    const json::value* v = o.if_contains(k);
+    return v && v->is_string() ? std::string(v->get_string()) : std::string();
+  };
+  auto num = [&](const char* k) {
+    const json::value* v = o.if_contains(k);
+    return v && v->is_int64() ? v->get_int64() : int64_t{0};
+  };
+  approval::Approval a;
+  a.id = str("id");
+  a.grant = str("grant");
+  a.session = str("session");
+  a.server = str("server");
+  a.tool = str("tool");
+  const json::value* args = o.if_contains("arguments");
+  a.args = args ? json::serialize(*args) : "{}";
+  a.args_digest = str("arguments_digest");
+  a.created_ms = num("created_ms");
+  a.expires_ms = num("expires_ms");
+  a.resolved_ms = num("resolved_ms");
+  a.resolved_by = str("resolved_by");
+  a.reason = str("reason");
+  const std::string state = str("state");
+  for (auto st : {approval::State::kPending, approval::State::kApproved, approval::State::kDenied,
+                  approval::State::kExpired, approval::State::kCancelled, approval::State::kAbandoned}) {
+    if (approval::StateName(st) == state) a.state = st;
   }
-  const int64_t now = SystemClock().NowMs();
-  if (action == "list") {
-    auto list = (*store)->List(!o.all);
-    if (!list) {
-      std::cerr << "toolwarden approvals: " << list.error().message() << "\n";
+  return a;
+}
+
+// Calls a running gateway's admin API; the token comes from TOOLWARDEN_ADMIN_TOKEN (never from
+// the command line, where other users could read it).
+Result<json::value> AdminApiCall(const std::string& base, const std::string& method,
+                                 const std::string& path, const std::string& body) {
+  const char* token = std::getenv("TOOLWARDEN_ADMIN_TOKEN");
+  if (!token || !*token) {
+    return Fail(Error::InvalidArgument("--api needs the admin token in TOOLWARDEN_ADMIN_TOKEN"));
+  }
+  std::vector<std::pair<std::string, std::string>> headers{
+      {"Authorization", std::string("Bearer ") + token}};
+  if (method != "GET") headers.emplace_back("Content-Type", "application/json");
+  std::string url = base;
+  while (!url.empty() && url.back() == '/') url.pop_back();
+  auto reply = transport::FetchSync(method, url + path, headers, body);
+  if (!reply) return Fail(reply.error());
+  boost::system::error_code ec;
+  json::value v = json::parse(reply->body, ec);
+  if (reply->status / 100 != 2) {
+    const json::value* m = !ec && v.is_object() && v.as_object().contains("error")
+                               ? v.at("error").as_object().if_contains("message")
+                               : nullptr;
+    return Fail(Error::InvalidArgument(
+        "admin API answered " + std::to_string(reply->status) +
+        (m && m->is_string() ? ": " + std::string(m->get_string()) : std::string())));
+  }
+  if (ec) return Fail(Error::Unavailable("the admin API answered with something that is not JSON"));
+  return v;
+}
+
+int ApprovalsCommand(const std::string& action, const ApprovalsOptions& o) {
+  std::unique_ptr<approval::ApprovalStore> store;
+  if (o.api.empty()) {
+    auto opened = approval::OpenApprovalStore(o.state.empty() ? limits::DefaultStateSpec() : o.state);
+    if (!opened) {
+      std::cerr << "toolwarden approvals: " << opened.error().message() << "\n";
       return kExitUnavailable;
     }
-    for (const auto& a : *list) {
+    store = std::move(*opened);
+  }
+  const int64_t now = SystemClock().NowMs();
+  const char* user = std::getenv("USER");
+  const std::string who = user && *user ? user : "cli";
+  if (action == "list") {
+    std::vector<approval::Approval> list;
+    if (store) {
+      auto l = store->List(!o.all);
+      if (!l) {
+        std::cerr << "toolwarden approvals: " << l.error().message() << "\n";
+        return kExitUnavailable;
+      }
+      list = std::move(*l);
+    } else {
+      auto v = AdminApiCall(o.api, "GET", o.all ? "/api/approvals?state=all" : "/api/approvals", "");
+      if (!v) {
+        std::cerr << "toolwarden approvals: " << v.error().message() << "\n";
+        return kExitUnavailable;
+      }
+      for (const auto& a : v->at("approvals").as_array()) list.push_back(ApprovalFromJson(a.as_object()));
+    }
+    for (const auto& a : list) {
       if (o.json) {
         std::cout << json::serialize(admin::ApprovalJson(a)) << "\n";
         continue;
@@ -513,18 +593,29 @@ int ApprovalsCommand(const std::string& action, const ApprovalsOptions& o) {
                         : FormatTime(a.resolved_ms) + (a.resolved_by.empty() ? "" : " by " + a.resolved_by))
                 << "\n    arguments: " << a.args << "\n";
     }
-    if (list->empty() && !o.json) std::cout << (o.all ? "no approvals\n" : "no pending approvals\n");
+    if (list.empty() && !o.json) std::cout << (o.all ? "no approvals\n" : "no pending approvals\n");
     return kExitOk;
   }
-  const char* user = std::getenv("USER");
-  auto r = (*store)->Resolve(o.id, action == "approve" ? approval::State::kApproved : approval::State::kDenied,
-                             user && *user ? user : "cli", o.reason, now);
-  if (!r) {
-    std::cerr << "toolwarden approvals: " << r.error().message() << "\n";
-    return kExitInvalid;
+  approval::Approval resolved;
+  if (store) {
+    auto r = store->Resolve(o.id, action == "approve" ? approval::State::kApproved : approval::State::kDenied,
+                            who, o.reason, now);
+    if (!r) {
+      std::cerr << "toolwarden approvals: " << r.error().message() << "\n";
+      return kExitInvalid;
+    }
+    resolved = *r;
+  } else {
+    auto v = AdminApiCall(o.api, "POST", "/api/approvals/" + o.id + "/" + action,
+                          json::serialize(json::object{{"reason", o.reason}, {"by", who}}));
+    if (!v) {
+      std::cerr << "toolwarden approvals: " << v.error().message() << "\n";
+      return v.error().code() == ErrorCode::kUnavailable ? kExitUnavailable : kExitInvalid;
+    }
+    resolved = ApprovalFromJson(v->as_object());
   }
-  std::cout << (action == "approve" ? "approved " : "denied ") << o.id << " (" << r->server << " "
-            << r->tool << ")\n";
+  std::cout << (action == "approve" ? "approved " : "denied ") << o.id << " (" << resolved.server
+            << " " << resolved.tool << ")\n";
   return kExitOk;
 }
 
@@ -922,6 +1013,9 @@ int Main(int argc, char** argv) {
   approvals_cmd->fallthrough();  // parent options (-c, --state) may follow the subcommand
   approvals_cmd->add_option("--state", approvals_options.state, "State store (default: as `run`)");
   approvals_cmd->add_option("-c,--config", approvals_options.config, "Use the state of this serve config");
+  approvals_cmd->add_option("--api", approvals_options.api,
+                            "A running gateway's base URL (http://127.0.0.1:8421): use its admin "
+                            "API, with the token in TOOLWARDEN_ADMIN_TOKEN");
   CLI::App* approvals_list = approvals_cmd->add_subcommand("list", "Pending approvals (--all: every one)");
   approvals_list->add_flag("--all", approvals_options.all, "Resolved ones too");
   approvals_list->add_flag("--json", approvals_options.json, "JSON lines");

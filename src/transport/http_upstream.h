@@ -24,6 +24,10 @@
 
 #include "gateway/upstream.h"
 
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
+
 namespace tw::transport {
 
 struct UpstreamUrl {
@@ -33,6 +37,10 @@ struct UpstreamUrl {
   std::string target;  // path and query
   std::string ToString() const;
 };
+
+// The process's TLS client context for `ca_file` (system CA store plus that file, "" for none),
+// made on first use: loading the system store takes tens of milliseconds.
+std::shared_ptr<boost::asio::ssl::context> TlsClientContext(const std::string& ca_file);
 
 // Accepts http:// and https:// URLs with a host.
 Result<UpstreamUrl> ParseUpstreamUrl(const std::string& url);

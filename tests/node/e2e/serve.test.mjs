@@ -242,6 +242,26 @@ describe('serve', () => {
     assert.match(text(await call), /42/);
   });
 
+  it('lets the approvals CLI work through the admin API (--api, token from the environment)', async () => {
+    const client = await connect(createGrant('api-approved'));
+    const env = { ...process.env, TOOLWARDEN_ADMIN_TOKEN: gw.adminToken };
+    const viaApi = (...args) => spawnSync(TOOLWARDEN, ['approvals', '--api', gw.base, ...args], { encoding: 'utf8', env });
+    const call = client.callTool({ name: 'everything__get-sum', arguments: { a: 1, b: 1 } });
+    const pending = await eventually(() => viaApi('list', '--json').stdout.trim().split('\n').filter(Boolean)
+      .map((l) => JSON.parse(l)).find((a) => a.grant === 'api-approved'), 15000, 'the pending approval via the API');
+    assert.deepEqual(pending.arguments, { a: 1, b: 1 });
+    const r = viaApi('approve', pending.id, '--reason', 'over the API');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(text(await call), /2/);
+    const again = viaApi('approve', pending.id);
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /admin API answered 409/);
+    const noToken = spawnSync(TOOLWARDEN, ['approvals', '--api', gw.base, 'list'],
+      { encoding: 'utf8', env: { ...process.env, TOOLWARDEN_ADMIN_TOKEN: '' } });
+    assert.notEqual(noToken.status, 0);
+    assert.match(noToken.stderr, /TOOLWARDEN_ADMIN_TOKEN/);
+  });
+
   it('records exactly one audit record per decided call', async () => {
     const client = await connect(createGrant('audited'));
     for (let i = 0; i < 4; i++) await client.callTool({ name: 'conformance__test_simple_text', arguments: {} });

@@ -383,6 +383,39 @@ describe('serve killed with SIGKILL mid-load', () => {
   });
 });
 
+describe('serve shutting down', () => {
+  it('lets a call in flight finish, then stops', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-serve-drain-'));
+    fs.writeFileSync(path.join(dir, 'p.yaml'), 'version: "1"\ndefault: allow\n');
+    const cfg = path.join(dir, 'toolwarden.yaml');
+    fs.writeFileSync(cfg, [
+      'listen: 127.0.0.1:0', `state: sqlite:${path.join(dir, 'state.db')}`, 'shutdown_timeout: 20s', 'servers:',
+      '  everything:', '    command: node', `    args: [${JSON.stringify(EVERYTHING)}, stdio]`, '    policy: p.yaml', '',
+    ].join('\n'));
+    const token = JSON.parse(cli('grants', 'create', 'g', '-c', cfg, '--json').stdout).token;
+    const gw = await startServe(cfg);
+    const client = new Client({ name: 'e2e', version: '1' });
+    try {
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}/mcp`), {
+        requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+      let progressed = false;
+      const call = client.callTool({ name: 'everything__trigger-long-running-operation', arguments: { duration: 2, steps: 4 } },
+        undefined, { onprogress: () => { progressed = true; } });
+      await eventually(() => progressed, 15000, 'the call to be running');
+      const exited = new Promise((r) => gw.proc.on('exit', (code) => r(code)));
+      gw.proc.kill('SIGTERM');
+      const result = await call;  // finishes although the gateway is stopping
+      assert.match(text(result), /Long running operation completed/);
+      assert.equal(await exited, 0);
+      assert.match(gw.proc.stderrText, /draining \(1 request\(s\) in flight/);
+    } finally {
+      await client.close().catch(() => {});
+      await stop(gw.proc);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('serve with a server that cannot start', () => {
   it('drops that server and keeps serving the others', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-serve-down-'));

@@ -113,7 +113,7 @@ Response Api::Handle(const Request& req) {
   // State changes are audited, with the admin API as the actor.
   auto record = [&](const std::string& action, const std::string& target, const std::string& detail) {
     audit::Record r;
-    r.id = RandomHex(16);
+    r.id = audit::NewRecordId();
     r.ts_ms = now;
     r.grant = "admin";
     r.server = "(admin)";

@@ -334,7 +334,7 @@ Result<std::string> GatewayState::Authenticate(std::string_view authorization) {
   }
   // Refusals are audited — never with the token.
   audit::Record r;
-  r.id = RandomHex(16);
+  r.id = audit::NewRecordId();
   r.ts_ms = now;
   r.decision = "deny";
   r.rule = "authentication";

@@ -1,5 +1,10 @@
 #include "audit/audit.h"
 
+#include <atomic>
+#include <cstdio>
+
+#include "common/random.h"
+
 #include <sqlite3.h>
 
 #include <condition_variable>
@@ -12,6 +17,17 @@
 #include "common/sqlite_db.h"
 
 namespace tw::audit {
+
+std::string NewRecordId() {
+  // 64 random bits drawn once per process, then a counter: unique across processes, and no
+  // random-number generation per call (it cost ~10k instructions a call).
+  static const std::string prefix = RandomHex(8);
+  static std::atomic<uint64_t> next{0};
+  char counter[17];
+  std::snprintf(counter, sizeof counter, "%016llx",
+                static_cast<unsigned long long>(next.fetch_add(1, std::memory_order_relaxed)));
+  return prefix + counter;
+}
 
 json::value ToJson(const Record& r) {
   json::array keys;
@@ -72,15 +88,15 @@ class SqliteAuditLog : public AuditLog {
     if (staged_.empty()) return true;
     std::vector<Record> batch;
     batch.swap(staged_);
-    if (auto r = ExecSql(db_, "BEGIN IMMEDIATE", "audit store", path_); !r) return Fail(r.error());
+    if (auto r = StepLocked("BEGIN IMMEDIATE"); !r) return Fail(r.error());
     for (const Record& r : batch) {
       if (auto ok = InsertLocked(r); !ok) {
-        (void)ExecSql(db_, "ROLLBACK", "audit store", path_);
+        (void)StepLocked("ROLLBACK");
         return ok;
       }
     }
-    if (auto r = ExecSql(db_, "COMMIT", "audit store", path_); !r) {
-      (void)ExecSql(db_, "ROLLBACK", "audit store", path_);
+    if (auto r = StepLocked("COMMIT"); !r) {
+      (void)StepLocked("ROLLBACK");
       return Fail(r.error());
     }
     for (const Record& r : batch) Mirror(r);
@@ -119,6 +135,15 @@ class SqliteAuditLog : public AuditLog {
   }
 
  private:
+  // Runs a statement without results (BEGIN, COMMIT…), prepared once. Requires db_mu_.
+  Result<bool> StepLocked(const char* sql) {
+    ScopedStmt st = stmts_.Get(db_, sql);
+    if (!st || sqlite3_step(st) != SQLITE_DONE) {
+      return Fail(Error::Unavailable("audit store " + path_ + ": " + sql + ": " + sqlite3_errmsg(db_)));
+    }
+    return true;
+  }
+
   // Inserts one record. Requires db_mu_.
   Result<bool> InsertLocked(const Record& r) {
     ScopedStmt st = stmts_.Get(

@@ -18,7 +18,7 @@
 namespace tw::audit {
 
 struct Record {
-  std::string id;  // random, 128 bits
+  std::string id;  // NewRecordId()
   int64_t ts_ms = 0;
   std::string grant;
   std::string session;
@@ -38,6 +38,10 @@ struct Record {
 };
 
 json::value ToJson(const Record& r);
+
+// A new record id: 32 hex digits, unique across processes (a random per-process prefix and a
+// counter).
+std::string NewRecordId();
 
 // Thread-safe.
 class AuditLog {

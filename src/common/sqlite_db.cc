@@ -53,7 +53,8 @@ Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& 
     std::filesystem::create_directories(parent, ec);
   }
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+  // NOMUTEX: every store guards its connection with its own mutex; SQLite need not lock again.
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
       SQLITE_OK) {
     std::string m = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close_v2(db);

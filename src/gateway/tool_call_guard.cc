@@ -102,7 +102,7 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
   if (out.decision.verdict == policy::Verdict::kAllow) out.admission.started_ms = now;
   if (audit_) {
     audit::Record r;
-    r.id = RandomHex(16);
+    r.id = audit::NewRecordId();
     r.ts_ms = now;
     r.grant = std::string(identity.grant);
     r.session = std::string(identity.session);

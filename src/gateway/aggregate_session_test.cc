@@ -223,3 +223,24 @@ TEST_F(AggregateSessionTest, ResourcesAndServerRequestsKeepTheirServer) {
 
 }  // namespace
 }  // namespace tw::gateway
+
+namespace tw::gateway {
+namespace {
+
+TEST_F(AggregateSessionTest, ACancellationReachesTheServerOfTheCall) {
+  Initialize();
+  FromClient(R"({"jsonrpc":"2.0","id":"slow","method":"tools/call","params":{"name":"beta__wait","arguments":{}}})");
+  Message sent = beta_->TakeSent();
+  FromClient(R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"slow","reason":"user"}})");
+  EXPECT_TRUE(alpha_->sent.empty());
+  Message cancel = beta_->TakeSent();
+  EXPECT_EQ(cancel.method, "notifications/cancelled");
+  EXPECT_EQ(cancel.params.at("requestId"), sent.id);  // the leg's own id for it
+  // A cancellation for something unknown goes nowhere.
+  FromClient(R"({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"nope"}})");
+  EXPECT_TRUE(alpha_->sent.empty());
+  EXPECT_TRUE(beta_->sent.empty());
+}
+
+}  // namespace
+}  // namespace tw::gateway

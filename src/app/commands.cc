@@ -18,6 +18,7 @@
 #include "admin/api.h"
 #include "app/demo.h"
 #include "app/serve.h"
+#include "app/shutdown.h"
 #include "auth/grant_store.h"
 #include "config/config.h"
 #include "app/policy_reloader.h"
@@ -75,6 +76,7 @@ struct RunOptions {
   std::string pin_mode = "enforce";
   std::string audit_log;
   bool audit_arguments = false;
+  double shutdown_timeout_s = 10;
 };
 
 struct AuditOptions {
@@ -308,13 +310,13 @@ int RunCommand(const RunOptions& o) {
       "listening on http://{}:{}/mcp",
       listen->first.find(':') != std::string::npos ? "[" + listen->first + "]" : listen->first,
       *port);
-  signals.async_wait([&](boost::system::error_code ec, int sig) {
-    if (ec) return;
-    spdlog::info("received signal {}; shutting down", sig);
+  signals.cancel();  // the stdio path's; on HTTP, GracefulShutdown has its own
+  GracefulShutdown shutdown(io, server, static_cast<int64_t>(o.shutdown_timeout_s * 1000), [&] {
     reloader.Stop();
     waiter.Stop();
     server.Stop();
   });
+  shutdown.Arm();
   io.run();
   return kExitOk;
 }
@@ -912,6 +914,10 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   run->add_option("--audit-log", run_options.audit_log,
                   "Also write each audit record as a JSON line to FILE (- for stdout with --listen)");
+  run->add_option("--shutdown-timeout", run_options.shutdown_timeout_s,
+                  "With --listen: seconds calls in flight get to finish after SIGTERM")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   run->add_flag("--audit-arguments", run_options.audit_arguments,
                 "Record argument values in the audit trail (default: keys and a SHA-256 digest)");
   run->add_option("command", run_options.command,

@@ -11,6 +11,7 @@
 #include "app/commands.h"
 #include "admin/api.h"
 #include "app/gateway_state.h"
+#include "app/shutdown.h"
 #include "common/clock.h"
 #include "transport/http_server.h"
 #include "transport/webhook.h"
@@ -113,50 +114,12 @@ int ServeCommand(const ServeOptions& o) {
       *port, cfg.servers.size(), cfg.servers.size() == 1 ? "" : "s", gw.ServerNames());
   gw.StartWatching(o.config_path);
 
-  // Graceful shutdown: stop taking sessions, let calls in flight finish (up to the deadline),
-  // then close every session and stop every server.
-  asio::signal_set signals(io, SIGINT, SIGTERM);
-  asio::steady_timer drain_timer(io);
-  const auto deadline_ms = cfg.shutdown_timeout_ms;
-  std::function<void(int64_t)> drain_poll;
-  auto finish = [&] {
-    boost::system::error_code ignored;
-    signals.cancel(ignored);
-    drain_timer.cancel();
-    spdlog::info("closing sessions and stopping servers");
+  GracefulShutdown shutdown(io, server, cfg.shutdown_timeout_ms, [&] {
     polling.Stop();
     server.Stop();  // sessions first: their channels detach, so stopping the servers is quiet
     gw.Stop();
-  };
-  signals.async_wait([&](boost::system::error_code ec, int sig) {
-    if (ec) return;
-    spdlog::info("received signal {}; draining ({} request(s) in flight, up to {} ms)", sig,
-                 server.requests_in_flight(), deadline_ms);
-    server.Drain();
-    const int64_t until = clock.NowMs() + deadline_ms;
-    drain_poll = [&, until](int64_t) {
-      if (server.requests_in_flight() == 0 || clock.NowMs() >= until) {
-        if (server.requests_in_flight() > 0) {
-          spdlog::warn("shutdown deadline passed with {} request(s) in flight",
-                       server.requests_in_flight());
-        }
-        finish();
-        return;
-      }
-      drain_timer.expires_after(std::chrono::milliseconds(50));
-      drain_timer.async_wait([&](boost::system::error_code e) {
-        if (!e) drain_poll(0);
-      });
-    };
-    // A second signal stops at once.
-    signals.async_wait([&](boost::system::error_code e2, int) {
-      if (e2) return;
-      spdlog::warn("second signal: stopping now");
-      drain_timer.cancel();
-      finish();
-    });
-    drain_poll(0);
   });
+  shutdown.Arm();
   io.run();
   spdlog::info("stopped");
   return kExitOk;

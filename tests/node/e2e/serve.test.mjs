@@ -341,22 +341,35 @@ describe('serve', () => {
   });
 });
 
+// A gateway of its own for one test: a temporary folder with `policy` as p.yaml, a config with
+// `lines` (servers and settings) after listen and state, a grant, `serve`, and an SDK client on
+// /mcp with that grant's token (and `headers`). Everything is stopped and removed afterwards.
+async function withServe({ name, lines, policy = 'version: "1"\ndefault: allow\n', env, headers = {} }, fn) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tw-serve-${name}-`));
+  fs.writeFileSync(path.join(dir, 'p.yaml'), policy);
+  const cfg = path.join(dir, 'toolwarden.yaml');
+  fs.writeFileSync(cfg, ['listen: 127.0.0.1:0', `state: sqlite:${path.join(dir, 'state.db')}`, ...lines, ''].join('\n'));
+  const token = JSON.parse(cli('grants', 'create', name, '-c', cfg, '--json').stdout).token;
+  const gw = await startServe(cfg, [], { env });
+  const client = new Client({ name: 'e2e', version: '1' });
+  try {
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}/mcp`), {
+      requestInit: { headers: { Authorization: `Bearer ${token}`, ...headers } } }));
+    await fn({ gw, client, cfg });
+  } finally {
+    await client.close().catch(() => {});
+    await stop(gw.proc);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+const EVERYTHING_ONLY = [
+  'servers:', '  everything:', '    command: node', `    args: [${JSON.stringify(EVERYTHING)}, stdio]`, '    policy: p.yaml',
+];
+
 describe('serve killed with SIGKILL mid-load', () => {
   it('loses no decided call', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-serve-kill-'));
-    fs.writeFileSync(path.join(dir, 'p.yaml'), 'version: "1"\ndefault: allow\n');
-    const cfg = path.join(dir, 'toolwarden.yaml');
-    fs.writeFileSync(cfg, [
-      'listen: 127.0.0.1:0', `state: sqlite:${path.join(dir, 'state.db')}`, 'servers:',
-      '  everything:', '    command: node', `    args: [${JSON.stringify(EVERYTHING)}, stdio]`, '    policy: p.yaml', '',
-    ].join('\n'));
-    const token = JSON.parse(cli('grants', 'create', 'loader', '-c', cfg, '--json').stdout).token;
-    const gw = await startServe(cfg);
-    const client = new Client({ name: 'e2e', version: '1' });
-    const answered = [];
-    try {
-      await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}/mcp`), {
-        requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+    await withServe({ name: 'loader', lines: EVERYTHING_ONLY }, async ({ gw, client, cfg }) => {
+      const answered = [];
       const calls = [];
       for (let i = 0; i < 300; i++) {
         calls.push(client.callTool({ name: 'everything__echo', arguments: { message: `m${i}` } })
@@ -375,29 +388,13 @@ describe('serve killed with SIGKILL mid-load', () => {
         const d = createHash('sha256').update(JSON.stringify({ message: `m${i}` })).digest('hex');
         assert.ok(digests.has(d), `call ${i} was answered but not audited`);
       }
-    } finally {
-      await client.close().catch(() => {});
-      await stop(gw.proc);
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe('serve shutting down', () => {
   it('lets a call in flight finish, then stops', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-serve-drain-'));
-    fs.writeFileSync(path.join(dir, 'p.yaml'), 'version: "1"\ndefault: allow\n');
-    const cfg = path.join(dir, 'toolwarden.yaml');
-    fs.writeFileSync(cfg, [
-      'listen: 127.0.0.1:0', `state: sqlite:${path.join(dir, 'state.db')}`, 'shutdown_timeout: 20s', 'servers:',
-      '  everything:', '    command: node', `    args: [${JSON.stringify(EVERYTHING)}, stdio]`, '    policy: p.yaml', '',
-    ].join('\n'));
-    const token = JSON.parse(cli('grants', 'create', 'g', '-c', cfg, '--json').stdout).token;
-    const gw = await startServe(cfg);
-    const client = new Client({ name: 'e2e', version: '1' });
-    try {
-      await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}/mcp`), {
-        requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+    await withServe({ name: 'drain', lines: ['shutdown_timeout: 20s', ...EVERYTHING_ONLY] }, async ({ gw, client }) => {
       let progressed = false;
       const call = client.callTool({ name: 'everything__trigger-long-running-operation', arguments: { duration: 2, steps: 4 } },
         undefined, { onprogress: () => { progressed = true; } });
@@ -408,46 +405,26 @@ describe('serve shutting down', () => {
       assert.match(text(result), /Long running operation completed/);
       assert.equal(await exited, 0);
       assert.match(gw.proc.stderrText, /draining \(1 request\(s\) in flight/);
-    } finally {
-      await client.close().catch(() => {});
-      await stop(gw.proc);
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe('serve with a server that cannot start', () => {
   it('drops that server and keeps serving the others', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-serve-down-'));
-    fs.writeFileSync(path.join(dir, 'p.yaml'), 'version: "1"\ndefault: allow\n');
-    const cfg = path.join(dir, 'toolwarden.yaml');
-    fs.writeFileSync(cfg, [
-      'listen: 127.0.0.1:0', `state: sqlite:${path.join(dir, 'state.db')}`, 'servers:',
-      '  broken: {command: node, args: ["-e", "process.exit(3)"], policy: p.yaml, isolation: session}',
-      '  everything:', '    command: node', `    args: [${JSON.stringify(EVERYTHING)}, stdio]`, '    policy: p.yaml', '',
-    ].join('\n'));
-    const token = JSON.parse(cli('grants', 'create', 'g', '-c', cfg, '--json').stdout).token;
-    const gw = await startServe(cfg);
-    const client = new Client({ name: 'e2e', version: '1' });
-    try {
-      await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}/mcp`), {
-        requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+    const lines = [...EVERYTHING_ONLY,
+      '  broken: {command: node, args: ["-e", "process.exit(3)"], policy: p.yaml, isolation: session}'];
+    await withServe({ name: 'down', lines }, async ({ client }) => {
       const names = (await client.listTools()).tools.map((t) => t.name);
       assert.ok(names.includes('everything__echo'));
       assert.ok(!names.some((n) => n.startsWith('broken__')));
       await assert.rejects(client.callTool({ name: 'broken__anything', arguments: {} }), /"broken" is unavailable/);
       assert.equal(text(await client.callTool({ name: 'everything__echo', arguments: { message: 'still' } })), 'Echo: still');
-    } finally {
-      await client.close().catch(() => {});
-      await stop(gw.proc);
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe('serve with a remote server and an approvals webhook', () => {
   it('sends upstream credentials from the config, never the agent\'s, and posts new approvals', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-serve-remote-'));
     const upstream = await startHttpServer('conformance', ['--log-headers']);
     const hooks = [];
     const hook = http.createServer((req, res) => {
@@ -456,47 +433,42 @@ describe('serve with a remote server and an approvals webhook', () => {
       req.on('end', () => { hooks.push({ type: req.headers['content-type'], body: JSON.parse(body) }); res.end('ok'); });
     });
     await new Promise((r) => hook.listen(0, '127.0.0.1', r));
-    fs.writeFileSync(path.join(dir, 'p.yaml'),
-      'version: "1"\ndefault: allow\ntools:\n  test_image_content: {action: require_approval, approval_timeout: 20s}\n');
-    const cfg = path.join(dir, 'toolwarden.yaml');
-    fs.writeFileSync(cfg, [
-      'listen: 127.0.0.1:0', `state: sqlite:${path.join(dir, 'state.db')}`,
-      `approvals: {webhook_url: "http://127.0.0.1:${hook.address().port}/hook"}`, 'servers:',
-      '  remote:', `    url: ${upstream.base}/mcp`, '    headers: {X-Upstream-Key: "${TW_E2E_UPSTREAM_KEY}"}',
-      '    policy: p.yaml', '',
-    ].join('\n'));
-    const token = JSON.parse(cli('grants', 'create', 'agent', '-c', cfg, '--json').stdout).token;
-    const gw = await startServe(cfg, [], { env: { TW_E2E_UPSTREAM_KEY: 'upstream-secret-1' } });
-    const client = new Client({ name: 'e2e', version: '1' });
     try {
-      await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}/mcp`), {
-        requestInit: { headers: { Authorization: `Bearer ${token}`, Cookie: 'agent_session=do-not-forward' } } }));
-      assert.equal(text(await client.callTool({ name: 'remote__test_simple_text', arguments: {} })),
-        'This is a simple text response for testing.');
-      const seen = upstream.proc.stderrText.split('\n').filter((l) => l.startsWith('HEADERS '))
-        .map((l) => JSON.parse(l.slice(8)));
-      assert.ok(seen.length > 0);
-      for (const h of seen) {
-        assert.equal(h['x-upstream-key'], 'upstream-secret-1');
-        assert.equal(h.authorization, undefined);
-        assert.equal(h.cookie, undefined);
-      }
-      const held = client.callTool({ name: 'remote__test_image_content', arguments: {} });
-      const posted = await eventually(() => hooks[0], 15000, 'the webhook');
-      assert.equal(posted.type, 'application/json');
-      assert.equal(posted.body.state, 'pending');
-      assert.equal(posted.body.tool, 'test_image_content');
-      assert.equal(posted.body.grant, 'agent');
-      const res = await fetch(`${gw.base}/api/approvals/${posted.body.id}/approve`, { method: 'POST',
-        headers: { Authorization: `Bearer ${gw.adminToken}`, 'Content-Type': 'application/json' }, body: '{}' });
-      assert.equal(res.status, 200);
-      assert.equal((await held).content[0].type, 'image');
+      await withServe({
+        name: 'remote',
+        policy: 'version: "1"\ndefault: allow\ntools:\n  test_image_content: {action: require_approval, approval_timeout: 20s}\n',
+        lines: [
+          `approvals: {webhook_url: "http://127.0.0.1:${hook.address().port}/hook"}`, 'servers:',
+          '  remote:', `    url: ${upstream.base}/mcp`, '    headers: {X-Upstream-Key: "${TW_E2E_UPSTREAM_KEY}"}',
+          '    policy: p.yaml',
+        ],
+        env: { TW_E2E_UPSTREAM_KEY: 'upstream-secret-1' },
+        headers: { Cookie: 'agent_session=do-not-forward' },
+      }, async ({ gw, client }) => {
+        assert.equal(text(await client.callTool({ name: 'remote__test_simple_text', arguments: {} })),
+          'This is a simple text response for testing.');
+        const seen = upstream.proc.stderrText.split('\n').filter((l) => l.startsWith('HEADERS '))
+          .map((l) => JSON.parse(l.slice(8)));
+        assert.ok(seen.length > 0);
+        for (const h of seen) {
+          assert.equal(h['x-upstream-key'], 'upstream-secret-1');
+          assert.equal(h.authorization, undefined);
+          assert.equal(h.cookie, undefined);
+        }
+        const held = client.callTool({ name: 'remote__test_image_content', arguments: {} });
+        const posted = await eventually(() => hooks[0], 15000, 'the webhook');
+        assert.equal(posted.type, 'application/json');
+        assert.equal(posted.body.state, 'pending');
+        assert.equal(posted.body.tool, 'test_image_content');
+        assert.equal(posted.body.grant, 'remote');
+        const res = await fetch(`${gw.base}/api/approvals/${posted.body.id}/approve`, { method: 'POST',
+          headers: { Authorization: `Bearer ${gw.adminToken}`, 'Content-Type': 'application/json' }, body: '{}' });
+        assert.equal(res.status, 200);
+        assert.equal((await held).content[0].type, 'image');
+      });
     } finally {
-      await client.close().catch(() => {});
-      await stop(gw.proc);
       await stop(upstream.proc);
       hook.close();
-      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

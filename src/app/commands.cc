@@ -241,11 +241,11 @@ int RunCommand(const RunOptions& o) {
   std::signal(SIGPIPE, SIG_IGN);
   PollingApprovalWaiter waiter(io, **approvals, clock);
   guard.SetApprovals(approvals->get(), &waiter);
-  asio::signal_set signals(io, SIGINT, SIGTERM);
   PolicyReloader reloader(io, o.policy_path, holder);
   reloader.Start();
 
   if (o.listen.empty()) {
+    asio::signal_set signals(io, SIGINT, SIGTERM);
     transport::StdioOptions stdio{o.max_message_bytes, 0, 1, [&] {
                                     signals.cancel();
                                     reloader.Stop();
@@ -310,7 +310,6 @@ int RunCommand(const RunOptions& o) {
       "listening on http://{}:{}/mcp",
       listen->first.find(':') != std::string::npos ? "[" + listen->first + "]" : listen->first,
       *port);
-  signals.cancel();  // the stdio path's; on HTTP, GracefulShutdown has its own
   GracefulShutdown shutdown(io, server, static_cast<int64_t>(o.shutdown_timeout_s * 1000), [&] {
     reloader.Stop();
     waiter.Stop();

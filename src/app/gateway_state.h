@@ -88,8 +88,6 @@ class GatewayState : public admin::Backend {
   Result<std::vector<audit::Record>> QueryAudit(const audit::Query& q) override;
   int64_t NowMs() override { return clock_.NowMs(); }
 
-  approval::ApprovalStore& approvals() { return *approvals_; }
-  auth::GrantStore& grants() { return *grants_; }
 
  private:
   GatewayState(boost::asio::io_context& io, const config::Config& config, const Clock& clock);

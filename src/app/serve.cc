@@ -68,7 +68,7 @@ int ServeCommand(const ServeOptions& o) {
   GatewayState& gw = **state;
 
   // The admin token: created at first start, shown once.
-  if (auto token = gw.grants().EnsureAdminToken(clock.NowMs()); !token) {
+  if (auto token = gw.Grants().EnsureAdminToken(clock.NowMs()); !token) {
     std::cerr << "toolwarden serve: " << token.error().message() << "\n";
     return kExitUnavailable;
   } else if (*token) {
@@ -78,9 +78,9 @@ int ServeCommand(const ServeOptions& o) {
   }
 
   std::signal(SIGPIPE, SIG_IGN);
-  PollingApprovalWaiter polling(io, gw.approvals(), clock);
+  PollingApprovalWaiter polling(io, gw.Approvals(), clock);
   WebhookApprovalWaiter waiter(
-      polling, gw.approvals(), [&gw] { return gw.config().approval_webhook_url; },
+      polling, gw.Approvals(), [&gw] { return gw.config().approval_webhook_url; },
       [&io](std::string url, std::string body) { transport::PostWebhook(io, url, std::move(body)); });
   gw.SetApprovalWaiter(&waiter, [&polling] { return polling.waiting(); });
 

@@ -135,14 +135,8 @@ class SqliteAuditLog : public AuditLog {
   }
 
  private:
-  // Runs a statement without results (BEGIN, COMMIT…), prepared once. Requires db_mu_.
-  Result<bool> StepLocked(const char* sql) {
-    ScopedStmt st = stmts_.Get(db_, sql);
-    if (!st || sqlite3_step(st) != SQLITE_DONE) {
-      return Fail(Error::Unavailable("audit store " + path_ + ": " + sql + ": " + sqlite3_errmsg(db_)));
-    }
-    return true;
-  }
+  // Runs a statement without results (BEGIN, COMMIT…). Requires db_mu_.
+  Result<bool> StepLocked(const char* sql) { return StepCached(stmts_, db_, sql, "audit store", path_); }
 
   // Inserts one record. Requires db_mu_.
   Result<bool> InsertLocked(const Record& r) {

@@ -112,4 +112,13 @@ ScopedStmt StatementCache::Get(sqlite3* db, const char* sql) {
   return ScopedStmt(stmt);
 }
 
+Result<bool> StepCached(StatementCache& cache, sqlite3* db, const char* sql, const std::string& what,
+                        const std::string& path) {
+  ScopedStmt st = cache.Get(db, sql);
+  if (!st || sqlite3_step(st) != SQLITE_DONE) {
+    return Fail(Error::Unavailable(what + " " + path + ": " + sql + ": " + sqlite3_errmsg(db)));
+  }
+  return true;
+}
+
 }  // namespace tw

@@ -61,6 +61,11 @@ class StatementCache {
   std::unordered_map<const char*, sqlite3_stmt*> stmts_;
 };
 
+// Runs a statement without results (BEGIN, COMMIT, DELETE …) through `cache`, prepared once;
+// the error names `what` and `path`. Guard it like the cache.
+Result<bool> StepCached(StatementCache& cache, sqlite3* db, const char* sql, const std::string& what,
+                        const std::string& path);
+
 // Column `col` of the current row as text ("" for NULL).
 std::string ColumnText(sqlite3_stmt* s, int col);
 

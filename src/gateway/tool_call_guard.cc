@@ -128,10 +128,7 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
       written = false;
       RecordFailed(out);
     }
-    if (written && out.decision.verdict == policy::Verdict::kAllow) {
-      out.admission.audit_id = record_id;
-      out.admission.started_ms = now;
-    }
+    if (written && out.decision.verdict == policy::Verdict::kAllow) out.admission.audit_id = record_id;
   }
 
   if (metrics_) {

@@ -155,12 +155,8 @@ class SqliteStore : public CounterStore {
 
   std::string Describe() const override { return "sqlite:" + path_; }
 
-  // Runs one statement without results (BEGIN, COMMIT, …), prepared once. Requires mu_.
-  Result<bool> Exec(const char* sql) {
-    ScopedStmt st = stmts_.Get(db_, sql);
-    if (!st || sqlite3_step(st) != SQLITE_DONE) return Fail(Err(std::string("running ") + sql));
-    return true;
-  }
+  // Runs one statement without results (BEGIN, COMMIT, …). Requires mu_.
+  Result<bool> Exec(const char* sql) { return StepCached(stmts_, db_, sql, "state store", path_); }
 
  private:
   Error Err(const std::string& what) const {

@@ -60,10 +60,7 @@ asio::awaitable<void> Post(asio::io_context& io, UpstreamUrl url, std::string bo
       error = co_await Exchange(stream, url, std::move(body));
     }
   } else {
-    ssl::context ctx(ssl::context::tls_client);
-    ctx.set_default_verify_paths();
-    ctx.set_verify_mode(ssl::verify_peer);
-    beast::ssl_stream<beast::tcp_stream> stream(io, ctx);
+    beast::ssl_stream<beast::tcp_stream> stream(io, *TlsClientContext(""));
     SSL_set_tlsext_host_name(stream.native_handle(), url.host.c_str());
     stream.set_verify_callback(ssl::host_name_verification(url.host));
     beast::get_lowest_layer(stream).expires_after(timeout);

@@ -43,6 +43,7 @@ bench: build
 	$(BUILD_DIR)/bench/policy_bench --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 	$(BUILD_DIR)/src/catalog/catalog_eval
 	$(BUILD_DIR)/src/catalog/catalog_eval --tuning
+	$(BUILD_DIR)/bench/console_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 
 # The side-by-side gateway benchmark (bench/README.md): direct, nginx, mcp-proxy, supergateway
 # and toolwarden on the same fast upstream. Needs nginx (installed by scripts/install-deps.sh

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing toolwarden needs, and nothing that is already there.
 #   - Debian packages (apt) for the C++ toolchain and libraries;
-#   - npm packages for the end-to-end tests into tests/node/node_modules (never globally);
+#   - npm packages for the end-to-end tests into tests/node/node_modules (never globally),
+#     among them playwright-core, which drives Debian's chromium (no browser download);
 #   - with --bench: nginx and wrk (apt) and the MCP bridges compared in bench/ (npm, into
 #     bench/node/node_modules).
 # Safe to run repeatedly; `make test` calls it.
@@ -14,6 +15,8 @@ APT_PACKAGES=(
   libyaml-cpp-dev libre2-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libexpected-dev curl
 )
+# The web console's end-to-end tests drive Debian's chromium with playwright-core.
+if [ -z "${1:-}" ]; then APT_PACKAGES+=(chromium); fi
 
 if [ "${1:-}" = "--bench" ]; then APT_PACKAGES+=(nginx-light wrk); fi
 

@@ -2,9 +2,17 @@
 
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <set>
+
 #include "catalog/classify.h"
+#include "common/canonical_json.h"
 #include "common/random.h"
+#include "policy/loader.h"
 #include "policy/policy.h"
+#include "policy/yaml_reader.h"
 
 namespace tw::admin {
 
@@ -17,15 +25,10 @@ Response Err(int status, std::string_view code, std::string_view message) {
 }
 
 // Splits "/api/a/b?x=1" into {"a", "b"} and the query parameters (decoded).
-struct Route {
-  std::vector<std::string> parts;
-  std::map<std::string, std::string> query;
-};
-
-std::optional<Route> ParseTarget(const std::string& target) {
+std::optional<ApiRoute> ParseTarget(const std::string& target) {
   auto url = boost::urls::parse_origin_form(target);
   if (!url) return std::nullopt;
-  Route r;
+  ApiRoute r;
   for (auto seg : url->segments()) {
     if (!seg.empty()) r.parts.emplace_back(seg);
   }
@@ -81,26 +84,87 @@ json::value GrantJson(const auth::Grant& g, int64_t now_ms) {
                       {"last_used_ms", g.last_used_ms}};
 }
 
-Response Api::Handle(const Request& req) {
-  // Who: an admin token, nothing else.
-  const std::string token = auth::BearerToken(req.authorization).value_or("");
+void Api::Record(int64_t now, const std::string& action, const std::string& target,
+                 const std::string& detail) {
+  audit::Record r;
+  r.id = audit::NewRecordId();
+  r.ts_ms = now;
+  r.grant = "admin";
+  r.server = "(admin)";
+  r.tool = action;
+  r.decision = "allow";
+  r.rule = "admin-api";
+  r.reason = target + (detail.empty() ? "" : ": " + detail);
+  r.outcome = "ok";
+  (void)backend_.Audit().Write(r);
+}
+
+Response Api::Login(const Request& req, int64_t now) {
+  if (req.method != "POST") return Err(405, "method_not_allowed", req.method + " is not allowed here");
+  if (req.content_type.find("application/json") == std::string::npos) {
+    return Err(415, "unsupported_media_type", "send the token as JSON: {\"token\": \"twa_…\"}");
+  }
+  if (now / 60'000 != failed_login_minute_) {
+    failed_login_minute_ = now / 60'000;
+    failed_logins_ = 0;
+  }
+  if (failed_logins_ >= 20) {
+    return Err(429, "too_many_requests", "too many failed logins; try again in a minute");
+  }
+  boost::system::error_code ec;
+  json::value v = json::parse(req.body, ec);
+  const std::string token = !ec && v.is_object() ? Str(v.get_object(), "token") : std::string();
   auto is_admin = token.empty() ? Result<bool>(false) : backend_.Grants().IsAdminToken(token);
   if (!is_admin) return Err(503, "unavailable", is_admin.error().message());
   if (!*is_admin) {
+    ++failed_logins_;
+    Record(now, "console.login", "console", "refused: not the admin token");
     return Err(401, "unauthorized",
-               token.empty() ? "an admin token is required (Authorization: Bearer twa_…)"
-                             : "not an admin token");
+               token.empty() ? "paste the admin token (twa_…)" : "that is not the admin token");
   }
+  ConsoleLogin login = console_.Open(now);
+  Record(now, "console.login", "console", "");
+  Response r = Json(200, json::object{{"csrf", login.csrf}, {"expires_ms", login.expires_ms}});
+  r.headers.emplace_back("Set-Cookie", ConsoleSessions::SetCookie(login, now));
+  return r;
+}
+
+Response Api::Handle(const Request& req) {
   auto route = ParseTarget(req.target);
   if (!route) return Err(404, "not_found", "no such endpoint");
   const auto& p = route->parts;
   const std::string& m = req.method;
+  const int64_t now = backend_.NowMs();
+  if (p.size() == 1 && p[0] == "login") return Login(req, now);
+
+  // Who: an admin token, or a console session cookie — nothing else.
+  const std::string token = auth::BearerToken(req.authorization).value_or("");
+  std::optional<ConsoleSession> console;
+  const std::string cookie = ConsoleSessions::CookieValue(req.cookie);
+  if (token.empty() && !cookie.empty()) console = console_.Find(cookie, now);
+  if (!console) {
+    auto is_admin = token.empty() ? Result<bool>(false) : backend_.Grants().IsAdminToken(token);
+    if (!is_admin) return Err(503, "unavailable", is_admin.error().message());
+    if (!*is_admin) {
+      Response r = Err(401, "unauthorized",
+                       !token.empty()   ? "not an admin token"
+                       : cookie.empty() ? "an admin token is required (Authorization: Bearer twa_…)"
+                                        : "the console session has ended; log in again");
+      if (!cookie.empty()) r.headers.emplace_back("Set-Cookie", ConsoleSessions::ClearCookie());
+      return r;
+    }
+  }
   const bool changes = m == "POST" || m == "DELETE" || m == "PUT" || m == "PATCH";
   json::object body;
   if (changes) {
     if (req.content_type.find("application/json") == std::string::npos) {
       return Err(415, "unsupported_media_type",
                  "state-changing calls must send Content-Type: application/json");
+    }
+    // A browser sends the cookie with any request to this host; only our page can read the
+    // CSRF token to send with it.
+    if (console && !ConsoleSessions::SameSecret(req.csrf, console->csrf)) {
+      return Err(403, "csrf", "missing or wrong X-CSRF-Token for this console session");
     }
     if (!req.body.empty()) {
       boost::system::error_code ec;
@@ -109,25 +173,49 @@ Response Api::Handle(const Request& req) {
       body = std::move(v.as_object());
     }
   }
-  const int64_t now = backend_.NowMs();
   // State changes are audited, with the admin API as the actor.
   auto record = [&](const std::string& action, const std::string& target, const std::string& detail) {
-    audit::Record r;
-    r.id = audit::NewRecordId();
-    r.ts_ms = now;
-    r.grant = "admin";
-    r.server = "(admin)";
-    r.tool = action;
-    r.decision = "allow";
-    r.rule = "admin-api";
-    r.reason = target + (detail.empty() ? "" : ": " + detail);
-    r.outcome = "ok";
-    (void)backend_.Audit().Write(r);
+    Record(now, action, target, detail);
   };
   auto method_not_allowed = [&] { return Err(405, "method_not_allowed", m + " is not allowed here"); };
 
   if (p.empty() || p[0] == "health") {
     return Json(200, json::object{{"status", "ok"}});
+  }
+  if (p.size() == 1 && p[0] == "session") {
+    if (m != "GET") return method_not_allowed();
+    json::object out{{"via", console ? "cookie" : "token"}};
+    if (console) {
+      out["csrf"] = console->csrf;
+      out["expires_ms"] = console->expires_ms;
+    }
+    return Json(200, std::move(out));
+  }
+  if (p.size() == 1 && p[0] == "logout") {
+    if (m != "POST") return method_not_allowed();
+    if (console) console_.Close(cookie);
+    Response r = Json(200, json::object{{"result", "logged out"}});
+    r.headers.emplace_back("Set-Cookie", ConsoleSessions::ClearCookie());
+    return r;
+  }
+  if (p.size() == 1 && p[0] == "events") {
+    if (m != "GET") return method_not_allowed();
+    Response r;
+    r.content_type = "text/event-stream";
+    r.events = backend_.Events().Subscribe();
+    return r;
+  }
+  if (p.size() == 1 && p[0] == "counters") {
+    if (m != "GET") return method_not_allowed();
+    return Counters(*route, now);
+  }
+  if (p.size() == 1 && p[0] == "explain") {
+    if (m != "POST") return method_not_allowed();
+    return Explain(body, now);
+  }
+  if (p.size() == 2 && p[0] == "policies" && p[1] == "validate") {
+    if (m != "POST") return method_not_allowed();
+    return Validate(body);
   }
 
   if (p[0] == "servers") {
@@ -182,6 +270,19 @@ Response Api::Handle(const Request& req) {
         tools.push_back(std::move(t));
       }
       return Json(200, json::object{{"server", name}, {"tools", std::move(tools)}});
+    }
+    if (p.size() == 3 && p[2] == "policy") {
+      if (m == "GET") return GetPolicy(name);
+      if (m == "PUT") {
+        Response r = SavePolicy(name, body);
+        if (r.status == 200) {
+          const json::value v = json::parse(r.body);
+          record("policies.save", name, std::string(v.at("path").get_string()) + " " +
+                                             std::string(v.at("version").get_string()));
+        }
+        return r;
+      }
+      return method_not_allowed();
     }
     // POST /api/servers/<s>/tools/<t>/accept, POST /api/servers/<s>/accept: approve changes.
     const bool accept_one = p.size() == 5 && p[2] == "tools" && p[4] == "accept";
@@ -297,34 +398,9 @@ Response Api::Handle(const Request& req) {
     return Err(404, "not_found", "no such endpoint");
   }
 
-  if (p[0] == "audit" && p.size() == 1) {
+  if (p[0] == "audit" && p.size() <= 2) {
     if (m != "GET") return method_not_allowed();
-    audit::Query q;
-    auto get = [&](const char* k) {
-      auto it = route->query.find(k);
-      return it == route->query.end() ? std::string() : it->second;
-    };
-    q.grant = get("grant");
-    q.server = get("server");
-    q.tool = get("tool");
-    q.decision = get("decision");
-    if (!get("since").empty()) {
-      auto ms = policy::ParseDurationMs(get("since"));
-      if (!ms) return Err(400, "bad_request", "since: " + ms.error().message());
-      q.since_ms = now - *ms;
-    }
-    if (!get("limit").empty()) {
-      try {
-        q.limit = std::clamp(std::stoi(get("limit")), 1, 10000);
-      } catch (const std::exception&) {
-        return Err(400, "bad_request", "limit must be a number");
-      }
-    }
-    auto records = backend_.QueryAudit(q);
-    if (!records) return Err(503, "unavailable", records.error().message());
-    json::array out;
-    for (const auto& r : *records) out.push_back(RecordJson(r));
-    return Json(200, json::object{{"records", std::move(out)}});
+    return Audit(*route, now);
   }
 
   if (p[0] == "policies" && p.size() == 1) {
@@ -352,6 +428,362 @@ Response Api::Handle(const Request& req) {
   }
 
   return Err(404, "not_found", "no such endpoint");
+}
+
+namespace {
+
+// A non-negative integer query parameter; 0 when absent, an error when malformed.
+Result<int64_t> IntParam(const ApiRoute& route, const std::string& key) {
+  const std::string v = route.Get(key);
+  if (v.empty()) return int64_t{0};
+  int64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9' || n > (INT64_MAX - 9) / 10) {
+      return Fail(Error::InvalidArgument(key + " must be a non-negative integer"));
+    }
+    n = n * 10 + (c - '0');
+  }
+  return n;
+}
+
+std::string IsoTime(int64_t ms) {
+  const std::time_t t = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms % 1000));
+  return buf;
+}
+
+// One CSV cell (RFC 4180 quoting). A cell that a spreadsheet would run as a formula (=, +, -,
+// @, tab, CR first) gets a leading apostrophe: tool names and reasons come from outsiders.
+std::string CsvCell(std::string_view v) {
+  std::string out;
+  if (!v.empty() && std::string_view("=+-@\t\r").find(v.front()) != std::string_view::npos) {
+    out += '\'';
+  }
+  out.append(v);
+  if (out.find_first_of(",\"\r\n") == std::string::npos) return out;
+  std::string quoted = "\"";
+  for (char c : out) {
+    if (c == '"') quoted += '"';
+    quoted += c;
+  }
+  return quoted + "\"";
+}
+
+json::value DiagnosticsJson(const std::vector<policy::Diagnostic>& diags) {
+  json::array out;
+  for (const auto& d : diags) {
+    out.push_back(json::object{{"line", d.line}, {"column", d.column}, {"message", d.message}});
+  }
+  return out;
+}
+
+std::string ShortDigest(std::string_view text) { return Sha256Hex(text).substr(0, 16); }
+
+}  // namespace
+
+Response Api::Audit(const ApiRoute& route, int64_t now) {
+  audit::Query q;
+  q.grant = route.Get("grant");
+  q.server = route.Get("server");
+  q.tool = route.Get("tool");
+  q.decision = route.Get("decision");
+  if (!route.Get("since").empty()) {
+    auto ms = policy::ParseDurationMs(route.Get("since"));
+    if (!ms) return Err(400, "bad_request", "since: " + ms.error().message());
+    q.since_ms = now - *ms;
+  }
+  auto from = IntParam(route, "from");
+  auto to = IntParam(route, "to");
+  auto offset = IntParam(route, "offset");
+  auto limit = IntParam(route, "limit");
+  for (auto* r : {&from, &to, &offset, &limit}) {
+    if (!*r) return Err(400, "bad_request", r->error().message());
+  }
+  q.since_ms = std::max(q.since_ms, *from);
+  q.until_ms = *to;
+  q.offset = *offset;
+
+  if (route.parts.size() == 2) {
+    if (route.parts[1] != "histogram") return Err(404, "not_found", "no such endpoint");
+    int64_t bucket = 60'000;
+    if (!route.Get("bucket").empty()) {
+      auto b = policy::ParseDurationMs(route.Get("bucket"));
+      if (!b || *b < 1000) return Err(400, "bad_request", "bucket must be a duration of 1s or more");
+      bucket = *b;
+    }
+    if (!q.since_ms) q.since_ms = now - 3600'000;
+    const int64_t end = q.until_ms ? q.until_ms : now;
+    if ((end - q.since_ms) / bucket > 2000) {
+      return Err(400, "bad_request", "at most 2000 buckets: widen the bucket or narrow the range");
+    }
+    auto buckets = backend_.AuditHistogram(q, bucket);
+    if (!buckets) return Err(503, "unavailable", buckets.error().message());
+    json::array out;
+    for (const auto& b : *buckets) {
+      out.push_back(json::object{{"start_ms", b.start_ms}, {"allow", b.allow}, {"deny", b.deny},
+                                 {"approval", b.approval}});
+    }
+    return Json(200, json::object{{"bucket_ms", bucket}, {"from_ms", q.since_ms}, {"to_ms", end},
+                                  {"buckets", std::move(out)}});
+  }
+
+  const std::string format = route.Get("format");
+  const bool exporting = format == "jsonl" || format == "csv";
+  if (!format.empty() && format != "json" && !exporting) {
+    return Err(400, "bad_request", "format must be json, jsonl or csv");
+  }
+  const int64_t max_limit = exporting ? 100'000 : 10'000;
+  q.limit = static_cast<int>(std::clamp<int64_t>(*limit ? *limit : (exporting ? max_limit : 100), 1, max_limit));
+  auto records = backend_.QueryAudit(q);
+  if (!records) return Err(503, "unavailable", records.error().message());
+  if (exporting) {
+    Response r;
+    r.content_type = format == "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson";
+    r.headers.emplace_back("Content-Disposition",
+                           "attachment; filename=\"toolwarden-audit." + format + "\"");
+    if (format == "csv") {
+      r.body = "id,time,grant,session,server,tool,decision,rule,reason,outcome,latency_ms,policy_version,args_digest\r\n";
+      for (const auto& rec : *records) {
+        for (const std::string& cell :
+             {rec.id, IsoTime(rec.ts_ms), rec.grant, rec.session, rec.server, rec.tool, rec.decision,
+              rec.rule, rec.reason, rec.outcome, std::to_string(rec.latency_ms), rec.policy_version}) {
+          r.body += CsvCell(cell);
+          r.body += ',';
+        }
+        r.body += CsvCell(rec.args_digest);
+        r.body += "\r\n";
+      }
+    } else {
+      for (const auto& rec : *records) {
+        r.body += json::serialize(RecordJson(rec));
+        r.body += '\n';
+      }
+    }
+    return r;
+  }
+  auto total = backend_.CountAudit(q);
+  if (!total) return Err(503, "unavailable", total.error().message());
+  json::array out;
+  for (const auto& r : *records) out.push_back(RecordJson(r));
+  return Json(200, json::object{{"records", std::move(out)},
+                                {"total", *total},
+                                {"offset", q.offset},
+                                {"limit", q.limit}});
+}
+
+Response Api::Counters(const ApiRoute& route, int64_t now) {
+  auto grants = backend_.Grants().List();
+  if (!grants) return Err(503, "unavailable", grants.error().message());
+  const std::string only = route.Get("grant");
+  json::array rows;
+  auto row = [&](const std::string& grant, const std::string& server, const policy::Limit& l,
+                 std::optional<int64_t> used) {
+    json::object r{{"grant", grant},
+                   {"server", server},
+                   {"counter", l.counter},
+                   {"rule", l.rule},
+                   {"scope", policy::ScopeName(l.scope)},
+                   {"window", l.window.text},
+                   {"max", l.max},
+                   {"resets_ms", l.window.End(now)}};
+    if (used) {
+      r["used"] = *used;
+      r["remaining"] = std::max<int64_t>(0, l.max - *used);
+    }
+    rows.push_back(std::move(r));
+  };
+  for (const auto& server : backend_.Servers()) {
+    std::set<std::string> global_seen;  // a global counter is one row per server
+    for (const auto& g : *grants) {
+      if (g.revoked_ms || (g.expires_ms && now >= g.expires_ms)) continue;
+      if (!only.empty() && g.name != only) continue;
+      if (!g.servers.empty() &&
+          std::find(g.servers.begin(), g.servers.end(), server.name) == g.servers.end()) {
+        continue;
+      }
+      auto policy = backend_.PolicyForGrant(server.name, g);
+      if (!policy) continue;
+      for (const policy::Limit* l : policy->AllLimits()) {
+        if (rows.size() >= 5000) break;
+        if (l->scope == policy::Scope::kSession) {
+          row(g.name, server.name, *l, std::nullopt);  // one counter per session: no single value
+          continue;
+        }
+        if (l->scope == policy::Scope::kGlobal && !global_seen.insert(l->counter).second) continue;
+        auto used = backend_.CounterUsed(*l, l->scope == policy::Scope::kGlobal ? "*" : g.name, now);
+        if (!used) return Err(503, "unavailable", used.error().message());
+        row(l->scope == policy::Scope::kGlobal ? "*" : g.name, server.name, *l, *used);
+      }
+    }
+  }
+  return Json(200, json::object{{"counters", std::move(rows)}});
+}
+
+Response Api::GetPolicy(const std::string& server) {
+  std::string path;
+  for (const auto& s : backend_.Servers()) {
+    if (s.name == server) path = s.policy;
+  }
+  if (path.empty()) {
+    return Err(404, "no_policy",
+               "server \"" + server + "\" has no policy file, so every call is allowed; add "
+               "`policy: FILE` to its entry in the config to edit it here");
+  }
+  auto text = backend_.ReadPolicyFile(path);
+  if (!text) return Err(503, "unavailable", text.error().message());
+  const policy::FileFormat format = policy::FormatFromName(path);
+  json::value document = nullptr;
+  std::vector<policy::Diagnostic> diags;
+  if (auto node = policy::ParseYaml(*text, format == policy::FileFormat::kJson, diags)) {
+    document = policy::YamlToJson(*node);
+  }
+  const policy::CompileResult compiled = policy::CompilePolicy(*text, path, format);
+  auto in_force = backend_.PolicyOf(server);
+  // Comments and layout are lost when the console rewrites a YAML file; say so before.
+  bool comments = false;
+  size_t at = 0;
+  while ((at = text->find('#', at)) != std::string::npos) {
+    if (at == 0 || (*text)[at - 1] == ' ' || (*text)[at - 1] == '\n' || (*text)[at - 1] == '\t') {
+      comments = true;
+      break;
+    }
+    ++at;
+  }
+  return Json(200, json::object{
+                       {"server", server},
+                       {"path", path},
+                       {"format", format == policy::FileFormat::kJson ? "json" : "yaml"},
+                       {"dialect", compiled.policy && compiled.policy->format == policy::Format::kIntercept
+                                       ? "intercept"
+                                       : "native"},
+                       {"text", *text},
+                       {"version", ShortDigest(*text)},
+                       {"in_force_version", in_force ? in_force->version : std::string()},
+                       {"has_comments", comments},
+                       {"document", std::move(document)},
+                       {"diagnostics", DiagnosticsJson(compiled.diagnostics)}});
+}
+
+Response Api::SavePolicy(const std::string& server, const json::object& body) {
+  std::string path;
+  for (const auto& s : backend_.Servers()) {
+    if (s.name == server) path = s.policy;
+  }
+  if (path.empty()) return Err(404, "no_policy", "server \"" + server + "\" has no policy file");
+  const json::value* text = body.if_contains("text");
+  const std::string base = Str(body, "base_version");
+  if (!text || !text->is_string()) return Err(400, "bad_request", "text (the new file) is required");
+  if (base.empty()) {
+    return Err(400, "bad_request", "base_version (the version the edit started from) is required");
+  }
+  auto current = backend_.ReadPolicyFile(path);
+  if (!current) return Err(503, "unavailable", current.error().message());
+  if (ShortDigest(*current) != base) {
+    return Err(409, "conflict",
+               path + " changed on disk since it was loaded (version " + ShortDigest(*current) +
+                   ", not " + base + "); reload it and apply the changes again");
+  }
+  const std::string new_text(text->get_string());
+  const policy::CompileResult compiled =
+      policy::CompilePolicy(new_text, path, policy::FormatFromName(path));
+  if (!compiled.policy) {
+    return Json(422, json::object{{"error", json::object{{"code", "invalid_policy"},
+                                                         {"message", policy::FormatDiagnostics(path, compiled.diagnostics)},
+                                                         {"diagnostics", DiagnosticsJson(compiled.diagnostics)}}}});
+  }
+  if (auto w = backend_.WritePolicyFile(path, new_text); !w) {
+    return Err(503, "unavailable", w.error().message());
+  }
+  // WritePolicyFile has put the new policy in force; the next call is decided by it.
+  auto in_force = backend_.PolicyOf(server);
+  const std::string version = ShortDigest(new_text);
+  return Json(200, json::object{{"path", path},
+                                {"version", version},
+                                {"in_force_version", in_force ? in_force->version : std::string()},
+                                {"reloaded", in_force && in_force->version == version}});
+}
+
+Response Api::Validate(const json::object& body) {
+  const json::value* text = body.if_contains("text");
+  if (!text || !text->is_string()) return Err(400, "bad_request", "text (the policy) is required");
+  std::string format = Str(body, "format");
+  if (format.empty()) format = "yaml";
+  if (format != "yaml" && format != "json") return Err(400, "bad_request", "format must be yaml or json");
+  const policy::CompileResult compiled =
+      policy::CompilePolicy(text->get_string(), format == "json" ? "policy.json" : "policy.yaml",
+                            format == "json" ? policy::FileFormat::kJson : policy::FileFormat::kYaml);
+  return Json(200, json::object{{"ok", compiled.policy != nullptr},
+                                {"diagnostics", DiagnosticsJson(compiled.diagnostics)}});
+}
+
+Response Api::Explain(const json::object& body, int64_t now) {
+  const std::string server = Str(body, "server");
+  const std::string tool = Str(body, "tool");
+  if (server.empty() || tool.empty()) return Err(400, "bad_request", "server and tool are required");
+  json::object args;
+  if (const json::value* a = body.if_contains("arguments")) {
+    if (!a->is_object()) return Err(400, "bad_request", "arguments must be a JSON object");
+    args = a->get_object();
+  }
+  std::string grant = Str(body, "grant");
+  if (grant.empty()) grant = "console";
+  std::string path;
+  bool known = false;
+  for (const auto& s : backend_.Servers()) {
+    if (s.name == server) {
+      known = true;
+      path = s.policy;
+    }
+  }
+  if (!known) return Err(404, "not_found", "no server named \"" + server + "\"");
+  std::shared_ptr<const policy::Policy> policy;
+  if (const json::value* draft = body.if_contains("text"); draft && draft->is_string()) {
+    // A draft from the builder: explain what it would do once saved.
+    const auto format = Str(body, "format") == "json" || policy::FormatFromName(path) == policy::FileFormat::kJson
+                            ? policy::FileFormat::kJson
+                            : policy::FileFormat::kYaml;
+    auto compiled = policy::CompilePolicy(draft->get_string(), path.empty() ? "draft" : path, format);
+    if (!compiled.policy) {
+      return Json(422, json::object{{"error", json::object{{"code", "invalid_policy"},
+                                                           {"message", "the draft policy is not valid"},
+                                                           {"diagnostics", DiagnosticsJson(compiled.diagnostics)}}}});
+    }
+    policy = compiled.policy;
+  } else {
+    policy = backend_.PolicyOf(server);
+  }
+  if (!policy) return Err(404, "not_found", "no policy for \"" + server + "\"");
+  const policy::Identity identity{grant, "(explain)", {}};
+  policy::Decision d = policy::Evaluate(*policy, mcp::ToolCall{tool, args}, identity, now);
+  json::array limits;
+  std::optional<policy::Decision> limited;
+  for (const policy::PlannedCharge& c : d.charges) {
+    const policy::Limit& l = *c.limit;
+    json::object row{{"rule", l.rule}, {"counter", l.counter}, {"amount", c.amount}, {"max", l.max},
+                     {"window", l.window.text}, {"scope", policy::ScopeName(l.scope)}};
+    if (l.scope != policy::Scope::kSession) {
+      auto used = backend_.CounterUsed(l, l.scope == policy::Scope::kGlobal ? "*" : grant, now);
+      if (used) {
+        row["used"] = *used;
+        if (c.amount > l.max - *used && !limited) limited = policy::LimitDenial(c, *used, now);
+      }
+    }
+    limits.push_back(std::move(row));
+  }
+  if (limited) d = *limited;
+  const char* decision = d.verdict != policy::Verdict::kAllow ? "deny"
+                         : d.approval_timeout_ms             ? "approval"
+                                                             : "allow";
+  json::object out{{"decision", decision}, {"rule", d.rule}, {"reason", d.reason},
+                   {"limits", std::move(limits)}, {"policy_version", policy->version}};
+  if (d.approval_timeout_ms && d.verdict == policy::Verdict::kAllow) {
+    out["approval_timeout_ms"] = *d.approval_timeout_ms;
+  }
+  return Json(200, std::move(out));
 }
 
 }  // namespace tw::admin

@@ -2,23 +2,28 @@
 // use to see servers, tools, grants, approvals, the audit trail and policies, and to change
 // grants, approvals, pins and reload the config.
 //
-// Every call needs an admin token (`Authorization: Bearer twa_…`, separate from grant tokens;
-// 401 otherwise). State-changing calls (POST, DELETE) must send `Content-Type:
-// application/json` (a cross-site form cannot) — the listener has already refused a foreign
-// Origin — and each is written to the audit trail as server "(admin)". Responses are JSON;
-// errors are {"error": {"code": "...", "message": "..."}} with the right status.
+// Every call needs an admin token (`Authorization: Bearer twa_…`, separate from grant tokens)
+// or the web console's session cookie (POST /api/login exchanges the admin token for one; see
+// ConsoleSessions); 401 otherwise. State-changing calls (POST, PUT, DELETE) must send
+// `Content-Type: application/json` (a cross-site form cannot), with a cookie also the session's
+// `X-CSRF-Token` (403 otherwise) — the listener has already refused a foreign Origin — and
+// each is written to the audit trail as server "(admin)". Responses are JSON; errors are
+// {"error": {"code": "...", "message": "..."}} with the right status.
 //
 // No I/O of its own: everything goes through the Backend. Thread: the caller's.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "approval/approval_store.h"
 #include "audit/audit.h"
 #include "auth/grant_store.h"
+#include "admin/console_sessions.h"
 #include "catalog/pin_store.h"
+#include "common/event_hub.h"
 #include "common/result.h"
 #include "policy/policy.h"
 #include "jsonrpc/message.h"
@@ -61,7 +66,24 @@ class Backend {
   virtual catalog::PinStore& Pins() = 0;
   virtual audit::AuditLog& Audit() = 0;
   virtual Result<std::vector<audit::Record>> QueryAudit(const audit::Query& q) = 0;
+  virtual Result<int64_t> CountAudit(const audit::Query& q) = 0;
+  virtual Result<std::vector<audit::Bucket>> AuditHistogram(const audit::Query& q, int64_t bucket_ms) = 0;
   virtual int64_t NowMs() = 0;
+  // Decisions and outcomes as they happen (events "decision" and "outcome").
+  virtual EventHub& Events() = 0;
+  // The policy a grant's calls to `server` are decided by (its override, or the server's).
+  virtual std::shared_ptr<const policy::Policy> PolicyForGrant(const std::string& server,
+                                                               const auth::Grant& grant) {
+    (void)grant;
+    return PolicyOf(server);
+  }
+  // What a limit's counter holds now for the scope id (a grant name, or "*" for global).
+  virtual Result<int64_t> CounterUsed(const policy::Limit& limit, const std::string& scope_id,
+                                      int64_t now_ms) = 0;
+  // The text of a policy file on disk, and its atomic replacement (write beside, fsync,
+  // rename; the file keeps its permissions), put in force before it returns.
+  virtual Result<std::string> ReadPolicyFile(const std::string& path) = 0;
+  virtual Result<bool> WritePolicyFile(const std::string& path, const std::string& text) = 0;
 };
 
 struct Request {
@@ -70,24 +92,55 @@ struct Request {
   std::string body;
   std::string authorization;
   std::string content_type;
+  std::string cookie;  // the Cookie header
+  std::string csrf;    // the X-CSRF-Token header
 };
 
 struct Response {
   int status = 200;
   std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;  // Set-Cookie, Content-Disposition
+  // Set for GET /api/events: the listener streams this queue as text/event-stream.
+  std::shared_ptr<EventQueue> events;
 };
 
 // The JSON shapes the API (and the CLI's --json, and the approvals webhook) use.
 json::value ApprovalJson(const approval::Approval& a);
 json::value GrantJson(const auth::Grant& g, int64_t now_ms);
 
+// A request target under /api/: its path segments after "api" and its query (decoded).
+struct ApiRoute {
+  std::vector<std::string> parts;
+  std::map<std::string, std::string> query;
+  std::string Get(const std::string& key) const {
+    auto it = query.find(key);
+    return it == query.end() ? std::string() : it->second;
+  }
+};
+
 class Api {
  public:
   explicit Api(Backend& backend) : backend_(backend) {}
   Response Handle(const Request& request);
+  ConsoleSessions& console_sessions() { return console_; }
 
  private:
+  Response Login(const Request& req, int64_t now);
+  Response Audit(const ApiRoute& route, int64_t now);
+  Response Counters(const ApiRoute& route, int64_t now);
+  Response GetPolicy(const std::string& server);
+  Response SavePolicy(const std::string& server, const json::object& body);
+  Response Validate(const json::object& body);
+  Response Explain(const json::object& body, int64_t now);
+  void Record(int64_t now, const std::string& action, const std::string& target,
+              const std::string& detail);
+
   Backend& backend_;
+  ConsoleSessions console_;
+  // Failed logins in the current minute (a brake on guessing; the token has 256 bits).
+  int64_t failed_login_minute_ = 0;
+  int failed_logins_ = 0;
 };
 
 }  // namespace tw::admin

@@ -22,13 +22,14 @@ class FakeBackend : public Backend {
     ServerInfo s;
     s.name = "everything";
     s.state = "up";
+    s.policy = policy_path;
     return {s};
   }
   std::vector<PolicyInfo> Policies() override { return {PolicyInfo{"/p.yaml", "abc", {"everything"}, 1, 0, "version: 1"}}; }
   std::shared_ptr<const policy::Policy> PolicyOf(const std::string& server) override {
     if (server != "everything") return nullptr;
-    auto compiled = policy::CompilePolicy(R"({"version":"1","default":"deny","tools":{"echo":{}}})",
-                                          "p.json", policy::FileFormat::kJson);
+    // What WritePolicyFile wrote is in force, as in the gateway.
+    auto compiled = policy::CompilePolicy(policy_text, policy_path, policy::FileFormat::kJson);
     return compiled.policy;
   }
   Result<std::string> Reload() override {
@@ -43,7 +44,34 @@ class FakeBackend : public Backend {
     audit_->Flush();
     return audit::QueryAudit(spec_, q);
   }
+  Result<int64_t> CountAudit(const audit::Query& q) override {
+    audit_->Flush();
+    return audit::CountAudit(spec_, q);
+  }
+  Result<std::vector<audit::Bucket>> AuditHistogram(const audit::Query& q, int64_t bucket_ms) override {
+    audit_->Flush();
+    return audit::AuditHistogram(spec_, q, bucket_ms);
+  }
   int64_t NowMs() override { return now; }
+  EventHub& Events() override { return events; }
+  Result<int64_t> CounterUsed(const policy::Limit& limit, const std::string& scope_id, int64_t) override {
+    auto it = used.find(limit.counter + "/" + scope_id);
+    return it == used.end() ? int64_t{0} : it->second;
+  }
+  Result<std::string> ReadPolicyFile(const std::string& path) override {
+    if (path != policy_path) return Fail(Error::NotFound(path));
+    return policy_text;
+  }
+  Result<bool> WritePolicyFile(const std::string& path, const std::string& text) override {
+    if (path != policy_path) return Fail(Error::NotFound(path));
+    policy_text = text;
+    return true;
+  }
+
+  EventHub events;
+  std::map<std::string, int64_t> used;  // "counter/scope id" → value
+  std::string policy_path = "/etc/tw/everything.json";
+  std::string policy_text = R"({"version":"1","default":"deny","tools":{"echo":{}}})";
 
   int64_t now = 1'000'000;
   int reloads = 0;
@@ -162,6 +190,214 @@ TEST_F(AdminApiTest, PoliciesAndToolsAreListed) {
   EXPECT_TRUE(last_.at("tools").at(0).as_object().contains("risk"));
   EXPECT_EQ(last_.at("tools").at(0).at("decision"), "allow");
   EXPECT_EQ(Call("GET", "/api/servers/nope/tools").status, 404);
+}
+
+std::string HeaderOf(const Response& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+// Logs in like the console does; returns the cookie header value and the CSRF token.
+std::pair<std::string, std::string> LogIn(Api& api, const std::string& token) {
+  Response r = api.Handle({"POST", "/api/login", R"({"token":")" + token + R"("})", "", "application/json"});
+  EXPECT_EQ(r.status, 200) << r.body;
+  const std::string set_cookie = HeaderOf(r, "Set-Cookie");
+  const std::string pair = set_cookie.substr(0, set_cookie.find(';'));
+  return {pair, std::string(json::parse(r.body).at("csrf").as_string())};
+}
+
+TEST_F(AdminApiTest, ConsoleLoginSetsAHostOnlyHttpOnlyStrictCookie) {
+  Response bad = api_->Handle({"POST", "/api/login", R"({"token":"twa_nope"})", "", "application/json"});
+  EXPECT_EQ(bad.status, 401);
+  EXPECT_TRUE(HeaderOf(bad, "Set-Cookie").empty());
+  // A cross-site form can only send text/plain or form encodings: refused.
+  Response form = api_->Handle({"POST", "/api/login", "token=" + token_, "", "application/x-www-form-urlencoded"});
+  EXPECT_EQ(form.status, 415);
+  Response ok = api_->Handle({"POST", "/api/login", R"({"token":")" + token_ + R"("})", "", "application/json"});
+  ASSERT_EQ(ok.status, 200);
+  const std::string cookie = HeaderOf(ok, "Set-Cookie");
+  EXPECT_TRUE(cookie.starts_with("__Host-tw_console=")) << cookie;
+  for (const char* attr : {"; Path=/", "; Secure", "; HttpOnly", "; SameSite=Strict", "; Max-Age="}) {
+    EXPECT_NE(cookie.find(attr), std::string::npos) << attr;
+  }
+  EXPECT_EQ(cookie.find("Domain"), std::string::npos);
+  EXPECT_EQ(cookie.find(token_), std::string::npos);  // the token itself never becomes the cookie
+  EXPECT_EQ(ok.body.find(token_), std::string::npos);
+}
+
+TEST_F(AdminApiTest, ACookieReadsButChangesOnlyWithItsCsrfToken) {
+  auto [cookie, csrf] = LogIn(*api_, token_);
+  Response read = api_->Handle({"GET", "/api/grants", "", "", "", cookie, ""});
+  EXPECT_EQ(read.status, 200);
+  Response session = api_->Handle({"GET", "/api/session", "", "", "", cookie, ""});
+  EXPECT_EQ(json::parse(session.body).at("csrf").as_string(), csrf);
+  const std::string body = R"({"name":"ci"})";
+  EXPECT_EQ(api_->Handle({"POST", "/api/grants", body, "", "application/json", cookie, ""}).status, 403);
+  EXPECT_EQ(api_->Handle({"POST", "/api/grants", body, "", "application/json", cookie, csrf + "0"}).status, 403);
+  EXPECT_EQ(api_->Handle({"POST", "/api/grants", body, "", "application/json", cookie, std::string(csrf.size(), '0')}).status, 403);
+  EXPECT_EQ(api_->Handle({"DELETE", "/api/grants/ci", "", "", "application/json", cookie, ""}).status, 403);
+  EXPECT_FALSE(*backend_->Grants().Get("ci"));  // nothing was created
+  EXPECT_EQ(api_->Handle({"POST", "/api/grants", body, "", "application/json", cookie, csrf}).status, 201);
+  // The bearer token needs no CSRF token: no browser sends it by itself.
+  EXPECT_EQ(Call("DELETE", "/api/grants/ci").status, 200);
+}
+
+TEST_F(AdminApiTest, LogoutAndForgedCookiesEndInA401) {
+  auto [cookie, csrf] = LogIn(*api_, token_);
+  EXPECT_EQ(api_->Handle({"GET", "/api/servers", "", "", "", "__Host-tw_console=" + std::string(64, 'a'), ""}).status, 401);
+  Response out = api_->Handle({"POST", "/api/logout", "", "", "application/json", cookie, csrf});
+  EXPECT_EQ(out.status, 200);
+  EXPECT_NE(HeaderOf(out, "Set-Cookie").find("Max-Age=0"), std::string::npos);
+  Response after = api_->Handle({"GET", "/api/servers", "", "", "", cookie, ""});
+  EXPECT_EQ(after.status, 401);
+  EXPECT_NE(HeaderOf(after, "Set-Cookie").find("Max-Age=0"), std::string::npos);
+}
+
+TEST_F(AdminApiTest, ConsoleSessionsEndWhenIdle) {
+  auto [cookie, csrf] = LogIn(*api_, token_);
+  backend_->now += 9 * 3600'000LL;  // longer than the 8 h idle limit
+  EXPECT_EQ(api_->Handle({"GET", "/api/servers", "", "", "", cookie, ""}).status, 401);
+}
+
+TEST_F(AdminApiTest, GuessingTheTokenIsSlowedDown) {
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(api_->Handle({"POST", "/api/login", R"({"token":"twa_x"})", "", "application/json"}).status, 401);
+  }
+  EXPECT_EQ(api_->Handle({"POST", "/api/login", R"({"token":"twa_x"})", "", "application/json"}).status, 429);
+  backend_->now += 60'000;
+  LogIn(*api_, token_);
+}
+
+TEST_F(AdminApiTest, APolicyIsSavedOnlyWhenValidAndNotChangedMeanwhile) {
+  Call("GET", "/api/servers/everything/policy");
+  const std::string base(last_.at("version").as_string());
+  EXPECT_EQ(last_.at("format"), "json");
+  EXPECT_EQ(last_.at("document").at("tools").at("echo").as_object().size(), 0u);
+  const std::string next = R"({"version":"1","default":"deny","tools":{"echo":{"action":"deny","reason":"no"}}})";
+  // Invalid: 422 with positions, nothing written.
+  Response bad = Call("PUT", "/api/servers/everything/policy",
+                      json::serialize(json::object{{"text", R"({"version":"1","default":"maybe"})"}, {"base_version", base}}));
+  EXPECT_EQ(bad.status, 422);
+  EXPECT_EQ(last_.at("error").at("code"), "invalid_policy");
+  EXPECT_GT(last_.at("error").at("diagnostics").at(0).at("line").as_int64(), 0);
+  // Stale: someone changed the file since it was loaded.
+  EXPECT_EQ(Call("PUT", "/api/servers/everything/policy",
+                 json::serialize(json::object{{"text", next}, {"base_version", "0123456789abcdef"}})).status, 409);
+  EXPECT_EQ(Call("PUT", "/api/servers/everything/policy", json::serialize(json::object{{"text", next}})).status, 400);
+  EXPECT_NE(backend_->policy_text, next);
+  Response ok = Call("PUT", "/api/servers/everything/policy",
+                     json::serialize(json::object{{"text", next}, {"base_version", base}}));
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(backend_->policy_text, next);
+  EXPECT_TRUE(last_.at("reloaded").as_bool());
+  Call("GET", "/api/audit?server=(admin)");
+  EXPECT_EQ(last_.at("records").at(0).at("tool"), "policies.save");
+}
+
+TEST_F(AdminApiTest, ValidateReportsEveryProblemWithItsLine) {
+  Call("POST", "/api/policies/validate", json::serialize(json::object{
+                                             {"text", "version: \"1\"\ndefault: deny\ntools:\n  x: {action: nope}\n"}}));
+  EXPECT_FALSE(last_.at("ok").as_bool());
+  EXPECT_EQ(last_.at("diagnostics").at(0).at("line"), 4);
+  Call("POST", "/api/policies/validate", json::serialize(json::object{{"text", "version: \"1\"\ndefault: allow\n"}}));
+  EXPECT_TRUE(last_.at("ok").as_bool());
+}
+
+TEST_F(AdminApiTest, ExplainUsesTheDraftOrThePolicyInForceAndShowsCounters) {
+  Call("POST", "/api/explain", R"({"server":"everything","tool":"echo","arguments":{"message":"hi"}})");
+  EXPECT_EQ(last_.at("decision"), "allow");
+  Call("POST", "/api/explain", R"({"server":"everything","tool":"add"})");
+  EXPECT_EQ(last_.at("decision"), "deny");
+  EXPECT_EQ(last_.at("rule"), "default");
+  const std::string draft =
+      R"({"version":"1","default":"deny","tools":{"add":{"limits":[{"counter":"adds","window":"minute","max":2}]},"rm":{"action":"require_approval","approval_timeout":"2m"}}})";
+  Call("POST", "/api/explain", json::serialize(json::object{{"server", "everything"}, {"tool", "add"}, {"grant", "bot"}, {"text", draft}}));
+  EXPECT_EQ(last_.at("decision"), "allow");
+  EXPECT_EQ(last_.at("limits").at(0).at("used"), 0);
+  backend_->used["adds/bot"] = 2;
+  Call("POST", "/api/explain", json::serialize(json::object{{"server", "everything"}, {"tool", "add"}, {"grant", "bot"}, {"text", draft}}));
+  EXPECT_EQ(last_.at("decision"), "deny");
+  Call("POST", "/api/explain", json::serialize(json::object{{"server", "everything"}, {"tool", "rm"}, {"text", draft}}));
+  EXPECT_EQ(last_.at("decision"), "approval");
+  EXPECT_EQ(last_.at("approval_timeout_ms"), 120000);
+  EXPECT_EQ(Call("POST", "/api/explain", R"({"server":"nope","tool":"x"})").status, 404);
+  EXPECT_EQ(Call("POST", "/api/explain", R"({"server":"everything","tool":"x","arguments":[1]})").status, 400);
+}
+
+TEST_F(AdminApiTest, AuditPagesCountsExportsAndCharts) {
+  for (int i = 0; i < 25; ++i) {
+    audit::Record r;
+    r.id = audit::NewRecordId();
+    r.ts_ms = backend_->now - 1000 * i;
+    r.grant = "bot";
+    r.server = "everything";
+    r.tool = i == 3 ? "=cmd|' /C calc'!A0" : "echo";
+    r.decision = i % 5 == 0 ? "deny" : "allow";
+    r.rule = "default";
+    r.reason = "said \"no\", twice";
+    ASSERT_TRUE(backend_->Audit().Write(r));
+  }
+  Call("GET", "/api/audit?server=everything&limit=10&offset=20");
+  EXPECT_EQ(last_.at("total"), 25);
+  EXPECT_EQ(last_.at("records").as_array().size(), 5u);
+  Call("GET", "/api/audit?server=everything&decision=deny");
+  EXPECT_EQ(last_.at("total"), 5);
+  Call("GET", "/api/audit?server=everything&from=" + std::to_string(backend_->now - 4500) +
+                  "&to=" + std::to_string(backend_->now - 1500));
+  EXPECT_EQ(last_.at("total"), 3);  // -2 s, -3 s, -4 s
+  EXPECT_EQ(Call("GET", "/api/audit?offset=-1").status, 400);
+  Response csv = Call("GET", "/api/audit?server=everything&format=csv");
+  ASSERT_EQ(csv.status, 200);
+  EXPECT_EQ(csv.content_type, "text/csv; charset=utf-8");
+  EXPECT_NE(HeaderOf(csv, "Content-Disposition").find("attachment"), std::string::npos);
+  EXPECT_TRUE(csv.body.starts_with("id,time,grant,"));
+  EXPECT_NE(csv.body.find("\"said \"\"no\"\", twice\""), std::string::npos);
+  EXPECT_NE(csv.body.find(",'=cmd|' /C calc'!A0,"), std::string::npos);  // no formula
+  Response jsonl = Call("GET", "/api/audit?server=everything&format=jsonl");
+  EXPECT_EQ(std::count(jsonl.body.begin(), jsonl.body.end(), '\n'), 25);
+  Call("GET", "/api/audit/histogram?server=everything&bucket=10s&from=" + std::to_string(backend_->now - 60'000));
+  int64_t allow = 0, deny = 0;
+  for (const auto& b : last_.at("buckets").as_array()) {
+    allow += b.at("allow").as_int64();
+    deny += b.at("deny").as_int64();
+  }
+  EXPECT_EQ(allow, 20);
+  EXPECT_EQ(deny, 5);
+  EXPECT_EQ(Call("GET", "/api/audit/histogram?bucket=1s&since=7d").status, 400);
+}
+
+TEST_F(AdminApiTest, CountersShowWhatIsLeftPerGrant) {
+  backend_->policy_text =
+      R"({"version":"1","default":"allow","tools":{"add":{"limits":[{"counter":"adds","window":"minute","max":5}]}},)"
+      R"("all_tools":{"limits":[{"counter":"all","window":"hour","max":100,"scope":"global"}]}})";
+  auth::Grant bot;
+  bot.name = "bot";
+  ASSERT_TRUE(backend_->Grants().Create(bot, backend_->now));
+  backend_->used["adds/bot"] = 3;
+  backend_->used["all/*"] = 40;
+  Call("GET", "/api/counters");
+  const auto& rows = last_.at("counters").as_array();
+  ASSERT_EQ(rows.size(), 2u) << json::serialize(last_);
+  for (const auto& row : rows) {
+    if (row.at("counter") == "adds") {
+      EXPECT_EQ(row.at("grant"), "bot");
+      EXPECT_EQ(row.at("remaining"), 2);
+    } else {
+      EXPECT_EQ(row.at("grant"), "*");
+      EXPECT_EQ(row.at("remaining"), 60);
+    }
+  }
+}
+
+TEST_F(AdminApiTest, EventsAreAStreamForAdminsOnly) {
+  EXPECT_EQ(Call("GET", "/api/events", "", "").status, 401);
+  Response r = Call("GET", "/api/events");
+  ASSERT_EQ(r.status, 200);
+  ASSERT_TRUE(r.events);
+  backend_->events.Publish("decision", "{}");
+  EXPECT_EQ(r.events->Take().size(), 1u);
 }
 
 }  // namespace

@@ -4,12 +4,18 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 
 #include "common/canonical_json.h"
 #include "common/random.h"
+#include "console/assets.h"
 #include "gateway/aggregate_session.h"
 #include "mcp/protocol.h"
 #include "policy/loader.h"
@@ -57,6 +63,39 @@ std::string Join(const std::vector<std::string>& v) {
   return out;
 }
 
+// Publishes every audit record (event "decision") and outcome (event "outcome") to the
+// console's live view, then passes it on. Costs one check when nobody watches.
+class PublishingAuditLog : public audit::AuditLog {
+ public:
+  PublishingAuditLog(std::unique_ptr<audit::AuditLog> inner, EventHub& hub)
+      : inner_(std::move(inner)), hub_(hub) {}
+  Result<bool> Write(const audit::Record& r) override {
+    auto w = inner_->Write(r);
+    if (w) Publish(r);
+    return w;
+  }
+  void Stage(audit::Record r) override {
+    Publish(r);
+    inner_->Stage(std::move(r));
+  }
+  Result<bool> CommitStaged() override { return inner_->CommitStaged(); }
+  void Complete(const std::string& id, const std::string& outcome, int64_t latency_ms) override {
+    if (hub_.HasSubscribers()) {
+      hub_.Publish("outcome", json::serialize(json::object{
+                                  {"id", id}, {"outcome", outcome}, {"latency_ms", latency_ms}}));
+    }
+    inner_->Complete(id, outcome, latency_ms);
+  }
+  void Flush() override { inner_->Flush(); }
+
+ private:
+  void Publish(const audit::Record& r) {
+    if (hub_.HasSubscribers()) hub_.Publish("decision", json::serialize(audit::ToJson(r)));
+  }
+  std::unique_ptr<audit::AuditLog> inner_;
+  EventHub& hub_;
+};
+
 }  // namespace
 
 GatewayState::GatewayState(boost::asio::io_context& io, const config::Config& config,
@@ -78,7 +117,7 @@ Result<std::unique_ptr<GatewayState>> GatewayState::Open(boost::asio::io_context
   s->pin_store_ = std::move(*pins);
   auto audit = audit::OpenAuditLog(s->state_spec_, config.audit_log == "-" ? "/dev/stdout" : config.audit_log);
   if (!audit) return Fail(audit.error());
-  s->audit_ = std::move(*audit);
+  s->audit_ = std::make_unique<PublishingAuditLog>(std::move(*audit), s->events_);
   auto approvals = approval::OpenApprovalStore(s->state_spec_);
   if (!approvals) return Fail(approvals.error());
   s->approvals_ = std::move(*approvals);
@@ -430,9 +469,15 @@ Result<transport::HttpMcpSession::RelayMaker> GatewayState::MakeSession(
 
 transport::HttpServerOptions::AdminReply GatewayState::HandleAdmin(
     const transport::HttpServerOptions::AdminCall& call) {
-  admin::Response r =
-      api_.Handle({call.method, call.target, call.body, call.authorization, call.content_type});
-  return {r.status, std::move(r.body), "application/json"};
+  const std::string_view path = std::string_view(call.target).substr(0, call.target.find('?'));
+  if (path == "/ui" || path.starts_with("/ui/")) {
+    console::StaticReply r = console::Serve(call.method, path, call.if_none_match);
+    return {r.status, std::move(r.body), std::move(r.content_type), std::move(r.headers), nullptr};
+  }
+  admin::Response r = api_.Handle({call.method, call.target, call.body, call.authorization,
+                                   call.content_type, call.cookie, call.csrf});
+  return {r.status, std::move(r.body), std::move(r.content_type), std::move(r.headers),
+          std::move(r.events)};
 }
 
 std::vector<admin::ServerInfo> GatewayState::Servers() {
@@ -489,6 +534,75 @@ std::vector<admin::PolicyInfo> GatewayState::Policies() {
 Result<std::vector<audit::Record>> GatewayState::QueryAudit(const audit::Query& q) {
   audit_->Flush();
   return audit::QueryAudit(state_spec_, q);
+}
+
+Result<int64_t> GatewayState::CountAudit(const audit::Query& q) {
+  audit_->Flush();
+  return audit::CountAudit(state_spec_, q);
+}
+
+Result<std::vector<audit::Bucket>> GatewayState::AuditHistogram(const audit::Query& q,
+                                                                 int64_t bucket_ms) {
+  audit_->Flush();
+  return audit::AuditHistogram(state_spec_, q, bucket_ms);
+}
+
+std::shared_ptr<const policy::Policy> GatewayState::PolicyForGrant(const std::string& server,
+                                                                   const auth::Grant& grant) {
+  auto override_path = grant.policies.find(server);
+  if (override_path != grant.policies.end()) {
+    auto it = policies_.find(override_path->second);
+    if (it != policies_.end()) return it->second.holder->Current();
+  }
+  return PolicyOf(server);
+}
+
+Result<int64_t> GatewayState::CounterUsed(const policy::Limit& limit, const std::string& scope_id,
+                                          int64_t now_ms) {
+  const policy::PlannedCharge charge{&limit, 0, limit.window.Start(now_ms), limit.window.End(now_ms)};
+  return counters_->Value(gateway::CounterKeyFor(charge, policy::Identity{scope_id, scope_id, {}}),
+                          now_ms);
+}
+
+Result<std::string> GatewayState::ReadPolicyFile(const std::string& path) {
+  return policy::ReadPolicyText(path);
+}
+
+Result<bool> GatewayState::WritePolicyFile(const std::string& path, const std::string& text) {
+  namespace fs = std::filesystem;
+  auto it = policies_.find(path);
+  if (it == policies_.end()) return Fail(Error::InvalidArgument(path + " is not a policy in force"));
+  std::error_code ec;
+  // A symlinked policy (a Kubernetes ConfigMap, say) is replaced where it points.
+  fs::path target = fs::is_symlink(path, ec) ? fs::canonical(path, ec) : fs::path(path);
+  if (ec) return Fail(Error::Unavailable("cannot resolve " + path + ": " + ec.message()));
+  struct stat st{};
+  const mode_t mode = ::stat(target.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
+  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".tw-" + RandomHex(6));
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return Fail(Error::Unavailable("cannot write beside " + target.string() + ": " + std::strerror(errno)));
+  bool ok = true;
+  for (size_t done = 0; ok && done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<size_t>(n);
+  }
+  ok = ok && ::fchmod(fd, mode) == 0 && ::fsync(fd) == 0;
+  const int saved_errno = errno;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), target.c_str()) != 0) {
+    const std::string why = std::strerror(ok ? errno : saved_errno);
+    ::unlink(tmp.c_str());
+    return Fail(Error::Unavailable("cannot write " + target.string() + ": " + why));
+  }
+  if (const int dir = ::open(target.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
+    ::fsync(dir);  // the rename itself survives a crash
+    ::close(dir);
+  }
+  spdlog::info("policy {} saved from the web console", path);
+  it->second.reloader->ReloadNow("saved from the web console");
+  return true;
 }
 
 }  // namespace tw::app

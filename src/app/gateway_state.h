@@ -1,7 +1,9 @@
 // GatewayState: everything `toolwarden serve` runs, built from the config — the stores, the
 // configured servers with their policies, guards and shared connections — and the answers to
 // the questions the listener asks: who is calling (Authenticate), what serves a new session
-// (MakeSession), and the admin API (HandleAdmin, through admin::Api).
+// (MakeSession), and the admin API and web console (HandleAdmin, through admin::Api and
+// console::Serve). Every audit record written is also published to Events() for the console's
+// live view.
 //
 // Reload: the config file is watched (and SIGHUP); a valid change adds, replaces and removes
 // servers for new sessions (a server whose command, URL or settings are unchanged keeps its
@@ -86,7 +88,16 @@ class GatewayState : public admin::Backend {
   catalog::PinStore& Pins() override { return *pin_store_; }
   audit::AuditLog& Audit() override { return *audit_; }
   Result<std::vector<audit::Record>> QueryAudit(const audit::Query& q) override;
+  Result<int64_t> CountAudit(const audit::Query& q) override;
+  Result<std::vector<audit::Bucket>> AuditHistogram(const audit::Query& q, int64_t bucket_ms) override;
   int64_t NowMs() override { return clock_.NowMs(); }
+  EventHub& Events() override { return events_; }
+  std::shared_ptr<const policy::Policy> PolicyForGrant(const std::string& server,
+                                                       const auth::Grant& grant) override;
+  Result<int64_t> CounterUsed(const policy::Limit& limit, const std::string& scope_id,
+                              int64_t now_ms) override;
+  Result<std::string> ReadPolicyFile(const std::string& path) override;
+  Result<bool> WritePolicyFile(const std::string& path, const std::string& text) override;
 
 
  private:
@@ -120,6 +131,7 @@ class GatewayState : public admin::Backend {
   uint64_t config_reloads_ = 0;
   uint64_t config_reload_failures_ = 0;
   uint64_t unauthorized_ = 0;
+  EventHub events_;
   admin::Api api_{*this};
 };
 

@@ -112,7 +112,6 @@ class PolicyReloader::Impl {
   void Start() { watcher_.Start(); }
   void Stop() { watcher_.Stop(); }
 
- private:
   void Reload(const char* why, bool force) {
     auto text = policy::ReadPolicyText(path_);
     if (!text) {
@@ -136,6 +135,7 @@ class PolicyReloader::Impl {
     spdlog::info("policy reloaded from {} ({})", path_, why);
   }
 
+ private:
   std::string path_;
   gateway::PolicyHolder& holder_;
   FileWatcher watcher_;
@@ -151,5 +151,7 @@ PolicyReloader::~PolicyReloader() { impl_->Stop(); }
 void PolicyReloader::Start() { impl_->Start(); }
 
 void PolicyReloader::Stop() { impl_->Stop(); }
+
+void PolicyReloader::ReloadNow(const char* why) { impl_->Reload(why, false); }
 
 }  // namespace tw::app

@@ -46,6 +46,8 @@ class PolicyReloader {
   void Start();
   // Stops watching; the io_context no longer has work from us.
   void Stop();
+  // Re-reads the file now (after the gateway itself wrote it); as a watched change would.
+  void ReloadNow(const char* why);
 
   class Impl;
 

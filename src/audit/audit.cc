@@ -315,25 +315,44 @@ Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
       std::make_unique<SqliteAuditLog>(*db, checkpointer, path, json_lines_path));
 }
 
-Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Query& q) {
+namespace {
+
+// The WHERE clause every audit query shares (parameters ?1-?6).
+constexpr const char* kWhere =
+    " WHERE ts_ms >= ?1 AND (?2 = 0 OR ts_ms < ?2) AND (?3 = '' OR grant_name = ?3) "
+    "AND (?4 = '' OR server = ?4) AND (?5 = '' OR tool = ?5) AND (?6 = '' OR decision = ?6)";
+
+void BindWhere(sqlite3_stmt* st, const Query& q) {
+  sqlite3_bind_int64(st, 1, q.since_ms);
+  sqlite3_bind_int64(st, 2, q.until_ms);
+  int i = 3;
+  for (const std::string* v : {&q.grant, &q.server, &q.tool, &q.decision}) {
+    sqlite3_bind_text(st, i++, v->c_str(), -1, SQLITE_TRANSIENT);
+  }
+}
+
+// Opens the audit store of `state_spec` for one query.
+Result<sqlite3*> OpenForQuery(const std::string& state_spec) {
   const std::string path = PathOf(state_spec);
   if (path.empty()) return Fail(Error::InvalidArgument("audit queries need --state sqlite:PATH"));
-  auto db = OpenSqliteDatabase(path, "audit store", {kSchema, kIndex});
+  return OpenSqliteDatabase(path, "audit store", {kSchema, kIndex});
+}
+
+}  // namespace
+
+Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Query& q) {
+  auto db = OpenForQuery(state_spec);
   if (!db) return Fail(db.error());
   SqliteStmt st;
   sqlite3_prepare_v2(*db,
-                     "SELECT id, ts_ms, grant_name, session, server, tool, decision, rule, reason, "
-                     "arg_keys, args_digest, args, policy_version, outcome, latency_ms FROM audit "
-                     "WHERE ts_ms >= ?1 AND (?2 = '' OR grant_name = ?2) AND (?3 = '' OR server = ?3) "
-                     "AND (?4 = '' OR tool = ?4) AND (?5 = '' OR decision = ?5) "
-                     "ORDER BY ts_ms DESC, rowid DESC LIMIT ?6",
+                     (std::string("SELECT id, ts_ms, grant_name, session, server, tool, decision, rule, reason, "
+                                  "arg_keys, args_digest, args, policy_version, outcome, latency_ms FROM audit") +
+                      kWhere + " ORDER BY ts_ms DESC, rowid DESC LIMIT ?7 OFFSET ?8")
+                         .c_str(),
                      -1, &st.s, nullptr);
-  sqlite3_bind_int64(st.s, 1, q.since_ms);
-  int i = 2;
-  for (const std::string* v : {&q.grant, &q.server, &q.tool, &q.decision}) {
-    sqlite3_bind_text(st.s, i++, v->c_str(), -1, SQLITE_TRANSIENT);
-  }
-  sqlite3_bind_int(st.s, 6, q.limit);
+  BindWhere(st.s, q);
+  sqlite3_bind_int(st.s, 7, q.limit);
+  sqlite3_bind_int64(st.s, 8, q.offset);
   std::vector<Record> out;
   while (sqlite3_step(st.s) == SQLITE_ROW) {
     Record r;
@@ -359,6 +378,41 @@ Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Quer
     r.outcome = ColumnText(st.s, 13);
     r.latency_ms = sqlite3_column_int64(st.s, 14);
     out.push_back(std::move(r));
+  }
+  sqlite3_close_v2(*db);
+  return out;
+}
+
+Result<int64_t> CountAudit(const std::string& state_spec, const Query& q) {
+  auto db = OpenForQuery(state_spec);
+  if (!db) return Fail(db.error());
+  SqliteStmt st;
+  sqlite3_prepare_v2(*db, (std::string("SELECT COUNT(*) FROM audit") + kWhere).c_str(), -1, &st.s,
+                     nullptr);
+  BindWhere(st.s, q);
+  int64_t n = sqlite3_step(st.s) == SQLITE_ROW ? sqlite3_column_int64(st.s, 0) : 0;
+  sqlite3_close_v2(*db);
+  return n;
+}
+
+Result<std::vector<Bucket>> AuditHistogram(const std::string& state_spec, const Query& q,
+                                           int64_t bucket_ms) {
+  if (bucket_ms <= 0) return Fail(Error::InvalidArgument("the bucket must be positive"));
+  auto db = OpenForQuery(state_spec);
+  if (!db) return Fail(db.error());
+  SqliteStmt st;
+  sqlite3_prepare_v2(*db,
+                     (std::string("SELECT (ts_ms / ?7) * ?7 AS b, SUM(decision = 'allow'), "
+                                  "SUM(decision = 'deny'), SUM(decision = 'approval') FROM audit") +
+                      kWhere + " GROUP BY b ORDER BY b")
+                         .c_str(),
+                     -1, &st.s, nullptr);
+  BindWhere(st.s, q);
+  sqlite3_bind_int64(st.s, 7, bucket_ms);
+  std::vector<Bucket> out;
+  while (sqlite3_step(st.s) == SQLITE_ROW) {
+    out.push_back({sqlite3_column_int64(st.s, 0), sqlite3_column_int64(st.s, 1),
+                   sqlite3_column_int64(st.s, 2), sqlite3_column_int64(st.s, 3)});
   }
   sqlite3_close_v2(*db);
   return out;

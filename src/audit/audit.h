@@ -61,9 +61,17 @@ class AuditLog {
 };
 
 struct Query {
-  int64_t since_ms = 0;
-  std::string grant, server, tool, decision;
+  int64_t since_ms = 0;  // ts_ms >= since_ms
+  int64_t until_ms = 0;  // ts_ms < until_ms; 0: no end
+  std::string grant, server, tool, decision;  // "" matches every value
   int limit = 100;
+  int64_t offset = 0;  // records to skip (paging, newest first)
+};
+
+// Calls per time bucket by decision (for charts).
+struct Bucket {
+  int64_t start_ms = 0;
+  int64_t allow = 0, deny = 0, approval = 0;
 };
 
 // The SQLite audit store (table `audit` in the state database), optionally mirrored as JSON
@@ -71,7 +79,13 @@ struct Query {
 Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
                                                const std::string& json_lines_path);
 
-// Newest first.
+// Newest first. `limit` and `offset` page through the matches.
 Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Query& query);
+// How many records match (ignores limit and offset).
+Result<int64_t> CountAudit(const std::string& state_spec, const Query& query);
+// Matching records counted per `bucket_ms` (aligned to the epoch), oldest first; buckets with
+// no records are left out.
+Result<std::vector<Bucket>> AuditHistogram(const std::string& state_spec, const Query& query,
+                                           int64_t bucket_ms);
 
 }  // namespace tw::audit

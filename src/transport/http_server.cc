@@ -83,6 +83,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     draining_ = true;
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    for (auto* t : admin_streams_) t->cancel();  // console event streams end now
   }
 
   size_t requests_in_flight() const {
@@ -100,6 +101,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     sessions_.clear();
     for (auto& [id, s] : sessions) s->Close();
     for (auto* socket : connections_) socket->close(ignored);
+    for (auto* t : admin_streams_) t->cancel();
   }
 
   size_t session_count() const { return sessions_.size(); }
@@ -250,8 +252,14 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       res.set(http::field::access_control_max_age, "86400");
       co_return co_await Send(stream, std::move(res));
     }
-    if ((path == "/api" || path.starts_with("/api/")) && options_.admin) {
+    if (options_.admin && (path == "/api" || path.starts_with("/api/") || path == "/ui" ||
+                           path.starts_with("/ui/"))) {
       co_return co_await HandleAdmin(stream, req);
+    }
+    if (options_.admin && path == "/" && req.method() == http::verb::get) {
+      Response res = MakeResponse(req, http::status::found, "", "text/plain");
+      res.set(http::field::location, "/ui/");
+      co_return co_await Send(stream, std::move(res));
     }
     std::optional<std::string> route = McpRoute(path);
     const bool legacy = path == "/sse" || path == "/messages";
@@ -312,16 +320,64 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   }
 
   awaitable<bool> HandleAdmin(beast::tcp_stream& stream, Request& req) {
-    HttpServerOptions::AdminCall call{std::string(req.method_string()), std::string(req.target()),
-                                      req.body(), std::string(req[http::field::authorization]),
+    HttpServerOptions::AdminCall call{std::string(req.method_string()),
+                                      std::string(req.target()),
+                                      req.body(),
+                                      std::string(req[http::field::authorization]),
                                       std::string(req[http::field::origin]),
-                                      std::string(req[http::field::content_type])};
+                                      std::string(req[http::field::content_type]),
+                                      std::string(req[http::field::cookie]),
+                                      std::string(req["X-CSRF-Token"]),
+                                      std::string(req[http::field::if_none_match])};
     HttpServerOptions::AdminReply reply = options_.admin(call);
+    if (reply.events && reply.status == 200) co_return co_await StreamAdminEvents(stream, req, reply);
     Response res = MakeResponse(req, static_cast<http::status>(reply.status), std::move(reply.body),
                                 reply.content_type);
-    res.set(http::field::cache_control, "no-store");
+    if (!res.count(http::field::cache_control)) res.set(http::field::cache_control, "no-store");
+    for (auto& [name, value] : reply.headers) {
+      if (name == "Cache-Control") res.erase(http::field::cache_control);
+      res.insert(name, value);
+    }
     if (reply.status == 401) res.set(http::field::www_authenticate, "Bearer realm=\"toolwarden-admin\"");
     co_return co_await Send(stream, std::move(res));
+  }
+
+  // The admin event stream: frames from the queue as they come, keep-alive comments between,
+  // until the client leaves or the server stops.
+  awaitable<bool> StreamAdminEvents(beast::tcp_stream& stream, Request& req,
+                                    HttpServerOptions::AdminReply& reply) {
+    http::response<http::empty_body> res{http::status::ok, req.version()};
+    res.set(http::field::server, "toolwarden");
+    res.set(http::field::content_type, "text/event-stream");
+    res.set(http::field::cache_control, "no-store");
+    res.set("X-Accel-Buffering", "no");
+    for (auto& [name, value] : reply.headers) res.insert(name, value);
+    res.chunked(true);
+    res.keep_alive(false);
+    http::response_serializer<http::empty_body> sr{res};
+    stream.expires_after(options_.write_timeout);
+    auto [hec, hn] = co_await http::async_write_header(stream, sr, asio::as_tuple(use_awaitable));
+    if (hec) co_return false;
+    std::shared_ptr<EventQueue> queue = std::move(reply.events);
+    auto wake = std::make_shared<asio::steady_timer>(stream.get_executor());
+    admin_streams_.insert(wake.get());
+    queue->SetWaker([w = std::weak_ptr(wake)] {
+      if (auto t = w.lock()) t->cancel();
+    });
+    bool ok = co_await WriteChunk(stream, "retry: 2000\n\n");
+    while (ok && !stopped_ && !draining_) {
+      // Everything waiting goes out in one write (a busy gateway publishes many per turn).
+      std::string batch;
+      for (const std::string& frame : queue->Take()) batch += frame;
+      if (!batch.empty()) ok = co_await WriteChunk(stream, batch);
+      if (!ok || stopped_ || draining_ || !queue->empty()) continue;
+      wake->expires_after(options_.keepalive);
+      auto [ec] = co_await wake->async_wait(asio::as_tuple(use_awaitable));
+      if (!ec && queue->empty()) ok = co_await WriteChunk(stream, kSseKeepAlive);
+    }
+    queue->SetWaker(nullptr);
+    admin_streams_.erase(wake.get());
+    co_return false;  // the connection closes with the stream
   }
 
   awaitable<bool> Send(beast::tcp_stream& stream, Response res) {
@@ -682,6 +738,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   asio::steady_timer sweep_timer_;
   std::unordered_map<std::string, std::shared_ptr<HttpMcpSession>> sessions_;
   std::unordered_set<tcp::socket*> connections_;
+  std::unordered_set<asio::steady_timer*> admin_streams_;  // console event streams, woken on stop
   bool stopped_ = false;
   bool draining_ = false;
 };

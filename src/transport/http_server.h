@@ -7,7 +7,8 @@
 //   /messages  POST endpoint (/messages?sessionId=…); answers arrive on the stream.
 //   /mcp/<s>   the same, for one server of a gateway (when the session factory knows it).
 //   /healthz   liveness; /readyz readiness (503 while draining); /metrics Prometheus text.
-//   /api/...   the admin API (handled by options.admin, when set).
+//   /api/...   the admin API and /ui/... the web console (both handled by options.admin, when
+//              set; / then redirects to /ui/).
 //
 // Every request passes the Origin/Host check (403), a header and body size limit (431/413) and
 // a read timeout (slow clients are dropped). With options.authenticate, every MCP request must
@@ -26,6 +27,7 @@
 #include <memory>
 #include <string>
 
+#include "common/event_hub.h"
 #include "common/result.h"
 #include "gateway/session.h"
 #include "transport/http_session.h"
@@ -49,7 +51,7 @@ struct HttpServerOptions {
   // Checks the Authorization header of an MCP request; returns the caller's grant name, or the
   // reason for a 401. Unset: no authentication, every caller is the grant "local".
   std::function<Result<std::string>(std::string_view authorization)> authenticate;
-  // Serves everything under /api/ when set.
+  // Serves everything under /api/ and /ui/ when set.
   struct AdminCall {
     std::string method;  // GET, POST, DELETE, ...
     std::string target;  // path and query
@@ -57,11 +59,18 @@ struct HttpServerOptions {
     std::string authorization;
     std::string origin;
     std::string content_type;
+    std::string cookie;
+    std::string csrf;           // X-CSRF-Token
+    std::string if_none_match;  // for cached console assets
   };
   struct AdminReply {
     int status = 200;
     std::string body;
     std::string content_type = "application/json";
+    std::vector<std::pair<std::string, std::string>> headers;
+    // When set, the reply is a text/event-stream of this queue's frames (keep-alive comments
+    // while idle) until the client goes away or the server stops.
+    std::shared_ptr<EventQueue> events;
   };
   std::function<AdminReply(const AdminCall&)> admin;
 };

@@ -11,7 +11,12 @@ here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/.." && pwd); build=${BUILD
 duration=${1:-5}
 command -v valgrind >/dev/null || { echo "valgrind is missing (apt-get install valgrind)" >&2; exit 2; }
 tmp=$(mktemp -d); pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+# KEEP_CALLGRIND=DIR keeps the profiles (callgrind_annotate DIR/cg.allow-all.*) to see where the instructions go.
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true
+  if [ -n "${KEEP_CALLGRIND:-}" ]; then cp "$tmp"/cg.* "$KEEP_CALLGRIND"/ 2>/dev/null || true; fi
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
 "$build/bench/fast_server" http > "$tmp/fast.out" 2>&1 & pids+=($!)
 until grep -q LISTENING "$tmp/fast.out" 2>/dev/null; do sleep 0.01; done

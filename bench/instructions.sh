@@ -24,7 +24,7 @@ fast=$(grep -oE '[0-9]+' "$tmp/fast.out" | head -1)
 for kind in allow-all realistic; do
   port=$("$build/bench/loadgen" freeport)
   state=memory; [ $kind = realistic ] && state=sqlite:$tmp/$kind.db
-  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$tmp/cg.$kind" \
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$tmp/cg.$kind" ${VALGRIND_ARGS:-} \
     "$build/toolwarden" --log-level warn run --listen 127.0.0.1:$port -p "$here/policies/$kind.yaml" \
     --state "$state" --upstream "http://127.0.0.1:$fast/mcp" 2> "$tmp/vg.$kind" & gw=$!; pids+=($gw)
   deadline=$((SECONDS + 60))

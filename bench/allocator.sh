@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The allocator, side by side (docs/benchmarks.md, "Allocator"): two toolwarden binaries that
+# differ only in malloc — glibc's (the default build) and jemalloc's (-DTW_JEMALLOC=ON, needs
+# libjemalloc-dev) — on the same fast upstream, alternating, 3 rounds: throughput with the realistic
+# policy (closed loop, 8 connections, with CPU and peak RSS), the stdio wrapper, and serve's
+# RSS when idle and with 10,000 idle sessions. One JSON line per run.
+#   cmake -S . -B build-jemalloc -G Ninja -DCMAKE_BUILD_TYPE=Release -DTW_JEMALLOC=ON && cmake --build build-jemalloc --target toolwarden
+#   bench/allocator.sh build/toolwarden build-jemalloc/toolwarden [--rounds 3]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/.." && pwd); build=${BUILD_DIR:-$root/build}
+a=$1 b=$2 rounds=3
+[ "${3:-}" = "--rounds" ] && rounds=$4
+loadgen=$build/bench/loadgen fast=$build/bench/fast_server
+tmp=$(mktemp -d); pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+wait_http() {
+  local deadline=$((SECONDS + 20))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || { echo "nothing listens on $1" >&2; return 1; }
+    sleep 0.05
+  done
+}
+label() { ldd "$1" | grep -q jemalloc && echo jemalloc || echo glibc; }
+
+"$fast" http > "$tmp/fast.out" 2>&1 & pids+=($!)
+until grep -q LISTENING "$tmp/fast.out"; do sleep 0.01; done
+fast_port=$(grep -oE '[0-9]+' "$tmp/fast.out" | head -1)
+for round in $(seq 1 "$rounds"); do
+  order=("$a" "$b"); [ $((round % 2)) = 0 ] && order=("$b" "$a")
+  for tw in "${order[@]}"; do
+    l=$(label "$tw"); port=$("$loadgen" freeport)
+    "$tw" --log-level warn run --listen 127.0.0.1:$port -p "$here/policies/realistic.yaml" \
+      --state "sqlite:$tmp/$l-$round.db" --upstream "http://127.0.0.1:$fast_port/mcp" > /dev/null 2>&1 & gw=$!
+    wait_http "$port"
+    "$loadgen" http --url "http://127.0.0.1:$port/mcp" -c 8 -d 3 --warmup 1 --pid $gw --label "realistic-$l"
+    kill $gw; wait $gw 2>/dev/null || true
+    "$loadgen" stdio -c 16 -d 3 --warmup 1 --label "stdio-allow-$l" -- \
+      "$tw" --log-level warn run -p "$here/policies/allow-all.yaml" --state memory -- "$fast" stdio
+  done
+done
+for tw in "$a" "$b"; do
+  l=$(label "$tw"); port=$("$loadgen" freeport)
+  cat > "$tmp/serve-$l.yaml" <<CONF
+listen: 127.0.0.1:$port
+state: sqlite:$tmp/serve-$l.db
+max_sessions: 20000
+servers:
+  fast:
+    command: $fast
+    args: [stdio]
+    policy: $here/policies/realistic.yaml
+CONF
+  token=$("$tw" grants create bench -c "$tmp/serve-$l.yaml" --json | sed -E 's/.*"token":"([^"]+)".*/\1/')
+  "$tw" --log-level warn serve -c "$tmp/serve-$l.yaml" > /dev/null 2>&1 & gw=$!
+  wait_http "$port"
+  "$loadgen" idle --url "http://127.0.0.1:$port/mcp/fast" --sessions 10000 --token "$token" --pid $gw --label "idle-10k-$l"
+  kill $gw; wait $gw 2>/dev/null || true
+done

@@ -4,7 +4,7 @@ import {h, clear, badge, fmtTime, dialog, toast} from '../lib/dom.js';
 import {renderDiff} from '../lib/diff.js';
 import {api} from '../app.js';
 
-export async function render(main) {
+export async function render(main, [focus]) {
   main.append(h('h1', {}, 'Servers & tools'));
   const {servers} = await api('GET', '/api/servers');
   if (!servers.length) {
@@ -23,7 +23,11 @@ export async function render(main) {
       h('td', {class: 'small'}, s.policy ? h('a', {href: `#/policy/${encodeURIComponent(s.name)}`}, s.policy) : h('span', {class: 'muted'}, 'none (allow all)')),
       h('td', {}, s.pins)))));
   main.append(table);
-  for (const s of servers) main.append(await toolsSection(s));
+  const sections = await Promise.all(servers.map(toolsSection));
+  main.append(...sections);
+  // #/servers/<name> opens the page at that server's tools.
+  const target = focus && sections[servers.findIndex(s => s.name === focus)];
+  if (target) target.scrollIntoView({block: 'start'});
 }
 
 async function toolsSection(server) {

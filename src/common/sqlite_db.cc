@@ -1,6 +1,7 @@
 #include "common/sqlite_db.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <chrono>
 #include <thread>
 
@@ -64,6 +65,21 @@ Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& 
   // No automatic checkpoints: a checkpoint fsyncs, and these connections commit on a gateway's
   // event-loop thread. The audit log's writer thread checkpoints the file from a connection of
   // its own, and SQLite checkpoints when the last connection closes.
+  // A new state file gets 2 KiB pages (a file that exists keeps its own): every commit appends
+  // each page it changed to the WAL, and a call's audit row, its indexes and its counters are
+  // a few bytes each — half-size pages halve the bytes written per commit. +5 % realistic
+  // throughput, −5 % CPU per call, 5-8 % slower audit scans (docs/benchmarks.md, "SQLite page
+  // size"; bench/page-size.sh, which sets TOOLWARDEN_SQLITE_PAGE_SIZE to compare).
+  static const std::string page_size = [] {
+    const char* v = std::getenv("TOOLWARDEN_SQLITE_PAGE_SIZE");
+    const int n = v ? std::atoi(v) : 0;
+    const bool ok = n >= 512 && n <= 65536 && (n & (n - 1)) == 0;
+    return std::string("PRAGMA page_size=") + (ok ? std::to_string(n) : std::string("2048"));
+  }();
+  if (auto r = ExecSql(db, page_size.c_str(), what, path); !r) {
+    sqlite3_close_v2(db);
+    return Fail(r.error());
+  }
   std::initializer_list<const char*> pragmas = {"PRAGMA journal_mode=WAL",
                                                 "PRAGMA synchronous=NORMAL",
                                                 "PRAGMA wal_autocheckpoint=0"};

@@ -7,25 +7,11 @@
 #   cmake -S . -B build-jemalloc -G Ninja -DCMAKE_BUILD_TYPE=Release -DTW_JEMALLOC=ON && cmake --build build-jemalloc --target toolwarden
 #   bench/allocator.sh build/toolwarden build-jemalloc/toolwarden [--rounds 3]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/.." && pwd); build=${BUILD_DIR:-$root/build}
+source "$(dirname "$0")/lib.sh"
 a=$1 b=$2 rounds=3
 [ "${3:-}" = "--rounds" ] && rounds=$4
-loadgen=$build/bench/loadgen fast=$build/bench/fast_server
-tmp=$(mktemp -d); pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-wait_http() {
-  local deadline=$((SECONDS + 20))
-  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-    [ $SECONDS -lt $deadline ] || { echo "nothing listens on $1" >&2; return 1; }
-    sleep 0.05
-  done
-}
 label() { ldd "$1" | grep -q jemalloc && echo jemalloc || echo glibc; }
-
-"$fast" http > "$tmp/fast.out" 2>&1 & pids+=($!)
-until grep -q LISTENING "$tmp/fast.out"; do sleep 0.01; done
-fast_port=$(grep -oE '[0-9]+' "$tmp/fast.out" | head -1)
+start_fast_http
 for round in $(seq 1 "$rounds"); do
   order=("$a" "$b"); [ $((round % 2)) = 0 ] && order=("$b" "$a")
   for tw in "${order[@]}"; do

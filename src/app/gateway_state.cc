@@ -87,6 +87,7 @@ class PublishingAuditLog : public audit::AuditLog {
     inner_->Complete(id, outcome, latency_ms);
   }
   void Flush() override { inner_->Flush(); }
+  const void* Connection() const override { return inner_->Connection(); }
 
  private:
   void Publish(const audit::Record& r) {

@@ -63,8 +63,8 @@ constexpr const char* kColumns =
 
 class SqliteApprovalStore : public ApprovalStore {
  public:
-  SqliteApprovalStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-  ~SqliteApprovalStore() override { sqlite3_close_v2(db_); }
+  explicit SqliteApprovalStore(std::shared_ptr<SqliteConnection> conn)
+      : conn_(std::move(conn)), mu_(conn_->mu), db_(conn_->db), path_(conn_->path) {}
 
   Result<bool> Create(const Approval& a) override {
     std::lock_guard lock(mu_);
@@ -94,12 +94,10 @@ class SqliteApprovalStore : public ApprovalStore {
   Result<Approval> Resolve(const std::string& id, State to, const std::string& by,
                            const std::string& reason, int64_t now_ms) override {
     std::lock_guard lock(mu_);
-    if (auto r = ExecSql(db_, "BEGIN IMMEDIATE", "approval store", path_); !r) return Fail(r.error());
+    WriteTxn txn(stmts_, db_, "approval store", path_);
+    if (auto r = txn.Begin(); !r) return Fail(r.error());
     auto current = GetLocked(id);
-    auto fail = [&](Error e) {
-      ExecSql(db_, "ROLLBACK", "approval store", path_);
-      return tl::unexpected<Error>(std::move(e));
-    };
+    auto fail = [&](Error e) { return tl::unexpected<Error>(std::move(e)); };  // txn rolls back
     if (!current) return fail(current.error());
     if (!*current) return fail(Error::NotFound("no approval " + id));
     const Approval& a = **current;
@@ -123,7 +121,7 @@ class SqliteApprovalStore : public ApprovalStore {
     sqlite3_bind_int64(st.s, 4, now_ms);
     sqlite3_bind_text(st.s, 5, reason.c_str(), -1, SQLITE_STATIC);
     if (sqlite3_step(st.s) != SQLITE_DONE) return fail(Err());
-    if (auto r = ExecSql(db_, "COMMIT", "approval store", path_); !r) return fail(r.error());
+    if (auto r = txn.Commit(); !r) return fail(r.error());
     Approval out = a;
     out.state = to;
     out.resolved_by = by;
@@ -195,9 +193,11 @@ class SqliteApprovalStore : public ApprovalStore {
     return Fail(Err());
   }
 
-  std::mutex mu_;
+  std::shared_ptr<SqliteConnection> conn_;  // shared with the other stores on the file
+  std::mutex& mu_;                          // the connection's
   sqlite3* db_;
   std::string path_;
+  StatementCache stmts_;  // Guarded by mu_.
 };
 
 }  // namespace
@@ -206,18 +206,21 @@ Result<std::unique_ptr<ApprovalStore>> OpenApprovalStore(const std::string& spec
   auto spec_path = SqlitePathForSpec(spec);
   if (!spec_path) return Fail(spec_path.error());
   const std::string& path = *spec_path;
-  auto db = OpenSqliteDatabase(
+  auto conn = OpenSharedSqlite(
       path, "approval store",
       {"CREATE TABLE IF NOT EXISTS approvals(id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL, "
        "expires_ms INTEGER NOT NULL, grant_name TEXT NOT NULL, session TEXT NOT NULL, "
        "server TEXT NOT NULL, tool TEXT NOT NULL, args TEXT NOT NULL, args_digest TEXT NOT NULL, "
        "state TEXT NOT NULL, resolved_by TEXT NOT NULL, resolved_ms INTEGER NOT NULL, "
        "reason TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '')"});
-  if (!db) return Fail(db.error());
-  // Databases from before approvals had owners: add the column (an error means it exists).
-  (void)ExecSql(*db, "ALTER TABLE approvals ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
-                "approval store", path);
-  return std::unique_ptr<ApprovalStore>(std::make_unique<SqliteApprovalStore>(*db, path));
+  if (!conn) return Fail(conn.error());
+  {
+    // Databases from before approvals had owners: add the column (an error means it exists).
+    std::lock_guard lock((*conn)->mu);
+    (void)ExecSql((*conn)->db, "ALTER TABLE approvals ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+                  "approval store", path);
+  }
+  return std::unique_ptr<ApprovalStore>(std::make_unique<SqliteApprovalStore>(std::move(*conn)));
 }
 
 }  // namespace tw::approval

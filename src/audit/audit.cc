@@ -1,5 +1,7 @@
 #include "audit/audit.h"
 
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <cstdio>
 
@@ -55,8 +57,9 @@ constexpr const char* kIndex = "CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts_
 class SqliteAuditLog : public AuditLog {
  public:
   // `checkpointer` (may be null: no file) is a second connection, used by the writer thread only.
-  SqliteAuditLog(sqlite3* db, sqlite3* checkpointer, std::string path, std::string json_lines)
-      : db_(db), checkpointer_(checkpointer), path_(std::move(path)) {
+  SqliteAuditLog(std::shared_ptr<SqliteConnection> conn, sqlite3* checkpointer, std::string json_lines)
+      : conn_(std::move(conn)), db_(conn_->db), checkpointer_(checkpointer), path_(conn_->path),
+        db_mu_(conn_->mu) {
     if (!json_lines.empty()) lines_.open(json_lines, std::ios::app);
     writer_ = std::thread([this] { WriterLoop(); });
   }
@@ -67,16 +70,26 @@ class SqliteAuditLog : public AuditLog {
     }
     queue_cv_.notify_all();
     writer_.join();
-    sqlite3_close_v2(db_);
     if (checkpointer_) sqlite3_close_v2(checkpointer_);
   }
 
   Result<bool> Write(const Record& r) override {
     std::lock_guard lock(db_mu_);
     if (auto ok = InsertLocked(r); !ok) return ok;
+    // Inside a turn (counters charged on this connection, see CounterStore::TryChargeInTurn)
+    // the insert is not durable until that transaction commits: commit it now. The turn's
+    // staged records stay staged for CommitStaged.
+    if (sqlite3_get_autocommit(db_) == 0) {
+      if (auto c = StepLocked("COMMIT"); !c) {
+        (void)StepLocked("ROLLBACK");
+        return Fail(c.error());
+      }
+    }
     Mirror(r);
     return true;
   }
+
+  const void* Connection() const override { return conn_.get(); }
 
   void Stage(Record record) override {
     std::lock_guard lock(db_mu_);
@@ -85,10 +98,15 @@ class SqliteAuditLog : public AuditLog {
 
   Result<bool> CommitStaged() override {
     std::lock_guard lock(db_mu_);
-    if (staged_.empty()) return true;
+    // A transaction already open is the turn's: counters charged by TryChargeInTurn, which
+    // this commit makes durable together with the records.
+    const bool in_turn = sqlite3_get_autocommit(db_) == 0;
+    if (staged_.empty() && !in_turn) return true;
     std::vector<Record> batch;
     batch.swap(staged_);
-    if (auto r = StepLocked("BEGIN IMMEDIATE"); !r) return Fail(r.error());
+    if (!in_turn) {
+      if (auto r = StepLocked("BEGIN IMMEDIATE"); !r) return Fail(r.error());
+    }
     for (const Record& r : batch) {
       if (auto ok = InsertLocked(r); !ok) {
         (void)StepLocked("ROLLBACK");
@@ -207,7 +225,9 @@ class SqliteAuditLog : public AuditLog {
       lock.unlock();
       {
         std::lock_guard db_lock(db_mu_);
-        ExecSql(db_, "BEGIN", "audit store", path_);
+        // A savepoint when the gateway's turn is open (it commits these with it).
+        WriteTxn txn(stmts_, db_, "audit store", path_);
+        (void)txn.Begin();
         SqliteStmt st;
         sqlite3_prepare_v2(db_, "UPDATE audit SET outcome = ?2, latency_ms = ?3 WHERE id = ?1", -1,
                            &st.s, nullptr);
@@ -218,7 +238,7 @@ class SqliteAuditLog : public AuditLog {
           sqlite3_step(st.s);
           sqlite3_reset(st.s);
         }
-        ExecSql(db_, "COMMIT", "audit store", path_);
+        if (auto r = txn.Commit(); !r) spdlog::error("audit: {}", r.error().message());
       }
       lock.lock();
       writing_ = false;
@@ -260,11 +280,12 @@ class SqliteAuditLog : public AuditLog {
     lock.lock();
   }
 
+  std::shared_ptr<SqliteConnection> conn_;  // shared with the other stores on the file
   sqlite3* db_;
   sqlite3* checkpointer_;  // the writer thread's only
   std::chrono::steady_clock::time_point last_checkpoint_;  // writer thread only
   std::string path_;
-  std::mutex db_mu_;  // guards db_, stmts_ and staged_
+  std::mutex& db_mu_;  // the connection's; guards db_, stmts_ and staged_
   StatementCache stmts_;
   std::vector<Record> staged_;
 
@@ -300,19 +321,16 @@ Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
   }
   // Records are written on the gateway's thread, where nothing checkpoints (sqlite_db.h); the
   // writer thread checkpoints the file from a connection of its own.
-  auto db = OpenSqliteDatabase(path, "audit store", {kSchema, kIndex});
-  if (!db) return Fail(db.error());
+  auto conn = OpenSharedSqlite(path, "audit store", {kSchema, kIndex});
+  if (!conn) return Fail(conn.error());
   sqlite3* checkpointer = nullptr;
   if (path != ":memory:") {
     auto c = OpenSqliteDatabase(path, "audit store", {});
-    if (!c) {
-      sqlite3_close_v2(*db);
-      return Fail(c.error());
-    }
+    if (!c) return Fail(c.error());
     checkpointer = *c;
   }
   return std::unique_ptr<AuditLog>(
-      std::make_unique<SqliteAuditLog>(*db, checkpointer, path, json_lines_path));
+      std::make_unique<SqliteAuditLog>(std::move(*conn), checkpointer, json_lines_path));
 }
 
 namespace {

@@ -58,6 +58,9 @@ class AuditLog {
   // Sets the outcome of a written record (may be batched; flushed on Flush and on close).
   virtual void Complete(const std::string& id, const std::string& outcome, int64_t latency_ms) = 0;
   virtual void Flush() = 0;
+  // The SQLite connection records are written on (null when none), for group commit with the
+  // counters (CounterStore::Connection).
+  virtual const void* Connection() const { return nullptr; }
 };
 
 struct Query {

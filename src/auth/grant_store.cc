@@ -66,8 +66,8 @@ Grant Row(sqlite3_stmt* s) {
 
 class SqliteGrantStore : public GrantStore {
  public:
-  SqliteGrantStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-  ~SqliteGrantStore() override { sqlite3_close_v2(db_); }
+  explicit SqliteGrantStore(std::shared_ptr<SqliteConnection> conn)
+      : conn_(std::move(conn)), mu_(conn_->mu), db_(conn_->db), path_(conn_->path) {}
 
   Result<std::string> Create(const Grant& g, int64_t now_ms) override {
     if (!ValidGrantName(g.name)) {
@@ -239,7 +239,8 @@ class SqliteGrantStore : public GrantStore {
     return Error::Unavailable("grant store " + path_ + ": " + sqlite3_errmsg(db_));
   }
 
-  std::mutex mu_;
+  std::shared_ptr<SqliteConnection> conn_;  // shared with the other stores on the file
+  std::mutex& mu_;                          // the connection's
   sqlite3* db_;
   std::string path_;
 };
@@ -301,7 +302,7 @@ Result<int64_t> ParseExpiry(const std::string& text) {
 Result<std::unique_ptr<GrantStore>> OpenGrantStore(const std::string& spec) {
   auto path = SqlitePathForSpec(spec);
   if (!path) return Fail(path.error());
-  auto db = OpenSqliteDatabase(
+  auto conn = OpenSharedSqlite(
       *path, "grant store",
       {"CREATE TABLE IF NOT EXISTS grants(name TEXT PRIMARY KEY, token_hash TEXT NOT NULL, "
        "servers TEXT NOT NULL, policies TEXT NOT NULL, created_ms INTEGER NOT NULL, "
@@ -309,8 +310,8 @@ Result<std::unique_ptr<GrantStore>> OpenGrantStore(const std::string& spec) {
        "CREATE UNIQUE INDEX IF NOT EXISTS grants_by_token ON grants(token_hash)",
        "CREATE TABLE IF NOT EXISTS admin_tokens(token_hash TEXT PRIMARY KEY, "
        "created_ms INTEGER NOT NULL)"});
-  if (!db) return Fail(db.error());
-  return std::unique_ptr<GrantStore>(std::make_unique<SqliteGrantStore>(*db, *path));
+  if (!conn) return Fail(conn.error());
+  return std::unique_ptr<GrantStore>(std::make_unique<SqliteGrantStore>(std::move(*conn)));
 }
 
 }  // namespace tw::auth

@@ -99,8 +99,8 @@ constexpr const char* kPinColumns =
 
 class SqlitePinStore : public PinStore {
  public:
-  SqlitePinStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-  ~SqlitePinStore() override { sqlite3_close_v2(db_); }
+  explicit SqlitePinStore(std::shared_ptr<SqliteConnection> conn)
+      : conn_(std::move(conn)), mu_(conn_->mu), db_(conn_->db), path_(conn_->path) {}
 
   Result<bool> Exec(const char* sql) { return ExecSql(db_, sql, "pin store", path_); }
 
@@ -108,12 +108,10 @@ class SqlitePinStore : public PinStore {
                               const std::string& hash, const std::string& definition,
                               int64_t now_ms, const std::string& note) override {
     std::lock_guard lock(mu_);
-    if (auto r = Exec("BEGIN IMMEDIATE"); !r) return Fail(r.error());
+    WriteTxn txn(stmts_, db_, "pin store", path_);
+    if (auto r = txn.Begin(); !r) return Fail(r.error());
     auto existing = GetLocked(server, tool);
-    if (!existing) {
-      Exec("ROLLBACK");
-      return Fail(existing.error());
-    }
+    if (!existing) return Fail(existing.error());
     Observation result;
     const char* sql;
     if (!*existing) {
@@ -123,10 +121,10 @@ class SqlitePinStore : public PinStore {
                 : "INSERT INTO pins(server, tool, hash, definition, pinned_ms, pending_hash, "
                   "pending_definition, pending_note, changed_ms) VALUES(?1,?2,'','',0,?3,?4,?6,?5)";
     } else if ((*existing)->hash == hash && !hash.empty()) {
-      Exec("COMMIT");
+      (void)txn.Commit();
       return Observation::kUnchanged;
     } else if ((*existing)->pending_hash == hash) {
-      Exec("COMMIT");
+      (void)txn.Commit();
       return Observation::kChanged;
     } else {
       result = Observation::kChanged;
@@ -142,11 +140,9 @@ class SqlitePinStore : public PinStore {
     sqlite3_bind_int64(st.s, 5, now_ms);
     sqlite3_bind_text(st.s, 6, note.c_str(), -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st.s) != SQLITE_DONE) {
-      Error e = Error::Unavailable("pin store " + path_ + ": " + sqlite3_errmsg(db_));
-      Exec("ROLLBACK");
-      return Fail(e);
+      return Fail(Error::Unavailable("pin store " + path_ + ": " + sqlite3_errmsg(db_)));
     }
-    if (auto r = Exec("COMMIT"); !r) return Fail(r.error());
+    if (auto r = txn.Commit(); !r) return Fail(r.error());
     return result;
   }
 
@@ -220,9 +216,11 @@ class SqlitePinStore : public PinStore {
     return Fail(Error::Unavailable("pin store " + path_ + ": " + sqlite3_errmsg(db_)));
   }
 
-  std::mutex mu_;
+  std::shared_ptr<SqliteConnection> conn_;  // shared with the other stores on the file
+  std::mutex& mu_;                          // the connection's
   sqlite3* db_;  // Guarded by mu_.
   std::string path_;
+  StatementCache stmts_;  // Guarded by mu_.
 };
 
 }  // namespace
@@ -235,15 +233,14 @@ Result<std::unique_ptr<PinStore>> OpenPinStore(const std::string& spec) {
     return Fail(Error::InvalidArgument("--state \"" + spec + "\": expected sqlite:PATH or memory"));
   }
   const std::string path = spec.substr(7);
-  auto db = OpenSqliteDatabase(
+  auto conn = OpenSharedSqlite(
       path, "pin store",
       {"CREATE TABLE IF NOT EXISTS pins(server TEXT NOT NULL, tool TEXT NOT NULL, "
        "hash TEXT NOT NULL, definition TEXT NOT NULL, pinned_ms INTEGER NOT NULL, "
        "pending_hash TEXT, pending_definition TEXT, pending_note TEXT NOT NULL DEFAULT '', "
        "changed_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(server, tool))"});
-  if (!db) return Fail(db.error());
-  auto store = std::make_unique<SqlitePinStore>(*db, path);
-  return std::unique_ptr<PinStore>(std::move(store));
+  if (!conn) return Fail(conn.error());
+  return std::unique_ptr<PinStore>(std::make_unique<SqlitePinStore>(std::move(*conn)));
 }
 
 }  // namespace tw::catalog

@@ -137,4 +137,70 @@ Result<bool> StepCached(StatementCache& cache, sqlite3* db, const char* sql, con
   return true;
 }
 
+SqliteConnection::~SqliteConnection() {
+  if (db) sqlite3_close_v2(db);
+}
+
+Result<std::shared_ptr<SqliteConnection>> OpenSharedSqlite(const std::string& path,
+                                                           const std::string& what,
+                                                           std::initializer_list<const char*> setup) {
+  static std::mutex registry_mu;
+  static std::unordered_map<std::string, std::weak_ptr<SqliteConnection>> registry;
+  std::shared_ptr<SqliteConnection> conn;
+  {
+    std::lock_guard lock(registry_mu);
+    std::string key;
+    if (path != ":memory:") {
+      std::error_code ec;
+      key = std::filesystem::weakly_canonical(std::filesystem::absolute(path, ec), ec).string();
+      if (ec || key.empty()) key = path;
+      if (auto it = registry.find(key); it != registry.end()) conn = it->second.lock();
+    }
+    if (!conn) {
+      auto db = OpenSqliteDatabase(path, what, {});
+      if (!db) return Fail(db.error());
+      conn = std::make_shared<SqliteConnection>();
+      conn->db = *db;
+      conn->path = path;
+      if (!key.empty()) registry[key] = conn;
+    }
+  }
+  std::lock_guard lock(conn->mu);
+  for (const char* sql : setup) {
+    Result<bool> r = ExecSql(conn->db, sql, what, path);
+    for (int i = 0; !r && r.error().message().find("locked") != std::string::npos && i < 50; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      r = ExecSql(conn->db, sql, what, path);
+    }
+    if (!r) return Fail(r.error());
+  }
+  return conn;
+}
+
+WriteTxn::WriteTxn(StatementCache& cache, sqlite3* db, std::string what, std::string path)
+    : cache_(cache), db_(db), what_(std::move(what)), path_(std::move(path)) {}
+
+Result<bool> WriteTxn::Begin() {
+  nested_ = sqlite3_get_autocommit(db_) == 0;
+  auto r = StepCached(cache_, db_, nested_ ? "SAVEPOINT tw_write" : "BEGIN IMMEDIATE", what_, path_);
+  begun_ = r.has_value();
+  return r;
+}
+
+Result<bool> WriteTxn::Commit() {
+  auto r = StepCached(cache_, db_, nested_ ? "RELEASE tw_write" : "COMMIT", what_, path_);
+  done_ = r.has_value();
+  return r;
+}
+
+WriteTxn::~WriteTxn() {
+  if (!begun_ || done_) return;
+  if (nested_) {
+    (void)StepCached(cache_, db_, "ROLLBACK TO tw_write", what_, path_);
+    (void)StepCached(cache_, db_, "RELEASE tw_write", what_, path_);
+  } else {
+    (void)StepCached(cache_, db_, "ROLLBACK", what_, path_);
+  }
+}
+
 }  // namespace tw

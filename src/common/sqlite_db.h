@@ -1,8 +1,10 @@
-// Opening the state database (SQLite): shared by the counter and pin stores, which keep their
-// tables in one file.
+// Opening the state database (SQLite): every store (counters, audit, approvals, pins, grants)
+// keeps its tables in one file, and within a process they share one connection to it.
 #pragma once
 
 #include <initializer_list>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 
@@ -24,6 +26,29 @@ Result<std::string> SqlitePathForSpec(const std::string& spec);
 // (sqlite3_close_v2).
 Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& what,
                                     std::initializer_list<const char*> setup);
+
+// One connection to a state file, shared by every store of this process that opens the same
+// file (counters, audit trail, approvals, pins, grants). Sharing is what lets a gateway charge
+// counters inside the transaction its next audit group commit ends (CounterStore::
+// TryChargeInTurn): a store writing on a second connection while that transaction is open
+// would wait for a lock its own thread holds. `mu` guards `db` and every statement prepared on
+// it; hold it for each use. The last owner closes the connection.
+struct SqliteConnection {
+  sqlite3* db = nullptr;
+  std::mutex mu;
+  std::string path;
+  SqliteConnection() = default;
+  SqliteConnection(const SqliteConnection&) = delete;
+  SqliteConnection& operator=(const SqliteConnection&) = delete;
+  ~SqliteConnection();
+};
+
+// The shared connection to `path` (opened as OpenSqliteDatabase does on first use; one per
+// absolute path per process), after running `setup` on it. ":memory:" is never shared: each
+// call opens a private in-memory database.
+Result<std::shared_ptr<SqliteConnection>> OpenSharedSqlite(const std::string& path,
+                                                           const std::string& what,
+                                                           std::initializer_list<const char*> setup);
 
 // A prepared statement, finalized when it goes out of scope.
 struct SqliteStmt {
@@ -65,6 +90,29 @@ class StatementCache {
 // the error names `what` and `path`. Guard it like the cache.
 Result<bool> StepCached(StatementCache& cache, sqlite3* db, const char* sql, const std::string& what,
                         const std::string& path);
+
+// A write transaction that nests. Outside a transaction: BEGIN IMMEDIATE … COMMIT (the write
+// lock up front, so a read-check-write inside is atomic for every process on the file). Inside
+// one (a gateway's open turn, see SqliteConnection): a savepoint, whose changes commit with the
+// enclosing transaction. Rolled back unless Commit() succeeded. Requires the connection's
+// mutex for its whole life; statements come from `cache`.
+class WriteTxn {
+ public:
+  WriteTxn(StatementCache& cache, sqlite3* db, std::string what, std::string path);
+  WriteTxn(const WriteTxn&) = delete;
+  WriteTxn& operator=(const WriteTxn&) = delete;
+  ~WriteTxn();
+  Result<bool> Begin();
+  Result<bool> Commit();
+  // True when Begin() found a transaction open (this one is a savepoint inside it).
+  bool nested() const { return nested_; }
+
+ private:
+  StatementCache& cache_;
+  sqlite3* db_;
+  std::string what_, path_;
+  bool begun_ = false, nested_ = false, done_ = false;
+};
 
 // Column `col` of the current row as text ("" for NULL).
 std::string ColumnText(sqlite3_stmt* s, int col);

@@ -44,7 +44,11 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     for (const policy::PlannedCharge& p : out.decision.charges) {
       charges.push_back({CounterKeyFor(p, identity), p.amount, p.limit->max, p.window_end_ms});
     }
-    auto charged = store_.TryCharge(charges, now);
+    // With group commit on one connection, the charges join the turn's transaction and become
+    // durable with the audit records of the turn (committed below, before any call is sent).
+    const bool in_turn = group_commit_ && audit_ && store_.Connection() != nullptr &&
+                         store_.Connection() == audit_->Connection();
+    auto charged = in_turn ? store_.TryChargeInTurn(charges, now) : store_.TryCharge(charges, now);
     if (!charged) {
       spdlog::error("state store {}: {}", store_.Describe(), charged.error().message());
       if (fail_mode_ == StateFailMode::kClosed) {
@@ -123,6 +127,9 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     if (group_commit_) {
       audit_->Stage(std::move(r));
       out.durable_wait = true;
+      // The turn's commit is scheduled now, whatever the caller does with this outcome: the
+      // record, and the counters charged above, must not wait for the next call.
+      AwaitDurable([](bool) {});
     } else if (auto w = audit_->Write(r); !w) {
       spdlog::error("audit: {}", w.error().message());
       written = false;

@@ -83,69 +83,40 @@ class MemoryStore : public CounterStore {
 // RAII for sqlite3_stmt.
 class SqliteStore : public CounterStore {
  public:
-  SqliteStore(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
-  ~SqliteStore() override { sqlite3_close_v2(db_); }
+  explicit SqliteStore(std::shared_ptr<SqliteConnection> conn)
+      : conn_(std::move(conn)), mu_(conn_->mu), db_(conn_->db), path_(conn_->path) {}
 
   Result<ChargeOutcome> TryCharge(const std::vector<Charge>& charges, int64_t now_ms) override {
     std::lock_guard lock(mu_);
-    // BEGIN IMMEDIATE takes the database write lock up front: the read-check-write below is
-    // one atomic step for every process sharing the file.
-    if (auto r = Exec("BEGIN IMMEDIATE"); !r) return Fail(r.error());
-    for (size_t i = 0; i < charges.size(); ++i) {
-      auto current = ValueLocked(charges[i].key, now_ms);
-      if (!current) {
-        Exec("ROLLBACK");
-        return Fail(current.error());
-      }
-      if (charges[i].amount > charges[i].max - *current) {
-        Exec("ROLLBACK");
-        return ChargeOutcome{false, i, *current};
-      }
-    }
-    for (const Charge& c : charges) {
-      ScopedStmt st = stmts_.Get(db_, "INSERT INTO counters(key, value, expires_ms) VALUES(?1, ?2, ?3) "
-                         "ON CONFLICT(key) DO UPDATE SET value = CASE WHEN expires_ms <= ?4 "
-                         "THEN ?2 ELSE value + ?2 END, expires_ms = ?3");
-      sqlite3_bind_text(st, 1, c.key.data(), static_cast<int>(c.key.size()), SQLITE_STATIC);
-      sqlite3_bind_int64(st, 2, c.amount);
-      sqlite3_bind_int64(st, 3, c.expires_ms);
-      sqlite3_bind_int64(st, 4, now_ms);
-      if (sqlite3_step(st) != SQLITE_DONE) {
-        auto e = Err("charging a counter");
-        Exec("ROLLBACK");
-        return Fail(e);
-      }
-    }
-    if (++charges_since_prune_ >= 4096) {
-      charges_since_prune_ = 0;
-      ScopedStmt st = stmts_.Get(db_, "DELETE FROM counters WHERE expires_ms <= ?1");
-      sqlite3_bind_int64(st, 1, now_ms);
-      sqlite3_step(st);
-    }
-    if (auto r = Exec("COMMIT"); !r) {
-      Exec("ROLLBACK");
-      return Fail(r.error());
-    }
-    return ChargeOutcome{true, 0, 0};
+    return ChargeLocked(charges, now_ms);
   }
+
+  Result<ChargeOutcome> TryChargeInTurn(const std::vector<Charge>& charges, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    // The turn's transaction: opened by the first charge of the turn, ended by the audit
+    // log's group commit on this same connection. BEGIN IMMEDIATE: the write lock now, so
+    // the read-check-write below stays atomic for every process on the file.
+    if (sqlite3_get_autocommit(db_) != 0) {
+      if (auto r = Exec("BEGIN IMMEDIATE"); !r) return Fail(r.error());
+    }
+    return ChargeLocked(charges, now_ms);  // a savepoint inside the turn
+  }
+
+  const void* Connection() const override { return conn_.get(); }
 
   Result<bool> Refund(const std::vector<Charge>& charges, int64_t now_ms) override {
     std::lock_guard lock(mu_);
-    if (auto r = Exec("BEGIN IMMEDIATE"); !r) return Fail(r.error());
+    WriteTxn txn(stmts_, db_, "state store", path_);
+    if (auto r = txn.Begin(); !r) return Fail(r.error());
     for (const Charge& c : charges) {
       ScopedStmt st = stmts_.Get(db_, "UPDATE counters SET value = MAX(0, value - ?2) "
                          "WHERE key = ?1 AND expires_ms > ?3");
       sqlite3_bind_text(st, 1, c.key.data(), static_cast<int>(c.key.size()), SQLITE_STATIC);
       sqlite3_bind_int64(st, 2, c.amount);
       sqlite3_bind_int64(st, 3, now_ms);
-      if (sqlite3_step(st) != SQLITE_DONE) {
-        auto e = Err("refunding a counter");
-        Exec("ROLLBACK");
-        return Fail(e);
-      }
+      if (sqlite3_step(st) != SQLITE_DONE) return Fail(Err("refunding a counter"));
     }
-    if (auto r = Exec("COMMIT"); !r) return Fail(r.error());
-    return true;
+    return txn.Commit();
   }
 
   Result<int64_t> Value(const std::string& key, int64_t now_ms) override {
@@ -163,6 +134,36 @@ class SqliteStore : public CounterStore {
     return Error::Unavailable("state store " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
   }
 
+  // If every charge fits, adds them all; in one write transaction (a savepoint inside an open
+  // turn). Requires mu_.
+  Result<ChargeOutcome> ChargeLocked(const std::vector<Charge>& charges, int64_t now_ms) {
+    WriteTxn txn(stmts_, db_, "state store", path_);
+    if (auto r = txn.Begin(); !r) return Fail(r.error());
+    for (size_t i = 0; i < charges.size(); ++i) {
+      auto current = ValueLocked(charges[i].key, now_ms);
+      if (!current) return Fail(current.error());
+      if (charges[i].amount > charges[i].max - *current) return ChargeOutcome{false, i, *current};
+    }
+    for (const Charge& c : charges) {
+      ScopedStmt st = stmts_.Get(db_, "INSERT INTO counters(key, value, expires_ms) VALUES(?1, ?2, ?3) "
+                         "ON CONFLICT(key) DO UPDATE SET value = CASE WHEN expires_ms <= ?4 "
+                         "THEN ?2 ELSE value + ?2 END, expires_ms = ?3");
+      sqlite3_bind_text(st, 1, c.key.data(), static_cast<int>(c.key.size()), SQLITE_STATIC);
+      sqlite3_bind_int64(st, 2, c.amount);
+      sqlite3_bind_int64(st, 3, c.expires_ms);
+      sqlite3_bind_int64(st, 4, now_ms);
+      if (sqlite3_step(st) != SQLITE_DONE) return Fail(Err("charging a counter"));
+    }
+    if (++charges_since_prune_ >= 4096) {
+      charges_since_prune_ = 0;
+      ScopedStmt st = stmts_.Get(db_, "DELETE FROM counters WHERE expires_ms <= ?1");
+      sqlite3_bind_int64(st, 1, now_ms);
+      sqlite3_step(st);
+    }
+    if (auto r = txn.Commit(); !r) return Fail(r.error());
+    return ChargeOutcome{true, 0, 0};
+  }
+
   Result<int64_t> ValueLocked(const std::string& key, int64_t now_ms) {  // Requires mu_.
     ScopedStmt st = stmts_.Get(db_, "SELECT value FROM counters WHERE key = ?1 AND expires_ms > ?2");
     sqlite3_bind_text(st, 1, key.data(), static_cast<int>(key.size()), SQLITE_STATIC);
@@ -173,7 +174,8 @@ class SqliteStore : public CounterStore {
     return Fail(Err("reading a counter"));
   }
 
-  std::mutex mu_;
+  std::shared_ptr<SqliteConnection> conn_;
+  std::mutex& mu_;  // the connection's
   sqlite3* db_;  // Guarded by mu_.
   StatementCache stmts_;  // Guarded by mu_.
   std::string path_;
@@ -185,11 +187,11 @@ class SqliteStore : public CounterStore {
 std::unique_ptr<CounterStore> MakeMemoryStore() { return std::make_unique<MemoryStore>(); }
 
 Result<std::unique_ptr<CounterStore>> OpenSqliteStore(const std::string& path) {
-  auto db = OpenSqliteDatabase(path, "state store",
+  auto conn = OpenSharedSqlite(path, "state store",
                                {"CREATE TABLE IF NOT EXISTS counters(key TEXT PRIMARY KEY, "
                                 "value INTEGER NOT NULL, expires_ms INTEGER NOT NULL)"});
-  if (!db) return Fail(db.error());
-  return std::unique_ptr<CounterStore>(std::make_unique<SqliteStore>(*db, path));
+  if (!conn) return Fail(conn.error());
+  return std::unique_ptr<CounterStore>(std::make_unique<SqliteStore>(std::move(*conn)));
 }
 
 Result<std::unique_ptr<CounterStore>> OpenStateStore(const std::string& spec) {

@@ -44,6 +44,18 @@ class CounterStore {
   virtual Result<int64_t> Value(const std::string& key, int64_t now_ms) = 0;
   // Where the counters live, for messages ("memory", "sqlite:/path").
   virtual std::string Describe() const = 0;
+
+  // Group commit. The SQLite connection the counters live on (null in memory); when the audit
+  // log writes on the same one (AuditLog::Connection), TryChargeInTurn charges inside the
+  // transaction that the audit log's next CommitStaged ends — one commit per event-loop turn
+  // for the charges and the records of every call decided in it, instead of one per charge.
+  // The caller must make sure that commit happens in this turn (ToolCallGuard schedules it);
+  // until then the charges are visible to this process only, and a crash loses them together
+  // with the records of calls that were never forwarded.
+  virtual const void* Connection() const { return nullptr; }
+  virtual Result<ChargeOutcome> TryChargeInTurn(const std::vector<Charge>& charges, int64_t now_ms) {
+    return TryCharge(charges, now_ms);
+  }
 };
 
 // The one place a counter key is spelled:

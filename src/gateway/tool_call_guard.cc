@@ -49,6 +49,7 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     const bool in_turn = group_commit_ && audit_ && store_.Connection() != nullptr &&
                          store_.Connection() == audit_->Connection();
     auto charged = in_turn ? store_.TryChargeInTurn(charges, now) : store_.TryCharge(charges, now);
+    out.charged_in_turn = in_turn;
     if (!charged) {
       spdlog::error("state store {}: {}", store_.Describe(), charged.error().message());
       if (fail_mode_ == StateFailMode::kClosed) {
@@ -162,7 +163,9 @@ void ToolCallGuard::RecordFailed(GuardOutcome& out) const {
   }
   Admission charged = std::move(out.admission);
   charged.audit_id.clear();  // there is no record to complete
-  Settle(charged, CallOutcome::kNotSent);  // give the charges back
+  // Give the charges back — unless the failed commit already took them (and the approval) away.
+  if (out.charged_in_turn) charged.entries.clear();
+  Settle(charged, CallOutcome::kNotSent);
   out.admission = {};
   if (!out.approval_id.empty()) WithdrawApproval(out.approval_id, "the call could not be recorded");
   out.approval_id.clear();

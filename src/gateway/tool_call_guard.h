@@ -78,6 +78,9 @@ struct GuardOutcome {
   // Group commit: the call's audit record is staged, not yet durable. The caller must neither
   // forward nor answer the call before AwaitDurable says how the commit went.
   bool durable_wait = false;
+  // The charges (and the approval) were made inside the turn's transaction: if its commit
+  // fails they are gone with it, and RecordFailed must not refund them a second time.
+  bool charged_in_turn = false;
 };
 
 // The counter key a planned charge uses for `identity` (its scope's id, its window).

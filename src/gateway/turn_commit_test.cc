@@ -13,6 +13,7 @@
 #include "auth/grant_store.h"
 #include "catalog/pin_store.h"
 #include "common/random.h"
+#include "common/sqlite_db.h"
 #include "gateway/tool_call_guard.h"
 #include "limits/counter_store.h"
 #include "policy/loader.h"
@@ -164,6 +165,56 @@ TEST_F(TurnCommitTest, AnotherProcessWaitsForTheTurnNotLonger) {
   // …and has it once the turn has committed.
   EXPECT_EQ(sqlite3_exec(other_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
   EXPECT_EQ(sqlite3_exec(other_, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+}
+
+// The real audit log, except that the group commit can be made to fail: it then rolls the
+// turn back, as a failed COMMIT does.
+class FailingCommitAudit : public audit::AuditLog {
+ public:
+  explicit FailingCommitAudit(audit::AuditLog& inner) : inner_(inner) {}
+  Result<bool> Write(const audit::Record& r) override { return inner_.Write(r); }
+  void Stage(audit::Record r) override { inner_.Stage(std::move(r)); }
+  Result<bool> CommitStaged() override {
+    if (!fail) return inner_.CommitStaged();
+    auto* conn = static_cast<SqliteConnection*>(const_cast<void*>(inner_.Connection()));
+    std::lock_guard lock(conn->mu);
+    sqlite3_exec(conn->db, "ROLLBACK", nullptr, nullptr, nullptr);
+    return Fail(Error::Unavailable("disk full (test)"));
+  }
+  void Complete(const std::string& id, const std::string& outcome, int64_t latency_ms) override {
+    inner_.Complete(id, outcome, latency_ms);
+  }
+  void Flush() override { inner_.Flush(); }
+  const void* Connection() const override { return inner_.Connection(); }
+  bool fail = false;
+
+ private:
+  audit::AuditLog& inner_;
+};
+
+TEST_F(TurnCommitTest, AFailedTurnCommitTakesItsChargesAwayOnceNotTwice) {
+  FailingCommitAudit failing(*audit_);
+  guard_->SetAudit(&failing, "srv", false);
+  ASSERT_EQ(Call("echo").decision.verdict, policy::Verdict::kAllow);
+  ASSERT_EQ(Call("echo").decision.verdict, policy::Verdict::kAllow);
+  EndTurn();
+  ASSERT_EQ(CommittedCharges(), 2);
+  failing.fail = true;
+  GuardOutcome lost = Call("echo");
+  ASSERT_EQ(lost.decision.verdict, policy::Verdict::kAllow);
+  EXPECT_TRUE(lost.charged_in_turn);
+  bool ok = true;
+  guard_->AwaitDurable([&](bool r) { ok = r; });
+  EndTurn();
+  ASSERT_FALSE(ok);
+  guard_->RecordFailed(lost);  // what the session does when the commit failed
+  EXPECT_EQ(lost.decision.verdict, policy::Verdict::kDeny);
+  EndTurn();
+  EXPECT_EQ(CommittedCharges(), 2);  // the lost turn's charge is gone, the earlier two stay
+  failing.fail = false;
+  EXPECT_EQ(Call("echo").decision.verdict, policy::Verdict::kAllow);  // 3rd of 3: still fits
+  EndTurn();
+  EXPECT_EQ(CommittedCharges(), 3);
 }
 
 }  // namespace

@@ -28,11 +28,18 @@ fs.writeFileSync(policyFile, [
   '  get-annotated-message: {action: deny, reason: not needed}', '',
 ].join('\n'));
 fs.writeFileSync(path.join(tmp, 'rugpull.yaml'), 'version: "1"\ndefault: allow\n');
+// A policy in Intercept's format: shown read-only by the builder, explained all the same.
+fs.writeFileSync(path.join(tmp, 'legacy.yaml'), [
+  'version: "1"', 'description: "an Intercept policy"', 'default: allow', 'tools:', '  echo:', '    rules:',
+  '      - name: "echo rate"', '        rate_limit: 5/minute', '',
+].join('\n'));
 fs.writeFileSync(config, [
   'listen: 127.0.0.1:0', `state: sqlite:${path.join(tmp, 'state.db')}`, 'shutdown_timeout: 2s', 'servers:',
   '  everything:', '    command: node', `    args: [${JSON.stringify(EVERYTHING)}, stdio]`, '    policy: everything.yaml',
   '  rugpull:', '    command: node', `    args: [${JSON.stringify(path.join(FIXTURES, 'rugpull-server.mjs'))}]`,
-  '    policy: rugpull.yaml', '',
+  '    policy: rugpull.yaml',
+  '  legacy:', '    command: node', `    args: [${JSON.stringify(path.join(FIXTURES, 'rugpull-server.mjs'))}]`,
+  '    policy: legacy.yaml', '',
 ].join('\n'));
 
 const createGrant = (name, cfg = config) => {
@@ -257,6 +264,16 @@ describe('web console', () => {
     await shot('policy-conflict');
     await page.getByRole('dialog').getByRole('button', { name: 'Keep my edits' }).click();
     assert.equal(fs.readFileSync(policyFile, 'utf8'), edited, 'the hand edit survives');
+  });
+
+  it('shows a policy in Intercept\'s format read-only, and explains calls against it', async () => {
+    await go('#/policy/legacy', 'Policy builder');
+    await page.getByText("legacy.yaml is in Intercept's format").waitFor();
+    assert.equal(await page.getByRole('list', { name: 'Tools by decision' }).count(), 0, 'no board to edit');
+    assert.equal(await page.getByLabel('Tool', { exact: true }).inputValue(), 'echo');  // named by the policy
+    await page.getByRole('button', { name: 'Explain' }).click();
+    await page.locator('.explain-result').getByText(/echo rate/).waitFor();
+    assert.match(await page.locator('.explain-result').textContent(), /Decision: allow/);
   });
 
   it('finds the calls in the audit view, pages, charts and exports them', async () => {

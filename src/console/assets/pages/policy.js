@@ -471,7 +471,9 @@ function buildEditor(area) {
 }
 
 function explainBox(draft) {
-  const tools = state.tools.map(t => t.name);
+  // The tools the gateway has seen, and those the policy names (before any agent listed them).
+  const named = Object.keys((state.file.document && state.file.document.tools) || {}).filter(k => !/[*?]/.test(k));
+  const tools = [...new Set([...state.tools.map(t => t.name), ...named])];
   const tool = h('input', {type: 'text', list: 'explain-tools', value: tools[0] || '', id: 'explain-tool'});
   const args = h('textarea', {rows: '4', id: 'explain-args', spellcheck: 'false'}, '{}');
   const grant = h('input', {type: 'text', value: 'console', id: 'explain-grant'});
@@ -490,6 +492,11 @@ function explainBox(draft) {
     let parsed;
     try { parsed = JSON.parse(args.value || '{}'); } catch (err) {
       out.append(h('p', {class: 'error'}, 'Arguments: not JSON (' + err.message + ')'));
+      return;
+    }
+    if (!tool.value.trim()) {
+      out.append(h('p', {class: 'error'}, 'Type the name of a tool to explain.'));
+      tool.focus();
       return;
     }
     const body = {server: state.server, tool: tool.value.trim(), arguments: parsed, grant: grant.value.trim()};

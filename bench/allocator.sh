@@ -26,20 +26,5 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 for tw in "$a" "$b"; do
-  l=$(label "$tw"); port=$("$loadgen" freeport)
-  cat > "$tmp/serve-$l.yaml" <<CONF
-listen: 127.0.0.1:$port
-state: sqlite:$tmp/serve-$l.db
-max_sessions: 20000
-servers:
-  fast:
-    command: $fast
-    args: [stdio]
-    policy: $here/policies/realistic.yaml
-CONF
-  token=$("$tw" grants create bench -c "$tmp/serve-$l.yaml" --json | sed -E 's/.*"token":"([^"]+)".*/\1/')
-  "$tw" --log-level warn serve -c "$tmp/serve-$l.yaml" > /dev/null 2>&1 & gw=$!
-  wait_http "$port"
-  "$loadgen" idle --url "http://127.0.0.1:$port/mcp/fast" --sessions 10000 --token "$token" --pid $gw --label "idle-10k-$l"
-  kill $gw; wait $gw 2>/dev/null || true
+  "$here/idle.sh" "$tw" 10000 | sed -E "s/\"label\":\"idle-10000\"/\"label\":\"idle-10k-$(label "$tw")\"/"
 done

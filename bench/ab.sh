@@ -15,14 +15,11 @@ for round in $(seq 1 "$rounds"); do
   order=("A $a" "B $b"); [ $((round % 2)) = 0 ] && order=("B $b" "A $a")
   for entry in "${order[@]}"; do
     set -- $entry; label=$1 tw=$2
-    port=$("$loadgen" freeport)
-    "$tw" --log-level warn run --listen 127.0.0.1:$port -p "$here/policies/realistic.yaml" \
-      --state "sqlite:$tmp/$label-$round.db" --upstream "http://127.0.0.1:$fast_port/mcp" > /dev/null 2>&1 & gw=$!
-    wait_http "$port"
-    "$loadgen" http --url "http://127.0.0.1:$port/mcp" -c 8 -d 4 --warmup 1 --pid $gw --label "$label-http" |
+    start_listen "$tw" "$here/policies/realistic.yaml" "sqlite:$tmp/$label-$round.db"
+    "$loadgen" http --url "$gw_url" -c 8 -d 4 --warmup 1 --pid $gw --label "$label-http" |
       sed -E 's/.*"label":"([^"]+)".*"throughput":([0-9.]+).*"p50_us":([0-9]+).*"p99_us":([0-9]+).*"pid0_cpu_s_per_10k":([0-9.]+).*/\1 \2 calls\/s p50=\3us p99=\4us cpu_s_per_10k=\5/'
-    "$loadgen" http --url "http://127.0.0.1:$port/mcp" -c 8 -d 4 --warmup 1 --rate 1000 --label "$label-http@1000/s" | summary
-    kill $gw; wait $gw 2>/dev/null || true
+    "$loadgen" http --url "$gw_url" -c 8 -d 4 --warmup 1 --rate 1000 --label "$label-http@1000/s" | summary
+    stop_listen
     "$loadgen" stdio -c 16 -d 4 --warmup 1 --label "$label-stdio" -- \
       "$tw" --log-level warn run -p "$here/policies/realistic.yaml" --state "sqlite:$tmp/$label-$round-stdio.db" -- "$fast" stdio | summary
   done

@@ -15,12 +15,10 @@ start_fast_http
 for round in $(seq 1 "$rounds"); do
   order=("$a" "$b"); [ $((round % 2)) = 0 ] && order=("$b" "$a")
   for tw in "${order[@]}"; do
-    l=$(label "$tw"); port=$("$loadgen" freeport)
-    "$tw" --log-level warn run --listen 127.0.0.1:$port -p "$here/policies/realistic.yaml" \
-      --state "sqlite:$tmp/$l-$round.db" --upstream "http://127.0.0.1:$fast_port/mcp" > /dev/null 2>&1 & gw=$!
-    wait_http "$port"
-    "$loadgen" http --url "http://127.0.0.1:$port/mcp" -c 8 -d 3 --warmup 1 --pid $gw --label "realistic-$l"
-    kill $gw; wait $gw 2>/dev/null || true
+    l=$(label "$tw")
+    start_listen "$tw" "$here/policies/realistic.yaml" "sqlite:$tmp/$l-$round.db"
+    "$loadgen" http --url "$gw_url" -c 8 -d 3 --warmup 1 --pid $gw --label "realistic-$l"
+    stop_listen
     "$loadgen" stdio -c 16 -d 3 --warmup 1 --label "stdio-allow-$l" -- \
       "$tw" --log-level warn run -p "$here/policies/allow-all.yaml" --state memory -- "$fast" stdio
   done

@@ -11,13 +11,9 @@ tw=$build/toolwarden
 start_fast_http
 for round in $(seq 1 "$rounds"); do
   for size in 4096 2048 1024; do
-    port=$("$loadgen" freeport)
-    TOOLWARDEN_SQLITE_PAGE_SIZE=$size "$tw" --log-level warn run --listen 127.0.0.1:$port \
-      -p "$here/policies/realistic.yaml" --state "sqlite:$tmp/r$round-$size.db" \
-      --upstream "http://127.0.0.1:$fast_port/mcp" > /dev/null 2>&1 & gw=$!
-    wait_http "$port"
-    "$loadgen" http --url "http://127.0.0.1:$port/mcp" -c 8 -d 4 --warmup 1 --pid $gw --label "page-$size" |
+    TOOLWARDEN_SQLITE_PAGE_SIZE=$size start_listen "$tw" "$here/policies/realistic.yaml" "sqlite:$tmp/r$round-$size.db"
+    "$loadgen" http --url "$gw_url" -c 8 -d 4 --warmup 1 --pid $gw --label "page-$size" |
       sed -E 's/.*"label":"([^"]+)".*"throughput":([0-9.]+).*"p99_us":([0-9]+).*"pid0_cpu_s_per_10k":([0-9.]+).*/\1 \2 calls\/s p99=\3us cpu_s_per_10k=\4/'
-    kill $gw; wait $gw 2>/dev/null || true
+    stop_listen
   done
 done

@@ -3,23 +3,11 @@
 # vs directly, and the first tools/list through `serve` with 10 upstream servers.
 #   bench/scale.sh [--out FILE]
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-build=${BUILD_DIR:-$root/build}
-tw=$build/toolwarden fast=$build/bench/fast_server loadgen=$build/bench/loadgen
+source "$(dirname "$0")/lib.sh"
+tw=$build/toolwarden
 out=${2:-$here/results/scale-$(date -u +%Y%m%dT%H%M%SZ).jsonl}
 [ "${1:-}" = "--out" ] && out=$2
 mkdir -p "$(dirname "$out")"; : > "$out"
-tmp=$(mktemp -d); pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-wait_http() {
-  local deadline=$((SECONDS + 30))
-  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-    [ $SECONDS -lt $deadline ] || { echo "nothing listens on $1" >&2; return 1; }
-    sleep 0.01
-  done
-}
 now_ms() { date +%s%3N; }
 
 # 1. A server with 5,000 tools: direct, through `run --listen`, through `serve`.

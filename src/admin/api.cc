@@ -3,12 +3,10 @@
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
-#include <cstdio>
-#include <ctime>
 #include <set>
 
 #include "catalog/classify.h"
-#include "common/canonical_json.h"
+#include "common/log.h"
 #include "common/random.h"
 #include "policy/loader.h"
 #include "policy/policy.h"
@@ -233,9 +231,8 @@ Response Api::Handle(const Request& req) {
       return Json(200, json::object{{"servers", std::move(out)}});
     }
     const std::string& name = p[1];
-    bool known = false;
-    for (const auto& s : servers) known = known || s.name == name;
-    if (!known) return Err(404, "not_found", "no server named \"" + name + "\"");
+    auto info = std::find_if(servers.begin(), servers.end(), [&](const ServerInfo& s) { return s.name == name; });
+    if (info == servers.end()) return Err(404, "not_found", "no server named \"" + name + "\"");
     if (p.size() == 3 && p[2] == "tools") {
       if (m != "GET") return method_not_allowed();
       auto pins = backend_.Pins().List(name);
@@ -272,16 +269,8 @@ Response Api::Handle(const Request& req) {
       return Json(200, json::object{{"server", name}, {"tools", std::move(tools)}});
     }
     if (p.size() == 3 && p[2] == "policy") {
-      if (m == "GET") return GetPolicy(name);
-      if (m == "PUT") {
-        Response r = SavePolicy(name, body);
-        if (r.status == 200) {
-          const json::value v = json::parse(r.body);
-          record("policies.save", name, std::string(v.at("path").get_string()) + " " +
-                                             std::string(v.at("version").get_string()));
-        }
-        return r;
-      }
+      if (m == "GET") return GetPolicy(*info);
+      if (m == "PUT") return SavePolicy(*info, body, now);
       return method_not_allowed();
     }
     // POST /api/servers/<s>/tools/<t>/accept, POST /api/servers/<s>/accept: approve changes.
@@ -446,15 +435,6 @@ Result<int64_t> IntParam(const ApiRoute& route, const std::string& key) {
   return n;
 }
 
-std::string IsoTime(int64_t ms) {
-  const std::time_t t = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[40];
-  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", static_cast<int>(ms % 1000));
-  return buf;
-}
 
 // One CSV cell (RFC 4180 quoting). A cell that a spreadsheet would run as a formula (=, +, -,
 // @, tab, CR first) gets a leading apostrophe: tool names and reasons come from outsiders.
@@ -480,8 +460,6 @@ json::value DiagnosticsJson(const std::vector<policy::Diagnostic>& diags) {
   }
   return out;
 }
-
-std::string ShortDigest(std::string_view text) { return Sha256Hex(text).substr(0, 16); }
 
 }  // namespace
 
@@ -549,7 +527,7 @@ Response Api::Audit(const ApiRoute& route, int64_t now) {
       r.body = "id,time,grant,session,server,tool,decision,rule,reason,outcome,latency_ms,policy_version,args_digest\r\n";
       for (const auto& rec : *records) {
         for (const std::string& cell :
-             {rec.id, IsoTime(rec.ts_ms), rec.grant, rec.session, rec.server, rec.tool, rec.decision,
+             {rec.id, IsoTimeUtc(rec.ts_ms), rec.grant, rec.session, rec.server, rec.tool, rec.decision,
               rec.rule, rec.reason, rec.outcome, std::to_string(rec.latency_ms), rec.policy_version}) {
           r.body += CsvCell(cell);
           r.body += ',';
@@ -623,11 +601,9 @@ Response Api::Counters(const ApiRoute& route, int64_t now) {
   return Json(200, json::object{{"counters", std::move(rows)}});
 }
 
-Response Api::GetPolicy(const std::string& server) {
-  std::string path;
-  for (const auto& s : backend_.Servers()) {
-    if (s.name == server) path = s.policy;
-  }
+Response Api::GetPolicy(const ServerInfo& info) {
+  const std::string& server = info.name;
+  const std::string& path = info.policy;
   if (path.empty()) {
     return Err(404, "no_policy",
                "server \"" + server + "\" has no policy file, so every call is allowed; add "
@@ -661,18 +637,16 @@ Response Api::GetPolicy(const std::string& server) {
                                        ? "intercept"
                                        : "native"},
                        {"text", *text},
-                       {"version", ShortDigest(*text)},
+                       {"version", policy::PolicyVersion(*text)},
                        {"in_force_version", in_force ? in_force->version : std::string()},
                        {"has_comments", comments},
                        {"document", std::move(document)},
                        {"diagnostics", DiagnosticsJson(compiled.diagnostics)}});
 }
 
-Response Api::SavePolicy(const std::string& server, const json::object& body) {
-  std::string path;
-  for (const auto& s : backend_.Servers()) {
-    if (s.name == server) path = s.policy;
-  }
+Response Api::SavePolicy(const ServerInfo& info, const json::object& body, int64_t now) {
+  const std::string& server = info.name;
+  const std::string& path = info.policy;
   if (path.empty()) return Err(404, "no_policy", "server \"" + server + "\" has no policy file");
   const json::value* text = body.if_contains("text");
   const std::string base = Str(body, "base_version");
@@ -682,9 +656,9 @@ Response Api::SavePolicy(const std::string& server, const json::object& body) {
   }
   auto current = backend_.ReadPolicyFile(path);
   if (!current) return Err(503, "unavailable", current.error().message());
-  if (ShortDigest(*current) != base) {
+  if (policy::PolicyVersion(*current) != base) {
     return Err(409, "conflict",
-               path + " changed on disk since it was loaded (version " + ShortDigest(*current) +
+               path + " changed on disk since it was loaded (version " + policy::PolicyVersion(*current) +
                    ", not " + base + "); reload it and apply the changes again");
   }
   const std::string new_text(text->get_string());
@@ -700,7 +674,8 @@ Response Api::SavePolicy(const std::string& server, const json::object& body) {
   }
   // WritePolicyFile has put the new policy in force; the next call is decided by it.
   auto in_force = backend_.PolicyOf(server);
-  const std::string version = ShortDigest(new_text);
+  const std::string version = policy::PolicyVersion(new_text);
+  Record(now, "policies.save", server, path + " " + version);
   return Json(200, json::object{{"path", path},
                                 {"version", version},
                                 {"in_force_version", in_force ? in_force->version : std::string()},
@@ -731,15 +706,10 @@ Response Api::Explain(const json::object& body, int64_t now) {
   }
   std::string grant = Str(body, "grant");
   if (grant.empty()) grant = "console";
-  std::string path;
-  bool known = false;
-  for (const auto& s : backend_.Servers()) {
-    if (s.name == server) {
-      known = true;
-      path = s.policy;
-    }
-  }
-  if (!known) return Err(404, "not_found", "no server named \"" + server + "\"");
+  const auto servers = backend_.Servers();
+  auto info = std::find_if(servers.begin(), servers.end(), [&](const ServerInfo& s) { return s.name == server; });
+  if (info == servers.end()) return Err(404, "not_found", "no server named \"" + server + "\"");
+  const std::string& path = info->policy;
   std::shared_ptr<const policy::Policy> policy;
   if (const json::value* draft = body.if_contains("text"); draft && draft->is_string()) {
     // A draft from the builder: explain what it would do once saved.

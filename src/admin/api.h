@@ -129,8 +129,8 @@ class Api {
   Response Login(const Request& req, int64_t now);
   Response Audit(const ApiRoute& route, int64_t now);
   Response Counters(const ApiRoute& route, int64_t now);
-  Response GetPolicy(const std::string& server);
-  Response SavePolicy(const std::string& server, const json::object& body);
+  Response GetPolicy(const ServerInfo& server);
+  Response SavePolicy(const ServerInfo& server, const json::object& body, int64_t now);
   Response Validate(const json::object& body);
   Response Explain(const json::object& body, int64_t now);
   void Record(int64_t now, const std::string& action, const std::string& target,

@@ -16,14 +16,8 @@ class JsonFormatter : public spdlog::formatter {
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
     using namespace std::chrono;
     const auto ms = duration_cast<milliseconds>(msg.time.time_since_epoch()).count();
-    const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char ts[40];
-    const size_t n = std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    std::snprintf(ts + n, sizeof ts - n, ".%03lldZ", static_cast<long long>(ms % 1000));
     Append(dest, "{\"ts\":\"");
-    Append(dest, ts);
+    Append(dest, IsoTimeUtc(ms));
     Append(dest, "\",\"level\":\"");
     const auto level = spdlog::level::to_string_view(msg.level);
     dest.append(level.data(), level.data() + level.size());
@@ -58,6 +52,16 @@ class JsonFormatter : public spdlog::formatter {
 };
 
 }  // namespace
+
+std::string IsoTimeUtc(int64_t epoch_ms) {
+  const std::time_t secs = static_cast<std::time_t>(epoch_ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char ts[40];
+  const size_t n = std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(ts + n, sizeof ts - n, ".%03lldZ", static_cast<long long>(epoch_ms % 1000));
+  return ts;
+}
 
 std::string FormatJsonLogLine(std::string_view level, std::string_view message, int64_t epoch_ms) {
   spdlog::details::log_msg msg(spdlog::source_loc{}, "toolwarden",

@@ -45,6 +45,21 @@ int BusyWait(void*, int attempt) {
   return 1;
 }
 
+// Runs start-up statements. Start-up races other processes opening the same file (switching
+// to WAL takes a brief exclusive lock): a locked database is retried for up to five seconds.
+Result<bool> RunSetup(sqlite3* db, std::initializer_list<const char*> statements,
+                      const std::string& what, const std::string& path) {
+  for (const char* sql : statements) {
+    Result<bool> r = ExecSql(db, sql, what, path);
+    for (int i = 0; !r && r.error().message().find("locked") != std::string::npos && i < 50; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      r = ExecSql(db, sql, what, path);
+    }
+    if (!r) return r;
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& what,
@@ -84,16 +99,9 @@ Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& 
                                                 "PRAGMA synchronous=NORMAL",
                                                 "PRAGMA wal_autocheckpoint=0"};
   for (auto list : {pragmas, setup}) {
-    for (const char* sql : list) {
-      Result<bool> r = ExecSql(db, sql, what, path);
-      for (int i = 0; !r && r.error().message().find("locked") != std::string::npos && i < 50; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        r = ExecSql(db, sql, what, path);
-      }
-      if (!r) {
-        sqlite3_close_v2(db);
-        return Fail(r.error());
-      }
+    if (auto r = RunSetup(db, list, what, path); !r) {
+      sqlite3_close_v2(db);
+      return Fail(r.error());
     }
   }
   return db;
@@ -166,14 +174,7 @@ Result<std::shared_ptr<SqliteConnection>> OpenSharedSqlite(const std::string& pa
     }
   }
   std::lock_guard lock(conn->mu);
-  for (const char* sql : setup) {
-    Result<bool> r = ExecSql(conn->db, sql, what, path);
-    for (int i = 0; !r && r.error().message().find("locked") != std::string::npos && i < 50; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      r = ExecSql(conn->db, sql, what, path);
-    }
-    if (!r) return Fail(r.error());
-  }
+  if (auto r = RunSetup(conn->db, setup, what, path); !r) return Fail(r.error());
   return conn;
 }
 

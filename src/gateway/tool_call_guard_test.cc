@@ -7,6 +7,7 @@
 #include "gateway/policy_holder.h"
 #include "policy/loader.h"
 #include "testing/fake_clock.h"
+#include "testing/idle_approval_waiter.h"
 
 namespace tw::gateway {
 namespace {
@@ -240,13 +241,6 @@ TEST_F(GuardTest, LookAlikeNewcomersAreHeldAndWarnModeOnlyLogs) {
 namespace tw::gateway {
 namespace {
 
-class NeverWaiter : public ApprovalWaiter {
- public:
-  void Await(const std::string&, int64_t, std::function<void()>,
-             std::function<void(const approval::Approval&)>) override {}
-  void Cancel(const std::string&) override {}
-};
-
 TEST_F(GuardTest, RequireApprovalCreatesAnApprovalAfterChargingOrDeniesWithoutApprovals) {
   Use(R"({"version":"1","default":"deny","tools":{"pay":{"action":"require_approval",
       "approval_timeout":"30s","limits":[{"counter":"pay","window":"day","max":5}]}}})");
@@ -255,7 +249,7 @@ TEST_F(GuardTest, RequireApprovalCreatesAnApprovalAfterChargingOrDeniesWithoutAp
   EXPECT_NE(without.decision.reason.find("approvals are not available"), std::string::npos);
 
   auto store = std::move(*approval::OpenApprovalStore("memory"));
-  NeverWaiter waiter;
+  testing::IdleApprovalWaiter waiter;
   guard_.SetApprovals(store.get(), &waiter);
   auto held = Call("pay", R"({"amount":7})");
   EXPECT_EQ(held.decision.verdict, policy::Verdict::kAllow);

@@ -18,16 +18,10 @@
 #include "limits/counter_store.h"
 #include "policy/loader.h"
 #include "testing/fake_clock.h"
+#include "testing/idle_approval_waiter.h"
 
 namespace tw::gateway {
 namespace {
-
-class NoWaiter : public ApprovalWaiter {
- public:
-  void Await(const std::string&, int64_t, std::function<void()>,
-             std::function<void(const approval::Approval&)>) override {}
-  void Cancel(const std::string&) override {}
-};
 
 class TurnCommitTest : public ::testing::Test {
  protected:
@@ -89,7 +83,7 @@ class TurnCommitTest : public ::testing::Test {
   std::unique_ptr<approval::ApprovalStore> approvals_;
   std::unique_ptr<catalog::PinStore> pins_;
   std::unique_ptr<auth::GrantStore> grants_;
-  NoWaiter waiter_;
+  testing::IdleApprovalWaiter waiter_;
   std::unique_ptr<ToolCallGuard> guard_;
   std::vector<std::function<void()>> posted_;
   sqlite3* other_ = nullptr;

@@ -717,6 +717,8 @@ FileFormat FormatFromName(std::string_view file_name) {
   return file_name.ends_with(".json") ? FileFormat::kJson : FileFormat::kYaml;
 }
 
+std::string PolicyVersion(std::string_view text) { return Sha256Hex(text).substr(0, 16); }
+
 CompileResult CompilePolicy(std::string_view text, std::string_view file_name, FileFormat format) {
   CompileResult out;
   std::optional<YAML::Node> parsed = ParseYaml(text, format == FileFormat::kJson, out.diagnostics);
@@ -734,7 +736,7 @@ CompileResult CompilePolicy(std::string_view text, std::string_view file_name, F
                      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
                    });
   if (out.diagnostics.empty()) {
-    policy->version = Sha256Hex(text).substr(0, 16);
+    policy->version = PolicyVersion(text);
     for (auto& [name, rule] : policy->exact) GroupRegexes(rule);
     for (auto& rule : policy->globs) GroupRegexes(rule);
     GroupRegexes(policy->all_tools);

@@ -34,6 +34,9 @@ struct CompileResult {
 CompileResult CompilePolicy(std::string_view text, std::string_view file_name,
                             FileFormat format);
 
+// The version a policy's text gets (Policy::version): the first 16 hex digits of its SHA-256.
+std::string PolicyVersion(std::string_view text);
+
 // Reads a policy file's text.
 Result<std::string> ReadPolicyText(const std::string& path);
 

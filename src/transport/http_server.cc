@@ -333,11 +333,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     if (reply.events && reply.status == 200) co_return co_await StreamAdminEvents(stream, req, reply);
     Response res = MakeResponse(req, static_cast<http::status>(reply.status), std::move(reply.body),
                                 reply.content_type);
+    for (auto& [name, value] : reply.headers) res.insert(name, value);
+    // API answers are never cached; console assets say how they may be.
     if (!res.count(http::field::cache_control)) res.set(http::field::cache_control, "no-store");
-    for (auto& [name, value] : reply.headers) {
-      if (name == "Cache-Control") res.erase(http::field::cache_control);
-      res.insert(name, value);
-    }
     if (reply.status == 401) res.set(http::field::www_authenticate, "Bearer realm=\"toolwarden-admin\"");
     co_return co_await Send(stream, std::move(res));
   }

@@ -17,6 +17,7 @@
 
 #include "admin/api.h"
 #include "app/demo.h"
+#include "app/gateway_state.h"
 #include "app/serve.h"
 #include "app/shutdown.h"
 #include "auth/grant_store.h"
@@ -226,8 +227,14 @@ int RunCommand(const RunOptions& o) {
   }
 
   asio::io_context io(1);
-  // One audit commit per event-loop turn, for every call decided in it.
-  guard.SetGroupCommit([&io](std::function<void()> fn) { asio::post(io, std::move(fn)); });
+  // Records (and their charges) committed off this thread, many calls per commit.
+  guard.SetGroupCommit(LoopPosterFor(io));
+  // Whatever way run() ends, records still in flight post their completion to io: let them,
+  // before io goes.
+  struct FlushAudit {
+    audit::AuditLog& log;
+    ~FlushAudit() { log.Flush(); }
+  } flush_audit{**audit_log};
   auto make_upstream = [&]() -> std::unique_ptr<gateway::Upstream> {
     if (!o.upstream_url.empty()) {
       return std::make_unique<transport::HttpUpstream>(io, http_options);

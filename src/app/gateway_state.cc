@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -74,11 +76,17 @@ class PublishingAuditLog : public audit::AuditLog {
     if (w) Publish(r);
     return w;
   }
-  void Stage(audit::Record r) override {
-    Publish(r);
-    inner_->Stage(std::move(r));
+  void Submit(audit::Record r, std::function<void(audit::Record&)> in_txn,
+              std::function<void(bool)> done) override {
+    if (!hub_.HasSubscribers()) return inner_->Submit(std::move(r), std::move(in_txn), std::move(done));
+    // Published as written (after `in_txn` may have made it a denial), on the writer thread.
+    inner_->Submit(std::move(r),
+                   [this, in_txn = std::move(in_txn)](audit::Record& rec) {
+                     if (in_txn) in_txn(rec);
+                     Publish(rec);
+                   },
+                   std::move(done));
   }
-  Result<bool> CommitStaged() override { return inner_->CommitStaged(); }
   void Complete(const std::string& id, const std::string& outcome, int64_t latency_ms) override {
     if (hub_.HasSubscribers()) {
       hub_.Publish("outcome", json::serialize(json::object{
@@ -98,6 +106,15 @@ class PublishingAuditLog : public audit::AuditLog {
 };
 
 }  // namespace
+
+std::function<gateway::ToolCallGuard::LoopPoster()> LoopPosterFor(boost::asio::io_context& io) {
+  return [&io]() -> gateway::ToolCallGuard::LoopPoster {
+    // A tracked executor counts as work for io.run() for as long as a copy lives.
+    return [ex = boost::asio::prefer(io.get_executor(),
+                                     boost::asio::execution::outstanding_work.tracked)](
+               std::function<void()> fn) { boost::asio::post(ex, std::move(fn)); };
+  };
+}
 
 GatewayState::GatewayState(boost::asio::io_context& io, const config::Config& config,
                            const Clock& clock)
@@ -218,7 +235,7 @@ Result<const gateway::ToolCallGuard*> GatewayState::GuardFor(ServerRuntime& serv
   guard->SetAudit(audit_.get(), server.config.name, config_.audit_include_arguments);
   guard->SetApprovals(approvals_.get(), waiter_);
   guard->SetMetrics(&metrics_);
-  guard->SetGroupCommit([this](std::function<void()> fn) { boost::asio::post(io_, std::move(fn)); });
+  guard->SetGroupCommit(LoopPosterFor(io_));
   const gateway::ToolCallGuard* out = guard.get();
   server.guards.emplace(policy_path, std::move(guard));
   return out;

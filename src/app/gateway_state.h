@@ -54,6 +54,10 @@ struct ServerRuntime {
   }
 };
 
+// The guards' group commit on `io` (ToolCallGuard::SetGroupCommit): posts from the audit
+// writer's thread, and keeps `io` running while a call's record is in flight.
+std::function<gateway::ToolCallGuard::LoopPoster()> LoopPosterFor(boost::asio::io_context& io);
+
 class GatewayState : public admin::Backend {
  public:
   static Result<std::unique_ptr<GatewayState>> Open(boost::asio::io_context& io,

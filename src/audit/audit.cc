@@ -10,7 +10,6 @@
 #include <sqlite3.h>
 
 #include <condition_variable>
-#include <deque>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -46,8 +45,11 @@ json::value ToJson(const Record& r) {
 
 namespace {
 
+// `id` is unique by construction (NewRecordId) and only ever looked up to complete a record,
+// which goes by rowid (pending_rows_): no index on it, one B-tree less to write per record.
+// (Files made before this kept `id TEXT PRIMARY KEY`; both work.)
 constexpr const char* kSchema =
-    "CREATE TABLE IF NOT EXISTS audit(id TEXT PRIMARY KEY, ts_ms INTEGER NOT NULL, "
+    "CREATE TABLE IF NOT EXISTS audit(id TEXT NOT NULL, ts_ms INTEGER NOT NULL, "
     "grant_name TEXT NOT NULL, session TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL, "
     "decision TEXT NOT NULL, rule TEXT NOT NULL, reason TEXT NOT NULL, arg_keys TEXT NOT NULL, "
     "args_digest TEXT NOT NULL, args TEXT, policy_version TEXT NOT NULL, outcome TEXT NOT NULL, "
@@ -56,12 +58,13 @@ constexpr const char* kIndex = "CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts_
 
 class SqliteAuditLog : public AuditLog {
  public:
-  // `checkpointer` (may be null: no file) is a second connection, used by the writer thread only.
+  // `checkpointer` (may be null: no file) is a second connection, for the checkpoint thread only.
   SqliteAuditLog(std::shared_ptr<SqliteConnection> conn, sqlite3* checkpointer, std::string json_lines)
       : conn_(std::move(conn)), db_(conn_->db), checkpointer_(checkpointer), path_(conn_->path),
         db_mu_(conn_->mu) {
     if (!json_lines.empty()) lines_.open(json_lines, std::ios::app);
     writer_ = std::thread([this] { WriterLoop(); });
+    checkpoints_ = std::thread([this] { CheckpointLoop(); });
   }
   ~SqliteAuditLog() override {
     {
@@ -70,20 +73,20 @@ class SqliteAuditLog : public AuditLog {
     }
     queue_cv_.notify_all();
     writer_.join();
+    {
+      std::lock_guard lock(checkpoint_mu_);
+      stop_checkpoints_ = true;
+    }
+    checkpoint_cv_.notify_all();
+    checkpoints_.join();
     if (checkpointer_) sqlite3_close_v2(checkpointer_);
   }
 
   Result<bool> Write(const Record& r) override {
     std::lock_guard lock(db_mu_);
-    if (auto ok = InsertLocked(r); !ok) return ok;
-    // Inside a turn (counters charged on this connection, see CounterStore::TryChargeInTurn)
-    // the insert is not durable until that transaction commits: commit it now. The turn's
-    // staged records stay staged for CommitStaged.
-    if (sqlite3_get_autocommit(db_) == 0) {
-      if (auto c = StepLocked("COMMIT"); !c) {
-        (void)StepLocked("ROLLBACK");
-        return Fail(c.error());
-      }
+    if (auto ok = InsertLocked(r); !ok) {
+      pending_rows_.erase(r.id);
+      return ok;
     }
     Mirror(r);
     return true;
@@ -91,45 +94,43 @@ class SqliteAuditLog : public AuditLog {
 
   const void* Connection() const override { return conn_.get(); }
 
-  void Stage(Record record) override {
-    std::lock_guard lock(db_mu_);
-    staged_.push_back(std::move(record));
-  }
-
-  Result<bool> CommitStaged() override {
-    std::lock_guard lock(db_mu_);
-    // A transaction already open is the turn's: counters charged by TryChargeInTurn, which
-    // this commit makes durable together with the records.
-    const bool in_turn = sqlite3_get_autocommit(db_) == 0;
-    if (staged_.empty() && !in_turn) return true;
-    std::vector<Record> batch;
-    batch.swap(staged_);
-    if (!in_turn) {
-      if (auto r = StepLocked("BEGIN IMMEDIATE"); !r) return Fail(r.error());
+  void Submit(Record record, std::function<void(Record&)> in_txn,
+              std::function<void(bool ok)> done) override {
+    std::unique_lock lock(queue_mu_);
+    const auto now = std::chrono::steady_clock::now();
+    const bool quiet = now - last_submit_ > kQuiet;
+    last_submit_ = now;
+    if (quiet && idle_ && jobs_.empty() && inline_writes_ == 0) {
+      // A lone call (nothing submitted for a while): a hop to the writer thread and back would
+      // only add two wake-ups to its latency, and there is nothing to batch it with.
+      ++inline_writes_;
+      lock.unlock();
+      std::vector<Job> one;
+      one.push_back({std::move(record), std::move(in_txn), std::move(done)});
+      WriteBatch(one, {});
+      Finished(one);
+      lock.lock();
+      --inline_writes_;
+      flushed_cv_.notify_all();
+      return;
     }
-    for (const Record& r : batch) {
-      if (auto ok = InsertLocked(r); !ok) {
-        (void)StepLocked("ROLLBACK");
-        return ok;
-      }
-    }
-    if (auto r = StepLocked("COMMIT"); !r) {
-      (void)StepLocked("ROLLBACK");
-      return Fail(r.error());
-    }
-    for (const Record& r : batch) Mirror(r);
-    return true;
+    jobs_.push_back({std::move(record), std::move(in_txn), std::move(done)});
+    // A writer busy with a batch takes this one when it ends, without a wake-up (a futex
+    // call and a context switch saved per call under load).
+    const bool wake = idle_;
+    lock.unlock();
+    if (wake) queue_cv_.notify_one();
   }
 
   void Complete(const std::string& id, const std::string& outcome, int64_t latency_ms) override {
     bool full = false;
     {
       std::lock_guard lock(queue_mu_);
-      queue_.push_back({id, outcome, latency_ms});
-      full = queue_.size() >= kBatch;
+      updates_.push_back({id, outcome, latency_ms});
+      full = updates_.size() >= kBatch && idle_;
     }
-    // The writer wakes on its own every 50 ms; waking it for every outcome would cost a futex
-    // and a context switch per call.
+    // Outcomes ride with the next batch of records; on their own the writer applies them
+    // every 50 ms — waking it for each would cost a futex and a context switch per call.
     if (full) queue_cv_.notify_one();
     if (lines_.is_open()) {
       std::lock_guard l(pending_mu_);
@@ -149,7 +150,9 @@ class SqliteAuditLog : public AuditLog {
     std::unique_lock lock(queue_mu_);
     flush_requested_ = true;
     queue_cv_.notify_one();
-    queue_cv_.wait(lock, [this] { return queue_.empty() && !writing_; });
+    flushed_cv_.wait(lock, [this] {
+      return jobs_.empty() && updates_.empty() && !writing_ && inline_writes_ == 0;
+    });
   }
 
  private:
@@ -185,6 +188,7 @@ class SqliteAuditLog : public AuditLog {
     if (sqlite3_step(st.s) != SQLITE_DONE) {
       return Fail(Error::Unavailable("audit store " + path_ + ": " + sqlite3_errmsg(db_)));
     }
+    if (r.outcome == "pending") pending_rows_[r.id] = sqlite3_last_insert_rowid(db_);
     return true;
   }
 
@@ -201,101 +205,171 @@ class SqliteAuditLog : public AuditLog {
     }
   }
 
+  struct Job {
+    Record record;
+    std::function<void(Record&)> in_txn;
+    std::function<void(bool)> done;
+    bool ok = true;
+  };
   struct Update {
     std::string id, outcome;
     int64_t latency_ms;
   };
 
-  // Applies outcome updates in batched transactions: one commit for everything queued.
+  // Takes everything queued and writes it in one transaction: each submitted record (with what
+  // its `in_txn` writes) in a savepoint of its own, so that one failing insert costs only its
+  // own call, then the outcome updates. Under load the batch grows by itself: what arrives
+  // while one commits makes the next.
   void WriterLoop() {
     std::unique_lock lock(queue_mu_);
     for (;;) {
-      queue_cv_.wait_for(lock, std::chrono::milliseconds(50),
-                         [this] { return stop_ || flush_requested_ || queue_.size() >= kBatch; });
-      if (queue_.empty()) {
+      idle_ = true;
+      queue_cv_.wait_for(lock, std::chrono::milliseconds(50), [this] {
+        return stop_ || flush_requested_ || !jobs_.empty() || updates_.size() >= kBatch;
+      });
+      idle_ = false;
+      if (jobs_.empty() && updates_.empty()) {
         flush_requested_ = false;
-        queue_cv_.notify_all();
+        flushed_cv_.notify_all();
         if (stop_) return;
-        MaybeCheckpoint(lock);
         continue;
       }
-      std::deque<Update> batch;
-      batch.swap(queue_);
+      std::vector<Job> jobs;
+      jobs.swap(jobs_);
+      std::vector<Update> updates;
+      updates.swap(updates_);
       writing_ = true;
       lock.unlock();
-      {
-        std::lock_guard db_lock(db_mu_);
-        // A savepoint when the gateway's turn is open (it commits these with it).
-        WriteTxn txn(stmts_, db_, "audit store", path_);
-        (void)txn.Begin();
-        SqliteStmt st;
-        sqlite3_prepare_v2(db_, "UPDATE audit SET outcome = ?2, latency_ms = ?3 WHERE id = ?1", -1,
-                           &st.s, nullptr);
-        for (const Update& u : batch) {
-          sqlite3_bind_text(st.s, 1, u.id.c_str(), -1, SQLITE_STATIC);
-          sqlite3_bind_text(st.s, 2, u.outcome.c_str(), -1, SQLITE_STATIC);
-          sqlite3_bind_int64(st.s, 3, u.latency_ms);
-          sqlite3_step(st.s);
-          sqlite3_reset(st.s);
-        }
-        if (auto r = txn.Commit(); !r) spdlog::error("audit: {}", r.error().message());
-      }
+      WriteBatch(jobs, updates);
+      Finished(jobs);
       lock.lock();
       writing_ = false;
-      queue_cv_.notify_all();
-      MaybeCheckpoint(lock);
+      flushed_cv_.notify_all();
+    }
+  }
+
+  // After the batch: the JSON lines mirror, then each job's `done`.
+  void Finished(std::vector<Job>& jobs) {
+    for (Job& j : jobs) {
+      if (j.ok) Mirror(j.record);
+      if (j.done) j.done(j.ok);
+    }
+  }
+
+  // One transaction; sets each job's ok. Takes db_mu_ for its whole length: no other thread
+  // sees the transaction open.
+  void WriteBatch(std::vector<Job>& jobs, const std::vector<Update>& updates) {
+    std::lock_guard db_lock(db_mu_);
+    auto fail_all = [&](const Error& e) {
+      spdlog::error("audit: {}", e.message());
+      for (Job& j : jobs) j.ok = false;
+    };
+    if (auto r = StepLocked("BEGIN IMMEDIATE"); !r) return fail_all(r.error());
+    if (jobs.size() == 1 && updates.empty()) {
+      // Alone in its transaction: no savepoint needed to keep anything else.
+      Job& j = jobs[0];
+      if (j.in_txn) j.in_txn(j.record);
+      auto ok = InsertLocked(j.record);
+      if (ok) ok = StepLocked("COMMIT");
+      if (!ok) {
+        (void)StepLocked("ROLLBACK");
+        fail_all(ok.error());
+        pending_rows_.erase(j.record.id);
+      }
+      return;
+    }
+    for (Job& j : jobs) {
+      if (auto r = StepLocked("SAVEPOINT call"); !r) {
+        (void)StepLocked("ROLLBACK");
+        return fail_all(r.error());
+      }
+      if (j.in_txn) j.in_txn(j.record);
+      if (auto ok = InsertLocked(j.record); !ok) {
+        spdlog::error("audit: {}", ok.error().message());
+        j.ok = false;
+        (void)StepLocked("ROLLBACK TO call");
+      }
+      (void)StepLocked("RELEASE call");
+    }
+    if (!updates.empty()) {
+      ScopedStmt st = stmts_.Get(db_, "UPDATE audit SET outcome = ?2, latency_ms = ?3 WHERE rowid = ?1");
+      for (const Update& u : updates) {
+        auto row = pending_rows_.find(u.id);
+        if (row == pending_rows_.end()) continue;  // not a pending record of this process
+        sqlite3_reset(st.s);
+        sqlite3_bind_int64(st.s, 1, row->second);
+        sqlite3_bind_text(st.s, 2, u.outcome.c_str(), -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st.s, 3, u.latency_ms);
+        sqlite3_step(st.s);
+        pending_rows_.erase(row);
+      }
+    }
+    if (auto r = StepLocked("COMMIT"); !r) {
+      (void)StepLocked("ROLLBACK");
+      fail_all(r.error());
+    }
+    for (const Job& j : jobs) {
+      if (!j.ok) pending_rows_.erase(j.record.id);
     }
   }
 
   static constexpr size_t kBatch = 256;
-  // Moves the WAL into the database file, off the gateway's thread (the connections that write
-  // on it never checkpoint), at most every 200 ms.
-  void MaybeCheckpoint(std::unique_lock<std::mutex>& lock) {
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_checkpoint_ < std::chrono::milliseconds(200)) return;
-    if (!checkpointer_) {
-      // In memory (--state memory): nothing outlives the process anyway; keep the newest
-      // records only, so a long-running gateway does not grow without bound.
-      last_checkpoint_ = now;
-      lock.unlock();
-      {
-        std::lock_guard db_lock(db_mu_);
-        ExecSql(db_,
-                "DELETE FROM audit WHERE rowid <= (SELECT MAX(rowid) FROM audit) - 100000",
-                "audit store", path_);
+
+  // Moves the WAL into the database file every 200 ms, on a thread of its own so that batches
+  // never wait for it (the connections that write never checkpoint, sqlite_db.h).
+  void CheckpointLoop() {
+    std::unique_lock lock(checkpoint_mu_);
+    for (;;) {
+      if (checkpoint_cv_.wait_for(lock, std::chrono::milliseconds(200), [this] { return stop_checkpoints_; })) {
+        return;
       }
-      lock.lock();
-      return;
+      if (!checkpointer_) {
+        // In memory (--state memory): nothing outlives the process anyway; keep the newest
+        // records only, so a long-running gateway does not grow without bound.
+        std::lock_guard db_lock(db_mu_);
+        ExecSql(db_, "DELETE FROM audit WHERE rowid <= (SELECT MAX(rowid) FROM audit) - 100000",
+                "audit store", path_);
+        continue;
+      }
+      int wal_frames = 0, copied = 0;
+      sqlite3_wal_checkpoint_v2(checkpointer_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames, &copied);
+      // Under steady writes a passive checkpoint never catches up with the end of the WAL, and
+      // the WAL only starts over once it has: past ~8 MB, briefly hold writers back (RESTART)
+      // so it can. Most frames are already copied by then, so the pause is short.
+      if (wal_frames > 4000) {
+        sqlite3_wal_checkpoint_v2(checkpointer_, nullptr, SQLITE_CHECKPOINT_RESTART, &wal_frames, &copied);
+      }
     }
-    last_checkpoint_ = now;
-    lock.unlock();
-    int wal_frames = 0, copied = 0;
-    sqlite3_wal_checkpoint_v2(checkpointer_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames, &copied);
-    // Under steady writes a passive checkpoint never catches up with the end of the WAL, and the
-    // WAL only starts over once it has: past ~16 MB, briefly hold writers back (RESTART) so it
-    // can. Most frames are already copied by then, so the pause is short.
-    if (wal_frames > 4000) {
-      sqlite3_wal_checkpoint_v2(checkpointer_, nullptr, SQLITE_CHECKPOINT_RESTART, &wal_frames, &copied);
-    }
-    lock.lock();
   }
 
   std::shared_ptr<SqliteConnection> conn_;  // shared with the other stores on the file
   sqlite3* db_;
-  sqlite3* checkpointer_;  // the writer thread's only
-  std::chrono::steady_clock::time_point last_checkpoint_;  // writer thread only
+  sqlite3* checkpointer_;  // the checkpoint thread's only
   std::string path_;
-  std::mutex& db_mu_;  // the connection's; guards db_, stmts_ and staged_
+  std::recursive_mutex& db_mu_;  // the connection's; guards db_ and stmts_
   StatementCache stmts_;
-  std::vector<Record> staged_;
+  // Where each record still waiting for its outcome is (Complete). Guarded by db_mu_.
+  std::unordered_map<std::string, int64_t> pending_rows_;
 
   std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::deque<Update> queue_;  // Guarded by queue_mu_.
-  bool stop_ = false;         // Guarded by queue_mu_.
+  std::condition_variable queue_cv_;    // wakes the writer
+  std::condition_variable flushed_cv_;  // wakes Flush() callers
+  std::vector<Job> jobs_;        // Guarded by queue_mu_, like everything down to writer_.
+  std::vector<Update> updates_;
+  bool stop_ = false;
   bool flush_requested_ = false;
   bool writing_ = false;
+  bool idle_ = false;  // the writer waits for work (Submit wakes it)
+  int inline_writes_ = 0;  // batches of one written by Submit's caller
+  std::chrono::steady_clock::time_point last_submit_;
+  // A call submitted this long after the one before is written on its caller's thread.
+  static constexpr auto kQuiet = std::chrono::microseconds(250);
   std::thread writer_;
+
+  std::mutex checkpoint_mu_;
+  std::condition_variable checkpoint_cv_;
+  bool stop_checkpoints_ = false;  // Guarded by checkpoint_mu_.
+  std::thread checkpoints_;
 
   std::mutex lines_mu_;
   std::ofstream lines_;
@@ -319,8 +393,8 @@ Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
     std::ofstream probe(json_lines_path, std::ios::app);
     if (!probe) return Fail(Error::Unavailable("cannot write the audit log " + json_lines_path));
   }
-  // Records are written on the gateway's thread, where nothing checkpoints (sqlite_db.h); the
-  // writer thread checkpoints the file from a connection of its own.
+  // The shared connection never checkpoints (sqlite_db.h): the writer thread does, between
+  // batches, from a connection of its own.
   auto conn = OpenSharedSqlite(path, "audit store", {kSchema, kIndex});
   if (!conn) return Fail(conn.error());
   sqlite3* checkpointer = nullptr;

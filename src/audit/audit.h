@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,17 +50,25 @@ class AuditLog {
   virtual ~AuditLog() = default;
   // Durable when it returns.
   virtual Result<bool> Write(const Record& record) = 0;
-  // Group commit: Stage() queues a record without writing it; CommitStaged() writes every
-  // staged record in one transaction and is durable when it returns. A gateway that stages
-  // the records of one event-loop turn and commits them together pays one commit per turn
-  // instead of one per call — and must not forward (or answer) those calls before it commits.
-  virtual void Stage(Record record) = 0;
-  virtual Result<bool> CommitStaged() = 0;
+  // Group commit, off the caller's thread: `record` joins the writer thread's next batch — one
+  // transaction for every record submitted meanwhile, and the outcome updates queued. Inside
+  // it, just before the insert, `in_txn` (may be empty) runs on the writer thread with the
+  // connection's lock held: it may write on the same connection (a call's counter charges,
+  // which then commit with its record) and change the record (a charge that did not fit makes
+  // it a denial). `done(ok)` runs after the batch: ok when the record is durable, false when
+  // nothing of it (nor of what `in_txn` wrote) was kept. A gateway must neither forward nor
+  // answer a call before its `done` said ok. Both callbacks must be quick, must not call back
+  // into this log, and may run on the writer thread or — for a lone call, when nothing was
+  // submitted just before it and the writer is idle — on the caller's, before Submit returns
+  // (a batch of one, saving the call the two thread hops).
+  virtual void Submit(Record record, std::function<void(Record&)> in_txn,
+                      std::function<void(bool ok)> done) = 0;
   // Sets the outcome of a written record (may be batched; flushed on Flush and on close).
   virtual void Complete(const std::string& id, const std::string& outcome, int64_t latency_ms) = 0;
+  // Returns once everything submitted and completed so far is written (or has failed).
   virtual void Flush() = 0;
-  // The SQLite connection records are written on (null when none), for group commit with the
-  // counters (CounterStore::Connection).
+  // The SQLite connection records are written on (null when none): a counter store on the same
+  // one can charge inside Submit's `in_txn` (CounterStore::Connection).
   virtual const void* Connection() const { return nullptr; }
 };
 
@@ -78,7 +87,8 @@ struct Bucket {
 };
 
 // The SQLite audit store (table `audit` in the state database), optionally mirrored as JSON
-// lines to a file. Outcome updates go through one writer thread in batched transactions.
+// lines to a file. Submitted records and outcome updates go through one writer thread in
+// batched transactions.
 Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
                                                const std::string& json_lines_path);
 

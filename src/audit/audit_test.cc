@@ -4,6 +4,9 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <mutex>
 
 #include "common/random.h"
 
@@ -73,6 +76,75 @@ TEST(AuditTest, WritesCompletesAndQueriesRecordsThatSurviveReopening) {
   }
   EXPECT_EQ(n, 2);
   fs::remove_all(dir);
+}
+
+// Submit: records written off the caller's thread in batches, whatever the file's schema —
+// one made before `id` lost its index completes records just the same.
+TEST(AuditTest, SubmittedRecordsAreWrittenAndCompletedInNewAndOldFiles) {
+  for (const bool old_schema : {false, true}) {
+    SCOPED_TRACE(old_schema ? "old schema" : "new schema");
+    const fs::path dir = fs::temp_directory_path() / ("tw-audit-" + RandomHex(6));
+    fs::create_directories(dir);
+    const fs::path file = dir / "state.db";
+    const std::string spec = "sqlite:" + file.string();
+    if (old_schema) {
+      sqlite3* db = nullptr;
+      ASSERT_EQ(sqlite3_open(file.c_str(), &db), SQLITE_OK);
+      ASSERT_EQ(sqlite3_exec(db,
+                             "CREATE TABLE audit(id TEXT PRIMARY KEY, ts_ms INTEGER NOT NULL, "
+                             "grant_name TEXT NOT NULL, session TEXT NOT NULL, server TEXT NOT NULL, "
+                             "tool TEXT NOT NULL, decision TEXT NOT NULL, rule TEXT NOT NULL, reason "
+                             "TEXT NOT NULL, arg_keys TEXT NOT NULL, args_digest TEXT NOT NULL, args "
+                             "TEXT, policy_version TEXT NOT NULL, outcome TEXT NOT NULL, latency_ms "
+                             "INTEGER NOT NULL)",
+                             nullptr, nullptr, nullptr),
+                SQLITE_OK);
+      sqlite3_close(db);
+    }
+    {
+      auto log = OpenAuditLog(spec, "");
+      ASSERT_TRUE(log.has_value()) << log.error().message();
+      std::mutex mu;
+      std::vector<bool> done;
+      std::vector<std::string> ids;
+      for (int i = 0; i < 50; ++i) {
+        Record r = Make(i % 2 ? "refund" : "delete", i % 2 ? "allow" : "deny", 1000 + i,
+                        i % 2 ? "pending" : "not_forwarded");
+        ids.push_back(r.id);
+        (*log)->Submit(std::move(r),
+                       [i](Record& rec) {
+                         if (i == 7) rec.reason = "changed inside the transaction";
+                       },
+                       [&](bool ok) {
+                         std::lock_guard lock(mu);
+                         done.push_back(ok);
+                       });
+      }
+      (*log)->Flush();
+      {
+        std::lock_guard lock(mu);
+        ASSERT_EQ(done.size(), 50u);
+        for (bool ok : done) EXPECT_TRUE(ok);
+      }
+      for (int i = 1; i < 50; i += 2) (*log)->Complete(ids[i], "ok", i);
+      (*log)->Flush();
+    }
+    Query q;
+    q.limit = 100;
+    auto all = QueryAudit(spec, q);
+    ASSERT_TRUE(all.has_value());
+    ASSERT_EQ(all->size(), 50u);
+    int completed = 0;
+    for (const Record& r : *all) {
+      if (r.outcome == "ok") ++completed;
+      EXPECT_NE(r.outcome, "pending");
+      if (r.ts_ms == 1007) {
+        EXPECT_EQ(r.reason, "changed inside the transaction");
+      }
+    }
+    EXPECT_EQ(completed, 25);
+    fs::remove_all(dir);
+  }
 }
 
 TEST(AuditTest, RejectsAnUnwritableJsonLinesFile) {

@@ -240,7 +240,7 @@ class SqliteGrantStore : public GrantStore {
   }
 
   std::shared_ptr<SqliteConnection> conn_;  // shared with the other stores on the file
-  std::mutex& mu_;                          // the connection's
+  std::recursive_mutex& mu_;                          // the connection's
   sqlite3* db_;
   std::string path_;
 };

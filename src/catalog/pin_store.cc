@@ -217,7 +217,7 @@ class SqlitePinStore : public PinStore {
   }
 
   std::shared_ptr<SqliteConnection> conn_;  // shared with the other stores on the file
-  std::mutex& mu_;                          // the connection's
+  std::recursive_mutex& mu_;                          // the connection's
   sqlite3* db_;  // Guarded by mu_.
   std::string path_;
   StatementCache stmts_;  // Guarded by mu_.

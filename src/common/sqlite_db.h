@@ -28,14 +28,15 @@ Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& 
                                     std::initializer_list<const char*> setup);
 
 // One connection to a state file, shared by every store of this process that opens the same
-// file (counters, audit trail, approvals, pins, grants). Sharing is what lets a gateway charge
-// counters inside the transaction its next audit group commit ends (CounterStore::
-// TryChargeInTurn): a store writing on a second connection while that transaction is open
-// would wait for a lock its own thread holds. `mu` guards `db` and every statement prepared on
-// it; hold it for each use. The last owner closes the connection.
+// file (counters, audit trail, approvals, pins, grants). Sharing is what lets the audit log's
+// writer charge a call's counters inside the transaction that writes its record (AuditLog::
+// Submit, CounterStore::TryChargeInBatch): one commit for both, for every call of a batch.
+// `mu` guards `db` and every statement prepared on it; hold it for each use. It is recursive
+// because the writer holds it for a whole batch while the charges it runs take it again; no
+// other thread ever sees a transaction open on the connection. The last owner closes it.
 struct SqliteConnection {
   sqlite3* db = nullptr;
-  std::mutex mu;
+  std::recursive_mutex mu;
   std::string path;
   SqliteConnection() = default;
   SqliteConnection(const SqliteConnection&) = delete;
@@ -93,7 +94,7 @@ Result<bool> StepCached(StatementCache& cache, sqlite3* db, const char* sql, con
 
 // A write transaction that nests. Outside a transaction: BEGIN IMMEDIATE … COMMIT (the write
 // lock up front, so a read-check-write inside is atomic for every process on the file). Inside
-// one (a gateway's open turn, see SqliteConnection): a savepoint, whose changes commit with the
+// one (the audit writer's batch, see SqliteConnection): a savepoint, whose changes commit with the
 // enclosing transaction. Rolled back unless Commit() succeeded. Requires the connection's
 // mutex for its whole life; statements come from `cache`.
 class WriteTxn {

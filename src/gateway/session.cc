@@ -53,6 +53,7 @@ void Session::Close() {
   closed_ = true;
   // Calls whose record is being committed: never forwarded now.
   for (auto& [key, r] : recording_) {
+    guard_.Abandon(r.outcome);
     guard_.Settle(r.outcome.admission, CallOutcome::kCancelled);
     guard_.WithdrawApproval(r.outcome.approval_id, "the client session closed");
   }
@@ -138,19 +139,20 @@ void Session::HandleToolCall(Message msg) {
   if (outcome.durable_wait) {
     const std::string key = Key(msg.id);
     if (IdInUse(key)) {
+      guard_.Abandon(outcome);  // what its record's transaction charges comes back
       RefuseIdInUse(msg.id, outcome.admission, outcome.approval_id);
       return;
     }
-    recording_.emplace(key, Recording{std::move(msg), std::move(outcome)});
-    guard_.AwaitDurable([this, key, alive = alive_](bool ok) {
-      if (!*alive || closed_) return;
+    guard_.AwaitDurable(outcome, [this, key, alive = alive_] {
+      if (!*alive || closed_) return;  // Close() abandoned it
       auto it = recording_.find(key);
       if (it == recording_.end()) return;
       Recording r = std::move(it->second);
       recording_.erase(it);
-      if (!ok) guard_.RecordFailed(r.outcome);
+      guard_.Finish(r.outcome);
       Decided(std::move(r.msg), std::move(r.outcome));
     });
+    recording_.emplace(key, Recording{std::move(msg), std::move(outcome)});
     return;
   }
   Decided(std::move(msg), std::move(outcome));

@@ -240,13 +240,14 @@ TEST_F(SessionTest, RequestFailureBecomesAnErrorForThatRequestOnly) {
 
 #include "audit/audit.h"
 #include "common/random.h"
+#include "testing/manual_loop.h"
 
 namespace tw::gateway {
 namespace {
 
 // Group commit: a decided call is neither forwarded nor answered until its audit record is
-// durable, and one commit serves every call decided in the same turn.
-TEST(GroupCommitTest, CallsWaitForTheirRecordAndShareOneCommit) {
+// durable; the records are written by the audit log's writer thread.
+TEST(GroupCommitTest, CallsWaitForTheirRecord) {
   const auto path = std::filesystem::temp_directory_path() / ("tw-gc-" + RandomHex(8) + ".db");
   const std::string spec = "sqlite:" + path.string();
   {
@@ -260,8 +261,8 @@ TEST(GroupCommitTest, CallsWaitForTheirRecordAndShareOneCommit) {
     testing::FakeClock clock;
     ToolCallGuard guard([&] { return policy; }, *store, clock);
     guard.SetAudit(log->get(), "srv", false);
-    std::vector<std::function<void()>> posted;
-    guard.SetGroupCommit([&](std::function<void()> fn) { posted.push_back(std::move(fn)); });
+    testing::ManualLoop loop;
+    guard.SetGroupCommit(loop.Poster());
     auto upstream = std::make_unique<FakeUpstream>();
     FakeUpstream* up = upstream.get();
     RecordingSink sink;
@@ -273,17 +274,14 @@ TEST(GroupCommitTest, CallsWaitForTheirRecordAndShareOneCommit) {
     // A duplicate id while the first is being recorded is refused at once.
     session.HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}})"));
     EXPECT_EQ(sink.Take().error.at("code"), jsonrpc::kInvalidRequest);
-    EXPECT_TRUE(up->sent.empty());          // nothing forwarded before the commit
+    EXPECT_TRUE(up->sent.empty());          // nothing forwarded before the record is durable
     EXPECT_TRUE(sink.delivered.empty());    // nor the denial answered
     EXPECT_EQ(session.pending_requests(), 3u);
-    ASSERT_EQ(posted.size(), 1u);           // one commit for the whole turn
-    auto before = audit::QueryAudit(spec, {});
-    ASSERT_TRUE(before);
-    EXPECT_EQ(before->size(), 0u);
-    posted[0]();
+    // The writer commits meanwhile; the calls go on only when the loop runs the completions.
+    ASSERT_EQ(loop.Run(4), 4u);  // the three calls and the refused duplicate
     auto after = audit::QueryAudit(spec, {});
     ASSERT_TRUE(after);
-    EXPECT_EQ(after->size(), 4u);  // the three calls and the refused duplicate
+    EXPECT_EQ(after->size(), 4u);
     ASSERT_EQ(up->sent.size(), 2u);
     EXPECT_EQ(up->sent[0].params.at("arguments").at("m"), 1);
     EXPECT_EQ(up->sent[1].params.at("arguments").at("m"), 2);

@@ -9,6 +9,20 @@
 
 namespace tw::gateway {
 
+namespace {
+
+// The denial of a call whose counters cannot be checked (state fail mode closed).
+policy::Decision StateDenial() {
+  return policy::Decision{policy::Verdict::kDeny, "state",
+                          "The policy's counters cannot be checked right now (state store "
+                          "unavailable); the call was not forwarded",
+                          std::nullopt,
+                          std::nullopt,
+                          {}};
+}
+
+}  // namespace
+
 std::string CounterKeyFor(const policy::PlannedCharge& charge, const policy::Identity& identity) {
   const policy::Limit& l = *charge.limit;
   const std::string_view scope_id = l.scope == policy::Scope::kGrant     ? identity.grant
@@ -17,6 +31,23 @@ std::string CounterKeyFor(const policy::PlannedCharge& charge, const policy::Ide
   return limits::CounterKey(identity.server, l.counter, policy::ScopeName(l.scope), scope_id,
                             charge.window_start_ms);
 }
+
+// A call's record between Check and Finish. Written by the event loop's thread before Submit,
+// by the audit writer inside the batch (`charge`, `denial`) and after it (`ok`), then read on
+// the event loop again — each hand-over goes through a mutex-guarded queue (Submit, post).
+struct PendingRecord {
+  std::string record_id;
+  std::string tool;
+  int64_t now = 0;
+  // Charged inside the record's transaction (ToolCallGuard::charged_with_record):
+  std::vector<limits::Charge> charges;
+  std::optional<Result<limits::ChargeOutcome>> charge;  // set by the audit writer
+  std::optional<policy::Decision> denial;               // the limit that did not fit
+  bool ok = false;          // the record is durable
+  bool finished = false;    // the batch ended (ok or not)
+  bool abandoned = false;   // nobody waits any more (Abandon)
+  std::function<void()> waiter;
+};
 
 ToolCallGuard::ToolCallGuard(PolicySource policies, limits::CounterStore& store,
                              const Clock& clock, StateFailMode fail_mode)
@@ -44,21 +75,19 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     for (const policy::PlannedCharge& p : out.decision.charges) {
       charges.push_back({CounterKeyFor(p, identity), p.amount, p.limit->max, p.window_end_ms});
     }
-    // With group commit on one connection, the charges join the turn's transaction and become
-    // durable with the audit records of the turn (committed below, before any call is sent).
-    const bool in_turn = group_commit_ && audit_ && store_.Connection() != nullptr &&
-                         store_.Connection() == audit_->Connection();
-    auto charged = in_turn ? store_.TryChargeInTurn(charges, now) : store_.TryCharge(charges, now);
-    out.charged_in_turn = in_turn;
-    if (!charged) {
+    // With group commit on the audit log's own connection, the charges are made by its writer,
+    // inside the transaction that writes the record (see below) — unless a human must approve
+    // the call first: its approval is created right here, after the charges fit.
+    const bool with_record = make_poster_ && audit_ && !out.decision.approval_timeout_ms &&
+                             store_.Connection() != nullptr &&
+                             store_.Connection() == audit_->Connection();
+    if (with_record) {
+      out.pending = std::make_shared<PendingRecord>();
+      out.pending->charges = std::move(charges);
+      out.charged_with_record = true;
+    } else if (auto charged = store_.TryCharge(charges, now); !charged) {
       spdlog::error("state store {}: {}", store_.Describe(), charged.error().message());
-      if (fail_mode_ == StateFailMode::kClosed) {
-        out.decision = policy::Decision{policy::Verdict::kDeny, "state",
-                                        "The policy's counters cannot be checked right now "
-                                        "(state store unavailable); the call was not forwarded",
-                                        std::nullopt,
-                                        {}};
-      }
+      if (fail_mode_ == StateFailMode::kClosed) out.decision = StateDenial();
     } else if (!charged->admitted) {
       out.decision =
           policy::LimitDenial(out.decision.charges[charged->rejected], charged->current, now);
@@ -124,37 +153,69 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     r.policy_version = out.snapshot->version;
     r.outcome = r.decision == "allow" ? "pending" : "not_forwarded";
     const std::string record_id = r.id;
-    bool written = true;
-    if (group_commit_) {
-      audit_->Stage(std::move(r));
+    if (make_poster_) {
+      if (!out.pending) out.pending = std::make_shared<PendingRecord>();
+      PendingRecord& p = *out.pending;
+      p.record_id = record_id;
+      p.tool = call.name;
+      p.now = now;
+      std::function<void(audit::Record&)> in_txn;
+      if (out.charged_with_record) {
+        // On the audit writer's thread, inside the record's transaction. `planned` points into
+        // the snapshot, which the outcome keeps alive until Finish.
+        in_txn = [this, pending = out.pending, planned = out.decision.charges](audit::Record& rec) {
+          PendingRecord& pr = *pending;
+          pr.charge = store_.TryCharge(pr.charges, pr.now);
+          if (!*pr.charge) {
+            if (fail_mode_ == StateFailMode::kClosed) pr.denial = StateDenial();
+          } else if (!(*pr.charge)->admitted) {
+            pr.denial = policy::LimitDenial(planned[(*pr.charge)->rejected], (*pr.charge)->current, pr.now);
+          }
+          if (pr.denial) {
+            rec.decision = "deny";
+            rec.rule = std::string(pr.denial->rule);
+            rec.reason = pr.denial->reason;
+            rec.outcome = "not_forwarded";
+          }
+        };
+      }
       out.durable_wait = true;
-      // The turn's commit is scheduled now, whatever the caller does with this outcome: the
-      // record, and the counters charged above, must not wait for the next call.
-      AwaitDurable([](bool) {});
+      audit_->Submit(std::move(r), std::move(in_txn),
+                     [this, pending = out.pending, post = make_poster_()](bool ok) {
+                       pending->ok = ok;
+                       post([this, pending] { Completed(*pending); });
+                     });
+      // A call charged with its record gets its record id (to complete it) in Finish, once
+      // the charges are known to have fit.
+      if (out.decision.verdict == policy::Verdict::kAllow && !out.charged_with_record) {
+        out.admission.audit_id = record_id;
+      }
     } else if (auto w = audit_->Write(r); !w) {
       spdlog::error("audit: {}", w.error().message());
-      written = false;
       RecordFailed(out);
+    } else if (out.decision.verdict == policy::Verdict::kAllow) {
+      out.admission.audit_id = record_id;
     }
-    if (written && out.decision.verdict == policy::Verdict::kAllow) out.admission.audit_id = record_id;
   }
 
-  if (metrics_) {
-    metrics_->CountDecision(audit_server_, call.name,
-                            out.decision.verdict != policy::Verdict::kAllow ? "deny"
-                            : out.approval_id.empty()                        ? "allow"
-                                                                             : "approval");
-  }
   if (metrics_) {
     metrics_->ObserveDecision(
         audit_server_,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - decide_start).count());
   }
-  const bool allowed = out.decision.verdict == policy::Verdict::kAllow;
-  spdlog::debug("decision grant={} session={} tool={} verdict={} rule={}{}{}", identity.grant,
-               identity.session.substr(0, 8), call.name, allowed ? "allow" : "deny",
-               out.decision.rule, allowed ? "" : " reason=", allowed ? "" : out.decision.reason);
+  // A decision the record's transaction may still change is counted in Finish.
+  if (!out.charged_with_record) CountDecision(call.name, out.decision, !out.approval_id.empty());
   return out;
+}
+
+void ToolCallGuard::CountDecision(const std::string& tool, const policy::Decision& d,
+                                  bool approval) const {
+  const bool allowed = d.verdict == policy::Verdict::kAllow;
+  if (metrics_) {
+    metrics_->CountDecision(audit_server_, tool, !allowed ? "deny" : approval ? "approval" : "allow");
+  }
+  spdlog::debug("decision server={} tool={} verdict={} rule={}{}{}", audit_server_, tool,
+                allowed ? "allow" : "deny", d.rule, allowed ? "" : " reason=", allowed ? "" : d.reason);
 }
 
 void ToolCallGuard::RecordFailed(GuardOutcome& out) const {
@@ -163,8 +224,8 @@ void ToolCallGuard::RecordFailed(GuardOutcome& out) const {
   }
   Admission charged = std::move(out.admission);
   charged.audit_id.clear();  // there is no record to complete
-  // Give the charges back — unless the failed commit already took them (and the approval) away.
-  if (out.charged_in_turn) charged.entries.clear();
+  // Give the charges back — unless the failed commit already took them away.
+  if (out.charged_with_record) charged.entries.clear();
   Settle(charged, CallOutcome::kNotSent);
   out.admission = {};
   if (!out.approval_id.empty()) WithdrawApproval(out.approval_id, "the call could not be recorded");
@@ -181,36 +242,64 @@ void ToolCallGuard::WithdrawApproval(const std::string& id, const std::string& w
   (void)approvals_->Resolve(id, approval::State::kCancelled, "", why, clock_.NowMs());
 }
 
-struct ToolCallGuard::GroupCommit {
-  std::function<void(std::function<void()>)> post;
-  audit::AuditLog* audit = nullptr;
-  std::vector<std::function<void(bool)>> waiters;
-  bool scheduled = false;
-};
-
-void ToolCallGuard::SetGroupCommit(std::function<void(std::function<void()>)> post) {
-  group_commit_ = std::make_shared<GroupCommit>();
-  group_commit_->post = std::move(post);
+void ToolCallGuard::SetGroupCommit(std::function<LoopPoster()> make_poster) {
+  make_poster_ = std::move(make_poster);
 }
 
-void ToolCallGuard::AwaitDurable(std::function<void(bool ok)> done) const {
-  if (!group_commit_ || !audit_) {
-    done(true);
+void ToolCallGuard::AwaitDurable(const GuardOutcome& outcome, std::function<void()> done) const {
+  if (!outcome.pending || outcome.pending->finished) {
+    done();
     return;
   }
-  GroupCommit& gc = *group_commit_;
-  gc.audit = audit_;
-  gc.waiters.push_back(std::move(done));
-  if (gc.scheduled) return;
-  gc.scheduled = true;
-  gc.post([state = group_commit_] {
-    state->scheduled = false;
-    auto r = state->audit->CommitStaged();
-    if (!r) spdlog::error("audit: {}", r.error().message());
-    auto waiters = std::move(state->waiters);
-    state->waiters.clear();
-    for (auto& w : waiters) w(r.has_value());
-  });
+  outcome.pending->waiter = std::move(done);
+}
+
+void ToolCallGuard::Completed(PendingRecord& p) const {
+  p.finished = true;
+  if (p.waiter) {
+    auto w = std::move(p.waiter);
+    p.waiter = nullptr;
+    w();
+    return;
+  }
+  if (!p.abandoned || !p.ok || !p.charge || !*p.charge || !(*p.charge)->admitted) return;
+  // Charged for a call whose session is gone: give it back, and close its record.
+  Admission a;
+  for (const limits::Charge& c : p.charges) a.entries.push_back({c, policy::RefundOn::kNever});
+  a.audit_id = p.record_id;
+  a.started_ms = p.now;
+  Settle(a, CallOutcome::kCancelled);
+}
+
+void ToolCallGuard::Finish(GuardOutcome& out) const {
+  if (!out.pending) return;
+  std::shared_ptr<PendingRecord> pending = std::move(out.pending);
+  out.durable_wait = false;
+  PendingRecord& p = *pending;
+  if (p.charge) {
+    if (!*p.charge) {
+      spdlog::error("state store {}: {}", store_.Describe(), p.charge->error().message());
+    } else if ((*p.charge)->admitted) {
+      for (size_t i = 0; i < p.charges.size(); ++i) {
+        out.admission.entries.push_back({std::move(p.charges[i]), out.decision.charges[i].limit->refund});
+      }
+    }
+    if (p.denial) out.decision = std::move(*p.denial);
+  }
+  if (!p.ok) {
+    spdlog::error("audit: the record of a call to {} could not be written", p.tool);
+    RecordFailed(out);
+  } else if (out.charged_with_record && out.decision.verdict == policy::Verdict::kAllow) {
+    out.admission.audit_id = p.record_id;
+  }
+  if (out.charged_with_record) CountDecision(p.tool, out.decision, !out.approval_id.empty());
+}
+
+void ToolCallGuard::Abandon(GuardOutcome& out) const {
+  if (!out.pending) return;
+  out.pending->abandoned = true;
+  out.pending->waiter = nullptr;
+  out.pending.reset();
 }
 
 namespace {

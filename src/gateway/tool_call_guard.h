@@ -68,6 +68,8 @@ class ApprovalWaiter {
   virtual void Cancel(const std::string& id) = 0;
 };
 
+struct PendingRecord;  // a call's record on its way to the audit log (ToolCallGuard::Check)
+
 struct GuardOutcome {
   policy::Decision decision;
   std::shared_ptr<const policy::Policy> snapshot;  // the policy that decided
@@ -75,12 +77,15 @@ struct GuardOutcome {
   // Set when the call must wait for a human: the pending approval and when it expires.
   std::string approval_id;
   int64_t approval_expires_ms = 0;
-  // Group commit: the call's audit record is staged, not yet durable. The caller must neither
-  // forward nor answer the call before AwaitDurable says how the commit went.
+  // Group commit: the call's record is on its way to the audit log, not yet durable, and with
+  // a state file shared with the audit log its charges are made in the same transaction, so
+  // the decision is not final either. The caller must neither forward nor answer the call
+  // before AwaitDurable called back, and must then call Finish.
   bool durable_wait = false;
-  // The charges (and the approval) were made inside the turn's transaction: if its commit
-  // fails they are gone with it, and RecordFailed must not refund them a second time.
-  bool charged_in_turn = false;
+  std::shared_ptr<PendingRecord> pending;
+  // The charges are made inside the audit log's transaction: if its commit fails they are gone
+  // with it, and RecordFailed must not refund them a second time.
+  bool charged_with_record = false;
 };
 
 // The counter key a planned charge uses for `identity` (its scope's id, its window).
@@ -118,12 +123,23 @@ class ToolCallGuard {
   }
   ApprovalWaiter* approval_waiter() const { return waiter_; }
 
-  // Group commit: with `post` (runs a function on the next turn of the caller's event loop),
-  // audit records are staged and committed once per turn, for every call decided in that turn,
-  // instead of one commit per call. Single-threaded use (the event loop's thread).
-  void SetGroupCommit(std::function<void(std::function<void()>)> post);
-  // Calls `done(ok)` once the records staged so far are durable (true) or failed (false).
-  void AwaitDurable(std::function<void(bool ok)> done) const;
+  // Group commit: records go to the audit log's writer (AuditLog::Submit), which commits every
+  // call decided meanwhile in one transaction, off the event loop's thread — and, when the
+  // counters share the audit log's state file, charges their limits in it. `make_poster` is
+  // called on the event loop's thread for each call; what it returns runs a function on that
+  // loop from any thread (the writer's), and keeps the loop running while it exists. Without
+  // group commit, each record is written before Check returns.
+  using LoopPoster = std::function<void(std::function<void()>)>;
+  void SetGroupCommit(std::function<LoopPoster()> make_poster);
+  // For an outcome with durable_wait: calls `done` on the caller's event loop once the record
+  // is durable or has failed. Call it in the same event-loop handler as Check.
+  void AwaitDurable(const GuardOutcome& outcome, std::function<void()> done) const;
+  // Then makes the outcome final: the decision of its charges (a limit that did not fit denies
+  // the call), and RecordFailed when the record could not be written.
+  void Finish(GuardOutcome& outcome) const;
+  // The caller gave up on an outcome still waiting (its session closed): whatever its record's
+  // transaction charges is given back, and its record completed as cancelled, when it ends.
+  void Abandon(GuardOutcome& outcome) const;
   // Turns a decision whose audit record could not be written into what the fail mode says:
   // denied, charges refunded and its approval withdrawn (closed), or left alone (open).
   void RecordFailed(GuardOutcome& outcome) const;
@@ -152,8 +168,9 @@ class ToolCallGuard {
   Metrics* metrics_ = nullptr;
   std::string audit_server_;
   bool audit_arguments_ = false;
-  struct GroupCommit;
-  std::shared_ptr<GroupCommit> group_commit_;  // shared with the posted flush
+  void CountDecision(const std::string& tool, const policy::Decision& d, bool approval) const;
+  void Completed(PendingRecord& pending) const;  // on the event loop, when the record ended
+  std::function<LoopPoster()> make_poster_;  // group commit (SetGroupCommit)
 };
 
 }  // namespace tw::gateway

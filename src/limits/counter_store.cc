@@ -91,17 +91,6 @@ class SqliteStore : public CounterStore {
     return ChargeLocked(charges, now_ms);
   }
 
-  Result<ChargeOutcome> TryChargeInTurn(const std::vector<Charge>& charges, int64_t now_ms) override {
-    std::lock_guard lock(mu_);
-    // The turn's transaction: opened by the first charge of the turn, ended by the audit
-    // log's group commit on this same connection. BEGIN IMMEDIATE: the write lock now, so
-    // the read-check-write below stays atomic for every process on the file.
-    if (sqlite3_get_autocommit(db_) != 0) {
-      if (auto r = Exec("BEGIN IMMEDIATE"); !r) return Fail(r.error());
-    }
-    return ChargeLocked(charges, now_ms);  // a savepoint inside the turn
-  }
-
   const void* Connection() const override { return conn_.get(); }
 
   Result<bool> Refund(const std::vector<Charge>& charges, int64_t now_ms) override {
@@ -134,8 +123,8 @@ class SqliteStore : public CounterStore {
     return Error::Unavailable("state store " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
   }
 
-  // If every charge fits, adds them all; in one write transaction (a savepoint inside an open
-  // turn). Requires mu_.
+  // If every charge fits, adds them all; in one write transaction (a savepoint inside the
+  // audit writer's batch when it runs there). Requires mu_.
   Result<ChargeOutcome> ChargeLocked(const std::vector<Charge>& charges, int64_t now_ms) {
     WriteTxn txn(stmts_, db_, "state store", path_);
     if (auto r = txn.Begin(); !r) return Fail(r.error());
@@ -175,7 +164,7 @@ class SqliteStore : public CounterStore {
   }
 
   std::shared_ptr<SqliteConnection> conn_;
-  std::mutex& mu_;  // the connection's
+  std::recursive_mutex& mu_;  // the connection's
   sqlite3* db_;  // Guarded by mu_.
   StatementCache stmts_;  // Guarded by mu_.
   std::string path_;

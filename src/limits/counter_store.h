@@ -45,17 +45,11 @@ class CounterStore {
   // Where the counters live, for messages ("memory", "sqlite:/path").
   virtual std::string Describe() const = 0;
 
-  // Group commit. The SQLite connection the counters live on (null in memory); when the audit
-  // log writes on the same one (AuditLog::Connection), TryChargeInTurn charges inside the
-  // transaction that the audit log's next CommitStaged ends — one commit per event-loop turn
-  // for the charges and the records of every call decided in it, instead of one per charge.
-  // The caller must make sure that commit happens in this turn (ToolCallGuard schedules it);
-  // until then the charges are visible to this process only, and a crash loses them together
-  // with the records of calls that were never forwarded.
+  // The SQLite connection the counters live on (null when not SQLite). When the audit log
+  // writes on the same one (AuditLog::Connection), the guard charges from inside the audit
+  // writer's batch (AuditLog::Submit): TryCharge then runs as a savepoint of that transaction
+  // and becomes durable with the call's record, in the batch's one commit.
   virtual const void* Connection() const { return nullptr; }
-  virtual Result<ChargeOutcome> TryChargeInTurn(const std::vector<Charge>& charges, int64_t now_ms) {
-    return TryCharge(charges, now_ms);
-  }
 };
 
 // The one place a counter key is spelled:

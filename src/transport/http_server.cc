@@ -1,4 +1,5 @@
 #include "transport/http_server.h"
+#include "transport/http_wire.h"
 
 #include <spdlog/spdlog.h>
 
@@ -380,7 +381,14 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
 
   awaitable<bool> Send(beast::tcp_stream& stream, Response res) {
     stream.expires_after(options_.write_timeout);
-    auto [ec, n] = co_await http::async_write(stream, res, asio::as_tuple(use_awaitable));
+    boost::system::error_code ec;
+    if (HasWireHead(res)) {
+      const std::string head = WireHead(res);
+      const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(res.body())};
+      std::tie(ec, std::ignore) = co_await asio::async_write(stream, bufs, asio::as_tuple(use_awaitable));
+    } else {
+      std::tie(ec, std::ignore) = co_await http::async_write(stream, res, asio::as_tuple(use_awaitable));
+    }
     co_return !ec && res.keep_alive();
   }
 

@@ -1,4 +1,5 @@
 #include "transport/http_upstream.h"
+#include "transport/http_wire.h"
 
 #include <spdlog/spdlog.h>
 
@@ -197,7 +198,9 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
                           std::chrono::milliseconds timeout) {
     Exchange ex;
     conn.lowest().expires_after(timeout);
-    auto [wec, wn] = co_await http::async_write(s, req, asio::as_tuple(use_awaitable));
+    const std::string req_head = WireHead(req);  // MakeRequest: never chunked
+    const std::array<asio::const_buffer, 2> bufs{asio::buffer(req_head), asio::buffer(req.body())};
+    auto [wec, wn] = co_await asio::async_write(s, bufs, asio::as_tuple(use_awaitable));
     if (wec) {
       ex.ec = wec;
       co_return ex;

@@ -1,0 +1,56 @@
+#include "transport/http_wire.h"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+namespace tw::transport {
+namespace {
+
+namespace http = boost::beast::http;
+
+// What Beast's own serializer writes for the message.
+template <bool isRequest>
+std::string BeastBytes(const http::message<isRequest, http::string_body>& m) {
+  std::ostringstream out;
+  out << m;
+  return out.str();
+}
+
+TEST(HttpWireTest, RequestsAreByteForByteWhatBeastWrites) {
+  http::request<http::string_body> req{http::verb::post, "/mcp?x=1", 11};
+  req.set(http::field::host, "127.0.0.1:8080");
+  req.set(http::field::content_type, "application/json");
+  req.set("Mcp-Session-Id", "abc");
+  req.set("X-Custom", "a value: with colon");
+  req.body() = R"({"jsonrpc":"2.0","id":1,"method":"ping"})";
+  req.keep_alive(true);
+  req.prepare_payload();
+  ASSERT_TRUE(HasWireHead(req));
+  EXPECT_EQ(WireHead(req) + req.body(), BeastBytes(req));
+}
+
+TEST(HttpWireTest, ResponsesAreByteForByteWhatBeastWrites) {
+  for (auto status : {http::status::ok, http::status::no_content, http::status::payload_too_large,
+                      http::status::unauthorized}) {
+    for (unsigned version : {10u, 11u}) {
+      http::response<http::string_body> res{status, version};
+      res.set(http::field::server, "toolwarden");
+      res.set(http::field::content_type, "application/json");
+      if (status != http::status::no_content) res.body() = "{\"x\":1}";
+      res.keep_alive(version == 11);
+      res.prepare_payload();
+      ASSERT_TRUE(HasWireHead(res));
+      EXPECT_EQ(WireHead(res) + res.body(), BeastBytes(res)) << res.result_int() << " " << version;
+    }
+  }
+}
+
+TEST(HttpWireTest, AChunkedMessageIsLeftToBeast) {
+  http::response<http::string_body> res{http::status::ok, 11};
+  res.chunked(true);
+  EXPECT_FALSE(HasWireHead(res));
+}
+
+}  // namespace
+}  // namespace tw::transport

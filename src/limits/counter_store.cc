@@ -1,5 +1,7 @@
 #include "limits/counter_store.h"
 
+#include <optional>
+
 #include "common/sqlite_db.h"
 
 #include <sqlite3.h>
@@ -123,25 +125,39 @@ class SqliteStore : public CounterStore {
     return Error::Unavailable("state store " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
   }
 
-  // If every charge fits, adds them all; in one write transaction (a savepoint inside the
-  // audit writer's batch when it runs there). Requires mu_.
+  // If every charge fits, adds them all. Each charge is ONE statement that adds only if the
+  // sum fits (an upsert whose update has a WHERE; sqlite3_changes says whether it did):
+  // nothing to read first. Several charges share a savepoint so that a later one that does not fit takes the
+  // earlier ones back (inside the audit writer's batch when it runs there; a transaction of
+  // its own otherwise). Requires mu_.
   Result<ChargeOutcome> ChargeLocked(const std::vector<Charge>& charges, int64_t now_ms) {
-    WriteTxn txn(stmts_, db_, "state store", path_);
-    if (auto r = txn.Begin(); !r) return Fail(r.error());
-    for (size_t i = 0; i < charges.size(); ++i) {
-      auto current = ValueLocked(charges[i].key, now_ms);
-      if (!current) return Fail(current.error());
-      if (charges[i].amount > charges[i].max - *current) return ChargeOutcome{false, i, *current};
+    std::optional<WriteTxn> txn;
+    if (charges.size() > 1) {
+      txn.emplace(stmts_, db_, "state store", path_);
+      if (auto r = txn->Begin(); !r) return Fail(r.error());
     }
-    for (const Charge& c : charges) {
-      ScopedStmt st = stmts_.Get(db_, "INSERT INTO counters(key, value, expires_ms) VALUES(?1, ?2, ?3) "
-                         "ON CONFLICT(key) DO UPDATE SET value = CASE WHEN expires_ms <= ?4 "
-                         "THEN ?2 ELSE value + ?2 END, expires_ms = ?3");
-      sqlite3_bind_text(st, 1, c.key.data(), static_cast<int>(c.key.size()), SQLITE_STATIC);
-      sqlite3_bind_int64(st, 2, c.amount);
-      sqlite3_bind_int64(st, 3, c.expires_ms);
-      sqlite3_bind_int64(st, 4, now_ms);
-      if (sqlite3_step(st) != SQLITE_DONE) return Fail(Err("charging a counter"));
+    for (size_t i = 0; i < charges.size(); ++i) {
+      const Charge& c = charges[i];
+      bool fits = c.amount <= c.max;
+      if (fits) {
+        ScopedStmt st = stmts_.Get(
+            db_, "INSERT INTO counters(key, value, expires_ms) VALUES(?1, ?2, ?3) "
+                 "ON CONFLICT(key) DO UPDATE SET value = CASE WHEN expires_ms <= ?4 THEN ?2 "
+                 "ELSE value + ?2 END, expires_ms = ?3 "
+                 "WHERE CASE WHEN expires_ms <= ?4 THEN 0 ELSE value END + ?2 <= ?5");
+        sqlite3_bind_text(st, 1, c.key.data(), static_cast<int>(c.key.size()), SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, c.amount);
+        sqlite3_bind_int64(st, 3, c.expires_ms);
+        sqlite3_bind_int64(st, 4, now_ms);
+        sqlite3_bind_int64(st, 5, c.max);
+        if (sqlite3_step(st) != SQLITE_DONE) return Fail(Err("charging a counter"));
+        fits = sqlite3_changes(db_) == 1;  // none: the update's WHERE said it does not fit
+      }
+      if (!fits) {
+        auto current = ValueLocked(c.key, now_ms);  // for the denial's message
+        if (!current) return Fail(current.error());
+        return ChargeOutcome{false, i, *current};  // `txn` rolls the earlier ones back
+      }
     }
     if (++charges_since_prune_ >= 4096) {
       charges_since_prune_ = 0;
@@ -149,7 +165,9 @@ class SqliteStore : public CounterStore {
       sqlite3_bind_int64(st, 1, now_ms);
       sqlite3_step(st);
     }
-    if (auto r = txn.Commit(); !r) return Fail(r.error());
+    if (txn) {
+      if (auto r = txn->Commit(); !r) return Fail(r.error());
+    }
     return ChargeOutcome{true, 0, 0};
   }
 

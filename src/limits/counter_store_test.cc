@@ -52,6 +52,19 @@ TEST_P(CounterStoreTest, AdmitsUpToMaxThenRejectsWithoutCharging) {
   EXPECT_EQ(*store_->Value("k", kNow), 3);
 }
 
+TEST_P(CounterStoreTest, AnAmountOverTheMaxIsRefusedEvenOnANewCounter) {
+  auto r = store_->TryCharge({Charge{"big", 5, 3, kEnd}}, kNow);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FALSE(r->admitted);
+  EXPECT_EQ(r->current, 0);
+  EXPECT_EQ(*store_->Value("big", kNow), 0);
+  // And after an ended window, the new window's first charge is checked the same way.
+  ASSERT_TRUE(store_->TryCharge({Charge{"big", 3, 3, kEnd}}, kNow)->admitted);
+  EXPECT_FALSE(store_->TryCharge({Charge{"big", 4, 3, kEnd + 60'000}}, kEnd)->admitted);
+  EXPECT_TRUE(store_->TryCharge({Charge{"big", 3, 3, kEnd + 60'000}}, kEnd)->admitted);
+  EXPECT_EQ(*store_->Value("big", kEnd), 3);
+}
+
 TEST_P(CounterStoreTest, ChargesEveryCounterOrNone) {
   Charge small{"a", 1, 100, kEnd}, full{"b", 5, 5, kEnd};
   ASSERT_TRUE(store_->TryCharge({full}, kNow)->admitted);

@@ -118,7 +118,9 @@ void Session::ForwardRequest(Message msg, Admission admission) {
     return;
   }
   const int64_t upstream_id = next_upstream_id_++;
-  Pending pending{msg.id, msg.method, mcp::ProgressToken(msg.params), false,
+  std::optional<json::value> token = mcp::ProgressToken(msg.params);
+  if (token) token.emplace(jsonrpc::Detached(*token));  // emplace: assigning would copy into the arena
+  Pending pending{jsonrpc::Detached(msg.id), msg.method, std::move(token), false,
                   std::move(admission)};
   if (pending.progress_token) progress_owner_[Key(*pending.progress_token)] = msg.id;
   client_to_upstream_.emplace(key, upstream_id);

@@ -160,10 +160,10 @@ void UpstreamHub::FromChannel(uint64_t channel, Message msg) {
         return;
       }
       const int64_t id = next_id_++;
-      Pending p{channel, msg.id, std::nullopt};
+      Pending p{channel, jsonrpc::Detached(msg.id), std::nullopt};
       if (std::optional<json::value> token = mcp::ProgressToken(msg.params)) {
         const int64_t ours = next_progress_++;
-        progress_.emplace(ours, ProgressOwner{channel, *token});
+        progress_.emplace(ours, ProgressOwner{channel, jsonrpc::Detached(*token)});
         p.progress = ours;
         msg.params.as_object()["_meta"].as_object()["progressToken"] = ours;
       }

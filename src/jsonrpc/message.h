@@ -69,6 +69,11 @@ Incoming Parse(std::string_view text);
 // Validates one already-parsed JSON value as a message.
 ParsedMessage FromValue(json::value v);
 
+// A copy of `v` in the default memory resource, for what outlives its message: a parsed
+// message's values share one arena (Parse), which lives as long as any value using it — a
+// request id kept until the answer comes would otherwise keep the whole request.
+inline json::value Detached(const json::value& v) { return json::value(v, json::storage_ptr()); }
+
 // Serializes a message in canonical member order (jsonrpc, id, method, params | result | error).
 std::string Serialize(const Message& m);
 json::value ToValue(const Message& m);

@@ -86,6 +86,35 @@ TEST(SerializeTest, RoundTripsEveryKind) {
   }
 }
 
+TEST(SerializeTest, WritesExactlyWhatSerializingTheMessageAsOneValueWrites) {
+  const Message messages[] = {
+      MakeRequest("a\"b", "tools/\u00e9\n\"call", json::parse(R"({"x":[1,2.5,null,true],"y":{"z":"\u0001"}})")),
+      MakeRequest(-7, "ping", nullptr),
+      MakeNotification("notifications/cancelled", json::object{{"requestId", 1}, {"reason", "é"}}),
+      MakeNotification("notifications/initialized", nullptr),
+      MakeResponse(18446744073709551615ull, json::parse(R"({"content":[{"type":"text","text":"\t"}]})")),
+      MakeResponse("r", json::value(nullptr)),
+      MakeError(nullptr, kParseError, "Parse error: \"x\""),
+  };
+  for (const Message& m : messages) {
+    EXPECT_EQ(Serialize(m), json::serialize(ToValue(m)));
+  }
+}
+
+TEST(ParseTest, AMessageKeepsItsArenaAndDetachedCopiesLeaveIt) {
+  Incoming in = Parse(R"({"jsonrpc":"2.0","id":"r-1","method":"tools/call","params":{"name":"x","arguments":{"a":[1,2]}}})");
+  ASSERT_TRUE(in.items[0].has_value());
+  const Message& m = *in.items[0];
+  // The parsed trees stay in the message's arena (moved, not copied, into the message)…
+  EXPECT_NE(m.params.storage().get(), json::storage_ptr().get());
+  const json::value& args = m.params.at("arguments");
+  EXPECT_EQ(args.storage().get(), m.params.storage().get());
+  // …and what outlives the message is copied out of it.
+  const json::value kept = Detached(args);
+  EXPECT_EQ(kept.storage().get(), json::storage_ptr().get());
+  EXPECT_EQ(kept, args);
+}
+
 TEST(SerializeTest, OmitsAbsentParams) {
   EXPECT_EQ(Serialize(MakeRequest(1, "ping", nullptr)),
             R"({"jsonrpc":"2.0","id":1,"method":"ping"})");

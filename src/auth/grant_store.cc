@@ -146,10 +146,10 @@ class SqliteGrantStore : public GrantStore {
       return v;
     }
     const std::string hash = TokenHash(token);
+    // Every MCP request of `serve` comes through here: the statements are prepared once.
+    static const std::string kByHash = std::string("SELECT ") + kColumns + " FROM grants WHERE token_hash=?1";
     std::lock_guard lock(mu_);
-    SqliteStmt st;
-    sqlite3_prepare_v2(db_, (std::string("SELECT ") + kColumns + " FROM grants WHERE token_hash=?1").c_str(),
-                       -1, &st.s, nullptr);
+    ScopedStmt st = stmts_.Get(db_, kByHash.c_str());
     sqlite3_bind_text(st.s, 1, hash.c_str(), -1, SQLITE_STATIC);
     const int rc = sqlite3_step(st.s);
     if (rc == SQLITE_DONE) {
@@ -167,9 +167,7 @@ class SqliteGrantStore : public GrantStore {
       return v;
     }
     if (now_ms - g.last_used_ms >= 60000) {
-      SqliteStmt up;
-      sqlite3_prepare_v2(db_, "UPDATE grants SET last_used_ms=?2 WHERE name=?1", -1, &up.s,
-                         nullptr);
+      ScopedStmt up = stmts_.Get(db_, "UPDATE grants SET last_used_ms=?2 WHERE name=?1");
       sqlite3_bind_text(up.s, 1, g.name.c_str(), -1, SQLITE_STATIC);
       sqlite3_bind_int64(up.s, 2, now_ms);
       sqlite3_step(up.s);  // best effort: last use is informational
@@ -243,6 +241,7 @@ class SqliteGrantStore : public GrantStore {
   std::recursive_mutex& mu_;                          // the connection's
   sqlite3* db_;
   std::string path_;
+  StatementCache stmts_;  // Guarded by mu_.
 };
 
 }  // namespace

@@ -64,6 +64,12 @@ void Session::Close() {
     guard_.Settle(p.admission, CallOutcome::kCancelled);
   }
   parked_.clear();
+  // Calls already sent that will get no answer now: they may have run, so they stay charged,
+  // and their records say how they ended instead of staying "pending".
+  for (auto& [upstream_id, p] : pending_) {
+    if (!p.internal) guard_.Settle(p.admission, CallOutcome::kLost);
+  }
+  pending_.clear();
   upstream_->Close();
 }
 

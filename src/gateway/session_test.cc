@@ -288,6 +288,18 @@ TEST(GroupCommitTest, CallsWaitForTheirRecord) {
     Message denied = sink.Take();
     EXPECT_EQ(denied.id, json::value(3));
     EXPECT_TRUE(denied.result.at("isError").as_bool());
+    // The client goes away before the two forwarded calls are answered: their records say so.
+    session.Close();
+    (*log)->Flush();
+    auto closed = audit::QueryAudit(spec, {});
+    ASSERT_TRUE(closed);
+    int lost = 0, still_pending = 0;
+    for (const audit::Record& r : *closed) {
+      lost += r.outcome == "transport_error";
+      still_pending += r.outcome == "pending";
+    }
+    EXPECT_EQ(lost, 2);
+    EXPECT_EQ(still_pending, 0);
   }
   for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path.string() + suffix);
 }

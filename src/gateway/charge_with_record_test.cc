@@ -199,6 +199,21 @@ TEST_F(ChargeWithRecordTest, ARecordThatCannotBeWrittenTakesItsChargesAwayOnceNo
   EXPECT_EQ(CommittedCharges(), 3);
 }
 
+TEST_F(ChargeWithRecordTest, AStateFileLockedPastTheWaitDeniesTheCallAndChargesNothing) {
+  // Another process holds the write lock longer than a writer waits for it (5 s).
+  ASSERT_EQ(sqlite3_exec(other_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  GuardOutcome blocked = Call("echo");
+  Await({&blocked});
+  EXPECT_EQ(blocked.decision.verdict, policy::Verdict::kDeny);
+  EXPECT_EQ(blocked.decision.rule, "audit");  // fail closed: not recorded, not forwarded
+  EXPECT_TRUE(blocked.admission.entries.empty());
+  ASSERT_EQ(sqlite3_exec(other_, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  EXPECT_EQ(CommittedCharges(), 0);
+  EXPECT_EQ(CommittedRecords(), 0);
+  EXPECT_EQ(Decide("echo").decision.verdict, policy::Verdict::kAllow);  // and then it recovers
+  EXPECT_EQ(CommittedCharges(), 1);
+}
+
 TEST_F(ChargeWithRecordTest, AnAbandonedCallGivesItsChargeBackWhenItsRecordIsWritten) {
   GuardOutcome gone = Call("echo");
   guard_->Abandon(gone);  // its session closed before the record was written

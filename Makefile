@@ -7,7 +7,7 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 
-.PHONY: all build configure test test-asan deps demo bench bench-compare clean format
+.PHONY: all build configure test test-asan test-tsan deps demo bench bench-compare clean format
 
 # `make` on a fresh machine installs the build dependencies first (apt; a no-op when present).
 all:
@@ -33,6 +33,14 @@ test-asan: deps
 	cd build-asan && UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 \
 	  ctest --output-on-failure -j $(JOBS) --timeout 300
 
+# The unit tests against a ThreadSanitizer build (any report fails the run). CI runs it too.
+# tsan.supp names the one report that is not ours (libstdc++ 12's atomic<shared_ptr>).
+test-tsan: deps
+	@test -f build-tsan/build.ninja || cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTW_SANITIZE_THREAD=ON
+	cmake --build build-tsan -j $(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tsan.supp \
+	  ctest -L unit --output-on-failure -j $(JOBS) --timeout 300
+
 demo:
 	@./scripts/install-deps.sh --no-npm >/dev/null
 	@$(MAKE) --no-print-directory build >/dev/null
@@ -53,7 +61,7 @@ bench-compare: build
 	bench/compare.sh --rounds 3 --duration 3
 
 clean:
-	rm -rf $(BUILD_DIR) build-asan
+	rm -rf $(BUILD_DIR) build-asan build-tsan
 
 format:
 	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h')

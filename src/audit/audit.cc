@@ -262,7 +262,10 @@ class SqliteAuditLog : public AuditLog {
     std::lock_guard db_lock(db_mu_);
     auto fail_all = [&](const Error& e) {
       spdlog::error("audit: {}", e.message());
-      for (Job& j : jobs) j.ok = false;
+      for (Job& j : jobs) {
+        j.ok = false;
+        pending_rows_.erase(j.record.id);
+      }
     };
     if (auto r = StepLocked("BEGIN IMMEDIATE"); !r) return fail_all(r.error());
     if (jobs.size() == 1 && updates.empty()) {
@@ -274,7 +277,6 @@ class SqliteAuditLog : public AuditLog {
       if (!ok) {
         (void)StepLocked("ROLLBACK");
         fail_all(ok.error());
-        pending_rows_.erase(j.record.id);
       }
       return;
     }

@@ -151,7 +151,9 @@ void Session::HandleToolCall(Message msg) {
       RefuseIdInUse(msg.id, outcome.admission, outcome.approval_id);
       return;
     }
-    guard_.AwaitDurable(outcome, [this, key, alive = alive_] {
+    // Parked first: AwaitDurable may call back at once when the record is already written.
+    auto parked = recording_.emplace(key, Recording{std::move(msg), std::move(outcome)}).first;
+    guard_.AwaitDurable(parked->second.outcome, [this, key, alive = alive_] {
       if (!*alive || closed_) return;  // Close() abandoned it
       auto it = recording_.find(key);
       if (it == recording_.end()) return;
@@ -160,7 +162,6 @@ void Session::HandleToolCall(Message msg) {
       guard_.Finish(r.outcome);
       Decided(std::move(r.msg), std::move(r.outcome));
     });
-    recording_.emplace(key, Recording{std::move(msg), std::move(outcome)});
     return;
   }
   Decided(std::move(msg), std::move(outcome));

@@ -197,8 +197,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
                    : "Request headers exceed " + std::to_string(self->options_.max_header_bytes) +
                          " bytes");
           res.keep_alive(false);
-          stream.expires_after(self->options_.write_timeout);
-          co_await http::async_write(stream, res, asio::as_tuple(use_awaitable));
+          co_await self->Send(stream, std::move(res));
           break;
         }
         if (ec) break;  // closed, timed out (slow client) or garbage: drop the connection

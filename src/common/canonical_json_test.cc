@@ -2,6 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
 namespace tw {
 namespace {
 
@@ -26,6 +31,29 @@ TEST(CanonicalJsonTest, ArrayOrderIsKeptUnlessSetsAreAsked) {
 TEST(Sha256Test, MatchesKnownDigests) {
   EXPECT_EQ(Sha256Hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(Sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+// The context is reused per thread: a digest must not depend on what the thread hashed before,
+// and threads must not share one.
+TEST(Sha256Test, ReusedContextsGiveIndependentDigests) {
+  const std::string long_input(100000, 'a');
+  const std::string long_digest = Sha256Hex(long_input);
+  EXPECT_EQ(long_digest, "6d1cf22d7cc09b085dfc25ee1a1f3ae0265804c607bc2074ad253bcc82fd81ee");
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) {
+        if (Sha256Hex(i % 2 ? long_input : "abc") !=
+            (i % 2 ? long_digest
+                   : "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 }  // namespace

@@ -196,7 +196,7 @@ std::unique_ptr<CounterStore> MakeMemoryStore() { return std::make_unique<Memory
 Result<std::unique_ptr<CounterStore>> OpenSqliteStore(const std::string& path) {
   auto conn = OpenSharedSqlite(path, "state store",
                                {"CREATE TABLE IF NOT EXISTS counters(key TEXT PRIMARY KEY, "
-                                "value INTEGER NOT NULL, expires_ms INTEGER NOT NULL)"});
+                                "value INTEGER NOT NULL, expires_ms INTEGER NOT NULL) WITHOUT ROWID"});
   if (!conn) return Fail(conn.error());
   return std::unique_ptr<CounterStore>(std::make_unique<SqliteStore>(std::move(*conn)));
 }

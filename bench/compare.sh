@@ -16,6 +16,8 @@
 #   tw-serve-stdio            toolwarden serve with the server as a shared stdio child, realistic
 # stdio client → stdio upstream:
 #   stdio-direct, stdio-tw-allow, stdio-tw-realistic   (the `run` wrapper)
+#   stdio-everything-direct, stdio-everything-tw-realistic   the same pair in front of a real
+#                 server, @modelcontextprotocol/server-everything (tests/node), its echo tool
 #
 # Each contender gets a closed-loop run (C connections, flat out: throughput) and an open-loop
 # run at R calls/s (latency without coordinated omission). Then 10,000 idle sessions on serve. Results: one JSON line per run in
@@ -153,6 +155,7 @@ mp_port=$(freeport)
 wait_http "$mp_port"
 url[mcp-proxy]=http://127.0.0.1:$mp_port/mcp; pid[mcp-proxy]=${pids[-1]}
 
+everything=$root/tests/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js
 http_labels=(direct nginx tw-allow tw-realistic tw-serve supergateway mcp-proxy tw-serve-stdio)
 run_http() {  # run_http LABEL
   local l=$1 args=(--url "${url[$l]}" -c "$connections" -d "$duration" --warmup "$warmup" --label "$l")
@@ -180,6 +183,13 @@ for ((round = 0; round < rounds; round++)); do
   run_stdio stdio-tw-allow "$tw" --log-level warn run -p "$here/policies/allow-all.yaml" --state memory -- "$fast" stdio
   run_stdio stdio-tw-realistic "$tw" --log-level warn run -p "$here/policies/realistic.yaml" \
     --state "sqlite:$tmp/stdio-$round.db" -- "$fast" stdio
+  # The same pair in front of a real MCP server (@modelcontextprotocol/server-everything, its
+  # echo tool): what the wrapper costs a user, where the fast server shows what it costs at all.
+  if [ -f "$everything" ]; then
+    run_stdio stdio-everything-direct node "$everything" stdio
+    run_stdio stdio-everything-tw-realistic "$tw" --log-level warn run -p "$here/policies/realistic.yaml" \
+      --state "sqlite:$tmp/stdio-everything-$round.db" -- node "$everything" stdio
+  fi
 done
 
 # Scale: 10,000 idle sessions (GET streams held open) on toolwarden serve, RSS per session.

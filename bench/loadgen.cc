@@ -103,7 +103,8 @@ std::string CallBody(int64_t id) {
          std::to_string(id) + R"("}}})";
 }
 
-// True if `body` (JSON or one SSE event) is a result echoing message m<id>.
+// True if `body` (JSON or one SSE event) is a result echoing message m<id>: the fast server
+// answers "m<id>", @modelcontextprotocol/server-everything "Echo: m<id>".
 bool GoodAnswer(std::string_view body, int64_t id) {
   const size_t data = body.find("data: ");
   if (data != std::string_view::npos) {
@@ -111,8 +112,12 @@ bool GoodAnswer(std::string_view body, int64_t id) {
     body = body.substr(0, body.find('\n'));
   }
   if (body.find("\"isError\":true") != std::string_view::npos) return false;
-  return body.find("\"result\"") != std::string_view::npos &&
-         body.find("\"m" + std::to_string(id) + "\"") != std::string_view::npos;
+  if (body.find("\"result\"") == std::string_view::npos) return false;
+  const std::string echoed = "m" + std::to_string(id) + "\"";
+  for (size_t at = body.find(echoed); at != std::string_view::npos; at = body.find(echoed, at + 1)) {
+    if (at > 0 && (body[at - 1] == '"' || body[at - 1] == ' ')) return true;
+  }
+  return false;
 }
 
 std::string Percentiles(std::vector<int64_t>& v) {

@@ -18,6 +18,7 @@
 // clang-format on
 
 #include "transport/framing.h"
+#include "transport/outbox.h"
 
 extern char** environ;
 
@@ -180,16 +181,7 @@ struct ChildUpstream::State : std::enable_shared_from_this<ChildUpstream::State>
 
   static awaitable<void> Write(std::shared_ptr<State> self, std::shared_ptr<Child> c) {
     c->writing = true;
-    while (!c->outbox.empty()) {
-      auto [ec, n] = co_await asio::async_write(c->stdin_pipe, asio::buffer(c->outbox.front()),
-                                                asio::as_tuple(use_awaitable));
-      if (ec) {
-        // The process is going away; WaitExit reports it.
-        c->outbox.clear();
-        break;
-      }
-      c->outbox.pop_front();
-    }
+    (void)co_await WriteOutbox(c->stdin_pipe, c->outbox);  // an error: WaitExit reports the exit
     c->writing = false;
     (void)self;
   }

@@ -514,6 +514,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     }
 
     auto writer = std::make_shared<StreamWriter>(stream.get_executor());
+    writer->single = !in.is_batch;
     const uint64_t sid = session->OpenStream(writer);
     std::vector<jsonrpc::Message> to_relay;
     for (auto& item : in.items) {
@@ -572,6 +573,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       }
     }
 
+    writer->sse = true;  // from here on, what the session pushes is kept for resumption
     http::response<http::empty_body> res{http::status::ok, req.version()};
     res.set(http::field::server, "toolwarden");
     res.set(http::field::content_type, "text/event-stream");

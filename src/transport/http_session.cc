@@ -167,8 +167,14 @@ void HttpMcpSession::Push(Stream& s, const jsonrpc::Message& msg) {
       finished = s.open_requests.empty() && s.id != 0;
     }
   }
-  s.events.emplace_back(seq, item);
-  while (s.events.size() > max_events_) s.events.pop_front();
+  // The lone answer of a single-request POST, first on its stream and before any SSE: the
+  // connection sends it as a JSON body (HttpServer's WriteStream makes the same test).
+  const bool json_body = finished && s.writer && s.writer->single && !s.writer->sse &&
+                         s.writer->queue.empty() && s.events.empty();
+  if (!json_body) {
+    s.events.emplace_back(seq, item);
+    while (s.events.size() > max_events_) s.events.pop_front();
+  }
   if (s.writer) {
     s.writer->Push(std::move(item));
     if (finished) {
@@ -176,6 +182,7 @@ void HttpMcpSession::Push(Stream& s, const jsonrpc::Message& msg) {
       s.writer.reset();
     }
   }
+  if (json_body) streams_.erase(s.id);  // nothing on it can be resumed; `s` is gone
 }
 
 }  // namespace tw::transport

@@ -5,7 +5,10 @@
 // Streams: 0 is the GET stream (server-initiated messages; for the legacy transport, every
 // message); every POST that carries requests gets a new stream that ends once each of its
 // requests is answered. Every message on a stream gets the SSE id "<stream>_<seq>" and is
-// kept (the last `max_events` per stream) so a client can resume with Last-Event-ID.
+// kept (the last `max_events` per stream) so a client can resume with Last-Event-ID — except
+// the answer of a single-request POST that comes before anything else: it goes out as a plain
+// JSON body, which carries no event id and cannot be resumed, so neither it nor its stream is
+// kept (no copy of the body, no finished stream holding it).
 //
 // Thread: the io_context's. Ownership: owned by the HttpServer (shared with the connection
 // coroutines serving it); owns its relay and, through it, the upstream connection.
@@ -44,6 +47,10 @@ struct StreamWriter {
   std::deque<Item> queue;
   bool done = false;      // no more items will come: flush and end the response
   bool detached = false;  // the connection went away
+  // A POST of one message (not a batch): its answer may go out as a plain JSON body.
+  bool single = false;
+  // The response is an SSE stream (its headers are written): every event is resumable.
+  bool sse = false;
   boost::asio::steady_timer wake;
 
   void Push(Item item) {

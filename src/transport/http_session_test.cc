@@ -153,6 +153,44 @@ TEST_F(HttpSessionTest, KeepsOnlyTheLastEventsOfAStream) {
   EXPECT_EQ(resumed->queue.front().seq, 7u);
 }
 
+// The lone answer of a single-request POST goes out as a JSON body, which has no event id:
+// neither it nor its stream is kept. A batch, or a stream already sent as SSE, keeps its events.
+TEST_F(HttpSessionTest, AJsonBodyAnswerIsNotKeptButResumableStreamsAre) {
+  auto single = Writer();
+  single->single = true;
+  const uint64_t s1 = Post(single, R"({"jsonrpc":"2.0","id":1,"method":"ping"})");
+  Answer("{}");
+  ASSERT_EQ(single->queue.size(), 1u);
+  EXPECT_TRUE(single->done);
+  EXPECT_EQ(session_->AttachWriter(s1, 0, Writer()), HttpMcpSession::Attach::kUnknown);
+
+  auto batch = Writer();  // single stays false
+  const uint64_t s2 = Post(batch, R"({"jsonrpc":"2.0","id":2,"method":"ping"})");
+  Answer("{}");
+  auto replay = Writer();
+  ASSERT_EQ(session_->AttachWriter(s2, 0, replay), HttpMcpSession::Attach::kOk);
+  EXPECT_EQ(replay->queue.size(), 1u);
+
+  auto streamed = Writer();
+  streamed->single = true;
+  streamed->sse = true;  // the keep-alive interval passed: the response is an SSE stream
+  const uint64_t s3 = Post(streamed, R"({"jsonrpc":"2.0","id":3,"method":"ping"})");
+  Answer("{}");
+  replay = Writer();
+  ASSERT_EQ(session_->AttachWriter(s3, 0, replay), HttpMcpSession::Attach::kOk);
+  EXPECT_EQ(replay->queue.size(), 1u);
+
+  auto with_progress = Writer();  // progress first: the answer is the second event of an SSE
+  with_progress->single = true;
+  const uint64_t s4 = Post(with_progress, kCallWithProgress);
+  SendProgress(1);
+  Answer(R"({"content":[]})");
+  replay = Writer();
+  ASSERT_EQ(session_->AttachWriter(s4, 0, replay), HttpMcpSession::Attach::kOk);
+  EXPECT_EQ(replay->queue.size(), 2u);
+  EXPECT_FALSE(session_->Busy());
+}
+
 TEST_F(HttpSessionTest, LegacySessionsPutEverythingOnOneNamedStreamWithoutIds) {
   Make(HttpMcpSession::Transport::kLegacySse);
   auto get = Writer();

@@ -9,6 +9,7 @@
 
 #include "common/random.h"
 #include "transport/framing.h"
+#include "transport/outbox.h"
 
 namespace tw::transport {
 
@@ -128,15 +129,8 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
 
   static awaitable<void> WriteLoop(std::shared_ptr<Impl> self) {
     self->writing_ = true;
-    while (!self->outbox_.empty()) {
-      auto [ec, n] = co_await asio::async_write(self->out_, asio::buffer(self->outbox_.front()),
-                                                asio::as_tuple(use_awaitable));
-      if (ec) {
-        spdlog::warn("stdio: cannot write to stdout: {}", ec.message());
-        self->outbox_.clear();
-        break;
-      }
-      self->outbox_.pop_front();
+    if (auto ec = co_await WriteOutbox(self->out_, self->outbox_)) {
+      spdlog::warn("stdio: cannot write to stdout: {}", ec.message());
     }
     self->writing_ = false;
     if (self->eof_) {

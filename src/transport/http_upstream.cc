@@ -71,6 +71,12 @@ struct Conn {
   beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
 };
 
+// A request as it goes on the wire: its head (start line, fields, blank line) and its body.
+struct WireRequest {
+  std::string head;
+  std::string body;
+};
+
 // What one exchange produced.
 struct Exchange {
   boost::system::error_code ec;  // transport failure
@@ -120,6 +126,11 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
   std::vector<std::unique_ptr<Conn>> idle;
   std::unordered_set<Conn*> active;  // connections with an exchange in progress
   uint64_t generation = 0;           // bumps when the server forgets the session
+
+  // The head of this session's POSTs up to their Content-Length, built by MakeRequest once
+  // and again when the session id or protocol version it carries changes (PostHead).
+  std::string post_head_prefix;
+  std::string post_head_session_id, post_head_protocol_version;
 
   // Legacy HTTP+SSE mode.
   bool legacy = false;
@@ -191,15 +202,35 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
     return req;
   }
 
+  static WireRequest ToWire(http::request<http::string_body>&& req) {
+    std::string head = WireHead(req);  // MakeRequest: never chunked
+    return {std::move(head), std::move(req.body())};
+  }
+
+  // A streamable-HTTP POST of `body` to the server: what MakeRequest builds, byte for byte,
+  // without building it per message (Beast's fields cost a dozen allocations per call).
+  WireRequest PostRequest(std::string body) {
+    if (post_head_prefix.empty() || post_head_session_id != session_id ||
+        post_head_protocol_version != protocol_version) {
+      const std::string head = WireHead(MakeRequest(http::verb::post, options.url, " "));
+      const auto prefix = HeadBeforeContentLength(head);
+      if (!prefix) return ToWire(MakeRequest(http::verb::post, options.url, std::move(body)));
+      post_head_prefix = std::string(*prefix);
+      post_head_session_id = session_id;
+      post_head_protocol_version = protocol_version;
+    }
+    std::string head = HeadWithLength(post_head_prefix, body.size());
+    return {std::move(head), std::move(body)};
+  }
+
   // Sends `req` on `conn` and reads the answer; SSE events go to `on_event`.
   template <typename Stream>
-  awaitable<Exchange> Run(Stream& s, Conn& conn, http::request<http::string_body>& req,
+  awaitable<Exchange> Run(Stream& s, Conn& conn, const WireRequest& req,
                           const std::function<void(SseEvent)>& on_event,
                           std::chrono::milliseconds timeout) {
     Exchange ex;
     conn.lowest().expires_after(timeout);
-    const std::string req_head = WireHead(req);  // MakeRequest: never chunked
-    const std::array<asio::const_buffer, 2> bufs{asio::buffer(req_head), asio::buffer(req.body())};
+    const std::array<asio::const_buffer, 2> bufs{asio::buffer(req.head), asio::buffer(req.body)};
     auto [wec, wn] = co_await asio::async_write(s, bufs, asio::as_tuple(use_awaitable));
     if (wec) {
       ex.ec = wec;
@@ -258,7 +289,7 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
 
   // One request/response with a connection from the pool (or a new one). A pooled connection
   // the server had already closed is retried once on a fresh one.
-  awaitable<Exchange> Perform(const UpstreamUrl& url, http::request<http::string_body> req,
+  awaitable<Exchange> Perform(const UpstreamUrl& url, WireRequest req,
                               std::function<void(SseEvent)> on_event,
                               std::optional<std::chrono::milliseconds> timeout = std::nullopt) {
     const auto silence = timeout.value_or(options.request_timeout);
@@ -358,8 +389,8 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
       if (e.data.empty()) return;  // priming
       if (self->DeliverText(e.data, related, is_request ? &id : nullptr)) answered = true;
     };
-    auto req = self->MakeRequest(http::verb::post, self->options.url, jsonrpc::Serialize(msg));
-    Exchange ex = co_await self->Perform(self->options.url, std::move(req), on_event);
+    Exchange ex = co_await self->Perform(self->options.url,
+                                         self->PostRequest(jsonrpc::Serialize(msg)), on_event);
     if (self->closed) co_return;
 
     if (ex.ec) {
@@ -468,7 +499,7 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
       };
       auto req = self->MakeRequest(http::verb::get, self->options.url, {});
       req.set("Last-Event-ID", last_event_id);
-      Exchange ex = co_await self->Perform(self->options.url, std::move(req), on_event);
+      Exchange ex = co_await self->Perform(self->options.url, ToWire(std::move(req)), on_event);
       if (answered || self->closed) co_return;
       if (!ex.ec && ex.status / 100 != 2) break;
     }
@@ -493,7 +524,7 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
       auto req = self->MakeRequest(http::verb::get, self->options.url, {});
       if (!last_event_id.empty()) req.set("Last-Event-ID", last_event_id);
       // A server-initiated stream is idle for long stretches: no request timeout on it.
-      Exchange ex = co_await self->Perform(self->options.url, std::move(req), on_event,
+      Exchange ex = co_await self->Perform(self->options.url, ToWire(std::move(req)), on_event,
                                            std::chrono::hours(24));
       if (self->closed) co_return;
       if (!ex.ec && (ex.status == 405 || ex.status == 404 || ex.status / 100 == 4)) {
@@ -539,7 +570,7 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
         }
       };
       auto req = self->MakeRequest(http::verb::get, self->options.url, {});
-      Exchange ex = co_await self->Perform(self->options.url, std::move(req), on_event,
+      Exchange ex = co_await self->Perform(self->options.url, ToWire(std::move(req)), on_event,
                                            std::chrono::hours(24));
       if (self->closed) co_return;
       self->legacy_endpoint.reset();
@@ -569,7 +600,7 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
     const json::value id = msg.id;
     UpstreamUrl endpoint = *self->legacy_endpoint;
     auto req = self->MakeRequest(http::verb::post, endpoint, jsonrpc::Serialize(msg));
-    Exchange ex = co_await self->Perform(endpoint, std::move(req), [](SseEvent) {});
+    Exchange ex = co_await self->Perform(endpoint, ToWire(std::move(req)), [](SseEvent) {});
     if (self->closed || !is_request) co_return;
     if (ex.ec) {
       self->Fail(id, Error::Unavailable("cannot reach upstream: " + ex.ec.message()), ex.sent);
@@ -601,7 +632,7 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
   static awaitable<void> DeleteSession(std::shared_ptr<State> self) {
     auto req = self->MakeRequest(http::verb::delete_, self->options.url, {});
     co_await self->Perform(
-        self->options.url, std::move(req), [](SseEvent) {}, 2s);
+        self->options.url, ToWire(std::move(req)), [](SseEvent) {}, 2s);
     self->idle.clear();
   }
 };

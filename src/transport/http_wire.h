@@ -6,7 +6,9 @@
 #pragma once
 
 #include <boost/beast/http.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace tw::transport {
 
@@ -26,6 +28,29 @@ std::string WireHead(const boost::beast::http::message<isRequest, boost::beast::
   out.append("\r\n");
   for (const auto& f : m) out.append(f.name_string()).append(": ").append(f.value()).append("\r\n");
   out.append("\r\n");
+  return out;
+}
+
+// A head whose last field is its Content-Length (what prepare_payload() leaves), split there:
+// everything before that field. nullopt for any other head. With HeadWithLength, a head built
+// once is reused for bodies of any length — the upstream leg's requests differ only there.
+inline std::optional<std::string_view> HeadBeforeContentLength(std::string_view head) {
+  constexpr std::string_view kField = "\r\nContent-Length: ";
+  const size_t at = head.rfind(kField);
+  if (at == std::string_view::npos || !head.ends_with("\r\n\r\n")) return std::nullopt;
+  const std::string_view digits =
+      head.substr(at + kField.size(), head.size() - 4 - at - kField.size());
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string_view::npos) {
+    return std::nullopt;
+  }
+  return head.substr(0, at + 2);
+}
+
+// `prefix` (from HeadBeforeContentLength) with the Content-Length of a body of `n` bytes.
+inline std::string HeadWithLength(std::string_view prefix, size_t n) {
+  std::string out;
+  out.reserve(prefix.size() + 40);
+  out.append(prefix).append("Content-Length: ").append(std::to_string(n)).append("\r\n\r\n");
   return out;
 }
 

@@ -46,6 +46,30 @@ TEST(HttpWireTest, ResponsesAreByteForByteWhatBeastWrites) {
   }
 }
 
+// The upstream leg builds a request head once and reuses it with each body's length.
+TEST(HttpWireTest, AHeadReusedWithAnotherLengthIsWhatBeastWritesForThatBody) {
+  auto make = [](std::string body) {
+    http::request<http::string_body> req{http::verb::post, "/mcp", 11};
+    req.set(http::field::host, "127.0.0.1:8080");
+    req.set(http::field::content_type, "application/json");
+    req.set("Mcp-Session-Id", "abc");
+    req.body() = std::move(body);
+    req.keep_alive(true);
+    req.prepare_payload();
+    return req;
+  };
+  const std::string head = WireHead(make(" "));
+  const auto prefix = HeadBeforeContentLength(head);
+  ASSERT_TRUE(prefix.has_value()) << head;
+  for (std::string body : {std::string("{}"), std::string(12345, 'x'), std::string()}) {
+    auto req = make(body);
+    EXPECT_EQ(HeadWithLength(*prefix, body.size()) + body, BeastBytes(req));
+  }
+  EXPECT_FALSE(HeadBeforeContentLength("GET / HTTP/1.1\r\nHost: h\r\n\r\n").has_value());
+  EXPECT_FALSE(
+      HeadBeforeContentLength("POST / HTTP/1.1\r\nContent-Length: 1\r\nX: y\r\n\r\n").has_value());
+}
+
 TEST(HttpWireTest, AChunkedMessageIsLeftToBeast) {
   http::response<http::string_body> res{http::status::ok, 11};
   res.chunked(true);

@@ -560,10 +560,16 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       }
       if (!batch && writer->done && writer->queue.size() == 1 &&
           writer->queue.front().is_response) {
-        Response res = MakeResponse(req, http::status::ok, std::move(writer->queue.front().data));
-        res.set(kSessionHeader, session->id());
+        // MakeResponse(req, 200, answer) plus the session header, written without building
+        // Beast's fields for it (the answer of every call takes this path).
+        const std::string body = std::move(writer->queue.front().data);
         writer->queue.clear();
-        co_return co_await Send(stream, std::move(res));
+        const std::string head = JsonAnswerHead(req.version(), req.keep_alive(),
+                                                req[http::field::origin], session->id(), body.size());
+        stream.expires_after(options_.write_timeout);
+        const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
+        auto [ec, n] = co_await asio::async_write(stream, bufs, asio::as_tuple(use_awaitable));
+        co_return !ec && req.keep_alive();
       }
       if (!batch && writer->done && writer->queue.empty()) {
         // The session closed before anything was sent.

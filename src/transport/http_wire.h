@@ -54,6 +54,28 @@ inline std::string HeadWithLength(std::string_view prefix, size_t n) {
   return out;
 }
 
+// The head of the gateway's answer to a POST whose one request was answered with `n` bytes of
+// JSON: what Beast writes for a 200 with Server and Content-Type, the CORS fields when the
+// request had an Origin, the request's keep-alive, Content-Length and the session id — in
+// that order (HttpServer's MakeResponse, then the session header) — without building Beast
+// fields for it on every call. `origin` empty: no CORS fields.
+inline std::string JsonAnswerHead(unsigned version, bool keep_alive, std::string_view origin,
+                                  std::string_view session_id, size_t n) {
+  std::string out;
+  out.reserve(160 + origin.size() + session_id.size());
+  out.append(version == 10 ? "HTTP/1.0 200 OK\r\n" : "HTTP/1.1 200 OK\r\n");
+  out.append("Server: toolwarden\r\nContent-Type: application/json\r\n");
+  if (!origin.empty()) {
+    out.append("Access-Control-Allow-Origin: ").append(origin).append("\r\n");
+    out.append("Vary: Origin\r\nAccess-Control-Expose-Headers: Mcp-Session-Id\r\n");
+  }
+  if (version == 10 && keep_alive) out.append("Connection: keep-alive\r\n");
+  if (version != 10 && !keep_alive) out.append("Connection: close\r\n");
+  out.append("Content-Length: ").append(std::to_string(n)).append("\r\n");
+  out.append("Mcp-Session-Id: ").append(session_id).append("\r\n\r\n");
+  return out;
+}
+
 template <bool isRequest>
 bool HasWireHead(const boost::beast::http::message<isRequest, boost::beast::http::string_body>& m) {
   return !m.chunked();

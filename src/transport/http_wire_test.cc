@@ -70,6 +70,34 @@ TEST(HttpWireTest, AHeadReusedWithAnotherLengthIsWhatBeastWritesForThatBody) {
       HeadBeforeContentLength("POST / HTTP/1.1\r\nContent-Length: 1\r\nX: y\r\n\r\n").has_value());
 }
 
+// The answer to a single-request POST, built without Beast's fields: the same bytes as the
+// response HttpServer's MakeResponse builds, then the session header, for every version,
+// keep-alive and Origin.
+TEST(HttpWireTest, AJsonAnswerHeadIsWhatBeastWritesForTheSameResponse) {
+  const std::string body = R"({"jsonrpc":"2.0","id":7,"result":{}})";
+  for (unsigned version : {10u, 11u}) {
+    for (bool keep_alive : {true, false}) {
+      for (std::string origin : {std::string(), std::string("http://localhost:6274")}) {
+        http::response<http::string_body> res{http::status::ok, version};
+        res.set(http::field::server, "toolwarden");
+        res.set(http::field::content_type, "application/json");
+        if (!origin.empty()) {
+          res.set(http::field::access_control_allow_origin, origin);
+          res.set(http::field::vary, "Origin");
+          res.set(http::field::access_control_expose_headers, "Mcp-Session-Id");
+        }
+        res.keep_alive(keep_alive);
+        res.body() = body;
+        res.prepare_payload();
+        res.set("Mcp-Session-Id", "s-123");
+        EXPECT_EQ(JsonAnswerHead(version, keep_alive, origin, "s-123", body.size()) + body,
+                  BeastBytes(res))
+            << version << " " << keep_alive << " " << origin;
+      }
+    }
+  }
+}
+
 TEST(HttpWireTest, AChunkedMessageIsLeftToBeast) {
   http::response<http::string_body> res{http::status::ok, 11};
   res.chunked(true);

@@ -128,7 +128,7 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
   uint64_t generation = 0;           // bumps when the server forgets the session
 
   // The head of this session's POSTs up to their Content-Length, built by MakeRequest once
-  // and again when the session id or protocol version it carries changes (PostHead).
+  // and again when the session id or protocol version it carries changes (PostRequest).
   std::string post_head_prefix;
   std::string post_head_session_id, post_head_protocol_version;
 

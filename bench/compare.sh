@@ -16,6 +16,7 @@
 #   tw-serve-stdio            toolwarden serve with the server as a shared stdio child, realistic
 # stdio client → stdio upstream:
 #   stdio-direct, stdio-tw-allow, stdio-tw-realistic   (the `run` wrapper)
+#   stdio-seq-direct, stdio-seq-tw-realistic   one call at a time (depth 1), as an agent calls
 #   stdio-everything-direct, stdio-everything-tw-realistic   the same pair in front of a real
 #                 server, @modelcontextprotocol/server-everything (tests/node), its echo tool
 #
@@ -183,6 +184,12 @@ for ((round = 0; round < rounds; round++)); do
   run_stdio stdio-tw-allow "$tw" --log-level warn run -p "$here/policies/allow-all.yaml" --state memory -- "$fast" stdio
   run_stdio stdio-tw-realistic "$tw" --log-level warn run -p "$here/policies/realistic.yaml" \
     --state "sqlite:$tmp/stdio-$round.db" -- "$fast" stdio
+  # One call at a time (depth 1), as an agent makes them: what the wrapper adds to each call.
+  "$loadgen" stdio -c 1 -d "$duration" --warmup "$warmup" --label stdio-seq-direct -- "$fast" stdio >> "$out" \
+    || echo '{"label":"stdio-seq-direct","failed":true}' >> "$out"
+  "$loadgen" stdio -c 1 -d "$duration" --warmup "$warmup" --label stdio-seq-tw-realistic -- \
+    "$tw" --log-level warn run -p "$here/policies/realistic.yaml" --state "sqlite:$tmp/stdio-seq-$round.db" \
+    -- "$fast" stdio >> "$out" || echo '{"label":"stdio-seq-tw-realistic","failed":true}' >> "$out"
   # The same pair in front of a real MCP server (@modelcontextprotocol/server-everything, its
   # echo tool): what the wrapper costs a user, where the fast server shows what it costs at all.
   if [ -f "$everything" ]; then

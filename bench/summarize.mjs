@@ -49,7 +49,8 @@ console.log('| contender | calls/s | vs its direct row | p50 µs | p99 µs | run
 console.log('|---|---:|---:|---:|---:|---:|');
 for (const l of stdio) {
   const t = tput(l);
-  const base = l.startsWith('stdio-everything-') ? 'stdio-everything-direct' : 'stdio-direct';
+  const base = l.startsWith('stdio-everything-') ? 'stdio-everything-direct'
+    : l.startsWith('stdio-seq-') ? 'stdio-seq-direct' : 'stdio-direct';
   console.log(`| ${l} | ${fmt(t.med)}${spread(t)} | ${ratio(t.med, tput(base).med)} | ${fmt(stat(l, 'p50_us').med)} | ${fmt(stat(l, 'p99_us').med)} | ${failures(l)} |`);
 }
 

@@ -166,9 +166,9 @@ run_http() {  # run_http LABEL
   "$loadgen" http "${args[@]}" --rate "$rate" --label "$l@${rate}/s" >> "$out" \
     || echo "{\"label\":\"$l@${rate}/s\",\"failed\":true}" >> "$out"
 }
-run_stdio() {  # run_stdio LABEL CMD...
+run_stdio() {  # [depth=N] run_stdio LABEL CMD...   (depth: calls in flight, default C)
   local l=$1; shift
-  "$loadgen" stdio -c "$connections" -d "$duration" --warmup "$warmup" --label "$l" -- "$@" >> "$out" \
+  "$loadgen" stdio -c "${depth:-$connections}" -d "$duration" --warmup "$warmup" --label "$l" -- "$@" >> "$out" \
     || echo "{\"label\":\"$l\",\"failed\":true}" >> "$out"
 }
 
@@ -185,11 +185,9 @@ for ((round = 0; round < rounds; round++)); do
   run_stdio stdio-tw-realistic "$tw" --log-level warn run -p "$here/policies/realistic.yaml" \
     --state "sqlite:$tmp/stdio-$round.db" -- "$fast" stdio
   # One call at a time (depth 1), as an agent makes them: what the wrapper adds to each call.
-  "$loadgen" stdio -c 1 -d "$duration" --warmup "$warmup" --label stdio-seq-direct -- "$fast" stdio >> "$out" \
-    || echo '{"label":"stdio-seq-direct","failed":true}' >> "$out"
-  "$loadgen" stdio -c 1 -d "$duration" --warmup "$warmup" --label stdio-seq-tw-realistic -- \
-    "$tw" --log-level warn run -p "$here/policies/realistic.yaml" --state "sqlite:$tmp/stdio-seq-$round.db" \
-    -- "$fast" stdio >> "$out" || echo '{"label":"stdio-seq-tw-realistic","failed":true}' >> "$out"
+  depth=1 run_stdio stdio-seq-direct "$fast" stdio
+  depth=1 run_stdio stdio-seq-tw-realistic "$tw" --log-level warn run -p "$here/policies/realistic.yaml" \
+    --state "sqlite:$tmp/stdio-seq-$round.db" -- "$fast" stdio
   # The same pair in front of a real MCP server (@modelcontextprotocol/server-everything, its
   # echo tool): what the wrapper costs a user, where the fast server shows what it costs at all.
   if [ -f "$everything" ]; then

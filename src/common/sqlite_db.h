@@ -30,7 +30,7 @@ Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& 
 // One connection to a state file, shared by every store of this process that opens the same
 // file (counters, audit trail, approvals, pins, grants). Sharing is what lets the audit log's
 // writer charge a call's counters inside the transaction that writes its record (AuditLog::
-// Submit, CounterStore::TryChargeInBatch): one commit for both, for every call of a batch.
+// Submit, whose step runs CounterStore::TryCharge): one commit for both, for every call of a batch.
 // `mu` guards `db` and every statement prepared on it; hold it for each use. It is recursive
 // because the writer holds it for a whole batch while the charges it runs take it again; no
 // other thread ever sees a transaction open on the connection. The last owner closes it.

@@ -21,6 +21,28 @@ policy::Decision StateDenial() {
                           {}};
 }
 
+using PlannedCharges = decltype(policy::Decision::charges);
+
+// What a charge's result makes of an allowed call: the denial of the limit that did not fit,
+// the state denial when the store failed and the fail mode is closed, or nullopt — go on.
+std::optional<policy::Decision> ChargeDenial(const Result<limits::ChargeOutcome>& charged,
+                                             const PlannedCharges& planned, int64_t now,
+                                             StateFailMode fail_mode) {
+  if (!charged) {
+    if (fail_mode == StateFailMode::kClosed) return StateDenial();
+    return std::nullopt;
+  }
+  if (!charged->admitted) return policy::LimitDenial(planned[charged->rejected], charged->current, now);
+  return std::nullopt;
+}
+
+// Admitted charges become the admission's entries, each with its limit's refund rule.
+void Admit(Admission& admission, std::vector<limits::Charge>& charges, const PlannedCharges& planned) {
+  for (size_t i = 0; i < charges.size(); ++i) {
+    admission.entries.push_back({std::move(charges[i]), planned[i].limit->refund});
+  }
+}
+
 }  // namespace
 
 std::string CounterKeyFor(const policy::PlannedCharge& charge, const policy::Identity& identity) {
@@ -85,16 +107,13 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
       out.pending = std::make_shared<PendingRecord>();
       out.pending->charges = std::move(charges);
       out.charged_with_record = true;
-    } else if (auto charged = store_.TryCharge(charges, now); !charged) {
-      spdlog::error("state store {}: {}", store_.Describe(), charged.error().message());
-      if (fail_mode_ == StateFailMode::kClosed) out.decision = StateDenial();
-    } else if (!charged->admitted) {
-      out.decision =
-          policy::LimitDenial(out.decision.charges[charged->rejected], charged->current, now);
     } else {
-      for (size_t i = 0; i < charges.size(); ++i) {
-        out.admission.entries.push_back(
-            {std::move(charges[i]), out.decision.charges[i].limit->refund});
+      auto charged = store_.TryCharge(charges, now);
+      if (!charged) spdlog::error("state store {}: {}", store_.Describe(), charged.error().message());
+      if (auto denial = ChargeDenial(charged, out.decision.charges, now, fail_mode_)) {
+        out.decision = std::move(*denial);
+      } else if (charged) {
+        Admit(out.admission, charges, out.decision.charges);
       }
     }
   }
@@ -166,11 +185,7 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
         in_txn = [this, pending = out.pending, planned = out.decision.charges](audit::Record& rec) {
           PendingRecord& pr = *pending;
           pr.charge = store_.TryCharge(pr.charges, pr.now);
-          if (!*pr.charge) {
-            if (fail_mode_ == StateFailMode::kClosed) pr.denial = StateDenial();
-          } else if (!(*pr.charge)->admitted) {
-            pr.denial = policy::LimitDenial(planned[(*pr.charge)->rejected], (*pr.charge)->current, pr.now);
-          }
+          pr.denial = ChargeDenial(*pr.charge, planned, pr.now, fail_mode_);
           if (pr.denial) {
             rec.decision = "deny";
             rec.rule = std::string(pr.denial->rule);
@@ -280,9 +295,7 @@ void ToolCallGuard::Finish(GuardOutcome& out) const {
     if (!*p.charge) {
       spdlog::error("state store {}: {}", store_.Describe(), p.charge->error().message());
     } else if ((*p.charge)->admitted) {
-      for (size_t i = 0; i < p.charges.size(); ++i) {
-        out.admission.entries.push_back({std::move(p.charges[i]), out.decision.charges[i].limit->refund});
-      }
+      Admit(out.admission, p.charges, out.decision.charges);
     }
     if (p.denial) out.decision = std::move(*p.denial);
   }

@@ -127,9 +127,9 @@ class SqliteStore : public CounterStore {
 
   // If every charge fits, adds them all. Each charge is ONE statement that adds only if the
   // sum fits (an upsert whose update has a WHERE; sqlite3_changes says whether it did):
-  // nothing to read first. Several charges share a savepoint so that a later one that does not fit takes the
-  // earlier ones back (inside the audit writer's batch when it runs there; a transaction of
-  // its own otherwise). Requires mu_.
+  // nothing to read first. Several charges share a savepoint so that a later one that does
+  // not fit takes the earlier ones back (inside the audit writer's batch when it runs there;
+  // a transaction of its own otherwise). Requires mu_.
   Result<ChargeOutcome> ChargeLocked(const std::vector<Charge>& charges, int64_t now_ms) {
     std::optional<WriteTxn> txn;
     if (charges.size() > 1) {

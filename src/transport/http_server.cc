@@ -143,6 +143,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     });
   }
 
+  // The answer of a single-request POST does not come through here: JsonAnswerHead
+  // (http_wire.h) writes these same fields for it, so a field added here goes there too.
   Response MakeResponse(const Request& req, http::status status, std::string body = {},
                         std::string_view content_type = "application/json") {
     Response res{status, req.version()};
@@ -379,16 +381,19 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   }
 
   awaitable<bool> Send(beast::tcp_stream& stream, Response res) {
+    if (HasWireHead(res)) co_return co_await SendWire(stream, WireHead(res), res.body(), res.keep_alive());
     stream.expires_after(options_.write_timeout);
-    boost::system::error_code ec;
-    if (HasWireHead(res)) {
-      const std::string head = WireHead(res);
-      const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(res.body())};
-      std::tie(ec, std::ignore) = co_await asio::async_write(stream, bufs, asio::as_tuple(use_awaitable));
-    } else {
-      std::tie(ec, std::ignore) = co_await http::async_write(stream, res, asio::as_tuple(use_awaitable));
-    }
+    auto [ec, n] = co_await http::async_write(stream, res, asio::as_tuple(use_awaitable));
     co_return !ec && res.keep_alive();
+  }
+
+  // A message already formatted (http_wire.h): head and body in one gathered write.
+  awaitable<bool> SendWire(beast::tcp_stream& stream, const std::string& head,
+                           const std::string& body, bool keep_alive) {
+    stream.expires_after(options_.write_timeout);
+    const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
+    auto [ec, n] = co_await asio::async_write(stream, bufs, asio::as_tuple(use_awaitable));
+    co_return !ec && keep_alive;
   }
 
   // Looks up the session a request names. On failure `error` holds the response to send.
@@ -564,12 +569,11 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
         // Beast's fields for it (the answer of every call takes this path).
         const std::string body = std::move(writer->queue.front().data);
         writer->queue.clear();
-        const std::string head = JsonAnswerHead(req.version(), req.keep_alive(),
-                                                req[http::field::origin], session->id(), body.size());
-        stream.expires_after(options_.write_timeout);
-        const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(body)};
-        auto [ec, n] = co_await asio::async_write(stream, bufs, asio::as_tuple(use_awaitable));
-        co_return !ec && req.keep_alive();
+        co_return co_await SendWire(stream,
+                                    JsonAnswerHead(req.version(), req.keep_alive(),
+                                                   req[http::field::origin], session->id(),
+                                                   body.size()),
+                                    body, req.keep_alive());
       }
       if (!batch && writer->done && writer->queue.empty()) {
         // The session closed before anything was sent.

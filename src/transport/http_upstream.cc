@@ -67,6 +67,9 @@ struct Conn {
   // once and never cleared: zeroing 16 KiB per call showed up as 7 % of the gateway's work).
   static constexpr size_t kChunk = 16 * 1024;
   std::unique_ptr<char[]> chunk = std::make_unique_for_overwrite<char[]>(kChunk);
+  // The parser of the answer being read (one per exchange; kept here rather than in the
+  // exchange's coroutine frame, which it would push past what Asio recycles).
+  std::optional<http::response_parser<http::buffer_body>> parser;
 
   beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
 };
@@ -223,21 +226,20 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
     return {std::move(head), std::move(body)};
   }
 
-  // Sends `req` on `conn` and reads the answer; SSE events go to `on_event`.
+  // Sends `req` on `conn` and reads the answer into `ex`; SSE events go to `on_event`.
   template <typename Stream>
-  awaitable<Exchange> Run(Stream& s, Conn& conn, const WireRequest& req,
-                          const std::function<void(SseEvent)>& on_event,
-                          std::chrono::milliseconds timeout) {
-    Exchange ex;
+  awaitable<void> Run(Stream& s, Conn& conn, const WireRequest& req,
+                      const std::function<void(SseEvent)>& on_event,
+                      std::chrono::milliseconds timeout, Exchange& ex) {
     conn.lowest().expires_after(timeout);
     const std::array<asio::const_buffer, 2> bufs{asio::buffer(req.head), asio::buffer(req.body)};
     auto [wec, wn] = co_await asio::async_write(s, bufs, asio::as_tuple(use_awaitable));
     if (wec) {
       ex.ec = wec;
-      co_return ex;
+      co_return;
     }
     ex.sent = true;
-    http::response_parser<http::buffer_body> parser;
+    http::response_parser<http::buffer_body>& parser = conn.parser.emplace();
     parser.body_limit(boost::none);
     parser.header_limit(64 * 1024);
     conn.lowest().expires_after(timeout);
@@ -245,7 +247,7 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
         co_await http::async_read_header(s, conn.buffer, parser, asio::as_tuple(use_awaitable));
     if (hec) {
       ex.ec = hec;
-      co_return ex;
+      co_return;
     }
     auto& head = parser.get();
     ex.status = head.result_int();
@@ -266,25 +268,25 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
       if (rec == http::error::need_buffer) rec = {};
       if (rec) {
         ex.ec = rec;
-        co_return ex;
+        co_return;
       }
       const size_t got = Conn::kChunk - head.body().size;
       std::string_view data(chunk, got);
       if (sse) {
         if (!sse_parser.Append(data)) {
           ex.ec = make_error_code(http::error::body_limit);
-          co_return ex;
+          co_return;
         }
       } else {
         if (ex.body.size() + got > options.max_message_bytes) {
           ex.ec = make_error_code(http::error::body_limit);
-          co_return ex;
+          co_return;
         }
         ex.body.append(data);
       }
     }
     ex.reusable = parser.keep_alive();
-    co_return ex;
+    co_return;
   }
 
   // One request/response with a connection from the pool (or a new one). A pooled connection
@@ -313,9 +315,9 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
       // (No co_await inside ?: — GCC 12 miscompiles it.)
       Exchange ex;
       if (conn->tls) {
-        ex = co_await Run(*conn->tls, *conn, req, on_event, silence);
+        co_await Run(*conn->tls, *conn, req, on_event, silence, ex);
       } else {
-        ex = co_await Run(*conn->plain, *conn, req, on_event, silence);
+        co_await Run(*conn->plain, *conn, req, on_event, silence, ex);
       }
       active.erase(conn.get());
       if (ex.ec && pooled && ex.status == 0) continue;  // stale keep-alive connection
@@ -368,118 +370,127 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
     return "HTTP " + std::to_string(ex.status) + (body.empty() ? "" : ": " + body);
   }
 
+  // What a POST's answer has told so far (its SSE events as they come, then the exchange).
+  struct Reading {
+    State* state;
+    std::optional<json::value> related;  // the request's id; none for a notification
+    bool answered = false;
+    std::string last_event_id;
+  };
+
+  // POSTs `msg`. The coroutine holds only what crosses the exchange (its frame small enough
+  // for Asio to recycle); what the answer means is worked out by AfterPost.
   static awaitable<void> Post(std::shared_ptr<State> self, jsonrpc::Message msg) {
     if (self->legacy) {
       co_await PostLegacy(self, std::move(msg));
       co_return;
     }
-    const bool is_request = msg.IsRequest();
-    const json::value id = msg.id;
-    const bool is_initialize = is_request && msg.method == mcp::method::kInitialize;
-    const bool is_initialized = msg.method == mcp::method::kInitialized;
-    if (is_initialize) self->initialize_id = id;
+    if (msg.IsRequest() && msg.method == mcp::method::kInitialize) self->initialize_id = msg.id;
     const uint64_t generation = self->generation;
-
-    bool answered = false;
-    std::string last_event_id;
-    std::optional<json::value> related;
-    if (is_request) related = id;
-    auto on_event = [&](SseEvent e) {
-      if (!e.id.empty()) last_event_id = e.id;
+    Reading reading{self.get(), msg.IsRequest() ? std::optional<json::value>(msg.id) : std::nullopt,
+                    false, {}};
+    // Captures one reference: a std::function holds so small a callable without allocating.
+    auto on_event = [&reading](SseEvent e) {
+      if (!e.id.empty()) reading.last_event_id = e.id;
       if (e.data.empty()) return;  // priming
-      if (self->DeliverText(e.data, related, is_request ? &id : nullptr)) answered = true;
+      const json::value* awaited = reading.related ? &*reading.related : nullptr;
+      if (reading.state->DeliverText(e.data, reading.related, awaited)) reading.answered = true;
     };
     Exchange ex = co_await self->Perform(self->options.url,
                                          self->PostRequest(jsonrpc::Serialize(msg)), on_event);
     if (self->closed) co_return;
+    if (self->AfterPost(std::move(msg), ex, reading, generation)) {
+      co_await Resume(self, std::move(*reading.related), std::move(reading.last_event_id));
+    }
+  }
 
+  // Acts on the exchange of a POST of `msg`. Returns true when the request's answer is to be
+  // resumed from reading.last_event_id (the stream ended before it).
+  bool AfterPost(jsonrpc::Message msg, const Exchange& ex, Reading& reading, uint64_t generation_then) {
+    const bool is_request = msg.IsRequest();
+    const json::value& id = msg.id;
+    const bool is_initialize = is_request && msg.method == mcp::method::kInitialize;
+    const bool is_initialized = msg.method == mcp::method::kInitialized;
+    bool& answered = reading.answered;
+    const std::string& last_event_id = reading.last_event_id;
+    const std::optional<json::value>& related = reading.related;
     if (ex.ec) {
       if (ex.ec == http::error::body_limit) {
         if (is_request)
-          self->Fail(id,
-                     Error::LimitExceeded("upstream answer exceeds the message "
-                                          "size limit"),
-                     true);
-        co_return;
+          Fail(id, Error::LimitExceeded("upstream answer exceeds the message size limit"), true);
+        return false;
       }
       const bool timeout = ex.ec == beast::error::timeout;
       // A stream the server dropped (not one that went silent) is resumed, SEP-1699.
-      if (is_request && !answered && ex.sent && !timeout && !last_event_id.empty()) {
-        co_await Resume(self, id, last_event_id);
-        co_return;
-      }
+      if (is_request && !answered && ex.sent && !timeout && !last_event_id.empty()) return true;
       if (is_request && !answered && timeout) {
         // Stop the server working on an answer nobody will read.
         asio::co_spawn(
-            self->io,
-            Post(self, jsonrpc::MakeNotification(
-                           std::string(mcp::method::kCancelled),
-                           json::object{{"requestId", id},
-                                        {"reason", "request timed out at the gateway"}})),
+            io,
+            Post(shared_from_this(),
+                 jsonrpc::MakeNotification(
+                     std::string(mcp::method::kCancelled),
+                     json::object{{"requestId", id},
+                                  {"reason", "request timed out at the gateway"}})),
             asio::detached);
       }
       if (is_request && !answered) {
-        self->Fail(id,
-                   timeout ? Error::Timeout("no answer from " + self->options.url.ToString() +
-                                            " within the request timeout")
-                           : Error::Unavailable("cannot reach " + self->options.url.ToString() +
-                                                ": " + ex.ec.message()),
-                   ex.sent);
+        Fail(id,
+             timeout ? Error::Timeout("no answer from " + options.url.ToString() +
+                                      " within the request timeout")
+                     : Error::Unavailable("cannot reach " + options.url.ToString() + ": " +
+                                          ex.ec.message()),
+             ex.sent);
       }
-      co_return;
+      return false;
     }
-    if (!ex.session_id.empty() && self->session_id.empty()) self->session_id = ex.session_id;
+    if (!ex.session_id.empty() && session_id.empty()) session_id = ex.session_id;
 
-    if (ex.status == 404 && !self->session_id.empty() && !is_initialize &&
-        generation == self->generation) {
+    if (ex.status == 404 && !session_id.empty() && !is_initialize && generation_then == generation) {
       // The server no longer knows our session: start over, transparently for the client.
-      spdlog::warn("upstream forgot session {}; re-initializing", self->session_id.substr(0, 8));
-      self->session_id.clear();
-      self->get_stream_started = false;
-      ++self->generation;
-      if (self->events.on_disconnected) {
-        self->events.on_disconnected(Error::Unavailable("upstream session expired"));
-      }
-      if (!self->closed && self->events.on_reconnected) self->events.on_reconnected();
-      co_return;
+      spdlog::warn("upstream forgot session {}; re-initializing", session_id.substr(0, 8));
+      session_id.clear();
+      get_stream_started = false;
+      ++generation;
+      if (events.on_disconnected) events.on_disconnected(Error::Unavailable("upstream session expired"));
+      if (!closed && events.on_reconnected) events.on_reconnected();
+      return false;
     }
     if (is_initialize && (ex.status == 400 || ex.status == 404 || ex.status == 405)) {
       spdlog::info(
           "upstream answered initialize with HTTP {}; trying the legacy HTTP+SSE "
           "transport",
           ex.status);
-      self->legacy = true;
-      self->legacy_queue.push_back(std::move(msg));
-      asio::co_spawn(self->io, LegacyStream(self), asio::detached);
-      co_return;
+      legacy = true;
+      legacy_queue.push_back(std::move(msg));
+      asio::co_spawn(io, LegacyStream(shared_from_this()), asio::detached);
+      return false;
     }
     if (ex.status / 100 != 2) {
       // A JSON-RPC error about our request is the server's answer; anything else is a failure.
       if (is_request && ex.content_type.find("application/json") != std::string::npos &&
-          self->DeliverText(ex.body, related, &id)) {
-        co_return;
+          DeliverText(ex.body, related, &id)) {
+        return false;
       }
       if (is_request)
-        self->Fail(id, Error::Unavailable("upstream refused: " + Describe(ex)), true);
+        Fail(id, Error::Unavailable("upstream refused: " + Describe(ex)), true);
       else
         spdlog::warn("upstream refused a {}: {}", msg.method, Describe(ex));
-      co_return;
+      return false;
     }
     if (ex.content_type.find("application/json") != std::string::npos && !ex.body.empty()) {
-      if (self->DeliverText(ex.body, related, is_request ? &id : nullptr)) answered = true;
+      if (DeliverText(ex.body, related, is_request ? &id : nullptr)) answered = true;
     }
     if (is_request && !answered) {
-      if (!last_event_id.empty()) {
-        co_await Resume(self, id, last_event_id);
-      } else {
-        self->Fail(id, Error::Unavailable("upstream ended its response without an answer"), true);
-      }
-      co_return;
+      if (!last_event_id.empty()) return true;
+      Fail(id, Error::Unavailable("upstream ended its response without an answer"), true);
+      return false;
     }
-    if (is_initialized && !self->get_stream_started) {
-      self->get_stream_started = true;
-      asio::co_spawn(self->io, ListenStream(self, self->generation), asio::detached);
+    if (is_initialized && !get_stream_started) {
+      get_stream_started = true;
+      asio::co_spawn(io, ListenStream(shared_from_this(), generation), asio::detached);
     }
+    return false;
   }
 
   // SEP-1699: the server closed the stream before answering; reconnect with Last-Event-ID.

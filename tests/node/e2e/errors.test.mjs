@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -76,6 +77,31 @@ describe('HTTP: protocol errors are answered precisely and nothing breaks', () =
     res = await post({ jsonrpc: '2.0', id: 1, method: 'ping' }, { origin: `http://localhost:${new URL(gw.url).port}` });
     assert.equal(res.status, 200, 'a loopback Origin is fine');
     await res.text();
+  });
+
+  it('refuses a request with two Host or two Origin fields with 400', async () => {
+    // A check that read one of them and a proxy or handler that reads the other would disagree.
+    const { port } = new URL(gw.url);
+    const raw = (fields) => new Promise((resolve, reject) => {
+      const socket = net.connect(Number(port), '127.0.0.1');
+      let text = '';
+      socket.on('data', (d) => { text += d; });
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+      socket.write(`POST /mcp HTTP/1.1\r\n${fields.map((f) => `${f}\r\n`).join('')}` +
+        `Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n` +
+        `Mcp-Session-Id: ${sessionId}\r\nConnection: close\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n${body}`);
+    });
+    const local = `127.0.0.1:${port}`;
+    let reply = await raw([`Host: ${local}`, 'Host: evil.example.com']);
+    assert.match(reply, /^HTTP\/1\.1 400 /);
+    assert.match(reply, /more than one Host or Origin field/);
+    reply = await raw([`Host: ${local}`, `Origin: http://${local}`, 'Origin: http://evil.example.com']);
+    assert.match(reply, /^HTTP\/1\.1 400 /);
+    reply = await raw([`Host: ${local}`, `Origin: http://${local}`]);
+    assert.match(reply, /^HTTP\/1\.1 200 /, 'one of each is served');
   });
 
   it('needs a session id, and knows which ones exist', async () => {

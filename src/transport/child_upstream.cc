@@ -1,5 +1,8 @@
 #include "transport/child_upstream.h"
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <deque>
 #include <optional>
 
@@ -43,6 +46,23 @@ Result<std::string> FindExecutable(const std::string& name) {
   return path.string();
 }
 
+namespace {
+
+// Whether this system lets a process open a pidfd (Linux 5.3 or later, and a sandbox or
+// seccomp profile that allows pidfd_open). Boost.Process watches its children through one and
+// has no fallback: without it the child would be started, then lost, at every attempt.
+bool PidfdAvailable() {
+  static const bool available = [] {
+    const long fd = ::syscall(SYS_pidfd_open, ::getpid(), 0);
+    if (fd < 0) return false;
+    ::close(static_cast<int>(fd));
+    return true;
+  }();
+  return available;
+}
+
+}  // namespace
+
 struct ChildUpstream::State : std::enable_shared_from_this<ChildUpstream::State> {
   State(asio::io_context& io_, ChildOptions options_)
       : io(io_), options(std::move(options_)), restart_timer(io_) {}
@@ -74,6 +94,13 @@ struct ChildUpstream::State : std::enable_shared_from_this<ChildUpstream::State>
     auto exe = FindExecutable(options.argv.at(0));
     if (!exe) {
       Died(exe.error());
+      return;
+    }
+    if (!PidfdAvailable()) {
+      Died(Error::Unavailable("cannot start \"" + options.argv[0] +
+                              "\": this system refuses pidfd_open, which watching a stdio "
+                              "server needs (Linux 5.3 or later, and a sandbox or seccomp "
+                              "profile that allows it)"));
       return;
     }
     auto c = std::make_shared<Child>(io);

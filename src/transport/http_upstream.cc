@@ -406,7 +406,8 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
 
   // Acts on the exchange of a POST of `msg`. Returns true when the request's answer is to be
   // resumed from reading.last_event_id (the stream ended before it).
-  bool AfterPost(jsonrpc::Message msg, const Exchange& ex, Reading& reading, uint64_t generation_then) {
+  bool AfterPost(jsonrpc::Message msg, const Exchange& ex, Reading& reading,
+                 uint64_t generation_then) {
     const bool is_request = msg.IsRequest();
     const json::value& id = msg.id;
     const bool is_initialize = is_request && msg.method == mcp::method::kInitialize;
@@ -446,13 +447,16 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
     }
     if (!ex.session_id.empty() && session_id.empty()) session_id = ex.session_id;
 
-    if (ex.status == 404 && !session_id.empty() && !is_initialize && generation_then == generation) {
+    if (ex.status == 404 && !session_id.empty() && !is_initialize &&
+        generation_then == generation) {
       // The server no longer knows our session: start over, transparently for the client.
       spdlog::warn("upstream forgot session {}; re-initializing", session_id.substr(0, 8));
       session_id.clear();
       get_stream_started = false;
       ++generation;
-      if (events.on_disconnected) events.on_disconnected(Error::Unavailable("upstream session expired"));
+      if (events.on_disconnected) {
+        events.on_disconnected(Error::Unavailable("upstream session expired"));
+      }
       if (!closed && events.on_reconnected) events.on_reconnected();
       return false;
     }

@@ -270,11 +270,13 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
 
   // What is left to do for a request once everything that needs no I/O is done.
   struct Routed {
-    enum class To { kRespond, kStream, kAdmin, kGet, kLegacySse };
+    // kStream: a POST's answers, as one JSON body or an SSE stream (WriteStream);
+    // kSse: a GET's SSE stream (WriteSse); kLegacySse: a legacy transport's session stream.
+    enum class To { kRespond, kStream, kSse, kAdmin, kLegacySse };
     To to = To::kRespond;
     std::optional<Response> response;  // kRespond
-    std::string grant, route;          // kGet, kLegacySse: the caller and its endpoint
-    // kStream: a POST whose answers go out on `writer`, stream `sid` of `session`.
+    std::string grant;                 // kLegacySse: the caller
+    // kStream, kSse: what `writer` receives goes out as stream `sid` of `session`.
     std::shared_ptr<HttpMcpSession> session;
     std::shared_ptr<StreamWriter> writer;
     uint64_t sid = 0;
@@ -300,8 +302,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
                                        std::move(r.writer), r.batch);
       case Routed::To::kAdmin:
         co_return co_await HandleAdmin(stream, req);
-      case Routed::To::kGet:
-        co_return co_await HandleGet(stream, req, fields, r.grant, r.route);
+      case Routed::To::kSse:
+        co_return co_await WriteSse(stream, req, fields, std::move(r.session), r.sid,
+                                    std::move(r.writer));
       case Routed::To::kLegacySse:
         co_return co_await HandleLegacySse(stream, req, fields, r.grant);
     }
@@ -387,13 +390,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       switch (req.method()) {
         case http::verb::post:
           return RoutePost(req, fields, grant, *route);
-        case http::verb::get: {
-          Routed r;
-          r.to = Routed::To::kGet;
-          r.grant = std::move(grant);
-          r.route = std::move(*route);
-          return r;
-        }
+        case http::verb::get:
+          return RouteGet(req, fields, grant, *route);
         case http::verb::delete_:
           return Routed::Respond(Delete(req, fields, grant, *route));
         default: {
@@ -750,53 +748,45 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     co_return !ec;
   }
 
-  awaitable<bool> HandleGet(beast::tcp_stream& stream, Request& req, const Fields& fields,
-                            const std::string& grant, const std::string& route) {
-    std::optional<Response> refusal;
-    std::shared_ptr<StreamWriter> writer;
-    uint64_t sid = 0;
-    auto session = AttachGet(req, fields, grant, route, refusal, writer, sid);
-    if (!session) co_return co_await Send(stream, std::move(*refusal));
-    co_return co_await WriteSse(stream, req, fields, std::move(session), sid, std::move(writer));
-  }
-
-  // A GET's stream: the session it names with a writer attached to stream `sid` (a new one,
-  // or the one Last-Event-ID resumes), or null and the refusal.
-  std::shared_ptr<HttpMcpSession> AttachGet(const Request& req, const Fields& fields,
-                                            const std::string& grant, const std::string& route,
-                                            std::optional<Response>& refusal,
-                                            std::shared_ptr<StreamWriter>& writer, uint64_t& sid) {
+  // A GET: the session's stream (a new one, or the one Last-Event-ID resumes, taken over from
+  // the connection that had it) with a writer attached, or the refusal.
+  Routed RouteGet(const Request& req, const Fields& fields, const std::string& grant,
+                  const std::string& route) {
     if (!AcceptsType(fields.accept, "text/event-stream")) {
-      refusal = ErrorResponse(req, http::status::not_acceptable, jsonrpc::kConnectionClosed,
-                              "Not Acceptable: Client must accept text/event-stream");
-      return nullptr;
+      return Routed::Respond(ErrorResponse(req, http::status::not_acceptable,
+                                           jsonrpc::kConnectionClosed,
+                                           "Not Acceptable: Client must accept text/event-stream"));
     }
-    auto session = FindSession(req, fields, refusal, grant, route);
-    if (!session) return nullptr;
+    std::optional<Response> error;
+    auto session = FindSession(req, fields, error, grant, route);
+    if (!session) return Routed::Respond(std::move(*error));
 
+    Routed r;
     uint64_t after = 0;
     // Our ids are "<stream>_<seq>".
-    if (!fields.last_event_id.empty() && !ParseEventId(fields.last_event_id, sid, after)) {
-      refusal = ErrorResponse(req, http::status::bad_request, jsonrpc::kConnectionClosed,
-                              "Bad Request: unknown Last-Event-ID");
-      return nullptr;
+    if (!fields.last_event_id.empty() && !ParseEventId(fields.last_event_id, r.sid, after)) {
+      return Routed::Respond(ErrorResponse(req, http::status::bad_request,
+                                           jsonrpc::kConnectionClosed,
+                                           "Bad Request: unknown Last-Event-ID"));
     }
-    writer = std::make_shared<StreamWriter>(io_.get_executor());
+    r.writer = std::make_shared<StreamWriter>(io_.get_executor());
     const auto mode = fields.last_event_id.empty() ? HttpMcpSession::Mode::kExclusive
                                                    : HttpMcpSession::Mode::kTakeOver;
-    switch (session->AttachWriter(sid, after, writer, mode)) {
+    switch (session->AttachWriter(r.sid, after, r.writer, mode)) {
       case HttpMcpSession::Attach::kBusy:
-        refusal = ErrorResponse(req, http::status::conflict, jsonrpc::kConnectionClosed,
-                                "Conflict: Only one SSE stream is allowed per session");
-        return nullptr;
+        return Routed::Respond(
+            ErrorResponse(req, http::status::conflict, jsonrpc::kConnectionClosed,
+                          "Conflict: Only one SSE stream is allowed per session"));
       case HttpMcpSession::Attach::kUnknown:
-        refusal = ErrorResponse(req, http::status::bad_request, jsonrpc::kConnectionClosed,
-                                "Bad Request: unknown Last-Event-ID");
-        return nullptr;
+        return Routed::Respond(ErrorResponse(req, http::status::bad_request,
+                                             jsonrpc::kConnectionClosed,
+                                             "Bad Request: unknown Last-Event-ID"));
       case HttpMcpSession::Attach::kOk:
         break;
     }
-    return session;
+    r.to = Routed::To::kSse;
+    r.session = std::move(session);
+    return r;
   }
 
   Response Delete(const Request& req, const Fields& fields, const std::string& grant,

@@ -56,6 +56,24 @@ constexpr const char* kSchema =
     "latency_ms INTEGER NOT NULL)";
 constexpr const char* kIndex = "CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts_ms)";
 
+// `keys` as a JSON array of strings, written straight out (json::serialize of an array
+// would first copy every key into it).
+std::string KeysText(const std::vector<std::string>& keys) {
+  std::string out = "[";
+  json::serializer sr;
+  char buf[256];
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    sr.reset(json::string_view(keys[i]));
+    while (!sr.done()) {
+      const json::string_view chunk = sr.read(buf, sizeof buf);
+      out.append(chunk.data(), chunk.size());
+    }
+  }
+  out.push_back(']');
+  return out;
+}
+
 class SqliteAuditLog : public AuditLog {
  public:
   // `checkpointer` (may be null: no file) is a second connection, for the checkpoint thread only.
@@ -166,9 +184,7 @@ class SqliteAuditLog : public AuditLog {
         "INSERT INTO audit(id, ts_ms, grant_name, session, server, tool, decision, rule, reason, "
         "arg_keys, args_digest, args, policy_version, outcome, latency_ms) "
         "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)");
-    json::array keys;
-    for (const auto& k : r.arg_keys) keys.emplace_back(k);
-    const std::string keys_text = json::serialize(keys);
+    const std::string keys_text = KeysText(r.arg_keys);
     const std::string args_text = r.args ? json::serialize(*r.args) : "";
     int i = 1;
     // With their lengths: SQLite would otherwise strlen each of the dozen texts of every record.

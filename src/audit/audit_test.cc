@@ -25,7 +25,7 @@ Record Make(std::string tool, std::string decision, int64_t ts, std::string outc
   r.tool = std::move(tool);
   r.decision = std::move(decision);
   r.rule = "default";
-  r.arg_keys = {"amount", "reason"};
+  r.arg_keys = {"amount", "reason", "a \"quoted\" k\u00e9y\n"};
   r.args_digest = "abc";
   r.policy_version = "v1";
   r.outcome = std::move(outcome);
@@ -56,7 +56,8 @@ TEST(AuditTest, WritesCompletesAndQueriesRecordsThatSurviveReopening) {
   EXPECT_EQ((*all)[0].outcome, "pending") << "a call that never ended stays visible as such";
   EXPECT_EQ((*all)[2].outcome, "tool_error");
   EXPECT_EQ((*all)[2].latency_ms, 42);
-  EXPECT_EQ((*all)[2].arg_keys, (std::vector<std::string>{"amount", "reason"}));
+  EXPECT_EQ((*all)[2].arg_keys,
+            (std::vector<std::string>{"amount", "reason", "a \"quoted\" k\u00e9y\n"}));
   Query denied;
   denied.decision = "deny";
   EXPECT_EQ(QueryAudit(spec, denied)->size(), 1u);

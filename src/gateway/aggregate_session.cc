@@ -31,7 +31,7 @@ std::optional<std::pair<std::string, std::string>> Split(std::string_view s,
   return std::make_pair(std::string(s.substr(0, pos)), std::string(s.substr(pos + sep.size())));
 }
 
-std::string Key(const json::value& id) { return json::serialize(id); }
+std::string Key(const json::value& id) { return jsonrpc::IdKey(id); }
 
 // Our list cursors: hex of a JSON object mapping each server to its own cursor.
 std::string EncodeCursor(const json::object& cursors) {

@@ -179,12 +179,25 @@ json::value ToValue(const Message& m) {
 // Byte for byte json::serialize(ToValue(m)) (same members, same order), without copying the
 // message's trees into a new object first: that copy was one allocation per JSON node, on
 // every message in both directions.
+// One serializer for all members, read through a buffer on the stack: json::serialize would
+// set up a serializer and build a string of its own for each member.
 std::string Serialize(const Message& m) {
   std::string out;
-  out.reserve(64);
+  out.reserve(128);
   out.append(R"({"jsonrpc":"2.0")");
-  auto member = [&out](std::string_view key, const auto& value) {
-    out.append(",\"").append(key).append("\":").append(json::serialize(value));
+  json::serializer sr;
+  auto member = [&out, &sr](std::string_view key, const auto& value) {
+    out.append(",\"").append(key).append("\":");
+    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, json::string_view>) {
+      sr.reset(value);
+    } else {
+      sr.reset(&value);
+    }
+    char buf[512];
+    while (!sr.done()) {
+      const json::string_view chunk = sr.read(buf, sizeof buf);
+      out.append(chunk.data(), chunk.size());
+    }
   };
   switch (m.kind) {
     case Kind::kRequest:
@@ -251,6 +264,12 @@ Message MakeError(const ErrorReply& reply) {
 
 std::string IdToString(const json::value& id) {
   if (id.is_string()) return std::string(id.as_string());
+  return json::serialize(id);
+}
+
+std::string IdKey(const json::value& id) {
+  if (id.is_int64()) return std::to_string(id.get_int64());
+  if (id.is_uint64()) return std::to_string(id.get_uint64());
   return json::serialize(id);
 }
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 namespace tw::jsonrpc {
 namespace {
 
@@ -95,6 +97,9 @@ TEST(SerializeTest, WritesExactlyWhatSerializingTheMessageAsOneValueWrites) {
       MakeResponse(18446744073709551615ull, json::parse(R"({"content":[{"type":"text","text":"\t"}]})")),
       MakeResponse("r", json::value(nullptr)),
       MakeError(nullptr, kParseError, "Parse error: \"x\""),
+      // Longer than the buffer Serialize reads through: written in several pieces.
+      MakeRequest(2, "tools/call", json::object{{"text", std::string(1500, '\x7f') + "\u00e9\""},
+                                                {"list", json::array(300, json::value(-1.5))}}),
   };
   for (const Message& m : messages) {
     EXPECT_EQ(Serialize(m), json::serialize(ToValue(m)));
@@ -118,6 +123,21 @@ TEST(ParseTest, AMessageKeepsItsArenaAndDetachedCopiesLeaveIt) {
 TEST(SerializeTest, OmitsAbsentParams) {
   EXPECT_EQ(Serialize(MakeRequest(1, "ping", nullptr)),
             R"({"jsonrpc":"2.0","id":1,"method":"ping"})");
+}
+
+TEST(IdKeyTest, IsWhatSerializingTheIdWrites) {
+  const json::value ids[] = {json::value(0),
+                             json::value(-1),
+                             json::value(std::numeric_limits<int64_t>::min()),
+                             json::value(std::numeric_limits<int64_t>::max()),
+                             json::value(std::numeric_limits<uint64_t>::max()),
+                             json::value(1.5),
+                             json::value(1.0),
+                             json::value("1"),
+                             json::value("a \"b\" \u00e9"),
+                             json::value(nullptr)};
+  for (const json::value& id : ids) EXPECT_EQ(IdKey(id), json::serialize(id));
+  EXPECT_NE(IdKey(json::value(1)), IdKey(json::value("1")));
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 namespace tw::transport {
 
 namespace {
-std::string Key(const json::value& id) { return json::serialize(id); }
+std::string Key(const json::value& id) { return jsonrpc::IdKey(id); }
 }  // namespace
 
 std::string FormatEventId(uint64_t stream, uint64_t seq) {

@@ -3,8 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
-#include <cstdio>
 
+#include "common/hex.h"
 #include "common/random.h"
 
 #include <sqlite3.h>
@@ -24,10 +24,11 @@ std::string NewRecordId() {
   // random-number generation per call (it cost ~10k instructions a call).
   static const std::string prefix = RandomHex(8);
   static std::atomic<uint64_t> next{0};
-  char counter[17];
-  std::snprintf(counter, sizeof counter, "%016llx",
-                static_cast<unsigned long long>(next.fetch_add(1, std::memory_order_relaxed)));
-  return prefix + counter;
+  std::string id;
+  id.reserve(prefix.size() + 16);
+  id.append(prefix);
+  AppendHex64(id, next.fetch_add(1, std::memory_order_relaxed));
+  return id;
 }
 
 json::value ToJson(const Record& r) {

@@ -4,6 +4,8 @@
 #include <fstream>
 
 #include <gtest/gtest.h>
+
+#include <cctype>
 #include <sqlite3.h>
 
 #include <mutex>
@@ -152,6 +154,15 @@ TEST(AuditTest, RejectsAnUnwritableJsonLinesFile) {
   auto log = OpenAuditLog("memory", "/proc/nope/audit.jsonl");
   ASSERT_FALSE(log.has_value());
   EXPECT_NE(log.error().message().find("/proc/nope/audit.jsonl"), std::string::npos);
+}
+
+TEST(AuditTest, RecordIdsAre32HexDigitsAPrefixAndACounter) {
+  const std::string a = NewRecordId(), b = NewRecordId();
+  ASSERT_EQ(a.size(), 32u);
+  ASSERT_EQ(b.size(), 32u);
+  for (char c : a + b) EXPECT_TRUE(std::isdigit(c) || (c >= 'a' && c <= 'f')) << a << " " << b;
+  EXPECT_EQ(a.substr(0, 16), b.substr(0, 16)) << "one random prefix per process";
+  EXPECT_EQ(std::stoull(b.substr(16), nullptr, 16), std::stoull(a.substr(16), nullptr, 16) + 1);
 }
 
 }  // namespace

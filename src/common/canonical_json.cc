@@ -1,5 +1,7 @@
 #include "common/canonical_json.h"
 
+#include "common/hex.h"
+
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -87,13 +89,9 @@ std::string Sha256Hex(std::string_view data) {
       EVP_DigestFinal_ex(ctx.get(), digest, &len) != 1) {
     EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);  // slow path
   }
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 15]);
-  }
+  AppendHex(out, digest, len);
   return out;
 }
 

@@ -1,5 +1,7 @@
 #include "common/random.h"
 
+#include "common/hex.h"
+
 #include <openssl/rand.h>
 #include <sys/random.h>
 
@@ -34,13 +36,9 @@ void FillRandom(std::vector<unsigned char>& buf) {
 std::string RandomHex(size_t bytes) {
   std::vector<unsigned char> buf(bytes);
   FillRandom(buf);
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(bytes * 2);
-  for (unsigned char c : buf) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
+  AppendHex(out, buf.data(), buf.size());
   return out;
 }
 

@@ -6,6 +6,7 @@
 
 #include "common/hex.h"
 #include "common/random.h"
+#include "jsonrpc/message.h"
 
 #include <sqlite3.h>
 
@@ -62,14 +63,10 @@ constexpr const char* kIndex = "CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts_
 std::string KeysText(const std::vector<std::string>& keys) {
   std::string out = "[";
   json::serializer sr;
-  char buf[256];
   for (size_t i = 0; i < keys.size(); ++i) {
     if (i > 0) out.push_back(',');
     sr.reset(json::string_view(keys[i]));
-    while (!sr.done()) {
-      const json::string_view chunk = sr.read(buf, sizeof buf);
-      out.append(chunk.data(), chunk.size());
-    }
+    jsonrpc::AppendSerialized(out, sr);
   }
   out.push_back(']');
   return out;

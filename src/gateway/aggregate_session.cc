@@ -31,8 +31,6 @@ std::optional<std::pair<std::string, std::string>> Split(std::string_view s,
   return std::make_pair(std::string(s.substr(0, pos)), std::string(s.substr(pos + sep.size())));
 }
 
-std::string Key(const json::value& id) { return jsonrpc::IdKey(id); }
-
 // Our list cursors: hex of a JSON object mapping each server to its own cursor.
 std::string EncodeCursor(const json::object& cursors) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -235,7 +233,7 @@ void AggregateSession::HandleClientMessage(Message msg) {
         const json::value* request_id =
             msg.params.is_object() ? msg.params.as_object().if_contains("requestId") : nullptr;
         if (!request_id) return;
-        auto it = routed_.find(Key(*request_id));
+        auto it = routed_.find(jsonrpc::IdKey(*request_id));
         if (it != routed_.end()) legs_[it->second.leg]->session->HandleClientMessage(std::move(msg));
         return;
       }
@@ -262,7 +260,7 @@ void AggregateSession::HandleClientMessage(Message msg) {
 }
 
 void AggregateSession::HandleRequest(Message msg) {
-  if (routed_.contains(Key(msg.id))) {
+  if (routed_.contains(jsonrpc::IdKey(msg.id))) {
     Reply(jsonrpc::MakeError(msg.id, jsonrpc::kInvalidRequest,
                              "Invalid Request: id " + jsonrpc::IdToString(msg.id) +
                                  " is already in use by a pending request"));
@@ -362,7 +360,7 @@ void AggregateSession::HandleRequest(Message msg) {
 }
 
 void AggregateSession::RouteToLeg(Message msg, size_t leg) {
-  routed_[Key(msg.id)] = Routed{leg, msg.method};
+  routed_[jsonrpc::IdKey(msg.id)] = Routed{leg, msg.method};
   legs_[leg]->session->HandleClientMessage(std::move(msg));
 }
 
@@ -603,7 +601,7 @@ void AggregateSession::OnLegMessage(size_t leg, const Message& msg,
       OnFanOutAnswer(f->first, f->second, msg);
       return;
     }
-    auto it = routed_.find(Key(msg.id));
+    auto it = routed_.find(jsonrpc::IdKey(msg.id));
     if (it == routed_.end()) return;
     const std::string m = it->second.method;
     routed_.erase(it);

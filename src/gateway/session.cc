@@ -118,7 +118,7 @@ void Session::RefuseIdInUse(const json::value& id, const Admission& admission,
 }
 
 void Session::ForwardRequest(Message msg, Admission admission) {
-  const std::string key = Key(msg.id);
+  const std::string key = jsonrpc::IdKey(msg.id);
   if (IdInUse(key)) {
     RefuseIdInUse(msg.id, admission, "");
     return;
@@ -128,7 +128,7 @@ void Session::ForwardRequest(Message msg, Admission admission) {
   if (token) token.emplace(jsonrpc::Detached(*token));  // emplace: assigning would copy into the arena
   Pending pending{jsonrpc::Detached(msg.id), msg.method, std::move(token), false,
                   std::move(admission)};
-  if (pending.progress_token) progress_owner_[Key(*pending.progress_token)] = msg.id;
+  if (pending.progress_token) progress_owner_[jsonrpc::IdKey(*pending.progress_token)] = msg.id;
   client_to_upstream_.emplace(key, upstream_id);
   pending_.emplace(upstream_id, std::move(pending));
   msg.id = upstream_id;
@@ -145,7 +145,7 @@ void Session::HandleToolCall(Message msg) {
   }
   GuardOutcome outcome = guard_.Check(*call, policy::Identity{grant_, id_, {}});
   if (outcome.durable_wait) {
-    const std::string key = Key(msg.id);
+    const std::string key = jsonrpc::IdKey(msg.id);
     if (IdInUse(key)) {
       guard_.Abandon(outcome);  // what its record's transaction charges comes back
       RefuseIdInUse(msg.id, outcome.admission, outcome.approval_id);
@@ -182,7 +182,7 @@ void Session::Decided(Message msg, GuardOutcome outcome) {
 }
 
 void Session::Park(Message msg, GuardOutcome outcome) {
-  const std::string key = Key(msg.id);
+  const std::string key = jsonrpc::IdKey(msg.id);
   if (IdInUse(key)) {
     RefuseIdInUse(msg.id, outcome.admission, outcome.approval_id);
     return;
@@ -247,14 +247,14 @@ void Session::HandleClientNotification(Message msg) {
     const json::value* request_id =
         msg.params.is_object() ? msg.params.as_object().if_contains("requestId") : nullptr;
     if (!request_id) return;
-    if (auto parked = parked_.find(Key(*request_id)); parked != parked_.end()) {
+    if (auto parked = parked_.find(jsonrpc::IdKey(*request_id)); parked != parked_.end()) {
       // The client gave up waiting for a human: withdraw the approval request.
       if (ApprovalWaiter* w = guard_.approval_waiter()) w->Cancel(parked->second.approval_id);
       guard_.Settle(parked->second.admission, CallOutcome::kCancelled);
       parked_.erase(parked);
       return;
     }
-    auto it = client_to_upstream_.find(Key(*request_id));
+    auto it = client_to_upstream_.find(jsonrpc::IdKey(*request_id));
     if (it == client_to_upstream_.end()) {
       // Already answered, never forwarded (denied), or unknown: nothing to cancel upstream.
       spdlog::debug("session {}: cancel for unknown request {}", id_.substr(0, 8),
@@ -350,7 +350,7 @@ void Session::OnUpstreamResponse(Message msg) {
   }
   Pending pending = std::move(it->second);
   pending_.erase(it);
-  if (pending.progress_token) progress_owner_.erase(Key(*pending.progress_token));
+  if (pending.progress_token) progress_owner_.erase(jsonrpc::IdKey(*pending.progress_token));
   if (pending.internal && pending.method == method::kToolsList) {
     OnInternalToolsList(msg);
     return;
@@ -366,7 +366,7 @@ void Session::OnUpstreamResponse(Message msg) {
     }
     return;
   }
-  client_to_upstream_.erase(Key(pending.client_id));
+  client_to_upstream_.erase(jsonrpc::IdKey(pending.client_id));
   guard_.Settle(pending.admission, SettleOutcome(msg));
 
   if (msg.kind == jsonrpc::Kind::kResponse && msg.result.is_object()) {
@@ -400,12 +400,12 @@ void Session::OnRequestFailed(const json::value& id, const Error& error, bool se
   if (it == pending_.end()) return;
   Pending pending = std::move(it->second);
   pending_.erase(it);
-  if (pending.progress_token) progress_owner_.erase(Key(*pending.progress_token));
+  if (pending.progress_token) progress_owner_.erase(jsonrpc::IdKey(*pending.progress_token));
   if (pending.internal) {
     spdlog::error("session {}: re-initialize failed: {}", id_.substr(0, 8), error.message());
     return;
   }
-  client_to_upstream_.erase(Key(pending.client_id));
+  client_to_upstream_.erase(jsonrpc::IdKey(pending.client_id));
   guard_.Settle(pending.admission, sent ? CallOutcome::kLost : CallOutcome::kNotSent);
   Reply(pending.client_id, jsonrpc::MakeError(pending.client_id, jsonrpc::kConnectionClosed,
                                               "Upstream server error: " + error.message()));
@@ -453,7 +453,7 @@ std::optional<json::value> Session::RelatedClientRequest(
   }
   if (msg.method == method::kProgress && msg.params.is_object()) {
     if (const json::value* token = msg.params.as_object().if_contains("progressToken")) {
-      auto it = progress_owner_.find(Key(*token));
+      auto it = progress_owner_.find(jsonrpc::IdKey(*token));
       if (it != progress_owner_.end()) return it->second;
     }
   }

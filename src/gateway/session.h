@@ -125,7 +125,6 @@ class Session : public McpSession {
   std::optional<json::value> RelatedClientRequest(const jsonrpc::Message& msg,
                                                   const std::optional<json::value>& related) const;
   void Reply(const json::value& client_id, jsonrpc::Message msg);
-  static std::string Key(const json::value& id) { return jsonrpc::IdKey(id); }
 
   std::string id_;
   std::string grant_;

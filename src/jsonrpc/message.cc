@@ -176,11 +176,17 @@ json::value ToValue(const Message& m) {
   return o;
 }
 
+void AppendSerialized(std::string& out, json::serializer& sr) {
+  char buf[512];
+  while (!sr.done()) {
+    const json::string_view chunk = sr.read(buf, sizeof buf);
+    out.append(chunk.data(), chunk.size());
+  }
+}
+
 // Byte for byte json::serialize(ToValue(m)) (same members, same order), without copying the
-// message's trees into a new object first: that copy was one allocation per JSON node, on
-// every message in both directions.
-// One serializer for all members, read through a buffer on the stack: json::serialize would
-// set up a serializer and build a string of its own for each member.
+// message's trees into a new object first (that copy was one allocation per JSON node, on
+// every message in both directions), and with one serializer for all members.
 std::string Serialize(const Message& m) {
   std::string out;
   out.reserve(128);
@@ -193,11 +199,7 @@ std::string Serialize(const Message& m) {
     } else {
       sr.reset(&value);
     }
-    char buf[512];
-    while (!sr.done()) {
-      const json::string_view chunk = sr.read(buf, sizeof buf);
-      out.append(chunk.data(), chunk.size());
-    }
+    AppendSerialized(out, sr);
   };
   switch (m.kind) {
     case Kind::kRequest:

@@ -88,6 +88,10 @@ Message MakeError(const ErrorReply& reply);
 // A short printable form of an id for logs.
 std::string IdToString(const json::value& id);
 
+// Appends what `sr` (reset to a value) writes to `out`, through a buffer on the stack: one
+// serializer for many values, and no string of its own per value as json::serialize builds.
+void AppendSerialized(std::string& out, json::serializer& sr);
+
 // A map key for an id: json::serialize(id), byte for byte (so 1 and "1" differ), without
 // setting up a serializer for the common integer ids — a call looks its ids up ~7 times.
 std::string IdKey(const json::value& id);

@@ -234,20 +234,21 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     Fields f;
     f.keep_alive = req.keep_alive();
     unsigned seen = 0;
+    // Keeps the first field of a name; false for a repetition.
     auto take = [&seen](unsigned bit, std::string_view& slot, std::string_view value) {
-      if (seen & bit) return;
+      if (seen & bit) return false;
       seen |= bit;
       slot = value;
+      return true;
     };
     for (const auto& field : req) {
       switch (field.name()) {
         case http::field::host:
-        case http::field::origin: {
-          const unsigned bit = field.name() == http::field::host ? 1u << 0 : 1u << 1;
-          if (seen & bit) f.repeated_host_or_origin = true;
-          take(bit, field.name() == http::field::host ? f.host : f.origin, field.value());
+          if (!take(1u << 0, f.host, field.value())) f.repeated_host_or_origin = true;
           break;
-        }
+        case http::field::origin:
+          if (!take(1u << 1, f.origin, field.value())) f.repeated_host_or_origin = true;
+          break;
         case http::field::authorization: take(1u << 2, f.authorization, field.value()); break;
         case http::field::content_type: take(1u << 3, f.content_type, field.value()); break;
         case http::field::accept: take(1u << 4, f.accept, field.value()); break;

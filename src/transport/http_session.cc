@@ -5,10 +5,6 @@
 
 namespace tw::transport {
 
-namespace {
-std::string Key(const json::value& id) { return jsonrpc::IdKey(id); }
-}  // namespace
-
 std::string FormatEventId(uint64_t stream, uint64_t seq) {
   return std::to_string(stream) + "_" + std::to_string(seq);
 }
@@ -58,11 +54,11 @@ uint64_t HttpMcpSession::OpenStream(std::shared_ptr<StreamWriter> writer) {
 }
 
 bool HttpMcpSession::IsPending(const json::value& client_id) const {
-  return request_stream_.contains(Key(client_id));
+  return request_stream_.contains(jsonrpc::IdKey(client_id));
 }
 
 void HttpMcpSession::AddRequest(uint64_t sid, const json::value& client_id) {
-  std::string key = Key(client_id);
+  std::string key = jsonrpc::IdKey(client_id);
   streams_[sid].open_requests.insert(key);
   request_stream_[std::move(key)] = sid;
 }
@@ -79,7 +75,7 @@ void HttpMcpSession::Deliver(const jsonrpc::Message& msg,
     return;
   }
   if (msg.IsResponse()) {
-    auto it = request_stream_.find(Key(msg.id));
+    auto it = request_stream_.find(jsonrpc::IdKey(msg.id));
     if (it != request_stream_.end()) {
       Push(streams_[it->second], msg);
       return;
@@ -132,7 +128,7 @@ void HttpMcpSession::Close() {
 // (delivered when a GET stream opens).
 HttpMcpSession::Stream& HttpMcpSession::PickStream(const std::optional<json::value>& related) {
   if (related) {
-    auto it = request_stream_.find(Key(*related));
+    auto it = request_stream_.find(jsonrpc::IdKey(*related));
     if (it != request_stream_.end()) {
       Stream& s = streams_[it->second];
       if (s.writer) return s;
@@ -161,7 +157,7 @@ void HttpMcpSession::Push(Stream& s, const jsonrpc::Message& msg) {
   item.is_response = msg.IsResponse();
   bool finished = false;
   if (item.is_response) {
-    std::string key = Key(msg.id);
+    std::string key = jsonrpc::IdKey(msg.id);
     if (s.open_requests.erase(key)) {
       request_stream_.erase(key);
       finished = s.open_requests.empty() && s.id != 0;

@@ -7,11 +7,11 @@
 #include <csignal>
 #include <cstring>
 #include <ctime>
-#include <set>
 #include <filesystem>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -75,6 +75,9 @@ struct RunOptions {
   std::string state_fail_mode = "closed";
   std::string server_name;
   std::string pin_mode = "enforce";
+  std::string unlisted_tools = "deny";
+  std::string schema = "enforce";
+  std::vector<std::string> extension_methods;
   std::string audit_log;
   bool audit_arguments = false;
   double shutdown_timeout_s = 10;
@@ -173,6 +176,17 @@ int RunCommand(const RunOptions& o) {
     spdlog::info("tool pins for server \"{}\": {}", server_name, o.pin_mode);
   }
 
+  // Tool identity and argument schemas: a call names a tool the server listed.
+  gateway::ToolCatalog tool_catalog(
+      server_name,
+      o.unlisted_tools == "allow" ? gateway::UnlistedTools::kAllow : gateway::UnlistedTools::kDeny,
+      o.schema == "off"    ? gateway::SchemaMode::kOff
+      : o.schema == "warn" ? gateway::SchemaMode::kWarn
+                           : gateway::SchemaMode::kEnforce);
+  guard.SetCatalog(&tool_catalog);
+  const std::set<std::string, std::less<>> extension_methods(o.extension_methods.begin(),
+                                                             o.extension_methods.end());
+
   // The audit trail: one record per decided call, in the state store (and JSON lines).
   if (o.audit_log == "-" && o.listen.empty()) {
     std::cerr << "toolwarden run: --audit-log - needs --listen (stdout carries the MCP stream)\n";
@@ -253,11 +267,13 @@ int RunCommand(const RunOptions& o) {
 
   if (o.listen.empty()) {
     asio::signal_set signals(io, SIGINT, SIGTERM);
-    transport::StdioOptions stdio{o.max_message_bytes, 0, 1, [&] {
+    transport::StdioOptions stdio{o.max_message_bytes, 0, 1,
+                                  [&] {
                                     signals.cancel();
                                     reloader.Stop();
                                     waiter.Stop();
-                                  }};
+                                  },
+                                  extension_methods};
     transport::StdioServer server(io, stdio, make_upstream(), guard);
     signals.async_wait([&](boost::system::error_code ec, int sig) {
       if (ec) return;
@@ -295,7 +311,9 @@ int RunCommand(const RunOptions& o) {
         }
         return transport::HttpMcpSession::RelayMaker(
             [&, id = r.id](gateway::ClientSink& sink) -> std::unique_ptr<gateway::McpSession> {
-              return std::make_unique<gateway::Session>(id, make_upstream(), guard, sink);
+              auto session = std::make_unique<gateway::Session>(id, make_upstream(), guard, sink);
+              session->SetExtensionMethods(extension_methods);
+              return session;
             });
       });
   metrics.AddGauge("toolwarden_sessions", "Open MCP sessions.",
@@ -918,6 +936,19 @@ int Main(int argc, char** argv) {
                   "warn only logs, off")
       ->check(CLI::IsMember({"enforce", "warn", "off"}))
       ->capture_default_str();
+  run->add_option("--unlisted-tools", run_options.unlisted_tools,
+                  "deny refuses a call whose tool name the server did not list byte for byte "
+                  "(case variants, trailing spaces, look-alikes); allow leaves it to the policy")
+      ->check(CLI::IsMember({"deny", "allow"}))
+      ->capture_default_str();
+  run->add_option("--schema", run_options.schema,
+                  "Check arguments against the tool's inputSchema: enforce denies a call that "
+                  "does not match, warn only logs, off")
+      ->check(CLI::IsMember({"enforce", "warn", "off"}))
+      ->capture_default_str();
+  run->add_option("--extension-method", run_options.extension_methods,
+                  "A method outside MCP's allow-lists that may cross anyway (repeatable; none "
+                  "by default)");
   run->add_option("--audit-log", run_options.audit_log,
                   "Also write each audit record as a JSON line to FILE (- for stdout with --listen)");
   run->add_option("--shutdown-timeout", run_options.shutdown_timeout_s,
@@ -1046,8 +1077,10 @@ int Main(int argc, char** argv) {
   audit_cmd->add_option("--grant", audit_options.grant, "Only this grant");
   audit_cmd->add_option("--server", audit_options.server, "Only this server");
   audit_cmd->add_option("--tool", audit_options.tool, "Only this tool");
-  audit_cmd->add_option("--decision", audit_options.decision, "Only allow or deny")
-      ->check(CLI::IsMember({"allow", "deny"}));
+  audit_cmd->add_option("--decision", audit_options.decision,
+                        "Only this decision: allow, deny, approval (held for a human) or dropped "
+                        "(a message the protocol allow-list refused)")
+      ->check(CLI::IsMember({"allow", "deny", "approval", "dropped"}));
   audit_cmd->add_option("--limit", audit_options.limit, "At most N records")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));

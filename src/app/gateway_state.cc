@@ -206,6 +206,18 @@ Result<std::shared_ptr<ServerRuntime>> GatewayState::Build(const config::ServerC
         *pin_store_, sc.name,
         sc.pins == "warn" ? gateway::PinMode::kWarn : gateway::PinMode::kEnforce, clock_);
   }
+  if (sc.inherit_all_env) {
+    spdlog::warn("server {}: inherit_env: all — it sees every variable of the gateway's "
+                 "environment, the other servers' credentials included",
+                 sc.name);
+  }
+  rt->catalog = std::make_unique<gateway::ToolCatalog>(
+      sc.name,
+      sc.unlisted_tools == config::UnlistedTools::kAllow ? gateway::UnlistedTools::kAllow
+                                                         : gateway::UnlistedTools::kDeny,
+      sc.schema == config::SchemaMode::kOff    ? gateway::SchemaMode::kOff
+      : sc.schema == config::SchemaMode::kWarn ? gateway::SchemaMode::kWarn
+                                               : gateway::SchemaMode::kEnforce);
   if (auto g = GuardFor(*rt, sc.policy_path); !g) return Fail(g.error());
   if (!sc.remote() && sc.isolation == config::Isolation::kShared) {
     rt->hub = std::make_shared<gateway::UpstreamHub>(
@@ -232,6 +244,7 @@ Result<const gateway::ToolCallGuard*> GatewayState::GuardFor(ServerRuntime& serv
       config_.state_fail_mode == "open" ? gateway::StateFailMode::kOpen
                                         : gateway::StateFailMode::kClosed);
   guard->SetPins(server.pins.get());
+  guard->SetCatalog(server.catalog.get());
   guard->SetAudit(audit_.get(), server.config.name, config_.audit_include_arguments);
   guard->SetApprovals(approvals_.get(), waiter_);
   guard->SetMetrics(&metrics_);
@@ -254,6 +267,13 @@ std::unique_ptr<gateway::Upstream> GatewayState::NewUpstream(const config::Serve
   transport::ChildOptions child;
   child.argv = sc.command;
   child.env = sc.env;
+  if (!sc.inherit_all_env) {
+    child.inherit = transport::ChildOptions::Inherit::kListed;
+    child.inherit_names.assign(std::begin(config::kBaseEnvironment),
+                               std::end(config::kBaseEnvironment));
+    child.inherit_names.insert(child.inherit_names.end(), sc.inherit_env.begin(),
+                               sc.inherit_env.end());
+  }
   child.max_message_bytes = config_.max_body_bytes;
   return std::make_unique<transport::ChildUpstream>(io_, std::move(child));
 }
@@ -447,6 +467,8 @@ Result<transport::HttpMcpSession::RelayMaker> GatewayState::MakeSession(
         [this, rt, guard = *guard, id = r.id, grant = g.name, health](gateway::ClientSink& sink)
             -> std::unique_ptr<gateway::McpSession> {
           auto session = std::make_unique<gateway::Session>(id, Connect(*rt), *guard, sink, grant);
+          session->SetExtensionMethods(std::set<std::string, std::less<>>(
+              rt->config.extension_methods.begin(), rt->config.extension_methods.end()));
           session->SetHealthObserver([health, name = rt->config.name](bool up, const std::string& why) {
             health(name, up, why);
           });

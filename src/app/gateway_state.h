@@ -42,6 +42,7 @@ struct ServerRuntime {
   config::ServerConfig config;
   gateway::PolicyHolder* policy = nullptr;  // its default policy (owned by the GatewayState)
   std::unique_ptr<gateway::ToolPins> pins;
+  std::unique_ptr<gateway::ToolCatalog> catalog;  // its tools, shared by its guards
   std::map<std::string, std::unique_ptr<gateway::ToolCallGuard>> guards;  // by policy file
   std::shared_ptr<gateway::UpstreamHub> hub;  // isolation: shared
   // What sessions last saw (isolation: session servers; shared ones ask the hub).

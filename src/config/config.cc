@@ -186,6 +186,7 @@ class ConfigReader : public policy::YamlReader {
     std::string command;
     std::vector<std::string> args;
     YAML::Node isolation_node(YAML::NodeType::Undefined);
+    YAML::Node inherit_node(YAML::NodeType::Undefined);
     ForEachKey(entry, where, [&](const std::string& key, const YAML::Node& k,
                                  const YAML::Node& v) {
       if (key == "command") {
@@ -221,21 +222,61 @@ class ConfigReader : public policy::YamlReader {
             Error(v, where + ".isolation must be \"shared\" or \"session\"");
           }
         }
+      } else if (key == "inherit_env") {
+        inherit_node = v;
+        if (v.IsScalar() && v.Scalar() == "all") {
+          s.inherit_all_env = true;
+        } else if (ReadStrings(v, where + ".inherit_env", s.inherit_env)) {
+          for (const std::string& n : s.inherit_env) {
+            if (!ValidEnvPattern(n)) {
+              Error(v, where + ".inherit_env: \"" + n +
+                           "\" is not an environment variable name (letters, digits, '_', "
+                           "optionally ending in '*')");
+            }
+          }
+        }
+      } else if (key == "unlisted_tools") {
+        std::string text;
+        if (ReadString(v, where + ".unlisted_tools", text)) {
+          if (text == "deny") {
+            s.unlisted_tools = UnlistedTools::kDeny;
+          } else if (text == "allow") {
+            s.unlisted_tools = UnlistedTools::kAllow;
+          } else {
+            Error(v, where + ".unlisted_tools must be deny or allow");
+          }
+        }
+      } else if (key == "schema") {
+        std::string text;
+        if (ReadString(v, where + ".schema", text)) {
+          if (text == "enforce") {
+            s.schema = SchemaMode::kEnforce;
+          } else if (text == "warn") {
+            s.schema = SchemaMode::kWarn;
+          } else if (text == "off") {
+            s.schema = SchemaMode::kOff;
+          } else {
+            Error(v, where + ".schema must be enforce, warn or off");
+          }
+        }
+      } else if (key == "extension_methods") {
+        ReadStrings(v, where + ".extension_methods", s.extension_methods);
       } else if (key == "connect_timeout") {
         DurationMs(v, where + ".connect_timeout", s.connect_timeout_ms);
       } else if (key == "request_timeout") {
         DurationMs(v, where + ".request_timeout", s.request_timeout_ms);
       } else {
         Error(k, where + ": unknown key \"" + key +
-                     "\" (expected command, args, env, url, headers, policy, pins, isolation, "
-                     "connect_timeout, request_timeout)");
+                     "\" (expected command, args, env, inherit_env, url, headers, policy, pins, "
+                     "isolation, unlisted_tools, schema, extension_methods, connect_timeout, "
+                     "request_timeout)");
       }
     });
     if (command.empty() == s.url.empty()) {
       Error(entry, where + " needs exactly one of \"command\" or \"url\"");
     }
-    if (!s.url.empty() && (!args.empty() || !s.env.empty() || isolation_node)) {
-      Error(entry, where + ": args, env and isolation apply to command servers only");
+    if (!s.url.empty() && (!args.empty() || !s.env.empty() || isolation_node || inherit_node)) {
+      Error(entry, where + ": args, env, inherit_env and isolation apply to command servers only");
     }
     if (s.url.empty() && !s.headers.empty()) {
       Error(entry, where + ": headers apply to url servers only");
@@ -261,6 +302,17 @@ EnvLookup ProcessEnv() {
     if (!v) return std::nullopt;
     return std::string(v);
   };
+}
+
+bool ValidEnvPattern(std::string_view name) {
+  if (name.ends_with('*')) name.remove_suffix(1);
+  if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
+  for (char ch : name) {
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                    (ch >= '0' && ch <= '9') || ch == '_';
+    if (!ok) return false;
+  }
+  return true;
 }
 
 bool ValidServerName(std::string_view name) {

@@ -27,16 +27,34 @@ namespace tw::config {
 // per-client state, or need the client's sampling, elicitation or roots).
 enum class Isolation { kShared, kSession };
 
+// Whether a call must name a tool the server listed (the default), or may name any tool.
+enum class UnlistedTools { kDeny, kAllow };
+// Whether a call's arguments are checked against the tool's inputSchema.
+enum class SchemaMode { kEnforce, kWarn, kOff };
+
+// What every command server of `serve` inherits from the gateway's environment, whatever its
+// `inherit_env` says: enough to find programs and run in the right locale, nothing secret.
+// A trailing '*' matches every name with that prefix.
+inline constexpr std::string_view kBaseEnvironment[] = {"PATH", "HOME", "LANG", "LC_*",
+                                                        "TZ",   "TMPDIR", "USER"};
+
 struct ServerConfig {
   std::string name;
-  // Either a command (argv, with env added to the gateway's environment) …
+  // Either a command (argv; its environment is kBaseEnvironment, the names in inherit_env, and
+  // env over them) …
   std::vector<std::string> command;
   std::vector<std::pair<std::string, std::string>> env;
+  std::vector<std::string> inherit_env;  // more names to pass from the gateway's environment
+  bool inherit_all_env = false;          // `inherit_env: all` (warned about at start)
   // … or a remote Streamable HTTP server, with headers sent on every request.
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string policy_path;  // absolute
   std::string pins = "enforce";  // enforce | warn | off
+  UnlistedTools unlisted_tools = UnlistedTools::kDeny;
+  SchemaMode schema = SchemaMode::kEnforce;
+  // Methods outside MCP's allow-lists that may cross anyway (gateway::Session).
+  std::vector<std::string> extension_methods;
   Isolation isolation = Isolation::kShared;
   int64_t connect_timeout_ms = 10000;
   int64_t request_timeout_ms = 300000;
@@ -44,7 +62,8 @@ struct ServerConfig {
   bool remote() const { return !url.empty(); }
   // Whether two entries would run the same server (a reload keeps its connection when equal).
   bool SameUpstream(const ServerConfig& o) const {
-    return command == o.command && env == o.env && url == o.url && headers == o.headers &&
+    return command == o.command && env == o.env && inherit_env == o.inherit_env &&
+           inherit_all_env == o.inherit_all_env && url == o.url && headers == o.headers &&
            isolation == o.isolation && connect_timeout_ms == o.connect_timeout_ms &&
            request_timeout_ms == o.request_timeout_ms;
   }
@@ -74,6 +93,8 @@ EnvLookup ProcessEnv();
 // Server names: letters, digits and '-', at most 64 characters, so that `server__tool` and
 // `server+uri` split unambiguously.
 bool ValidServerName(std::string_view name);
+// An environment variable name, or a prefix of names ending in '*' (`LC_*`).
+bool ValidEnvPattern(std::string_view name);
 
 // Parses config text. `path` names it in messages and anchors relative policy paths.
 Result<Config> ParseConfig(std::string_view text, const std::string& path, const EnvLookup& env);

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/number_literal.h"
 #include "common/random.h"
 #include "mcp/protocol.h"
 
@@ -214,11 +215,40 @@ void AggregateSession::Reply(Message msg) {
 
 void AggregateSession::HandleClientMessage(Message msg) {
   if (closed_) return;
+  if (msg.numbers && msg.numbers->what == NumberExactness::kNonFinite) {
+    // Not JSON once re-serialized: nothing of it reaches a server.
+    const std::string why = DescribeNumberFinding(*msg.numbers);
+    if (msg.IsRequest()) {
+      Reply(jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams, "Invalid params: " + why));
+      return;
+    }
+    if (msg.IsNotification()) {
+      spdlog::warn("session {}: dropped {}: {}", id_.substr(0, 8), msg.method, why);
+      return;
+    }
+    msg = jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams, "The client's answer was refused: " + why);
+  }
   switch (msg.kind) {
     case jsonrpc::Kind::kRequest:
       HandleRequest(std::move(msg));
       return;
     case jsonrpc::Kind::kNotification: {
+      if (!mcp::NotificationAllowed(mcp::Direction::kClientToServer, protocol_version_,
+                                    msg.method)) {
+        // Dropped, and recorded once: by the leg a tools/call's name points to, else the first.
+        size_t target = 0;
+        if (msg.method == method::kToolsCall && msg.params.is_object()) {
+          json::value* name = msg.params.as_object().if_contains("name");
+          auto split = name && name->is_string() ? SplitQualifiedName(name->get_string())
+                                                 : std::nullopt;
+          if (auto leg = split ? LegByName(split->first) : std::nullopt) {
+            target = *leg;
+            *name = json::string(split->second);
+          }
+        }
+        if (target < legs_.size()) legs_[target]->session->HandleClientMessage(std::move(msg));
+        return;
+      }
       if (msg.method == method::kInitialized) {
         client_initialized_ = true;
         for (auto& leg : legs_) {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/number_literal.h"
 #include "mcp/protocol.h"
 
 namespace tw::gateway {
@@ -58,6 +59,7 @@ void Session::Close() {
     guard_.WithdrawApproval(r.outcome.approval_id, "the client session closed");
   }
   recording_.clear();
+  awaiting_list_.clear();  // not decided yet: nothing to record or refund
   // Calls still waiting for a human: nobody will read the answer.
   for (auto& [key, p] : parked_) {
     if (ApprovalWaiter* w = guard_.approval_waiter()) w->Cancel(p.approval_id);
@@ -78,8 +80,17 @@ void Session::HandleClientMessage(Message msg) {
   if (spdlog::should_log(spdlog::level::trace)) {
     spdlog::trace("session {} client> {:.500}", id_.substr(0, 8), jsonrpc::Serialize(msg));
   }
+  if (msg.numbers && msg.numbers->what == NumberExactness::kNonFinite) {
+    RefuseNumbers(std::move(msg));
+    return;
+  }
   switch (msg.kind) {
     case jsonrpc::Kind::kRequest:
+      if (!ClientMayRequest(msg.method)) {
+        Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kMethodNotFound,
+                                         "Method not found: " + msg.method));
+        return;
+      }
       if (msg.method == method::kToolsCall) {
         HandleToolCall(std::move(msg));
         return;
@@ -94,11 +105,52 @@ void Session::HandleClientMessage(Message msg) {
       ForwardRequest(std::move(msg));
       return;
     case jsonrpc::Kind::kNotification:
+      if (!ClientMayNotify(msg.method)) {
+        const std::string reason =
+            msg.method == method::kToolsCall
+                ? "a tools/call without an id (a notification) is never forwarded: a call is "
+                  "decided and answered only as a request"
+            : mcp::IsRequestMethod(msg.method)
+                ? msg.method + " is a request method, sent as a notification (without an id)"
+                : msg.method + " is not a client notification of MCP " +
+                      (protocol_version_.empty() ? std::string(mcp::kLatestVersion)
+                                                 : protocol_version_);
+        guard_.RecordDropped(msg, policy::Identity{grant_, id_, {}}, reason);
+        return;
+      }
       HandleClientNotification(std::move(msg));
       return;
     case jsonrpc::Kind::kResponse:
     case jsonrpc::Kind::kError:
       HandleClientResponse(std::move(msg));
+      return;
+  }
+}
+
+bool Session::ClientMayRequest(std::string_view m) const {
+  return mcp::RequestAllowed(mcp::Direction::kClientToServer, protocol_version_, m) ||
+         extension_methods_.contains(m);
+}
+
+bool Session::ClientMayNotify(std::string_view m) const {
+  if (mcp::NotificationAllowed(mcp::Direction::kClientToServer, protocol_version_, m)) return true;
+  return extension_methods_.contains(m) && m != method::kToolsCall;
+}
+
+void Session::RefuseNumbers(Message msg) {
+  const std::string why = DescribeNumberFinding(*msg.numbers);
+  switch (msg.kind) {
+    case jsonrpc::Kind::kRequest:
+      Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams, "Invalid params: " + why));
+      return;
+    case jsonrpc::Kind::kNotification:
+      guard_.RecordDropped(msg, policy::Identity{grant_, id_, {}}, why);
+      return;
+    case jsonrpc::Kind::kResponse:
+    case jsonrpc::Kind::kError:
+      // An answer to the server's request that cannot be forwarded faithfully: an error instead.
+      HandleClientResponse(jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams,
+                                              "The client's answer was refused: " + why));
       return;
   }
 }
@@ -128,6 +180,11 @@ void Session::ForwardRequest(Message msg, Admission admission) {
   if (token) token.emplace(jsonrpc::Detached(*token));  // emplace: assigning would copy into the arena
   Pending pending{jsonrpc::Detached(msg.id), msg.method, std::move(token), false,
                   std::move(admission)};
+  if (msg.method == method::kToolsList) {
+    const json::object* p = msg.params.if_object();
+    const json::value* cursor = p ? p->if_contains("cursor") : nullptr;
+    pending.first_page = !cursor || cursor->is_null();
+  }
   if (pending.progress_token) progress_owner_[jsonrpc::IdKey(*pending.progress_token)] = msg.id;
   client_to_upstream_.emplace(key, upstream_id);
   pending_.emplace(upstream_id, std::move(pending));
@@ -135,12 +192,28 @@ void Session::ForwardRequest(Message msg, Admission admission) {
   upstream_->Send(std::move(msg));
 }
 
-void Session::HandleToolCall(Message msg) {
+void Session::HandleToolCall(Message msg, bool list_fetched) {
   auto call = mcp::ParseToolCall(msg.params);
   if (!call) {
     // Fail closed: a call we cannot read is a call we cannot decide.
     Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams,
                                      "Invalid params: " + call.error().message()));
+    return;
+  }
+  if (msg.numbers) {
+    // A number the policy would judge as one value and a server might read as another.
+    Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams,
+                                     "Invalid params: " + DescribeNumberFinding(*msg.numbers)));
+    return;
+  }
+  ToolCatalog* catalog = guard_.catalog();
+  if (!list_fetched && catalog && catalog->NeedsList() && !catalog->HasList()) {
+    // The gateway has not seen this server's tools yet: it asks for them before deciding.
+    awaiting_list_.push_back(std::move(msg));
+    if (!list_requested_) {
+      list_requested_ = true;
+      RequestInternalToolsList(nullptr);
+    }
     return;
   }
   GuardOutcome outcome = guard_.Check(*call, policy::Identity{grant_, id_, {}});
@@ -242,7 +315,28 @@ void Session::OnApproval(const std::string& key, const approval::Approval& a) {
   Reply(p.msg.id, jsonrpc::MakeResponse(p.msg.id, mcp::DenialResult({"approval", reason, std::nullopt})));
 }
 
+void Session::ToolListFetched() {
+  list_requested_ = false;
+  internal_pages_ = 0;
+  auto waiting = std::move(awaiting_list_);
+  awaiting_list_.clear();
+  for (Message& m : waiting) {
+    if (closed_) return;
+    HandleToolCall(std::move(m), true);
+  }
+}
+
 void Session::HandleClientNotification(Message msg) {
+  if (msg.method == method::kProgress) {
+    // Progress a client reports belongs to a request the server made of this client.
+    const json::object* p = msg.params.if_object();
+    const json::value* token = p ? p->if_contains("progressToken") : nullptr;
+    if (!token || !server_progress_.contains(jsonrpc::IdKey(*token))) {
+      spdlog::debug("session {}: dropping progress for a token the server never gave it",
+                    id_.substr(0, 8));
+      return;
+    }
+  }
   if (msg.method == method::kCancelled) {
     const json::value* request_id =
         msg.params.is_object() ? msg.params.as_object().if_contains("requestId") : nullptr;
@@ -273,8 +367,10 @@ void Session::HandleClientResponse(Message msg) {
                  jsonrpc::IdToString(msg.id));
     return;
   }
+  const int64_t downstream_id = it->first;
   msg.id = std::move(it->second);
   server_requests_.erase(it);
+  std::erase_if(server_progress_, [&](const auto& kv) { return kv.second == downstream_id; });
   upstream_->Send(std::move(msg));
 }
 
@@ -284,16 +380,46 @@ void Session::OnUpstreamMessage(Message msg, std::optional<json::value> related)
     spdlog::trace("session {} server> {:.500}{}", id_.substr(0, 8), jsonrpc::Serialize(msg),
                   related ? " (on the stream of " + jsonrpc::IdToString(*related) + ")" : "");
   }
+  if (msg.numbers && msg.numbers->what == NumberExactness::kNonFinite) {
+    // Not JSON once re-serialized (Infinity): the client gets an error or nothing.
+    const std::string why = DescribeNumberFinding(*msg.numbers);
+    spdlog::warn("session {}: the server sent {}: {}", id_.substr(0, 8),
+                 msg.IsResponse() ? "an answer" : msg.method, why);
+    if (msg.IsRequest()) {
+      upstream_->Send(jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams, "Invalid params: " + why));
+      return;
+    }
+    if (!msg.IsResponse()) return;
+    msg = jsonrpc::MakeError(msg.id, jsonrpc::kInternalError,
+                             "The server's answer was refused: " + why);
+  }
   if (msg.IsResponse()) {
     OnUpstreamResponse(std::move(msg));
     return;
   }
   if (msg.IsRequest()) {
+    if (!mcp::RequestAllowed(mcp::Direction::kServerToClient, protocol_version_, msg.method) &&
+        !extension_methods_.contains(msg.method)) {
+      spdlog::warn("session {}: refused the server's {} request (not a server request of MCP {})",
+                   id_.substr(0, 8), msg.method, protocol_version_);
+      upstream_->Send(
+          jsonrpc::MakeError(msg.id, jsonrpc::kMethodNotFound, "Method not found: " + msg.method));
+      return;
+    }
     std::optional<json::value> owner = RelatedClientRequest(msg, related);
     const int64_t downstream_id = next_downstream_id_++;
     server_requests_.emplace(downstream_id, std::move(msg.id));
+    if (std::optional<json::value> token = mcp::ProgressToken(msg.params)) {
+      server_progress_[jsonrpc::IdKey(*token)] = downstream_id;
+    }
     msg.id = downstream_id;
     sink_.Deliver(msg, owner);
+    return;
+  }
+  if (!mcp::NotificationAllowed(mcp::Direction::kServerToClient, protocol_version_, msg.method) &&
+      !extension_methods_.contains(msg.method)) {
+    spdlog::debug("session {}: dropped the server's {} (not a server notification of MCP {})",
+                  id_.substr(0, 8), msg.method, protocol_version_);
     return;
   }
   if (msg.method == method::kCancelled && msg.params.is_object()) {
@@ -304,8 +430,11 @@ void Session::OnUpstreamMessage(Message msg, std::optional<json::value> related)
     bool found = false;
     for (auto it = server_requests_.begin(); it != server_requests_.end(); ++it) {
       if (it->second == *request_id) {
-        p["requestId"] = it->first;
+        const int64_t downstream_id = it->first;
+        p["requestId"] = downstream_id;
         server_requests_.erase(it);
+        std::erase_if(server_progress_,
+                      [&](const auto& kv) { return kv.second == downstream_id; });
         found = true;
         break;
       }
@@ -322,22 +451,28 @@ void Session::OnUpstreamMessage(Message msg, std::optional<json::value> related)
 
 void Session::RequestInternalToolsList(json::value cursor) {
   const int64_t upstream_id = next_upstream_id_++;
-  pending_.emplace(upstream_id, Pending{nullptr, std::string(method::kToolsList), {}, true, {}});
+  pending_.emplace(upstream_id, Pending{nullptr, std::string(method::kToolsList), {}, true, {},
+                                        cursor.is_null()});
   json::object params;
   if (!cursor.is_null()) params["cursor"] = std::move(cursor);
   upstream_->Send(jsonrpc::MakeRequest(upstream_id, std::string(method::kToolsList),
                                        std::move(params)));
 }
 
-void Session::OnInternalToolsList(const Message& msg) {
-  if (msg.kind != jsonrpc::Kind::kResponse) return;
+void Session::OnInternalToolsList(const Message& msg, bool first_page) {
+  if (msg.kind != jsonrpc::Kind::kResponse) {
+    if (list_requested_) ToolListFetched();  // the calls waiting for it are decided without
+    return;
+  }
   if (ToolPins* pins = guard_.pins()) pins->Observe(msg.result);
+  if (ToolCatalog* catalog = guard_.catalog()) catalog->Observe(msg.result, first_page);
   const json::object* r = msg.result.if_object();
   const json::value* next = r ? r->if_contains("nextCursor") : nullptr;
   if (next && next->is_string() && !next->get_string().empty() && ++internal_pages_ < 1000) {
     RequestInternalToolsList(*next);
   } else {
     internal_pages_ = 0;
+    if (list_requested_) ToolListFetched();
   }
 }
 
@@ -352,7 +487,7 @@ void Session::OnUpstreamResponse(Message msg) {
   pending_.erase(it);
   if (pending.progress_token) progress_owner_.erase(jsonrpc::IdKey(*pending.progress_token));
   if (pending.internal && pending.method == method::kToolsList) {
-    OnInternalToolsList(msg);
+    OnInternalToolsList(msg, pending.first_page);
     return;
   }
   if (pending.internal) {
@@ -387,6 +522,7 @@ void Session::OnUpstreamResponse(Message msg) {
       }
     } else if (pending.method == method::kToolsList) {
       if (ToolPins* pins = guard_.pins()) pins->Observe(msg.result);
+      if (ToolCatalog* catalog = guard_.catalog()) catalog->Observe(msg.result, pending.first_page);
       auto snapshot = guard_.Snapshot();
       mcp::FilterToolsList(msg.result,
                            [&](std::string_view name) { return snapshot->IsHidden(name); });
@@ -402,6 +538,12 @@ void Session::OnRequestFailed(const json::value& id, const Error& error, bool se
   pending_.erase(it);
   if (pending.progress_token) progress_owner_.erase(jsonrpc::IdKey(*pending.progress_token));
   if (pending.internal) {
+    if (pending.method == method::kToolsList) {
+      spdlog::error("session {}: the server's tool list could not be read: {}", id_.substr(0, 8),
+                    error.message());
+      if (list_requested_) ToolListFetched();
+      return;
+    }
     spdlog::error("session {}: re-initialize failed: {}", id_.substr(0, 8), error.message());
     return;
   }
@@ -434,7 +576,10 @@ void Session::OnDisconnected(const Error& error) {
         std::nullopt);
   }
   server_requests_.clear();
+  server_progress_.clear();
   if (health_) health_(false, error.message());
+  // Calls that waited for the tool list: decided now (without a list they are refused).
+  if (list_requested_) ToolListFetched();
 }
 
 void Session::OnReconnected() {

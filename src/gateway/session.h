@@ -19,8 +19,10 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "gateway/tool_call_guard.h"
 #include "gateway/upstream.h"
@@ -67,7 +69,7 @@ class Session : public McpSession {
   void Close() override;
   const std::string& protocol_version() const override { return protocol_version_; }
   size_t pending_requests() const override {
-    return pending_.size() + parked_.size() + recording_.size();
+    return pending_.size() + parked_.size() + recording_.size() + awaiting_list_.size();
   }
 
   const std::string& id() const { return id_; }
@@ -78,6 +80,13 @@ class Session : public McpSession {
     health_ = std::move(observer);
   }
 
+  // Methods outside the protocol allow-list that may cross anyway, both as requests and as
+  // notifications (extensions a deployment relies on). Empty by default: what is not known to
+  // be safe does not cross.
+  void SetExtensionMethods(std::set<std::string, std::less<>> methods) {
+    extension_methods_ = std::move(methods);
+  }
+
  private:
   struct Pending {
     json::value client_id;  // null for the gateway's own requests (re-initialize)
@@ -85,6 +94,7 @@ class Session : public McpSession {
     std::optional<json::value> progress_token;
     bool internal = false;
     Admission admission;  // tools/call: the charges to settle when the call ends
+    bool first_page = false;  // tools/list without a cursor: a listing starts
   };
 
   void ForwardRequest(jsonrpc::Message msg, Admission admission = {});
@@ -105,7 +115,15 @@ class Session : public McpSession {
   void Park(jsonrpc::Message msg, GuardOutcome outcome);
   void ReportWaiting(const std::string& key);
   void OnApproval(const std::string& key, const approval::Approval& a);
-  void HandleToolCall(jsonrpc::Message msg);
+  // `list_fetched`: the gateway already asked for the tool list for this call.
+  void HandleToolCall(jsonrpc::Message msg, bool list_fetched = false);
+  // The tool list the gateway asked for itself has arrived (or could not be read): the calls
+  // that waited for it are decided now.
+  void ToolListFetched();
+  // Answers or drops a client message the gateway will not forward because of its numbers.
+  void RefuseNumbers(jsonrpc::Message msg);
+  bool ClientMayRequest(std::string_view method) const;
+  bool ClientMayNotify(std::string_view method) const;
   // Acts on a decision whose audit record is durable: answer a denial, hold for approval, or
   // forward.
   void Decided(jsonrpc::Message msg, GuardOutcome outcome);
@@ -119,7 +137,7 @@ class Session : public McpSession {
   void OnReconnected();
   // The gateway's own tools/list (all pages), to refresh tool pins after list_changed.
   void RequestInternalToolsList(json::value cursor);
-  void OnInternalToolsList(const jsonrpc::Message& msg);
+  void OnInternalToolsList(const jsonrpc::Message& msg, bool first_page);
 
   // The client request a server message belongs to, when it can be known.
   std::optional<json::value> RelatedClientRequest(const jsonrpc::Message& msg,
@@ -137,6 +155,9 @@ class Session : public McpSession {
   std::unordered_map<int64_t, Pending> pending_;                 // by gateway id upstream
   std::unordered_map<std::string, int64_t> client_to_upstream_;  // client id key → gateway id
   std::unordered_map<int64_t, json::value> server_requests_;     // downstream id → server's id
+  // Progress tokens of server requests in flight to this client (token key → downstream id):
+  // the only progress a client may report.
+  std::unordered_map<std::string, int64_t> server_progress_;
   std::unordered_map<std::string, json::value> progress_owner_;  // token key → client id
   json::value initialize_params_;  // the client's, replayed after a reconnect
   std::string protocol_version_;
@@ -149,6 +170,10 @@ class Session : public McpSession {
   std::unordered_map<std::string, Recording> recording_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   int internal_pages_ = 0;
+  // Calls waiting for the tool list the gateway asked for (ToolCatalog::NeedsList).
+  std::vector<jsonrpc::Message> awaiting_list_;
+  bool list_requested_ = false;
+  std::set<std::string, std::less<>> extension_methods_;
   bool closed_ = false;
   std::function<void(bool, const std::string&)> health_;
 };

@@ -9,6 +9,25 @@ namespace tw::gateway {
 namespace method = mcp::method;
 using jsonrpc::Message;
 
+namespace {
+
+// RFC 5424 severities as MCP names them, least severe first; -1 for an unknown name.
+int LogLevel(std::string_view name) {
+  static constexpr std::string_view kLevels[] = {"debug",    "info",  "notice", "warning",
+                                                 "error",    "critical", "alert", "emergency"};
+  for (int i = 0; i < 8; ++i) {
+    if (kLevels[i] == name) return i;
+  }
+  return -1;
+}
+
+const json::value* Param(const Message& m, std::string_view key) {
+  const json::object* p = m.params.if_object();
+  return p ? p->if_contains(key) : nullptr;
+}
+
+}  // namespace
+
 class UpstreamHub::Channel : public Upstream {
  public:
   Channel(std::shared_ptr<UpstreamHub> hub, uint64_t id) : hub_(std::move(hub)), id_(id) {}
@@ -125,6 +144,43 @@ void UpstreamHub::Detach(uint64_t channel) {
   }
   std::erase_if(server_requests_, [&](const auto& kv) { return kv.second.first == channel; });
   std::erase_if(waiting_init_, [&](const auto& w) { return w.first == channel; });
+  log_levels_.erase(channel);
+  for (auto it = subscribers_.begin(); it != subscribers_.end();) {
+    it->second.erase(channel);
+    if (!it->second.empty()) {
+      ++it;
+      continue;
+    }
+    // The last subscriber left: the server need not tell anyone any more.
+    if (!closed_ && up_) {
+      const int64_t id = next_id_++;
+      pending_.emplace(id, Pending{kNoChannel, nullptr, std::nullopt});
+      upstream_->Send(jsonrpc::MakeRequest(id, std::string(method::kResourcesUnsubscribe),
+                                           json::object{{"uri", it->first}}));
+    }
+    it = subscribers_.erase(it);
+  }
+}
+
+void UpstreamHub::AnswerLocally(uint64_t channel, const json::value& id, json::value result) {
+  post_(0, [self = shared_from_this(), channel, id = jsonrpc::Detached(id),
+            result = std::move(result)] {
+    if (Channel* c = self->Find(channel)) {
+      c->events().on_message(jsonrpc::MakeResponse(id, result), std::nullopt);
+    }
+  });
+}
+
+void UpstreamHub::Deliver(uint64_t channel, Message msg, std::optional<json::value> related) {
+  if (msg.method == method::kLoggingMessage) {
+    auto level = log_levels_.find(channel);
+    const json::value* l = Param(msg, "level");
+    if (level != log_levels_.end() && l && l->is_string() &&
+        LogLevel(l->get_string()) < level->second) {
+      return;  // below what this channel asked for
+    }
+  }
+  if (Channel* c = Find(channel)) c->events().on_message(std::move(msg), std::move(related));
 }
 
 void UpstreamHub::FromChannel(uint64_t channel, Message msg) {
@@ -159,6 +215,47 @@ void UpstreamHub::FromChannel(uint64_t channel, Message msg) {
         SendInitialize(msg.params.is_object() ? msg.params : json::value(json::object{}));
         return;
       }
+      if (msg.method == method::kSetLevel) {
+        // Per channel: the server's own level is not one agent's to change for all.
+        const json::value* level = Param(msg, "level");
+        const int l = level && level->is_string() ? LogLevel(level->get_string()) : -1;
+        if (l < 0) {
+          const json::value id = msg.id;
+          post_(0, [self = shared_from_this(), channel, id = jsonrpc::Detached(id)] {
+            if (Channel* c = self->Find(channel)) {
+              c->events().on_message(
+                  jsonrpc::MakeError(id, jsonrpc::kInvalidParams, "Invalid params: unknown level"),
+                  std::nullopt);
+            }
+          });
+          return;
+        }
+        log_levels_[channel] = l;
+        AnswerLocally(channel, msg.id, json::object{});
+        return;
+      }
+      if (msg.method == method::kResourcesSubscribe || msg.method == method::kResourcesUnsubscribe) {
+        const json::value* uri = Param(msg, "uri");
+        if (uri && uri->is_string()) {
+          const std::string u(uri->get_string());
+          const bool subscribe = msg.method == method::kResourcesSubscribe;
+          auto& channels = subscribers_[u];
+          const bool first = channels.empty();
+          if (subscribe) {
+            channels.insert(channel);
+          } else {
+            channels.erase(channel);
+          }
+          const bool last = !subscribe && channels.empty();
+          if (channels.empty()) subscribers_.erase(u);
+          // Only the first subscriber's subscribe and the last one's unsubscribe reach the
+          // server; the others are answered here.
+          if (!(subscribe && first) && !last) {
+            AnswerLocally(channel, msg.id, json::object{});
+            return;
+          }
+        }
+      }
       const int64_t id = next_id_++;
       Pending p{channel, jsonrpc::Detached(msg.id), std::nullopt};
       if (std::optional<json::value> token = mcp::ProgressToken(msg.params)) {
@@ -174,6 +271,14 @@ void UpstreamHub::FromChannel(uint64_t channel, Message msg) {
     }
     case jsonrpc::Kind::kNotification: {
       if (msg.method == method::kInitialized || msg.method == method::kRootsListChanged) return;
+      if (msg.method == method::kProgress) {
+        // Progress a client reports is for a server request routed to it; ids and tokens of
+        // other channels are not its to speak for.
+        const json::value* token = Param(msg, "progressToken");
+        bool own = false;
+        for (const auto& [ours, owner] : server_requests_) own = own || owner.first == channel;
+        if (!token || !own) return;
+      }
       if (msg.method == method::kCancelled && msg.params.is_object()) {
         json::object& p = msg.params.as_object();
         const json::value* request_id = p.if_contains("requestId");
@@ -206,7 +311,7 @@ void UpstreamHub::FromChannel(uint64_t channel, Message msg) {
 std::optional<uint64_t> UpstreamHub::OwnerOf(const std::optional<json::value>& related) const {
   if (related && related->is_int64()) {
     auto it = pending_.find(related->as_int64());
-    if (it != pending_.end() && it->second.channel != 0) return it->second.channel;
+    if (it != pending_.end() && it->second.channel != 0 && it->second.channel != kNoChannel) return it->second.channel;
   }
   return std::nullopt;
 }
@@ -242,6 +347,7 @@ void UpstreamHub::OnMessage(Message msg, std::optional<json::value> related) {
     Pending p = std::move(it->second);
     pending_.erase(it);
     if (p.progress) progress_.erase(*p.progress);
+    if (p.channel == kNoChannel) return;  // the hub's own unsubscribe
     if (p.channel == 0) {
       FinishInitialize(msg);
       return;
@@ -253,18 +359,9 @@ void UpstreamHub::OnMessage(Message msg, std::optional<json::value> related) {
     return;
   }
   if (msg.IsRequest()) {
+    // Only on the stream of a channel's request: guessing could show one agent's request to
+    // another.
     std::optional<uint64_t> owner = OwnerOf(related);
-    if (!owner) {
-      // Without a relation, the only channel with requests in flight is the best guess.
-      for (const auto& [id, p] : pending_) {
-        if (p.channel == 0) continue;
-        if (owner && *owner != p.channel) {
-          owner.reset();
-          break;
-        }
-        owner = p.channel;
-      }
-    }
     Channel* c = owner ? Find(*owner) : nullptr;
     if (!c) {
       upstream_->Send(jsonrpc::MakeError(
@@ -309,15 +406,30 @@ void UpstreamHub::OnMessage(Message msg, std::optional<json::value> related) {
     return;
   }
   if (std::optional<uint64_t> owner = OwnerOf(related)) {
-    if (Channel* c = Find(*owner)) {
-      c->events().on_message(std::move(msg), pending_.at(related->as_int64()).channel_id);
+    json::value rel = pending_.at(related->as_int64()).channel_id;
+    Deliver(*owner, std::move(msg), std::move(rel));
+    return;
+  }
+  if (msg.method == method::kResourceUpdated) {
+    const json::value* uri = Param(msg, "uri");
+    auto it = uri && uri->is_string() ? subscribers_.find(std::string(uri->get_string()))
+                                      : subscribers_.end();
+    if (it == subscribers_.end()) return;
+    const std::set<uint64_t> channels = it->second;
+    for (uint64_t ch : channels) Deliver(ch, msg, std::nullopt);
+    return;
+  }
+  if (msg.method == method::kToolsListChanged || msg.method == method::kPromptsListChanged ||
+      msg.method == method::kResourcesListChanged) {
+    auto channels = channels_;
+    for (auto& [id, ch] : channels) {
+      if (Find(id)) ch->events().on_message(msg, std::nullopt);
     }
     return;
   }
-  auto channels = channels_;
-  for (auto& [id, ch] : channels) {
-    if (Find(id)) ch->events().on_message(msg, std::nullopt);
-  }
+  // Nobody's in particular: the operator's log, never an agent's session.
+  spdlog::info("server {} (shared): {} {:.1000}", server_, msg.method,
+               msg.params.is_null() ? std::string() : json::serialize(msg.params));
 }
 
 void UpstreamHub::OnRequestFailed(const json::value& id, const Error& error, bool sent) {
@@ -336,6 +448,7 @@ void UpstreamHub::OnRequestFailed(const json::value& id, const Error& error, boo
     }
     return;
   }
+  if (p.channel == kNoChannel) return;
   if (Channel* c = Find(p.channel)) c->events().on_request_failed(p.channel_id, error, sent);
 }
 
@@ -347,6 +460,7 @@ void UpstreamHub::OnDisconnected(const Error& error) {
   progress_.clear();
   server_requests_.clear();
   waiting_init_.clear();
+  subscribers_.clear();  // a restarted server knows no subscriptions
   auto channels = channels_;
   for (auto& [id, ch] : channels) {
     if (Find(id)) ch->events().on_disconnected(error);

@@ -2,13 +2,24 @@
 //
 // A command server is started once and every MCP session of the gateway talks to it through a
 // channel (an Upstream of its own). The hub multiplexes: request ids and progress tokens are
-// renumbered per hub so sessions can never collide; answers, progress and cancellations go back
-// to the channel they belong to; list_changed and other server notifications go to every
-// channel. The server is initialized once, by the first session, with no client capabilities
-// (a shared server cannot ask one particular client for sampling, elicitation or roots — give
-// such servers `isolation: session`); later sessions get the cached initialize result at once.
-// Server-to-client requests that do arise go to the channel whose request they relate to, or to
-// the only channel with requests in flight, and are refused otherwise.
+// renumbered per hub so sessions can never collide. The server is initialized once, by the
+// first session, with no client capabilities (a shared server cannot ask one particular client
+// for sampling, elicitation or roots — give such servers `isolation: session`); later sessions
+// get the cached initialize result at once.
+//
+// A server message reaches a channel only if it can be attributed to that channel — sessions of
+// different grants share the process, and nothing of one may reach another:
+//   - answers, progress (by our token) and cancellations of server requests: their channel;
+//   - a message on the stream of a channel's request (HTTP upstreams say which): that channel;
+//     `notifications/message` only at or above the level that channel set;
+//   - `notifications/resources/updated`: the channels subscribed to that URI;
+//   - the list_changed notifications (they carry no data): every channel;
+//   - anything else — `notifications/message` from a stdio server, which cannot say whom it
+//     concerns, and any other unattributable notification — goes to the gateway's log, never to
+//     an agent; an unattributable server request is refused.
+// `logging/setLevel` is answered by the hub for the channel alone (one agent never changes
+// what another is sent); `resources/subscribe` / `unsubscribe` are kept per channel and reach
+// the server only for the first subscriber and the last one leaving.
 //
 // Thread: single-threaded (the io_context of the real upstream). The hub must outlive nothing:
 // channels keep it alive (shared_ptr).
@@ -18,6 +29,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -53,8 +65,10 @@ class UpstreamHub : public std::enable_shared_from_this<UpstreamHub> {
  private:
   class Channel;
   friend class Channel;
+  // Pending::channel of the hub's own requests other than initialize (unsubscribe).
+  static constexpr uint64_t kNoChannel = UINT64_MAX;
   struct Pending {
-    uint64_t channel = 0;  // 0: the hub's own initialize
+    uint64_t channel = 0;  // 0: the hub's own initialize; kNoChannel: another of its own
     json::value channel_id;
     std::optional<int64_t> progress;  // our progress token, if the request had one
   };
@@ -95,6 +109,12 @@ class UpstreamHub : public std::enable_shared_from_this<UpstreamHub> {
   std::unordered_map<int64_t, ProgressOwner> progress_;
   int64_t next_server_request_ = 1;
   std::unordered_map<int64_t, std::pair<uint64_t, json::value>> server_requests_;
+  std::map<std::string, std::set<uint64_t>> subscribers_;  // resource URI → channels
+  std::unordered_map<uint64_t, int> log_levels_;           // channel → minimum level it wants
+
+  // Answers a channel's request from the hub itself, on the next turn of the loop.
+  void AnswerLocally(uint64_t channel, const json::value& id, json::value result);
+  void Deliver(uint64_t channel, jsonrpc::Message msg, std::optional<json::value> related);
 };
 
 }  // namespace tw::gateway

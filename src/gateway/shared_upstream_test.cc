@@ -143,19 +143,89 @@ TEST_F(UpstreamHubTest, ADisconnectReachesEverySessionAndTheFirstReinitializes) 
   EXPECT_TRUE(real_->sent.empty());
 }
 
-TEST_F(UpstreamHubTest, ServerRequestsGoToTheOnlySessionWaitingOrAreRefused) {
+TEST_F(UpstreamHubTest, ServerRequestsReachOnlyTheSessionWhoseStreamCarriedThem) {
   InitializeBoth();
   real_->FromServer(Parse(R"({"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}})"));
   Message refused = real_->TakeSent();
   EXPECT_EQ(refused.id, json::value("s1"));
   EXPECT_EQ(refused.error.at("code"), jsonrpc::kMethodNotFound);
   a_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","arguments":{}}})"));
-  real_->TakeSent();
+  Message call = real_->TakeSent();
+  // One session waiting is no proof the request is its: without a relation it is refused.
   real_->FromServer(Parse(R"({"jsonrpc":"2.0","id":"s2","method":"elicitation/create","params":{}})"));
+  EXPECT_EQ(real_->TakeSent().error.at("code"), jsonrpc::kMethodNotFound);
+  EXPECT_TRUE(sink_a_.delivered.empty());
+  // On the stream of a's call (an HTTP upstream says so) it reaches a, and a alone.
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","id":"s3","method":"elicitation/create","params":{"_meta":{"progressToken":"pt"}}})"),
+                    call.id);
   Message asked = sink_a_.Take();
   EXPECT_EQ(asked.method, "elicitation/create");
+  EXPECT_TRUE(sink_b_.delivered.empty());
+  // b cannot report progress on a's behalf; a can, for the token it was given.
+  b_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"pt","progress":1}})"));
+  EXPECT_TRUE(real_->sent.empty());
+  a_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"other","progress":1}})"));
+  EXPECT_TRUE(real_->sent.empty());
+  a_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"pt","progress":1}})"));
+  EXPECT_EQ(real_->TakeSent().method, "notifications/progress");
   a_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":)" + json::serialize(asked.id) + R"(,"result":{"action":"decline"}})"));
-  EXPECT_EQ(real_->TakeSent().id, json::value("s2"));
+  EXPECT_EQ(real_->TakeSent().id, json::value("s3"));
+}
+
+TEST_F(UpstreamHubTest, LogMessagesReachOnlyTheirSessionAtTheLevelItAskedFor) {
+  InitializeBoth();
+  // A stdio server cannot say whom a log message concerns: nobody gets it.
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"error","data":"secret of a"}})"));
+  EXPECT_TRUE(sink_a_.delivered.empty());
+  EXPECT_TRUE(sink_b_.delivered.empty());
+  // a sets its level: answered by the hub, never sent to the shared server.
+  a_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":5,"method":"logging/setLevel","params":{"level":"error"}})"));
+  EXPECT_TRUE(real_->sent.empty());
+  RunPosted();
+  EXPECT_EQ(sink_a_.Take().id, json::value(5));
+  b_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":6,"method":"logging/setLevel","params":{"level":"loud"}})"));
+  RunPosted();
+  EXPECT_EQ(sink_b_.Take().error.at("code"), jsonrpc::kInvalidParams);
+  a_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"x","arguments":{}}})"));
+  Message call = real_->TakeSent();
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"chatter"}})"),
+                    call.id);
+  EXPECT_TRUE(sink_a_.delivered.empty());  // below a's level
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","method":"notifications/message","params":{"level":"error","data":"for a"}})"),
+                    call.id);
+  EXPECT_EQ(sink_a_.Take().params.at("data"), json::value("for a"));
+  EXPECT_TRUE(sink_b_.delivered.empty());
+}
+
+TEST_F(UpstreamHubTest, ResourceUpdatesReachOnlySubscribersListChangesReachAll) {
+  InitializeBoth();
+  a_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":"test://r/1"}})"));
+  Message sub = real_->TakeSent();
+  EXPECT_EQ(sub.method, "resources/subscribe");
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","id":)" + json::serialize(sub.id) + R"(,"result":{}})"));
+  EXPECT_EQ(sink_a_.Take().id, json::value(1));
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"test://r/1"}})"));
+  EXPECT_EQ(sink_a_.Take().method, "notifications/resources/updated");
+  EXPECT_TRUE(sink_b_.delivered.empty());
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"test://r/2"}})"));
+  EXPECT_TRUE(sink_a_.delivered.empty());
+  // b subscribes too: the server is already subscribed; b's unsubscribe leaves a's standing.
+  b_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":2,"method":"resources/subscribe","params":{"uri":"test://r/1"}})"));
+  b_->HandleClientMessage(Parse(R"({"jsonrpc":"2.0","id":3,"method":"resources/unsubscribe","params":{"uri":"test://r/1"}})"));
+  EXPECT_TRUE(real_->sent.empty());
+  RunPosted();
+  EXPECT_EQ(sink_b_.Take().id, json::value(2));
+  EXPECT_EQ(sink_b_.Take().id, json::value(3));
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"test://r/1"}})"));
+  EXPECT_EQ(sink_a_.Take().method, "notifications/resources/updated");
+  EXPECT_TRUE(sink_b_.delivered.empty());
+  // a's session closes: the hub unsubscribes the server itself.
+  a_->Close();
+  Message unsub = real_->TakeSent();
+  EXPECT_EQ(unsub.method, "resources/unsubscribe");
+  EXPECT_EQ(unsub.params.at("uri"), json::value("test://r/1"));
+  real_->FromServer(Parse(R"({"jsonrpc":"2.0","method":"notifications/tools/list_changed"})"));
+  EXPECT_EQ(sink_b_.Take().method, "notifications/tools/list_changed");
 }
 
 }  // namespace

@@ -81,7 +81,17 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
   GuardOutcome out;
   out.snapshot = policies_();
   const int64_t now = clock_.NowMs();
-  out.decision = policy::Evaluate(*out.snapshot, call, identity, now);
+  // Identity first: a name nobody can see for what it is, or one the server never listed,
+  // is refused whatever the policy's default would say.
+  if (auto problem = mcp::ToolNameProblem(call.name)) {
+    out.decision.verdict = policy::Verdict::kDeny;
+    out.decision.rule = "tool_name";
+    out.decision.reason = "Refused: " + *problem;
+  } else if (auto refused = catalog_ ? catalog_->Check(call) : std::nullopt) {
+    out.decision = std::move(*refused);
+  } else {
+    out.decision = policy::Evaluate(*out.snapshot, call, identity, now);
+  }
   if (pins_ && out.decision.verdict == policy::Verdict::kAllow) {
     if (auto blocked = pins_->Check(call.name)) {
       out.decision.verdict = policy::Verdict::kDeny;
@@ -223,11 +233,55 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
   return out;
 }
 
+void ToolCallGuard::RecordDropped(const jsonrpc::Message& msg, const policy::Identity& identity,
+                                  const std::string& reason) const {
+  std::string tool = msg.method;
+  const json::object* params = msg.params.if_object();
+  const json::object* args = nullptr;
+  if (msg.method == mcp::method::kToolsCall && params) {
+    const json::value* name = params->if_contains("name");
+    if (name && name->is_string()) tool = std::string(name->get_string());
+    const json::value* a = params->if_contains("arguments");
+    args = a ? a->if_object() : nullptr;
+  }
+  spdlog::warn("server {}: dropped {} from session {}: {}", audit_server_, msg.method,
+               std::string(identity.session).substr(0, 8), reason);
+  // Not labelled by name: every made-up name would be a metric series of its own.
+  if (metrics_) metrics_->CountDecision(audit_server_, "(protocol)", "dropped");
+  if (!audit_) return;
+  audit::Record r;
+  r.id = audit::NewRecordId();
+  r.ts_ms = clock_.NowMs();
+  r.grant = std::string(identity.grant);
+  r.session = std::string(identity.session);
+  r.server = audit_server_;
+  r.tool = std::move(tool);
+  r.decision = "dropped";
+  r.rule = "protocol";
+  r.reason = reason;
+  static const json::object kNone;
+  for (const auto& kv : args ? *args : kNone) r.arg_keys.emplace_back(kv.key());
+  r.args_digest = Sha256Hex(CanonicalJson(args ? *args : kNone));
+  if (audit_arguments_ && args) r.args = *args;
+  r.policy_version = policies_()->version;
+  r.outcome = "not_forwarded";
+  if (make_poster_) {
+    audit_->Submit(std::move(r), {}, [](bool ok) {
+      if (!ok) spdlog::error("audit: the record of a dropped message could not be written");
+    });
+  } else if (auto w = audit_->Write(r); !w) {
+    spdlog::error("audit: {}", w.error().message());
+  }
+}
+
 void ToolCallGuard::CountDecision(const std::string& tool, const policy::Decision& d,
                                   bool approval) const {
   const bool allowed = d.verdict == policy::Verdict::kAllow;
   if (metrics_) {
-    metrics_->CountDecision(audit_server_, tool, !allowed ? "deny" : approval ? "approval" : "allow");
+    // A name the server never listed is the caller's invention: one series for all of them.
+    const bool unlisted = d.rule == "unknown_tool" || d.rule == "tool_name";
+    metrics_->CountDecision(audit_server_, unlisted ? std::string("(unlisted)") : tool,
+                            !allowed ? "deny" : approval ? "approval" : "allow");
   }
   spdlog::debug("decision server={} tool={} verdict={} rule={}{}{}", audit_server_, tool,
                 allowed ? "allow" : "deny", d.rule, allowed ? "" : " reason=", allowed ? "" : d.reason);

@@ -22,6 +22,7 @@
 #include "mcp/protocol.h"
 #include "policy/policy.h"
 #include "gateway/metrics.h"
+#include "gateway/tool_catalog.h"
 #include "gateway/tool_pins.h"
 
 namespace tw::gateway {
@@ -106,6 +107,18 @@ class ToolCallGuard {
   // The current snapshot, for filtering tools/list.
   std::shared_ptr<const policy::Policy> Snapshot() const { return policies_(); }
 
+  // Turns on tool identity and argument schemas (`catalog` must outlive the guard): a call
+  // must name a tool the server listed, with arguments its inputSchema accepts.
+  void SetCatalog(ToolCatalog* catalog) { catalog_ = catalog; }
+  ToolCatalog* catalog() const { return catalog_; }
+
+  // Records a client message dropped at the protocol allow-list — a tools/call sent as a
+  // notification, a notification no revision defines — as decision "dropped" (rule
+  // "protocol", outcome not_forwarded), so an agent probing for a bypass leaves a trace.
+  // Best effort: nothing was forwarded either way; a record that cannot be written is logged.
+  void RecordDropped(const jsonrpc::Message& msg, const policy::Identity& identity,
+                     const std::string& reason) const;
+
   // Turns on rug-pull protection (`pins` must outlive the guard): a tool whose definition
   // changed since it was approved is denied before any limit is charged.
   void SetPins(ToolPins* pins) { pins_ = pins; }
@@ -162,6 +175,7 @@ class ToolCallGuard {
   const Clock& clock_;
   StateFailMode fail_mode_;
   ToolPins* pins_ = nullptr;
+  ToolCatalog* catalog_ = nullptr;
   audit::AuditLog* audit_ = nullptr;
   approval::ApprovalStore* approvals_ = nullptr;
   ApprovalWaiter* waiter_ = nullptr;

@@ -135,6 +135,10 @@ Incoming Parse(std::string_view text) {
         tl::unexpected(ErrorReply{nullptr, kParseError, "Parse error: " + ec.message()}));
     return in;
   }
+  std::shared_ptr<const NumberFinding> numbers;
+  if (auto finding = FindInexactNumber(text)) {
+    numbers = std::make_shared<const NumberFinding>(std::move(*finding));
+  }
   if (v.is_array()) {
     in.is_batch = true;
     json::array& arr = v.as_array();
@@ -143,10 +147,14 @@ Incoming Parse(std::string_view text) {
       return in;
     }
     in.items.reserve(arr.size());
-    for (json::value& element : arr) in.items.push_back(FromValue(std::move(element)));
+    for (json::value& element : arr) {
+      in.items.push_back(FromValue(std::move(element)));
+      if (numbers && in.items.back()) in.items.back()->numbers = numbers;
+    }
     return in;
   }
   in.items.push_back(FromValue(std::move(v)));
+  if (numbers && in.items.back()) in.items.back()->numbers = std::move(numbers);
   return in;
 }
 

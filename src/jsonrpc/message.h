@@ -7,11 +7,14 @@
 #pragma once
 
 #include <boost/json.hpp>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <tl/expected.hpp>
 #include <vector>
+
+#include "common/number_literal.h"
 
 namespace tw {
 // Every layer above jsonrpc speaks Boost.JSON values; one alias for all of them.
@@ -40,6 +43,10 @@ struct Message {
   json::value params;  // request, notification: an object, or null when absent
   json::value result;  // response
   json::object error;  // error: {code, message, data?}
+  // Set by Parse when the text this message came from holds a number that is not exact
+  // (common/number_literal.h): null in the common case. For a batch, every item of it carries
+  // the text's finding. The gateway refuses what it cannot forward faithfully.
+  std::shared_ptr<const NumberFinding> numbers;
 
   bool IsRequest() const { return kind == Kind::kRequest; }
   bool IsNotification() const { return kind == Kind::kNotification; }

@@ -45,7 +45,34 @@ inline constexpr std::string_view kResourceUpdated = "notifications/resources/up
 inline constexpr std::string_view kResourcesListChanged = "notifications/resources/list_changed";
 inline constexpr std::string_view kPromptsListChanged = "notifications/prompts/list_changed";
 inline constexpr std::string_view kRootsListChanged = "notifications/roots/list_changed";
+inline constexpr std::string_view kLoggingMessage = "notifications/message";
+inline constexpr std::string_view kElicitationComplete = "notifications/elicitation/complete";
+inline constexpr std::string_view kCreateMessage = "sampling/createMessage";
+inline constexpr std::string_view kRootsList = "roots/list";
+inline constexpr std::string_view kElicitationCreate = "elicitation/create";
 }  // namespace method
+
+// Which side sends a message across the gateway.
+enum class Direction { kClientToServer, kServerToClient };
+
+// The protocol allow-lists: whether `method` is a request (a notification) that `direction` may
+// send in protocol `version`. An empty or unknown version is judged by the newest revision's
+// list (before initialize nothing else is known). Everything not listed is refused at the
+// crossing: an unknown request is answered -32601, an unknown notification dropped. The lists
+// are the specification's ClientRequest / ClientNotification / ServerRequest /
+// ServerNotification unions of each revision, less what the gateway does not relay (tasks: the
+// `tasks` capability is never relayed, so task methods are unknown here).
+bool RequestAllowed(Direction direction, std::string_view version, std::string_view method);
+bool NotificationAllowed(Direction direction, std::string_view version, std::string_view method);
+// Whether `method` names a request in any revision and either direction: a notification with
+// such a name is a request in disguise (no id, so no answer, and no decision either).
+bool IsRequestMethod(std::string_view method);
+
+// Why a tool name can never be called: invalid UTF-8, a control character, whitespace, or an
+// invisible format character (zero-width space and joiners, bidirectional controls, the soft
+// hyphen, tag characters, the byte-order mark…) — the characters that make two names look
+// equal to a person or to a server that trims or folds them. nullopt for a name without any.
+std::optional<std::string> ToolNameProblem(std::string_view name);
 
 // The parts of a tools/call request that policy decides on.
 struct ToolCall {

@@ -106,18 +106,26 @@ struct ChildUpstream::State : std::enable_shared_from_this<ChildUpstream::State>
     auto c = std::make_shared<Child>(io);
     std::vector<std::string> args(options.argv.begin() + 1, options.argv.end());
     try {
-      if (options.env.empty()) {
+      if (options.env.empty() && options.inherit == ChildOptions::Inherit::kAll) {
         c->process.emplace(io.get_executor(), *exe, args,
                            bp::process_stdio{c->stdin_pipe, c->stdout_pipe, c->stderr_pipe});
       } else {
-        // Our environment, with the configured values over it.
+        // What it inherits of our environment, with the configured values over it.
+        auto inherited = [&](std::string_view key) {
+          if (options.inherit == ChildOptions::Inherit::kAll) return true;
+          return std::any_of(options.inherit_names.begin(), options.inherit_names.end(),
+                             [&](std::string_view n) {
+                               return n.ends_with('*') ? key.starts_with(n.substr(0, n.size() - 1))
+                                                       : key == n;
+                             });
+        };
         std::vector<std::string> env;
         for (char** e = environ; *e; ++e) {
           std::string_view kv(*e);
           const std::string key(kv.substr(0, kv.find('=')));
           const bool overridden = std::any_of(options.env.begin(), options.env.end(),
                                               [&](const auto& p) { return p.first == key; });
-          if (!overridden) env.emplace_back(kv);
+          if (!overridden && inherited(key)) env.emplace_back(kv);
         }
         for (const auto& [k, v] : options.env) env.push_back(k + "=" + v);
         c->process.emplace(io.get_executor(), *exe, args,
@@ -172,6 +180,18 @@ struct ChildUpstream::State : std::enable_shared_from_this<ChildUpstream::State>
         [&](size_t bytes) {
           spdlog::warn("upstream wrote a message over the {} byte limit ({} bytes); dropped",
                        self->options.max_message_bytes, bytes);
+        },
+        [&](std::string_view head, std::string_view tail) {
+          // An answer nobody will see: its request fails now instead of waiting forever.
+          std::optional<json::value> id = OversizedAnswerId(head, tail);
+          if (id && self->child == c && self->events.on_request_failed) {
+            self->events.on_request_failed(
+                *id,
+                Error::Unavailable("the server's answer is over the " +
+                                   std::to_string(self->options.max_message_bytes) +
+                                   "-byte message limit"),
+                true);
+          }
         });
     std::vector<char> buf(64 * 1024);
     for (;;) {

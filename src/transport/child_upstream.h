@@ -24,6 +24,12 @@ struct ChildOptions {
   std::vector<std::string> argv;  // argv[0] is looked up on PATH
   // Set in the child's environment, over what it inherits from ours.
   std::vector<std::pair<std::string, std::string>> env;
+  // What it inherits: our whole environment (`run`: the client set it for this one server), or
+  // only the variables `inherit` names (`serve`: one server never sees another's credentials
+  // or the gateway's own secrets). A name ending in '*' matches a prefix.
+  enum class Inherit { kAll, kListed };
+  Inherit inherit = Inherit::kAll;
+  std::vector<std::string> inherit_names;
   size_t max_message_bytes = 4 << 20;
   std::chrono::milliseconds shutdown_grace{2000};  // per step: after closing stdin, after SIGTERM
 };

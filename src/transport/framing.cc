@@ -1,23 +1,43 @@
 #include "transport/framing.h"
 
+#include <cctype>
 #include <charconv>
 
 namespace tw::transport {
+
+void LineFramer::KeepTail(std::string_view chunk) {
+  if (chunk.size() >= kEdge) {
+    tail_.assign(chunk.substr(chunk.size() - kEdge));
+    return;
+  }
+  tail_.append(chunk);
+  if (tail_.size() > kEdge) tail_.erase(0, tail_.size() - kEdge);
+}
 
 void LineFramer::Append(std::string_view data) {
   while (!data.empty()) {
     size_t nl = data.find('\n');
     std::string_view chunk = data.substr(0, nl);
     if (discarding_) {
+      if (on_skipped_) KeepTail(chunk);
       if (nl == std::string_view::npos) return;
       discarding_ = false;
+      if (on_skipped_) on_skipped_(head_, tail_);
     } else if (buffer_.size() + chunk.size() > max_line_) {
       on_oversize_(buffer_.size() + chunk.size());
+      if (on_skipped_) {
+        head_.assign(buffer_.substr(0, kEdge));
+        if (head_.size() < kEdge) head_.append(chunk.substr(0, kEdge - head_.size()));
+        tail_.clear();
+        KeepTail(buffer_);
+        KeepTail(chunk);
+      }
       buffer_.clear();
       if (nl == std::string_view::npos) {
         discarding_ = true;
         return;
       }
+      if (on_skipped_) on_skipped_(head_, tail_);
     } else if (nl == std::string_view::npos) {
       buffer_.append(chunk);
       return;
@@ -104,6 +124,51 @@ void SseParser::Line(std::string_view line) {
     auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
     if (ec == std::errc() && p == value.data() + value.size()) current_.retry_ms = ms;
   }
+}
+
+namespace {
+
+// The id token at the start of `s` (an integer or a string without escapes), or nullopt.
+std::optional<json::value> IdToken(std::string_view s) {
+  size_t end = 0;
+  if (!s.empty() && s[0] == '"') {
+    end = s.find('"', 1);
+    if (end == std::string_view::npos || s.substr(1, end - 1).find('\\') != std::string_view::npos) {
+      return std::nullopt;
+    }
+    return json::value(json::string(s.substr(1, end - 1)));
+  }
+  if (!s.empty() && s[0] == '-') ++end;
+  const size_t digits = end;
+  while (end < s.size() && std::isdigit(static_cast<unsigned char>(s[end]))) ++end;
+  if (end == digits || end > 19) return std::nullopt;
+  return json::value(std::stoll(std::string(s.substr(0, end))));
+}
+
+}  // namespace
+
+std::optional<json::value> OversizedAnswerId(std::string_view head, std::string_view tail) {
+  for (std::string_view prefix : {std::string_view(R"({"jsonrpc":"2.0","id":)"), std::string_view(R"({"id":)")}) {
+    if (head.starts_with(prefix)) {
+      std::string_view rest = head.substr(prefix.size());
+      auto id = IdToken(rest);
+      const size_t after = id ? (id->is_string() ? id->get_string().size() + 2
+                                                 : std::to_string(id->get_int64()).size())
+                              : 0;
+      if (id && after < rest.size() && rest[after] == ',') return id;
+    }
+  }
+  while (!tail.empty() && (tail.back() == '\r' || tail.back() == ' ')) tail.remove_suffix(1);
+  if (!tail.ends_with('}')) return std::nullopt;
+  tail.remove_suffix(1);
+  const size_t at = tail.rfind(R"("id":)");
+  if (at == std::string_view::npos) return std::nullopt;
+  std::string_view token = tail.substr(at + 5);
+  auto id = IdToken(token);
+  if (!id) return std::nullopt;
+  const size_t len = id->is_string() ? id->get_string().size() + 2
+                                     : std::to_string(id->get_int64()).size();
+  return len == token.size() ? id : std::nullopt;
 }
 
 }  // namespace tw::transport

@@ -9,28 +9,48 @@
 #include <string>
 #include <string_view>
 
+#include "jsonrpc/message.h"
+
 namespace tw::transport {
 
 // Splits a byte stream into lines. A line longer than `max_line` bytes is not buffered: it is
 // reported once through `on_oversize` and skipped up to its newline. Empty lines are ignored;
 // a trailing '\r' is removed.
+//
+// `on_skipped`, when given, is called at the newline that ends a skipped line with its first
+// and last bytes (up to kEdge each): enough to tell which request an oversized answer was for
+// (OversizedAnswerId), so that the request fails instead of waiting forever.
 class LineFramer {
  public:
   using LineFn = std::function<void(std::string_view line)>;
   using OversizeFn = std::function<void(size_t bytes_so_far)>;
+  using SkippedFn = std::function<void(std::string_view head, std::string_view tail)>;
+  static constexpr size_t kEdge = 256;
 
-  LineFramer(size_t max_line, LineFn on_line, OversizeFn on_oversize)
-      : max_line_(max_line), on_line_(std::move(on_line)), on_oversize_(std::move(on_oversize)) {}
+  LineFramer(size_t max_line, LineFn on_line, OversizeFn on_oversize, SkippedFn on_skipped = {})
+      : max_line_(max_line),
+        on_line_(std::move(on_line)),
+        on_oversize_(std::move(on_oversize)),
+        on_skipped_(std::move(on_skipped)) {}
 
   void Append(std::string_view data);
 
  private:
+  void KeepTail(std::string_view chunk);
+
   size_t max_line_;
   LineFn on_line_;
   OversizeFn on_oversize_;
+  SkippedFn on_skipped_;
   std::string buffer_;
   bool discarding_ = false;
+  std::string head_, tail_;  // of the line being skipped (with on_skipped)
 };
+
+// The id of a JSON-RPC answer known only by the first and last bytes of its line: from a head
+// that starts `{"jsonrpc":"2.0","id":ID,` or `{"id":ID,`, or a tail that ends `"id":ID}` (the
+// last member of the top-level object). nullopt when neither says.
+std::optional<json::value> OversizedAnswerId(std::string_view head, std::string_view tail);
 
 // One SSE event as received.
 struct SseEvent {

@@ -88,5 +88,36 @@ TEST(SseEncoderTest, RoundTripsThroughTheParser) {
   EXPECT_EQ(events[1].retry_ms, 1000);
 }
 
+TEST(LineFramerTest, TellsTheHeadAndTailOfASkippedLine) {
+  std::vector<std::pair<std::string, std::string>> skipped;
+  std::vector<std::string> lines;
+  LineFramer f(
+      64, [&](std::string_view l) { lines.emplace_back(l); }, [](size_t) {},
+      [&](std::string_view head, std::string_view tail) { skipped.emplace_back(head, tail); });
+  const std::string big = R"({"result":{"tools":[)" + std::string(1000, ' ') + R"(]},"jsonrpc":"2.0","id":42})";
+  // Split across reads, the way a pipe delivers it.
+  f.Append(big.substr(0, 10));
+  f.Append(big.substr(10, 500));
+  f.Append(big.substr(510) + "\n{\"ok\":1}\n");
+  ASSERT_EQ(skipped.size(), 1u);
+  EXPECT_TRUE(big.starts_with(skipped[0].first));
+  EXPECT_TRUE(big.ends_with(skipped[0].second));
+  EXPECT_EQ(OversizedAnswerId(skipped[0].first, skipped[0].second), json::value(42));
+  EXPECT_EQ(lines, std::vector<std::string>{"{\"ok\":1}"});
+}
+
+TEST(OversizedAnswerIdTest, FindsTheTopLevelIdOrNothing) {
+  EXPECT_EQ(OversizedAnswerId(R"({"jsonrpc":"2.0","id":7,"result":{)", "}}"), json::value(7));
+  EXPECT_EQ(OversizedAnswerId(R"({"id":"a-1","result":)", "x}"), json::value("a-1"));
+  EXPECT_EQ(OversizedAnswerId(R"({"result":{)", R"(,"jsonrpc":"2.0","id":-3})"), json::value(-3));
+  EXPECT_EQ(OversizedAnswerId(R"({"result":{)", R"("id":"q"}  )"), json::value("q"));
+  // A nested id is not the answer's; neither is a truncated or escaped one.
+  EXPECT_FALSE(OversizedAnswerId(R"({"result":{)", R"("id":5}})"));
+  EXPECT_FALSE(OversizedAnswerId(R"({"result":{)", R"("id":5)"));
+  EXPECT_FALSE(OversizedAnswerId(R"({"result":{)", R"("id":"a\"b"})"));
+  EXPECT_FALSE(OversizedAnswerId(R"({"jsonrpc":"2.0","id":-,)", "x"));
+  EXPECT_FALSE(OversizedAnswerId("", ""));
+}
+
 }  // namespace
 }  // namespace tw::transport

@@ -166,7 +166,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   template <typename Res>
   void AddCors(const Request& req, Res& res) {
     auto origin = req[http::field::origin];
-    if (origin.empty()) return;
+    if (!options_.origins.CorsAllowed(origin)) return;
     res.set(http::field::access_control_allow_origin, origin);
     res.set(http::field::vary, "Origin");
     res.set(http::field::access_control_expose_headers, "Mcp-Session-Id");
@@ -225,9 +225,10 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     std::string_view host, origin, authorization, content_type, accept, session_id,
         protocol_version, last_event_id;
     bool keep_alive = false;
-    // Host or Origin given twice (RFC 9112 §3.2: a 400): which one a check saw and which one
-    // something behind it reads would be anyone's guess.
-    bool repeated_host_or_origin = false;
+    // Host, Origin, Authorization, Mcp-Session-Id or MCP-Protocol-Version given twice (RFC
+    // 9112 §3.2: a 400): which one a check saw and which one something behind it reads would be
+    // anyone's guess.
+    bool repeated_singleton = false;
   };
 
   static Fields ReadFields(const Request& req) {
@@ -244,20 +245,22 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     for (const auto& field : req) {
       switch (field.name()) {
         case http::field::host:
-          if (!take(1u << 0, f.host, field.value())) f.repeated_host_or_origin = true;
+          if (!take(1u << 0, f.host, field.value())) f.repeated_singleton = true;
           break;
         case http::field::origin:
-          if (!take(1u << 1, f.origin, field.value())) f.repeated_host_or_origin = true;
+          if (!take(1u << 1, f.origin, field.value())) f.repeated_singleton = true;
           break;
-        case http::field::authorization: take(1u << 2, f.authorization, field.value()); break;
+        case http::field::authorization:
+          if (!take(1u << 2, f.authorization, field.value())) f.repeated_singleton = true;
+          break;
         case http::field::content_type: take(1u << 3, f.content_type, field.value()); break;
         case http::field::accept: take(1u << 4, f.accept, field.value()); break;
         case http::field::unknown: {
           const std::string_view name = field.name_string();
           if (beast::iequals(name, kSessionHeader)) {
-            take(1u << 5, f.session_id, field.value());
+            if (!take(1u << 5, f.session_id, field.value())) f.repeated_singleton = true;
           } else if (beast::iequals(name, kVersionHeader)) {
-            take(1u << 6, f.protocol_version, field.value());
+            if (!take(1u << 6, f.protocol_version, field.value())) f.repeated_singleton = true;
           } else if (beast::iequals(name, kLastEventIdHeader)) {
             take(1u << 7, f.last_event_id, field.value());
           }
@@ -318,10 +321,11 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     std::string_view target = req.target();
     std::string_view path = target.substr(0, target.find('?'));
 
-    if (fields.repeated_host_or_origin) {
-      return Routed::Respond(ErrorResponse(req, http::status::bad_request,
-                                           jsonrpc::kConnectionClosed,
-                                           "Bad Request: more than one Host or Origin field"));
+    if (fields.repeated_singleton) {
+      return Routed::Respond(ErrorResponse(
+          req, http::status::bad_request, jsonrpc::kConnectionClosed,
+          "Bad Request: more than one Host, Origin, Authorization, Mcp-Session-Id or "
+          "MCP-Protocol-Version field"));
     }
     if (!options_.origins.HostAllowed(fields.host) ||
         !options_.origins.OriginAllowed(fields.origin)) {
@@ -628,12 +632,14 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     r.writer->single = !in.is_batch;
     r.sid = session->OpenStream(r.writer);
     std::vector<jsonrpc::Message> to_relay;
+    size_t accepted = 0;  // requests whose answers this stream waits for
     for (auto& item : in.items) {
       if (!item) {
         session->DeliverOn(r.sid, jsonrpc::MakeError(item.error()));
         continue;
       }
       if (item->IsRequest()) {
+        // In flight already — from an earlier POST or earlier in this batch.
         if (session->IsPending(item->id)) {
           session->DeliverOn(
               r.sid, jsonrpc::MakeError(item->id, jsonrpc::kInvalidRequest,
@@ -642,16 +648,14 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
           continue;
         }
         session->AddRequest(r.sid, item->id);
+        ++accepted;
       }
       to_relay.push_back(std::move(*item));
     }
     for (auto& m : to_relay) session->relay().HandleClientMessage(std::move(m));
-    // A batch of only invalid items answered everything already.
-    if (r.writer->queue.size() >= in.items.size() && !r.writer->done) {
-      bool all_errors = true;
-      for (auto& item : in.items) all_errors = all_errors && !item;
-      if (all_errors) r.writer->Finish();
-    }
+    // Nothing left to wait for (every request refused or invalid): the stream ends with the
+    // refusals instead of staying open.
+    if (accepted == 0 && !r.writer->done) r.writer->Finish();
     r.session = std::move(session);
     return r;
   }
@@ -674,7 +678,10 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       const std::string body = std::move(writer->queue.front().data);
       writer->queue.clear();
       co_return co_await SendWire(stream,
-                                  JsonAnswerHead(req.version(), fields.keep_alive, fields.origin,
+                                  JsonAnswerHead(req.version(), fields.keep_alive,
+                                                 options_.origins.CorsAllowed(fields.origin)
+                                                     ? fields.origin
+                                                     : std::string_view(),
                                                  session->id(), body.size()),
                                   body, fields.keep_alive);
     }

@@ -64,7 +64,7 @@ void HttpMcpSession::AddRequest(uint64_t sid, const json::value& client_id) {
 }
 
 void HttpMcpSession::DeliverOn(uint64_t sid, const jsonrpc::Message& msg) {
-  Push(streams_[sid], msg);
+  Push(streams_[sid], msg, false);
 }
 
 void HttpMcpSession::Deliver(const jsonrpc::Message& msg,
@@ -144,7 +144,7 @@ HttpMcpSession::Stream& HttpMcpSession::PickStream(const std::optional<json::val
   return standalone;
 }
 
-void HttpMcpSession::Push(Stream& s, const jsonrpc::Message& msg) {
+void HttpMcpSession::Push(Stream& s, const jsonrpc::Message& msg, bool settles) {
   StreamWriter::Item item;
   const uint64_t seq = s.next_seq++;
   item.seq = seq;
@@ -156,7 +156,7 @@ void HttpMcpSession::Push(Stream& s, const jsonrpc::Message& msg) {
   item.data = jsonrpc::Serialize(msg);
   item.is_response = msg.IsResponse();
   bool finished = false;
-  if (item.is_response) {
+  if (item.is_response && settles) {
     std::string key = jsonrpc::IdKey(msg.id);
     if (s.open_requests.erase(key)) {
       request_stream_.erase(key);

@@ -97,7 +97,9 @@ class HttpMcpSession : public gateway::ClientSink {
   bool IsPending(const json::value& client_id) const;
   // Records that the request `client_id` is answered on stream `sid`.
   void AddRequest(uint64_t sid, const json::value& client_id);
-  // Puts a locally produced message (an error about the input) on stream `sid`.
+  // Puts a locally produced message (an error about the input) on stream `sid`. It answers no
+  // open request, even one with the same id: a refused duplicate must not take the answer of
+  // the request whose id it reused.
   void DeliverOn(uint64_t sid, const jsonrpc::Message& msg);
 
   // ClientSink: routes a message from the relay to its stream.
@@ -128,7 +130,8 @@ class HttpMcpSession : public gateway::ClientSink {
   };
 
   Stream& PickStream(const std::optional<json::value>& related);
-  void Push(Stream& s, const jsonrpc::Message& msg);
+  // `settles`: a response answers the open request of its id on that stream.
+  void Push(Stream& s, const jsonrpc::Message& msg, bool settles = true);
 
   std::string id_;
   Transport transport_;

@@ -55,8 +55,8 @@ inline std::string HeadWithLength(std::string_view prefix, size_t n) {
 }
 
 // The head of the gateway's answer to a POST whose one request was answered with `n` bytes of
-// JSON: what Beast writes for a 200 with Server and Content-Type, the CORS fields when the
-// request had an Origin, the request's keep-alive, Content-Length and the session id — in
+// JSON: what Beast writes for a 200 with Server and Content-Type, the CORS fields for an
+// origin that may read answers (OriginPolicy::CorsAllowed), the request's keep-alive, Content-Length and the session id — in
 // that order (HttpServer's MakeResponse, then the session header) — without building Beast
 // fields for it on every call. `origin` empty: no CORS fields.
 inline std::string JsonAnswerHead(unsigned version, bool keep_alive, std::string_view origin,

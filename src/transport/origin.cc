@@ -62,6 +62,12 @@ bool OriginPolicy::HostAllowed(std::string_view host) const {
   return NameAllowed(host);
 }
 
+bool OriginPolicy::CorsAllowed(std::string_view origin_raw) const {
+  if (origin_raw.empty()) return false;
+  const std::string origin = Lower(origin_raw);
+  return std::find(extra_origins_.begin(), extra_origins_.end(), origin) != extra_origins_.end();
+}
+
 bool OriginPolicy::OriginAllowed(std::string_view origin_raw) const {
   if (allow_all_ || origin_raw.empty()) return true;  // non-browser clients send no Origin
   const std::string origin = Lower(origin_raw);

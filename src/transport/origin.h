@@ -22,6 +22,10 @@ class OriginPolicy {
   // `host` is the Host header (may be empty: HTTP/1.0); `origin` the Origin header or empty.
   bool HostAllowed(std::string_view host) const;
   bool OriginAllowed(std::string_view origin) const;
+  // Whether a browser page of `origin` may read the answers (CORS): only an origin configured
+  // by name (`extra_origins`). Loopback origins may send requests (a local tool's page posting
+  // to its own gateway), but no other page on this machine reads what the gateway answers.
+  bool CorsAllowed(std::string_view origin) const;
 
  private:
   bool NameAllowed(std::string_view host_port) const;

@@ -42,6 +42,7 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
   }
 
   void Start() {
+    session_.SetExtensionMethods(options_.extension_methods);
     session_.Start();
     boost::system::error_code ec;
     out_.assign(::dup(options_.out_fd), ec);

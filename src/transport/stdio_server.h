@@ -13,6 +13,9 @@
 #include <functional>
 #include <memory>
 
+#include <set>
+#include <string>
+
 #include "gateway/session.h"
 
 namespace tw::transport {
@@ -23,6 +26,8 @@ struct StdioOptions {
   int out_fd = 1;
   // Called once when stdin reaches EOF (after the session began shutting down).
   std::function<void()> on_eof;
+  // Methods outside MCP's allow-lists that may cross (gateway::Session::SetExtensionMethods).
+  std::set<std::string, std::less<>> extension_methods;
 };
 
 class StdioServer {

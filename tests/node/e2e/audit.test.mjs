@@ -42,7 +42,7 @@ describe('audit trail', () => {
     await client.callTool({ name: 'echo', arguments: { message: 'one' } });
     await client.callTool({ name: 'get-sum', arguments: { a: 1, b: 2 } });
     await client.callTool({ name: 'not-listed', arguments: {} });
-    await client.callTool({ name: 'get-resource-reference', arguments: { resourceType: 'nope', resourceId: -1 } }).catch(() => {});
+    await client.callTool({ name: 'get-resource-reference', arguments: { resourceType: 'Text', resourceId: -1 } }).catch(() => {});
     await client.listTools();  // not a tools/call: not audited
     await client.close();
 
@@ -58,7 +58,8 @@ describe('audit trail', () => {
     assert.equal(by['get-sum'].decision, 'deny');
     assert.equal(by['get-sum'].rule, 'tools.get-sum');
     assert.equal(by['get-sum'].outcome, 'not_forwarded');
-    assert.equal(by['not-listed'].rule, 'default');
+    // A name the server never listed is refused before the policy, whatever its default.
+    assert.equal(by['not-listed'].rule, 'unknown_tool');
     assert.match(by['get-resource-reference'].outcome, /^(tool_error|jsonrpc_error)$/);
     assert.equal(by.echo.grant, 'local');
     assert.match(by.echo.policy_version, /^[0-9a-f]{16}$/);

@@ -97,19 +97,20 @@ describe('the seed policy in front of a real server', () => {
 
   it('counts calls that fail upstream (a retry loop must still hit the limit)', async () => {
     const file = path.join(tmp, 'failing.json');
-    // get-resource-reference fails for an unknown resource: every call is an error upstream.
+    // get-resource-reference fails for resource id -1 (its schema takes any number, the server
+    // only positive ones): every call is an error upstream.
     fs.writeFileSync(file, JSON.stringify({
       version: '1', default: 'deny',
       tools: { 'get-resource-reference': { limits: [{ counter: 'r', window: 'hour', max: 3 }] } },
     }));
     const { client } = await connect(file, ['--state', 'memory']);
     for (let i = 0; i < 3; i++) {
-      const r = await client.callTool({ name: 'get-resource-reference', arguments: { resourceType: 'nope', resourceId: -1 } })
+      const r = await client.callTool({ name: 'get-resource-reference', arguments: { resourceType: 'Text', resourceId: -1 } })
         .catch((e) => ({ rejected: e }));
       assert.ok(r.rejected || r.isError, 'the upstream call fails');
       assert.ok(!JSON.stringify(r).includes('POLICY DENIED'), `call ${i} was forwarded`);
     }
-    const fourth = await client.callTool({ name: 'get-resource-reference', arguments: { resourceType: 'nope', resourceId: -1 } });
+    const fourth = await client.callTool({ name: 'get-resource-reference', arguments: { resourceType: 'Text', resourceId: -1 } });
     assert.match(text(fourth), /POLICY DENIED\] Rate limit "r" reached/);
     await client.close();
   });

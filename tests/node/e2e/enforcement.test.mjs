@@ -1,0 +1,169 @@
+// Airtight enforcement against the real binary: what a server receives is exactly what was
+// decided. The upstream is a recording server (fixtures/recording-server.mjs) that executes
+// whatever reaches it — notifications too — and writes every message down.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { after, before, describe, it } from 'node:test';
+
+import { FIXTURES, TOOLWARDEN, eventually, startGateway, startServe, stop } from './helpers.mjs';
+
+const RECORDER = path.join(FIXTURES, 'recording-server.mjs');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-enforce-'));
+fs.writeFileSync(path.join(tmp, 'policy.yaml'), [
+  'version: "1"', 'default: allow', 'hide: [release-all]', 'tools:',
+  '  pay:', '    deny_if: [{path: args.amount, op: gt, value: 100}]', '',
+].join('\n'));
+const policy = path.join(tmp, 'policy.yaml');
+
+// What the recording server at `file` received: its environment and its messages.
+function recorded(file) {
+  const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  return { env: lines[0].env, messages: lines.slice(1) };
+}
+const calls = (file) => recorded(file).messages.filter((m) => m.method === 'tools/call');
+const auditRecords = (state) => {
+  const r = spawnSync(TOOLWARDEN, ['audit', '--state', state, '--json', '--limit', '100'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+};
+const INIT = { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'e2e', version: '1' } } };
+
+describe('run (stdio): only decided calls reach the server', () => {
+  const record = path.join(tmp, 'stdio.jsonl');
+  const state = `sqlite:${path.join(tmp, 'stdio.db')}`;
+  let proc;
+  const answers = new Map();
+  const send = (m) => proc.stdin.write(`${JSON.stringify(m)}\n`);
+  const answer = (id) => eventually(() => answers.get(id), 10000, `the answer to ${id}`);
+
+  before(() => {
+    proc = spawn(TOOLWARDEN, ['run', '-p', policy, '--state', state, '--', process.execPath, RECORDER, record],
+      { stdio: ['pipe', 'pipe', 'inherit'] });
+    readline.createInterface({ input: proc.stdout }).on('line', (l) => {
+      const m = JSON.parse(l);
+      if (m.id !== undefined) answers.set(m.id, m);
+    });
+  });
+  after(() => stop(proc));
+
+  it('drops a tools/call sent as a notification, records it, and forwards nothing undecided', async () => {
+    send(INIT);
+    await answer(0);
+    send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    send({ jsonrpc: '2.0', method: 'tools/call', params: { name: 'pay', arguments: { amount: 1000000 } } });
+    send({ jsonrpc: '2.0', method: 'notifications/tools/call', params: { name: 'pay' } });
+    send({ jsonrpc: '2.0', id: 'x', method: 'tools/execute', params: { name: 'pay' } });
+    assert.equal((await answer('x')).error.code, -32601);
+    // Look-alikes of listed tools: the server never listed these exact names.
+    const names = ['Pay', 'pay ', 'pay\t', 'p\u200Bay', 'PAY', 'pay\u00AD'];
+    names.forEach((name, i) => send({ jsonrpc: '2.0', id: `n${i}`, method: 'tools/call', params: { name, arguments: { amount: 1 } } }));
+    for (let i = 0; i < names.length; i++) {
+      const a = await answer(`n${i}`);
+      assert.equal(a.result.isError, true, names[i]);
+      assert.match(a.result._meta['toolwarden/decision'].rule, /^(unknown_tool|tool_name)$/);
+    }
+    // Numbers a 64-bit float cannot hold are refused, not rounded past `gt 100`.
+    proc.stdin.write('{"jsonrpc":"2.0","id":"big","method":"tools/call","params":{"name":"pay","arguments":{"amount":100.0000000000000001}}}\n');
+    proc.stdin.write('{"jsonrpc":"2.0","id":"inf","method":"tools/call","params":{"name":"pay","arguments":{"amount":1e999}}}\n');
+    assert.equal((await answer('big')).error.code, -32602);
+    assert.equal((await answer('inf')).error.code, -32602);
+    // Arguments the tool's schema refuses.
+    send({ jsonrpc: '2.0', id: 's', method: 'tools/call', params: { name: 'pay', arguments: { amount: 'all' } } });
+    assert.equal((await answer('s')).result._meta['toolwarden/decision'].rule, 'schema');
+    // And a decided call goes through.
+    send({ jsonrpc: '2.0', id: 'ok', method: 'tools/call', params: { name: 'pay', arguments: { amount: 5 } } });
+    assert.match((await answer('ok')).result.content[0].text, /called pay \{"amount":5\}/);
+
+    const got = calls(record);
+    assert.equal(got.length, 1, `the server received ${JSON.stringify(got)}`);
+    assert.deepEqual(got[0].params, { name: 'pay', arguments: { amount: 5 } });
+    assert.ok(!recorded(record).messages.some((m) => m.method === 'notifications/tools/call' || m.method === 'tools/execute'));
+    const dropped = auditRecords(state).filter((r) => r.decision === 'dropped');
+    assert.equal(dropped.length, 2);
+    assert.ok(dropped.some((r) => r.tool === 'pay' && r.rule === 'protocol'));
+  });
+});
+
+describe('run --listen: ids in flight are never reused', () => {
+  const record = path.join(tmp, 'http.jsonl');
+  let gw;
+  let sid;
+  const post = (body) => fetch(gw.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(sid ? { 'mcp-session-id': sid } : {}) },
+    body: JSON.stringify(body),
+  });
+  const messages = async (res) => {
+    const body = await res.text();
+    if (!(res.headers.get('content-type') ?? '').includes('text/event-stream')) return [JSON.parse(body)];
+    return body.split('\n').filter((l) => l.startsWith('data:') && l.length > 6).map((l) => JSON.parse(l.slice(5)));
+  };
+
+  before(async () => {
+    gw = await startGateway(['-p', policy, '--state', 'memory', '--', process.execPath, RECORDER, record]);
+    const res = await post(INIT);
+    sid = res.headers.get('mcp-session-id');
+    await res.text();
+    await (await post({ jsonrpc: '2.0', method: 'notifications/initialized' })).text();
+  });
+  after(() => stop(gw?.proc));
+
+  it('answers a batch with a repeated id: the first runs and keeps its answer, the second is refused', async () => {
+    const res = await post([
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'first' } } },
+      { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'second' } } },
+    ]);
+    const got = await messages(res);
+    assert.equal(got.length, 2);
+    assert.ok(got.some((m) => m.error?.code === -32600 && /already in use/.test(m.error.message)));
+    assert.ok(got.some((m) => /first/.test(m.result?.content?.[0]?.text ?? '')));
+    assert.equal(calls(record).filter((c) => c.params.arguments.message === 'second').length, 0);
+  });
+
+  it('refuses a POST that reuses an id still in flight at once, with a closed answer', async () => {
+    const waiting = post({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'wait', arguments: {} } });
+    await eventually(() => calls(record).some((c) => c.params.name === 'wait'), 10000, 'the wait call upstream');
+    const reuse = await post({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'echo', arguments: { message: 'reuse' } } });
+    const [refused] = await messages(reuse);
+    assert.equal(refused.error.code, -32600);
+    await (await post({ jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'release', arguments: {} } })).text();
+    const [released] = await messages(await waiting);
+    assert.equal(released.id, 7);
+    assert.match(released.result.content[0].text, /released/);
+  });
+});
+
+describe('serve: each command server sees only its own environment', () => {
+  const a = path.join(tmp, 'env-a.jsonl');
+  const b = path.join(tmp, 'env-b.jsonl');
+  const config = path.join(tmp, 'env.yaml');
+  let gw;
+  before(async () => {
+    fs.writeFileSync(config, [
+      'listen: 127.0.0.1:0', `state: sqlite:${path.join(tmp, 'env.db')}`, 'servers:',
+      '  alpha:', `    command: ${JSON.stringify(process.execPath)}`, `    args: [${JSON.stringify(RECORDER)}, ${JSON.stringify(a)}]`,
+      `    policy: ${JSON.stringify(policy)}`, '    env: {ALPHA_TOKEN: alpha-secret}',
+      '  beta:', `    command: ${JSON.stringify(process.execPath)}`, `    args: [${JSON.stringify(RECORDER)}, ${JSON.stringify(b)}]`,
+      `    policy: ${JSON.stringify(policy)}`, '    inherit_env: [SHARED_SETTING]', '',
+    ].join('\n'));
+    gw = await startServe(config, [], { env: { GATEWAY_SECRET: 'gw-secret', SHARED_SETTING: 'on', TOOLWARDEN_ADMIN_TOKEN: '' } });
+    await eventually(() => fs.existsSync(a) && fs.existsSync(b), 10000, 'both servers started');
+  });
+  after(() => stop(gw?.proc));
+
+  it('passes the base, the server\'s own env and what inherit_env names — nothing else', () => {
+    const envA = recorded(a).env;
+    const envB = recorded(b).env;
+    assert.equal(envA.ALPHA_TOKEN, 'alpha-secret');
+    assert.equal(envB.ALPHA_TOKEN, undefined, 'beta must not see alpha\'s credentials');
+    assert.equal(envA.GATEWAY_SECRET, undefined);
+    assert.equal(envB.GATEWAY_SECRET, undefined);
+    assert.equal(envA.SHARED_SETTING, undefined);
+    assert.equal(envB.SHARED_SETTING, 'on');
+    assert.ok(envA.PATH && envB.PATH, 'PATH is part of the base');
+  });
+});

@@ -102,12 +102,10 @@ Response Api::Login(const Request& req, int64_t now) {
   if (req.content_type.find("application/json") == std::string::npos) {
     return Err(415, "unsupported_media_type", "send the token as JSON: {\"token\": \"twa_…\"}");
   }
-  if (now / 60'000 != failed_login_minute_) {
-    failed_login_minute_ = now / 60'000;
-    failed_logins_ = 0;
-  }
-  if (failed_logins_ >= 20) {
-    return Err(429, "too_many_requests", "too many failed logins; try again in a minute");
+  if (auto wait = failures_.Blocked(req.client, now)) {
+    Response r = Err(429, "too_many_requests", "too many failed logins; try again in a minute");
+    r.headers.emplace_back("Retry-After", std::to_string(*wait));
+    return r;
   }
   boost::system::error_code ec;
   json::value v = json::parse(req.body, ec);
@@ -115,7 +113,7 @@ Response Api::Login(const Request& req, int64_t now) {
   auto is_admin = token.empty() ? Result<bool>(false) : backend_.Grants().IsAdminToken(token);
   if (!is_admin) return Err(503, "unavailable", is_admin.error().message());
   if (!*is_admin) {
-    ++failed_logins_;
+    failures_.Failed(req.client, now);
     Record(now, "console.login", "console", "refused: not the admin token");
     return Err(401, "unauthorized",
                token.empty() ? "paste the admin token (twa_…)" : "that is not the admin token");
@@ -141,9 +139,16 @@ Response Api::Handle(const Request& req) {
   const std::string cookie = ConsoleSessions::CookieValue(req.cookie);
   if (token.empty() && !cookie.empty()) console = console_.Find(cookie, now);
   if (!console) {
+    if (auto wait = failures_.Blocked(req.client, now)) {
+      Response r = Err(429, "too_many_requests",
+                       "too many failed authentications from this address; try again later");
+      r.headers.emplace_back("Retry-After", std::to_string(*wait));
+      return r;
+    }
     auto is_admin = token.empty() ? Result<bool>(false) : backend_.Grants().IsAdminToken(token);
     if (!is_admin) return Err(503, "unavailable", is_admin.error().message());
     if (!*is_admin) {
+      if (!token.empty()) failures_.Failed(req.client, now);
       Response r = Err(401, "unauthorized",
                        !token.empty()   ? "not an admin token"
                        : cookie.empty() ? "an admin token is required (Authorization: Bearer twa_…)"

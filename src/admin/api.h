@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "approval/approval_store.h"
+#include "common/failure_throttle.h"
 #include "audit/audit.h"
 #include "auth/grant_store.h"
 #include "admin/console_sessions.h"
@@ -94,6 +95,7 @@ struct Request {
   std::string content_type;
   std::string cookie;  // the Cookie header
   std::string csrf;    // the X-CSRF-Token header
+  std::string client;  // the client's address, for the brake on guessing tokens
 };
 
 struct Response {
@@ -138,9 +140,9 @@ class Api {
 
   Backend& backend_;
   ConsoleSessions console_;
-  // Failed logins in the current minute (a brake on guessing; the token has 256 bits).
-  int64_t failed_login_minute_ = 0;
-  int failed_logins_ = 0;
+  // Failed logins and admin-token checks per client address (a brake on guessing that never
+  // locks out the admin from another address; the token has 256 bits).
+  FailureThrottle failures_{20};
 };
 
 }  // namespace tw::admin

@@ -515,7 +515,7 @@ transport::HttpServerOptions::AdminReply GatewayState::HandleAdmin(
     return {r.status, std::move(r.body), std::move(r.content_type), std::move(r.headers), nullptr};
   }
   admin::Response r = api_.Handle({call.method, call.target, call.body, call.authorization,
-                                   call.content_type, call.cookie, call.csrf});
+                                   call.content_type, call.cookie, call.csrf, call.client});
   return {r.status, std::move(r.body), std::move(r.content_type), std::move(r.headers),
           std::move(r.events)};
 }

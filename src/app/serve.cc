@@ -92,6 +92,9 @@ int ServeCommand(const ServeOptions& o) {
   transport::HttpServerOptions http;
   http.max_body_bytes = cfg.max_body_bytes;
   http.max_sessions = cfg.max_sessions;
+  http.max_sessions_per_grant =
+      cfg.max_sessions_per_grant.value_or(std::max<size_t>(1, cfg.max_sessions / 4));
+  http.trusted_proxies = cfg.trusted_proxies;
   http.session_idle = std::chrono::milliseconds(cfg.session_idle_ms);
   http.origins = transport::OriginPolicy(cfg.allowed_hosts, cfg.allowed_origins);
   http.metrics = [&gw] { return gw.metrics().Render(); };

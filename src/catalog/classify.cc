@@ -373,8 +373,34 @@ Classification Classify(const json::object& tool) {
     out.signals.push_back("no verb recognized; assumed Read");
   }
 
+  // 6. Secrets: a tool that hands out environment variables, credentials or keys is never a
+  //    harmless read, whatever else it is.
+  static constexpr std::string_view kSecretWords[] = {
+      "env",         "environ",  "environment", "secret",   "secrets", "credential",
+      "credentials", "password", "passwords",   "passwd",   "token",   "tokens",
+      "apikey",      "apikeys"};
+  static constexpr std::string_view kSecretPhrases[] = {
+      "environment variable", "credential", "secret", "api key", "password", "access token",
+      "private key"};
+  std::string secret;
+  for (const std::string& w : words) {
+    if (std::find(std::begin(kSecretWords), std::end(kSecretWords), w) != std::end(kSecretWords)) {
+      secret = "name word \"" + w + "\"";
+      break;
+    }
+  }
+  for (size_t i = 0; secret.empty() && i < std::size(kSecretPhrases); ++i) {
+    if (description.find(kSecretPhrases[i]) != std::string::npos) {
+      secret = "description says \"" + std::string(kSecretPhrases[i]) + "\"";
+    }
+  }
+
   out.category = category;
   out.risk = money_read ? Risk::kMedium : BaseRisk(category);
+  if (!secret.empty()) {
+    out.risk = std::max(out.risk, Risk::kHigh);
+    out.signals.push_back("reveals secrets (" + secret + ") → High");
+  }
   if (category == Category::kWrite && Hint(tool, "openWorldHint").value_or(false)) {
     out.risk = Risk::kHigh;
     out.signals.push_back("annotation openWorldHint: reaches outside systems → High");

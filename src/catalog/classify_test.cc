@@ -1,4 +1,5 @@
 #include "catalog/classify.h"
+#include "catalog/scaffold.h"
 
 #include <gtest/gtest.h>
 
@@ -104,6 +105,24 @@ TEST(ClassifyTest, AgreesWithTheHeldOutLabelledSetAtLeastNinetyPercent) {
   }
   ASSERT_GT(total, 100) << "the held-out set is too small to mean anything";
   EXPECT_GE(100.0 * agree / total, 90.0) << agree << "/" << total;
+}
+
+TEST(ClassifyTest, ATellerOfSecretsIsNeverALowRead) {
+  // server-everything's get-env, as it lists itself.
+  const Classification env = Classify(
+      "get-env", "Returns all environment variables, helpful for debugging MCP server configuration");
+  EXPECT_EQ(env.category, Category::kRead);
+  EXPECT_EQ(env.risk, Risk::kHigh);
+  EXPECT_NE(std::find_if(env.signals.begin(), env.signals.end(),
+                         [](const std::string& s) { return s.find("reveals secrets") != std::string::npos; }),
+            env.signals.end());
+  EXPECT_EQ(Classify("list_api_tokens", "Lists tokens").risk, Risk::kHigh);
+  EXPECT_EQ(Classify("read_file", "Reads a file").risk, Risk::kLow);
+  // The scaffold `scan` writes holds it for a human instead of allowing it.
+  auto scanned = ScanTools(json::parse(
+      R"([{"name":"get-env","description":"Returns all environment variables"}])").as_array());
+  ASSERT_EQ(scanned.size(), 1u);
+  EXPECT_EQ(scanned[0].recommendation, "require approval");
 }
 
 }  // namespace

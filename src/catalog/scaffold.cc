@@ -50,6 +50,11 @@ Rule Recommend(const ScannedTool& t) {
   Rule r;
   switch (t.classification.category) {
     case Category::kRead:
+      // A read that reveals secrets, or a look-alike of another tool's name.
+      if (t.classification.risk >= Risk::kHigh) {
+        r.action = "require_approval";
+        r.reason = "High risk (it may reveal secrets): a human must approve each call";
+      }
       break;
     case Category::kWrite:
       r.per_minute = 30;

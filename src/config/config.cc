@@ -107,6 +107,13 @@ class ConfigReader : public policy::YamlReader {
       } else if (key == "max_sessions") {
         int64_t n = 0;
         if (ReadInt(v, "max_sessions", 1, n)) c.max_sessions = static_cast<size_t>(n);
+      } else if (key == "max_sessions_per_grant") {
+        int64_t n = 0;
+        if (ReadInt(v, "max_sessions_per_grant", 1, n)) {
+          c.max_sessions_per_grant = static_cast<size_t>(n);
+        }
+      } else if (key == "trusted_proxies") {
+        ReadStrings(v, "trusted_proxies", c.trusted_proxies);
       } else if (key == "max_body_bytes") {
         int64_t n = 0;
         if (ReadInt(v, "max_body_bytes", 1024, n)) c.max_body_bytes = static_cast<size_t>(n);
@@ -143,8 +150,9 @@ class ConfigReader : public policy::YamlReader {
       } else {
         Error(k, "unknown key \"" + key +
                      "\" (expected listen, state, state_fail_mode, allowed_hosts, "
-                     "allowed_origins, max_sessions, max_body_bytes, session_idle, "
-                     "shutdown_timeout, servers, approvals, audit)");
+                     "allowed_origins, trusted_proxies, max_sessions, max_sessions_per_grant, "
+                     "max_body_bytes, session_idle, shutdown_timeout, servers, approvals, "
+                     "audit)");
       }
     });
     if (!root["servers"]) Error(root, "missing \"servers\"");

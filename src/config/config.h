@@ -81,6 +81,10 @@ struct Config {
   bool audit_include_arguments = false;
   std::string audit_log;  // JSON lines mirror; empty for none
   size_t max_sessions = 1000;
+  // The most sessions one grant may hold; unset: a quarter of max_sessions (at least 1), so
+  // one agent cannot lock the others out.
+  std::optional<size_t> max_sessions_per_grant;
+  std::vector<std::string> trusted_proxies;  // see transport::HttpServerOptions
   int64_t session_idle_ms = 30 * 60 * 1000;
   int64_t shutdown_timeout_ms = 10000;
   size_t max_body_bytes = 4 << 20;

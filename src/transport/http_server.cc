@@ -1,4 +1,6 @@
 #include "transport/http_server.h"
+
+#include "common/failure_throttle.h"
 #include "transport/http_wire.h"
 
 #include <spdlog/spdlog.h>
@@ -101,6 +103,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     sweep_timer_.cancel();
     auto sessions = std::move(sessions_);
     sessions_.clear();
+    grant_sessions_.clear();
     for (auto& [id, s] : sessions) s->Close();
     for (auto* socket : connections_) socket->close(ignored);
     for (auto* t : admin_streams_) t->cancel();
@@ -134,8 +137,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
         auto& s = it->second;
         if (!s->Busy() && now - s->last_active() > self->options_.session_idle) {
           spdlog::info("http: session {} idle; closing it", it->first.substr(0, 8));
-          s->Close();
-          it = self->sessions_.erase(it);
+          it = self->CloseSession(it);
         } else {
           ++it;
         }
@@ -178,6 +180,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     boost::system::error_code nodelay_ec;
     stream.socket().set_option(tcp::no_delay(true), nodelay_ec);
     beast::flat_buffer buffer;
+    boost::system::error_code peer_ec;
+    const std::string peer = stream.socket().remote_endpoint(peer_ec).address().to_string();
     try {
       for (;;) {
         http::request_parser<http::string_body> parser;
@@ -205,7 +209,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
         }
         if (ec) break;  // closed, timed out (slow client) or garbage: drop the connection
         Request req = parser.release();
-        const Fields fields = ReadFields(req);
+        Fields fields = ReadFields(req);
+        fields.peer = peer;
         bool keep = co_await self->Handle(stream, req, fields);
         if (!keep || !fields.keep_alive || self->stopped_) break;
       }
@@ -223,7 +228,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   // Beast's `operator[]`, the first field of a name is the one that counts.
   struct Fields {
     std::string_view host, origin, authorization, content_type, accept, session_id,
-        protocol_version, last_event_id;
+        protocol_version, last_event_id, forwarded_for;
+    std::string_view peer;  // the connection's remote address
     bool keep_alive = false;
     // Host, Origin, Authorization, Mcp-Session-Id or MCP-Protocol-Version given twice (RFC
     // 9112 §3.2: a 400): which one a check saw and which one something behind it reads would be
@@ -263,6 +269,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
             if (!take(1u << 6, f.protocol_version, field.value())) f.repeated_singleton = true;
           } else if (beast::iequals(name, kLastEventIdHeader)) {
             take(1u << 7, f.last_event_id, field.value());
+          } else if (beast::iequals(name, "X-Forwarded-For")) {
+            // A proxy appends to the last one: that is the one it vouches for.
+            f.forwarded_for = field.value();
           }
           break;
         }
@@ -305,7 +314,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
         co_return co_await WriteStream(stream, req, fields, std::move(r.session), r.sid,
                                        std::move(r.writer), r.batch);
       case Routed::To::kAdmin:
-        co_return co_await HandleAdmin(stream, req);
+        co_return co_await HandleAdmin(stream, req, fields);
       case Routed::To::kSse:
         co_return co_await WriteSse(stream, req, fields, std::move(r.session), r.sid,
                                     std::move(r.writer));
@@ -378,7 +387,19 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     // Every MCP request names its caller.
     std::string grant = "local";
     if (options_.authenticate) {
+      const std::string client = ClientAddress(fields);
+      const int64_t now_ms = NowMs();
+      if (auto wait = auth_throttle_.Blocked(client, now_ms)) {
+        spdlog::warn("http: {} is refused for a while after too many bad tokens", client);
+        Response res = ErrorResponse(req, http::status::too_many_requests,
+                                     jsonrpc::kConnectionClosed,
+                                     "Too Many Requests: too many failed authentications from "
+                                     "this address; try again later");
+        res.set(http::field::retry_after, std::to_string(*wait));
+        return Routed::Respond(std::move(res));
+      }
       auto who = options_.authenticate(fields.authorization);
+      if (!who) auth_throttle_.Failed(client, now_ms);
       if (!who) {
         Response res = ErrorResponse(req, http::status::unauthorized, jsonrpc::kConnectionClosed,
                                      "Unauthorized: " + who.error().message());
@@ -420,6 +441,35 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
                                          jsonrpc::kConnectionClosed, "Method not allowed"));
   }
 
+  static int64_t NowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // Who the client is: the connection's peer, or — when the peer is a trusted proxy — the
+  // rightmost X-Forwarded-For entry that is not a trusted proxy.
+  std::string ClientAddress(const Fields& fields) const {
+    auto trusted = [this](std::string_view a) {
+      return std::find(options_.trusted_proxies.begin(), options_.trusted_proxies.end(), a) !=
+             options_.trusted_proxies.end();
+    };
+    std::string_view client = fields.peer;
+    if (!trusted(client) || fields.forwarded_for.empty()) return std::string(client);
+    std::string_view rest = fields.forwarded_for;
+    while (!rest.empty()) {
+      const size_t comma = rest.rfind(',');
+      std::string_view hop = comma == std::string_view::npos ? rest : rest.substr(comma + 1);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(0, comma);
+      while (!hop.empty() && hop.front() == ' ') hop.remove_prefix(1);
+      while (!hop.empty() && hop.back() == ' ') hop.remove_suffix(1);
+      if (hop.empty()) continue;
+      client = hop;
+      if (!trusted(hop)) break;
+    }
+    return std::string(client.substr(0, 64));
+  }
+
   // "/mcp" → "" (every server), "/mcp/<server>" → server; nullopt for other paths.
   static std::optional<std::string> McpRoute(std::string_view path) {
     if (path == "/mcp" || path == "/mcp/") return std::string();
@@ -430,7 +480,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     return std::string(rest);
   }
 
-  awaitable<bool> HandleAdmin(beast::tcp_stream& stream, Request& req) {
+  awaitable<bool> HandleAdmin(beast::tcp_stream& stream, Request& req, const Fields& fields) {
     HttpServerOptions::AdminCall call{std::string(req.method_string()),
                                       std::string(req.target()),
                                       req.body(),
@@ -439,7 +489,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
                                       std::string(req[http::field::content_type]),
                                       std::string(req[http::field::cookie]),
                                       std::string(req["X-CSRF-Token"]),
-                                      std::string(req[http::field::if_none_match])};
+                                      std::string(req[http::field::if_none_match]),
+                                      ClientAddress(fields)};
     HttpServerOptions::AdminReply reply = options_.admin(call);
     if (reply.events && reply.status == 200) co_return co_await StreamAdminEvents(stream, req, reply);
     Response res = MakeResponse(req, static_cast<http::status>(reply.status), std::move(reply.body),
@@ -541,9 +592,19 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
                             "The gateway is shutting down");
       return nullptr;
     }
-    if (sessions_.size() >= options_.max_sessions) {
+    if (options_.max_sessions_per_grant > 0 &&
+        GrantSessions(grant) >= options_.max_sessions_per_grant && !ReapIdle(grant)) {
+      error = ErrorResponse(req, http::status::service_unavailable, jsonrpc::kConnectionClosed,
+                            "Too many sessions for this grant (" +
+                                std::to_string(options_.max_sessions_per_grant) +
+                                "); close some or try again later");
+      error->set(http::field::retry_after, "30");
+      return nullptr;
+    }
+    if (sessions_.size() >= options_.max_sessions && !ReapIdle(LargestGrant())) {
       error = ErrorResponse(req, http::status::service_unavailable, jsonrpc::kConnectionClosed,
                             "Too many sessions; try again later");
+      error->set(http::field::retry_after, "30");
       return nullptr;
     }
     std::string id = RandomHex(16);
@@ -559,6 +620,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
         legacy ? HttpMcpSession::Transport::kLegacySse : HttpMcpSession::Transport::kStreamableHttp,
         *maker, options_.max_events_per_stream, grant, route);
     sessions_.emplace(id, session);
+    ++grant_sessions_[grant];
     session->relay().Start();
     spdlog::info("http: session {} opened{} for {}{} ({} open)", id.substr(0, 8),
                  legacy ? " (legacy SSE)" : "", grant, route.empty() ? "" : " on " + route,
@@ -802,8 +864,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     std::optional<Response> error;
     auto session = FindSession(req, fields, error, grant, route);
     if (!session) return std::move(*error);
-    sessions_.erase(session->id());
-    session->Close();
+    if (auto it = sessions_.find(session->id()); it != sessions_.end()) CloseSession(it);
     spdlog::info("http: session {} deleted by the client", session->id().substr(0, 8));
     return MakeResponse(req, http::status::ok);
   }
@@ -823,8 +884,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     session->AttachWriter(0, 0, writer);
     co_await WriteSse(stream, req, fields, session, 0, writer);
     // The legacy transport's session lives exactly as long as its stream.
-    sessions_.erase(session->id());
-    session->Close();
+    if (auto it = sessions_.find(session->id()); it != sessions_.end()) CloseSession(it);
     spdlog::info("http: legacy session {} closed", session->id().substr(0, 8));
     co_return false;
   }
@@ -859,9 +919,57 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     return MakeResponse(req, http::status::accepted, "Accepted", "text/plain");
   }
 
+  size_t GrantSessions(const std::string& grant) const {
+    auto it = grant_sessions_.find(grant);
+    return it == grant_sessions_.end() ? 0 : it->second;
+  }
+
+  std::string LargestGrant() const {
+    std::string largest;
+    size_t most = 0;
+    for (const auto& [grant, n] : grant_sessions_) {
+      if (n > most) {
+        most = n;
+        largest = grant;
+      }
+    }
+    return largest;
+  }
+
+  // Closes the session of `grant` idle the longest, if one has been idle for a minute (an agent
+  // between two calls is idle for seconds). Returns whether one was closed.
+  bool ReapIdle(const std::string& grant) {
+    const auto now = std::chrono::steady_clock::now();
+    auto victim = sessions_.end();
+    for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+      const HttpMcpSession& s = *it->second;
+      if (s.grant() != grant || s.Busy() || now - s.last_active() < std::chrono::minutes(1)) continue;
+      if (victim == sessions_.end() || s.last_active() < victim->second->last_active()) victim = it;
+    }
+    if (victim == sessions_.end()) return false;
+    spdlog::info("http: session {} of {} idle; closed to make room", victim->first.substr(0, 8),
+                 grant);
+    CloseSession(victim);
+    return true;
+  }
+
+  // Closes a session and forgets it; returns the next one.
+  using SessionMap = std::unordered_map<std::string, std::shared_ptr<HttpMcpSession>>;
+  SessionMap::iterator CloseSession(SessionMap::iterator it) {
+    std::shared_ptr<HttpMcpSession> session = it->second;
+    if (auto g = grant_sessions_.find(session->grant()); g != grant_sessions_.end() && --g->second == 0) {
+      grant_sessions_.erase(g);
+    }
+    auto next = sessions_.erase(it);
+    session->Close();
+    return next;
+  }
+
   asio::io_context& io_;
   HttpServerOptions options_;
   SessionFactory sessions_factory_;
+  FailureThrottle auth_throttle_{options_.auth_failures_per_minute};
+  std::unordered_map<std::string, size_t> grant_sessions_;  // open sessions per grant
   tcp::acceptor acceptor_;
   asio::steady_timer sweep_timer_;
   std::unordered_map<std::string, std::shared_ptr<HttpMcpSession>> sessions_;

@@ -26,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/event_hub.h"
 #include "common/result.h"
@@ -44,6 +45,17 @@ struct HttpServerOptions {
   std::chrono::milliseconds keepalive{15000};      // SSE comment interval; JSON→SSE switch
   std::chrono::milliseconds session_idle{30 * 60 * 1000};
   size_t max_sessions = 10000;
+  // The most sessions one grant may hold (0: no share, max_sessions for all); past it a new
+  // session is refused with 503 and Retry-After, unless one of the grant's own sessions has
+  // been idle for a minute, which is closed to make room. When the gateway is full, the idle
+  // sessions of the grant holding the most are closed first.
+  size_t max_sessions_per_grant = 0;
+  // Authentication failures one client address may make per minute before it is answered
+  // 429 without its token being checked (MCP bearer tokens; the admin API has its own).
+  int auth_failures_per_minute = 20;
+  // Addresses of the load balancers in front of the gateway: for a connection from one of
+  // them, the client is the rightmost X-Forwarded-For entry that is not one of them.
+  std::vector<std::string> trusted_proxies;
   size_t max_events_per_stream = 512;  // kept for Last-Event-ID resumption
   long sse_retry_ms = 1000;
   // Serves GET /metrics with what this returns (Prometheus text), when set.
@@ -62,6 +74,7 @@ struct HttpServerOptions {
     std::string cookie;
     std::string csrf;           // X-CSRF-Token
     std::string if_none_match;  // for cached console assets
+    std::string client;         // the client's address (see trusted_proxies)
   };
   struct AdminReply {
     int status = 200;

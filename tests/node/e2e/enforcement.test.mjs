@@ -151,7 +151,8 @@ describe('serve: each command server sees only its own environment', () => {
       `    policy: ${JSON.stringify(policy)}`, '    inherit_env: [SHARED_SETTING]', '',
     ].join('\n'));
     gw = await startServe(config, [], { env: { GATEWAY_SECRET: 'gw-secret', SHARED_SETTING: 'on', TOOLWARDEN_ADMIN_TOKEN: '' } });
-    await eventually(() => fs.existsSync(a) && fs.existsSync(b), 10000, 'both servers started');
+    const started = (f) => { try { return recorded(f).env; } catch { return undefined; } };
+    await eventually(() => started(a) && started(b), 10000, 'both servers started');
   });
   after(() => stop(gw?.proc));
 
@@ -165,5 +166,93 @@ describe('serve: each command server sees only its own environment', () => {
     assert.equal(envA.SHARED_SETTING, undefined);
     assert.equal(envB.SHARED_SETTING, 'on');
     assert.ok(envA.PATH && envB.PATH, 'PATH is part of the base');
+  });
+});
+
+describe('serve: fair shares and a brake on guessing that locks out nobody else', () => {
+  const record = path.join(tmp, 'share.jsonl');
+  const config = path.join(tmp, 'share.yaml');
+  let gw;
+  let tokenA;
+  let tokenB;
+  const cli = (...args) => spawnSync(TOOLWARDEN, args, { encoding: 'utf8' });
+  const initialize = (token, headers = {}) => fetch(`${gw.base}/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}`, ...headers },
+    body: JSON.stringify(INIT),
+  });
+  before(async () => {
+    fs.writeFileSync(config, [
+      'listen: 127.0.0.1:0', `state: sqlite:${path.join(tmp, 'share.db')}`,
+      'max_sessions: 8', 'max_sessions_per_grant: 2', 'trusted_proxies: [127.0.0.1]', 'servers:',
+      '  rec:', `    command: ${JSON.stringify(process.execPath)}`, `    args: [${JSON.stringify(RECORDER)}, ${JSON.stringify(record)}]`,
+      `    policy: ${JSON.stringify(policy)}`, '',
+    ].join('\n'));
+    tokenA = JSON.parse(cli('grants', 'create', 'agent-a', '-c', config, '--json').stdout).token;
+    tokenB = JSON.parse(cli('grants', 'create', 'agent-b', '-c', config, '--json').stdout).token;
+    gw = await startServe(config);
+  });
+  after(() => stop(gw?.proc));
+
+  it('refuses a grant past its share with 503 and Retry-After; another grant still gets in', async () => {
+    for (let i = 0; i < 2; i++) {
+      const res = await initialize(tokenA);
+      assert.equal(res.status, 200);
+      await res.text();
+    }
+    const third = await initialize(tokenA);
+    assert.equal(third.status, 503);
+    assert.ok(Number(third.headers.get('retry-after')) > 0);
+    assert.match((await third.json()).error.message, /Too many sessions for this grant/);
+    const other = await initialize(tokenB);
+    assert.equal(other.status, 200);
+    await other.text();
+  });
+
+  it('answers 429 to an address that keeps guessing, without checking its token, and serves others', async () => {
+    const attacker = { 'x-forwarded-for': '203.0.113.7' };
+    for (let i = 0; i < 20; i++) {
+      const res = await initialize(`tw_${'x'.repeat(43)}`, attacker);
+      assert.equal(res.status, 401);
+      await res.text();
+    }
+    const blocked = await initialize(tokenB, attacker);
+    assert.equal(blocked.status, 429, 'even a right token is not checked from there now');
+    assert.ok(Number(blocked.headers.get('retry-after')) > 0);
+    await blocked.text();
+    const elsewhere = await initialize(tokenB, { 'x-forwarded-for': '203.0.113.8' });
+    assert.equal(elsewhere.status, 200, 'a correct token from elsewhere is never refused');
+    await elsewhere.text();
+    // A forged hop left of the proxy's does not help: the proxy's entry is the one used.
+    const forged = await initialize(tokenB, { 'x-forwarded-for': '198.51.100.1, 203.0.113.7' });
+    assert.equal(forged.status, 429);
+    await forged.text();
+  });
+
+  it('throttles wrong console logins per address, so the real admin can still log in', async () => {
+    const login = (token, xff) => fetch(`${gw.base}/api/login`, {
+      method: 'POST', headers: { 'content-type': 'application/json', 'x-forwarded-for': xff },
+      body: JSON.stringify({ token }),
+    });
+    for (let i = 0; i < 20; i++) {
+      const res = await login(`twa_${'y'.repeat(43)}`, '203.0.113.9');
+      assert.equal(res.status, 401);
+      await res.text();
+    }
+    const blocked = await login(gw.adminToken, '203.0.113.9');
+    assert.equal(blocked.status, 429);
+    await blocked.text();
+    const admin = await login(gw.adminToken, '192.0.2.1');
+    assert.equal(admin.status, 200);
+    await admin.text();
+    // Wrong bearer tokens on the admin API count too.
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(`${gw.base}/api/servers`, { headers: { authorization: `Bearer twa_${'z'.repeat(43)}`, 'x-forwarded-for': '203.0.113.10' } });
+      assert.equal(res.status, 401);
+      await res.text();
+    }
+    const api = await fetch(`${gw.base}/api/servers`, { headers: { authorization: `Bearer ${gw.adminToken}`, 'x-forwarded-for': '203.0.113.10' } });
+    assert.equal(api.status, 429);
+    await api.text();
   });
 });

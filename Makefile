@@ -7,7 +7,8 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 
-.PHONY: all build configure test test-asan test-tsan deps demo bench bench-compare clean format
+.PHONY: all build configure test test-asan test-tsan deps demo bench bench-compare clean format \
+	fuzz fuzz-build fuzz-ci
 
 # `make` on a fresh machine installs the build dependencies first (apt; a no-op when present).
 all:
@@ -41,6 +42,21 @@ test-tsan: deps
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$(CURDIR)/tsan.supp \
 	  ctest -L unit --output-on-failure -j $(JOBS) --timeout 300
 
+# libFuzzer targets (clang, ASan + UBSan) beside the code they fuzz; docs/security.md.
+fuzz-build: deps
+	@test -f build-fuzz/build.ninja || CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTW_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS)
+
+# Each target for FUZZ_SECONDS (default 10 minutes; FUZZ_FORKS processes each, all at once).
+FUZZ_SECONDS ?= 600
+FUZZ_FORKS ?= 1
+fuzz: fuzz-build
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_FORKS)
+
+# The bounded pass CI runs: 15 seconds a target.
+fuzz-ci: fuzz-build
+	scripts/fuzz.sh 15 1
+
 demo:
 	@./scripts/install-deps.sh --no-npm >/dev/null
 	@$(MAKE) --no-print-directory build >/dev/null
@@ -61,7 +77,7 @@ bench-compare: build
 	bench/compare.sh --rounds 3 --duration 3
 
 clean:
-	rm -rf $(BUILD_DIR) build-asan build-tsan
+	rm -rf $(BUILD_DIR) build-asan build-tsan build-fuzz
 
 format:
 	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h')

@@ -463,17 +463,19 @@ struct Checker {
       }
       for (const auto& kv : *o) {
         bool matched = false;
-        for (const auto& [name, node] : s.properties) {
-          if (name != kv.key()) continue;
+        for (const auto& property : s.properties) {
+          if (property.first != kv.key()) continue;
           matched = true;
+          const int node = property.second;
           if (auto r = At(Member(kv.key()), [&] { return Check(node, kv.value(), depth + 1); })) {
             return r;
           }
         }
-        for (const auto& [re, node] : s.pattern_properties) {
+        for (const auto& pattern : s.pattern_properties) {
           const std::string_view key = kv.key();
-          if (!RE2::PartialMatch(re2::StringPiece(key.data(), key.size()), *re)) continue;
+          if (!RE2::PartialMatch(re2::StringPiece(key.data(), key.size()), *pattern.first)) continue;
           matched = true;
+          const int node = pattern.second;
           if (auto r = At(Member(key), [&] { return Check(node, kv.value(), depth + 1); })) return r;
         }
         if (!matched && s.additional >= 0) {

@@ -2,6 +2,8 @@
 
 #include <re2/re2.h>
 
+#include <boost/container/small_vector.hpp>
+
 #include <cmath>
 #include <map>
 
@@ -377,20 +379,16 @@ std::shared_ptr<const Schema> Schema::Compile(const json::value& schema) {
 namespace {
 
 struct Checker {
+  // A path segment: a member name or an array index. The path is rendered only for a violation:
+  // checking a conforming call allocates nothing for it.
+  struct Part {
+    std::string_view key;
+    size_t index = 0;
+    bool is_index = false;
+  };
   const std::vector<std::unique_ptr<Schema::Node>>& nodes;
-  std::string path;
-
-  std::optional<std::string> Fail(std::string what) const { return path + ": " + std::move(what); }
-
-  // Appends a path segment for the duration of one check.
-  template <typename F>
-  std::optional<std::string> At(std::string_view segment, F&& f) {
-    const size_t len = path.size();
-    path += segment;
-    auto r = f();
-    path.resize(len);
-    return r;
-  }
+  std::string_view root;
+  boost::container::small_vector<Part, 8> path;
 
   static std::string Member(std::string_view key) {
     bool plain = !key.empty();
@@ -398,6 +396,80 @@ struct Checker {
       plain = plain && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-');
     }
     return plain ? fmt::format(".{}", key) : fmt::format("[{}]", json::serialize(json::string(key)));
+  }
+
+  std::optional<std::string> Fail(std::string what) const {
+    std::string out(root);
+    for (const Part& p : path) out += p.is_index ? fmt::format("[{}]", p.index) : Member(p.key);
+    return out + ": " + std::move(what);
+  }
+
+  // Appends a path segment for the duration of one check.
+  template <typename F>
+  std::optional<std::string> At(Part part, F&& f) {
+    path.push_back(part);
+    auto r = f();
+    path.pop_back();
+    return r;
+  }
+  static Part Key(std::string_view key) { return Part{key, 0, false}; }
+  static Part Index(size_t i) { return Part{{}, i, true}; }
+
+  // The object keywords of node `s` (required, properties, additionalProperties…).
+  std::optional<std::string> CheckObject(const Schema::Node& s, const json::object& o, int depth) {
+    for (const std::string& r : s.required) {
+      if (!o.contains(r)) return Fail("lacks the required property \"" + r + "\"");
+    }
+    if (s.min_properties && o.size() < *s.min_properties) {
+      return Fail(fmt::format("must have at least {} properties", *s.min_properties));
+    }
+    if (s.max_properties && o.size() > *s.max_properties) {
+      return Fail(fmt::format("must have at most {} properties", *s.max_properties));
+    }
+    for (const auto& kv : o) {
+      bool matched = false;
+      for (const auto& property : s.properties) {
+        if (property.first != kv.key()) continue;
+        matched = true;
+        const int node = property.second;
+        if (auto r = At(Key(kv.key()), [&] { return Check(node, kv.value(), depth + 1); })) {
+          return r;
+        }
+      }
+      for (const auto& pattern : s.pattern_properties) {
+        const std::string_view key = kv.key();
+        if (!RE2::PartialMatch(re2::StringPiece(key.data(), key.size()), *pattern.first)) continue;
+        matched = true;
+        const int node = pattern.second;
+        if (auto r = At(Key(key), [&] { return Check(node, kv.value(), depth + 1); })) return r;
+      }
+      if (!matched && s.additional >= 0) {
+        if (nodes[s.additional]->reject_all) {
+          return Fail("has the property \"" + std::string(kv.key()) +
+                      "\", which the tool does not take");
+        }
+        if (auto r = At(Key(kv.key()),
+                        [&] { return Check(s.additional, kv.value(), depth + 1); })) {
+          return r;
+        }
+      }
+    }
+  
+    return std::nullopt;
+  }
+
+  // The root of a call's arguments, an object: checked without copying it into a json::value,
+  // unless the root schema has keywords that need the whole value (enum, const, combinators,
+  // references — rare at the root of a tool's schema).
+  std::optional<std::string> CheckRoot(const json::object& o) {
+    const Schema::Node& s = *nodes[0];
+    if (s.enum_values || s.const_value || !s.all_of.empty() || !s.any_of.empty() ||
+        !s.one_of.empty() || s.not_ >= 0 || s.ref >= 0) {
+      return Check(0, json::value(o), 0);
+    }
+    if (s.reject_all) return Fail("no value is allowed here");
+    if (s.types && !(s.types & kObject)) return Check(0, json::value(o), 0);
+    return CheckObject(s, o, 0);
   }
 
   std::optional<std::string> Check(int n, const json::value& v, int depth) {
@@ -452,43 +524,7 @@ struct Checker {
       }
     }
     if (const json::object* o = v.if_object()) {
-      for (const std::string& r : s.required) {
-        if (!o->contains(r)) return Fail("lacks the required property \"" + r + "\"");
-      }
-      if (s.min_properties && o->size() < *s.min_properties) {
-        return Fail(fmt::format("must have at least {} properties", *s.min_properties));
-      }
-      if (s.max_properties && o->size() > *s.max_properties) {
-        return Fail(fmt::format("must have at most {} properties", *s.max_properties));
-      }
-      for (const auto& kv : *o) {
-        bool matched = false;
-        for (const auto& property : s.properties) {
-          if (property.first != kv.key()) continue;
-          matched = true;
-          const int node = property.second;
-          if (auto r = At(Member(kv.key()), [&] { return Check(node, kv.value(), depth + 1); })) {
-            return r;
-          }
-        }
-        for (const auto& pattern : s.pattern_properties) {
-          const std::string_view key = kv.key();
-          if (!RE2::PartialMatch(re2::StringPiece(key.data(), key.size()), *pattern.first)) continue;
-          matched = true;
-          const int node = pattern.second;
-          if (auto r = At(Member(key), [&] { return Check(node, kv.value(), depth + 1); })) return r;
-        }
-        if (!matched && s.additional >= 0) {
-          if (nodes[s.additional]->reject_all) {
-            return Fail("has the property \"" + std::string(kv.key()) +
-                        "\", which the tool does not take");
-          }
-          if (auto r = At(Member(kv.key()),
-                          [&] { return Check(s.additional, kv.value(), depth + 1); })) {
-            return r;
-          }
-        }
-      }
+      if (auto r = CheckObject(s, *o, depth)) return r;
     }
     if (const json::array* a = v.if_array()) {
       if (s.min_items && a->size() < *s.min_items) {
@@ -500,7 +536,7 @@ struct Checker {
       for (size_t i = 0; i < a->size(); ++i) {
         const int node = i < s.prefix_items.size() ? s.prefix_items[i] : s.items;
         if (node < 0) continue;
-        if (auto r = At(fmt::format("[{}]", i), [&] { return Check(node, (*a)[i], depth + 1); })) {
+        if (auto r = At(Index(i), [&] { return Check(node, (*a)[i], depth + 1); })) {
           return r;
         }
       }
@@ -547,8 +583,13 @@ struct Checker {
 }  // namespace
 
 std::optional<std::string> Schema::Check(const json::value& value, std::string_view root) const {
-  Checker c{nodes_, std::string(root)};
+  Checker c{nodes_, root, {}};
   return c.Check(0, value, 0);
+}
+
+std::optional<std::string> Schema::Check(const json::object& value, std::string_view root) const {
+  Checker c{nodes_, root, {}};
+  return c.CheckRoot(value);
 }
 
 }  // namespace tw::catalog

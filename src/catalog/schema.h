@@ -42,6 +42,9 @@ class Schema {
   // rooted at `root`), or nullopt when the value conforms.
   std::optional<std::string> Check(const json::value& value,
                                    std::string_view root = "arguments") const;
+  // The same for an object (a call's arguments), without copying it.
+  std::optional<std::string> Check(const json::object& value,
+                                   std::string_view root = "arguments") const;
 
   // What could not be compiled and is therefore not checked ("properties.x.pattern: …").
   const std::vector<std::string>& skipped() const { return skipped_; }

@@ -47,6 +47,8 @@ TEST(SchemaTest, ChecksTheSubsetToolSchemasUse) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.value);
     auto r = compiled->Check(json::parse(c.value));
+    // A call's arguments are checked as an object, without a copy: the same verdict and words.
+    EXPECT_EQ(compiled->Check(json::parse(c.value).as_object()), r);
     if (!c.want) {
       EXPECT_FALSE(r) << *r;
     } else {
@@ -72,6 +74,10 @@ TEST(SchemaTest, CombinatorsReferencesAndConst) {
   })";
   auto s = Schema::Compile(json::parse(schema));
   EXPECT_FALSE(s->Check(json::parse(R"({"list":{"next":{"next":{"v":1}}}})")));
+  // A root with combinators is checked as a whole value either way.
+  auto rooted = Schema::Compile(json::parse(R"({"anyOf":[{"required":["a"]},{"required":["b"]}]})"));
+  EXPECT_FALSE(rooted->Check(json::parse(R"({"b":1})").as_object()));
+  EXPECT_TRUE(rooted->Check(json::parse(R"({"c":1})").as_object()));
   auto deep = s->Check(json::parse(R"({"list":{"next":{"next":{"v":2}}}})"));
   ASSERT_TRUE(deep);
   EXPECT_NE(deep->find("arguments.list.next.next.v: must be 1"), std::string::npos) << *deep;

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 
 namespace tw {
@@ -104,13 +105,22 @@ NumberExactness ClassifyNumberLiteral(std::string_view lit) {
 std::optional<NumberFinding> FindInexactNumber(std::string_view text) {
   std::optional<NumberFinding> worst;
   const size_t n = text.size();
+  const char* const base = text.data();
   for (size_t i = 0; i < n;) {
     const char c = text[i];
     if (c == '"') {
-      for (++i; i < n && text[i] != '"'; ++i) {
-        if (text[i] == '\\') ++i;
-      }
+      // Most of a message is string contents: jump from quote to quote (memchr), and count the
+      // backslashes before a quote to tell an escaped one.
       ++i;
+      for (;;) {
+        const void* q = i < n ? std::memchr(base + i, '"', n - i) : nullptr;
+        if (!q) return worst;  // an unterminated string: nothing more to scan
+        const size_t at = static_cast<size_t>(static_cast<const char*>(q) - base);
+        size_t backslashes = 0;
+        while (at - backslashes > i && text[at - backslashes - 1] == '\\') ++backslashes;
+        i = at + 1;
+        if (backslashes % 2 == 0) break;
+      }
       continue;
     }
     if (c != '-' && (c < '0' || c > '9')) {

@@ -90,7 +90,7 @@ std::optional<policy::Decision> ToolCatalog::Check(const mcp::ToolCall& call) co
                             server_ + "\" could not be read, so no call can be checked");
   }
   if (schema_ == SchemaMode::kOff || !tool->schema) return std::nullopt;
-  auto violation = tool->schema->Check(json::value(call.arguments));
+  auto violation = tool->schema->Check(call.arguments);
   if (!violation) return std::nullopt;
   if (schema_ == SchemaMode::kWarn) {
     spdlog::warn("server {}: call to {} does not match its input schema: {}", server_, call.name,

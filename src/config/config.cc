@@ -185,6 +185,23 @@ class ConfigReader : public policy::YamlReader {
     });
   }
 
+  // Reads one of a closed set of words into its enum; anything else is an error naming them.
+  template <typename E>
+  void ReadChoice(const YAML::Node& v, const std::string& where,
+                  std::initializer_list<std::pair<std::string_view, E>> choices, E& out) {
+    std::string text;
+    if (!ReadString(v, where, text)) return;
+    std::string names;
+    for (const auto& [word, value] : choices) {
+      if (word == text) {
+        out = value;
+        return;
+      }
+      names += (names.empty() ? "\"" : ", \"") + std::string(word) + "\"";
+    }
+    Error(v, where + " must be one of " + names);
+  }
+
   bool Server(const YAML::Node& entry, const std::string& where, ServerConfig& s) {
     if (!entry.IsMap()) {
       Error(entry, where + " must be a mapping with command or url, and policy");
@@ -219,54 +236,32 @@ class ConfigReader : public policy::YamlReader {
           Error(v, where + ".pins must be enforce, warn or off");
         }
       } else if (key == "isolation") {
-        std::string text;
         isolation_node = v;
-        if (ReadString(v, where + ".isolation", text)) {
-          if (text == "shared") {
-            s.isolation = Isolation::kShared;
-          } else if (text == "session") {
-            s.isolation = Isolation::kSession;
-          } else {
-            Error(v, where + ".isolation must be \"shared\" or \"session\"");
-          }
-        }
+        ReadChoice(v, where + ".isolation",
+                   {{"shared", Isolation::kShared}, {"session", Isolation::kSession}}, s.isolation);
       } else if (key == "inherit_env") {
         inherit_node = v;
         if (v.IsScalar() && v.Scalar() == "all") {
           s.inherit_all_env = true;
         } else if (ReadStrings(v, where + ".inherit_env", s.inherit_env)) {
-          for (const std::string& n : s.inherit_env) {
+          for (size_t i = 0; i < s.inherit_env.size(); ++i) {
+            const std::string& n = s.inherit_env[i];
             if (!ValidEnvPattern(n)) {
-              Error(v, where + ".inherit_env: \"" + n +
+              Error(v.IsSequence() ? v[i] : v, where + ".inherit_env: \"" + n +
                            "\" is not an environment variable name (letters, digits, '_', "
                            "optionally ending in '*')");
             }
           }
         }
       } else if (key == "unlisted_tools") {
-        std::string text;
-        if (ReadString(v, where + ".unlisted_tools", text)) {
-          if (text == "deny") {
-            s.unlisted_tools = UnlistedTools::kDeny;
-          } else if (text == "allow") {
-            s.unlisted_tools = UnlistedTools::kAllow;
-          } else {
-            Error(v, where + ".unlisted_tools must be deny or allow");
-          }
-        }
+        ReadChoice(v, where + ".unlisted_tools",
+                   {{"deny", UnlistedTools::kDeny}, {"allow", UnlistedTools::kAllow}},
+                   s.unlisted_tools);
       } else if (key == "schema") {
-        std::string text;
-        if (ReadString(v, where + ".schema", text)) {
-          if (text == "enforce") {
-            s.schema = SchemaMode::kEnforce;
-          } else if (text == "warn") {
-            s.schema = SchemaMode::kWarn;
-          } else if (text == "off") {
-            s.schema = SchemaMode::kOff;
-          } else {
-            Error(v, where + ".schema must be enforce, warn or off");
-          }
-        }
+        ReadChoice(v, where + ".schema",
+                   {{"enforce", SchemaMode::kEnforce}, {"warn", SchemaMode::kWarn},
+                    {"off", SchemaMode::kOff}},
+                   s.schema);
       } else if (key == "extension_methods") {
         ReadStrings(v, where + ".extension_methods", s.extension_methods);
       } else if (key == "connect_timeout") {

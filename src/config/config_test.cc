@@ -97,5 +97,68 @@ TEST(ConfigTest, ServerNames) {
   EXPECT_FALSE(ValidServerName(std::string(65, 'a')));
 }
 
+TEST(ConfigTest, ReadsTheEnforcementSettings) {
+  auto c = ParseConfig(R"(
+max_sessions: 100
+max_sessions_per_grant: 7
+trusted_proxies: [10.0.0.5, "::1"]
+servers:
+  a:
+    command: node
+    env: {A_TOKEN: x}
+    inherit_env: [HTTPS_PROXY, LC_*]
+    unlisted_tools: allow
+    schema: warn
+    extension_methods: [x-vendor/ping]
+    policy: p.yaml
+  b:
+    command: node
+    inherit_env: all
+    policy: p.yaml
+)",
+                       "/srv/tw/toolwarden.yaml", Env({}));
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->max_sessions_per_grant, 7u);
+  EXPECT_EQ(c->trusted_proxies, (std::vector<std::string>{"10.0.0.5", "::1"}));
+  const ServerConfig& a = c->servers.at("a");
+  EXPECT_EQ(a.inherit_env, (std::vector<std::string>{"HTTPS_PROXY", "LC_*"}));
+  EXPECT_FALSE(a.inherit_all_env);
+  EXPECT_EQ(a.unlisted_tools, UnlistedTools::kAllow);
+  EXPECT_EQ(a.schema, SchemaMode::kWarn);
+  EXPECT_EQ(a.extension_methods, std::vector<std::string>{"x-vendor/ping"});
+  EXPECT_TRUE(c->servers.at("b").inherit_all_env);
+  EXPECT_EQ(c->servers.at("b").schema, SchemaMode::kEnforce);  // the defaults
+  EXPECT_EQ(c->servers.at("b").unlisted_tools, UnlistedTools::kDeny);
+  // A changed inherit_env is a different process: a reload must restart it.
+  ServerConfig changed = a;
+  changed.inherit_env.push_back("HOME");
+  EXPECT_FALSE(a.SameUpstream(changed));
+}
+
+TEST(ConfigTest, RefusesBadEnforcementSettingsWithPositions) {
+  auto c = ParseConfig(R"(servers:
+  a:
+    command: node
+    inherit_env: [GOOD, "BAD-NAME", "1X"]
+    unlisted_tools: maybe
+    schema: strict
+    policy: p.yaml
+  r:
+    url: https://example.com/mcp
+    inherit_env: [HOME]
+    policy: p.yaml
+max_sessions_per_grant: 0
+)",
+                       "t.yaml", Env({}));
+  ASSERT_FALSE(c);
+  const std::string m = c.error().message();
+  EXPECT_THAT(m, HasSubstr("t.yaml:4:25: servers.a.inherit_env: \"BAD-NAME\" is not an environment variable name"));
+  EXPECT_THAT(m, HasSubstr("t.yaml:4:37: servers.a.inherit_env: \"1X\""));
+  EXPECT_THAT(m, HasSubstr("t.yaml:5:21: servers.a.unlisted_tools must be one of \"deny\", \"allow\""));
+  EXPECT_THAT(m, HasSubstr("t.yaml:6:13: servers.a.schema must be one of \"enforce\", \"warn\", \"off\""));
+  EXPECT_THAT(m, HasSubstr("servers.r: args, env, inherit_env and isolation apply to command servers only"));
+  EXPECT_THAT(m, HasSubstr("max_sessions_per_grant"));
+}
+
 }  // namespace
 }  // namespace tw::config

@@ -12,6 +12,9 @@ using jsonrpc::Message;
 
 namespace {
 
+// Calls a session may have waiting for the server's first tool list.
+constexpr size_t kMaxAwaitingList = 64;
+
 // How a server's answer settles a call's charges.
 CallOutcome SettleOutcome(const Message& answer) {
   if (answer.kind == jsonrpc::Kind::kError) return CallOutcome::kJsonRpcError;
@@ -209,6 +212,13 @@ void Session::HandleToolCall(Message msg, bool list_fetched) {
   ToolCatalog* catalog = guard_.catalog();
   if (!list_fetched && catalog && catalog->NeedsList() && !catalog->HasList()) {
     // The gateway has not seen this server's tools yet: it asks for them before deciding.
+    // Bounded: a client cannot pile up calls while the server takes its time.
+    if (awaiting_list_.size() >= kMaxAwaitingList) {
+      Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kConnectionClosed,
+                                       "Too many calls waiting for the server's tool list; try "
+                                       "again when earlier calls are answered"));
+      return;
+    }
     awaiting_list_.push_back(std::move(msg));
     if (!list_requested_) {
       list_requested_ = true;

@@ -193,15 +193,15 @@ TEST_F(EnforcementTest, TheGatewayFetchesTheToolListBeforeTheFirstCall) {
 
 TEST_F(EnforcementTest, CallsWaitingForTheListAreBounded) {
   Initialize();
-  for (int i = 0; i < 70; ++i) {
+  for (int i = 0; i < 1030; ++i) {
     From(R"({"jsonrpc":"2.0","id":)" + std::to_string(i) +
          R"(,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}})");
   }
   EXPECT_EQ(Sent().method, "tools/list");  // asked once
   EXPECT_TRUE(upstream_->sent.empty());
-  ASSERT_EQ(sink_.delivered.size(), 6u);  // the 65th to 70th are refused at once
+  ASSERT_EQ(sink_.delivered.size(), 6u);  // the 1025th to 1030th are refused at once
   EXPECT_EQ(sink_.Take().error.at("code"), jsonrpc::kConnectionClosed);
-  EXPECT_EQ(session_->pending_requests(), 65u);  // 64 calls and the list
+  EXPECT_EQ(session_->pending_requests(), 1025u);  // 1024 calls and the list
 }
 
 TEST_F(EnforcementTest, CallsAreDeniedWhenTheListCannotBeRead) {

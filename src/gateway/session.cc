@@ -12,8 +12,9 @@ using jsonrpc::Message;
 
 namespace {
 
-// Calls a session may have waiting for the server's first tool list.
-constexpr size_t kMaxAwaitingList = 64;
+// Calls a session may have waiting for the server's first tool list (a client may pipeline
+// hundreds right after initialize; the bound is against piling up without end).
+constexpr size_t kMaxAwaitingList = 1024;
 
 // How a server's answer settles a call's charges.
 CallOutcome SettleOutcome(const Message& answer) {

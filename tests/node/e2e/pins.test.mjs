@@ -68,9 +68,11 @@ describe('tool pinning', () => {
     const state = `sqlite:${path.join(tmp, 'lookalike.db')}`;
     const client = await connect(state);
     await client.callTool({ name: 'mutate', arguments: { kind: 'lookalike' } });
+    // Until the gateway has read the new list the name is unknown; then pins hold it. It never runs.
     const r = await eventually(async () => {
       const x = await client.callTool({ name: 'еcho', arguments: { message: 'hi', n: 1 } });
-      return x.isError ? x : null;
+      assert.ok(x.isError, 'the look-alike never runs');
+      return /look-alike/.test(text(x)) ? x : null;
     }, 10000, 'the look-alike to be held');
     assert.match(text(r), /look-alike of "echo"/);
     assert.equal(text(await echo(client)), 'echo: hi', 'the original is untouched');

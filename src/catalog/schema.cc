@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "common/json_compare.h"
+
 namespace tw::catalog {
 
 namespace {
@@ -83,29 +85,6 @@ long double AsLong(const json::value& v) {
   if (v.is_int64()) return static_cast<long double>(v.get_int64());
   if (v.is_uint64()) return static_cast<long double>(v.get_uint64());
   return static_cast<long double>(v.get_double());
-}
-
-bool JsonEqual(const json::value& a, const json::value& b) {
-  if (a.is_number() && b.is_number()) return AsLong(a) == AsLong(b);
-  if (a.kind() != b.kind()) return false;
-  if (a.is_array()) {
-    const json::array &x = a.get_array(), &y = b.get_array();
-    if (x.size() != y.size()) return false;
-    for (size_t i = 0; i < x.size(); ++i) {
-      if (!JsonEqual(x[i], y[i])) return false;
-    }
-    return true;
-  }
-  if (a.is_object()) {
-    const json::object &x = a.get_object(), &y = b.get_object();
-    if (x.size() != y.size()) return false;
-    for (const auto& kv : x) {
-      const json::value* other = y.if_contains(kv.key());
-      if (!other || !JsonEqual(kv.value(), *other)) return false;
-    }
-    return true;
-  }
-  return a == b;
 }
 
 size_t CodePoints(std::string_view s) {
@@ -488,23 +467,23 @@ struct Checker {
     }
     if (s.enum_values) {
       bool found = false;
-      for (const auto& e : *s.enum_values) found = found || JsonEqual(e, v);
+      for (const auto& e : *s.enum_values) found = found || JsonEquals(e, v);
       if (!found) return Fail("must be one of the listed values (enum), not " + Short(v));
     }
-    if (s.const_value && !JsonEqual(*s.const_value, v)) {
+    if (s.const_value && !JsonEquals(*s.const_value, v)) {
       return Fail("must be " + Short(*s.const_value));
     }
     if (v.is_number()) {
-      const long double x = AsLong(v);
-      if (s.minimum && x < AsLong(*s.minimum)) return Fail("must be at least " + Short(*s.minimum));
-      if (s.maximum && x > AsLong(*s.maximum)) return Fail("must be at most " + Short(*s.maximum));
-      if (s.exclusive_minimum && x <= AsLong(*s.exclusive_minimum)) {
+      auto cmp = [&v](const json::value& bound) { return CompareNumbers(v, bound).value_or(0); };
+      if (s.minimum && cmp(*s.minimum) < 0) return Fail("must be at least " + Short(*s.minimum));
+      if (s.maximum && cmp(*s.maximum) > 0) return Fail("must be at most " + Short(*s.maximum));
+      if (s.exclusive_minimum && cmp(*s.exclusive_minimum) <= 0) {
         return Fail("must be greater than " + Short(*s.exclusive_minimum));
       }
-      if (s.exclusive_maximum && x >= AsLong(*s.exclusive_maximum)) {
+      if (s.exclusive_maximum && cmp(*s.exclusive_maximum) >= 0) {
         return Fail("must be less than " + Short(*s.exclusive_maximum));
       }
-      if (s.multiple_of && (!IsIntegral(v) || std::fmod(x, AsLong(*s.multiple_of)) != 0)) {
+      if (s.multiple_of && (!IsIntegral(v) || std::fmod(AsLong(v), AsLong(*s.multiple_of)) != 0)) {
         return Fail("must be a multiple of " + Short(*s.multiple_of));
       }
     }
@@ -543,7 +522,7 @@ struct Checker {
       if (s.unique_items) {
         for (size_t i = 0; i < a->size(); ++i) {
           for (size_t j = i + 1; j < a->size(); ++j) {
-            if (JsonEqual((*a)[i], (*a)[j])) {
+            if (JsonEquals((*a)[i], (*a)[j])) {
               return Fail(fmt::format("items {} and {} are equal (uniqueItems)", i, j));
             }
           }

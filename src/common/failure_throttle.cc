@@ -7,7 +7,7 @@ namespace tw {
 std::optional<int64_t> FailureThrottle::Blocked(std::string_view address, int64_t now_ms) const {
   const int64_t minute = now_ms / 60'000;
   std::lock_guard lock(mu_);
-  auto it = windows_.find(std::string(address));
+  auto it = windows_.find(address);
   if (it == windows_.end() || it->second.minute != minute ||
       it->second.failures < max_per_minute_) {
     return std::nullopt;
@@ -18,7 +18,7 @@ std::optional<int64_t> FailureThrottle::Blocked(std::string_view address, int64_
 void FailureThrottle::Failed(std::string_view address, int64_t now_ms) {
   const int64_t minute = now_ms / 60'000;
   std::lock_guard lock(mu_);
-  auto it = windows_.find(std::string(address));
+  auto it = windows_.find(address);
   if (it == windows_.end()) {
     if (windows_.size() >= max_addresses_) {
       std::erase_if(windows_, [&](const auto& kv) { return kv.second.minute != minute; });

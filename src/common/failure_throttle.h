@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -38,7 +39,12 @@ class FailureThrottle {
   int max_per_minute_;
   size_t max_addresses_;
   mutable std::mutex mu_;
-  std::unordered_map<std::string, Window> windows_;  // Guarded by mu_
+  // Looked up by string_view without building a string (every authenticated request asks).
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, Window, Hash, std::equal_to<>> windows_;  // Guarded by mu_
 };
 
 }  // namespace tw

@@ -164,22 +164,12 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
 
   if (out.decision.verdict == policy::Verdict::kAllow) out.admission.started_ms = now;
   if (audit_) {
-    audit::Record r;
-    r.id = audit::NewRecordId();
-    r.ts_ms = now;
-    r.grant = std::string(identity.grant);
-    r.session = std::string(identity.session);
-    r.server = audit_server_;
-    r.tool = call.name;
+    audit::Record r = NewRecord(call.name, call.arguments, identity, now, *out.snapshot);
     r.decision = out.decision.verdict != policy::Verdict::kAllow ? "deny"
                  : out.approval_id.empty()                        ? "allow"
                                                                   : "approval";
     r.rule = std::string(out.decision.rule);
     r.reason = out.decision.reason;
-    for (const auto& kv : call.arguments) r.arg_keys.emplace_back(kv.key());
-    r.args_digest = Sha256Hex(CanonicalJson(call.arguments));
-    if (audit_arguments_) r.args = call.arguments;
-    r.policy_version = out.snapshot->version;
     r.outcome = r.decision == "allow" ? "pending" : "not_forwarded";
     const std::string record_id = r.id;
     if (make_poster_) {
@@ -233,6 +223,23 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
   return out;
 }
 
+audit::Record ToolCallGuard::NewRecord(std::string tool, const json::object& args,
+                                       const policy::Identity& identity, int64_t now,
+                                       const policy::Policy& snapshot) const {
+  audit::Record r;
+  r.id = audit::NewRecordId();
+  r.ts_ms = now;
+  r.grant = std::string(identity.grant);
+  r.session = std::string(identity.session);
+  r.server = audit_server_;
+  r.tool = std::move(tool);
+  for (const auto& kv : args) r.arg_keys.emplace_back(kv.key());
+  r.args_digest = Sha256Hex(CanonicalJson(args));
+  if (audit_arguments_) r.args = args;
+  r.policy_version = snapshot.version;
+  return r;
+}
+
 void ToolCallGuard::RecordDropped(const jsonrpc::Message& msg, const policy::Identity& identity,
                                   const std::string& reason) const {
   std::string tool = msg.method;
@@ -249,21 +256,12 @@ void ToolCallGuard::RecordDropped(const jsonrpc::Message& msg, const policy::Ide
   // Not labelled by name: every made-up name would be a metric series of its own.
   if (metrics_) metrics_->CountDecision(audit_server_, "(protocol)", "dropped");
   if (!audit_) return;
-  audit::Record r;
-  r.id = audit::NewRecordId();
-  r.ts_ms = clock_.NowMs();
-  r.grant = std::string(identity.grant);
-  r.session = std::string(identity.session);
-  r.server = audit_server_;
-  r.tool = std::move(tool);
+  static const json::object kNone;
+  audit::Record r = NewRecord(std::move(tool), args ? *args : kNone, identity, clock_.NowMs(),
+                              *policies_());
   r.decision = "dropped";
   r.rule = "protocol";
   r.reason = reason;
-  static const json::object kNone;
-  for (const auto& kv : args ? *args : kNone) r.arg_keys.emplace_back(kv.key());
-  r.args_digest = Sha256Hex(CanonicalJson(args ? *args : kNone));
-  if (audit_arguments_ && args) r.args = *args;
-  r.policy_version = policies_()->version;
   r.outcome = "not_forwarded";
   if (make_poster_) {
     audit_->Submit(std::move(r), {}, [](bool ok) {

@@ -183,6 +183,11 @@ class ToolCallGuard {
   std::string audit_server_;
   bool audit_arguments_ = false;
   void CountDecision(const std::string& tool, const policy::Decision& d, bool approval) const;
+  // A record of a call to `tool` with `args` by `identity`, decided under `snapshot` at `now`:
+  // everything but the decision, rule, reason and outcome.
+  audit::Record NewRecord(std::string tool, const json::object& args,
+                          const policy::Identity& identity, int64_t now,
+                          const policy::Policy& snapshot) const;
   void Completed(PendingRecord& pending) const;  // on the event loop, when the record ended
   std::function<LoopPoster()> make_poster_;  // group commit (SetGroupCommit)
 };

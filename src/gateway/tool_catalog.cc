@@ -26,7 +26,7 @@ bool LastPage(const json::value& result) {
 ToolCatalog::ToolCatalog(std::string server, UnlistedTools unlisted, SchemaMode schema)
     : server_(std::move(server)), unlisted_(unlisted), schema_(schema) {}
 
-void ToolCatalog::AddPage(Tools& tools, const json::value& result) const {
+void ToolCatalog::AddPage(Tools& tools, const json::value& result, const Tools* known) const {
   const json::object* r = result.if_object();
   const json::value* list = r ? r->if_contains("tools") : nullptr;
   if (!list || !list->is_array()) return;
@@ -36,6 +36,14 @@ void ToolCatalog::AddPage(Tools& tools, const json::value& result) const {
     if (!name || !name->is_string()) continue;
     Tool entry;
     if (const json::value* schema = tool->if_contains("inputSchema")) {
+      if (known) {
+        auto it = known->find(std::string(name->get_string()));
+        if (it != known->end() && it->second.schema && it->second.source == *schema) {
+          tools[it->first] = it->second;
+          continue;
+        }
+      }
+      entry.source = jsonrpc::Detached(*schema);
       entry.schema = catalog::Schema::Compile(*schema);
       for (const std::string& s : entry.schema->skipped()) {
         spdlog::debug("server {}: tool {}: not checked: {}", server_, std::string(name->get_string()), s);
@@ -47,8 +55,13 @@ void ToolCatalog::AddPage(Tools& tools, const json::value& result) const {
 
 void ToolCatalog::Observe(const json::value& result, bool first_page) {
   // Compiled outside the lock: a listing can be long.
+  std::shared_ptr<const Tools> known;
+  {
+    std::lock_guard lock(mu_);
+    known = known_;
+  }
   Tools page;
-  AddPage(page, result);
+  AddPage(page, result, known.get());
   const bool last = LastPage(result);
   std::lock_guard lock(mu_);
   if (first_page) collecting_ = std::make_unique<Tools>();

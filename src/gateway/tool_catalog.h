@@ -52,9 +52,12 @@ class ToolCatalog {
  private:
   struct Tool {
     std::shared_ptr<const catalog::Schema> schema;  // null: no inputSchema given
+    json::value source;                             // the inputSchema it was compiled from
   };
   using Tools = std::unordered_map<std::string, Tool>;
-  void AddPage(Tools& tools, const json::value& result) const;
+  // Adds one page's tools to `tools`; a schema equal to the one `known` has for that tool is
+  // reused, not compiled again (every session's tools/list passes through here).
+  void AddPage(Tools& tools, const json::value& result, const Tools* known) const;
 
   std::string server_;
   UnlistedTools unlisted_;

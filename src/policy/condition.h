@@ -16,6 +16,7 @@
 
 #include <boost/json.hpp>
 
+#include "common/json_compare.h"
 #include "common/result.h"
 #include "jsonrpc/message.h"
 
@@ -62,12 +63,6 @@ class ArgPath {
   std::string text_;
   std::vector<Segment> segments_;
 };
-
-// Three-way comparison of two JSON numbers, exact across int64/uint64/double. nullopt when
-// either is not a number or is NaN.
-std::optional<int> CompareNumbers(const json::value& a, const json::value& b);
-// Equality of JSON values: numbers numerically (1 == 1.0), everything else structurally.
-bool JsonEquals(const json::value& a, const json::value& b);
 
 enum class Outcome { kTrue, kFalse, kAbsent, kMismatch };
 

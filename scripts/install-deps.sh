@@ -14,6 +14,7 @@ APT_PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libssl-dev
   libyaml-cpp-dev libre2-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libexpected-dev curl
+  sqlite3  # the end-to-end tests lock the state file the way another process would
   clang libclang-rt-14-dev
 )
 # The web console's end-to-end tests drive Debian's chromium with playwright-core.

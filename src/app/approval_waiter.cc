@@ -19,10 +19,16 @@ void PollingApprovalWaiter::Await(const std::string& id, int64_t expires_ms,
 
 void PollingApprovalWaiter::Cancel(const std::string& id) {
   if (waiting_.erase(id) == 0) return;
-  if (auto r = store_.Resolve(id, approval::State::kCancelled, "", "the client gave up waiting",
-                              clock_.NowMs());
-      !r) {
-    spdlog::debug("approvals: cancel {}: {}", id, r.error().message());
+  auto cancel = [store = &store_, id, now = clock_.NowMs()] {
+    if (auto r = store->Resolve(id, approval::State::kCancelled, "", "the client gave up waiting", now);
+        !r) {
+      spdlog::debug("approvals: cancel {}: {}", id, r.error().message());
+    }
+  };
+  if (writer_ && store_.Connection() && store_.Connection() == writer_->Connection()) {
+    writer_->Run(std::move(cancel), {});
+  } else {
+    cancel();
   }
 }
 

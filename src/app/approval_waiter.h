@@ -25,6 +25,10 @@ class PollingApprovalWaiter : public gateway::ApprovalWaiter {
   void Await(const std::string& id, int64_t expires_ms, std::function<void()> tick,
              std::function<void(const approval::Approval&)> done) override;
   void Cancel(const std::string& id) override;
+  // Writes cancellations through `log` (AuditLog::Run; must outlive the waiter) when it shares
+  // the store's state file: the event loop never writes it itself. A deadline that passes
+  // while the file is locked is marked on the next poll that can (the call waits until then).
+  void SetWriter(audit::AuditLog* log) { writer_ = log; }
   // Stops polling (for shutdown).
   void Stop();
   // How many calls are waiting for a decision.
@@ -42,6 +46,7 @@ class PollingApprovalWaiter : public gateway::ApprovalWaiter {
 
   approval::ApprovalStore& store_;
   const Clock& clock_;
+  audit::AuditLog* writer_ = nullptr;
   boost::asio::steady_timer timer_;
   std::map<std::string, Waiting> waiting_;
   bool scheduled_ = false;

@@ -34,6 +34,7 @@
 #include "gateway/tool_pins.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sqlite_db.h"
 #include "gateway/policy_holder.h"
 #include "gateway/tool_call_guard.h"
 #include "limits/counter_store.h"
@@ -73,6 +74,7 @@ struct RunOptions {
   double session_idle_s = 1800;
   std::string state;
   std::string state_fail_mode = "closed";
+  double state_timeout_s = 5;
   std::string server_name;
   std::string pin_mode = "enforce";
   std::string unlisted_tools = "deny";
@@ -150,6 +152,7 @@ int RunCommand(const RunOptions& o) {
     std::cerr << "toolwarden run: " << store.error().message() << "\n";
     return kExitUnavailable;
   }
+  SetSqliteBusyTimeout(std::chrono::milliseconds(static_cast<int64_t>(o.state_timeout_s * 1000)));
   SystemClock clock;
   gateway::PolicyHolder holder(*policy);
   gateway::ToolCallGuard guard([&holder] { return holder.Current(); }, **store, clock,
@@ -261,6 +264,7 @@ int RunCommand(const RunOptions& o) {
 
   std::signal(SIGPIPE, SIG_IGN);
   PollingApprovalWaiter waiter(io, **approvals, clock);
+  waiter.SetWriter(audit_log->get());
   guard.SetApprovals(approvals->get(), &waiter);
   PolicyReloader reloader(io, o.policy_path, holder);
   reloader.Start();
@@ -281,7 +285,9 @@ int RunCommand(const RunOptions& o) {
       server.Shutdown();  // stops the upstream cleanly; run() returns when it has exited
     });
     server.Start();
-    // Returns when stdin has closed and the upstream has shut down.
+    // Returns when stdin has closed and the upstream has shut down. Nothing on the loop waits
+    // for a state file another process holds (sqlite_db.h).
+    SqliteNoWait loop_never_waits;
     io.run();
     return kExitOk;
   }
@@ -341,6 +347,7 @@ int RunCommand(const RunOptions& o) {
     server.Stop();
   });
   shutdown.Arm();
+  SqliteNoWait loop_never_waits;  // sqlite_db.h
   io.run();
   return kExitOk;
 }
@@ -929,6 +936,11 @@ int Main(int argc, char** argv) {
                   "them through uncounted")
       ->check(CLI::IsMember({"closed", "open"}))
       ->capture_default_str();
+  run->add_option("--state-timeout", run_options.state_timeout_s,
+                  "Seconds a call waits for a state file another process holds locked before "
+                  "it is denied (the gateway itself never waits for it)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   run->add_option("--server-name", run_options.server_name,
                   "Name of the upstream for tool pins (default: derived from the command or URL)");
   run->add_option("--pin-mode", run_options.pin_mode,

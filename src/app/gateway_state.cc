@@ -94,6 +94,9 @@ class PublishingAuditLog : public audit::AuditLog {
     }
     inner_->Complete(id, outcome, latency_ms);
   }
+  void Run(std::function<void()> in_txn, std::function<void(bool)> done) override {
+    inner_->Run(std::move(in_txn), std::move(done));
+  }
   void Flush() override { inner_->Flush(); }
   const void* Connection() const override { return inner_->Connection(); }
 
@@ -417,7 +420,10 @@ Result<std::string> GatewayState::Authenticate(std::string_view authorization) {
   r.rule = "authentication";
   r.reason = refusal;
   r.outcome = "not_forwarded";
-  if (auto w = audit_->Write(r); !w) spdlog::error("audit: {}", w.error().message());
+  // By the writer thread: a state file locked by another process must not hold the loop.
+  audit_->Submit(std::move(r), {}, [](bool ok) {
+    if (!ok) spdlog::error("audit: the record of a refused authentication could not be written");
+  });
   ++unauthorized_;
   return Fail(Error::InvalidArgument(refusal));
 }

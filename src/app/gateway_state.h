@@ -124,9 +124,10 @@ class GatewayState : public admin::Backend {
   std::string state_spec_;
   std::unique_ptr<limits::CounterStore> counters_;
   std::unique_ptr<catalog::PinStore> pin_store_;
-  std::unique_ptr<audit::AuditLog> audit_;
   std::unique_ptr<approval::ApprovalStore> approvals_;
   std::unique_ptr<auth::GrantStore> grants_;
+  // After the stores: its writer thread writes to them (AuditLog::Run) until it is gone.
+  std::unique_ptr<audit::AuditLog> audit_;
   gateway::Metrics metrics_;
   gateway::ApprovalWaiter* waiter_ = nullptr;
   std::map<std::string, PolicyFile> policies_;  // by path; kept for the gateway's lifetime

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -115,6 +116,15 @@ std::string Str(const json::object& o, std::string_view key) {
   return v && v->is_string() ? std::string(v->get_string()) : std::string();
 }
 
+// A name `${NAME}` can reference (and YAML can take as a plain key).
+bool ValidEnvName(const std::string& name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  }
+  return true;
+}
+
 bool IsToolwarden(const std::string& command) {
   return fs::path(command).filename() == "toolwarden";
 }
@@ -176,7 +186,9 @@ int InitCommand(const InitOptions& o, const std::string& self) {
 
   std::string toolwarden_yaml =
       "# Written by `toolwarden init`: the servers found in your MCP client configurations.\n"
-      "# Environment values stay in the client configurations; they are not copied here.\n"
+      "# Environment values stay in the client configurations; they are not copied here. A\n"
+      "# server that needs some gets them by reference (`env: {NAME: \"${NAME}\"}`): set them\n"
+      "# in the environment of `toolwarden serve`, which gives each server nothing else of it.\n"
       "servers:\n";
   int wrapped = 0, failures = 0;
   for (const fs::path& config_path : configs) {
@@ -245,6 +257,18 @@ int InitCommand(const InitOptions& o, const std::string& self) {
                            json::serialize(json::string(command)) + "\n    args: " +
                            json::serialize(json::value_from(std::vector<std::string>(argv.begin() + 1, argv.end()))) +
                            "\n    policy: " + json::serialize(json::string(policy.string())) + "\n";
+        if (!target.env.empty()) {
+          // By reference: `serve` starts servers with none of its own environment but what
+          // `env:` and `inherit_env:` name, and secrets do not belong in this file.
+          std::string names;
+          toolwarden_yaml += "    env:\n";
+          for (const auto& [key, value] : target.env) {
+            if (!ValidEnvName(key)) continue;
+            toolwarden_yaml += "      " + key + ": \"${" + key + "}\"\n";
+            names += (names.empty() ? "" : ", ") + key;
+          }
+          std::cout << "    needs " << names << " in the environment of `toolwarden serve`\n";
+        }
         if (o.apply) {
           json::array args{"run", "-p", policy.string(), "--server-name", name, "--"};
           for (const auto& a : argv) args.emplace_back(a);

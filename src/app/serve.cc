@@ -13,6 +13,7 @@
 #include "app/gateway_state.h"
 #include "app/shutdown.h"
 #include "common/clock.h"
+#include "common/sqlite_db.h"
 #include "transport/http_server.h"
 #include "transport/webhook.h"
 
@@ -57,6 +58,7 @@ int ServeCommand(const ServeOptions& o) {
   if (!o.listen.empty()) cfg.listen = o.listen;
   if (!o.state.empty()) cfg.state = o.state;
   if (!o.audit_log.empty()) cfg.audit_log = o.audit_log;
+  SetSqliteBusyTimeout(std::chrono::milliseconds(cfg.state_timeout_ms));
 
   asio::io_context io(1);
   SystemClock clock;
@@ -79,6 +81,7 @@ int ServeCommand(const ServeOptions& o) {
 
   std::signal(SIGPIPE, SIG_IGN);
   PollingApprovalWaiter polling(io, gw.Approvals(), clock);
+  polling.SetWriter(&gw.Audit());
   WebhookApprovalWaiter waiter(
       polling, gw.Approvals(), [&gw] { return gw.config().approval_webhook_url; },
       [&io](std::string url, std::string body) { transport::PostWebhook(io, url, std::move(body)); });
@@ -123,6 +126,8 @@ int ServeCommand(const ServeOptions& o) {
     gw.Stop();
   });
   shutdown.Arm();
+  // Nothing on the loop waits for a state file another process holds (sqlite_db.h).
+  SqliteNoWait loop_never_waits;
   io.run();
   spdlog::info("stopped");
   return kExitOk;

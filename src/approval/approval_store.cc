@@ -66,6 +66,8 @@ class SqliteApprovalStore : public ApprovalStore {
   explicit SqliteApprovalStore(std::shared_ptr<SqliteConnection> conn)
       : conn_(std::move(conn)), mu_(conn_->mu), db_(conn_->db), path_(conn_->path) {}
 
+  const void* Connection() const override { return conn_.get(); }
+
   Result<bool> Create(const Approval& a) override {
     std::lock_guard lock(mu_);
     SqliteStmt st;

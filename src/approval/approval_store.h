@@ -49,6 +49,9 @@ class ApprovalStore {
   // Marks abandoned every pending approval whose owner on this host is no longer running (the
   // gateway that held the call died or restarted). Returns how many.
   virtual Result<int> AbandonOrphans(int64_t now_ms) = 0;
+  // The SQLite connection approvals are written on (null when none): with the audit log's,
+  // a call's approval is created in its record's transaction (ToolCallGuard).
+  virtual const void* Connection() const { return nullptr; }
 };
 
 // "memory" or "sqlite:PATH" (table `approvals` in the state database).

@@ -123,16 +123,37 @@ class SqliteAuditLog : public AuditLog {
       lock.unlock();
       std::vector<Job> one;
       one.push_back({std::move(record), std::move(in_txn), std::move(done)});
-      WriteBatch(one, {});
-      Finished(one);
+      // On an event loop (SqliteNoWait) a state file locked by another process is not waited
+      // for here: the writer thread waits for it instead.
+      const bool written = WriteBatch(one, {}, /*defer_if_locked=*/!SqliteWaitsOnThisThread());
+      if (written) Finished(one);
       lock.lock();
       --inline_writes_;
-      flushed_cv_.notify_all();
+      if (written) {
+        flushed_cv_.notify_all();
+        return;
+      }
+      jobs_.push_back(std::move(one.front()));
+      const bool wake = idle_;
+      lock.unlock();
+      if (wake) queue_cv_.notify_one();
       return;
     }
     jobs_.push_back({std::move(record), std::move(in_txn), std::move(done)});
     // A writer busy with a batch takes this one when it ends, without a wake-up (a futex
     // call and a context switch saved per call under load).
+    const bool wake = idle_;
+    lock.unlock();
+    if (wake) queue_cv_.notify_one();
+  }
+
+  void Run(std::function<void()> in_txn, std::function<void(bool ok)> done) override {
+    Job job;
+    job.has_record = false;
+    job.in_txn = [f = std::move(in_txn)](Record&) { f(); };
+    job.done = std::move(done);
+    std::unique_lock lock(queue_mu_);
+    jobs_.push_back(std::move(job));
     const bool wake = idle_;
     lock.unlock();
     if (wake) queue_cv_.notify_one();
@@ -228,6 +249,7 @@ class SqliteAuditLog : public AuditLog {
     std::function<void(Record&)> in_txn;
     std::function<void(bool)> done;
     bool ok = true;
+    bool has_record = true;  // false: a Run, whose `in_txn` is all it writes
   };
   struct Update {
     std::string id, outcome;
@@ -269,15 +291,18 @@ class SqliteAuditLog : public AuditLog {
   // After the batch: the JSON lines mirror, then each job's `done`.
   void Finished(std::vector<Job>& jobs) {
     for (Job& j : jobs) {
-      if (j.ok) Mirror(j.record);
+      if (j.ok && j.has_record) Mirror(j.record);
       if (j.done) j.done(j.ok);
     }
   }
 
-  // One transaction; sets each job's ok. Takes db_mu_ for its whole length: no other thread
-  // sees the transaction open.
-  void WriteBatch(std::vector<Job>& jobs, const std::vector<Update>& updates) {
-    std::lock_guard db_lock(db_mu_);
+  // One transaction; sets each job's ok. Takes db_mu_ for its whole length — except while it
+  // waits for another process's write lock (BeginImmediateShared) — so no other thread sees
+  // the transaction open. Returns false, having done nothing, when `defer_if_locked` and the
+  // file is locked: the caller hands the jobs to the writer thread.
+  bool WriteBatch(std::vector<Job>& jobs, const std::vector<Update>& updates,
+                  bool defer_if_locked = false) {
+    std::unique_lock db_lock(db_mu_);
     auto fail_all = [&](const Error& e) {
       spdlog::error("audit: {}", e.message());
       for (Job& j : jobs) {
@@ -285,26 +310,32 @@ class SqliteAuditLog : public AuditLog {
         pending_rows_.erase(j.record.id);
       }
     };
-    if (auto r = StepLocked("BEGIN IMMEDIATE"); !r) return fail_all(r.error());
+    if (auto r = BeginImmediateShared(db_lock, stmts_, db_, "audit store", path_); !r) {
+      if (defer_if_locked && IsLockedFailure(r.error())) return false;
+      fail_all(r.error());
+      return true;
+    }
     if (jobs.size() == 1 && updates.empty()) {
       // Alone in its transaction: no savepoint needed to keep anything else.
       Job& j = jobs[0];
       if (j.in_txn) j.in_txn(j.record);
-      auto ok = InsertLocked(j.record);
+      Result<bool> ok = true;
+      if (j.has_record) ok = InsertLocked(j.record);
       if (ok) ok = StepLocked("COMMIT");
       if (!ok) {
         (void)StepLocked("ROLLBACK");
         fail_all(ok.error());
       }
-      return;
+      return true;
     }
     for (Job& j : jobs) {
       if (auto r = StepLocked("SAVEPOINT call"); !r) {
         (void)StepLocked("ROLLBACK");
-        return fail_all(r.error());
+        fail_all(r.error());
+        return true;
       }
       if (j.in_txn) j.in_txn(j.record);
-      if (auto ok = InsertLocked(j.record); !ok) {
+      if (auto ok = j.has_record ? InsertLocked(j.record) : Result<bool>(true); !ok) {
         spdlog::error("audit: {}", ok.error().message());
         j.ok = false;
         (void)StepLocked("ROLLBACK TO call");
@@ -331,6 +362,7 @@ class SqliteAuditLog : public AuditLog {
     for (const Job& j : jobs) {
       if (!j.ok) pending_rows_.erase(j.record.id);
     }
+    return true;
   }
 
   static constexpr size_t kBatch = 256;

@@ -63,6 +63,15 @@ class AuditLog {
   // (a batch of one, saving the call the two thread hops).
   virtual void Submit(Record record, std::function<void(Record&)> in_txn,
                       std::function<void(bool ok)> done) = 0;
+  // Runs `in_txn` on the writer thread inside its next batch's transaction (with the
+  // connection's lock held), then `done(ok)` — ok when what it wrote is durable. For the writes
+  // an event loop must not make itself (refunds): the writer may wait for a state file another
+  // process holds (state_timeout), a loop never does (SqliteNoWait). Same rules as Submit's
+  // callbacks. Without a writer thread, runs both before returning.
+  virtual void Run(std::function<void()> in_txn, std::function<void(bool ok)> done) {
+    in_txn();
+    if (done) done(true);
+  }
   // Sets the outcome of a written record (may be batched; flushed on Flush and on close).
   virtual void Complete(const std::string& id, const std::string& outcome, int64_t latency_ms) = 0;
   // Returns once everything submitted and completed so far is written (or has failed).

@@ -8,9 +8,13 @@
 #include <cctype>
 #include <sqlite3.h>
 
+#include <atomic>
+#include <chrono>
 #include <mutex>
+#include <thread>
 
 #include "common/random.h"
+#include "common/sqlite_db.h"
 
 namespace tw::audit {
 namespace {
@@ -148,6 +152,58 @@ TEST(AuditTest, SubmittedRecordsAreWrittenAndCompletedInNewAndOldFiles) {
     EXPECT_EQ(completed, 25);
     fs::remove_all(dir);
   }
+}
+
+// What an event loop sees when another process holds the state file: Submit hands the record
+// to the writer thread instead of waiting for the lock on the caller's thread, and the writer
+// gives up after the state timeout, failing the record (its call is then denied).
+TEST(AuditTest, ALockedStateFileIsWaitedForByTheWriterNeverByALoop) {
+  const fs::path dir = fs::temp_directory_path() / ("tw-audit-" + RandomHex(6));
+  fs::create_directories(dir);
+  const std::string file = (dir / "state.db").string();
+  const auto saved = SqliteBusyTimeout();
+  SetSqliteBusyTimeout(std::chrono::minutes(10));  // a loop that waited would hang the test
+  {
+    auto log = OpenAuditLog("sqlite:" + file, "");
+    ASSERT_TRUE(log.has_value()) << log.error().message();
+    sqlite3* other = nullptr;
+    ASSERT_EQ(sqlite3_open(file.c_str(), &other), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+    std::atomic<int> written{0}, failed{0};
+    std::atomic<bool> ran_here{false};
+    const auto loop_thread = std::this_thread::get_id();
+    {
+      SqliteNoWait loop;
+      // Alone after a quiet spell: the record would be written on this thread, were the file
+      // not locked.
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      (*log)->Submit(Make("echo", "allow", 1), {}, [&](bool ok) {
+        if (std::this_thread::get_id() == loop_thread) ran_here = true;
+        ++(ok ? written : failed);
+      });
+      (*log)->Run([] {}, [&](bool ok) { ++(ok ? written : failed); });
+    }
+    EXPECT_EQ(written + failed, 0);  // waiting for the lock, on the writer thread
+    ASSERT_EQ(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+    (*log)->Flush();
+    EXPECT_EQ(written, 2);
+    EXPECT_FALSE(ran_here);
+    // Past the state timeout the writer gives up: the record fails, nothing is kept.
+    SetSqliteBusyTimeout(std::chrono::milliseconds(50));
+    ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+    (*log)->Submit(Make("echo", "allow", 2), {}, [&](bool ok) { ++(ok ? written : failed); });
+    (*log)->Flush();
+    EXPECT_EQ(failed, 1);
+    ASSERT_EQ(sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(other);
+  }
+  SetSqliteBusyTimeout(saved);
+  Query q;
+  auto all = QueryAudit("sqlite:" + file, q);
+  ASSERT_TRUE(all.has_value());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ(all->front().ts_ms, 1);
+  fs::remove_all(dir);
 }
 
 TEST(AuditTest, RejectsAnUnwritableJsonLinesFile) {

@@ -1,12 +1,14 @@
 #include "auth/grant_store.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 
 #include "common/random.h"
+#include "common/sqlite_db.h"
 
 namespace tw::auth {
 namespace {
@@ -62,6 +64,23 @@ TEST_F(GrantStoreTest, TokenAuthenticatesItsGrantAndOnlyItsHashIsStored) {
     std::string bytes((std::istreambuf_iterator<char>(in)), {});
     EXPECT_EQ(bytes.find(token->substr(3)), std::string::npos) << f;
   }
+}
+
+TEST_F(GrantStoreTest, AnEventLoopAuthenticatesWhileAnotherProcessHoldsTheFile) {
+  auto token = store_->Create(Named("agent"), 1000);
+  ASSERT_TRUE(token) << token.error().message();
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  {
+    SqliteNoWait loop;  // reads need no lock; the last-use stamp is best effort
+    auto v = store_->Authenticate(*token, 120'000);
+    ASSERT_TRUE(v) << v.error().message();
+    ASSERT_TRUE(v->grant);
+    EXPECT_EQ(v->grant->name, "agent");
+  }
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
 }
 
 TEST_F(GrantStoreTest, RefusalsSayWhy) {

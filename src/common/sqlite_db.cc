@@ -1,15 +1,14 @@
 #include "common/sqlite_db.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
-#include <chrono>
-#include <thread>
-
-#include <sqlite3.h>
-
-#include <chrono>
 #include <filesystem>
 #include <thread>
+
+#include <fmt/format.h>
+#include <sqlite3.h>
 
 namespace tw {
 
@@ -32,18 +31,28 @@ Result<bool> ExecSql(sqlite3* db, const char* sql, const std::string& what, cons
 
 namespace {
 
-// Waits for another connection's write lock to go away, for up to five seconds. SQLite's own
-// busy timeout sleeps in steps of 1, 2, 5, 10… ms, so a lock held for 50 µs by the audit writer
-// would cost a call milliseconds; this waits in steps that start at 20 µs and grow to 1 ms.
+std::atomic<int64_t> g_busy_timeout_ms{5000};
+thread_local bool t_no_wait = false;
+
+// The step of the `attempt`th wait for a lock, and how long the attempts before it waited:
+// 20, 40, 80, 160, 320, 640 µs, then 1 ms each. SQLite's own busy timeout sleeps in steps of
+// 1, 2, 5, 10… ms, so a lock held for 50 µs by another process's writer would cost a call
+// milliseconds.
+int64_t StepUs(int attempt) { return attempt < 6 ? int64_t{20} << attempt : 1000; }
+int64_t WaitedUs(int attempt) {
+  return attempt <= 6 ? 20 * ((int64_t{1} << attempt) - 1) : 1260 + int64_t{attempt - 6} * 1000;
+}
+
+// SQLite's busy handler: waits for another connection's lock up to the busy timeout, never on
+// a thread inside a SqliteNoWait.
 int BusyWait(void*, int attempt) {
-  constexpr int64_t kLimitUs = 5'000'000;
-  // Steps: 20, 40, 80, 160, 320, 640 µs, then 1 ms each.
-  const int64_t step_us = attempt < 6 ? int64_t{20} << attempt : 1000;
-  const int64_t waited_us = attempt <= 6 ? 20 * ((int64_t{1} << attempt) - 1) : 1260 + int64_t{attempt - 6} * 1000;
-  if (waited_us >= kLimitUs) return 0;  // give up: SQLITE_BUSY
-  std::this_thread::sleep_for(std::chrono::microseconds(step_us));
+  if (t_no_wait) return 0;  // SQLITE_BUSY at once
+  if (WaitedUs(attempt) >= g_busy_timeout_ms.load(std::memory_order_relaxed) * 1000) return 0;
+  std::this_thread::sleep_for(std::chrono::microseconds(StepUs(attempt)));
   return 1;
 }
+
+constexpr const char* kLockedMarker = "the state file is locked by another process";
 
 // Runs start-up statements. Start-up races other processes opening the same file (switching
 // to WAL takes a brief exclusive lock): a locked database is retried for up to five seconds.
@@ -61,6 +70,46 @@ Result<bool> RunSetup(sqlite3* db, std::initializer_list<const char*> statements
 }
 
 }  // namespace
+
+void SetSqliteBusyTimeout(std::chrono::milliseconds timeout) {
+  g_busy_timeout_ms.store(std::max<int64_t>(0, timeout.count()), std::memory_order_relaxed);
+}
+
+std::chrono::milliseconds SqliteBusyTimeout() {
+  return std::chrono::milliseconds(g_busy_timeout_ms.load(std::memory_order_relaxed));
+}
+
+SqliteNoWait::SqliteNoWait() : previous_(t_no_wait) { t_no_wait = true; }
+SqliteNoWait::~SqliteNoWait() { t_no_wait = previous_; }
+bool SqliteWaitsOnThisThread() { return !t_no_wait; }
+
+Result<bool> BeginImmediateShared(std::unique_lock<std::recursive_mutex>& lock,
+                                  StatementCache& cache, sqlite3* db, const std::string& what,
+                                  const std::string& path) {
+  const bool waits = SqliteWaitsOnThisThread();
+  const int64_t limit_us = g_busy_timeout_ms.load(std::memory_order_relaxed) * 1000;
+  SqliteNoWait one_try;  // SQLite's own handler would wait with `lock` held
+  for (int attempt = 0;; ++attempt) {
+    int rc;
+    {
+      ScopedStmt st = cache.Get(db, "BEGIN IMMEDIATE");
+      rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    }
+    if (rc == SQLITE_DONE) return true;
+    if (rc != SQLITE_BUSY) {
+      return Fail(Error::Unavailable(what + " " + path + ": BEGIN IMMEDIATE: " + sqlite3_errmsg(db)));
+    }
+    if (!waits || WaitedUs(attempt) >= limit_us) {
+      return Fail(Error::Timeout(fmt::format("{} {}: {} (waited {} ms, state_timeout)", what,
+                                             path, kLockedMarker, waits ? limit_us / 1000 : 0)));
+    }
+    lock.unlock();
+    std::this_thread::sleep_for(std::chrono::microseconds(StepUs(attempt)));
+    lock.lock();
+  }
+}
+
+bool IsLockedFailure(const Error& error) { return error.code() == ErrorCode::kTimeout; }
 
 Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& what,
                                     std::initializer_list<const char*> setup) {

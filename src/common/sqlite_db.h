@@ -2,6 +2,7 @@
 // keeps its tables in one file, and within a process they share one connection to it.
 #pragma once
 
+#include <chrono>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -19,11 +20,36 @@ namespace tw {
 // in-memory database). Anything else is an error that names the spec.
 Result<std::string> SqlitePathForSpec(const std::string& spec);
 
+// How long a SQLite call waits for another process's lock on the state file before it fails
+// (`state_timeout`; 5 s unless set). Process-wide; set it before serving.
+void SetSqliteBusyTimeout(std::chrono::milliseconds timeout);
+std::chrono::milliseconds SqliteBusyTimeout();
+
+// While one is alive, SQLite calls on this thread never wait for a lock: a locked state file
+// fails them at once (SQLITE_BUSY). Event loops run under one for their whole life, which is
+// what "nothing on the loop waits on storage" rests on: a read never needs a lock in WAL mode,
+// a write the loop makes itself is best effort or fails its request at once, and every write
+// a call depends on (its record, its charges, its refunds, its approval) is made by the audit
+// log's writer thread, which may wait.
+class SqliteNoWait {
+ public:
+  SqliteNoWait();
+  ~SqliteNoWait();
+  SqliteNoWait(const SqliteNoWait&) = delete;
+  SqliteNoWait& operator=(const SqliteNoWait&) = delete;
+
+ private:
+  bool previous_;
+};
+// False on a thread inside a SqliteNoWait.
+bool SqliteWaitsOnThisThread();
+
 // Opens (creating the file and its directory if needed) `path` in WAL mode (synchronous
-// NORMAL, no automatic checkpoints — the audit log's writer thread does them) with a busy wait, and runs `setup` (CREATE TABLE …). Start-up races other processes opening the same
-// file (switching to WAL takes a brief exclusive lock): a locked database is retried for up to
-// five seconds. `what` names the store in messages. The caller owns the handle
-// (sqlite3_close_v2).
+// NORMAL, no automatic checkpoints — the audit log's writer thread does them) with a busy wait
+// (SqliteBusyTimeout), and runs `setup` (CREATE TABLE …). Start-up races other processes
+// opening the same file (switching to WAL takes a brief exclusive lock): a locked database is
+// retried for up to five seconds. `what` names the store in messages. The caller owns the
+// handle (sqlite3_close_v2).
 Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& what,
                                     std::initializer_list<const char*> setup);
 
@@ -114,6 +140,17 @@ class WriteTxn {
   std::string what_, path_;
   bool begun_ = false, nested_ = false, done_ = false;
 };
+
+// BEGIN IMMEDIATE on a shared connection whose mutex `lock` holds: waits up to
+// SqliteBusyTimeout for another process's write lock — with `lock` released between tries, so
+// the connection's other users (an event loop's reads) are never held behind that wait — and
+// returns with `lock` held and the transaction open. On a thread that does not wait
+// (SqliteNoWait), one try. The error says the file is locked and for how long it waited.
+Result<bool> BeginImmediateShared(std::unique_lock<std::recursive_mutex>& lock,
+                                  StatementCache& cache, sqlite3* db, const std::string& what,
+                                  const std::string& path);
+// True when `error` is BeginImmediateShared's "locked" failure (nothing was done).
+bool IsLockedFailure(const Error& error);
 
 // Column `col` of the current row as text ("" for NULL).
 std::string ColumnText(sqlite3_stmt* s, int col);

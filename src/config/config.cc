@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/address_set.h"
 #include "policy/loader.h"
 #include "policy/policy.h"
 #include "policy/yaml_reader.h"
@@ -113,7 +114,11 @@ class ConfigReader : public policy::YamlReader {
           c.max_sessions_per_grant = static_cast<size_t>(n);
         }
       } else if (key == "trusted_proxies") {
-        ReadStrings(v, "trusted_proxies", c.trusted_proxies);
+        if (ReadStrings(v, "trusted_proxies", c.trusted_proxies)) {
+          if (auto set = AddressSet::Parse(c.trusted_proxies); !set) {
+            Error(v, "trusted_proxies: " + set.error().message());
+          }
+        }
       } else if (key == "max_body_bytes") {
         int64_t n = 0;
         if (ReadInt(v, "max_body_bytes", 1024, n)) c.max_body_bytes = static_cast<size_t>(n);
@@ -121,6 +126,8 @@ class ConfigReader : public policy::YamlReader {
         DurationMs(v, "session_idle", c.session_idle_ms);
       } else if (key == "shutdown_timeout") {
         DurationMs(v, "shutdown_timeout", c.shutdown_timeout_ms);
+      } else if (key == "state_timeout") {
+        DurationMs(v, "state_timeout", c.state_timeout_ms);
       } else if (key == "servers") {
         Servers(v, c);
       } else if (key == "approvals") {
@@ -149,7 +156,7 @@ class ConfigReader : public policy::YamlReader {
         });
       } else {
         Error(k, "unknown key \"" + key +
-                     "\" (expected listen, state, state_fail_mode, allowed_hosts, "
+                     "\" (expected listen, state, state_fail_mode, state_timeout, allowed_hosts, "
                      "allowed_origins, trusted_proxies, max_sessions, max_sessions_per_grant, "
                      "max_body_bytes, session_idle, shutdown_timeout, servers, approvals, "
                      "audit)");

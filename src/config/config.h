@@ -87,6 +87,9 @@ struct Config {
   std::vector<std::string> trusted_proxies;  // see transport::HttpServerOptions
   int64_t session_idle_ms = 30 * 60 * 1000;
   int64_t shutdown_timeout_ms = 10000;
+  // How long the audit writer waits for a state file another process holds before the calls
+  // it was recording are denied (the event loop never waits for it: sqlite_db.h).
+  int64_t state_timeout_ms = 5000;
   size_t max_body_bytes = 4 << 20;
 };
 

@@ -101,7 +101,8 @@ TEST(ConfigTest, ReadsTheEnforcementSettings) {
   auto c = ParseConfig(R"(
 max_sessions: 100
 max_sessions_per_grant: 7
-trusted_proxies: [10.0.0.5, "::1"]
+trusted_proxies: [10.0.0.5, "::1", 172.16.0.0/12]
+state_timeout: 1500ms
 servers:
   a:
     command: node
@@ -119,7 +120,8 @@ servers:
                        "/srv/tw/toolwarden.yaml", Env({}));
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(c->max_sessions_per_grant, 7u);
-  EXPECT_EQ(c->trusted_proxies, (std::vector<std::string>{"10.0.0.5", "::1"}));
+  EXPECT_EQ(c->state_timeout_ms, 1500);
+  EXPECT_EQ(c->trusted_proxies, (std::vector<std::string>{"10.0.0.5", "::1", "172.16.0.0/12"}));
   const ServerConfig& a = c->servers.at("a");
   EXPECT_EQ(a.inherit_env, (std::vector<std::string>{"HTTPS_PROXY", "LC_*"}));
   EXPECT_FALSE(a.inherit_all_env);
@@ -148,6 +150,7 @@ TEST(ConfigTest, RefusesBadEnforcementSettingsWithPositions) {
     inherit_env: [HOME]
     policy: p.yaml
 max_sessions_per_grant: 0
+trusted_proxies: [10.0.0.0/8, proxy.internal]
 )",
                        "t.yaml", Env({}));
   ASSERT_FALSE(c);
@@ -158,6 +161,7 @@ max_sessions_per_grant: 0
   EXPECT_THAT(m, HasSubstr("t.yaml:6:13: servers.a.schema must be one of \"enforce\", \"warn\", \"off\""));
   EXPECT_THAT(m, HasSubstr("servers.r: args, env, inherit_env and isolation apply to command servers only"));
   EXPECT_THAT(m, HasSubstr("max_sessions_per_grant"));
+  EXPECT_THAT(m, HasSubstr("t.yaml:13:18: trusted_proxies: \"proxy.internal\" is not an IP address or CIDR range"));
 }
 
 }  // namespace

@@ -138,17 +138,57 @@ TEST_F(ChargeWithRecordTest, AnotherProcessesChargesCount) {
   EXPECT_EQ(CommittedCharges(), 3);
 }
 
-TEST_F(ChargeWithRecordTest, CallsThatNeedApprovalAreChargedBeforeTheirApprovalIsCreated) {
+TEST_F(ChargeWithRecordTest, CallsThatNeedApprovalGetItInTheTransactionOfTheirRecord) {
   GuardOutcome held = Call("pay");
-  EXPECT_FALSE(held.charged_with_record);  // charged at once, then the approval created
+  EXPECT_TRUE(held.charged_with_record);  // charges, approval and record: one commit
   ASSERT_FALSE(held.approval_id.empty()) << held.decision.reason;
-  EXPECT_EQ(Committed("SELECT COUNT(*) FROM approvals"), 1);
-  EXPECT_EQ(CommittedCharges(), 1);
   Await({&held});
   EXPECT_EQ(held.decision.verdict, policy::Verdict::kAllow);
+  EXPECT_FALSE(held.approval_id.empty());
+  EXPECT_EQ(Committed("SELECT COUNT(*) FROM approvals WHERE state = 'pending' AND id = '" +
+                      held.approval_id + "'"),
+            1);
+  EXPECT_EQ(CommittedCharges(), 1);
   EXPECT_EQ(Committed("SELECT COUNT(*) FROM audit WHERE decision = 'approval'"), 1);
-  guard_->Settle(held.admission, CallOutcome::kApprovalDenied);  // refunds "pay"
+  guard_->Settle(held.admission, CallOutcome::kApprovalDenied);  // refunds "pay"…
+  audit_->Flush();                                               // …by the writer thread
   EXPECT_EQ(CommittedCharges(), 0);
+}
+
+TEST_F(ChargeWithRecordTest, AClosedSessionsApprovalIsWithdrawnAfterItIsCreated) {
+  GuardOutcome held = Call("pay");
+  const std::string id = held.approval_id;
+  // The session closes before the record's transaction ran (Session::Close).
+  guard_->Abandon(held);
+  guard_->WithdrawApproval(id, "the client session closed");
+  ASSERT_EQ(loop_.Run(1), 1u);
+  audit_->Flush();
+  EXPECT_EQ(Committed("SELECT COUNT(*) FROM approvals WHERE state = 'cancelled' AND id = '" + id + "'"), 1);
+  EXPECT_EQ(CommittedCharges(), 0);
+}
+
+TEST_F(ChargeWithRecordTest, AnEventLoopNeverWaitsForALockedStateFile) {
+  const auto saved = SqliteBusyTimeout();
+  SetSqliteBusyTimeout(std::chrono::minutes(10));  // a loop that waited would hang the test
+  ASSERT_EQ(sqlite3_exec(other_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  GuardOutcome first, held;
+  {
+    SqliteNoWait loop;
+    first = Call("echo");
+    held = Call("pay");
+    guard_->Settle(Admission{{{limits::Charge{"k", 1, 3, 0}, policy::RefundOn::kNever}}, "", 0},
+                   CallOutcome::kNotSent);
+  }
+  EXPECT_TRUE(first.durable_wait);
+  EXPECT_TRUE(held.durable_wait);
+  ASSERT_EQ(sqlite3_exec(other_, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
+  Await({&first, &held});
+  SetSqliteBusyTimeout(saved);
+  EXPECT_EQ(first.decision.verdict, policy::Verdict::kAllow);
+  EXPECT_EQ(held.decision.verdict, policy::Verdict::kAllow);
+  EXPECT_FALSE(held.approval_id.empty());
+  EXPECT_EQ(CommittedRecords(), 2);
+  EXPECT_EQ(Committed("SELECT COUNT(*) FROM approvals"), 1);
 }
 
 // The real audit log, except that it can be made to fail a record the real way: inside the
@@ -160,25 +200,50 @@ class FailingRecordAudit : public audit::AuditLog {
   Result<bool> Write(const audit::Record& r) override { return inner_.Write(r); }
   void Submit(audit::Record r, std::function<void(audit::Record&)> in_txn,
               std::function<void(bool)> done) override {
+    auto* conn = static_cast<SqliteConnection*>(const_cast<void*>(inner_.Connection()));
     if (fail) {
-      auto* conn = static_cast<SqliteConnection*>(const_cast<void*>(inner_.Connection()));
       in_txn = [in_txn = std::move(in_txn), conn](audit::Record& rec) {
         if (in_txn) in_txn(rec);
         EXPECT_EQ(sqlite3_exec(conn->db, "DROP TABLE audit", nullptr, nullptr, nullptr), SQLITE_OK);
       };
+    } else if (!drop_before.empty()) {
+      in_txn = [in_txn = std::move(in_txn), conn, table = drop_before](audit::Record& rec) {
+        EXPECT_EQ(sqlite3_exec(conn->db, ("DROP TABLE " + table).c_str(), nullptr, nullptr, nullptr),
+                  SQLITE_OK);
+        if (in_txn) in_txn(rec);
+      };
     }
     inner_.Submit(std::move(r), std::move(in_txn), std::move(done));
+  }
+  void Run(std::function<void()> in_txn, std::function<void(bool)> done) override {
+    inner_.Run(std::move(in_txn), std::move(done));
   }
   void Complete(const std::string& id, const std::string& outcome, int64_t latency_ms) override {
     inner_.Complete(id, outcome, latency_ms);
   }
   void Flush() override { inner_.Flush(); }
   const void* Connection() const override { return inner_.Connection(); }
-  bool fail = false;
+  bool fail = false;         // the record's insert fails
+  std::string drop_before;   // this table goes away before the guard's writes
 
  private:
   audit::AuditLog& inner_;
 };
+
+TEST_F(ChargeWithRecordTest, AnApprovalThatCannotBeCreatedDeniesTheCallAndKeepsNoCharge) {
+  FailingRecordAudit failing(*audit_);
+  guard_->SetAudit(&failing, "srv", false);
+  failing.drop_before = "approvals";  // the approval's insert fails inside the transaction
+  GuardOutcome held = Call("pay");
+  Await({&held});
+  EXPECT_EQ(held.decision.verdict, policy::Verdict::kDeny);
+  EXPECT_NE(held.decision.reason.find("approvals cannot be recorded"), std::string::npos)
+      << held.decision.reason;
+  EXPECT_TRUE(held.approval_id.empty());
+  EXPECT_TRUE(held.admission.entries.empty());
+  EXPECT_EQ(CommittedCharges(), 0);
+  EXPECT_EQ(Committed("SELECT COUNT(*) FROM audit WHERE decision = 'deny' AND outcome = 'not_forwarded'"), 1);
+}
 
 TEST_F(ChargeWithRecordTest, ARecordThatCannotBeWrittenTakesItsChargesAwayOnceNotTwice) {
   FailingRecordAudit failing(*audit_);
@@ -200,10 +265,13 @@ TEST_F(ChargeWithRecordTest, ARecordThatCannotBeWrittenTakesItsChargesAwayOnceNo
 }
 
 TEST_F(ChargeWithRecordTest, AStateFileLockedPastTheWaitDeniesTheCallAndChargesNothing) {
-  // Another process holds the write lock longer than a writer waits for it (5 s).
+  // Another process holds the write lock longer than a writer waits for it (state_timeout).
+  const auto saved = SqliteBusyTimeout();
+  SetSqliteBusyTimeout(std::chrono::milliseconds(200));
   ASSERT_EQ(sqlite3_exec(other_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
   GuardOutcome blocked = Call("echo");
   Await({&blocked});
+  SetSqliteBusyTimeout(saved);
   EXPECT_EQ(blocked.decision.verdict, policy::Verdict::kDeny);
   EXPECT_EQ(blocked.decision.rule, "audit");  // fail closed: not recorded, not forwarded
   EXPECT_TRUE(blocked.admission.entries.empty());

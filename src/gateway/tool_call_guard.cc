@@ -23,6 +23,9 @@ policy::Decision StateDenial() {
 
 using PlannedCharges = decltype(policy::Decision::charges);
 
+constexpr const char* kApprovalUnrecorded =
+    "The call needs approval, and approvals cannot be recorded right now";
+
 // What a charge's result makes of an allowed call: the denial of the limit that did not fit,
 // the state denial when the store failed and the fail mode is closed, or nullopt — go on.
 std::optional<policy::Decision> ChargeDenial(const Result<limits::ChargeOutcome>& charged,
@@ -65,6 +68,8 @@ struct PendingRecord {
   std::vector<limits::Charge> charges;
   std::optional<Result<limits::ChargeOutcome>> charge;  // set by the audit writer
   std::optional<policy::Decision> denial;               // the limit that did not fit
+  std::optional<approval::Approval> approval;  // to create in the transaction; reset if it failed
+  bool approval_failed = false;                // it could not be: the call is denied
   bool ok = false;          // the record is durable
   bool finished = false;    // the batch ended (ok or not)
   bool abandoned = false;   // nobody waits any more (Abandon)
@@ -101,18 +106,26 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     }
   }
 
-  if (out.decision.verdict == policy::Verdict::kAllow && !out.decision.charges.empty()) {
+  const bool needs_approval =
+      out.decision.verdict == policy::Verdict::kAllow && out.decision.approval_timeout_ms;
+  // With group commit, the stores on the audit log's own connection are written by its writer,
+  // inside the transaction that writes the record (see below): the charges, and then — once
+  // they fit — the approval a human must give. One commit for all three, and no write on the
+  // event loop, which must never wait for a state file another process holds.
+  const void* record_connection = make_poster_ && audit_ ? audit_->Connection() : nullptr;
+  const bool approval_with_record = needs_approval && approvals_ && waiter_ &&
+                                    record_connection != nullptr &&
+                                    approvals_->Connection() == record_connection;
+  if (out.decision.verdict == policy::Verdict::kAllow &&
+      (!out.decision.charges.empty() || approval_with_record)) {
     std::vector<limits::Charge> charges;
     charges.reserve(out.decision.charges.size());
     for (const policy::PlannedCharge& p : out.decision.charges) {
       charges.push_back({CounterKeyFor(p, identity), p.amount, p.limit->max, p.window_end_ms});
     }
-    // With group commit on the audit log's own connection, the charges are made by its writer,
-    // inside the transaction that writes the record (see below) — unless a human must approve
-    // the call first: its approval is created right here, after the charges fit.
-    const bool with_record = make_poster_ && audit_ && !out.decision.approval_timeout_ms &&
-                             store_.Connection() != nullptr &&
-                             store_.Connection() == audit_->Connection();
+    const bool with_record =
+        record_connection != nullptr && (needs_approval ? approval_with_record : true) &&
+        (charges.empty() || store_.Connection() == record_connection);
     if (with_record) {
       out.pending = std::make_shared<PendingRecord>();
       out.pending->charges = std::move(charges);
@@ -145,9 +158,14 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
       a.args = json::serialize(call.arguments);
       a.args_digest = Sha256Hex(CanonicalJson(call.arguments));
       a.owner = approval::ThisOwner();
-      if (auto c = approvals_->Create(a); !c) {
+      if (out.charged_with_record) {
+        // Created by the record's transaction (it may still fail there: Finish).
+        out.approval_id = a.id;
+        out.approval_expires_ms = a.expires_ms;
+        out.pending->approval = std::move(a);
+      } else if (auto c = approvals_->Create(a); !c) {
         spdlog::error("approvals: {}", c.error().message());
-        problem = "The call needs approval, and approvals cannot be recorded right now";
+        problem = kApprovalUnrecorded;
       } else {
         out.approval_id = a.id;
         out.approval_expires_ms = a.expires_ms;
@@ -184,8 +202,26 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
         // the snapshot, which the outcome keeps alive until Finish.
         in_txn = [this, pending = out.pending, planned = out.decision.charges](audit::Record& rec) {
           PendingRecord& pr = *pending;
-          pr.charge = store_.TryCharge(pr.charges, pr.now);
-          pr.denial = ChargeDenial(*pr.charge, planned, pr.now, fail_mode_);
+          if (!pr.charges.empty()) {
+            pr.charge = store_.TryCharge(pr.charges, pr.now);
+            pr.denial = ChargeDenial(*pr.charge, planned, pr.now, fail_mode_);
+            if (pr.denial) pr.approval.reset();  // denied: nobody is asked
+          }
+          if (pr.approval) {
+            if (auto c = approvals_->Create(*pr.approval); !c) {
+              spdlog::error("approvals: {}", c.error().message());
+              // Nothing of this call stays: what it charged goes back in the same transaction.
+              if (pr.charge && *pr.charge && (*pr.charge)->admitted) {
+                (void)store_.Refund(pr.charges, pr.now);
+              }
+              pr.charge.reset();
+              pr.approval.reset();
+              pr.approval_failed = true;
+              rec.decision = "deny";
+              rec.reason = kApprovalUnrecorded;
+              rec.outcome = "not_forwarded";
+            }
+          }
           if (pr.denial) {
             rec.decision = "deny";
             rec.rule = std::string(pr.denial->rule);
@@ -306,7 +342,19 @@ void ToolCallGuard::RecordFailed(GuardOutcome& out) const {
 
 void ToolCallGuard::WithdrawApproval(const std::string& id, const std::string& why) const {
   if (!approvals_ || id.empty()) return;
-  (void)approvals_->Resolve(id, approval::State::kCancelled, "", why, clock_.NowMs());
+  const int64_t now = clock_.NowMs();
+  if (OnWriter(approvals_->Connection())) {
+    // Queued behind the record whose transaction creates the approval.
+    audit_->Run([store = approvals_, id, why, now] {
+      (void)store->Resolve(id, approval::State::kCancelled, "", why, now);
+    }, {});
+    return;
+  }
+  (void)approvals_->Resolve(id, approval::State::kCancelled, "", why, now);
+}
+
+bool ToolCallGuard::OnWriter(const void* connection) const {
+  return make_poster_ && audit_ && connection != nullptr && connection == audit_->Connection();
 }
 
 void ToolCallGuard::SetGroupCommit(std::function<LoopPoster()> make_poster) {
@@ -349,8 +397,15 @@ void ToolCallGuard::Finish(GuardOutcome& out) const {
     } else if ((*p.charge)->admitted) {
       Admit(out.admission, p.charges, out.decision.charges);
     }
-    if (p.denial) out.decision = std::move(*p.denial);
   }
+  if (p.denial) out.decision = std::move(*p.denial);
+  if (p.approval_failed) {
+    out.decision.verdict = policy::Verdict::kDeny;
+    out.decision.reason = kApprovalUnrecorded;
+    out.decision.charges.clear();
+  }
+  // An approval made in the record's transaction exists only if that transaction committed.
+  if (out.charged_with_record && (!p.ok || !p.approval)) out.approval_id.clear();
   if (!p.ok) {
     spdlog::error("audit: the record of a call to {} could not be written", p.tool);
     RecordFailed(out);
@@ -431,7 +486,17 @@ void ToolCallGuard::Settle(const Admission& admission, CallOutcome outcome) cons
     if (refund) refunds.push_back(e.charge);
   }
   if (refunds.empty()) return;
-  if (auto r = store_.Refund(refunds, clock_.NowMs()); !r) {
+  const int64_t now = clock_.NowMs();
+  if (OnWriter(store_.Connection())) {
+    // By the audit writer, after the records of the calls being refunded.
+    audit_->Run([store = &store_, refunds = std::move(refunds), now] {
+      if (auto r = store->Refund(refunds, now); !r) {
+        spdlog::error("state store {}: refund failed: {}", store->Describe(), r.error().message());
+      }
+    }, {});
+    return;
+  }
+  if (auto r = store_.Refund(refunds, now); !r) {
     spdlog::error("state store {}: refund failed: {}", store_.Describe(), r.error().message());
   }
 }

@@ -189,6 +189,9 @@ class ToolCallGuard {
                           const policy::Identity& identity, int64_t now,
                           const policy::Policy& snapshot) const;
   void Completed(PendingRecord& pending) const;  // on the event loop, when the record ended
+  // True when writes to a store on `connection` go through the audit log's writer thread (it
+  // is the audit log's, and records are group-committed): the event loop never makes them.
+  bool OnWriter(const void* connection) const;
   std::function<LoopPoster()> make_poster_;  // group commit (SetGroupCommit)
 };
 

@@ -56,16 +56,31 @@ void ToolPins::Observe(const json::value& result) {
       }
     }
     auto seen = store_.Observe(server_, tool_name, d.hash, d.canonical, clock_.NowMs(), note);
+    bool recorded = true;
     if (!seen) {
-      spdlog::error("pins: {}", seen.error().message());
-      continue;
+      // Not recorded (on an event loop the state file may be locked by another process, and a
+      // loop never waits for it): judged from what the store holds, so that a change blocks
+      // the tool now all the same; a later listing records it.
+      spdlog::warn("pins: {}", seen.error().message());
+      if (!known) continue;
+      recorded = false;
+      const std::optional<catalog::Pin>& pin = *known;
+      seen = !pin ? (note.empty() ? catalog::Observation::kPinned : catalog::Observation::kChanged)
+             : pin->pending_hash || pin->hash != d.hash ? catalog::Observation::kChanged
+                                                        : catalog::Observation::kUnchanged;
     }
     if (*seen != catalog::Observation::kChanged) {
       std::lock_guard lock(mu_);
-      if (!changed_.contains(tool_name)) confirmed_[tool_name] = d.hash;
+      if (recorded) unrecorded_.erase(tool_name);
+      if (recorded && !changed_.contains(tool_name)) confirmed_[tool_name] = d.hash;
     } else {
       std::lock_guard lock(mu_);
       confirmed_.erase(tool_name);
+      if (recorded) {
+        unrecorded_.erase(tool_name);
+      } else {
+        unrecorded_.insert(tool_name);
+      }
       if (changed_.insert(tool_name).second) {
         spdlog::warn("pins: server {} changed tool \"{}\"{} since it was approved; {}", server_,
                      tool_name, note.empty() ? "" : " (" + note + ")",
@@ -79,13 +94,16 @@ void ToolPins::Observe(const json::value& result) {
 
 std::optional<std::string> ToolPins::Check(std::string_view tool) const {
   if (mode_ != PinMode::kEnforce) return std::nullopt;
+  bool unrecorded = false;
   {
     std::lock_guard lock(mu_);
     if (!changed_.contains(tool)) return std::nullopt;
+    unrecorded = unrecorded_.contains(tool);
   }
-  // Known changed here: ask the store, which an administrator may have updated since.
+  // Known changed here: ask the store, which an administrator may have updated since — unless
+  // the change is not in the store yet (nobody can have accepted it).
   auto pin = store_.Get(server_, std::string(tool));
-  if (pin && *pin && !(*pin)->pending_hash) {
+  if (!unrecorded && pin && *pin && !(*pin)->pending_hash) {
     std::lock_guard lock(mu_);
     changed_.erase(std::string(tool));
     return std::nullopt;

@@ -48,6 +48,8 @@ class ToolPins {
   // Guarded by mu_: tool → hash of a definition the store confirmed as the approved one, so a
   // repeated tools/list costs no store round trip per tool.
   std::map<std::string, std::string> confirmed_;
+  // Guarded by mu_: changed tools whose change could not be recorded yet (blocked all the same).
+  std::set<std::string, std::less<>> unrecorded_;
 };
 
 }  // namespace tw::gateway

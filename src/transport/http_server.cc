@@ -1,5 +1,6 @@
 #include "transport/http_server.h"
 
+#include "common/address_set.h"
 #include "common/failure_throttle.h"
 #include "transport/http_wire.h"
 
@@ -60,6 +61,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
         sweep_timer_(io) {}
 
   Result<uint16_t> Listen(const std::string& host, uint16_t port) {
+    auto proxies = AddressSet::Parse(options_.trusted_proxies);
+    if (!proxies) return Fail(proxies.error().Context("trusted_proxies"));
+    trusted_proxies_ = std::move(*proxies);
     boost::system::error_code ec;
     auto address = asio::ip::make_address(host, ec);
     if (ec) return Fail(Error::InvalidArgument("invalid listen address \"" + host + "\""));
@@ -450,10 +454,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   // Who the client is: the connection's peer, or — when the peer is a trusted proxy — the
   // rightmost X-Forwarded-For entry that is not a trusted proxy.
   std::string ClientAddress(const Fields& fields) const {
-    auto trusted = [this](std::string_view a) {
-      return std::find(options_.trusted_proxies.begin(), options_.trusted_proxies.end(), a) !=
-             options_.trusted_proxies.end();
-    };
+    auto trusted = [this](std::string_view a) { return trusted_proxies_.Contains(a); };
     std::string_view client = fields.peer;
     if (!trusted(client) || fields.forwarded_for.empty()) return std::string(client);
     std::string_view rest = fields.forwarded_for;
@@ -969,6 +970,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   HttpServerOptions options_;
   SessionFactory sessions_factory_;
   FailureThrottle auth_throttle_{options_.auth_failures_per_minute};
+  AddressSet trusted_proxies_;  // options_.trusted_proxies, parsed by Listen
   std::unordered_map<std::string, size_t> grant_sessions_;  // open sessions per grant
   tcp::acceptor acceptor_;
   asio::steady_timer sweep_timer_;

@@ -53,8 +53,9 @@ struct HttpServerOptions {
   // Authentication failures one client address may make per minute before it is answered
   // 429 without its token being checked (MCP bearer tokens; the admin API has its own).
   int auth_failures_per_minute = 20;
-  // Addresses of the load balancers in front of the gateway: for a connection from one of
-  // them, the client is the rightmost X-Forwarded-For entry that is not one of them.
+  // Addresses or CIDR ranges of the load balancers in front of the gateway (AddressSet): for a
+  // connection from one of them, the client is the rightmost X-Forwarded-For entry that is not
+  // one of them. Listen fails on an entry that is neither.
   std::vector<std::string> trusted_proxies;
   size_t max_events_per_stream = 512;  // kept for Last-Event-ID resumption
   long sse_retry_ms = 1000;

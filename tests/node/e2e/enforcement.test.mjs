@@ -9,7 +9,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { after, before, describe, it } from 'node:test';
 
-import { FIXTURES, TOOLWARDEN, eventually, startGateway, startServe, stop } from './helpers.mjs';
+import { FIXTURES, TOOLWARDEN, eventually, startGateway, startServe, stop, waitForOutput } from './helpers.mjs';
 
 const RECORDER = path.join(FIXTURES, 'recording-server.mjs');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-enforce-'));
@@ -184,7 +184,7 @@ describe('serve: fair shares and a brake on guessing that locks out nobody else'
   before(async () => {
     fs.writeFileSync(config, [
       'listen: 127.0.0.1:0', `state: sqlite:${path.join(tmp, 'share.db')}`,
-      'max_sessions: 8', 'max_sessions_per_grant: 2', 'trusted_proxies: [127.0.0.1]', 'servers:',
+      'max_sessions: 8', 'max_sessions_per_grant: 2', 'trusted_proxies: [127.0.0.0/8]', 'servers:',
       '  rec:', `    command: ${JSON.stringify(process.execPath)}`, `    args: [${JSON.stringify(RECORDER)}, ${JSON.stringify(record)}]`,
       `    policy: ${JSON.stringify(policy)}`, '',
     ].join('\n'));
@@ -254,5 +254,84 @@ describe('serve: fair shares and a brake on guessing that locks out nobody else'
     const api = await fetch(`${gw.base}/api/servers`, { headers: { authorization: `Bearer ${gw.adminToken}`, 'x-forwarded-for': '203.0.113.10' } });
     assert.equal(api.status, 429);
     await api.text();
+  });
+});
+
+describe('serve: a state file another process holds never freezes the gateway', () => {
+  const record = path.join(tmp, 'locked.jsonl');
+  const config = path.join(tmp, 'locked.yaml');
+  const db = path.join(tmp, 'locked.db');
+  let gw;
+  let holder;
+  const sessions = {};
+  const cli = (...args) => spawnSync(TOOLWARDEN, args, { encoding: 'utf8' });
+  const post = (who, body) => fetch(`${gw.base}/mcp/rec`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json', accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${sessions[who].token}`,
+      ...(sessions[who].sid ? { 'mcp-session-id': sessions[who].sid } : {}),
+    },
+    body: JSON.stringify(body),
+  });
+  const answer = async (res) => {
+    const body = await res.text();
+    if (!(res.headers.get('content-type') ?? '').includes('text/event-stream')) return JSON.parse(body);
+    return body.split('\n').filter((l) => l.startsWith('data:') && l.length > 6).map((l) => JSON.parse(l.slice(5))).find((m) => m.id !== undefined);
+  };
+  const open = async (who) => {
+    const res = await post(who, INIT);
+    assert.equal(res.status, 200);
+    sessions[who].sid = res.headers.get('mcp-session-id');
+    await res.text();
+    await (await post(who, { jsonrpc: '2.0', method: 'notifications/initialized' })).text();
+  };
+  const echo = (who, id, message) => post(who, { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'echo', arguments: { message } } });
+
+  before(async () => {
+    fs.writeFileSync(config, [
+      'listen: 127.0.0.1:0', `state: sqlite:${db}`, 'state_timeout: 3s', 'servers:',
+      '  rec:', `    command: ${JSON.stringify(process.execPath)}`, `    args: [${JSON.stringify(RECORDER)}, ${JSON.stringify(record)}]`,
+      `    policy: ${JSON.stringify(policy)}`, '',
+    ].join('\n'));
+    sessions.a = { token: JSON.parse(cli('grants', 'create', 'lock-a', '-c', config, '--json').stdout).token };
+    sessions.b = { token: JSON.parse(cli('grants', 'create', 'lock-b', '-c', config, '--json').stdout).token };
+    gw = await startServe(config);
+  });
+  after(async () => {
+    holder?.kill();
+    await stop(gw?.proc);
+  });
+
+  it('keeps /healthz, tools/list and other sessions answering; the call waiting for its record is denied after state_timeout', async () => {
+    await open('a');
+    assert.match((await answer(await echo('a', 1, 'before'))).result.content[0].text, /before/);
+    // Another process (the sqlite3 shell) takes the state file's write lock and keeps it.
+    holder = spawn('sqlite3', [db], { stdio: ['pipe', 'pipe', 'inherit'] });
+    holder.stdin.write("BEGIN IMMEDIATE;\nSELECT 'locked';\n");
+    await waitForOutput(holder, 'stdout', (text) => text.includes('locked'), 10000, 'the lock');
+
+    const started = Date.now();
+    let settled = false;
+    const waiting = echo('a', 2, 'during').then(async (res) => { settled = true; return answer(res); });
+    // While that call waits for its record, everything else answers.
+    const health = await fetch(`${gw.base}/healthz`);
+    assert.equal(health.status, 200);
+    await health.text();
+    const list = await answer(await post('a', { jsonrpc: '2.0', id: 3, method: 'tools/list' }));
+    assert.ok(list.result.tools.some((t) => t.name === 'echo'));
+    await open('b');
+    assert.equal(settled, false, 'the call is still waiting for the state file');
+
+    const denied = await waiting;
+    assert.ok(Date.now() - started >= 2500, 'it waited for state_timeout');
+    assert.equal(denied.result.isError, true);
+    assert.equal(denied.result._meta['toolwarden/decision'].rule, 'audit');
+    assert.match(denied.result.content[0].text, /cannot be recorded/);
+    assert.equal(calls(record).filter((c) => c.params.arguments.message === 'during').length, 0);
+
+    holder.stdin.end('ROLLBACK;\n');
+    await new Promise((resolve) => holder.once('exit', resolve));
+    assert.match((await answer(await echo('b', 4, 'after'))).result.content[0].text, /after/);
   });
 });

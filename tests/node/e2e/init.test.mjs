@@ -56,6 +56,17 @@ describe('init', () => {
     const config = fs.readFileSync(path.join(out, 'toolwarden.yaml'), 'utf8');
     assert.match(config, /"everything":\n {4}command: /);
     assert.ok(!config.includes(SECRET), 'env values are not copied');
+    assert.match(config, /"everything":\n(?: {4}.*\n)* {4}env:\n {6}API_KEY: "\$\{API_KEY\}"\n/, 'but named, for serve');
+    assert.match(r.stdout, /needs API_KEY in the environment of `toolwarden serve`/);
+    // It is a configuration serve loads, given what it names.
+    const validate = (env) => spawnSync(TOOLWARDEN, ['validate', '-c', path.join(out, 'toolwarden.yaml')],
+      { encoding: 'utf8', env });
+    const { API_KEY: _unset, ...environment } = process.env;
+    const valid = validate({ ...environment, API_KEY: 'k' });
+    assert.equal(valid.status, 0, valid.stdout + valid.stderr);
+    const invalid = validate(environment);
+    assert.notEqual(invalid.status, 0);
+    assert.match(invalid.stdout + invalid.stderr, /environment variable API_KEY is not set/);
     assert.equal(spawnSync(TOOLWARDEN, ['validate', path.join(out, 'policies', 'files.yaml')]).status, 0);
     assert.ok(!(r.stdout + r.stderr).includes(SECRET), 'secrets are never printed');
   });

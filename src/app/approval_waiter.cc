@@ -20,7 +20,8 @@ void PollingApprovalWaiter::Await(const std::string& id, int64_t expires_ms,
 void PollingApprovalWaiter::Cancel(const std::string& id) {
   if (waiting_.erase(id) == 0) return;
   auto cancel = [store = &store_, id, now = clock_.NowMs()] {
-    if (auto r = store->Resolve(id, approval::State::kCancelled, "", "the client gave up waiting", now);
+    if (auto r =
+            store->Resolve(id, approval::State::kCancelled, "", "the client gave up waiting", now);
         !r) {
       spdlog::debug("approvals: cancel {}: {}", id, r.error().message());
     }

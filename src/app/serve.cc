@@ -7,9 +7,9 @@
 #include <iostream>
 #include <memory>
 
+#include "admin/api.h"
 #include "app/approval_waiter.h"
 #include "app/commands.h"
-#include "admin/api.h"
 #include "app/gateway_state.h"
 #include "app/shutdown.h"
 #include "common/clock.h"

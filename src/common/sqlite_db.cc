@@ -97,11 +97,12 @@ Result<bool> BeginImmediateShared(std::unique_lock<std::recursive_mutex>& lock,
     }
     if (rc == SQLITE_DONE) return true;
     if (rc != SQLITE_BUSY) {
-      return Fail(Error::Unavailable(what + " " + path + ": BEGIN IMMEDIATE: " + sqlite3_errmsg(db)));
+      return Fail(
+          Error::Unavailable(what + " " + path + ": BEGIN IMMEDIATE: " + sqlite3_errmsg(db)));
     }
     if (!waits || WaitedUs(attempt) >= limit_us) {
-      return Fail(Error::Timeout(fmt::format("{} {}: {} (waited {} ms, state_timeout)", what,
-                                             path, kLockedMarker, waits ? limit_us / 1000 : 0)));
+      return Fail(Error::Timeout(fmt::format("{} {}: {} (waited {} ms, state_timeout)", what, path,
+                                             kLockedMarker, waits ? limit_us / 1000 : 0)));
     }
     lock.unlock();
     std::this_thread::sleep_for(std::chrono::microseconds(StepUs(attempt)));

@@ -98,9 +98,11 @@ TEST_F(SqliteDbTest, AThreadThatMustNotWaitFailsAtOnceOnALockedFile) {
     EXPECT_NE(begun.error().message().find("locked by another process"), std::string::npos)
         << begun.error().message();
     // SQLite's own busy handler does not wait either.
-    EXPECT_EQ(sqlite3_exec((*conn)->db, "INSERT INTO t VALUES(1)", nullptr, nullptr, nullptr), SQLITE_BUSY);
+    EXPECT_EQ(sqlite3_exec((*conn)->db, "INSERT INTO t VALUES(1)", nullptr, nullptr, nullptr),
+              SQLITE_BUSY);
     // A read never needs the lock (WAL).
-    EXPECT_EQ(sqlite3_exec((*conn)->db, "SELECT COUNT(*) FROM t", nullptr, nullptr, nullptr), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec((*conn)->db, "SELECT COUNT(*) FROM t", nullptr, nullptr, nullptr),
+              SQLITE_OK);
   }
   EXPECT_TRUE(SqliteWaitsOnThisThread());
 }
@@ -114,7 +116,8 @@ TEST_F(SqliteDbTest, AWriterWaitingForTheLockLeavesTheConnectionToOthers) {
     StatementCache cache;
     std::unique_lock lock((*conn)->mu);
     auto begun = BeginImmediateShared(lock, cache, (*conn)->db, "test store", path_);
-    if (begun) begun = StepCached(cache, (*conn)->db, "INSERT INTO t VALUES(7)", "test store", path_);
+    if (begun)
+      begun = StepCached(cache, (*conn)->db, "INSERT INTO t VALUES(7)", "test store", path_);
     if (begun) begun = StepCached(cache, (*conn)->db, "COMMIT", "test store", path_);
     result.set_value(begun);
   });

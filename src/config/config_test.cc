@@ -161,7 +161,10 @@ trusted_proxies: [10.0.0.0/8, proxy.internal]
   EXPECT_THAT(m, HasSubstr("t.yaml:6:13: servers.a.schema must be one of \"enforce\", \"warn\", \"off\""));
   EXPECT_THAT(m, HasSubstr("servers.r: args, env, inherit_env and isolation apply to command servers only"));
   EXPECT_THAT(m, HasSubstr("max_sessions_per_grant"));
-  EXPECT_THAT(m, HasSubstr("t.yaml:13:18: trusted_proxies: \"proxy.internal\" is not an IP address or CIDR range"));
+  EXPECT_THAT(
+      m,
+      HasSubstr(
+          "t.yaml:13:18: trusted_proxies: \"proxy.internal\" is not an IP address or CIDR range"));
 }
 
 }  // namespace

@@ -163,7 +163,9 @@ TEST_F(ChargeWithRecordTest, AClosedSessionsApprovalIsWithdrawnAfterItIsCreated)
   guard_->WithdrawApproval(id, "the client session closed");
   ASSERT_EQ(loop_.Run(1), 1u);
   audit_->Flush();
-  EXPECT_EQ(Committed("SELECT COUNT(*) FROM approvals WHERE state = 'cancelled' AND id = '" + id + "'"), 1);
+  EXPECT_EQ(
+      Committed("SELECT COUNT(*) FROM approvals WHERE state = 'cancelled' AND id = '" + id + "'"),
+      1);
   EXPECT_EQ(CommittedCharges(), 0);
 }
 
@@ -208,8 +210,9 @@ class FailingRecordAudit : public audit::AuditLog {
       };
     } else if (!drop_before.empty()) {
       in_txn = [in_txn = std::move(in_txn), conn, table = drop_before](audit::Record& rec) {
-        EXPECT_EQ(sqlite3_exec(conn->db, ("DROP TABLE " + table).c_str(), nullptr, nullptr, nullptr),
-                  SQLITE_OK);
+        EXPECT_EQ(
+            sqlite3_exec(conn->db, ("DROP TABLE " + table).c_str(), nullptr, nullptr, nullptr),
+            SQLITE_OK);
         if (in_txn) in_txn(rec);
       };
     }
@@ -223,8 +226,8 @@ class FailingRecordAudit : public audit::AuditLog {
   }
   void Flush() override { inner_.Flush(); }
   const void* Connection() const override { return inner_.Connection(); }
-  bool fail = false;         // the record's insert fails
-  std::string drop_before;   // this table goes away before the guard's writes
+  bool fail = false;        // the record's insert fails
+  std::string drop_before;  // this table goes away before the guard's writes
 
  private:
   audit::AuditLog& inner_;
@@ -242,7 +245,9 @@ TEST_F(ChargeWithRecordTest, AnApprovalThatCannotBeCreatedDeniesTheCallAndKeepsN
   EXPECT_TRUE(held.approval_id.empty());
   EXPECT_TRUE(held.admission.entries.empty());
   EXPECT_EQ(CommittedCharges(), 0);
-  EXPECT_EQ(Committed("SELECT COUNT(*) FROM audit WHERE decision = 'deny' AND outcome = 'not_forwarded'"), 1);
+  EXPECT_EQ(
+      Committed("SELECT COUNT(*) FROM audit WHERE decision = 'deny' AND outcome = 'not_forwarded'"),
+      1);
 }
 
 TEST_F(ChargeWithRecordTest, ARecordThatCannotBeWrittenTakesItsChargesAwayOnceNotTwice) {

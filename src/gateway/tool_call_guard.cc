@@ -123,9 +123,9 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     for (const policy::PlannedCharge& p : out.decision.charges) {
       charges.push_back({CounterKeyFor(p, identity), p.amount, p.limit->max, p.window_end_ms});
     }
-    const bool with_record =
-        record_connection != nullptr && (needs_approval ? approval_with_record : true) &&
-        (charges.empty() || store_.Connection() == record_connection);
+    const bool with_record = record_connection != nullptr &&
+                             (needs_approval ? approval_with_record : true) &&
+                             (charges.empty() || store_.Connection() == record_connection);
     if (with_record) {
       out.pending = std::make_shared<PendingRecord>();
       out.pending->charges = std::move(charges);
@@ -345,9 +345,9 @@ void ToolCallGuard::WithdrawApproval(const std::string& id, const std::string& w
   const int64_t now = clock_.NowMs();
   if (OnWriter(approvals_->Connection())) {
     // Queued behind the record whose transaction creates the approval.
-    audit_->Run([store = approvals_, id, why, now] {
-      (void)store->Resolve(id, approval::State::kCancelled, "", why, now);
-    }, {});
+    audit_->Run([store = approvals_, id, why,
+                 now] { (void)store->Resolve(id, approval::State::kCancelled, "", why, now); },
+                {});
     return;
   }
   (void)approvals_->Resolve(id, approval::State::kCancelled, "", why, now);
@@ -489,11 +489,14 @@ void ToolCallGuard::Settle(const Admission& admission, CallOutcome outcome) cons
   const int64_t now = clock_.NowMs();
   if (OnWriter(store_.Connection())) {
     // By the audit writer, after the records of the calls being refunded.
-    audit_->Run([store = &store_, refunds = std::move(refunds), now] {
-      if (auto r = store->Refund(refunds, now); !r) {
-        spdlog::error("state store {}: refund failed: {}", store->Describe(), r.error().message());
-      }
-    }, {});
+    audit_->Run(
+        [store = &store_, refunds = std::move(refunds), now] {
+          if (auto r = store->Refund(refunds, now); !r) {
+            spdlog::error("state store {}: refund failed: {}", store->Describe(),
+                          r.error().message());
+          }
+        },
+        {});
     return;
   }
   if (auto r = store_.Refund(refunds, now); !r) {

@@ -230,11 +230,12 @@ TEST_F(GuardTest, AChangeSeenWhileTheStateFileIsLockedBlocksAllTheSame) {
     guard_.SetPins(&pins);
     Use(R"({"version":"1","default":"allow"})");
     auto list = [](std::string_view description) {
-      return json::value{{"tools", json::array{json::object{{"name", "deploy"}, {"description", description}},
-                                               json::object{{"name", "fresh"}}}}};
+      return json::value{
+          {"tools", json::array{json::object{{"name", "deploy"}, {"description", description}},
+                                json::object{{"name", "fresh"}}}}};
     };
-    pins.Observe(json::value{{"tools", json::array{json::object{{"name", "deploy"},
-                                                                {"description", "Deploy"}}}}});
+    pins.Observe(json::value{
+        {"tools", json::array{json::object{{"name", "deploy"}, {"description", "Deploy"}}}}});
     sqlite3* other = nullptr;
     ASSERT_EQ(sqlite3_open(path.c_str(), &other), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);

@@ -1,0 +1,597 @@
+#include "transport/http_router.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/url/parse.hpp>
+#include <chrono>
+
+#include "common/random.h"
+#include "jsonrpc/message.h"
+#include "mcp/protocol.h"
+
+namespace tw::transport {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+constexpr std::string_view kSessionHeader = "Mcp-Session-Id";
+constexpr std::string_view kVersionHeader = "MCP-Protocol-Version";
+constexpr std::string_view kLastEventIdHeader = "Last-Event-ID";
+
+std::string JsonRpcErrorBody(int code, std::string_view message) {
+  return jsonrpc::Serialize(jsonrpc::MakeError(nullptr, code, message));
+}
+
+bool AcceptsType(std::string_view accept, std::string_view type) {
+  return accept.find(type) != std::string_view::npos ||
+         accept.find("*/*") != std::string_view::npos;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// "/mcp" → "" (every server), "/mcp/<server>" → server; nullopt for other paths.
+std::optional<std::string> McpRoute(std::string_view path) {
+  if (path == "/mcp" || path == "/mcp/") return std::string();
+  if (!path.starts_with("/mcp/")) return std::nullopt;
+  std::string_view rest = path.substr(5);
+  if (rest.ends_with('/')) rest.remove_suffix(1);
+  if (rest.empty() || rest.find('/') != std::string_view::npos) return std::nullopt;
+  return std::string(rest);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<HttpRouter>> HttpRouter::Create(boost::asio::any_io_executor executor,
+                                                       const HttpServerOptions& options,
+                                                       SessionFactory sessions) {
+  auto proxies = AddressSet::Parse(options.trusted_proxies);
+  if (!proxies) return Fail(proxies.error().Context("trusted_proxies"));
+  return std::unique_ptr<HttpRouter>(
+      new HttpRouter(std::move(executor), options, std::move(sessions), std::move(*proxies)));
+}
+
+HttpRouter::HttpRouter(boost::asio::any_io_executor executor, const HttpServerOptions& options,
+                       SessionFactory sessions, AddressSet trusted_proxies)
+    : executor_(std::move(executor)),
+      options_(options),
+      sessions_factory_(std::move(sessions)),
+      trusted_proxies_(std::move(trusted_proxies)),
+      auth_throttle_(options.auth_failures_per_minute) {}
+
+HttpRouter::Fields HttpRouter::ReadFields(const Request& req) {
+  Fields f;
+  f.keep_alive = req.keep_alive();
+  unsigned seen = 0;
+  // Keeps the first field of a name; false for a repetition.
+  auto take = [&seen](unsigned bit, std::string_view& slot, std::string_view value) {
+    if (seen & bit) return false;
+    seen |= bit;
+    slot = value;
+    return true;
+  };
+  for (const auto& field : req) {
+    switch (field.name()) {
+      case http::field::host:
+        if (!take(1u << 0, f.host, field.value())) f.repeated_singleton = true;
+        break;
+      case http::field::origin:
+        if (!take(1u << 1, f.origin, field.value())) f.repeated_singleton = true;
+        break;
+      case http::field::authorization:
+        if (!take(1u << 2, f.authorization, field.value())) f.repeated_singleton = true;
+        break;
+      case http::field::content_type:
+        take(1u << 3, f.content_type, field.value());
+        break;
+      case http::field::accept:
+        take(1u << 4, f.accept, field.value());
+        break;
+      case http::field::unknown: {
+        const std::string_view name = field.name_string();
+        if (beast::iequals(name, kSessionHeader)) {
+          if (!take(1u << 5, f.session_id, field.value())) f.repeated_singleton = true;
+        } else if (beast::iequals(name, kVersionHeader)) {
+          if (!take(1u << 6, f.protocol_version, field.value())) f.repeated_singleton = true;
+        } else if (beast::iequals(name, kLastEventIdHeader)) {
+          take(1u << 7, f.last_event_id, field.value());
+        } else if (beast::iequals(name, "X-Forwarded-For")) {
+          // A proxy appends to the last one: that is the one it vouches for.
+          f.forwarded_for = field.value();
+        }
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  return f;
+}
+
+HttpRouter::Response HttpRouter::MakeResponse(const Request& req, http::status status,
+                                              std::string body, std::string_view content_type) {
+  Response res{status, req.version()};
+  res.set(http::field::server, "toolwarden");
+  if (!body.empty()) res.set(http::field::content_type, content_type);
+  if (auto origin = req[http::field::origin]; options_.origins.CorsAllowed(origin)) {
+    res.set(http::field::access_control_allow_origin, origin);
+    res.set(http::field::vary, "Origin");
+    res.set(http::field::access_control_expose_headers, "Mcp-Session-Id");
+  }
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+HttpRouter::Response HttpRouter::ErrorResponse(const Request& req, http::status status, int code,
+                                               std::string_view message) {
+  return MakeResponse(req, status, JsonRpcErrorBody(code, message));
+}
+
+HttpRouter::Routed HttpRouter::Route(const Request& req, const Fields& fields) {
+  std::string_view target = req.target();
+  std::string_view path = target.substr(0, target.find('?'));
+
+  if (fields.repeated_singleton) {
+    return Routed::Respond(
+        ErrorResponse(req, http::status::bad_request, jsonrpc::kConnectionClosed,
+                      "Bad Request: more than one Host, Origin, Authorization, Mcp-Session-Id or "
+                      "MCP-Protocol-Version field"));
+  }
+  if (!options_.origins.HostAllowed(fields.host) ||
+      !options_.origins.OriginAllowed(fields.origin)) {
+    spdlog::warn("http: refused {} {} from Host \"{}\" Origin \"{}\"",
+                 std::string(req.method_string()), std::string(path), std::string(fields.host),
+                 std::string(fields.origin));
+    return Routed::Respond(ErrorResponse(req, http::status::forbidden, jsonrpc::kConnectionClosed,
+                                         "Forbidden: Host or Origin not allowed"));
+  }
+  if (path == "/healthz") {
+    return Routed::Respond(MakeResponse(req, http::status::ok, "ok\n", "text/plain"));
+  }
+  if (path == "/readyz") {
+    // Listening and not shutting down: ready for sessions.
+    const bool stopping = stopped_ || draining_;
+    return Routed::Respond(
+        MakeResponse(req, stopping ? http::status::service_unavailable : http::status::ok,
+                     stopping ? "stopping\n" : "ready\n", "text/plain"));
+  }
+  if (path == "/metrics" && options_.metrics && req.method() == http::verb::get) {
+    return Routed::Respond(
+        MakeResponse(req, http::status::ok, options_.metrics(), "text/plain; version=0.0.4"));
+  }
+  if (req.method() == http::verb::options) {
+    Response res = MakeResponse(req, http::status::no_content);
+    res.set(http::field::access_control_allow_methods, "GET, POST, DELETE, OPTIONS");
+    res.set(http::field::access_control_allow_headers,
+            "Content-Type, Accept, Authorization, Mcp-Session-Id, MCP-Protocol-Version, "
+            "Last-Event-ID");
+    res.set(http::field::access_control_max_age, "86400");
+    return Routed::Respond(std::move(res));
+  }
+  if (options_.admin &&
+      (path == "/api" || path.starts_with("/api/") || path == "/ui" || path.starts_with("/ui/"))) {
+    Routed r;
+    r.to = Routed::To::kAdmin;
+    return r;
+  }
+  if (options_.admin && path == "/" && req.method() == http::verb::get) {
+    Response res = MakeResponse(req, http::status::found, "", "text/plain");
+    res.set(http::field::location, "/ui/");
+    return Routed::Respond(std::move(res));
+  }
+  std::optional<std::string> route = McpRoute(path);
+  const bool legacy = path == "/sse" || path == "/messages";
+  if (!route && !legacy) {
+    return Routed::Respond(
+        ErrorResponse(req, http::status::not_found, jsonrpc::kConnectionClosed, "Not found"));
+  }
+  // Every MCP request names its caller.
+  std::string grant = "local";
+  if (options_.authenticate) {
+    const std::string client = ClientAddress(fields);
+    const int64_t now_ms = NowMs();
+    if (auto wait = auth_throttle_.Blocked(client, now_ms)) {
+      spdlog::warn("http: {} is refused for a while after too many bad tokens", client);
+      Response res = ErrorResponse(req, http::status::too_many_requests, jsonrpc::kConnectionClosed,
+                                   "Too Many Requests: too many failed authentications from "
+                                   "this address; try again later");
+      res.set(http::field::retry_after, std::to_string(*wait));
+      return Routed::Respond(std::move(res));
+    }
+    auto who = options_.authenticate(fields.authorization);
+    if (!who) auth_throttle_.Failed(client, now_ms);
+    if (!who) {
+      Response res = ErrorResponse(req, http::status::unauthorized, jsonrpc::kConnectionClosed,
+                                   "Unauthorized: " + who.error().message());
+      res.set(http::field::www_authenticate,
+              fields.authorization.empty()
+                  ? std::string("Bearer realm=\"toolwarden\"")
+                  : "Bearer realm=\"toolwarden\", error=\"invalid_token\", "
+                    "error_description=\"" +
+                        who.error().message() + "\"");
+      return Routed::Respond(std::move(res));
+    }
+    grant = std::move(*who);
+  }
+  if (route) {
+    switch (req.method()) {
+      case http::verb::post:
+        return RoutePost(req, fields, grant, *route);
+      case http::verb::get:
+        return RouteGet(req, fields, grant, *route);
+      case http::verb::delete_:
+        return Routed::Respond(Delete(req, fields, grant, *route));
+      default: {
+        Response res = ErrorResponse(req, http::status::method_not_allowed,
+                                     jsonrpc::kConnectionClosed, "Method not allowed");
+        res.set(http::field::allow, "GET, POST, DELETE, OPTIONS");
+        return Routed::Respond(std::move(res));
+      }
+    }
+  }
+  if (path == "/sse" && req.method() == http::verb::get) {
+    if (!AcceptsType(fields.accept, "text/event-stream")) {
+      return Routed::Respond(ErrorResponse(req, http::status::not_acceptable,
+                                           jsonrpc::kConnectionClosed,
+                                           "Not Acceptable: text/event-stream"));
+    }
+    Routed r;
+    r.to = Routed::To::kLegacySse;
+    r.grant = std::move(grant);
+    return r;
+  }
+  if (path == "/messages" && req.method() == http::verb::post) {
+    return Routed::Respond(LegacyPost(req, grant));
+  }
+  return Routed::Respond(ErrorResponse(req, http::status::method_not_allowed,
+                                       jsonrpc::kConnectionClosed, "Method not allowed"));
+}
+
+std::string HttpRouter::ClientAddress(const Fields& fields) const {
+  auto trusted = [this](std::string_view a) { return trusted_proxies_.Contains(a); };
+  std::string_view client = fields.peer;
+  if (!trusted(client) || fields.forwarded_for.empty()) return std::string(client);
+  std::string_view rest = fields.forwarded_for;
+  while (!rest.empty()) {
+    const size_t comma = rest.rfind(',');
+    std::string_view hop = comma == std::string_view::npos ? rest : rest.substr(comma + 1);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(0, comma);
+    while (!hop.empty() && hop.front() == ' ') hop.remove_prefix(1);
+    while (!hop.empty() && hop.back() == ' ') hop.remove_suffix(1);
+    if (hop.empty()) continue;
+    client = hop;
+    if (!trusted(hop)) break;
+  }
+  return std::string(client.substr(0, 64));
+}
+
+std::shared_ptr<HttpMcpSession> HttpRouter::FindSession(const Request& req, const Fields& fields,
+                                                        std::optional<Response>& error,
+                                                        const std::string& grant,
+                                                        const std::string& route) {
+  if (fields.session_id.empty()) {
+    error = ErrorResponse(req, http::status::bad_request, jsonrpc::kConnectionClosed,
+                          "Bad Request: Mcp-Session-Id header is required");
+    return nullptr;
+  }
+  auto it = sessions_.find(std::string(fields.session_id));
+  // A session exists only for the caller that opened it, on the endpoint it was opened on.
+  if (it == sessions_.end() || it->second->legacy() || it->second->grant() != grant ||
+      it->second->route() != route) {
+    error = ErrorResponse(req, http::status::not_found, jsonrpc::kConnectionClosed,
+                          "Session not found");
+    return nullptr;
+  }
+  const std::string_view version = fields.protocol_version;
+  if (!version.empty() && !mcp::IsSupportedVersion(version)) {
+    error = ErrorResponse(req, http::status::bad_request, jsonrpc::kConnectionClosed,
+                          "Bad Request: Unsupported protocol version " + std::string(version));
+    return nullptr;
+  }
+  it->second->Touch();
+  return it->second;
+}
+
+std::shared_ptr<HttpMcpSession> HttpRouter::NewSession(const Request& req, bool legacy,
+                                                       const std::string& grant,
+                                                       const std::string& route,
+                                                       std::optional<Response>& error) {
+  if (draining_) {
+    error = ErrorResponse(req, http::status::service_unavailable, jsonrpc::kConnectionClosed,
+                          "The gateway is shutting down");
+    return nullptr;
+  }
+  if (options_.max_sessions_per_grant > 0 &&
+      GrantSessions(grant) >= options_.max_sessions_per_grant && !ReapIdle(grant)) {
+    error = ErrorResponse(req, http::status::service_unavailable, jsonrpc::kConnectionClosed,
+                          "Too many sessions for this grant (" +
+                              std::to_string(options_.max_sessions_per_grant) +
+                              "); close some or try again later");
+    error->set(http::field::retry_after, "30");
+    return nullptr;
+  }
+  if (sessions_.size() >= options_.max_sessions && !ReapIdle(LargestGrant())) {
+    error = ErrorResponse(req, http::status::service_unavailable, jsonrpc::kConnectionClosed,
+                          "Too many sessions; try again later");
+    error->set(http::field::retry_after, "30");
+    return nullptr;
+  }
+  std::string id = RandomHex(16);
+  auto maker = sessions_factory_(SessionRequest{id, route, grant});
+  if (!maker) {
+    const bool missing = maker.error().code() == ErrorCode::kNotFound;
+    error = ErrorResponse(req, missing ? http::status::not_found : http::status::forbidden,
+                          jsonrpc::kConnectionClosed, maker.error().message());
+    return nullptr;
+  }
+  auto session = std::make_shared<HttpMcpSession>(
+      id,
+      legacy ? HttpMcpSession::Transport::kLegacySse : HttpMcpSession::Transport::kStreamableHttp,
+      *maker, options_.max_events_per_stream, grant, route);
+  sessions_.emplace(id, session);
+  ++grant_sessions_[grant];
+  session->relay().Start();
+  spdlog::info("http: session {} opened{} for {}{} ({} open)", id.substr(0, 8),
+               legacy ? " (legacy SSE)" : "", grant, route.empty() ? "" : " on " + route,
+               sessions_.size());
+  return session;
+}
+
+HttpRouter::Routed HttpRouter::RoutePost(const Request& req, const Fields& fields,
+                                         const std::string& grant, const std::string& route) {
+  if (fields.content_type.find("application/json") == std::string_view::npos) {
+    return Routed::Respond(
+        ErrorResponse(req, http::status::unsupported_media_type, jsonrpc::kConnectionClosed,
+                      "Unsupported Media Type: Content-Type must be application/json"));
+  }
+  if (!AcceptsType(fields.accept, "application/json") ||
+      !AcceptsType(fields.accept, "text/event-stream")) {
+    return Routed::Respond(
+        ErrorResponse(req, http::status::not_acceptable, jsonrpc::kConnectionClosed,
+                      "Not Acceptable: Client must accept both application/json and "
+                      "text/event-stream"));
+  }
+  jsonrpc::Incoming in = jsonrpc::Parse(req.body());
+  if (!in.is_batch && !in.items[0]) {
+    return Routed::Respond(
+        MakeResponse(req, http::status::bad_request,
+                     jsonrpc::Serialize(jsonrpc::MakeError(in.items[0].error()))));
+  }
+  bool has_initialize = false;
+  for (auto& item : in.items) {
+    if (item && item->IsRequest() && item->method == mcp::method::kInitialize) {
+      has_initialize = true;
+    }
+  }
+
+  std::shared_ptr<HttpMcpSession> session;
+  std::optional<Response> error;
+  if (has_initialize) {
+    if (in.is_batch) {
+      return Routed::Respond(
+          ErrorResponse(req, http::status::bad_request, jsonrpc::kInvalidRequest,
+                        "Invalid Request: initialize must not be part of a batch"));
+    }
+    if (!fields.session_id.empty() && sessions_.contains(std::string(fields.session_id))) {
+      return Routed::Respond(ErrorResponse(req, http::status::bad_request, jsonrpc::kInvalidRequest,
+                                           "Invalid Request: Server already initialized"));
+    }
+    session = NewSession(req, false, grant, route, error);
+  } else {
+    session = FindSession(req, fields, error, grant, route);
+  }
+  if (!session) return Routed::Respond(std::move(*error));
+
+  bool has_requests = false;
+  for (auto& item : in.items) {
+    if (!item || item->IsRequest()) has_requests = true;
+  }
+  if (!has_requests) {
+    for (auto& item : in.items) session->relay().HandleClientMessage(std::move(*item));
+    Response res = MakeResponse(req, http::status::accepted);
+    res.set(kSessionHeader, session->id());
+    return Routed::Respond(std::move(res));
+  }
+
+  Routed r;
+  r.to = Routed::To::kStream;
+  r.batch = in.is_batch;
+  r.writer = std::make_shared<StreamWriter>(executor_);
+  r.writer->single = !in.is_batch;
+  r.sid = session->OpenStream(r.writer);
+  std::vector<jsonrpc::Message> to_relay;
+  size_t accepted = 0;  // requests whose answers this stream waits for
+  for (auto& item : in.items) {
+    if (!item) {
+      session->DeliverOn(r.sid, jsonrpc::MakeError(item.error()));
+      continue;
+    }
+    if (item->IsRequest()) {
+      // In flight already — from an earlier POST or earlier in this batch.
+      if (session->IsPending(item->id)) {
+        session->DeliverOn(
+            r.sid, jsonrpc::MakeError(item->id, jsonrpc::kInvalidRequest,
+                                      "Invalid Request: id " + jsonrpc::IdToString(item->id) +
+                                          " is already in use by a pending request"));
+        continue;
+      }
+      session->AddRequest(r.sid, item->id);
+      ++accepted;
+    }
+    to_relay.push_back(std::move(*item));
+  }
+  for (auto& m : to_relay) session->relay().HandleClientMessage(std::move(m));
+  // Nothing left to wait for (every request refused or invalid): the stream ends with the
+  // refusals instead of staying open.
+  if (accepted == 0 && !r.writer->done) r.writer->Finish();
+  r.session = std::move(session);
+  return r;
+}
+
+HttpRouter::Routed HttpRouter::RouteGet(const Request& req, const Fields& fields,
+                                        const std::string& grant, const std::string& route) {
+  if (!AcceptsType(fields.accept, "text/event-stream")) {
+    return Routed::Respond(ErrorResponse(req, http::status::not_acceptable,
+                                         jsonrpc::kConnectionClosed,
+                                         "Not Acceptable: Client must accept text/event-stream"));
+  }
+  std::optional<Response> error;
+  auto session = FindSession(req, fields, error, grant, route);
+  if (!session) return Routed::Respond(std::move(*error));
+
+  Routed r;
+  uint64_t after = 0;
+  // Our ids are "<stream>_<seq>".
+  if (!fields.last_event_id.empty() && !ParseEventId(fields.last_event_id, r.sid, after)) {
+    return Routed::Respond(ErrorResponse(req, http::status::bad_request, jsonrpc::kConnectionClosed,
+                                         "Bad Request: unknown Last-Event-ID"));
+  }
+  r.writer = std::make_shared<StreamWriter>(executor_);
+  const auto mode = fields.last_event_id.empty() ? HttpMcpSession::Mode::kExclusive
+                                                 : HttpMcpSession::Mode::kTakeOver;
+  switch (session->AttachWriter(r.sid, after, r.writer, mode)) {
+    case HttpMcpSession::Attach::kBusy:
+      return Routed::Respond(ErrorResponse(req, http::status::conflict, jsonrpc::kConnectionClosed,
+                                           "Conflict: Only one SSE stream is allowed per session"));
+    case HttpMcpSession::Attach::kUnknown:
+      return Routed::Respond(ErrorResponse(req, http::status::bad_request,
+                                           jsonrpc::kConnectionClosed,
+                                           "Bad Request: unknown Last-Event-ID"));
+    case HttpMcpSession::Attach::kOk:
+      break;
+  }
+  r.to = Routed::To::kSse;
+  r.session = std::move(session);
+  return r;
+}
+
+HttpRouter::Response HttpRouter::Delete(const Request& req, const Fields& fields,
+                                        const std::string& grant, const std::string& route) {
+  std::optional<Response> error;
+  auto session = FindSession(req, fields, error, grant, route);
+  if (!session) return std::move(*error);
+  if (auto it = sessions_.find(session->id()); it != sessions_.end()) Close(it);
+  spdlog::info("http: session {} deleted by the client", session->id().substr(0, 8));
+  return MakeResponse(req, http::status::ok);
+}
+
+HttpRouter::Response HttpRouter::LegacyPost(const Request& req, const std::string& grant) {
+  std::string session_id;
+  auto url = boost::urls::parse_origin_form(req.target());
+  if (url) {
+    auto params = url->params();
+    auto it = params.find("sessionId");
+    if (it != params.end()) session_id = (*it).value;
+  }
+  auto found = sessions_.find(session_id);
+  if (found == sessions_.end() || !found->second->legacy() || found->second->grant() != grant) {
+    return ErrorResponse(req, http::status::not_found, jsonrpc::kConnectionClosed,
+                         "Session not found");
+  }
+  auto session = found->second;
+  session->Touch();
+  jsonrpc::Incoming in = jsonrpc::Parse(req.body());
+  if (!in.is_batch && !in.items[0]) {
+    return MakeResponse(req, http::status::bad_request,
+                        jsonrpc::Serialize(jsonrpc::MakeError(in.items[0].error())));
+  }
+  for (auto& item : in.items) {
+    if (!item) {
+      session->DeliverOn(0, jsonrpc::MakeError(item.error()));
+      continue;
+    }
+    session->relay().HandleClientMessage(std::move(*item));
+  }
+  return MakeResponse(req, http::status::accepted, "Accepted", "text/plain");
+}
+
+std::shared_ptr<HttpMcpSession> HttpRouter::OpenLegacySession(const Request& req,
+                                                              const std::string& grant,
+                                                              std::optional<Response>& error) {
+  return NewSession(req, true, grant, "", error);
+}
+
+size_t HttpRouter::GrantSessions(const std::string& grant) const {
+  auto it = grant_sessions_.find(grant);
+  return it == grant_sessions_.end() ? 0 : it->second;
+}
+
+std::string HttpRouter::LargestGrant() const {
+  std::string largest;
+  size_t most = 0;
+  for (const auto& [grant, n] : grant_sessions_) {
+    if (n > most) {
+      most = n;
+      largest = grant;
+    }
+  }
+  return largest;
+}
+
+bool HttpRouter::ReapIdle(const std::string& grant) {
+  const auto now = std::chrono::steady_clock::now();
+  auto victim = sessions_.end();
+  for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+    const HttpMcpSession& s = *it->second;
+    if (s.grant() != grant || s.Busy() || now - s.last_active() < std::chrono::minutes(1)) continue;
+    if (victim == sessions_.end() || s.last_active() < victim->second->last_active()) victim = it;
+  }
+  if (victim == sessions_.end()) return false;
+  spdlog::info("http: session {} of {} idle; closed to make room", victim->first.substr(0, 8),
+               grant);
+  Close(victim);
+  return true;
+}
+
+HttpRouter::SessionMap::iterator HttpRouter::Close(SessionMap::iterator it) {
+  std::shared_ptr<HttpMcpSession> session = it->second;
+  if (auto g = grant_sessions_.find(session->grant());
+      g != grant_sessions_.end() && --g->second == 0) {
+    grant_sessions_.erase(g);
+  }
+  auto next = sessions_.erase(it);
+  session->Close();
+  return next;
+}
+
+void HttpRouter::CloseSession(const std::string& id) {
+  if (auto it = sessions_.find(id); it != sessions_.end()) Close(it);
+}
+
+void HttpRouter::CloseIdleSessions() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    auto& s = it->second;
+    if (!s->Busy() && now - s->last_active() > options_.session_idle) {
+      spdlog::info("http: session {} idle; closing it", it->first.substr(0, 8));
+      it = Close(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void HttpRouter::Stop() {
+  stopped_ = true;
+  auto sessions = std::move(sessions_);
+  sessions_.clear();
+  grant_sessions_.clear();
+  for (auto& [id, s] : sessions) s->Close();
+}
+
+size_t HttpRouter::requests_in_flight() const {
+  size_t n = 0;
+  for (const auto& [id, s] : sessions_) n += s->relay().pending_requests();
+  return n;
+}
+
+}  // namespace tw::transport

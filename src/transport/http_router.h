@@ -1,0 +1,220 @@
+// HttpRouter: everything the HTTP server decides about a request without I/O — the request
+// checks (repeated fields, Host and Origin), liveness and readiness, CORS preflight, the bearer
+// token and the per-address brake on guessing it, the route, the session table (open, find,
+// share per grant, reap, close) and, for an MCP POST, the JSON-RPC checks and the hand-over of
+// its messages to the session's relay. A request and its fields in; out a `Routed`: the
+// response to send, or the stream the connection coroutine is to write (HttpServer does every
+// read and write). Apart from the server so that it can be tested and fuzzed in-process,
+// without sockets.
+//
+// Thread: one io_context's (the executor given is where stream writers wait); no locks.
+#pragma once
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/address_set.h"
+#include "common/event_hub.h"
+#include "common/failure_throttle.h"
+#include "common/result.h"
+#include "transport/http_session.h"
+#include "transport/origin.h"
+
+namespace tw::transport {
+
+struct HttpServerOptions {
+  size_t max_body_bytes = 4 << 20;
+  size_t max_header_bytes = 16 << 10;
+  OriginPolicy origins{{}, {}};
+  std::chrono::milliseconds read_timeout{30000};   // to receive one whole request
+  std::chrono::milliseconds write_timeout{30000};  // for one write to a client
+  std::chrono::milliseconds keepalive{15000};      // SSE comment interval; JSON→SSE switch
+  std::chrono::milliseconds session_idle{30 * 60 * 1000};
+  size_t max_sessions = 10000;
+  // The most sessions one grant may hold (0: no share, max_sessions for all); past it a new
+  // session is refused with 503 and Retry-After, unless one of the grant's own sessions has
+  // been idle for a minute, which is closed to make room. When the gateway is full, the idle
+  // sessions of the grant holding the most are closed first.
+  size_t max_sessions_per_grant = 0;
+  // Authentication failures one client address may make per minute before it is answered
+  // 429 without its token being checked (MCP bearer tokens; the admin API has its own).
+  int auth_failures_per_minute = 20;
+  // Addresses or CIDR ranges of the load balancers in front of the gateway (AddressSet): for a
+  // connection from one of them, the client is the rightmost X-Forwarded-For entry that is not
+  // one of them. Listen fails on an entry that is neither.
+  std::vector<std::string> trusted_proxies;
+  size_t max_events_per_stream = 512;  // kept for Last-Event-ID resumption
+  long sse_retry_ms = 1000;
+  // Serves GET /metrics with what this returns (Prometheus text), when set.
+  std::function<std::string()> metrics;
+  // Checks the Authorization header of an MCP request; returns the caller's grant name, or the
+  // reason for a 401. Unset: no authentication, every caller is the grant "local".
+  std::function<Result<std::string>(std::string_view authorization)> authenticate;
+  // Serves everything under /api/ and /ui/ when set.
+  struct AdminCall {
+    std::string method;  // GET, POST, DELETE, ...
+    std::string target;  // path and query
+    std::string body;
+    std::string authorization;
+    std::string origin;
+    std::string content_type;
+    std::string cookie;
+    std::string csrf;           // X-CSRF-Token
+    std::string if_none_match;  // for cached console assets
+    std::string client;         // the client's address (see trusted_proxies)
+  };
+  struct AdminReply {
+    int status = 200;
+    std::string body;
+    std::string content_type = "application/json";
+    std::vector<std::pair<std::string, std::string>> headers;
+    // When set, the reply is a text/event-stream of this queue's frames (keep-alive comments
+    // while idle) until the client goes away or the server stops.
+    std::shared_ptr<EventQueue> events;
+  };
+  std::function<AdminReply(const AdminCall&)> admin;
+};
+
+// What a new MCP session is for: its id, the server route ("" for /mcp) and the caller.
+struct SessionRequest {
+  std::string id;
+  std::string route;
+  std::string grant;
+};
+// Makes the relay of a new session, or refuses: NotFound → 404 (no such server), anything else
+// → 403 (this grant may not use it).
+using SessionFactory = std::function<Result<HttpMcpSession::RelayMaker>(const SessionRequest&)>;
+
+class HttpRouter {
+ public:
+  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+  using Response = boost::beast::http::response<boost::beast::http::string_body>;
+
+  // The request fields the router reads, found in one pass over the request: each of Beast's
+  // lookups walks its tree with case-insensitive compares, and a call made ten of them. As
+  // with Beast's `operator[]`, the first field of a name is the one that counts.
+  struct Fields {
+    std::string_view host, origin, authorization, content_type, accept, session_id,
+        protocol_version, last_event_id, forwarded_for;
+    std::string_view peer;  // the connection's remote address
+    bool keep_alive = false;
+    // Host, Origin, Authorization, Mcp-Session-Id or MCP-Protocol-Version given twice (RFC
+    // 9112 §3.2: a 400): which one a check saw and which one something behind it reads would
+    // be anyone's guess.
+    bool repeated_singleton = false;
+  };
+  // `peer` is left empty: the connection knows it.
+  static Fields ReadFields(const Request& req);
+
+  // What is left to do for a request once everything that needs no I/O is done.
+  struct Routed {
+    // kStream: a POST's answers, as one JSON body or an SSE stream; kSse: a GET's SSE stream;
+    // kAdmin: the admin API or console (options.admin); kLegacySse: a legacy transport's
+    // session stream, opened by the connection (OpenLegacySession).
+    enum class To { kRespond, kStream, kSse, kAdmin, kLegacySse };
+    To to = To::kRespond;
+    std::optional<Response> response;  // kRespond
+    std::string grant;                 // kLegacySse: the caller
+    // kStream, kSse: what `writer` receives goes out as stream `sid` of `session`.
+    std::shared_ptr<HttpMcpSession> session;
+    std::shared_ptr<StreamWriter> writer;
+    uint64_t sid = 0;
+    bool batch = false;
+
+    static Routed Respond(Response res) {
+      Routed r;
+      r.response = std::move(res);
+      return r;
+    }
+  };
+
+  // `options` must outlive the router. Fails on a trusted_proxies entry that is neither an
+  // address nor a CIDR range.
+  static Result<std::unique_ptr<HttpRouter>> Create(boost::asio::any_io_executor executor,
+                                                    const HttpServerOptions& options,
+                                                    SessionFactory sessions);
+
+  // Decides one request. `req` is not changed (a POST's body is parsed from it).
+  Routed Route(const Request& req, const Fields& fields);
+
+  // A legacy (HTTP+SSE) session for `grant`, or the response refusing it.
+  std::shared_ptr<HttpMcpSession> OpenLegacySession(const Request& req, const std::string& grant,
+                                                    std::optional<Response>& error);
+  // Closes and forgets the session `id` (nothing when it is gone already).
+  void CloseSession(const std::string& id);
+  // Closes every session idle past options.session_idle with nothing in flight.
+  void CloseIdleSessions();
+
+  // A response with the server's common fields (and CORS when the Origin is allowed).
+  Response MakeResponse(const Request& req, boost::beast::http::status status,
+                        std::string body = {}, std::string_view content_type = "application/json");
+  // A JSON-RPC error without an id as the body of a `status` response.
+  Response ErrorResponse(const Request& req, boost::beast::http::status status, int code,
+                         std::string_view message);
+  // Whether an Origin may read the answers (options.origins).
+  bool CorsAllowed(std::string_view origin) const { return options_.origins.CorsAllowed(origin); }
+
+  // Who the client is: the connection's peer, or — when the peer is a trusted proxy — the
+  // rightmost X-Forwarded-For entry that is not a trusted proxy.
+  std::string ClientAddress(const Fields& fields) const;
+
+  // No new sessions from now on (/readyz answers 503); open ones are served.
+  void Drain() { draining_ = true; }
+  // Closes every session.
+  void Stop();
+  bool draining() const { return draining_; }
+  bool stopped() const { return stopped_; }
+
+  size_t session_count() const { return sessions_.size(); }
+  // Client requests awaiting answers, over every session.
+  size_t requests_in_flight() const;
+
+ private:
+  HttpRouter(boost::asio::any_io_executor executor, const HttpServerOptions& options,
+             SessionFactory sessions, AddressSet trusted_proxies);
+  using SessionMap = std::unordered_map<std::string, std::shared_ptr<HttpMcpSession>>;
+
+  Routed RoutePost(const Request& req, const Fields& fields, const std::string& grant,
+                   const std::string& route);
+  Routed RouteGet(const Request& req, const Fields& fields, const std::string& grant,
+                  const std::string& route);
+  Response Delete(const Request& req, const Fields& fields, const std::string& grant,
+                  const std::string& route);
+  Response LegacyPost(const Request& req, const std::string& grant);
+  // The session a request names, or nullptr with `error` the response to send.
+  std::shared_ptr<HttpMcpSession> FindSession(const Request& req, const Fields& fields,
+                                              std::optional<Response>& error,
+                                              const std::string& grant, const std::string& route);
+  // A new session, or nullptr with `error` the response refusing it.
+  std::shared_ptr<HttpMcpSession> NewSession(const Request& req, bool legacy,
+                                             const std::string& grant, const std::string& route,
+                                             std::optional<Response>& error);
+  size_t GrantSessions(const std::string& grant) const;
+  std::string LargestGrant() const;
+  // Closes the session of `grant` idle the longest, if one has been idle for a minute (an
+  // agent between two calls is idle for seconds). Returns whether one was closed.
+  bool ReapIdle(const std::string& grant);
+  // Closes a session and forgets it; returns the next one.
+  SessionMap::iterator Close(SessionMap::iterator it);
+
+  boost::asio::any_io_executor executor_;
+  const HttpServerOptions& options_;
+  SessionFactory sessions_factory_;
+  AddressSet trusted_proxies_;
+  FailureThrottle auth_throttle_;
+  SessionMap sessions_;
+  std::unordered_map<std::string, size_t> grant_sessions_;  // open sessions per grant
+  bool draining_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace tw::transport

@@ -112,10 +112,8 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
   // inside the transaction that writes the record (see below): the charges, and then — once
   // they fit — the approval a human must give. One commit for all three, and no write on the
   // event loop, which must never wait for a state file another process holds.
-  const void* record_connection = make_poster_ && audit_ ? audit_->Connection() : nullptr;
-  const bool approval_with_record = needs_approval && approvals_ && waiter_ &&
-                                    record_connection != nullptr &&
-                                    approvals_->Connection() == record_connection;
+  const bool approval_with_record =
+      needs_approval && approvals_ && waiter_ && OnWriter(approvals_->Connection());
   if (out.decision.verdict == policy::Verdict::kAllow &&
       (!out.decision.charges.empty() || approval_with_record)) {
     std::vector<limits::Charge> charges;
@@ -123,9 +121,8 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
     for (const policy::PlannedCharge& p : out.decision.charges) {
       charges.push_back({CounterKeyFor(p, identity), p.amount, p.limit->max, p.window_end_ms});
     }
-    const bool with_record = record_connection != nullptr &&
-                             (needs_approval ? approval_with_record : true) &&
-                             (charges.empty() || store_.Connection() == record_connection);
+    const bool with_record =
+        (!needs_approval || approval_with_record) && (charges.empty() || OnWriter(store_.Connection()));
     if (with_record) {
       out.pending = std::make_shared<PendingRecord>();
       out.pending->charges = std::move(charges);

@@ -95,6 +95,30 @@ describe('scan', () => {
     }
   });
 
+  it('agrees with the project\'s labels for every tool of the servers installed from npm', () => {
+    // The labels are the project's (fixtures/labelled-tools.json); the tools are what the
+    // installed servers list now, so a server that adds a tool fails here until it is labelled.
+    const labels = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'labelled-tools.json'), 'utf8')).servers;
+    const listed = {
+      '@modelcontextprotocol/server-everything': [process.execPath, EVERYTHING, 'stdio'],
+      '@modelcontextprotocol/server-filesystem': [process.execPath, FILESYSTEM, tmp],
+    };
+    let total = 0;
+    const disagreements = [];
+    for (const [server, command] of Object.entries(listed)) {
+      const rows = JSON.parse(scan(['--summary', '--json', '--', ...command]));
+      assert.deepEqual(rows.map((r) => r.name).sort(), Object.keys(labels[server]).sort(),
+        `${server}: the labelled set and the tools it lists differ`);
+      for (const r of rows) {
+        ++total;
+        if (r.category !== labels[server][r.name]) disagreements.push(`${r.name}: ${r.category}, labelled ${labels[server][r.name]}`);
+      }
+    }
+    assert.ok(total >= 30, `only ${total} tools`);
+    const agreement = (total - disagreements.length) / total;
+    assert.ok(agreement >= 0.9, `agreement ${(100 * agreement).toFixed(1)}%:\n${disagreements.join('\n')}`);
+  });
+
   it('fails clearly when the server cannot be started or reached', () => {
     const r = spawnSync(TOOLWARDEN, ['scan', '--', 'no-such-server-xyz'], { encoding: 'utf8' });
     assert.equal(r.status, 3);

@@ -1,5 +1,7 @@
 #include "app/approval_waiter.h"
 
+#include "admin/api.h"
+
 #include <spdlog/spdlog.h>
 
 namespace tw::app {
@@ -84,6 +86,15 @@ void PollingApprovalWaiter::Poll() {
       done(*resolved);
     }
   }
+}
+
+void WebhookApprovalWaiter::Await(const std::string& id, int64_t expires_ms,
+                                  std::function<void()> tick,
+                                  std::function<void(const approval::Approval&)> done) {
+  if (const std::string url = url_(); !url.empty()) {
+    if (auto a = store_.Get(id); a && *a) post_(url, json::serialize(admin::ApprovalJson(**a)));
+  }
+  inner_.Await(id, expires_ms, std::move(tick), std::move(done));
 }
 
 }  // namespace tw::app

@@ -53,4 +53,24 @@ class PollingApprovalWaiter : public gateway::ApprovalWaiter {
   bool stopped_ = false;
 };
 
+// Also tells a webhook of every approval as it is created, when one is configured (`url`
+// returns the current one, "" for none; `post` sends without waiting), then waits through
+// `inner`. `inner` and `store` must outlive it.
+class WebhookApprovalWaiter : public gateway::ApprovalWaiter {
+ public:
+  WebhookApprovalWaiter(gateway::ApprovalWaiter& inner, approval::ApprovalStore& store,
+                        std::function<std::string()> url,
+                        std::function<void(std::string url, std::string body)> post)
+      : inner_(inner), store_(store), url_(std::move(url)), post_(std::move(post)) {}
+  void Await(const std::string& id, int64_t expires_ms, std::function<void()> tick,
+             std::function<void(const approval::Approval&)> done) override;
+  void Cancel(const std::string& id) override { inner_.Cancel(id); }
+
+ private:
+  gateway::ApprovalWaiter& inner_;
+  approval::ApprovalStore& store_;
+  std::function<std::string()> url_;
+  std::function<void(std::string, std::string)> post_;
+};
+
 }  // namespace tw::app

@@ -12,7 +12,7 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "app/commands.h"
+#include "app/cli_common.h"
 #include "app/server_target.h"
 #include "catalog/scaffold.h"
 

@@ -1,6 +1,6 @@
 #include <sys/resource.h>
 
-#include "app/commands.h"
+#include "app/cli.h"
 
 int main(int argc, char** argv) {
   // A gateway holds a socket per client connection and per upstream: use every file descriptor

@@ -9,7 +9,7 @@
 #include <boost/asio.hpp>
 #include <spdlog/spdlog.h>
 
-#include "app/commands.h"
+#include "app/cli_common.h"
 #include "catalog/scaffold.h"
 #include "app/server_target.h"
 #include "catalog/pin_store.h"

@@ -96,11 +96,18 @@ class ConfigReader : public policy::YamlReader {
         ReadString(v, "listen", c.listen);
       } else if (key == "state") {
         ReadString(v, "state", c.state);
+      } else if (key == "access") {
+        ReadChoice(v, "access", {{"tokens", Access::kTokens}, {"local", Access::kLocal}}, c.access);
       } else if (key == "state_fail_mode") {
-        if (ReadString(v, "state_fail_mode", c.state_fail_mode) && c.state_fail_mode != "closed" &&
-            c.state_fail_mode != "open") {
-          Error(v, "state_fail_mode must be \"closed\" or \"open\"");
-        }
+        ReadChoice(v, "state_fail_mode",
+                   {{"closed", StateFailMode::kClosed}, {"open", StateFailMode::kOpen}},
+                   c.state_fail_mode);
+      } else if (key == "origin_check") {
+        ReadBool(v, "origin_check", c.origin_check);
+      } else if (key == "client_timeout") {
+        DurationMs(v, "client_timeout", c.client_timeout_ms);
+      } else if (key == "sse_keepalive") {
+        DurationMs(v, "sse_keepalive", c.sse_keepalive_ms);
       } else if (key == "allowed_hosts") {
         ReadStrings(v, "allowed_hosts", c.allowed_hosts);
       } else if (key == "allowed_origins") {
@@ -156,13 +163,20 @@ class ConfigReader : public policy::YamlReader {
         });
       } else {
         Error(k, "unknown key \"" + key +
-                     "\" (expected listen, state, state_fail_mode, state_timeout, allowed_hosts, "
-                     "allowed_origins, trusted_proxies, max_sessions, max_sessions_per_grant, "
-                     "max_body_bytes, session_idle, shutdown_timeout, servers, approvals, "
+                     "\" (expected listen, access, state, state_fail_mode, state_timeout, "
+                     "allowed_hosts, allowed_origins, origin_check, trusted_proxies, "
+                     "max_sessions, max_sessions_per_grant, max_body_bytes, session_idle, "
+                     "client_timeout, sse_keepalive, shutdown_timeout, servers, approvals, "
                      "audit)");
       }
     });
     if (!root["servers"]) Error(root, "missing \"servers\"");
+    if (root["servers"] && error_count() == 0) {
+      if (auto ok = CheckConfig(c); !ok) {
+        const YAML::Node& at = c.stdio() && root["listen"] ? root["listen"] : root["servers"];
+        Error(root["access"] ? root["access"] : at, ok.error().message());
+      }
+    }
   }
 
   template <typename Fn>
@@ -238,10 +252,12 @@ class ConfigReader : public policy::YamlReader {
         std::string p;
         if (ReadString(v, where + ".policy", p)) s.policy_path = (base_ / p).lexically_normal().string();
       } else if (key == "pins") {
-        if (ReadString(v, where + ".pins", s.pins) && s.pins != "enforce" && s.pins != "warn" &&
-            s.pins != "off") {
-          Error(v, where + ".pins must be enforce, warn or off");
-        }
+        ReadChoice(v, where + ".pins",
+                   {{"enforce", PinMode::kEnforce}, {"warn", PinMode::kWarn}, {"off", PinMode::kOff}},
+                   s.pins);
+      } else if (key == "ca_file") {
+        std::string p;
+        if (ReadString(v, where + ".ca_file", p)) s.ca_file = (base_ / p).lexically_normal().string();
       } else if (key == "isolation") {
         isolation_node = v;
         ReadChoice(v, where + ".isolation",
@@ -277,7 +293,7 @@ class ConfigReader : public policy::YamlReader {
         DurationMs(v, where + ".request_timeout", s.request_timeout_ms);
       } else {
         Error(k, where + ": unknown key \"" + key +
-                     "\" (expected command, args, env, inherit_env, url, headers, policy, pins, "
+                     "\" (expected command, args, env, inherit_env, url, headers, ca_file, policy, pins, "
                      "isolation, unlisted_tools, schema, extension_methods, connect_timeout, "
                      "request_timeout)");
       }
@@ -288,8 +304,8 @@ class ConfigReader : public policy::YamlReader {
     if (!s.url.empty() && (!args.empty() || !s.env.empty() || isolation_node || inherit_node)) {
       Error(entry, where + ": args, env, inherit_env and isolation apply to command servers only");
     }
-    if (s.url.empty() && !s.headers.empty()) {
-      Error(entry, where + ": headers apply to url servers only");
+    if (s.url.empty() && (!s.headers.empty() || !s.ca_file.empty())) {
+      Error(entry, where + ": headers and ca_file apply to url servers only");
     }
     if (!entry["policy"]) Error(entry, where + ": missing \"policy\" (the policy file for it)");
     if (!command.empty()) {
@@ -331,6 +347,31 @@ bool ValidServerName(std::string_view name) {
     const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
                     (ch >= '0' && ch <= '9') || ch == '-';
     if (!ok) return false;
+  }
+  return true;
+}
+
+std::string_view PinModeName(PinMode m) {
+  switch (m) {
+    case PinMode::kEnforce: return "enforce";
+    case PinMode::kWarn: return "warn";
+    case PinMode::kOff: return "off";
+  }
+  return "enforce";
+}
+
+Result<bool> CheckConfig(const Config& c) {
+  if (c.access == Access::kLocal && c.servers.size() != 1) {
+    return Fail(Error::InvalidArgument("access: local serves exactly one server, not " +
+                                       std::to_string(c.servers.size())));
+  }
+  if (c.stdio() && c.access != Access::kLocal) {
+    return Fail(Error::InvalidArgument(
+        "listen: stdio needs access: local (stdio carries one local session, without tokens)"));
+  }
+  if (c.stdio() && c.audit_log == "-") {
+    return Fail(Error::InvalidArgument(
+        "audit.log \"-\" (stdout) cannot be used with listen: stdio, where stdout carries MCP"));
   }
   return true;
 }

@@ -27,6 +27,25 @@ namespace tw::config {
 // per-client state, or need the client's sampling, elicitation or roots).
 enum class Isolation { kShared, kSession };
 
+// Who may open a session. kTokens (the default): agents holding grant tokens; /mcp aggregates
+// the servers a grant may use, /mcp/<server> is one; the admin API and console are served.
+// kLocal (`access: local`, what `toolwarden run` builds): the local user alone, as grant
+// "local" — no tokens, exactly one server, served on /mcp or on stdio; no admin API.
+enum class Access { kTokens, kLocal };
+
+// Tool pinning (gateway::ToolPins): a changed definition is denied (enforce), logged (warn), or
+// not tracked (off).
+enum class PinMode { kEnforce, kWarn, kOff };
+
+// When the state store cannot be reached: deny what needs it (closed), or let calls through
+// uncounted (open).
+enum class StateFailMode { kClosed, kOpen };
+
+// `listen: stdio` (access: local only): the one session is the process's stdin and stdout.
+inline constexpr std::string_view kListenStdio = "stdio";
+
+std::string_view PinModeName(PinMode m);
+
 // Whether a call must name a tool the server listed (the default), or may name any tool.
 enum class UnlistedTools { kDeny, kAllow };
 // Whether a call's arguments are checked against the tool's inputSchema.
@@ -49,8 +68,9 @@ struct ServerConfig {
   // … or a remote Streamable HTTP server, with headers sent on every request.
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
+  std::string ca_file;  // PEM CA certificates trusted for an https:// url besides the system's
   std::string policy_path;  // absolute
-  std::string pins = "enforce";  // enforce | warn | off
+  PinMode pins = PinMode::kEnforce;
   UnlistedTools unlisted_tools = UnlistedTools::kDeny;
   SchemaMode schema = SchemaMode::kEnforce;
   // Methods outside MCP's allow-lists that may cross anyway (gateway::Session).
@@ -64,18 +84,22 @@ struct ServerConfig {
   bool SameUpstream(const ServerConfig& o) const {
     return command == o.command && env == o.env && inherit_env == o.inherit_env &&
            inherit_all_env == o.inherit_all_env && url == o.url && headers == o.headers &&
+           ca_file == o.ca_file &&
            isolation == o.isolation && connect_timeout_ms == o.connect_timeout_ms &&
            request_timeout_ms == o.request_timeout_ms;
   }
+  bool operator==(const ServerConfig&) const = default;
 };
 
 struct Config {
-  std::string path;  // the file it came from
-  std::string listen = "127.0.0.1:8421";
+  std::string path;  // the file it came from; empty for one built from `run`'s flags
+  Access access = Access::kTokens;
+  std::string listen = "127.0.0.1:8421";  // HOST:PORT, or kListenStdio
   std::string state;  // empty: the default state store
-  std::string state_fail_mode = "closed";
+  StateFailMode state_fail_mode = StateFailMode::kClosed;
   std::vector<std::string> allowed_hosts;
   std::vector<std::string> allowed_origins;
+  bool origin_check = true;  // false: any Host and Origin (no DNS-rebinding protection)
   std::map<std::string, ServerConfig> servers;  // by name
   std::string approval_webhook_url;
   bool audit_include_arguments = false;
@@ -86,12 +110,23 @@ struct Config {
   std::optional<size_t> max_sessions_per_grant;
   std::vector<std::string> trusted_proxies;  // see transport::HttpServerOptions
   int64_t session_idle_ms = 30 * 60 * 1000;
+  int64_t client_timeout_ms = 30000;  // to send one whole HTTP request
+  int64_t sse_keepalive_ms = 15000;   // between keep-alive comments on idle SSE streams
   int64_t shutdown_timeout_ms = 10000;
   // How long the audit writer waits for a state file another process holds before the calls
   // it was recording are denied (the event loop never waits for it: sqlite_db.h).
   int64_t state_timeout_ms = 5000;
   size_t max_body_bytes = 4 << 20;
+
+  bool stdio() const { return listen == kListenStdio; }
+  // Every field, `path` included (compare copies with it cleared to compare what they say).
+  bool operator==(const Config&) const = default;
 };
+
+// What a config must satisfy beyond its keys' own syntax (ParseConfig reports these with
+// positions; a Config built otherwise — from `run`'s flags — is held to them here): access:
+// local has exactly one server; stdio needs access: local and no audit log on stdout.
+Result<bool> CheckConfig(const Config& c);
 
 // Looks up an environment variable (nullopt when unset).
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;

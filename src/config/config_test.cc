@@ -43,7 +43,7 @@ audit: {include_arguments: true}
   EXPECT_EQ(gh.env.at(0).second, "ghp_1");
   EXPECT_EQ(gh.policy_path, "/srv/tw/policies/github.yaml");
   EXPECT_EQ(gh.isolation, Isolation::kShared);
-  EXPECT_EQ(gh.pins, "enforce");
+  EXPECT_EQ(gh.pins, PinMode::kEnforce);
   const ServerConfig& stripe = c->servers.at("stripe");
   EXPECT_TRUE(stripe.remote());
   EXPECT_EQ(stripe.headers.at(0).second, "Bearer sk_2");
@@ -165,6 +165,61 @@ trusted_proxies: [10.0.0.0/8, proxy.internal]
       m,
       HasSubstr(
           "t.yaml:13:18: trusted_proxies: \"proxy.internal\" is not an IP address or CIDR range"));
+}
+
+TEST(ConfigTest, AccessLocalIsOneServerWithoutTokensOnHttpOrStdio) {
+  auto c = ParseConfig(R"(
+access: local
+listen: stdio
+origin_check: false
+client_timeout: 5s
+sse_keepalive: 2s
+state_fail_mode: open
+servers:
+  api:
+    url: https://mcp.example.com/mcp
+    ca_file: certs/ca.pem
+    policy: p.yaml
+    pins: off
+)",
+                       "/srv/tw/local.yaml", Env({}));
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->access, Access::kLocal);
+  EXPECT_TRUE(c->stdio());
+  EXPECT_FALSE(c->origin_check);
+  EXPECT_EQ(c->client_timeout_ms, 5000);
+  EXPECT_EQ(c->sse_keepalive_ms, 2000);
+  EXPECT_EQ(c->state_fail_mode, StateFailMode::kOpen);
+  EXPECT_EQ(c->servers.at("api").ca_file, "/srv/tw/certs/ca.pem");
+  EXPECT_EQ(c->servers.at("api").pins, PinMode::kOff);
+  EXPECT_EQ(PinModeName(PinMode::kOff), "off");
+}
+
+TEST(ConfigTest, RefusesAccessAndListenThatCannotWorkTogether) {
+  const char* two = R"(access: local
+servers:
+  a: {command: a, policy: p.yaml}
+  b: {command: b, policy: p.yaml}
+)";
+  auto c = ParseConfig(two, "t.yaml", Env({}));
+  ASSERT_FALSE(c);
+  EXPECT_THAT(c.error().message(), HasSubstr("t.yaml:1:9: access: local serves exactly one server, not 2"));
+
+  auto stdio = ParseConfig("listen: stdio\nservers:\n  a: {command: a, policy: p.yaml}\n", "t.yaml", Env({}));
+  ASSERT_FALSE(stdio);
+  EXPECT_THAT(stdio.error().message(), HasSubstr("t.yaml:1:9: listen: stdio needs access: local"));
+
+  auto audit = ParseConfig("access: local\nlisten: stdio\naudit: {log: \"-\"}\nservers:\n  a: {command: a, policy: p.yaml}\n",
+                           "t.yaml", Env({}));
+  ASSERT_FALSE(audit);
+  EXPECT_THAT(audit.error().message(), HasSubstr("cannot be used with listen: stdio"));
+
+  auto words = ParseConfig("access: open\nservers:\n  a: {command: a, policy: p.yaml, pins: maybe, ca_file: x}\n",
+                           "t.yaml", Env({}));
+  ASSERT_FALSE(words);
+  EXPECT_THAT(words.error().message(), HasSubstr("t.yaml:1:9: access must be one of \"tokens\", \"local\""));
+  EXPECT_THAT(words.error().message(), HasSubstr("pins must be one of \"enforce\", \"warn\", \"off\""));
+  EXPECT_THAT(words.error().message(), HasSubstr("headers and ca_file apply to url servers only"));
 }
 
 }  // namespace

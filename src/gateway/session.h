@@ -53,7 +53,18 @@ class McpSession {
   virtual const std::string& protocol_version() const = 0;
   // Number of client requests awaiting an answer.
   virtual size_t pending_requests() const = 0;
+
+  // Keeps `owner` alive as long as the session: what its relay points into (a server's guard,
+  // catalog and shared connection), however the gateway changes while the session is open.
+  // Released after the session's own members are gone.
+  void KeepAlive(std::shared_ptr<const void> owner) { kept_.push_back(std::move(owner)); }
+
+ private:
+  std::vector<std::shared_ptr<const void>> kept_;
 };
+
+// Makes the relay that serves one client session, given the sink it must answer through.
+using SessionMaker = std::function<std::unique_ptr<McpSession>(ClientSink&)>;
 
 class Session : public McpSession {
  public:

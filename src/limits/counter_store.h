@@ -66,5 +66,9 @@ Result<std::unique_ptr<CounterStore>> OpenSqliteStore(const std::string& path);
 Result<std::unique_ptr<CounterStore>> OpenStateStore(const std::string& spec);
 // The per-user default: sqlite:$XDG_STATE_HOME/toolwarden/state.db (~/.local/state/…).
 std::string DefaultStateSpec();
+// `spec`, or DefaultStateSpec() when it is empty (a command line or config that names none).
+inline std::string StateSpecOrDefault(const std::string& spec) {
+  return spec.empty() ? DefaultStateSpec() : spec;
+}
 
 }  // namespace tw::limits

@@ -72,7 +72,7 @@ class HttpMcpSession : public gateway::ClientSink {
   enum class Transport { kStreamableHttp, kLegacySse };
 
   // Makes the relay that serves the session, given the sink it must answer through.
-  using RelayMaker = std::function<std::unique_ptr<gateway::McpSession>(gateway::ClientSink&)>;
+  using RelayMaker = gateway::SessionMaker;
 
   // `grant` is the caller that opened the session (every later request must be the same
   // caller); `route` is the server it was opened on ("" for the aggregate /mcp).

@@ -7,7 +7,6 @@
 #include <deque>
 #include <thread>
 
-#include "common/random.h"
 #include "transport/framing.h"
 #include "transport/outbox.h"
 
@@ -19,13 +18,12 @@ using asio::use_awaitable;
 
 class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_from_this<Impl> {
  public:
-  Impl(asio::io_context& io, StdioOptions options, std::unique_ptr<gateway::Upstream> upstream,
-       const gateway::ToolCallGuard& guard)
+  Impl(asio::io_context& io, StdioOptions options, const gateway::SessionMaker& make_session)
       : io_(io),
         options_(options),
         in_(io),
         out_(io),
-        session_(RandomHex(16), std::move(upstream), guard, *this),
+        session_(make_session(*this)),
         framer_(
             options.max_message_bytes, [this](std::string_view line) { OnLine(line); },
             [this](size_t bytes) {
@@ -42,8 +40,7 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
   }
 
   void Start() {
-    session_.SetExtensionMethods(options_.extension_methods);
-    session_.Start();
+    session_->Start();
     boost::system::error_code ec;
     out_.assign(::dup(options_.out_fd), ec);
     if (ec) out_blocking_ = true;  // a regular file: plain blocking writes are fine
@@ -97,7 +94,7 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
         Write(jsonrpc::Serialize(jsonrpc::MakeError(item.error())));
         continue;
       }
-      session_.HandleClientMessage(std::move(*item));
+      session_->HandleClientMessage(std::move(*item));
     }
   }
 
@@ -105,7 +102,7 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
     if (eof_) return;
     eof_ = true;
     spdlog::info("stdio: client closed stdin; shutting down");
-    session_.Close();
+    session_->Close();
     boost::system::error_code ignored;
     in_.close(ignored);
     if (!writing_) out_.close(ignored);
@@ -144,7 +141,7 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
   StdioOptions options_;
   asio::posix::stream_descriptor in_;
   asio::posix::stream_descriptor out_;
-  gateway::Session session_;
+  std::unique_ptr<gateway::McpSession> session_;
   LineFramer framer_;
   std::deque<std::string> outbox_;
   bool writing_ = false;
@@ -154,9 +151,8 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
 };
 
 StdioServer::StdioServer(asio::io_context& io, StdioOptions options,
-                         std::unique_ptr<gateway::Upstream> upstream,
-                         const gateway::ToolCallGuard& guard)
-    : impl_(std::make_shared<Impl>(io, options, std::move(upstream), guard)) {}
+                         const gateway::SessionMaker& make_session)
+    : impl_(std::make_shared<Impl>(io, options, make_session)) {}
 
 StdioServer::~StdioServer() = default;
 

@@ -1,5 +1,6 @@
 // StdioServer: the client side over stdio. Reads newline-delimited JSON-RPC from stdin, writes
-// to stdout (nothing else is ever written there), and relays through one gateway::Session.
+// to stdout (nothing else is ever written there), and relays through the one session its
+// SessionMaker makes.
 //
 // Malformed input is answered (-32700 / -32600, id null when unreadable) and never forwarded;
 // a line over the size limit is skipped and answered with -32600. On stdin EOF the session is
@@ -26,14 +27,12 @@ struct StdioOptions {
   int out_fd = 1;
   // Called once when stdin reaches EOF (after the session began shutting down).
   std::function<void()> on_eof;
-  // Methods outside MCP's allow-lists that may cross (gateway::Session::SetExtensionMethods).
-  std::set<std::string, std::less<>> extension_methods;
 };
 
 class StdioServer {
  public:
   StdioServer(boost::asio::io_context& io, StdioOptions options,
-              std::unique_ptr<gateway::Upstream> upstream, const gateway::ToolCallGuard& guard);
+              const gateway::SessionMaker& make_session);
   ~StdioServer();
 
   // Starts reading stdin and the upstream.

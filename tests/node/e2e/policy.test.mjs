@@ -146,9 +146,23 @@ describe('hot reload', () => {
 });
 
 describe('validate and explain', () => {
-  const compat = path.resolve(ROOT, '..', 'shared', 'compat', 'intercept-policies');
+  // The project's own Intercept-format fixtures, always; Intercept's published files beside the
+  // repository (TW_COMPAT_DIR, default ../shared/compat) as an extra, skipped visibly without.
+  const fixtures = path.join(ROOT, 'src', 'policy', 'testdata', 'intercept');
+  const compat = path.join(process.env.TW_COMPAT_DIR ?? path.resolve(ROOT, '..', 'shared', 'compat'), 'intercept-policies');
 
-  it("validates every Intercept policy and rejects Intercept's invalid fixtures", () => {
+  it('validates Intercept-format policies and reports every problem of a bad one with its position', () => {
+    const ok = spawnSync(TOOLWARDEN, ['validate', path.join(fixtures, 'payouts.yaml'), path.join(fixtures, 'default_deny.yaml')]);
+    assert.equal(ok.status, 0, ok.stdout.toString());
+    assert.equal(ok.stdout.toString().trim().split('\n').length, 2);
+    const bad = spawnSync(TOOLWARDEN, ['validate', path.join(fixtures, 'invalid_schema.yaml')]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stdout.toString(), /invalid_schema\.yaml:62:21: rate_limit cannot be used with action "deny"/);
+    assert.equal(bad.stdout.toString().trim().split('\n').length, 14);
+  });
+
+  it("validates every published Intercept policy and rejects Intercept's invalid fixtures",
+    { skip: !fs.existsSync(compat) && `Intercept's policy files are not at ${compat} (set TW_COMPAT_DIR)` }, () => {
     const files = fs.readdirSync(compat).filter((f) => f.endsWith('.yaml') && !f.startsWith('testdata-invalid'))
       .map((f) => path.join(compat, f));
     assert.ok(files.length >= 40);

@@ -1,4 +1,4 @@
-// The CLI: subcommands and their wiring. Main() returns the process exit code.
+// What the subcommands share: exit codes, and the few helpers every one of them needs.
 #pragma once
 
 #include <cstdint>
@@ -6,6 +6,10 @@
 #include <utility>
 
 #include "common/result.h"
+
+namespace tw::config {
+struct Config;
+}  // namespace tw::config
 
 namespace tw::app {
 
@@ -15,11 +19,16 @@ inline constexpr int kExitInvalid = 1;      // a policy or config file is invali
 inline constexpr int kExitUsage = 2;        // bad command line
 inline constexpr int kExitUnavailable = 3;  // the upstream or the listen address cannot be used
 
-int Main(int argc, char** argv);
-
 // Splits "host:port" (IPv6 in brackets).
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen);
 // "2026-11-28T12:00:00Z".
 std::string FormatTime(int64_t ms);
+// Reads a serve config for the state subcommands, which need its state and server names but
+// not the servers' secrets: a variable unset in this shell does not stop them (unless `state`
+// needs it).
+Result<config::Config> LoadConfigForState(const std::string& config_path);
+// The state store a subcommand uses: `state`, else the one the serve config at `config_path`
+// names, else the default.
+Result<std::string> ResolveState(const std::string& config_path, const std::string& state);
 
 }  // namespace tw::app

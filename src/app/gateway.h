@@ -1,14 +1,18 @@
-// GatewayState: everything `toolwarden serve` runs, built from the config — the stores, the
-// configured servers with their policies, guards and shared connections — and the answers to
-// the questions the listener asks: who is calling (Authenticate), what serves a new session
-// (MakeSession), and the admin API and web console (HandleAdmin, through admin::Api and
-// console::Serve). Every audit record written is also published to Events() for the console's
-// live view.
+// Gateway: the composition root. Everything a running gateway is, built from one validated
+// config::Config — by `toolwarden serve` from its config file, by `toolwarden run` from its
+// flags (app/run.h), and by the tests: the state stores, the audit log, the approval waiter,
+// each configured server with its policies, guards and shared connection, and the metrics.
+// It answers what a listener asks: who is calling (Authenticate), what serves a new session
+// (MakeSession, for HTTP and stdio alike), and the admin API and web console (HandleAdmin).
+// Every audit record written is also published to Events() for the console's live view.
 //
-// Reload: the config file is watched (and SIGHUP); a valid change adds, replaces and removes
-// servers for new sessions (a server whose command, URL or settings are unchanged keeps its
-// connection); an invalid one is refused and logged with positions, and nothing changes.
-// Sessions keep the servers they opened with. listen and state need a restart.
+// Access (config::Access): with tokens, sessions belong to grants and /mcp aggregates the
+// servers a grant may use; local (run) has one server, one implicit grant "local", no admin.
+//
+// Reload: the config file, when there is one, is watched (and SIGHUP); a valid change adds,
+// replaces and removes servers for new sessions (a server whose command, URL or settings are
+// unchanged keeps its connection); an invalid one is refused and logged with positions, and
+// nothing changes. Sessions keep the servers they opened with. listen and state need a restart.
 //
 // Thread: the io_context's (admin calls and sessions run there too).
 #pragma once
@@ -20,6 +24,7 @@
 #include <string>
 
 #include "admin/api.h"
+#include "app/approval_waiter.h"
 #include "app/policy_reloader.h"
 #include "approval/approval_store.h"
 #include "audit/audit.h"
@@ -37,10 +42,10 @@
 
 namespace tw::app {
 
-// One configured server as the gateway runs it.
+// One configured server as the gateway runs it. Sessions hold it (McpSession::KeepAlive).
 struct ServerRuntime {
   config::ServerConfig config;
-  gateway::PolicyHolder* policy = nullptr;  // its default policy (owned by the GatewayState)
+  gateway::PolicyHolder* policy = nullptr;  // its default policy (owned by the Gateway)
   std::unique_ptr<gateway::ToolPins> pins;
   std::unique_ptr<gateway::ToolCatalog> catalog;  // its tools, shared by its guards
   std::map<std::string, std::unique_ptr<gateway::ToolCallGuard>> guards;  // by policy file
@@ -55,31 +60,34 @@ struct ServerRuntime {
   }
 };
 
-// The guards' group commit on `io` (ToolCallGuard::SetGroupCommit): posts from the audit
+// The guards' group commit on `io` (gateway::GuardDeps::group_commit): posts from the audit
 // writer's thread, and keeps `io` running while a call's record is in flight.
 std::function<gateway::ToolCallGuard::LoopPoster()> LoopPosterFor(boost::asio::io_context& io);
 
-class GatewayState : public admin::Backend {
+class Gateway : public admin::Backend {
  public:
-  static Result<std::unique_ptr<GatewayState>> Open(boost::asio::io_context& io,
-                                                    const config::Config& config, const Clock& clock);
-  ~GatewayState() override;
+  // Opens the state stores and builds every server of `config` (which CheckConfig accepts).
+  // Errors: InvalidArgument (a policy or a server's settings), else the store's.
+  static Result<std::unique_ptr<Gateway>> Open(boost::asio::io_context& io,
+                                               const config::Config& config, const Clock& clock);
+  ~Gateway() override;
 
   const config::Config& config() const { return config_; }
   gateway::Metrics& metrics() { return metrics_; }
   std::string ServerNames() const;
 
-  // Approvals wait through `waiter` (must outlive this); `waiting` counts them for /metrics.
-  void SetApprovalWaiter(gateway::ApprovalWaiter* waiter, std::function<size_t()> waiting);
-  void AddServerGauges(std::function<double()> sessions);
-  // Watches the config file for changes.
-  void StartWatching(const std::string& config_path);
-  // Stops watching files and closes every shared server connection.
+  // The listener's count of open sessions, for /metrics.
+  void CountSessions(std::function<double()> sessions);
+  // Watches the config file for changes (nothing to watch without one).
+  void StartWatching();
+  // Stops waiting for approvals and watching files, and closes every shared connection.
   void Stop();
 
   // The grant an Authorization header belongs to, or why not (audited, without the token).
   Result<std::string> Authenticate(std::string_view authorization);
-  Result<transport::HttpMcpSession::RelayMaker> MakeSession(const transport::SessionRequest& r);
+  // What serves a new session: with tokens, on `r.route` ("" for the aggregate) for `r.grant`;
+  // local, the one server on "" for grant "local".
+  Result<gateway::SessionMaker> MakeSession(const transport::SessionRequest& r);
   transport::HttpServerOptions::AdminReply HandleAdmin(
       const transport::HttpServerOptions::AdminCall& call);
 
@@ -106,7 +114,7 @@ class GatewayState : public admin::Backend {
 
 
  private:
-  GatewayState(boost::asio::io_context& io, const config::Config& config, const Clock& clock);
+  Gateway(boost::asio::io_context& io, const config::Config& config, const Clock& clock);
   struct PolicyFile {
     std::unique_ptr<gateway::PolicyHolder> holder;
     std::unique_ptr<PolicyReloader> reloader;
@@ -117,6 +125,11 @@ class GatewayState : public admin::Backend {
   std::unique_ptr<gateway::Upstream> Connect(ServerRuntime& server);
   std::unique_ptr<gateway::Upstream> NewUpstream(const config::ServerConfig& sc);
   void ObserveHealth(const std::string& server, bool up, const std::string& why);
+  gateway::SessionMaker OneServer(std::shared_ptr<ServerRuntime> rt,
+                                  const gateway::ToolCallGuard& guard, std::string id,
+                                  std::string grant);
+  void AddGauges();
+  std::string ConfigFileHash() const;
 
   boost::asio::io_context& io_;
   config::Config config_;
@@ -129,7 +142,8 @@ class GatewayState : public admin::Backend {
   // After the stores: its writer thread writes to them (AuditLog::Run) until it is gone.
   std::unique_ptr<audit::AuditLog> audit_;
   gateway::Metrics metrics_;
-  gateway::ApprovalWaiter* waiter_ = nullptr;
+  std::unique_ptr<PollingApprovalWaiter> polling_;
+  std::unique_ptr<WebhookApprovalWaiter> waiter_;
   std::map<std::string, PolicyFile> policies_;  // by path; kept for the gateway's lifetime
   std::map<std::string, std::shared_ptr<ServerRuntime>> servers_;
   std::unique_ptr<FileWatcher> config_watcher_;
@@ -139,6 +153,7 @@ class GatewayState : public admin::Backend {
   uint64_t unauthorized_ = 0;
   EventHub events_;
   admin::Api api_{*this};
+  std::function<double()> sessions_;
 };
 
 }  // namespace tw::app

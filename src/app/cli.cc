@@ -1,0 +1,387 @@
+// The command line: every subcommand's flags, parsed with CLI11 and handed to the function
+// that does the work (run.h, serve.h, state_commands.h, inspect_commands.h, init.h, scan.h,
+// demo.h). Nothing here does the work itself.
+#include "app/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <filesystem>
+#include <iostream>
+
+#include "app/cli_common.h"
+#include "app/demo.h"
+#include "app/init.h"
+#include "app/inspect_commands.h"
+#include "app/run.h"
+#include "app/scan.h"
+#include "app/serve.h"
+#include "app/state_commands.h"
+#include "common/log.h"
+#include "limits/counter_store.h"
+
+#ifndef TW_VERSION
+#define TW_VERSION "0.0.0"
+#endif
+
+namespace tw::app {
+
+int Main(int argc, char** argv) {
+  CLI::App app{
+      "toolwarden: a policy-enforcing gateway for the Model Context Protocol.\n"
+      "Every tools/call is decided by your policy before it reaches the server."};
+  app.set_version_flag("--version", std::string("toolwarden ") + TW_VERSION);
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "Log level on stderr")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+  std::string log_format = "text";
+  app.add_option("--log-format", log_format, "Log lines on stderr as text or JSON objects")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+
+  RunOptions run_options;
+  CLI::App* run = app.add_subcommand(
+      "run",
+      "Wrap one MCP server behind a policy.\n"
+      "  toolwarden run -p policy.json -- npx -y @modelcontextprotocol/server-everything\n"
+      "  toolwarden run -p policy.json --upstream https://host/mcp --header 'Authorization: Bearer "
+      "T'\n"
+      "Add --listen 127.0.0.1:8421 to serve Streamable HTTP on /mcp instead of stdio.");
+  run->add_option("-p,--policy", run_options.policy_path, "Policy file (JSON or YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  run->add_option("--upstream", run_options.upstream_url,
+                  "URL of a remote MCP server (Streamable HTTP, or legacy HTTP+SSE)");
+  run->add_option("--header", run_options.headers,
+                  "Header sent to the --upstream server, \"Name: value\" (repeatable)")
+      ->allow_extra_args(false);
+  run->add_option("--listen", run_options.listen,
+                  "Serve MCP over Streamable HTTP at HOST:PORT (/mcp) instead of stdio");
+  run->add_option("--max-message-bytes", run_options.max_message_bytes,
+                  "Largest JSON-RPC message or HTTP body accepted")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1024}, size_t{1} << 30));
+  run->add_option("--allowed-host", run_options.allowed_hosts,
+                  "Extra Host name accepted on --listen besides loopback (repeatable)")
+      ->allow_extra_args(false);
+  run->add_option(
+         "--allowed-origin", run_options.allowed_origins,
+         "Extra browser Origin accepted on --listen, e.g. https://app.example (repeatable)")
+      ->allow_extra_args(false);
+  run->add_flag("--no-origin-check", run_options.no_origin_check,
+                "Accept any Host and Origin header (disables DNS-rebinding protection)");
+  run->add_option("--connect-timeout", run_options.connect_timeout_s,
+                  "Seconds to connect to an --upstream server")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  run->add_option("--request-timeout", run_options.request_timeout_s,
+                  "Seconds to wait for an --upstream server's answer to one request")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  run->add_option("--upstream-ca", run_options.upstream_ca,
+                  "PEM file of CA certificates to trust for an https:// --upstream (in addition "
+                  "to the system's)")
+      ->check(CLI::ExistingFile);
+  run->add_option("--client-timeout", run_options.client_timeout_s,
+                  "Seconds a client (--listen) may take to send one whole HTTP request")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  run->add_option("--sse-keepalive", run_options.sse_keepalive_s,
+                  "Seconds between keep-alive comments on idle SSE streams (--listen)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  run->add_option("--max-sessions", run_options.max_sessions,
+                  "Most concurrent MCP sessions on --listen (default 64 with a command upstream, "
+                  "one process each; 10000 with --upstream)")
+      ->check(CLI::PositiveNumber);
+  run->add_option("--session-idle-timeout", run_options.session_idle_s,
+                  "Seconds after which an idle HTTP session is closed")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  run->add_option("--state", run_options.state,
+                  "Where counters live: sqlite:PATH or memory (default sqlite:" +
+                      limits::DefaultStateSpec().substr(7) + ")");
+  run->add_option("--state-fail-mode", run_options.state_fail_mode,
+                  "If the state store fails: closed denies calls that have limits, open lets "
+                  "them through uncounted")
+      ->check(CLI::IsMember({"closed", "open"}))
+      ->capture_default_str();
+  run->add_option("--state-timeout", run_options.state_timeout_s,
+                  "Seconds a call waits for a state file another process holds locked before "
+                  "it is denied (the gateway itself never waits for it)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  run->add_option("--server-name", run_options.server_name,
+                  "Name of the upstream for tool pins (default: derived from the command or URL)");
+  run->add_option("--pin-mode", run_options.pin_mode,
+                  "Tool pinning: enforce denies tools whose definition changed since approval, "
+                  "warn only logs, off")
+      ->check(CLI::IsMember({"enforce", "warn", "off"}))
+      ->capture_default_str();
+  run->add_option("--unlisted-tools", run_options.unlisted_tools,
+                  "deny refuses a call whose tool name the server did not list byte for byte "
+                  "(case variants, trailing spaces, look-alikes); allow leaves it to the policy")
+      ->check(CLI::IsMember({"deny", "allow"}))
+      ->capture_default_str();
+  run->add_option("--schema", run_options.schema,
+                  "Check arguments against the tool's inputSchema: enforce denies a call that "
+                  "does not match, warn only logs, off")
+      ->check(CLI::IsMember({"enforce", "warn", "off"}))
+      ->capture_default_str();
+  run->add_option("--extension-method", run_options.extension_methods,
+                  "A method outside MCP's allow-lists that may cross anyway (repeatable; none "
+                  "by default)");
+  run->add_option("--audit-log", run_options.audit_log,
+                  "Also write each audit record as a JSON line to FILE (- for stdout with --listen)");
+  run->add_option("--shutdown-timeout", run_options.shutdown_timeout_s,
+                  "With --listen: seconds calls in flight get to finish after SIGTERM")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  run->add_flag("--audit-arguments", run_options.audit_arguments,
+                "Record argument values in the audit trail (default: keys and a SHA-256 digest)");
+  run->add_option("command", run_options.command,
+                  "After --: the MCP server command to run as a child process");
+
+  std::vector<std::string> validate_files;
+  std::string validate_config;
+  CLI::App* validate = app.add_subcommand(
+      "validate", "Check policy files (or a serve config and its policies with -c); print every "
+                  "problem as FILE:LINE:COLUMN: message");
+  validate->add_option("files", validate_files, "Policy files");
+  validate->add_option("-c,--config", validate_config, "A toolwarden.yaml (serve config)");
+
+  ServeOptions serve_options;
+  CLI::App* serve = app.add_subcommand(
+      "serve",
+      "The gateway for a fleet: every server in the config behind one HTTP endpoint.\n"
+      "  toolwarden serve -c toolwarden.yaml\n"
+      "/mcp aggregates the servers a grant may use (tools named server__tool), /mcp/<server> is "
+      "one server; /api/ is the admin API; /metrics, /healthz, /readyz.");
+  serve->add_option("-c,--config", serve_options.config_path, "Config file (YAML or JSON)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  serve->add_option("--listen", serve_options.listen, "HOST:PORT (overrides the config's listen)");
+  serve->add_option("--state", serve_options.state, "State store (overrides the config's state)");
+  serve->add_option("--audit-log", serve_options.audit_log,
+                    "Also write audit records as JSON lines to FILE (- for stdout)");
+
+  GrantsOptions grants_options;
+  CLI::App* grants_cmd = app.add_subcommand("grants", "Who may call the gateway: grant tokens for agents");
+  grants_cmd->require_subcommand(1);
+  grants_cmd->fallthrough();  // parent options (-c, --state) may follow the subcommand
+  grants_cmd->add_option("-c,--config", grants_options.config, "Use the state of this serve config");
+  grants_cmd->add_option("--state", grants_options.state, "State store (default: the config's)");
+  CLI::App* grants_create = grants_cmd->add_subcommand(
+      "create", "Create a grant and print its token once:\n"
+                "  toolwarden grants create ci-runner --servers github,stripe --expires 30d -c toolwarden.yaml");
+  grants_create->add_option("name", grants_options.name, "Grant name")->required();
+  grants_create->add_option("--servers", grants_options.servers,
+                            "Comma-separated servers it may use (default: all)");
+  grants_create->add_option("--expires", grants_options.expires, "Lifetime, e.g. 12h, 30d");
+  grants_create->add_option("--policy", grants_options.policies,
+                            "SERVER=FILE: a policy replacing that server's own for this grant")
+      ->allow_extra_args(false);
+  grants_create->add_flag("--json", grants_options.json, "Print the grant and token as JSON");
+  CLI::App* grants_list = grants_cmd->add_subcommand("list", "Every grant (never tokens)");
+  grants_list->add_flag("--json", grants_options.json, "JSON lines");
+  CLI::App* grants_revoke = grants_cmd->add_subcommand("revoke", "Revoke a grant: its token stops working at once");
+  grants_revoke->add_option("name", grants_options.name, "Grant name")->required();
+
+  std::string admin_config, admin_state;
+  CLI::App* admin_cmd = app.add_subcommand("admin", "The admin API's token");
+  admin_cmd->require_subcommand(1);
+  admin_cmd->fallthrough();  // parent options (-c, --state) may follow the subcommand
+  admin_cmd->add_option("-c,--config", admin_config, "Use the state of this serve config");
+  admin_cmd->add_option("--state", admin_state, "State store");
+  CLI::App* admin_reset = admin_cmd->add_subcommand(
+      "reset-token", "Replace the admin API token (prints the new one once)");
+
+  ExplainOptions explain_options;
+  CLI::App* explain = app.add_subcommand(
+      "explain", "Show how a policy decides one call, without calling anything");
+  explain->add_option("-p,--policy", explain_options.policy_path, "Policy file")
+      ->required()
+      ->check(CLI::ExistingFile);
+  explain->add_option("--tool", explain_options.tool, "Tool name")->required();
+  explain->add_option("--args", explain_options.args, "Arguments as a JSON object")
+      ->capture_default_str();
+  explain->add_option("--grant", explain_options.grant, "The grant calling")->capture_default_str();
+  explain->add_option("--state", explain_options.state,
+                      "State store to read current counter values from (nothing is charged)");
+
+  ScanOptions scan_options;
+  CLI::App* scan = app.add_subcommand(
+      "scan",
+      "List a server's tools, classify each (category, risk) and write a policy scaffold.\n"
+      "  toolwarden scan -o policy.yaml -- npx -y @modelcontextprotocol/server-everything\n"
+      "  toolwarden scan --summary --upstream https://host/mcp");
+  scan->add_option("-o,--output", scan_options.output,
+                   "Write the scaffold here (format from the extension) instead of stdout");
+  scan->add_option("--format", scan_options.format, "Scaffold format (default: from -o, else yaml)")
+      ->check(CLI::IsMember({"json", "yaml"}));
+  scan->add_flag("--summary", scan_options.summary,
+                 "Print a table (tool, category, risk, recommendation) instead of a scaffold");
+  scan->add_flag("--json", scan_options.json, "With --summary: print a JSON array instead");
+  scan->add_option("--upstream", scan_options.upstream_url, "URL of a remote MCP server");
+  scan->add_option("--header", scan_options.headers, "Header for --upstream, \"Name: value\"")
+      ->allow_extra_args(false);
+  scan->add_option("--upstream-ca", scan_options.upstream_ca, "Extra CA file for https")
+      ->check(CLI::ExistingFile);
+  scan->add_option("--timeout", scan_options.timeout_s, "Seconds to wait for the server")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  scan->add_option("command", scan_options.command, "After --: the MCP server command to run");
+
+  ApprovalsOptions approvals_options;
+  CLI::App* approvals_cmd = app.add_subcommand("approvals", "Calls waiting for a human's decision");
+  approvals_cmd->require_subcommand(1);
+  approvals_cmd->fallthrough();  // parent options (-c, --state) may follow the subcommand
+  approvals_cmd->add_option("--state", approvals_options.state, "State store (default: as `run`)");
+  approvals_cmd->add_option("-c,--config", approvals_options.config, "Use the state of this serve config");
+  approvals_cmd->add_option("--api", approvals_options.api,
+                            "A running gateway's base URL (http://127.0.0.1:8421): use its admin "
+                            "API, with the token in TOOLWARDEN_ADMIN_TOKEN");
+  CLI::App* approvals_list = approvals_cmd->add_subcommand("list", "Pending approvals (--all: every one)");
+  approvals_list->add_flag("--all", approvals_options.all, "Resolved ones too");
+  approvals_list->add_flag("--json", approvals_options.json, "JSON lines");
+  CLI::App* approvals_approve = approvals_cmd->add_subcommand("approve", "Let a held call through");
+  approvals_approve->add_option("id", approvals_options.id, "Approval id")->required();
+  approvals_approve->add_option("--reason", approvals_options.reason, "Why (recorded)");
+  CLI::App* approvals_deny = approvals_cmd->add_subcommand("deny", "Refuse a held call");
+  approvals_deny->add_option("id", approvals_options.id, "Approval id")->required();
+  approvals_deny->add_option("--reason", approvals_options.reason, "Why (the agent sees it)");
+
+  AuditOptions audit_options;
+  CLI::App* audit_cmd = app.add_subcommand("audit", "Query the audit trail (newest first)");
+  audit_cmd->add_option("--state", audit_options.state, "State store (default: as `run`)");
+  audit_cmd->add_option("-c,--config", audit_options.config, "Use the state of this serve config");
+  audit_cmd->add_option("--since", audit_options.since, "Only the last DURATION (30m, 1h, 7d)");
+  audit_cmd->add_option("--grant", audit_options.grant, "Only this grant");
+  audit_cmd->add_option("--server", audit_options.server, "Only this server");
+  audit_cmd->add_option("--tool", audit_options.tool, "Only this tool");
+  audit_cmd->add_option("--decision", audit_options.decision,
+                        "Only this decision: allow, deny, approval (held for a human) or dropped "
+                        "(a message the protocol allow-list refused)")
+      ->check(CLI::IsMember({"allow", "deny", "approval", "dropped"}));
+  audit_cmd->add_option("--limit", audit_options.limit, "At most N records")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  audit_cmd->add_flag("--json", audit_options.json, "JSON lines instead of a table");
+
+  InitOptions init_options;
+  CLI::App* init = app.add_subcommand(
+      "init",
+      "Find MCP servers in Claude Desktop / Claude Code / Cursor configs, scan each, write a "
+      "policy per server; --apply puts toolwarden in front of them");
+  init->add_option("--config", init_options.configs, "A client config file (repeatable; default: "
+                                                      "the usual locations)")
+      ->allow_extra_args(false);
+  init->add_option("--out", init_options.out_dir,
+                   "Where to write policies/ and toolwarden.yaml (default ~/.config/toolwarden)");
+  init->add_flag("--apply", init_options.apply,
+                 "Rewrite the client configs to run each server through toolwarden (backed up)");
+  init->add_flag("--undo", init_options.undo, "Restore the client configs from their backups");
+  init->add_flag("--force", init_options.force, "Overwrite policies that already exist");
+  init->add_option("--timeout", init_options.timeout_s, "Seconds to wait for each server")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+
+  ToolsOptions tools_options;
+  CLI::App* tools = app.add_subcommand(
+      "tools", "Every tool of a server with category, risk, pin state and how the policy treats it");
+  tools->add_option("-c,--config", tools_options.config,
+                    "Every server of this serve config, each under its own policy");
+  tools->add_option("--server", tools_options.only_server, "With -c: only this server");
+  tools->add_option("-p,--policy", tools_options.policy_path, "Policy file (one server)")
+      ->check(CLI::ExistingFile);
+  tools->add_option("--upstream", tools_options.upstream_url, "URL of a remote MCP server");
+  tools->add_option("--header", tools_options.headers, "Header for --upstream")->allow_extra_args(false);
+  tools->add_option("--upstream-ca", tools_options.upstream_ca, "Extra CA file for https")
+      ->check(CLI::ExistingFile);
+  tools->add_option("--server-name", tools_options.server_name, "Server name for pins (as `run`)");
+  tools->add_option("--state", tools_options.state, "State store to read pins from");
+  tools->add_flag("--json", tools_options.json, "Print a JSON array");
+  tools->add_option("command", tools_options.command, "After --: the MCP server command");
+
+  PinsOptions pins_options;
+  CLI::App* pins = app.add_subcommand(
+      "pins", "Tool pins: definitions approved per server, and changes waiting for review");
+  pins->require_subcommand(1);
+  pins->fallthrough();  // parent options (-c, --state) may follow the subcommand
+  pins->add_option("--state", pins_options.state, "State store (default: as `run`)");
+  pins->add_option("-c,--config", pins_options.config, "Use the state of this serve config");
+  CLI::App* pins_list = pins->add_subcommand("list", "List pins and pending changes");
+  pins_list->add_option("--server", pins_options.server, "Only this server");
+  CLI::App* pins_diff = pins->add_subcommand("diff", "Show what changed in a tool's definition");
+  pins_diff->add_option("server", pins_options.server, "Server name")->required();
+  pins_diff->add_option("tool", pins_options.tool, "Tool name")->required();
+  CLI::App* pins_accept =
+      pins->add_subcommand("accept", "Approve the changed definition of a tool (or of all tools)");
+  pins_accept->add_option("server", pins_options.server, "Server name")->required();
+  pins_accept->add_option("tool", pins_options.tool, "Tool name (default: every changed tool)");
+
+  CLI::App* demo = app.add_subcommand(
+      "demo", "Show toolwarden in front of a bundled demo MCP server (nothing to install)");
+  CLI::App* demo_server = app.add_subcommand("demo-server", "");  // hidden: no description
+  demo_server->group("");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+  if (!InitLogging(log_level, log_format == "json")) return kExitUsage;
+
+  // -c CONFIG: the state store the config names, for every subcommand that reads state.
+  for (auto [config, state] : {std::pair{&approvals_options.config, &approvals_options.state},
+                               std::pair{&audit_options.config, &audit_options.state},
+                               std::pair{&pins_options.config, &pins_options.state}}) {
+    if (config->empty()) continue;
+    auto spec = ResolveState(*config, *state);
+    if (!spec) {
+      std::cerr << spec.error().message() << "\n";
+      return kExitInvalid;
+    }
+    *state = *spec;
+  }
+  if (*run) return RunCommand(run_options);
+  if (*serve) return ServeCommand(serve_options);
+  if (*grants_cmd) {
+    return GrantsCommand(*grants_create ? "create" : *grants_list ? "list" : "revoke", grants_options);
+  }
+  if (*admin_cmd && *admin_reset) return AdminTokenCommand(admin_config, admin_state);
+  if (*validate) {
+    if (validate_config.empty() && validate_files.empty()) {
+      std::cerr << "toolwarden validate: give policy files, or -c CONFIG\n";
+      return kExitUsage;
+    }
+    int status = validate_config.empty() ? kExitOk : ValidateConfig(validate_config);
+    if (!validate_files.empty()) status = std::max(status, ValidateCommand(validate_files));
+    return status;
+  }
+  if (*explain) return ExplainCommand(explain_options);
+  if (*scan) return ScanCommand(scan_options);
+  if (*tools) return ToolsCommand(tools_options);
+  if (*audit_cmd) return AuditCommand(audit_options);
+  if (*approvals_cmd) {
+    return ApprovalsCommand(*approvals_list ? "list" : *approvals_approve ? "approve" : "deny",
+                            approvals_options);
+  }
+  if (*init) return InitCommand(init_options, std::filesystem::read_symlink("/proc/self/exe").string());
+  if (*pins) {
+    return PinsCommand(*pins_list ? "list" : *pins_diff ? "diff" : "accept", pins_options);
+  }
+  if (*demo) return DemoMain(std::filesystem::read_symlink("/proc/self/exe").string());
+  if (*demo_server) return DemoServerMain();
+  return kExitUsage;
+}
+
+}  // namespace tw::app

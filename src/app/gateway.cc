@@ -1,0 +1,380 @@
+#include "app/gateway.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <set>
+
+#include "app/publishing_audit_log.h"
+#include "gateway/aggregate_session.h"
+#include "mcp/protocol.h"
+#include "policy/loader.h"
+#include "transport/child_upstream.h"
+#include "transport/http_upstream.h"
+#include "transport/webhook.h"
+
+#ifndef TW_VERSION
+#define TW_VERSION "0.0.0"
+#endif
+
+namespace tw::app {
+
+std::function<gateway::ToolCallGuard::LoopPoster()> LoopPosterFor(boost::asio::io_context& io) {
+  return [&io]() -> gateway::ToolCallGuard::LoopPoster {
+    // A tracked executor counts as work for io.run() for as long as a copy lives.
+    return [ex = boost::asio::prefer(io.get_executor(),
+                                     boost::asio::execution::outstanding_work.tracked)](
+               std::function<void()> fn) { boost::asio::post(ex, std::move(fn)); };
+  };
+}
+
+Gateway::Gateway(boost::asio::io_context& io, const config::Config& config, const Clock& clock)
+    : io_(io), config_(config), clock_(clock) {}
+
+Gateway::~Gateway() { Stop(); }
+
+Result<std::unique_ptr<Gateway>> Gateway::Open(boost::asio::io_context& io,
+                                               const config::Config& config, const Clock& clock) {
+  std::unique_ptr<Gateway> s(new Gateway(io, config, clock));
+  s->state_spec_ = limits::StateSpecOrDefault(config.state);
+  auto counters = limits::OpenStateStore(s->state_spec_);
+  if (!counters) return Fail(counters.error());
+  s->counters_ = std::move(*counters);
+  auto pins = catalog::OpenPinStore(s->state_spec_);
+  if (!pins) return Fail(pins.error());
+  s->pin_store_ = std::move(*pins);
+  auto audit = audit::OpenAuditLog(s->state_spec_, config.audit_log == "-" ? "/dev/stdout" : config.audit_log);
+  if (!audit) return Fail(audit.error());
+  s->audit_ = std::make_unique<PublishingAuditLog>(std::move(*audit), s->events_);
+  auto approvals = approval::OpenApprovalStore(s->state_spec_);
+  if (!approvals) return Fail(approvals.error());
+  s->approvals_ = std::move(*approvals);
+  if (auto n = s->approvals_->AbandonOrphans(clock.NowMs()); n && *n > 0) {
+    spdlog::warn("{} approval(s) left pending by a gateway that stopped were marked abandoned", *n);
+  }
+  // Held calls wait here; a decision taken anywhere that shares the store reaches them.
+  s->polling_ = std::make_unique<PollingApprovalWaiter>(io, *s->approvals_, clock);
+  s->polling_->SetWriter(s->audit_.get());
+  s->waiter_ = std::make_unique<WebhookApprovalWaiter>(
+      *s->polling_, *s->approvals_, [gw = s.get()] { return gw->config_.approval_webhook_url; },
+      [&io](std::string url, std::string body) { transport::PostWebhook(io, url, std::move(body)); });
+  auto grants = auth::OpenGrantStore(s->state_spec_);
+  if (!grants) return Fail(grants.error());
+  s->grants_ = std::move(*grants);
+  for (const auto& [name, sc] : config.servers) {
+    auto rt = s->Build(sc);
+    if (!rt) return Fail(rt.error());
+    s->servers_[name] = std::move(*rt);
+  }
+  if (!config.path.empty()) s->config_text_hash_ = s->ConfigFileHash();
+  s->AddGauges();
+  spdlog::info("state in {}", s->counters_->Describe());
+  return s;
+}
+
+void Gateway::Stop() {
+  if (polling_) polling_->Stop();
+  if (config_watcher_) config_watcher_->Stop();
+  for (auto& [path, pf] : policies_) {
+    if (pf.reloader) pf.reloader->Stop();
+  }
+  for (auto& [name, rt] : servers_) {
+    if (rt->hub) rt->hub->Close("the gateway is stopping");
+  }
+}
+
+std::string Gateway::ServerNames() const {
+  std::string out;
+  for (const auto& [name, rt] : servers_) out += (out.empty() ? "" : ", ") + name;
+  return out;
+}
+
+Result<gateway::PolicyHolder*> Gateway::PolicyFor(const std::string& path) {
+  auto it = policies_.find(path);
+  if (it != policies_.end()) return it->second.holder.get();
+  auto policy = policy::LoadPolicyFile(path);
+  if (!policy) return Fail(policy.error());
+  PolicyFile pf;
+  pf.holder = std::make_unique<gateway::PolicyHolder>(*policy);
+  pf.reloader = std::make_unique<PolicyReloader>(io_, path, *pf.holder);
+  pf.reloader->Start();
+  gateway::PolicyHolder* holder = pf.holder.get();
+  policies_.emplace(path, std::move(pf));
+  return holder;
+}
+
+Result<std::shared_ptr<ServerRuntime>> Gateway::Build(const config::ServerConfig& sc) {
+  auto rt = std::make_shared<ServerRuntime>();
+  rt->config = sc;
+  auto policy = PolicyFor(sc.policy_path);
+  if (!policy) {
+    return Fail(Error::InvalidArgument("server \"" + sc.name + "\": " + policy.error().message()));
+  }
+  rt->policy = *policy;
+  if (sc.remote()) {
+    if (auto url = transport::ParseUpstreamUrl(sc.url); !url) {
+      return Fail(Error::InvalidArgument("server \"" + sc.name + "\": " + url.error().message()));
+    }
+  } else if (auto exe = transport::FindExecutable(sc.command.front()); !exe) {
+    spdlog::error("server {}: {} (it stays down until the config is fixed)", sc.name,
+                  exe.error().message());
+  }
+  if (sc.pins != config::PinMode::kOff) {
+    rt->pins = std::make_unique<gateway::ToolPins>(
+        *pin_store_, sc.name,
+        sc.pins == config::PinMode::kWarn ? gateway::PinMode::kWarn : gateway::PinMode::kEnforce,
+        clock_);
+  }
+  if (sc.inherit_all_env && config_.access == config::Access::kTokens) {
+    spdlog::warn("server {}: inherit_env: all — it sees every variable of the gateway's "
+                 "environment, the other servers' credentials included",
+                 sc.name);
+  }
+  rt->catalog = std::make_unique<gateway::ToolCatalog>(
+      sc.name,
+      sc.unlisted_tools == config::UnlistedTools::kAllow ? gateway::UnlistedTools::kAllow
+                                                         : gateway::UnlistedTools::kDeny,
+      sc.schema == config::SchemaMode::kOff    ? gateway::SchemaMode::kOff
+      : sc.schema == config::SchemaMode::kWarn ? gateway::SchemaMode::kWarn
+                                               : gateway::SchemaMode::kEnforce);
+  if (auto g = GuardFor(*rt, sc.policy_path); !g) return Fail(g.error());
+  if (!sc.remote() && sc.isolation == config::Isolation::kShared) {
+    rt->hub = std::make_shared<gateway::UpstreamHub>(
+        sc.name, NewUpstream(sc), [this](int64_t, std::function<void()> fn) {
+          boost::asio::post(io_, std::move(fn));
+        });
+    rt->hub->Warm(json::object{
+        {"protocolVersion", mcp::kLatestVersion},
+        {"capabilities", json::object{}},
+        {"clientInfo", json::object{{"name", "toolwarden"}, {"version", TW_VERSION}}}});
+  }
+  return rt;
+}
+
+Result<const gateway::ToolCallGuard*> Gateway::GuardFor(ServerRuntime& server,
+                                                             const std::string& policy_path) {
+  auto it = server.guards.find(policy_path);
+  if (it != server.guards.end()) return it->second.get();
+  auto holder = PolicyFor(policy_path);
+  if (!holder) return Fail(holder.error());
+  gateway::PolicyHolder* h = *holder;
+  auto guard = std::make_unique<gateway::ToolCallGuard>(
+      [h] { return h->Current(); }, *counters_, clock_,
+      config_.state_fail_mode == config::StateFailMode::kOpen ? gateway::StateFailMode::kOpen
+                                                              : gateway::StateFailMode::kClosed);
+  guard->SetPins(server.pins.get());
+  guard->SetCatalog(server.catalog.get());
+  guard->SetAudit(audit_.get(), server.config.name, config_.audit_include_arguments);
+  guard->SetApprovals(approvals_.get(), waiter_.get());
+  guard->SetMetrics(&metrics_);
+  guard->SetGroupCommit(LoopPosterFor(io_));
+  const gateway::ToolCallGuard* out = guard.get();
+  server.guards.emplace(policy_path, std::move(guard));
+  return out;
+}
+
+std::unique_ptr<gateway::Upstream> Gateway::NewUpstream(const config::ServerConfig& sc) {
+  if (sc.remote()) {
+    transport::HttpUpstreamOptions o;
+    o.url = *transport::ParseUpstreamUrl(sc.url);  // checked by Build
+    o.headers = sc.headers;
+    o.ca_file = sc.ca_file;
+    o.connect_timeout = std::chrono::milliseconds(sc.connect_timeout_ms);
+    o.request_timeout = std::chrono::milliseconds(sc.request_timeout_ms);
+    o.max_message_bytes = config_.max_body_bytes;
+    return std::make_unique<transport::HttpUpstream>(io_, std::move(o));
+  }
+  transport::ChildOptions child;
+  child.argv = sc.command;
+  child.env = sc.env;
+  if (!sc.inherit_all_env) {
+    child.inherit = transport::ChildOptions::Inherit::kListed;
+    child.inherit_names.assign(std::begin(config::kBaseEnvironment),
+                               std::end(config::kBaseEnvironment));
+    child.inherit_names.insert(child.inherit_names.end(), sc.inherit_env.begin(),
+                               sc.inherit_env.end());
+  }
+  child.max_message_bytes = config_.max_body_bytes;
+  return std::make_unique<transport::ChildUpstream>(io_, std::move(child));
+}
+
+std::unique_ptr<gateway::Upstream> Gateway::Connect(ServerRuntime& server) {
+  if (server.hub) return server.hub->NewChannel();
+  return NewUpstream(server.config);
+}
+
+void Gateway::CountSessions(std::function<double()> sessions) { sessions_ = std::move(sessions); }
+
+void Gateway::AddGauges() {
+  metrics_.AddGauge("toolwarden_sessions", "Open MCP sessions.",
+                    [this] { return sessions_ ? sessions_() : 0.0; });
+  metrics_.AddGauge("toolwarden_pending_approvals", "Calls waiting for a human's decision.",
+                    [this] { return static_cast<double>(polling_->waiting()); });
+  metrics_.AddGauge(
+      "toolwarden_policy_reloads_total", "Policy reloads applied.",
+      [this] {
+        double n = 0;
+        for (const auto& [p, pf] : policies_) n += static_cast<double>(pf.holder->reloads());
+        return n;
+      },
+      "counter");
+  metrics_.AddGauge(
+      "toolwarden_policy_reload_failures_total",
+      "Policy reloads refused because the file was invalid.",
+      [this] {
+        double n = 0;
+        for (const auto& [p, pf] : policies_) n += static_cast<double>(pf.holder->failed_reloads());
+        return n;
+      },
+      "counter");
+  if (!config_.path.empty()) {
+    metrics_.AddGauge("toolwarden_config_reloads_total", "Config reloads applied.",
+                      [this] { return static_cast<double>(config_reloads_); }, "counter");
+    metrics_.AddGauge("toolwarden_config_reload_failures_total",
+                      "Config reloads refused because the file was invalid.",
+                      [this] { return static_cast<double>(config_reload_failures_); }, "counter");
+  }
+  if (config_.access == config::Access::kTokens) {
+    metrics_.AddGauge("toolwarden_unauthorized_requests_total",
+                      "MCP requests refused with 401 (no, wrong, revoked or expired token).",
+                      [this] { return static_cast<double>(unauthorized_); }, "counter");
+  }
+  metrics_.AddGauge("toolwarden_servers_up", "Configured servers that are up.", [this] {
+    double n = 0;
+    for (const auto& s : Servers()) n += s.state == "up" ? 1 : 0;
+    return n;
+  });
+}
+
+Result<std::string> Gateway::Authenticate(std::string_view authorization) {
+  std::string token;
+  std::string refusal;
+  if (std::optional<std::string> bearer = auth::BearerToken(authorization)) {
+    token = std::move(*bearer);
+  } else {
+    refusal = "the Authorization header must use the Bearer scheme";
+  }
+  const int64_t now = clock_.NowMs();
+  if (refusal.empty()) {
+    auto verdict = grants_->Authenticate(token, now);
+    if (!verdict) {
+      spdlog::error("authentication: {}", verdict.error().message());
+      return Fail(Error::Unavailable("the grant store is unavailable"));
+    }
+    if (verdict->grant) return verdict->grant->name;
+    refusal = std::string(auth::RefusalText(verdict->refusal));
+  }
+  // Refusals are audited — never with the token.
+  audit::Record r;
+  r.id = audit::NewRecordId();
+  r.ts_ms = now;
+  r.decision = "deny";
+  r.rule = "authentication";
+  r.reason = refusal;
+  r.outcome = "not_forwarded";
+  // By the writer thread: a state file locked by another process must not hold the loop.
+  audit_->Submit(std::move(r), {}, [](bool ok) {
+    if (!ok) spdlog::error("audit: the record of a refused authentication could not be written");
+  });
+  ++unauthorized_;
+  return Fail(Error::InvalidArgument(refusal));
+}
+
+void Gateway::ObserveHealth(const std::string& server, bool up, const std::string& why) {
+  auto it = servers_.find(server);
+  if (it == servers_.end() || it->second->hub) return;
+  it->second->state = up ? "up" : "down";
+  it->second->last_error = why;
+  it->second->changed_ms = clock_.NowMs();
+}
+
+gateway::SessionMaker Gateway::OneServer(std::shared_ptr<ServerRuntime> rt,
+                                         const gateway::ToolCallGuard& guard, std::string id,
+                                         std::string grant) {
+  return [this, rt = std::move(rt), &guard, id = std::move(id),
+          grant = std::move(grant)](gateway::ClientSink& sink) -> std::unique_ptr<gateway::McpSession> {
+    auto session = std::make_unique<gateway::Session>(id, Connect(*rt), guard, sink, grant);
+    session->SetExtensionMethods(std::set<std::string, std::less<>>(
+        rt->config.extension_methods.begin(), rt->config.extension_methods.end()));
+    session->SetHealthObserver([this, name = rt->config.name](bool up, const std::string& why) {
+      ObserveHealth(name, up, why);
+    });
+    session->KeepAlive(rt);
+    return session;
+  };
+}
+
+Result<gateway::SessionMaker> Gateway::MakeSession(const transport::SessionRequest& r) {
+  if (config_.access == config::Access::kLocal) {
+    if (!r.route.empty()) {
+      return Fail(Error::NotFound("Not found: this gateway serves one server, on /mcp"));
+    }
+    std::shared_ptr<ServerRuntime> rt = servers_.begin()->second;  // exactly one (CheckConfig)
+    auto guard = GuardFor(*rt, rt->config.policy_path);
+    if (!guard) return Fail(Error::Unavailable(guard.error().message()));
+    return OneServer(rt, **guard, r.id, "local");
+  }
+  auto grant = grants_->Get(r.grant);
+  if (!grant) return Fail(Error::Unavailable(grant.error().message()));
+  if (!*grant) return Fail(Error::InvalidArgument("Forbidden: unknown grant"));
+  const auth::Grant g = **grant;
+  auto policy_of = [&g](const ServerRuntime& rt) {
+    auto it = g.policies.find(rt.config.name);
+    return it == g.policies.end() ? rt.config.policy_path : it->second;
+  };
+
+  if (!r.route.empty()) {
+    auto it = servers_.find(r.route);
+    if (it == servers_.end()) return Fail(Error::NotFound("Not found: no server \"" + r.route + "\""));
+    if (!g.MayUse(r.route)) {
+      return Fail(Error::InvalidArgument("Forbidden: grant \"" + g.name + "\" may not use server \"" +
+                                         r.route + "\""));
+    }
+    std::shared_ptr<ServerRuntime> rt = it->second;
+    auto guard = GuardFor(*rt, policy_of(*rt));
+    if (!guard) {
+      spdlog::error("grant {}: server {}: {}", g.name, rt->config.name, guard.error().message());
+      return Fail(Error::Unavailable("the policy for this grant cannot be loaded"));
+    }
+    return OneServer(rt, **guard, r.id, g.name);
+  }
+
+  // The aggregate: every server this grant may use.
+  std::vector<std::pair<std::shared_ptr<ServerRuntime>, const gateway::ToolCallGuard*>> members;
+  for (const auto& [name, rt] : servers_) {
+    if (!g.MayUse(name)) continue;
+    auto guard = GuardFor(*rt, policy_of(*rt));
+    if (!guard) {
+      // Fail closed: a server whose policy for this grant cannot be loaded is not offered.
+      spdlog::error("grant {}: server {} left out: {}", g.name, name, guard.error().message());
+      continue;
+    }
+    members.emplace_back(rt, *guard);
+  }
+  auto scheduler = [this](int64_t delay_ms, std::function<void()> fn) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::milliseconds(delay_ms));
+    timer->async_wait([timer, fn = std::move(fn)](boost::system::error_code ec) {
+      if (!ec) fn();
+    });
+  };
+  return gateway::SessionMaker(
+      [this, members, id = r.id, grant = g.name, scheduler](gateway::ClientSink& sink)
+          -> std::unique_ptr<gateway::McpSession> {
+        std::vector<gateway::AggregateMember> legs;
+        for (const auto& [rt, guard] : members) legs.push_back({rt->config.name, Connect(*rt), guard});
+        gateway::AggregateOptions options;
+        options.server_version = TW_VERSION;
+        options.on_health = [this](const std::string& server, bool up, const std::string& why) {
+          ObserveHealth(server, up, why);
+        };
+        auto session = std::make_unique<gateway::AggregateSession>(id, std::move(legs), sink, grant,
+                                                                   scheduler, std::move(options));
+        for (const auto& [rt, guard] : members) session->KeepAlive(rt);
+        return session;
+      });
+}
+
+}  // namespace tw::app

@@ -1,0 +1,244 @@
+// The Gateway's side facing people: config reloads, and the admin API and web console
+// (admin::Backend) — servers, policies (read and saved), the audit trail, counters.
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "app/gateway.h"
+#include "common/canonical_json.h"
+#include "common/random.h"
+#include "console/assets.h"
+#include "policy/loader.h"
+
+namespace tw::app {
+
+namespace {
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+}  // namespace
+
+std::string Gateway::ConfigFileHash() const { return Sha256Hex(ReadText(config_.path)); }
+
+void Gateway::StartWatching() {
+  if (config_.path.empty()) return;
+  config_watcher_ = std::make_unique<FileWatcher>(io_, config_.path, [this](const char* why, bool forced) {
+    if (!forced && ConfigFileHash() == config_text_hash_) return;
+    auto r = Reload();
+    if (r) {
+      spdlog::info("config reloaded ({}): {}", why, *r);
+    } else {
+      spdlog::error("config reload ({}) refused, keeping the current servers:\n{}", why,
+                    r.error().message());
+    }
+  });
+  config_watcher_->Start();
+}
+
+Result<std::string> Gateway::Reload() {
+  auto loaded = config::LoadConfig(config_.path);
+  if (!loaded) {
+    ++config_reload_failures_;
+    return Fail(loaded.error());
+  }
+  config::Config next = std::move(*loaded);
+  std::map<std::string, std::shared_ptr<ServerRuntime>> servers;
+  std::vector<std::string> added, replaced, removed, kept;
+  for (const auto& [name, sc] : next.servers) {
+    auto it = servers_.find(name);
+    if (it != servers_.end() && it->second->config.SameUpstream(sc) &&
+        it->second->config.policy_path == sc.policy_path && it->second->config.pins == sc.pins) {
+      servers[name] = it->second;
+      kept.push_back(name);
+      continue;
+    }
+    auto rt = Build(sc);
+    if (!rt) {
+      ++config_reload_failures_;
+      return Fail(rt.error());
+    }
+    servers[name] = std::move(*rt);
+    (it == servers_.end() ? added : replaced).push_back(name);
+  }
+  for (const auto& [name, rt] : servers_) {
+    if (!servers.contains(name)) removed.push_back(name);
+  }
+  if (next.listen != config_.listen || next.state != config_.state || next.access != config_.access) {
+    spdlog::warn("config: listen, state and access take effect at the next start");
+  }
+  // What the running gateway can apply now; the rest waits for a restart.
+  next.listen = config_.listen;
+  next.state = config_.state;
+  next.access = config_.access;
+  config_ = std::move(next);
+  servers_ = std::move(servers);  // sessions still using a replaced server keep it alive
+  config_text_hash_ = ConfigFileHash();
+  ++config_reloads_;
+  std::string summary;
+  auto part = [&](const char* what, const std::vector<std::string>& v) {
+    if (v.empty()) return;
+    summary += (summary.empty() ? "" : "; ") + std::string(what) + " " + Join(v);
+  };
+  part("added", added);
+  part("replaced", replaced);
+  part("removed", removed);
+  part("unchanged", kept);
+  return summary.empty() ? std::string("no servers") : summary;
+}
+
+transport::HttpServerOptions::AdminReply Gateway::HandleAdmin(
+    const transport::HttpServerOptions::AdminCall& call) {
+  const std::string_view path = std::string_view(call.target).substr(0, call.target.find('?'));
+  if (path == "/ui" || path.starts_with("/ui/")) {
+    console::StaticReply r = console::Serve(call.method, path, call.if_none_match);
+    return {r.status, std::move(r.body), std::move(r.content_type), std::move(r.headers), nullptr};
+  }
+  admin::Response r = api_.Handle({call.method, call.target, call.body, call.authorization,
+                                   call.content_type, call.cookie, call.csrf, call.client});
+  return {r.status, std::move(r.body), std::move(r.content_type), std::move(r.headers),
+          std::move(r.events)};
+}
+
+std::vector<admin::ServerInfo> Gateway::Servers() {
+  std::vector<admin::ServerInfo> out;
+  for (const auto& [name, rt] : servers_) {
+    const config::ServerConfig& c = rt->config;
+    admin::ServerInfo s;
+    s.name = name;
+    s.transport = c.remote() ? "http" : "stdio";
+    if (c.remote()) {
+      s.target = c.url;
+    } else {
+      for (const auto& a : c.command) s.target += (s.target.empty() ? "" : " ") + a;
+      s.isolation = c.isolation == config::Isolation::kShared ? "shared" : "session";
+    }
+    s.policy = c.policy_path;
+    s.policy_version = rt->policy->Current()->version;
+    s.pins = std::string(config::PinModeName(c.pins));
+    if (rt->hub) {
+      s.state = rt->hub->up() ? "up" : rt->hub->last_error().empty() ? "starting" : "down";
+      s.last_error = rt->hub->last_error();
+    } else {
+      s.state = rt->state;
+      s.last_error = rt->last_error;
+      s.changed_ms = rt->changed_ms;
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::shared_ptr<const policy::Policy> Gateway::PolicyOf(const std::string& server) {
+  auto it = servers_.find(server);
+  return it == servers_.end() ? nullptr : it->second->policy->Current();
+}
+
+std::vector<admin::PolicyInfo> Gateway::Policies() {
+  std::vector<admin::PolicyInfo> out;
+  for (const auto& [path, pf] : policies_) {
+    admin::PolicyInfo p;
+    p.path = path;
+    p.version = pf.holder->Current()->version;
+    for (const auto& [name, rt] : servers_) {
+      if (rt->config.policy_path == path) p.servers.push_back(name);
+    }
+    p.reloads = pf.holder->reloads();
+    p.failed_reloads = pf.holder->failed_reloads();
+    p.text = ReadText(path);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+Result<std::vector<audit::Record>> Gateway::QueryAudit(const audit::Query& q) {
+  audit_->Flush();
+  return audit::QueryAudit(state_spec_, q);
+}
+
+Result<int64_t> Gateway::CountAudit(const audit::Query& q) {
+  audit_->Flush();
+  return audit::CountAudit(state_spec_, q);
+}
+
+Result<std::vector<audit::Bucket>> Gateway::AuditHistogram(const audit::Query& q,
+                                                                 int64_t bucket_ms) {
+  audit_->Flush();
+  return audit::AuditHistogram(state_spec_, q, bucket_ms);
+}
+
+std::shared_ptr<const policy::Policy> Gateway::PolicyForGrant(const std::string& server,
+                                                                   const auth::Grant& grant) {
+  auto override_path = grant.policies.find(server);
+  if (override_path != grant.policies.end()) {
+    auto it = policies_.find(override_path->second);
+    if (it != policies_.end()) return it->second.holder->Current();
+  }
+  return PolicyOf(server);
+}
+
+Result<int64_t> Gateway::CounterUsed(const policy::Limit& limit, const std::string& scope_id,
+                                          int64_t now_ms) {
+  const policy::PlannedCharge charge{&limit, 0, limit.window.Start(now_ms), limit.window.End(now_ms)};
+  return counters_->Value(gateway::CounterKeyFor(charge, policy::Identity{scope_id, scope_id, {}}),
+                          now_ms);
+}
+
+Result<std::string> Gateway::ReadPolicyFile(const std::string& path) {
+  return policy::ReadPolicyText(path);
+}
+
+Result<bool> Gateway::WritePolicyFile(const std::string& path, const std::string& text) {
+  namespace fs = std::filesystem;
+  auto it = policies_.find(path);
+  if (it == policies_.end()) return Fail(Error::InvalidArgument(path + " is not a policy in force"));
+  std::error_code ec;
+  // A symlinked policy (a Kubernetes ConfigMap, say) is replaced where it points.
+  fs::path target = fs::is_symlink(path, ec) ? fs::canonical(path, ec) : fs::path(path);
+  if (ec) return Fail(Error::Unavailable("cannot resolve " + path + ": " + ec.message()));
+  struct stat st{};
+  const mode_t mode = ::stat(target.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
+  const fs::path tmp = target.parent_path() / ("." + target.filename().string() + ".tw-" + RandomHex(6));
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return Fail(Error::Unavailable("cannot write beside " + target.string() + ": " + std::strerror(errno)));
+  bool ok = true;
+  for (size_t done = 0; ok && done < text.size();) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<size_t>(n);
+  }
+  ok = ok && ::fchmod(fd, mode) == 0 && ::fsync(fd) == 0;
+  const int saved_errno = errno;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), target.c_str()) != 0) {
+    const std::string why = std::strerror(ok ? errno : saved_errno);
+    ::unlink(tmp.c_str());
+    return Fail(Error::Unavailable("cannot write " + target.string() + ": " + why));
+  }
+  if (const int dir = ::open(target.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dir >= 0) {
+    ::fsync(dir);  // the rename itself survives a crash
+    ::close(dir);
+  }
+  spdlog::info("policy {} saved from the web console", path);
+  it->second.reloader->ReloadNow("saved from the web console");
+  return true;
+}
+
+}  // namespace tw::app

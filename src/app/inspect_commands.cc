@@ -1,0 +1,211 @@
+#include "app/inspect_commands.h"
+
+#include <boost/json.hpp>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <set>
+
+#include "app/cli_common.h"
+#include "audit/audit.h"
+#include "catalog/pin_store.h"
+#include "common/canonical_json.h"
+#include "common/clock.h"
+#include "config/config.h"
+#include "gateway/tool_call_guard.h"
+#include "limits/counter_store.h"
+#include "policy/loader.h"
+#include "policy/policy.h"
+
+namespace tw::app {
+
+namespace json = boost::json;
+
+int ExplainCommand(const ExplainOptions& o) {
+  auto policy = policy::LoadPolicyFile(o.policy_path);
+  if (!policy) {
+    std::cerr << policy.error().message() << "\n";
+    return kExitInvalid;
+  }
+  boost::system::error_code ec;
+  json::value args = json::parse(o.args, ec);
+  if (ec || !args.is_object()) {
+    std::cerr << "toolwarden explain: --args must be a JSON object\n";
+    return kExitUsage;
+  }
+  const int64_t now = SystemClock().NowMs();
+  const policy::Identity identity{o.grant, "(explain)", {}};
+  policy::Decision d =
+      policy::Evaluate(**policy, mcp::ToolCall{o.tool, args.as_object()}, identity, now);
+  // Current counter values, when the state store can be read (nothing is charged).
+  std::unique_ptr<limits::CounterStore> store;
+  if (auto s = limits::OpenStateStore(limits::StateSpecOrDefault(o.state))) {
+    store = std::move(*s);
+  }
+  std::optional<policy::Decision> limited;
+  std::cout << "tool:     " << o.tool << "\n";
+  for (const policy::PlannedCharge& c : d.charges) {
+    const policy::Limit& l = *c.limit;
+    std::optional<int64_t> used;
+    if (store && l.scope != policy::Scope::kSession) {
+      if (auto v = store->Value(gateway::CounterKeyFor(c, identity), now)) used = *v;
+    }
+    std::cout << "limit:    " << l.rule << ": counter \"" << l.counter << "\" +" << c.amount
+              << ", at most " << l.max << " per " << l.window.text << " ("
+              << policy::ScopeName(l.scope)
+              << (l.scope == policy::Scope::kGrant ? " " + o.grant : std::string()) << ")";
+    if (used) std::cout << ", used " << *used << " so far";
+    std::cout << "\n";
+    if (used && c.amount > l.max - *used && !limited) limited = policy::LimitDenial(c, *used, now);
+  }
+  if (limited) d = *limited;
+  std::cout << "decision: " << (d.verdict == policy::Verdict::kAllow ? "allow" : "deny") << "\n"
+            << "rule:     " << d.rule << "\n";
+  if (d.verdict == policy::Verdict::kDeny) std::cout << "reason:   " << d.reason << "\n";
+  return kExitOk;
+}
+
+int PinsCommand(const std::string& action, const PinsOptions& o) {
+  auto store = catalog::OpenPinStore(limits::StateSpecOrDefault(o.state));
+  if (!store) {
+    std::cerr << "toolwarden pins: " << store.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  if (action == "list") {
+    auto pins = (*store)->List(o.server);
+    if (!pins) {
+      std::cerr << "toolwarden pins: " << pins.error().message() << "\n";
+      return kExitUnavailable;
+    }
+    for (const auto& p : *pins) {
+      std::cout << p.server << "  " << p.tool << "  "
+                << (p.pending_hash ? "CHANGED " + FormatTime(p.changed_ms) +
+                                         (p.pending_note.empty() ? "" : " (" + p.pending_note + ")")
+                                   : "pinned " + FormatTime(p.pinned_ms))
+                << "  " << (p.hash.empty() ? std::string("-") : p.hash.substr(0, 12)) << "\n";
+    }
+    if (pins->empty()) std::cout << "no pins" << (o.server.empty() ? "" : " for " + o.server) << "\n";
+    return kExitOk;
+  }
+  if (action == "diff") {
+    auto pin = (*store)->Get(o.server, o.tool);
+    if (!pin || !*pin) {
+      std::cerr << "toolwarden pins: no pin for " << o.server << " " << o.tool << "\n";
+      return kExitInvalid;
+    }
+    const catalog::Pin& p = **pin;
+    if (!p.pending_hash) {
+      std::cout << o.server << " " << o.tool << ": unchanged since " << FormatTime(p.pinned_ms) << "\n";
+      return kExitOk;
+    }
+    // Field by field: what the approved definition said, what the server says now.
+    boost::system::error_code ec;
+    json::value before = p.definition.empty() ? json::object{} : json::parse(p.definition, ec);
+    json::value after = json::parse(*p.pending_definition, ec);
+    std::cout << "--- " << o.server << " " << o.tool << " approved "
+              << (p.pinned_ms ? FormatTime(p.pinned_ms) : std::string("(never)")) << "\n+++ "
+              << o.server << " " << o.tool << " seen " << FormatTime(p.changed_ms)
+              << (p.pending_note.empty() ? "" : " (" + p.pending_note + ")") << "\n";
+    std::set<std::string> keys;
+    for (const auto* v : {&before, &after}) {
+      if (v->is_object()) for (const auto& kv : v->get_object()) keys.insert(kv.key());
+    }
+    for (const auto& k : keys) {
+      const json::value* b = before.is_object() ? before.get_object().if_contains(k) : nullptr;
+      const json::value* a = after.is_object() ? after.get_object().if_contains(k) : nullptr;
+      const std::string bs = b ? CanonicalJson(*b, ArrayOrder::kSorted) : "";
+      const std::string as = a ? CanonicalJson(*a, ArrayOrder::kSorted) : "";
+      if (bs == as) continue;
+      if (b) std::cout << "- " << k << ": " << bs << "\n";
+      if (a) std::cout << "+ " << k << ": " << as << "\n";
+    }
+    return kExitOk;
+  }
+  // accept
+  auto n = (*store)->Accept(o.server, o.tool, SystemClock().NowMs());
+  if (!n) {
+    std::cerr << "toolwarden pins: " << n.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  std::cout << "accepted " << *n << " change" << (*n == 1 ? "" : "s") << " for " << o.server
+            << (o.tool.empty() ? "" : " " + o.tool) << "\n";
+  return *n > 0 ? kExitOk : kExitInvalid;
+}
+
+int AuditCommand(const AuditOptions& o) {
+  audit::Query q;
+  q.grant = o.grant;
+  q.server = o.server;
+  q.tool = o.tool;
+  q.decision = o.decision;
+  q.limit = o.limit;
+  if (!o.since.empty()) {
+    auto ms = policy::ParseDurationMs(o.since);
+    if (!ms) {
+      std::cerr << "toolwarden audit: --since " << ms.error().message() << "\n";
+      return kExitUsage;
+    }
+    q.since_ms = SystemClock().NowMs() - *ms;
+  }
+  auto records = audit::QueryAudit(limits::StateSpecOrDefault(o.state), q);
+  if (!records) {
+    std::cerr << "toolwarden audit: " << records.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  if (o.json) {
+    for (const auto& r : *records) std::cout << json::serialize(audit::ToJson(r)) << "\n";
+    return kExitOk;
+  }
+  std::cout << "TIME                  GRANT        SERVER           TOOL                     "
+               "DECISION  OUTCOME          MS  RULE\n";
+  auto pad = [](std::string s, size_t w) {
+    if (s.size() > w) s = s.substr(0, w - 1) + "~";
+    return s + std::string(w - s.size() + 1, ' ');
+  };
+  for (const auto& r : *records) {
+    std::cout << pad(FormatTime(r.ts_ms), 21) << pad(r.grant, 12) << pad(r.server, 16)
+              << pad(r.tool, 24) << pad(r.decision, 9) << pad(r.outcome, 15)
+              << pad(std::to_string(r.latency_ms), 4) << r.rule << "\n";
+  }
+  if (records->empty()) std::cout << "(no records)\n";
+  return kExitOk;
+}
+
+int ValidateConfig(const std::string& path) {
+  auto c = config::LoadConfig(path);
+  if (!c) {
+    std::cout << c.error().message() << "\n";
+    return kExitInvalid;
+  }
+  int status = kExitOk;
+  std::set<std::string> seen;
+  for (const auto& [name, sc] : c->servers) {
+    if (!seen.insert(sc.policy_path).second) continue;
+    auto p = policy::LoadPolicyFile(sc.policy_path);
+    if (!p) {
+      std::cout << p.error().message() << "\n";
+      status = kExitInvalid;
+    }
+  }
+  if (status == kExitOk) {
+    std::cout << path << ": valid (" << c->servers.size() << " server"
+              << (c->servers.size() == 1 ? "" : "s") << ", every policy valid)\n";
+  }
+  return status;
+}
+
+int ValidateCommand(const std::vector<std::string>& files) {
+  int status = kExitOk;
+  for (const auto& file : files) {
+    auto p = policy::LoadPolicyFile(file);
+    if (p) {
+      std::cout << file << ": valid\n";
+    } else {
+      std::cout << p.error().message() << "\n";
+      status = kExitInvalid;
+    }
+  }
+  return status;
+}
+
+}  // namespace tw::app

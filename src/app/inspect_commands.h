@@ -1,0 +1,43 @@
+// The subcommands that look without changing anything the gateway decides: `explain` (a
+// policy's decision for one call), `audit` (the trail), `pins` (tool definitions: list, diff,
+// and accept a change), `validate` (policies, or a serve config and its policies).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace tw::app {
+
+struct ExplainOptions {
+  std::string policy_path;
+  std::string tool;
+  std::string args = "{}";
+  std::string grant = "local";
+  std::string state;
+};
+int ExplainCommand(const ExplainOptions& options);
+
+struct AuditOptions {
+  std::string config;
+  std::string state;
+  std::string since;
+  std::string grant, server, tool, decision;
+  int limit = 50;
+  bool json = false;
+};
+int AuditCommand(const AuditOptions& options);
+
+struct PinsOptions {
+  std::string config;
+  std::string state;
+  std::string server;
+  std::string tool;
+};
+// `action`: list, diff or accept.
+int PinsCommand(const std::string& action, const PinsOptions& options);
+
+// Policy files; then a serve config and every policy it names.
+int ValidateCommand(const std::vector<std::string>& files);
+int ValidateConfig(const std::string& path);
+
+}  // namespace tw::app

@@ -1,0 +1,153 @@
+#include "app/launch.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio.hpp>
+#include <csignal>
+#include <iostream>
+#include <memory>
+
+#include "app/cli_common.h"
+#include "app/gateway.h"
+#include "app/shutdown.h"
+#include "common/clock.h"
+#include "common/random.h"
+#include "common/sqlite_db.h"
+#include "transport/http_server.h"
+#include "transport/stdio_server.h"
+
+namespace tw::app {
+
+namespace asio = boost::asio;
+
+namespace {
+
+transport::HttpServerOptions HttpOptions(const config::Config& c, Gateway& gw) {
+  transport::HttpServerOptions http;
+  http.max_body_bytes = c.max_body_bytes;
+  http.max_sessions = c.max_sessions;
+  // One agent cannot lock the others out; a local gateway has only its user.
+  http.max_sessions_per_grant =
+      c.access == config::Access::kLocal
+          ? 0
+          : c.max_sessions_per_grant.value_or(std::max<size_t>(1, c.max_sessions / 4));
+  http.trusted_proxies = c.trusted_proxies;
+  http.session_idle = std::chrono::milliseconds(c.session_idle_ms);
+  http.read_timeout = std::chrono::milliseconds(c.client_timeout_ms);
+  http.keepalive = std::chrono::milliseconds(c.sse_keepalive_ms);
+  http.origins = c.origin_check ? transport::OriginPolicy(c.allowed_hosts, c.allowed_origins)
+                                : transport::OriginPolicy::AllowAll();
+  http.metrics = [&gw] { return gw.metrics().Render(); };
+  if (c.access == config::Access::kTokens) {
+    http.authenticate = [&gw](std::string_view authorization) { return gw.Authenticate(authorization); };
+    http.admin = [&gw](const transport::HttpServerOptions::AdminCall& call) {
+      return gw.HandleAdmin(call);
+    };
+  }
+  return http;
+}
+
+// The one session of `listen: stdio`, until stdin closes or a signal asks.
+int ServeStdio(asio::io_context& io, Gateway& gw) {
+  auto maker = gw.MakeSession({RandomHex(16), "", ""});
+  if (!maker) {
+    std::cerr << "toolwarden: " << maker.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  transport::StdioOptions stdio;
+  stdio.max_message_bytes = gw.config().max_body_bytes;
+  stdio.on_eof = [&] {
+    signals.cancel();
+    gw.Stop();
+  };
+  transport::StdioServer server(io, stdio, *maker);
+  gw.CountSessions([] { return 1.0; });
+  signals.async_wait([&](boost::system::error_code ec, int sig) {
+    if (ec) return;
+    spdlog::info("received signal {}; shutting down", sig);
+    server.Shutdown();  // stops the upstream cleanly; run() returns when it has exited
+  });
+  server.Start();
+  // Returns when stdin has closed and the upstream has shut down. Nothing on the loop waits
+  // for a state file another process holds (sqlite_db.h).
+  SqliteNoWait loop_never_waits;
+  io.run();
+  return kExitOk;
+}
+
+int ServeHttp(asio::io_context& io, Gateway& gw, const std::string& command) {
+  const config::Config& cfg = gw.config();
+  auto listen = ParseListen(cfg.listen);
+  if (!listen) {
+    std::cerr << "toolwarden " << command << ": " << listen.error().message() << "\n";
+    return kExitUsage;
+  }
+  transport::HttpServer server(io, HttpOptions(cfg, gw), [&gw](const transport::SessionRequest& r) {
+    return gw.MakeSession(r);
+  });
+  gw.CountSessions([&server] { return static_cast<double>(server.session_count()); });
+  auto port = server.Listen(listen->first, listen->second);
+  if (!port) {
+    std::cerr << "toolwarden " << command << ": " << port.error().message() << "\n";
+    return kExitUnavailable;
+  }
+  // Scripts and tests read this line to learn the port when listening on port 0.
+  const std::string host =
+      listen->first.find(':') != std::string::npos ? "[" + listen->first + "]" : listen->first;
+  if (cfg.access == config::Access::kLocal) {
+    spdlog::info("listening on http://{}:{}/mcp", host, *port);
+  } else {
+    spdlog::info("listening on http://{}:{}/mcp ({} server{}: {})", host, *port,
+                 cfg.servers.size(), cfg.servers.size() == 1 ? "" : "s", gw.ServerNames());
+  }
+  gw.StartWatching();
+  GracefulShutdown shutdown(io, server, cfg.shutdown_timeout_ms, [&] {
+    server.Stop();  // sessions first: their channels detach, so stopping the servers is quiet
+    gw.Stop();
+  });
+  shutdown.Arm();
+  SqliteNoWait loop_never_waits;  // sqlite_db.h
+  io.run();
+  return kExitOk;
+}
+
+}  // namespace
+
+int Launch(const config::Config& config, const std::string& command) {
+  SetSqliteBusyTimeout(std::chrono::milliseconds(config.state_timeout_ms));
+  std::signal(SIGPIPE, SIG_IGN);
+  asio::io_context io(1);
+  SystemClock clock;
+  auto opened = Gateway::Open(io, config, clock);
+  if (!opened) {
+    const bool invalid = opened.error().code() == ErrorCode::kInvalidArgument;
+    std::cerr << (invalid ? "" : "toolwarden " + command + ": ") << opened.error().message() << "\n";
+    return invalid ? kExitInvalid : kExitUnavailable;
+  }
+  Gateway& gw = **opened;
+  // Records still in flight when io.run() returns post their completion to io: let the audit
+  // writer finish them while io is still there.
+  struct FlushAudit {
+    audit::AuditLog& log;
+    ~FlushAudit() { log.Flush(); }
+  } flush_audit{gw.Audit()};
+
+  if (config.access == config::Access::kTokens) {
+    // The admin token: created at first start, shown once.
+    if (auto token = gw.Grants().EnsureAdminToken(clock.NowMs()); !token) {
+      std::cerr << "toolwarden " << command << ": " << token.error().message() << "\n";
+      return kExitUnavailable;
+    } else if (*token) {
+      std::cerr << "\nAdmin API token (shown once; only its hash is stored):\n\n  " << **token
+                << "\n\nUse it as `Authorization: Bearer <token>` on /api/. Lost it? "
+                   "`toolwarden admin reset-token -c "
+                << config.path << "`.\n\n";
+    }
+  }
+  const int status = config.stdio() ? ServeStdio(io, gw) : ServeHttp(io, gw, command);
+  if (status == kExitOk && !config.stdio()) spdlog::info("stopped");
+  return status;
+}
+
+}  // namespace tw::app

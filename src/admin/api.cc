@@ -157,9 +157,27 @@ Response Api::Handle(const Request& req) {
       return r;
     }
   }
-  const bool changes = m == "POST" || m == "DELETE" || m == "PUT" || m == "PATCH";
+
+  // What: the route whose path matches, then its method.
+  const Route* found = nullptr;
+  bool path_known = false;
+  std::vector<std::string> params;
+  for (const Route& r : Routes()) {
+    std::vector<std::string> captured;
+    if (!MatchPath(r.path, p, captured)) continue;
+    path_known = true;
+    if (r.method != m) continue;
+    found = &r;
+    params = std::move(captured);
+    break;
+  }
+  if (!found) {
+    return path_known ? Err(405, "method_not_allowed", m + " is not allowed here")
+                      : Err(404, "not_found", "no such endpoint");
+  }
+
   json::object body;
-  if (changes) {
+  if (m != "GET") {
     if (req.content_type.find("application/json") == std::string::npos) {
       return Err(415, "unsupported_media_type",
                  "state-changing calls must send Content-Type: application/json");
@@ -176,252 +194,266 @@ Response Api::Handle(const Request& req) {
       body = std::move(v.as_object());
     }
   }
-  // State changes are audited, with the admin API as the actor.
-  auto record = [&](const std::string& action, const std::string& target, const std::string& detail) {
-    Record(now, action, target, detail);
+  return (this->*found->handler)(Call{req, *route, std::move(params), body, now, console, cookie});
+}
+
+bool Api::MatchPath(const std::vector<std::string_view>& pattern,
+                    const std::vector<std::string>& parts, std::vector<std::string>& params) {
+  if (pattern.size() != parts.size()) return false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    if (pattern[i].starts_with(':')) {
+      params.push_back(parts[i]);
+    } else if (pattern[i] != parts[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The admin API, resource by resource (docs/api.md). Every path is under /api/; ":x" matches
+// one segment, handed to the handler in order. A known path with another method is a 405.
+const std::vector<Api::Route>& Api::Routes() {
+  static const std::vector<Route> kRoutes = {
+      {"GET", {}, &Api::Health},
+      {"GET", {"health"}, &Api::Health},
+      // The caller's own console session.
+      {"GET", {"session"}, &Api::SessionInfo},
+      {"POST", {"logout"}, &Api::Logout},
+      // Decisions as they happen (text/event-stream).
+      {"GET", {"events"}, &Api::EventStream},
+      // Servers, their tools and pins, their policies.
+      {"GET", {"servers"}, &Api::ListServers},
+      {"GET", {"servers", ":server", "tools"}, &Api::ServerTools},
+      {"GET", {"servers", ":server", "policy"}, &Api::GetPolicy},
+      {"PUT", {"servers", ":server", "policy"}, &Api::SavePolicy},
+      {"POST", {"servers", ":server", "accept"}, &Api::AcceptPins},
+      {"POST", {"servers", ":server", "tools", ":tool", "accept"}, &Api::AcceptPins},
+      // Grants: agents' tokens.
+      {"GET", {"grants"}, &Api::ListGrants},
+      {"POST", {"grants"}, &Api::CreateGrant},
+      {"GET", {"grants", ":grant"}, &Api::GetGrant},
+      {"DELETE", {"grants", ":grant"}, &Api::RevokeGrant},
+      // Approvals: calls held for a human.
+      {"GET", {"approvals"}, &Api::ListApprovals},
+      {"GET", {"approvals", ":id"}, &Api::GetApproval},
+      {"POST", {"approvals", ":id", "approve"}, &Api::ResolveApproval},
+      {"POST", {"approvals", ":id", "deny"}, &Api::ResolveApproval},
+      // The audit trail and the counters.
+      {"GET", {"audit"}, &Api::Audit},
+      {"GET", {"audit", ":view"}, &Api::Audit},
+      {"GET", {"counters"}, &Api::Counters},
+      // Policies: in force, checked, explained; the config reloaded.
+      {"GET", {"policies"}, &Api::ListPolicies},
+      {"POST", {"policies", "validate"}, &Api::Validate},
+      {"POST", {"explain"}, &Api::Explain},
+      {"POST", {"reload"}, &Api::Reload},
   };
-  auto method_not_allowed = [&] { return Err(405, "method_not_allowed", m + " is not allowed here"); };
+  return kRoutes;
+}
 
-  if (p.empty() || p[0] == "health") {
-    return Json(200, json::object{{"status", "ok"}});
-  }
-  if (p.size() == 1 && p[0] == "session") {
-    if (m != "GET") return method_not_allowed();
-    json::object out{{"via", console ? "cookie" : "token"}};
-    if (console) {
-      out["csrf"] = console->csrf;
-      out["expires_ms"] = console->expires_ms;
-    }
-    return Json(200, std::move(out));
-  }
-  if (p.size() == 1 && p[0] == "logout") {
-    if (m != "POST") return method_not_allowed();
-    if (console) console_.Close(cookie);
-    Response r = Json(200, json::object{{"result", "logged out"}});
-    r.headers.emplace_back("Set-Cookie", ConsoleSessions::ClearCookie());
-    return r;
-  }
-  if (p.size() == 1 && p[0] == "events") {
-    if (m != "GET") return method_not_allowed();
-    Response r;
-    r.content_type = "text/event-stream";
-    r.events = backend_.Events().Subscribe();
-    return r;
-  }
-  if (p.size() == 1 && p[0] == "counters") {
-    if (m != "GET") return method_not_allowed();
-    return Counters(*route, now);
-  }
-  if (p.size() == 1 && p[0] == "explain") {
-    if (m != "POST") return method_not_allowed();
-    return Explain(body, now);
-  }
-  if (p.size() == 2 && p[0] == "policies" && p[1] == "validate") {
-    if (m != "POST") return method_not_allowed();
-    return Validate(body);
-  }
+Response Api::Health(const Call&) { return Json(200, json::object{{"status", "ok"}}); }
 
-  if (p[0] == "servers") {
-    auto servers = backend_.Servers();
-    if (p.size() == 1) {
-      if (m != "GET") return method_not_allowed();
-      json::array out;
-      for (const auto& s : servers) {
-        out.push_back(json::object{{"name", s.name},         {"transport", s.transport},
-                                   {"target", s.target},     {"isolation", s.isolation},
-                                   {"policy", s.policy},     {"policy_version", s.policy_version},
-                                   {"pins", s.pins},         {"state", s.state},
-                                   {"last_error", s.last_error}, {"changed_ms", s.changed_ms}});
-      }
-      return Json(200, json::object{{"servers", std::move(out)}});
-    }
-    const std::string& name = p[1];
-    auto info = std::find_if(servers.begin(), servers.end(), [&](const ServerInfo& s) { return s.name == name; });
-    if (info == servers.end()) return Err(404, "not_found", "no server named \"" + name + "\"");
-    if (p.size() == 3 && p[2] == "tools") {
-      if (m != "GET") return method_not_allowed();
-      auto pins = backend_.Pins().List(name);
-      if (!pins) return Err(503, "unavailable", pins.error().message());
-      json::array tools;
-      const std::shared_ptr<const policy::Policy> policy = backend_.PolicyOf(name);
-      for (const auto& pin : *pins) {
-        boost::system::error_code ec;
-        json::value def = pin.definition.empty() ? json::value(nullptr) : json::parse(pin.definition, ec);
-        json::object t{{"name", pin.tool},
-                       {"definition", def},
-                       {"pinned_ms", pin.pinned_ms},
-                       {"changed", pin.pending_hash.has_value()}};
-        if (policy) {
-          const policy::ToolStance stance = policy::StanceOf(*policy, pin.tool);
-          t["decision"] = policy::StanceName(stance.stance);
-          t["rule"] = stance.rule;
-        }
-        const json::value& source = pin.pending_definition
-                                        ? json::parse(*pin.pending_definition, ec)
-                                        : def;
-        if (source.is_object()) {
-          const catalog::Classification c = catalog::Classify(source.get_object());
-          t["category"] = catalog::CategoryName(c.category);
-          t["risk"] = catalog::RiskName(c.risk);
-        }
-        if (pin.pending_definition) {
-          t["pending_definition"] = json::parse(*pin.pending_definition, ec);
-          t["pending_note"] = pin.pending_note;
-          t["changed_ms"] = pin.changed_ms;
-        }
-        tools.push_back(std::move(t));
-      }
-      return Json(200, json::object{{"server", name}, {"tools", std::move(tools)}});
-    }
-    if (p.size() == 3 && p[2] == "policy") {
-      if (m == "GET") return GetPolicy(*info);
-      if (m == "PUT") return SavePolicy(*info, body, now);
-      return method_not_allowed();
-    }
-    // POST /api/servers/<s>/tools/<t>/accept, POST /api/servers/<s>/accept: approve changes.
-    const bool accept_one = p.size() == 5 && p[2] == "tools" && p[4] == "accept";
-    const bool accept_all = p.size() == 3 && p[2] == "accept";
-    if (accept_one || accept_all) {
-      if (m != "POST") return method_not_allowed();
-      const std::string tool = accept_one ? p[3] : "";
-      auto n = backend_.Pins().Accept(name, tool, now);
-      if (!n) return Err(503, "unavailable", n.error().message());
-      record("pins.accept", name + (tool.empty() ? "" : " " + tool), std::to_string(*n) + " change(s)");
-      return Json(200, json::object{{"accepted", *n}});
-    }
-    return Err(404, "not_found", "no such endpoint");
+Response Api::SessionInfo(const Call& c) {
+  json::object out{{"via", c.console ? "cookie" : "token"}};
+  if (c.console) {
+    out["csrf"] = c.console->csrf;
+    out["expires_ms"] = c.console->expires_ms;
   }
+  return Json(200, std::move(out));
+}
 
-  if (p[0] == "grants") {
-    auth::GrantStore& grants = backend_.Grants();
-    if (p.size() == 1 && m == "GET") {
-      auto list = grants.List();
-      if (!list) return Err(503, "unavailable", list.error().message());
-      json::array out;
-      for (const auto& g : *list) out.push_back(GrantJson(g, now));
-      return Json(200, json::object{{"grants", std::move(out)}});
-    }
-    if (p.size() == 1 && m == "POST") {
-      auth::Grant g;
-      g.name = Str(body, "name");
-      if (const json::value* s = body.if_contains("servers")) {
-        if (!s->is_array()) return Err(400, "bad_request", "servers must be a list of server names");
-        for (const auto& v : s->get_array()) {
-          if (!v.is_string()) return Err(400, "bad_request", "servers must be a list of server names");
-          g.servers.emplace_back(v.get_string());
-        }
-      }
-      if (const json::value* pol = body.if_contains("policies")) {
-        if (!pol->is_object()) return Err(400, "bad_request", "policies must map server names to policy files");
-        for (const auto& kv : pol->get_object()) {
-          if (!kv.value().is_string()) return Err(400, "bad_request", "policies must map server names to policy files");
-          g.policies[kv.key()] = std::string(kv.value().get_string());
-        }
-      }
-      const std::string expires = Str(body, "expires");
-      if (!expires.empty()) {
-        auto ms = auth::ParseExpiry(expires);
-        if (!ms) return Err(400, "bad_request", ms.error().message());
-        g.expires_ms = now + *ms;
-      }
-      std::vector<std::string> unknown;
-      auto servers = backend_.Servers();
-      for (const auto& s : g.servers) {
-        bool found = false;
-        for (const auto& info : servers) found = found || info.name == s;
-        if (!found) unknown.push_back(s);
-      }
-      if (!unknown.empty()) return Err(400, "bad_request", "unknown server \"" + unknown[0] + "\"");
-      auto created_token = grants.Create(g, now);
-      if (!created_token) {
-        const bool exists = created_token.error().message().find("already exists") != std::string::npos;
-        return Err(exists ? 409 : 400, exists ? "conflict" : "bad_request", created_token.error().message());
-      }
-      record("grants.create", g.name, "");
-      auto created = grants.Get(g.name);
-      json::value out = created && *created ? GrantJson(**created, now) : json::value(json::object{});
-      out.as_object()["token"] = *created_token;  // shown once
-      return Json(201, std::move(out));
-    }
-    if (p.size() == 2 && m == "GET") {
-      auto g = grants.Get(p[1]);
-      if (!g) return Err(503, "unavailable", g.error().message());
-      if (!*g) return Err(404, "not_found", "no grant named \"" + p[1] + "\"");
-      return Json(200, GrantJson(**g, now));
-    }
-    if (p.size() == 2 && m == "DELETE") {
-      auto g = grants.Revoke(p[1], now);
-      if (!g) return Err(404, "not_found", g.error().message());
-      record("grants.revoke", p[1], "");
-      return Json(200, GrantJson(*g, now));
-    }
-    return p.size() <= 2 ? method_not_allowed() : Err(404, "not_found", "no such endpoint");
+Response Api::Logout(const Call& c) {
+  if (c.console) console_.Close(c.cookie);
+  Response r = Json(200, json::object{{"result", "logged out"}});
+  r.headers.emplace_back("Set-Cookie", ConsoleSessions::ClearCookie());
+  return r;
+}
+
+Response Api::EventStream(const Call&) {
+  Response r;
+  r.content_type = "text/event-stream";
+  r.events = backend_.Events().Subscribe();
+  return r;
+}
+
+std::optional<ServerInfo> Api::FindServer(const std::string& name) {
+  for (auto& s : backend_.Servers()) {
+    if (s.name == name) return std::move(s);
   }
+  return std::nullopt;
+}
 
-  if (p[0] == "approvals") {
-    approval::ApprovalStore& approvals = backend_.Approvals();
-    if (p.size() == 1 && m == "GET") {
-      auto it = route->query.find("state");
-      const bool all = it != route->query.end() && it->second == "all";
-      auto list = approvals.List(!all);
-      if (!list) return Err(503, "unavailable", list.error().message());
-      json::array out;
-      for (const auto& a : *list) out.push_back(ApprovalJson(a));
-      return Json(200, json::object{{"approvals", std::move(out)}});
-    }
-    if (p.size() == 2 && m == "GET") {
-      auto a = approvals.Get(p[1]);
-      if (!a) return Err(503, "unavailable", a.error().message());
-      if (!*a) return Err(404, "not_found", "no approval " + p[1]);
-      return Json(200, ApprovalJson(**a));
-    }
-    if (p.size() == 3 && (p[2] == "approve" || p[2] == "deny")) {
-      if (m != "POST") return method_not_allowed();
-      std::string by = Str(body, "by");
-      by = by.empty() ? "admin-api" : "admin-api:" + by;
-      auto existing = approvals.Get(p[1]);
-      if (existing && !*existing) return Err(404, "not_found", "no approval " + p[1]);
-      auto r = approvals.Resolve(p[1],
-                                 p[2] == "approve" ? approval::State::kApproved : approval::State::kDenied,
-                                 by, Str(body, "reason"), now);
-      if (!r) return Err(409, "conflict", r.error().message());
-      record(p[2] == "approve" ? "approvals.approve" : "approvals.deny", p[1],
-             r->server + " " + r->tool);
-      return Json(200, ApprovalJson(*r));
-    }
-    return Err(404, "not_found", "no such endpoint");
+Response Api::ListServers(const Call&) {
+  json::array out;
+  for (const auto& s : backend_.Servers()) {
+    out.push_back(json::object{{"name", s.name},         {"transport", s.transport},
+                               {"target", s.target},     {"isolation", s.isolation},
+                               {"policy", s.policy},     {"policy_version", s.policy_version},
+                               {"pins", s.pins},         {"state", s.state},
+                               {"last_error", s.last_error}, {"changed_ms", s.changed_ms}});
   }
+  return Json(200, json::object{{"servers", std::move(out)}});
+}
 
-  if (p[0] == "audit" && p.size() <= 2) {
-    if (m != "GET") return method_not_allowed();
-    return Audit(*route, now);
-  }
-
-  if (p[0] == "policies" && p.size() == 1) {
-    if (m != "GET") return method_not_allowed();
-    json::array out;
-    for (const auto& pi : backend_.Policies()) {
-      json::array servers;
-      for (const auto& s : pi.servers) servers.emplace_back(s);
-      out.push_back(json::object{{"path", pi.path},
-                                 {"version", pi.version},
-                                 {"servers", std::move(servers)},
-                                 {"reloads", pi.reloads},
-                                 {"failed_reloads", pi.failed_reloads},
-                                 {"text", pi.text}});
+Response Api::ServerTools(const Call& c) {
+  const std::string& name = c.params[0];
+  if (!FindServer(name)) return Err(404, "not_found", "no server named \"" + name + "\"");
+  auto pins = backend_.Pins().List(name);
+  if (!pins) return Err(503, "unavailable", pins.error().message());
+  json::array tools;
+  const std::shared_ptr<const policy::Policy> policy = backend_.PolicyOf(name);
+  for (const auto& pin : *pins) {
+    boost::system::error_code ec;
+    json::value def = pin.definition.empty() ? json::value(nullptr) : json::parse(pin.definition, ec);
+    json::object t{{"name", pin.tool},
+                   {"definition", def},
+                   {"pinned_ms", pin.pinned_ms},
+                   {"changed", pin.pending_hash.has_value()}};
+    if (policy) {
+      const policy::ToolStance stance = policy::StanceOf(*policy, pin.tool);
+      t["decision"] = policy::StanceName(stance.stance);
+      t["rule"] = stance.rule;
     }
-    return Json(200, json::object{{"policies", std::move(out)}});
+    const json::value& source = pin.pending_definition ? json::parse(*pin.pending_definition, ec) : def;
+    if (source.is_object()) {
+      const catalog::Classification cl = catalog::Classify(source.get_object());
+      t["category"] = catalog::CategoryName(cl.category);
+      t["risk"] = catalog::RiskName(cl.risk);
+    }
+    if (pin.pending_definition) {
+      t["pending_definition"] = json::parse(*pin.pending_definition, ec);
+      t["pending_note"] = pin.pending_note;
+      t["changed_ms"] = pin.changed_ms;
+    }
+    tools.push_back(std::move(t));
   }
+  return Json(200, json::object{{"server", name}, {"tools", std::move(tools)}});
+}
 
-  if (p[0] == "reload" && p.size() == 1) {
-    if (m != "POST") return method_not_allowed();
-    auto r = backend_.Reload();
-    record("reload", "config", r ? *r : r.error().message());
-    if (!r) return Err(422, "invalid_config", r.error().message());
-    return Json(200, json::object{{"result", *r}});
+// POST /api/servers/<s>/tools/<t>/accept, POST /api/servers/<s>/accept: approve changes.
+Response Api::AcceptPins(const Call& c) {
+  const std::string& name = c.params[0];
+  if (!FindServer(name)) return Err(404, "not_found", "no server named \"" + name + "\"");
+  const std::string tool = c.params.size() > 1 ? c.params[1] : "";
+  auto n = backend_.Pins().Accept(name, tool, c.now);
+  if (!n) return Err(503, "unavailable", n.error().message());
+  Record(c.now, "pins.accept", name + (tool.empty() ? "" : " " + tool), std::to_string(*n) + " change(s)");
+  return Json(200, json::object{{"accepted", *n}});
+}
+
+Response Api::ListGrants(const Call& c) {
+  auto list = backend_.Grants().List();
+  if (!list) return Err(503, "unavailable", list.error().message());
+  json::array out;
+  for (const auto& g : *list) out.push_back(GrantJson(g, c.now));
+  return Json(200, json::object{{"grants", std::move(out)}});
+}
+
+Response Api::CreateGrant(const Call& c) {
+  const json::object& body = c.body;
+  auth::Grant g;
+  g.name = Str(body, "name");
+  if (const json::value* s = body.if_contains("servers")) {
+    if (!s->is_array()) return Err(400, "bad_request", "servers must be a list of server names");
+    for (const auto& v : s->get_array()) {
+      if (!v.is_string()) return Err(400, "bad_request", "servers must be a list of server names");
+      g.servers.emplace_back(v.get_string());
+    }
   }
+  if (const json::value* pol = body.if_contains("policies")) {
+    if (!pol->is_object()) return Err(400, "bad_request", "policies must map server names to policy files");
+    for (const auto& kv : pol->get_object()) {
+      if (!kv.value().is_string()) return Err(400, "bad_request", "policies must map server names to policy files");
+      g.policies[kv.key()] = std::string(kv.value().get_string());
+    }
+  }
+  const std::string expires = Str(body, "expires");
+  if (!expires.empty()) {
+    auto ms = auth::ParseExpiry(expires);
+    if (!ms) return Err(400, "bad_request", ms.error().message());
+    g.expires_ms = c.now + *ms;
+  }
+  for (const auto& s : g.servers) {
+    if (!FindServer(s)) return Err(400, "bad_request", "unknown server \"" + s + "\"");
+  }
+  auth::GrantStore& grants = backend_.Grants();
+  auto created_token = grants.Create(g, c.now);
+  if (!created_token) {
+    const bool exists = created_token.error().message().find("already exists") != std::string::npos;
+    return Err(exists ? 409 : 400, exists ? "conflict" : "bad_request", created_token.error().message());
+  }
+  Record(c.now, "grants.create", g.name, "");
+  auto created = grants.Get(g.name);
+  json::value out = created && *created ? GrantJson(**created, c.now) : json::value(json::object{});
+  out.as_object()["token"] = *created_token;  // shown once
+  return Json(201, std::move(out));
+}
 
-  return Err(404, "not_found", "no such endpoint");
+Response Api::GetGrant(const Call& c) {
+  auto g = backend_.Grants().Get(c.params[0]);
+  if (!g) return Err(503, "unavailable", g.error().message());
+  if (!*g) return Err(404, "not_found", "no grant named \"" + c.params[0] + "\"");
+  return Json(200, GrantJson(**g, c.now));
+}
+
+Response Api::RevokeGrant(const Call& c) {
+  auto g = backend_.Grants().Revoke(c.params[0], c.now);
+  if (!g) return Err(404, "not_found", g.error().message());
+  Record(c.now, "grants.revoke", c.params[0], "");
+  return Json(200, GrantJson(*g, c.now));
+}
+
+Response Api::ListApprovals(const Call& c) {
+  const bool all = c.route.Get("state") == "all";
+  auto list = backend_.Approvals().List(!all);
+  if (!list) return Err(503, "unavailable", list.error().message());
+  json::array out;
+  for (const auto& a : *list) out.push_back(ApprovalJson(a));
+  return Json(200, json::object{{"approvals", std::move(out)}});
+}
+
+Response Api::GetApproval(const Call& c) {
+  auto a = backend_.Approvals().Get(c.params[0]);
+  if (!a) return Err(503, "unavailable", a.error().message());
+  if (!*a) return Err(404, "not_found", "no approval " + c.params[0]);
+  return Json(200, ApprovalJson(**a));
+}
+
+Response Api::ResolveApproval(const Call& c) {
+  const std::string& id = c.params[0];
+  const bool approve = c.route.parts.back() == "approve";
+  approval::ApprovalStore& approvals = backend_.Approvals();
+  std::string by = Str(c.body, "by");
+  by = by.empty() ? "admin-api" : "admin-api:" + by;
+  auto existing = approvals.Get(id);
+  if (existing && !*existing) return Err(404, "not_found", "no approval " + id);
+  auto r = approvals.Resolve(id, approve ? approval::State::kApproved : approval::State::kDenied, by,
+                             Str(c.body, "reason"), c.now);
+  if (!r) return Err(409, "conflict", r.error().message());
+  Record(c.now, approve ? "approvals.approve" : "approvals.deny", id, r->server + " " + r->tool);
+  return Json(200, ApprovalJson(*r));
+}
+
+Response Api::ListPolicies(const Call&) {
+  json::array out;
+  for (const auto& pi : backend_.Policies()) {
+    json::array servers;
+    for (const auto& s : pi.servers) servers.emplace_back(s);
+    out.push_back(json::object{{"path", pi.path},
+                               {"version", pi.version},
+                               {"servers", std::move(servers)},
+                               {"reloads", pi.reloads},
+                               {"failed_reloads", pi.failed_reloads},
+                               {"text", pi.text}});
+  }
+  return Json(200, json::object{{"policies", std::move(out)}});
+}
+
+Response Api::Reload(const Call& c) {
+  auto r = backend_.Reload();
+  Record(c.now, "reload", "config", r ? *r : r.error().message());
+  if (!r) return Err(422, "invalid_config", r.error().message());
+  return Json(200, json::object{{"result", *r}});
 }
 
 namespace {
@@ -468,7 +500,9 @@ json::value DiagnosticsJson(const std::vector<policy::Diagnostic>& diags) {
 
 }  // namespace
 
-Response Api::Audit(const ApiRoute& route, int64_t now) {
+Response Api::Audit(const Call& call) {
+  const ApiRoute& route = call.route;
+  const int64_t now = call.now;
   audit::Query q;
   q.grant = route.Get("grant");
   q.server = route.Get("server");
@@ -558,7 +592,9 @@ Response Api::Audit(const ApiRoute& route, int64_t now) {
                                 {"limit", q.limit}});
 }
 
-Response Api::Counters(const ApiRoute& route, int64_t now) {
+Response Api::Counters(const Call& call) {
+  const ApiRoute& route = call.route;
+  const int64_t now = call.now;
   auto grants = backend_.Grants().List();
   if (!grants) return Err(503, "unavailable", grants.error().message());
   const std::string only = route.Get("grant");
@@ -606,7 +642,10 @@ Response Api::Counters(const ApiRoute& route, int64_t now) {
   return Json(200, json::object{{"counters", std::move(rows)}});
 }
 
-Response Api::GetPolicy(const ServerInfo& info) {
+Response Api::GetPolicy(const Call& call) {
+  const std::optional<ServerInfo> found = FindServer(call.params[0]);
+  if (!found) return Err(404, "not_found", "no server named \"" + call.params[0] + "\"");
+  const ServerInfo& info = *found;
   const std::string& server = info.name;
   const std::string& path = info.policy;
   if (path.empty()) {
@@ -649,7 +688,12 @@ Response Api::GetPolicy(const ServerInfo& info) {
                        {"diagnostics", DiagnosticsJson(compiled.diagnostics)}});
 }
 
-Response Api::SavePolicy(const ServerInfo& info, const json::object& body, int64_t now) {
+Response Api::SavePolicy(const Call& call) {
+  const std::optional<ServerInfo> found = FindServer(call.params[0]);
+  if (!found) return Err(404, "not_found", "no server named \"" + call.params[0] + "\"");
+  const ServerInfo& info = *found;
+  const json::object& body = call.body;
+  const int64_t now = call.now;
   const std::string& server = info.name;
   const std::string& path = info.policy;
   if (path.empty()) return Err(404, "no_policy", "server \"" + server + "\" has no policy file");
@@ -687,7 +731,8 @@ Response Api::SavePolicy(const ServerInfo& info, const json::object& body, int64
                                 {"reloaded", in_force && in_force->version == version}});
 }
 
-Response Api::Validate(const json::object& body) {
+Response Api::Validate(const Call& call) {
+  const json::object& body = call.body;
   const json::value* text = body.if_contains("text");
   if (!text || !text->is_string()) return Err(400, "bad_request", "text (the policy) is required");
   std::string format = Str(body, "format");
@@ -700,7 +745,9 @@ Response Api::Validate(const json::object& body) {
                                 {"diagnostics", DiagnosticsJson(compiled.diagnostics)}});
 }
 
-Response Api::Explain(const json::object& body, int64_t now) {
+Response Api::Explain(const Call& call) {
+  const json::object& body = call.body;
+  const int64_t now = call.now;
   const std::string server = Str(body, "server");
   const std::string tool = Str(body, "tool");
   if (server.empty() || tool.empty()) return Err(400, "bad_request", "server and tool are required");

@@ -128,13 +128,52 @@ class Api {
   ConsoleSessions& console_sessions() { return console_; }
 
  private:
-  Response Login(const Request& req, int64_t now);
-  Response Audit(const ApiRoute& route, int64_t now);
-  Response Counters(const ApiRoute& route, int64_t now);
-  Response GetPolicy(const ServerInfo& server);
-  Response SavePolicy(const ServerInfo& server, const json::object& body, int64_t now);
-  Response Validate(const json::object& body);
-  Response Explain(const json::object& body, int64_t now);
+  // One authenticated call as its handler sees it.
+  struct Call {
+    const Request& request;
+    const ApiRoute& route;
+    std::vector<std::string> params;  // what the route's ":x" segments matched, in order
+    const json::object& body;         // a state-changing call's JSON body ({} for none)
+    int64_t now;
+    const std::optional<ConsoleSession>& console;  // set when it came with a console cookie
+    const std::string& cookie;
+  };
+  using Handler = Response (Api::*)(const Call&);
+  struct Route {
+    std::string_view method;
+    std::vector<std::string_view> path;  // segments after /api/; ":x" matches any one
+    Handler handler;
+  };
+  static const std::vector<Route>& Routes();
+  static bool MatchPath(const std::vector<std::string_view>& pattern,
+                        const std::vector<std::string>& parts, std::vector<std::string>& params);
+
+  Response Login(const Request& req, int64_t now);  // before authentication
+  // The handlers of Routes(), one per route.
+  Response Health(const Call& c);
+  Response SessionInfo(const Call& c);
+  Response Logout(const Call& c);
+  Response EventStream(const Call& c);
+  Response ListServers(const Call& c);
+  Response ServerTools(const Call& c);
+  Response GetPolicy(const Call& c);
+  Response SavePolicy(const Call& c);
+  Response AcceptPins(const Call& c);
+  Response ListGrants(const Call& c);
+  Response CreateGrant(const Call& c);
+  Response GetGrant(const Call& c);
+  Response RevokeGrant(const Call& c);
+  Response ListApprovals(const Call& c);
+  Response GetApproval(const Call& c);
+  Response ResolveApproval(const Call& c);
+  Response Audit(const Call& c);
+  Response Counters(const Call& c);
+  Response ListPolicies(const Call& c);
+  Response Validate(const Call& c);
+  Response Explain(const Call& c);
+  Response Reload(const Call& c);
+
+  std::optional<ServerInfo> FindServer(const std::string& name);
   void Record(int64_t now, const std::string& action, const std::string& target,
               const std::string& detail);
 

@@ -154,6 +154,18 @@ TEST_F(AdminApiTest, StateChangesNeedJsonContentType) {
   EXPECT_EQ(Call("GET", "/api/nothing").status, 404);
 }
 
+TEST_F(AdminApiTest, AKnownPathWithAnotherMethodIs405AndAnUnknownOneIs404) {
+  EXPECT_EQ(Call("PUT", "/api/grants", "{}").status, 405);
+  EXPECT_EQ(Call("POST", "/api/approvals", "{}").status, 405);
+  EXPECT_EQ(Call("DELETE", "/api/servers/everything/policy", "{}").status, 405);
+  EXPECT_EQ(Call("GET", "/api/approvals/ap1/approve").status, 405) << "resolving is a POST";
+  EXPECT_EQ(Call("GET", "/api/grants/a/b").status, 404);
+  EXPECT_EQ(Call("POST", "/api/servers/everything/tools/a/b/accept", "{}").status, 404);
+  EXPECT_EQ(Call("GET", "/api/servers/nope/policy").status, 404);
+  EXPECT_EQ(Call("POST", "/api/servers/nope/accept", "{}").status, 404);
+  EXPECT_EQ(Call("GET", "/api/approvals").status, 200);
+}
+
 TEST_F(AdminApiTest, ApprovalsAreResolvedOnceByIdAndUnknownIdsAre404) {
   approval::Approval a;
   a.id = "ap1";

@@ -22,8 +22,8 @@
 
 namespace tw::app {
 
-std::function<gateway::ToolCallGuard::LoopPoster()> LoopPosterFor(boost::asio::io_context& io) {
-  return [&io]() -> gateway::ToolCallGuard::LoopPoster {
+std::function<gateway::LoopPoster()> LoopPosterFor(boost::asio::io_context& io) {
+  return [&io]() -> gateway::LoopPoster {
     // A tracked executor counts as work for io.run() for as long as a copy lives.
     return [ex = boost::asio::prefer(io.get_executor(),
                                      boost::asio::execution::outstanding_work.tracked)](
@@ -161,16 +161,23 @@ Result<const gateway::ToolCallGuard*> Gateway::GuardFor(ServerRuntime& server,
   auto holder = PolicyFor(policy_path);
   if (!holder) return Fail(holder.error());
   gateway::PolicyHolder* h = *holder;
-  auto guard = std::make_unique<gateway::ToolCallGuard>(
-      [h] { return h->Current(); }, *counters_, clock_,
-      config_.state_fail_mode == config::StateFailMode::kOpen ? gateway::StateFailMode::kOpen
-                                                              : gateway::StateFailMode::kClosed);
-  guard->SetPins(server.pins.get());
-  guard->SetCatalog(server.catalog.get());
-  guard->SetAudit(audit_.get(), server.config.name, config_.audit_include_arguments);
-  guard->SetApprovals(approvals_.get(), waiter_.get());
-  guard->SetMetrics(&metrics_);
-  guard->SetGroupCommit(LoopPosterFor(io_));
+  auto guard = std::make_unique<gateway::ToolCallGuard>(gateway::GuardDeps{
+      .policies = [h] { return h->Current(); },
+      .counters = counters_.get(),
+      .clock = &clock_,
+      .fail_mode = config_.state_fail_mode == config::StateFailMode::kOpen
+                       ? gateway::StateFailMode::kOpen
+                       : gateway::StateFailMode::kClosed,
+      .server = server.config.name,
+      .catalog = server.catalog.get(),
+      .pins = server.pins.get(),
+      .audit = audit_.get(),
+      .audit_arguments = config_.audit_include_arguments,
+      .approvals = approvals_.get(),
+      .waiter = waiter_.get(),
+      .metrics = &metrics_,
+      .group_commit = LoopPosterFor(io_),
+  });
   const gateway::ToolCallGuard* out = guard.get();
   server.guards.emplace(policy_path, std::move(guard));
   return out;

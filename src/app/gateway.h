@@ -62,7 +62,7 @@ struct ServerRuntime {
 
 // The guards' group commit on `io` (gateway::GuardDeps::group_commit): posts from the audit
 // writer's thread, and keeps `io` running while a call's record is in flight.
-std::function<gateway::ToolCallGuard::LoopPoster()> LoopPosterFor(boost::asio::io_context& io);
+std::function<gateway::LoopPoster()> LoopPosterFor(boost::asio::io_context& io);
 
 class Gateway : public admin::Backend {
  public:

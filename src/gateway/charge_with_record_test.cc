@@ -35,10 +35,7 @@ class ChargeWithRecordTest : public ::testing::Test {
     store_ = std::move(*limits::OpenStateStore(spec_));
     audit_ = std::move(*audit::OpenAuditLog(spec_, ""));
     approvals_ = std::move(*approval::OpenApprovalStore(spec_));
-    guard_ = std::make_unique<ToolCallGuard>([this] { return policy_; }, *store_, clock_);
-    guard_->SetAudit(audit_.get(), "srv", false);
-    guard_->SetApprovals(approvals_.get(), &waiter_);
-    guard_->SetGroupCommit(loop_.Poster());
+    UseAudit(audit_.get());
     ASSERT_EQ(sqlite3_open(path_.c_str(), &other_), SQLITE_OK);
   }
   void TearDown() override {
@@ -50,6 +47,17 @@ class ChargeWithRecordTest : public ::testing::Test {
     for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
   }
 
+  // The guard, recording through `log`.
+  void UseAudit(audit::AuditLog* log) {
+    guard_ = std::make_unique<ToolCallGuard>(GuardDeps{.policies = [this] { return policy_; },
+                                                       .counters = store_.get(),
+                                                       .clock = &clock_,
+                                                       .server = "srv",
+                                                       .audit = log,
+                                                       .approvals = approvals_.get(),
+                                                       .waiter = &waiter_,
+                                                       .group_commit = loop_.Poster()});
+  }
   GuardOutcome Call(const std::string& tool) {
     return guard_->Check(mcp::ToolCall{tool, json::object{}}, policy::Identity{"bot", "s1", {}});
   }
@@ -57,7 +65,7 @@ class ChargeWithRecordTest : public ::testing::Test {
   void Await(std::vector<GuardOutcome*> outcomes) {
     size_t done = 0;
     for (GuardOutcome* o : outcomes) {
-      ASSERT_TRUE(o->durable_wait);
+      ASSERT_EQ(o->next, GuardOutcome::Next::kAwaitRecord);
       guard_->AwaitDurable(*o, [&done] { ++done; });
     }
     ASSERT_EQ(loop_.Run(outcomes.size()), outcomes.size());
@@ -144,6 +152,7 @@ TEST_F(ChargeWithRecordTest, CallsThatNeedApprovalGetItInTheTransactionOfTheirRe
   ASSERT_FALSE(held.approval_id.empty()) << held.decision.reason;
   Await({&held});
   EXPECT_EQ(held.decision.verdict, policy::Verdict::kAllow);
+  EXPECT_EQ(held.next, GuardOutcome::Next::kAwaitApproval);
   EXPECT_FALSE(held.approval_id.empty());
   EXPECT_EQ(Committed("SELECT COUNT(*) FROM approvals WHERE state = 'pending' AND id = '" +
                       held.approval_id + "'"),
@@ -159,8 +168,8 @@ TEST_F(ChargeWithRecordTest, AClosedSessionsApprovalIsWithdrawnAfterItIsCreated)
   GuardOutcome held = Call("pay");
   const std::string id = held.approval_id;
   // The session closes before the record's transaction ran (Session::Close).
-  guard_->Abandon(held);
-  guard_->WithdrawApproval(id, "the client session closed");
+  guard_->Drop(held, CallOutcome::kCancelled, "the client session closed");
+  EXPECT_EQ(held.next, GuardOutcome::Next::kAnswer);
   ASSERT_EQ(loop_.Run(1), 1u);
   audit_->Flush();
   EXPECT_EQ(
@@ -181,8 +190,8 @@ TEST_F(ChargeWithRecordTest, AnEventLoopNeverWaitsForALockedStateFile) {
     guard_->Settle(Admission{{{limits::Charge{"k", 1, 3, 0}, policy::RefundOn::kNever}}, "", 0},
                    CallOutcome::kNotSent);
   }
-  EXPECT_TRUE(first.durable_wait);
-  EXPECT_TRUE(held.durable_wait);
+  EXPECT_EQ(first.next, GuardOutcome::Next::kAwaitRecord);
+  EXPECT_EQ(held.next, GuardOutcome::Next::kAwaitRecord);
   ASSERT_EQ(sqlite3_exec(other_, "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);
   Await({&first, &held});
   SetSqliteBusyTimeout(saved);
@@ -235,7 +244,7 @@ class FailingRecordAudit : public audit::AuditLog {
 
 TEST_F(ChargeWithRecordTest, AnApprovalThatCannotBeCreatedDeniesTheCallAndKeepsNoCharge) {
   FailingRecordAudit failing(*audit_);
-  guard_->SetAudit(&failing, "srv", false);
+  UseAudit(&failing);
   failing.drop_before = "approvals";  // the approval's insert fails inside the transaction
   GuardOutcome held = Call("pay");
   Await({&held});
@@ -252,7 +261,7 @@ TEST_F(ChargeWithRecordTest, AnApprovalThatCannotBeCreatedDeniesTheCallAndKeepsN
 
 TEST_F(ChargeWithRecordTest, ARecordThatCannotBeWrittenTakesItsChargesAwayOnceNotTwice) {
   FailingRecordAudit failing(*audit_);
-  guard_->SetAudit(&failing, "srv", false);
+  UseAudit(&failing);
   ASSERT_EQ(Decide("echo").decision.verdict, policy::Verdict::kAllow);
   GuardOutcome second = Call("echo");
   failing.fail = true;
@@ -289,7 +298,7 @@ TEST_F(ChargeWithRecordTest, AStateFileLockedPastTheWaitDeniesTheCallAndChargesN
 
 TEST_F(ChargeWithRecordTest, AnAbandonedCallGivesItsChargeBackWhenItsRecordIsWritten) {
   GuardOutcome gone = Call("echo");
-  guard_->Abandon(gone);  // its session closed before the record was written
+  guard_->Drop(gone, CallOutcome::kCancelled, "the client session closed");  // before the record was written
   ASSERT_EQ(loop_.Run(1), 1u);
   audit_->Flush();
   EXPECT_EQ(CommittedCharges(), 0);

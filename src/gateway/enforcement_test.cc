@@ -48,9 +48,12 @@ class EnforcementTest : public ::testing::Test {
     ASSERT_TRUE(compiled.policy) << policy::FormatDiagnostics("p", compiled.diagnostics);
     policy_ = compiled.policy;
     catalog_ = std::make_unique<ToolCatalog>("srv", unlisted, SchemaMode::kEnforce);
-    guard_ = std::make_unique<ToolCallGuard>([this] { return policy_; }, *store_, clock_);
-    guard_->SetCatalog(catalog_.get());
-    guard_->SetAudit(audit_.get(), "srv", false);
+    guard_ = std::make_unique<ToolCallGuard>(GuardDeps{.policies = [this] { return policy_; },
+                                                       .counters = store_.get(),
+                                                       .clock = &clock_,
+                                                       .server = "srv",
+                                                       .catalog = catalog_.get(),
+                                                       .audit = audit_.get()});
     auto upstream = std::make_unique<FakeUpstream>();
     upstream_ = upstream.get();
     session_ = std::make_unique<Session>("s1", std::move(upstream), *guard_, sink_, "g1");

@@ -210,9 +210,13 @@ std::string OracleTest::RunSequence(uint64_t seed) {
     Server s;
     s.name = name;
     s.catalog = std::make_unique<ToolCatalog>(name);
-    s.guard = std::make_unique<ToolCallGuard>([this] { return policy_; }, *store, clock);
-    s.guard->SetCatalog(s.catalog.get());
-    s.guard->SetAudit(audit_.get(), name, true);
+    s.guard = std::make_unique<ToolCallGuard>(GuardDeps{.policies = [this] { return policy_; },
+                                                        .counters = store.get(),
+                                                        .clock = &clock,
+                                                        .server = name,
+                                                        .catalog = s.catalog.get(),
+                                                        .audit = audit_.get(),
+                                                        .audit_arguments = true});
     servers.push_back(std::move(s));
   }
   std::vector<std::function<void()>> posted;

@@ -16,6 +16,8 @@ namespace {
 // hundreds right after initialize; the bound is against piling up without end).
 constexpr size_t kMaxAwaitingList = 1024;
 
+constexpr const char* kIdInUse = "a pending request already used its id";
+
 // How a server's answer settles a call's charges.
 CallOutcome SettleOutcome(const Message& answer) {
   if (answer.kind == jsonrpc::Kind::kError) return CallOutcome::kJsonRpcError;
@@ -57,11 +59,7 @@ void Session::Close() {
   if (closed_) return;
   closed_ = true;
   // Calls whose record is being committed: never forwarded now.
-  for (auto& [key, r] : recording_) {
-    guard_.Abandon(r.outcome);
-    guard_.Settle(r.outcome.admission, CallOutcome::kCancelled);
-    guard_.WithdrawApproval(r.outcome.approval_id, "the client session closed");
-  }
+  for (auto& [key, r] : recording_) guard_.Drop(r.outcome, CallOutcome::kCancelled, "the client session closed");
   recording_.clear();
   awaiting_list_.clear();  // not decided yet: nothing to record or refund
   // Calls still waiting for a human: nobody will read the answer.
@@ -163,11 +161,7 @@ bool Session::IdInUse(const std::string& key) const {
   return client_to_upstream_.contains(key) || parked_.contains(key) || recording_.contains(key);
 }
 
-void Session::RefuseIdInUse(const json::value& id, const Admission& admission,
-                            const std::string& approval_id) {
-  // Decided, but a pending request already uses this id: give back what the decision took.
-  guard_.WithdrawApproval(approval_id, "a pending request already used its id");
-  guard_.Settle(admission, CallOutcome::kNotSent);
+void Session::RefuseIdInUse(const json::value& id) {
   Reply(id, jsonrpc::MakeError(id, jsonrpc::kInvalidRequest,
                                "Invalid Request: id " + jsonrpc::IdToString(id) +
                                    " is already in use by a pending request"));
@@ -176,7 +170,8 @@ void Session::RefuseIdInUse(const json::value& id, const Admission& admission,
 void Session::ForwardRequest(Message msg, Admission admission) {
   const std::string key = jsonrpc::IdKey(msg.id);
   if (IdInUse(key)) {
-    RefuseIdInUse(msg.id, admission, "");
+    guard_.Settle(admission, CallOutcome::kNotSent);  // decided, but the id is taken
+    RefuseIdInUse(msg.id);
     return;
   }
   const int64_t upstream_id = next_upstream_id_++;
@@ -228,11 +223,11 @@ void Session::HandleToolCall(Message msg, bool list_fetched) {
     return;
   }
   GuardOutcome outcome = guard_.Check(*call, policy::Identity{grant_, id_, {}});
-  if (outcome.durable_wait) {
+  if (outcome.next == GuardOutcome::Next::kAwaitRecord) {
     const std::string key = jsonrpc::IdKey(msg.id);
     if (IdInUse(key)) {
-      guard_.Abandon(outcome);  // what its record's transaction charges comes back
-      RefuseIdInUse(msg.id, outcome.admission, outcome.approval_id);
+      guard_.Drop(outcome, CallOutcome::kNotSent, kIdInUse);
+      RefuseIdInUse(msg.id);
       return;
     }
     // Parked first: AwaitDurable may call back at once when the record is already written.
@@ -252,23 +247,31 @@ void Session::HandleToolCall(Message msg, bool list_fetched) {
 }
 
 void Session::Decided(Message msg, GuardOutcome outcome) {
-  if (outcome.decision.verdict != policy::Verdict::kAllow) {
-    Reply(msg.id, jsonrpc::MakeResponse(
-                      msg.id, mcp::DenialResult({std::string(outcome.decision.rule), outcome.decision.reason,
-                                                 outcome.decision.retry_after_s})));
-    return;
+  switch (outcome.next) {
+    case GuardOutcome::Next::kAnswer:
+      Reply(msg.id, jsonrpc::MakeResponse(msg.id, mcp::DenialResult({std::string(outcome.decision.rule),
+                                                                     outcome.decision.reason,
+                                                                     outcome.decision.retry_after_s})));
+      return;
+    case GuardOutcome::Next::kAwaitApproval:
+      Park(std::move(msg), std::move(outcome));
+      return;
+    case GuardOutcome::Next::kForward:
+      ForwardRequest(std::move(msg), std::move(outcome.admission));
+      return;
+    case GuardOutcome::Next::kAwaitRecord:
+      break;  // Finish moved it on before this
   }
-  if (!outcome.approval_id.empty()) {
-    Park(std::move(msg), std::move(outcome));
-    return;
-  }
-  ForwardRequest(std::move(msg), std::move(outcome.admission));
+  // Never reached: a call still waiting for its record is neither forwarded nor answered.
+  guard_.Drop(outcome, CallOutcome::kNotSent, "the call was not decided");
+  Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInternalError, "Internal error: undecided call"));
 }
 
 void Session::Park(Message msg, GuardOutcome outcome) {
   const std::string key = jsonrpc::IdKey(msg.id);
   if (IdInUse(key)) {
-    RefuseIdInUse(msg.id, outcome.admission, outcome.approval_id);
+    guard_.Drop(outcome, CallOutcome::kNotSent, kIdInUse);
+    RefuseIdInUse(msg.id);
     return;
   }
   const std::string id = outcome.approval_id;

@@ -111,9 +111,8 @@ class Session : public McpSession {
   void ForwardRequest(jsonrpc::Message msg, Admission admission = {});
   // True while a request with this client id key is pending in any form.
   bool IdInUse(const std::string& key) const;
-  // Answers a request whose id is in use, refunding its admission and withdrawing its approval.
-  void RefuseIdInUse(const json::value& id, const Admission& admission,
-                     const std::string& approval_id);
+  // Answers a request whose id is in use (the caller gave its decision back to the guard).
+  void RefuseIdInUse(const json::value& id);
   // A call held for a human's approval.
   struct Parked {
     jsonrpc::Message msg;

@@ -259,10 +259,13 @@ TEST(GroupCommitTest, CallsWaitForTheirRecord) {
     std::shared_ptr<const policy::Policy> policy = compiled.policy;
     auto store = limits::MakeMemoryStore();
     testing::FakeClock clock;
-    ToolCallGuard guard([&] { return policy; }, *store, clock);
-    guard.SetAudit(log->get(), "srv", false);
     testing::ManualLoop loop;
-    guard.SetGroupCommit(loop.Poster());
+    ToolCallGuard guard(GuardDeps{.policies = [&] { return policy; },
+                                  .counters = store.get(),
+                                  .clock = &clock,
+                                  .server = "srv",
+                                  .audit = log->get(),
+                                  .group_commit = loop.Poster()});
     auto upstream = std::make_unique<FakeUpstream>();
     FakeUpstream* up = upstream.get();
     RecordingSink sink;

@@ -76,184 +76,218 @@ struct PendingRecord {
   std::function<void()> waiter;
 };
 
+ToolCallGuard::ToolCallGuard(GuardDeps deps)
+    : deps_(std::move(deps)), store_(*deps_.counters), clock_(*deps_.clock) {}
+
 ToolCallGuard::ToolCallGuard(PolicySource policies, limits::CounterStore& store,
                              const Clock& clock, StateFailMode fail_mode)
-    : policies_(std::move(policies)), store_(store), clock_(clock), fail_mode_(fail_mode) {}
+    : ToolCallGuard(GuardDeps{.policies = std::move(policies),
+                              .counters = &store,
+                              .clock = &clock,
+                              .fail_mode = fail_mode}) {}
 
 GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
                                   const policy::Identity& identity) const {
   const auto decide_start = std::chrono::steady_clock::now();
   GuardOutcome out;
-  out.snapshot = policies_();
+  out.snapshot = deps_.policies();
   const int64_t now = clock_.NowMs();
-  // Identity first: a name nobody can see for what it is, or one the server never listed,
-  // is refused whatever the policy's default would say.
+  if (Identify(call, out)) EvaluateConditions(call, identity, now, out);
+  CheckPins(call, out);
+  ChargeLimits(identity, now, out);
+  RequestApproval(call, identity, now, out);
+  if (out.decision.verdict == policy::Verdict::kAllow) out.admission.started_ms = now;
+  Record(call, identity, now, out);
+  if (deps_.metrics) {
+    deps_.metrics->ObserveDecision(
+        deps_.server,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - decide_start).count());
+  }
+  if (out.next != GuardOutcome::Next::kAwaitRecord) {
+    out.next = out.decision.verdict != policy::Verdict::kAllow ? GuardOutcome::Next::kAnswer
+               : out.approval_id.empty()                        ? GuardOutcome::Next::kForward
+                                                                : GuardOutcome::Next::kAwaitApproval;
+  }
+  // A decision the record's transaction may still change is counted in Finish.
+  if (!out.charged_with_record) CountDecision(call.name, out.decision, !out.approval_id.empty());
+  return out;
+}
+
+// Identity first: a name nobody can see for what it is, or one the server never listed (or
+// arguments its schema refuses), is refused whatever the policy's default would say.
+bool ToolCallGuard::Identify(const mcp::ToolCall& call, GuardOutcome& out) const {
   if (auto problem = mcp::ToolNameProblem(call.name)) {
     out.decision.verdict = policy::Verdict::kDeny;
     out.decision.rule = "tool_name";
     out.decision.reason = "Refused: " + *problem;
-  } else if (auto refused = catalog_ ? catalog_->Check(call) : std::nullopt) {
+    return false;
+  }
+  if (auto refused = deps_.catalog ? deps_.catalog->Check(call) : std::nullopt) {
     out.decision = std::move(*refused);
-  } else {
-    out.decision = policy::Evaluate(*out.snapshot, call, identity, now);
+    return false;
   }
-  if (pins_ && out.decision.verdict == policy::Verdict::kAllow) {
-    if (auto blocked = pins_->Check(call.name)) {
-      out.decision.verdict = policy::Verdict::kDeny;
-      out.decision.rule = "pin";
-      out.decision.reason = std::move(*blocked);
-      out.decision.charges.clear();
-    }
-  }
+  return true;
+}
 
-  const bool needs_approval =
-      out.decision.verdict == policy::Verdict::kAllow && out.decision.approval_timeout_ms;
+void ToolCallGuard::EvaluateConditions(const mcp::ToolCall& call, const policy::Identity& identity,
+                                       int64_t now, GuardOutcome& out) const {
+  out.decision = policy::Evaluate(*out.snapshot, call, identity, now);
+}
+
+void ToolCallGuard::CheckPins(const mcp::ToolCall& call, GuardOutcome& out) const {
+  if (!deps_.pins || out.decision.verdict != policy::Verdict::kAllow) return;
+  if (auto blocked = deps_.pins->Check(call.name)) {
+    out.decision.verdict = policy::Verdict::kDeny;
+    out.decision.rule = "pin";
+    out.decision.reason = std::move(*blocked);
+    out.decision.charges.clear();
+  }
+}
+
+void ToolCallGuard::ChargeLimits(const policy::Identity& identity, int64_t now,
+                                 GuardOutcome& out) const {
+  if (out.decision.verdict != policy::Verdict::kAllow) return;
+  const bool needs_approval = out.decision.approval_timeout_ms.has_value();
   // With group commit, the stores on the audit log's own connection are written by its writer,
-  // inside the transaction that writes the record (see below): the charges, and then — once
-  // they fit — the approval a human must give. One commit for all three, and no write on the
-  // event loop, which must never wait for a state file another process holds.
-  const bool approval_with_record =
-      needs_approval && approvals_ && waiter_ && OnWriter(approvals_->Connection());
-  if (out.decision.verdict == policy::Verdict::kAllow &&
-      (!out.decision.charges.empty() || approval_with_record)) {
-    std::vector<limits::Charge> charges;
-    charges.reserve(out.decision.charges.size());
-    for (const policy::PlannedCharge& p : out.decision.charges) {
-      charges.push_back({CounterKeyFor(p, identity), p.amount, p.limit->max, p.window_end_ms});
-    }
-    const bool with_record =
-        (!needs_approval || approval_with_record) && (charges.empty() || OnWriter(store_.Connection()));
-    if (with_record) {
-      out.pending = std::make_shared<PendingRecord>();
-      out.pending->charges = std::move(charges);
-      out.charged_with_record = true;
+  // inside the transaction that writes the record (Record): the charges, and then — once they
+  // fit — the approval a human must give. One commit for all three, and no write on the event
+  // loop, which must never wait for a state file another process holds.
+  const bool approval_with_record = needs_approval && deps_.approvals && deps_.waiter &&
+                                    OnWriter(deps_.approvals->Connection());
+  if (out.decision.charges.empty() && !approval_with_record) return;
+  std::vector<limits::Charge> charges;
+  charges.reserve(out.decision.charges.size());
+  for (const policy::PlannedCharge& p : out.decision.charges) {
+    charges.push_back({CounterKeyFor(p, identity), p.amount, p.limit->max, p.window_end_ms});
+  }
+  const bool with_record = (!needs_approval || approval_with_record) &&
+                           (charges.empty() || OnWriter(store_.Connection()));
+  if (with_record) {
+    out.pending = std::make_shared<PendingRecord>();
+    out.pending->charges = std::move(charges);
+    out.charged_with_record = true;
+    return;
+  }
+  auto charged = store_.TryCharge(charges, now);
+  if (!charged) spdlog::error("state store {}: {}", store_.Describe(), charged.error().message());
+  if (auto denial = ChargeDenial(charged, out.decision.charges, now, deps_.fail_mode)) {
+    out.decision = std::move(*denial);
+  } else if (charged) {
+    Admit(out.admission, charges, out.decision.charges);
+  }
+}
+
+void ToolCallGuard::RequestApproval(const mcp::ToolCall& call, const policy::Identity& identity,
+                                    int64_t now, GuardOutcome& out) const {
+  if (out.decision.verdict != policy::Verdict::kAllow || !out.decision.approval_timeout_ms) return;
+  std::string problem;
+  if (!deps_.approvals || !deps_.waiter) {
+    problem = "Tool \"" + call.name + "\" requires human approval, and approvals are not "
+              "available in this gateway";
+  } else {
+    approval::Approval a;
+    a.id = RandomHex(16);
+    a.created_ms = now;
+    a.expires_ms = now + *out.decision.approval_timeout_ms;
+    a.grant = std::string(identity.grant);
+    a.session = std::string(identity.session);
+    a.server = deps_.server;
+    a.tool = call.name;
+    a.args = json::serialize(call.arguments);
+    a.args_digest = Sha256Hex(CanonicalJson(call.arguments));
+    a.owner = approval::ThisOwner();
+    if (out.charged_with_record) {
+      // Created by the record's transaction (it may still fail there: Finish).
+      out.approval_id = a.id;
+      out.approval_expires_ms = a.expires_ms;
+      out.pending->approval = std::move(a);
+    } else if (auto c = deps_.approvals->Create(a); !c) {
+      spdlog::error("approvals: {}", c.error().message());
+      problem = kApprovalUnrecorded;
     } else {
-      auto charged = store_.TryCharge(charges, now);
-      if (!charged) spdlog::error("state store {}: {}", store_.Describe(), charged.error().message());
-      if (auto denial = ChargeDenial(charged, out.decision.charges, now, fail_mode_)) {
-        out.decision = std::move(*denial);
-      } else if (charged) {
-        Admit(out.admission, charges, out.decision.charges);
-      }
+      out.approval_id = a.id;
+      out.approval_expires_ms = a.expires_ms;
     }
   }
-
-  if (out.decision.verdict == policy::Verdict::kAllow && out.decision.approval_timeout_ms) {
-    std::string problem;
-    if (!approvals_ || !waiter_) {
-      problem = "Tool \"" + call.name + "\" requires human approval, and approvals are not "
-                "available in this gateway";
-    } else {
-      approval::Approval a;
-      a.id = RandomHex(16);
-      a.created_ms = now;
-      a.expires_ms = now + *out.decision.approval_timeout_ms;
-      a.grant = std::string(identity.grant);
-      a.session = std::string(identity.session);
-      a.server = audit_server_;
-      a.tool = call.name;
-      a.args = json::serialize(call.arguments);
-      a.args_digest = Sha256Hex(CanonicalJson(call.arguments));
-      a.owner = approval::ThisOwner();
-      if (out.charged_with_record) {
-        // Created by the record's transaction (it may still fail there: Finish).
-        out.approval_id = a.id;
-        out.approval_expires_ms = a.expires_ms;
-        out.pending->approval = std::move(a);
-      } else if (auto c = approvals_->Create(a); !c) {
-        spdlog::error("approvals: {}", c.error().message());
-        problem = kApprovalUnrecorded;
-      } else {
-        out.approval_id = a.id;
-        out.approval_expires_ms = a.expires_ms;
-      }
-    }
-    if (!problem.empty()) {
-      Settle(out.admission, CallOutcome::kNotSent);
-      out.admission = {};
-      out.decision.verdict = policy::Verdict::kDeny;
-      out.decision.reason = std::move(problem);
-      out.decision.charges.clear();
-    }
+  if (!problem.empty()) {
+    Settle(out.admission, CallOutcome::kNotSent);
+    out.admission = {};
+    out.decision.verdict = policy::Verdict::kDeny;
+    out.decision.reason = std::move(problem);
+    out.decision.charges.clear();
   }
+}
 
-  if (out.decision.verdict == policy::Verdict::kAllow) out.admission.started_ms = now;
-  if (audit_) {
-    audit::Record r = NewRecord(call.name, call.arguments, identity, now, *out.snapshot);
-    r.decision = out.decision.verdict != policy::Verdict::kAllow ? "deny"
-                 : out.approval_id.empty()                        ? "allow"
-                                                                  : "approval";
-    r.rule = std::string(out.decision.rule);
-    r.reason = out.decision.reason;
-    r.outcome = r.decision == "allow" ? "pending" : "not_forwarded";
-    const std::string record_id = r.id;
-    if (make_poster_) {
-      if (!out.pending) out.pending = std::make_shared<PendingRecord>();
-      PendingRecord& p = *out.pending;
-      p.record_id = record_id;
-      p.tool = call.name;
-      p.now = now;
-      std::function<void(audit::Record&)> in_txn;
-      if (out.charged_with_record) {
-        // On the audit writer's thread, inside the record's transaction. `planned` points into
-        // the snapshot, which the outcome keeps alive until Finish.
-        in_txn = [this, pending = out.pending, planned = out.decision.charges](audit::Record& rec) {
-          PendingRecord& pr = *pending;
-          if (!pr.charges.empty()) {
-            pr.charge = store_.TryCharge(pr.charges, pr.now);
-            pr.denial = ChargeDenial(*pr.charge, planned, pr.now, fail_mode_);
-            if (pr.denial) pr.approval.reset();  // denied: nobody is asked
-          }
-          if (pr.approval) {
-            if (auto c = approvals_->Create(*pr.approval); !c) {
-              spdlog::error("approvals: {}", c.error().message());
-              // Nothing of this call stays: what it charged goes back in the same transaction.
-              if (pr.charge && *pr.charge && (*pr.charge)->admitted) {
-                (void)store_.Refund(pr.charges, pr.now);
-              }
-              pr.charge.reset();
-              pr.approval.reset();
-              pr.approval_failed = true;
-              rec.decision = "deny";
-              rec.reason = kApprovalUnrecorded;
-              rec.outcome = "not_forwarded";
-            }
-          }
-          if (pr.denial) {
-            rec.decision = "deny";
-            rec.rule = std::string(pr.denial->rule);
-            rec.reason = pr.denial->reason;
-            rec.outcome = "not_forwarded";
-          }
-        };
-      }
-      out.durable_wait = true;
-      audit_->Submit(std::move(r), std::move(in_txn),
-                     [this, pending = out.pending, post = make_poster_()](bool ok) {
-                       pending->ok = ok;
-                       post([this, pending] { Completed(*pending); });
-                     });
-      // A call charged with its record gets its record id (to complete it) in Finish, once
-      // the charges are known to have fit.
-      if (out.decision.verdict == policy::Verdict::kAllow && !out.charged_with_record) {
-        out.admission.audit_id = record_id;
-      }
-    } else if (auto w = audit_->Write(r); !w) {
+void ToolCallGuard::Record(const mcp::ToolCall& call, const policy::Identity& identity,
+                           int64_t now, GuardOutcome& out) const {
+  if (!deps_.audit) return;
+  audit::Record r = NewRecord(call.name, call.arguments, identity, now, *out.snapshot);
+  r.decision = out.decision.verdict != policy::Verdict::kAllow ? "deny"
+               : out.approval_id.empty()                        ? "allow"
+                                                                : "approval";
+  r.rule = std::string(out.decision.rule);
+  r.reason = out.decision.reason;
+  r.outcome = r.decision == "allow" ? "pending" : "not_forwarded";
+  const std::string record_id = r.id;
+  if (!deps_.group_commit) {
+    if (auto w = deps_.audit->Write(r); !w) {
       spdlog::error("audit: {}", w.error().message());
       RecordFailed(out);
     } else if (out.decision.verdict == policy::Verdict::kAllow) {
       out.admission.audit_id = record_id;
     }
+    return;
   }
-
-  if (metrics_) {
-    metrics_->ObserveDecision(
-        audit_server_,
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - decide_start).count());
+  if (!out.pending) out.pending = std::make_shared<PendingRecord>();
+  PendingRecord& p = *out.pending;
+  p.record_id = record_id;
+  p.tool = call.name;
+  p.now = now;
+  std::function<void(audit::Record&)> in_txn;
+  if (out.charged_with_record) {
+    // On the audit writer's thread, inside the record's transaction. `planned` points into
+    // the snapshot, which the outcome keeps alive until Finish.
+    in_txn = [this, pending = out.pending, planned = out.decision.charges](audit::Record& rec) {
+      PendingRecord& pr = *pending;
+      if (!pr.charges.empty()) {
+        pr.charge = store_.TryCharge(pr.charges, pr.now);
+        pr.denial = ChargeDenial(*pr.charge, planned, pr.now, deps_.fail_mode);
+        if (pr.denial) pr.approval.reset();  // denied: nobody is asked
+      }
+      if (pr.approval) {
+        if (auto c = deps_.approvals->Create(*pr.approval); !c) {
+          spdlog::error("approvals: {}", c.error().message());
+          // Nothing of this call stays: what it charged goes back in the same transaction.
+          if (pr.charge && *pr.charge && (*pr.charge)->admitted) {
+            (void)store_.Refund(pr.charges, pr.now);
+          }
+          pr.charge.reset();
+          pr.approval.reset();
+          pr.approval_failed = true;
+          rec.decision = "deny";
+          rec.reason = kApprovalUnrecorded;
+          rec.outcome = "not_forwarded";
+        }
+      }
+      if (pr.denial) {
+        rec.decision = "deny";
+        rec.rule = std::string(pr.denial->rule);
+        rec.reason = pr.denial->reason;
+        rec.outcome = "not_forwarded";
+      }
+    };
   }
-  // A decision the record's transaction may still change is counted in Finish.
-  if (!out.charged_with_record) CountDecision(call.name, out.decision, !out.approval_id.empty());
-  return out;
+  out.next = GuardOutcome::Next::kAwaitRecord;
+  deps_.audit->Submit(std::move(r), std::move(in_txn),
+                      [this, pending = out.pending, post = deps_.group_commit()](bool ok) {
+                        pending->ok = ok;
+                        post([this, pending] { Completed(*pending); });
+                      });
+  // A call charged with its record gets its record id (to complete it) in Finish, once the
+  // charges are known to have fit.
+  if (out.decision.verdict == policy::Verdict::kAllow && !out.charged_with_record) {
+    out.admission.audit_id = record_id;
+  }
 }
 
 audit::Record ToolCallGuard::NewRecord(std::string tool, const json::object& args,
@@ -264,11 +298,11 @@ audit::Record ToolCallGuard::NewRecord(std::string tool, const json::object& arg
   r.ts_ms = now;
   r.grant = std::string(identity.grant);
   r.session = std::string(identity.session);
-  r.server = audit_server_;
+  r.server = deps_.server;
   r.tool = std::move(tool);
   for (const auto& kv : args) r.arg_keys.emplace_back(kv.key());
   r.args_digest = Sha256Hex(CanonicalJson(args));
-  if (audit_arguments_) r.args = args;
+  if (deps_.audit_arguments) r.args = args;
   r.policy_version = snapshot.version;
   return r;
 }
@@ -284,23 +318,23 @@ void ToolCallGuard::RecordDropped(const jsonrpc::Message& msg, const policy::Ide
     const json::value* a = params->if_contains("arguments");
     args = a ? a->if_object() : nullptr;
   }
-  spdlog::warn("server {}: dropped {} from session {}: {}", audit_server_, msg.method,
+  spdlog::warn("server {}: dropped {} from session {}: {}", deps_.server, msg.method,
                std::string(identity.session).substr(0, 8), reason);
   // Not labelled by name: every made-up name would be a metric series of its own.
-  if (metrics_) metrics_->CountDecision(audit_server_, "(protocol)", "dropped");
-  if (!audit_) return;
+  if (deps_.metrics) deps_.metrics->CountDecision(deps_.server, "(protocol)", "dropped");
+  if (!deps_.audit) return;
   static const json::object kNone;
   audit::Record r = NewRecord(std::move(tool), args ? *args : kNone, identity, clock_.NowMs(),
-                              *policies_());
+                              *deps_.policies());
   r.decision = "dropped";
   r.rule = "protocol";
   r.reason = reason;
   r.outcome = "not_forwarded";
-  if (make_poster_) {
-    audit_->Submit(std::move(r), {}, [](bool ok) {
+  if (deps_.group_commit) {
+    deps_.audit->Submit(std::move(r), {}, [](bool ok) {
       if (!ok) spdlog::error("audit: the record of a dropped message could not be written");
     });
-  } else if (auto w = audit_->Write(r); !w) {
+  } else if (auto w = deps_.audit->Write(r); !w) {
     spdlog::error("audit: {}", w.error().message());
   }
 }
@@ -308,18 +342,18 @@ void ToolCallGuard::RecordDropped(const jsonrpc::Message& msg, const policy::Ide
 void ToolCallGuard::CountDecision(const std::string& tool, const policy::Decision& d,
                                   bool approval) const {
   const bool allowed = d.verdict == policy::Verdict::kAllow;
-  if (metrics_) {
+  if (deps_.metrics) {
     // A name the server never listed is the caller's invention: one series for all of them.
     const bool unlisted = d.rule == "unknown_tool" || d.rule == "tool_name";
-    metrics_->CountDecision(audit_server_, unlisted ? std::string("(unlisted)") : tool,
+    deps_.metrics->CountDecision(deps_.server, unlisted ? std::string("(unlisted)") : tool,
                             !allowed ? "deny" : approval ? "approval" : "allow");
   }
-  spdlog::debug("decision server={} tool={} verdict={} rule={}{}{}", audit_server_, tool,
+  spdlog::debug("decision server={} tool={} verdict={} rule={}{}{}", deps_.server, tool,
                 allowed ? "allow" : "deny", d.rule, allowed ? "" : " reason=", allowed ? "" : d.reason);
 }
 
 void ToolCallGuard::RecordFailed(GuardOutcome& out) const {
-  if (out.decision.verdict != policy::Verdict::kAllow || fail_mode_ != StateFailMode::kClosed) {
+  if (out.decision.verdict != policy::Verdict::kAllow || deps_.fail_mode != StateFailMode::kClosed) {
     return;
   }
   Admission charged = std::move(out.admission);
@@ -338,24 +372,20 @@ void ToolCallGuard::RecordFailed(GuardOutcome& out) const {
 }
 
 void ToolCallGuard::WithdrawApproval(const std::string& id, const std::string& why) const {
-  if (!approvals_ || id.empty()) return;
+  if (!deps_.approvals || id.empty()) return;
   const int64_t now = clock_.NowMs();
-  if (OnWriter(approvals_->Connection())) {
+  if (OnWriter(deps_.approvals->Connection())) {
     // Queued behind the record whose transaction creates the approval.
-    audit_->Run([store = approvals_, id, why,
+    deps_.audit->Run([store = deps_.approvals, id, why,
                  now] { (void)store->Resolve(id, approval::State::kCancelled, "", why, now); },
                 {});
     return;
   }
-  (void)approvals_->Resolve(id, approval::State::kCancelled, "", why, now);
+  (void)deps_.approvals->Resolve(id, approval::State::kCancelled, "", why, now);
 }
 
 bool ToolCallGuard::OnWriter(const void* connection) const {
-  return make_poster_ && audit_ && connection != nullptr && connection == audit_->Connection();
-}
-
-void ToolCallGuard::SetGroupCommit(std::function<LoopPoster()> make_poster) {
-  make_poster_ = std::move(make_poster);
+  return deps_.group_commit && deps_.audit && connection != nullptr && connection == deps_.audit->Connection();
 }
 
 void ToolCallGuard::AwaitDurable(const GuardOutcome& outcome, std::function<void()> done) const {
@@ -386,7 +416,6 @@ void ToolCallGuard::Completed(PendingRecord& p) const {
 void ToolCallGuard::Finish(GuardOutcome& out) const {
   if (!out.pending) return;
   std::shared_ptr<PendingRecord> pending = std::move(out.pending);
-  out.durable_wait = false;
   PendingRecord& p = *pending;
   if (p.charge) {
     if (!*p.charge) {
@@ -410,13 +439,22 @@ void ToolCallGuard::Finish(GuardOutcome& out) const {
     out.admission.audit_id = p.record_id;
   }
   if (out.charged_with_record) CountDecision(p.tool, out.decision, !out.approval_id.empty());
+  out.next = out.decision.verdict != policy::Verdict::kAllow ? GuardOutcome::Next::kAnswer
+             : out.approval_id.empty()                        ? GuardOutcome::Next::kForward
+                                                              : GuardOutcome::Next::kAwaitApproval;
 }
 
-void ToolCallGuard::Abandon(GuardOutcome& out) const {
-  if (!out.pending) return;
-  out.pending->abandoned = true;
-  out.pending->waiter = nullptr;
-  out.pending.reset();
+void ToolCallGuard::Drop(GuardOutcome& out, CallOutcome how, const std::string& why) const {
+  if (out.pending) {
+    out.pending->abandoned = true;  // Completed gives back what its transaction charged
+    out.pending->waiter = nullptr;
+    out.pending.reset();
+  }
+  Settle(out.admission, how);
+  out.admission = {};
+  WithdrawApproval(out.approval_id, why);
+  out.approval_id.clear();
+  out.next = GuardOutcome::Next::kAnswer;
 }
 
 namespace {
@@ -446,17 +484,17 @@ std::string_view OutcomeName(CallOutcome o) {
 }  // namespace
 
 void ToolCallGuard::Settle(const Admission& admission, CallOutcome outcome) const {
-  if (metrics_ && (!admission.audit_id.empty() || !admission.entries.empty())) {
-    metrics_->CountOutcome(audit_server_, std::string(OutcomeName(outcome)));
+  if (deps_.metrics && (!admission.audit_id.empty() || !admission.entries.empty())) {
+    deps_.metrics->CountOutcome(deps_.server, std::string(OutcomeName(outcome)));
     const bool answered = outcome == CallOutcome::kSucceeded || outcome == CallOutcome::kToolError ||
                           outcome == CallOutcome::kJsonRpcError || outcome == CallOutcome::kLost;
     if (answered && admission.started_ms) {
-      metrics_->ObserveCall(audit_server_,
+      deps_.metrics->ObserveCall(deps_.server,
                             static_cast<double>(clock_.NowMs() - admission.started_ms) / 1000.0);
     }
   }
-  if (audit_ && !admission.audit_id.empty()) {
-    audit_->Complete(admission.audit_id, std::string(OutcomeName(outcome)),
+  if (deps_.audit && !admission.audit_id.empty()) {
+    deps_.audit->Complete(admission.audit_id, std::string(OutcomeName(outcome)),
                      clock_.NowMs() - admission.started_ms);
   }
   if (admission.entries.empty()) return;
@@ -486,7 +524,7 @@ void ToolCallGuard::Settle(const Admission& admission, CallOutcome outcome) cons
   const int64_t now = clock_.NowMs();
   if (OnWriter(store_.Connection())) {
     // By the audit writer, after the records of the calls being refunded.
-    audit_->Run(
+    deps_.audit->Run(
         [store = &store_, refunds = std::move(refunds), now] {
           if (auto r = store->Refund(refunds, now); !r) {
             spdlog::error("state store {}: refund failed: {}", store->Describe(),

@@ -1,11 +1,22 @@
 // ToolCallGuard: the single place where a tools/call is decided before it may be forwarded,
 // and where its counters are charged and settled.
 //
-// Check() takes one immutable policy snapshot, evaluates the call (policy::Evaluate, pure),
-// then charges every limit the decision planned in ONE atomic CounterStore operation. The
-// returned Admission carries the charges; the caller settles it once the call's fate is known
-// (Settle): a call that never reached the server is refunded, a failed one only for limits
-// that say so, and everything else stays charged.
+// A call goes through a small state machine. Check() decides it in named stages, each able to
+// end it with a denial — identity (a readable name the server listed, arguments its schema
+// accepts), conditions (the policy snapshot, pure), pins (the definition is the approved one),
+// charge (every planned limit in ONE atomic CounterStore operation), approval (a pending
+// approval when the policy holds the call for a human), record (the audit record) — and says
+// what the caller does next (GuardOutcome::next):
+//
+//   kAnswer        answer the client with the denial; nothing to settle.
+//   kForward       forward the call; Settle(admission, how it ended) once its fate is known.
+//   kAwaitRecord   the record, and the charges and approval made in its transaction, are
+//                  being committed: AwaitDurable, then Finish, which moves to one of the others.
+//   kAwaitApproval wait for approval_id through approval_waiter(); then forward, or Settle.
+//
+// A caller that gives up on a decided call before forwarding it (its session closed, its id
+// was already in use) calls Drop. Settle refunds a call that never reached the server, a
+// failed one only for limits that say so, and keeps everything else charged.
 //
 // Thread-safe if the PolicySource, the CounterStore and the Clock are (they are).
 #pragma once
@@ -71,18 +82,53 @@ class ApprovalWaiter {
 
 struct PendingRecord;  // a call's record on its way to the audit log (ToolCallGuard::Check)
 
+// Runs a function on an event loop from any thread; keeps that loop running while it exists.
+using LoopPoster = std::function<void(std::function<void()>)>;
+
+// Everything a guard works with, given once at construction. A null pointer turns that
+// capability off; whatever is given must outlive the guard.
+struct GuardDeps {
+  PolicySource policies;                     // required; never returns null
+  limits::CounterStore* counters = nullptr;  // required
+  const Clock* clock = nullptr;              // required
+  StateFailMode fail_mode = StateFailMode::kClosed;
+  std::string server;  // names the server in records, approvals and metrics
+  // Tool identity and argument schemas: a call must name a tool the server listed, with
+  // arguments its inputSchema accepts.
+  ToolCatalog* catalog = nullptr;
+  // Rug-pull protection: a tool whose definition changed since it was approved is denied
+  // before any limit is charged.
+  ToolPins* pins = nullptr;
+  // Every decided call is recorded (with `audit_arguments`, argument values too; otherwise
+  // only their keys and a digest). A call whose record cannot be written is denied (state fail
+  // mode closed): nothing decided goes unaudited.
+  audit::AuditLog* audit = nullptr;
+  bool audit_arguments = false;
+  // `action: require_approval` made real: a pending approval in `approvals`, waited for
+  // through `waiter`. Without both, such calls are denied.
+  approval::ApprovalStore* approvals = nullptr;
+  ApprovalWaiter* waiter = nullptr;
+  Metrics* metrics = nullptr;  // decisions and outcomes counted
+  // Group commit: records go to the audit log's writer (AuditLog::Submit), which commits every
+  // call decided meanwhile in one transaction, off the event loop's thread — and, when the
+  // counters share the audit log's state file, charges their limits in it. Called on the event
+  // loop's thread for each call. Without it, each record is written before Check returns.
+  std::function<LoopPoster()> group_commit;
+};
+
 struct GuardOutcome {
+  // What the caller does next (see ToolCallGuard).
+  enum class Next { kAnswer, kForward, kAwaitRecord, kAwaitApproval };
+  Next next = Next::kAnswer;
   policy::Decision decision;
   std::shared_ptr<const policy::Policy> snapshot;  // the policy that decided
   Admission admission;                             // charges to settle (allowed calls)
   // Set when the call must wait for a human: the pending approval and when it expires.
   std::string approval_id;
   int64_t approval_expires_ms = 0;
-  // Group commit: the call's record is on its way to the audit log, not yet durable, and with
-  // a state file shared with the audit log its charges are made in the same transaction, so
-  // the decision is not final either. The caller must neither forward nor answer the call
-  // before AwaitDurable called back, and must then call Finish.
-  bool durable_wait = false;
+  // kAwaitRecord: the call's record on its way to the audit log, not yet durable; with a state
+  // file shared with the audit log its charges are made in the same transaction, so the
+  // decision is not final either.
   std::shared_ptr<PendingRecord> pending;
   // The charges are made inside the audit log's transaction: if its commit fails they are gone
   // with it, and RecordFailed must not refund them a second time.
@@ -94,23 +140,29 @@ std::string CounterKeyFor(const policy::PlannedCharge& charge, const policy::Ide
 
 class ToolCallGuard {
  public:
-  // `store` and `clock` must outlive the guard.
+  explicit ToolCallGuard(GuardDeps deps);
+  // Only the required dependencies: no catalog, pins, audit, approvals, metrics or group commit.
   ToolCallGuard(PolicySource policies, limits::CounterStore& store, const Clock& clock,
                 StateFailMode fail_mode = StateFailMode::kClosed);
 
-  // Decides `call` for `identity` and, when allowed, charges its limits.
+  // Decides `call` for `identity`: the stages above, then `next`.
   GuardOutcome Check(const mcp::ToolCall& call, const policy::Identity& identity) const;
 
-  // Settles an admission: refunds what the outcome says must be refunded.
+  // kAwaitRecord: calls `done` on the caller's event loop once the record is durable or has
+  // failed. Call it in the same event-loop handler as Check.
+  void AwaitDurable(const GuardOutcome& outcome, std::function<void()> done) const;
+  // kAwaitRecord → kAnswer, kForward or kAwaitApproval: the decision of its charges (a limit
+  // that did not fit denies the call), and a denial when the record could not be written (fail
+  // mode closed).
+  void Finish(GuardOutcome& outcome) const;
+  // The caller will not go on with a decided call it has not forwarded: its admission is
+  // settled as `how` (refunded), its approval withdrawn with `why`, and — while its record is
+  // still being committed — whatever that transaction charges is given back, and its record
+  // completed as cancelled, when it ends.
+  void Drop(GuardOutcome& outcome, CallOutcome how, const std::string& why) const;
+  // Settles an admission once its call's fate is known: refunds what the outcome says must be
+  // refunded, and completes the call's record.
   void Settle(const Admission& admission, CallOutcome outcome) const;
-
-  // The current snapshot, for filtering tools/list.
-  std::shared_ptr<const policy::Policy> Snapshot() const { return policies_(); }
-
-  // Turns on tool identity and argument schemas (`catalog` must outlive the guard): a call
-  // must name a tool the server listed, with arguments its inputSchema accepts.
-  void SetCatalog(ToolCatalog* catalog) { catalog_ = catalog; }
-  ToolCatalog* catalog() const { return catalog_; }
 
   // Records a client message dropped at the protocol allow-list — a tools/call sent as a
   // notification, a notification no revision defines — as decision "dropped" (rule
@@ -119,69 +171,29 @@ class ToolCallGuard {
   void RecordDropped(const jsonrpc::Message& msg, const policy::Identity& identity,
                      const std::string& reason) const;
 
-  // Turns on rug-pull protection (`pins` must outlive the guard): a tool whose definition
-  // changed since it was approved is denied before any limit is charged.
-  void SetPins(ToolPins* pins) { pins_ = pins; }
-
-  // Records every decided call in `log` (which must outlive the guard) for `server`; with
-  // `include_arguments`, argument values too (otherwise only their keys and a digest). When a
-  // record cannot be written, the call is denied (state fail mode closed) — nothing decided
-  // goes unaudited.
-  // Makes `action: require_approval` real: such calls get a pending approval in `store` and
-  // wait for it through `waiter` (both must outlive the guard). Without them those calls are
-  // denied.
-  void SetApprovals(approval::ApprovalStore* store, ApprovalWaiter* waiter) {
-    approvals_ = store;
-    waiter_ = waiter;
-  }
-  ApprovalWaiter* approval_waiter() const { return waiter_; }
-
-  // Group commit: records go to the audit log's writer (AuditLog::Submit), which commits every
-  // call decided meanwhile in one transaction, off the event loop's thread — and, when the
-  // counters share the audit log's state file, charges their limits in it. `make_poster` is
-  // called on the event loop's thread for each call; what it returns runs a function on that
-  // loop from any thread (the writer's), and keeps the loop running while it exists. Without
-  // group commit, each record is written before Check returns.
-  using LoopPoster = std::function<void(std::function<void()>)>;
-  void SetGroupCommit(std::function<LoopPoster()> make_poster);
-  // For an outcome with durable_wait: calls `done` on the caller's event loop once the record
-  // is durable or has failed. Call it in the same event-loop handler as Check.
-  void AwaitDurable(const GuardOutcome& outcome, std::function<void()> done) const;
-  // Then makes the outcome final: the decision of its charges (a limit that did not fit denies
-  // the call), and RecordFailed when the record could not be written.
-  void Finish(GuardOutcome& outcome) const;
-  // The caller gave up on an outcome still waiting (its session closed): whatever its record's
-  // transaction charges is given back, and its record completed as cancelled, when it ends.
-  void Abandon(GuardOutcome& outcome) const;
-  // Turns a decision whose audit record could not be written into what the fail mode says:
-  // denied, charges refunded and its approval withdrawn (closed), or left alone (open).
-  void RecordFailed(GuardOutcome& outcome) const;
-  // Withdraws an approval nobody is waiting for yet (the call was dropped before it was held).
-  void WithdrawApproval(const std::string& id, const std::string& why) const;
-
-  // Counts decisions and outcomes in `metrics` (must outlive the guard).
-  void SetMetrics(Metrics* metrics) { metrics_ = metrics; }
-
-  void SetAudit(audit::AuditLog* log, std::string server, bool include_arguments) {
-    audit_ = log;
-    audit_server_ = std::move(server);
-    audit_arguments_ = include_arguments;
-  }
-  ToolPins* pins() const { return pins_; }
+  // The current snapshot, for filtering tools/list.
+  std::shared_ptr<const policy::Policy> Snapshot() const { return deps_.policies(); }
+  ToolCatalog* catalog() const { return deps_.catalog; }
+  ToolPins* pins() const { return deps_.pins; }
+  ApprovalWaiter* approval_waiter() const { return deps_.waiter; }
 
  private:
-  PolicySource policies_;
-  limits::CounterStore& store_;
-  const Clock& clock_;
-  StateFailMode fail_mode_;
-  ToolPins* pins_ = nullptr;
-  ToolCatalog* catalog_ = nullptr;
-  audit::AuditLog* audit_ = nullptr;
-  approval::ApprovalStore* approvals_ = nullptr;
-  ApprovalWaiter* waiter_ = nullptr;
-  Metrics* metrics_ = nullptr;
-  std::string audit_server_;
-  bool audit_arguments_ = false;
+  // The stages of Check, in order; each leaves `out.decision` a denial to end the call (and
+  // Identify returns false).
+  bool Identify(const mcp::ToolCall& call, GuardOutcome& out) const;
+  void EvaluateConditions(const mcp::ToolCall& call, const policy::Identity& identity, int64_t now,
+                          GuardOutcome& out) const;
+  void CheckPins(const mcp::ToolCall& call, GuardOutcome& out) const;
+  void ChargeLimits(const policy::Identity& identity, int64_t now, GuardOutcome& out) const;
+  void RequestApproval(const mcp::ToolCall& call, const policy::Identity& identity, int64_t now,
+                       GuardOutcome& out) const;
+  void Record(const mcp::ToolCall& call, const policy::Identity& identity, int64_t now,
+              GuardOutcome& out) const;
+
+  // A decision whose audit record could not be written becomes what the fail mode says:
+  // denied, charges refunded and its approval withdrawn (closed), or left alone (open).
+  void RecordFailed(GuardOutcome& outcome) const;
+  void WithdrawApproval(const std::string& id, const std::string& why) const;
   void CountDecision(const std::string& tool, const policy::Decision& d, bool approval) const;
   // A record of a call to `tool` with `args` by `identity`, decided under `snapshot` at `now`:
   // everything but the decision, rule, reason and outcome.
@@ -192,7 +204,10 @@ class ToolCallGuard {
   // True when writes to a store on `connection` go through the audit log's writer thread (it
   // is the audit log's, and records are group-committed): the event loop never makes them.
   bool OnWriter(const void* connection) const;
-  std::function<LoopPoster()> make_poster_;  // group commit (SetGroupCommit)
+
+  GuardDeps deps_;
+  limits::CounterStore& store_;  // *deps_.counters
+  const Clock& clock_;           // *deps_.clock
 };
 
 }  // namespace tw::gateway

@@ -30,21 +30,29 @@ class GuardTest : public ::testing::Test {
   void Use(std::string_view text) { policy_ = Compile(text); }
   GuardOutcome Call(const std::string& tool, std::string_view args = "{}",
                     std::string_view grant = "local", std::string_view session = "s1") {
-    return guard_.Check(mcp::ToolCall{tool, json::parse(args).as_object()},
-                        policy::Identity{grant, session, {}});
+    return guard_->Check(mcp::ToolCall{tool, json::parse(args).as_object()},
+                         policy::Identity{grant, session, {}});
+  }
+  // A guard with these optional dependencies besides the fixture's policy, store and clock.
+  void Rebuild(GuardDeps deps) {
+    deps.policies = [this] { return policy_; };
+    deps.counters = store_.get();
+    deps.clock = &clock_;
+    guard_ = std::make_unique<ToolCallGuard>(std::move(deps));
   }
 
   std::shared_ptr<const policy::Policy> policy_ = Compile(kSeed);
   std::unique_ptr<limits::CounterStore> store_ = limits::MakeMemoryStore();
   testing::FakeClock clock_{1'700'000'000'000};  // 20 s into a minute
-  ToolCallGuard guard_{[this] { return policy_; }, *store_, clock_};
+  std::unique_ptr<ToolCallGuard> guard_ =
+      std::make_unique<ToolCallGuard>([this] { return policy_; }, *store_, clock_);
 };
 
 TEST_F(GuardTest, SeedPolicyAdmitsTenCallsAMinutePerGrant) {
   for (int i = 0; i < 10; ++i) {
     auto out = Call("retry_session");
     ASSERT_EQ(out.decision.verdict, policy::Verdict::kAllow) << i;
-    guard_.Settle(out.admission, CallOutcome::kSucceeded);
+    guard_->Settle(out.admission, CallOutcome::kSucceeded);
   }
   auto eleventh = Call("retry_session");
   EXPECT_EQ(eleventh.decision.verdict, policy::Verdict::kDeny);
@@ -63,7 +71,7 @@ TEST_F(GuardTest, FailedCallsStillCountByDefault) {
   for (int i = 0; i < 10; ++i) {
     auto out = Call("retry_session");
     ASSERT_EQ(out.decision.verdict, policy::Verdict::kAllow) << i;
-    guard_.Settle(out.admission, i % 2 ? CallOutcome::kJsonRpcError : CallOutcome::kToolError);
+    guard_->Settle(out.admission, i % 2 ? CallOutcome::kJsonRpcError : CallOutcome::kToolError);
   }
   EXPECT_EQ(Call("retry_session").decision.verdict, policy::Verdict::kDeny);
 }
@@ -89,7 +97,7 @@ TEST_F(GuardTest, RefundsOnlyWhatTheRulesSay) {
     clock_.Advance(3'600'000 * ++hour);  // a fresh window per case
     auto first = Call(c.tool);
     ASSERT_EQ(first.decision.verdict, policy::Verdict::kAllow);
-    guard_.Settle(first.admission, c.outcome);
+    guard_->Settle(first.admission, c.outcome);
     EXPECT_EQ(Call(c.tool).decision.verdict == policy::Verdict::kAllow, c.refunded);
   }
 }
@@ -97,11 +105,11 @@ TEST_F(GuardTest, RefundsOnlyWhatTheRulesSay) {
 TEST_F(GuardTest, InterceptLimitsRefundJsonRpcErrorsOnly) {
   Use("version: \"1\"\ntools:\n  t:\n    rules:\n      - name: hourly\n        rate_limit: 1/hour\n");
   auto first = Call("t");
-  guard_.Settle(first.admission, CallOutcome::kToolError);
+  guard_->Settle(first.admission, CallOutcome::kToolError);
   EXPECT_EQ(Call("t").decision.verdict, policy::Verdict::kDeny);
   clock_.Advance(3'600'000);
   auto second = Call("t");
-  guard_.Settle(second.admission, CallOutcome::kJsonRpcError);
+  guard_->Settle(second.admission, CallOutcome::kJsonRpcError);
   EXPECT_EQ(Call("t").decision.verdict, policy::Verdict::kAllow);
 }
 
@@ -198,7 +206,7 @@ namespace {
 TEST_F(GuardTest, AChangedToolIsDeniedBeforeAnyLimitIsChargedUntilAccepted) {
   auto pin_store = catalog::MakeMemoryPinStore();
   ToolPins pins(*pin_store, "srv", PinMode::kEnforce, clock_);
-  guard_.SetPins(&pins);
+  Rebuild({.pins = &pins});
   auto list = [](std::string_view description) {
     return json::value{{"tools", json::array{json::object{{"name", "retry_session"},
                                                           {"description", description}}}}};
@@ -227,7 +235,7 @@ TEST_F(GuardTest, AChangeSeenWhileTheStateFileIsLockedBlocksAllTheSame) {
     auto pin_store = catalog::OpenPinStore("sqlite:" + path);
     ASSERT_TRUE(pin_store) << pin_store.error().message();
     ToolPins pins(**pin_store, "srv", PinMode::kEnforce, clock_);
-    guard_.SetPins(&pins);
+    Rebuild({.pins = &pins});
     Use(R"({"version":"1","default":"allow"})");
     auto list = [](std::string_view description) {
       return json::value{
@@ -256,7 +264,7 @@ TEST_F(GuardTest, AChangeSeenWhileTheStateFileIsLockedBlocksAllTheSame) {
     ASSERT_TRUE(pin && *pin);
     EXPECT_TRUE((*pin)->pending_hash.has_value());
     EXPECT_TRUE(*(*pin_store)->Get("srv", "fresh"));
-    guard_.SetPins(nullptr);
+    Rebuild({});
   }
   for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
 }
@@ -264,7 +272,7 @@ TEST_F(GuardTest, AChangeSeenWhileTheStateFileIsLockedBlocksAllTheSame) {
 TEST_F(GuardTest, LookAlikeNewcomersAreHeldAndWarnModeOnlyLogs) {
   auto pin_store = catalog::MakeMemoryPinStore();
   ToolPins pins(*pin_store, "srv", PinMode::kEnforce, clock_);
-  guard_.SetPins(&pins);
+  Rebuild({.pins = &pins});
   Use(R"({"version":"1","default":"allow"})");
   pins.Observe(json::value{{"tools", json::array{json::object{{"name", "delete_file"}}}}});
   pins.Observe(json::value{{"tools", json::array{json::object{{"name", "delete_file"}},
@@ -276,7 +284,7 @@ TEST_F(GuardTest, LookAlikeNewcomersAreHeldAndWarnModeOnlyLogs) {
   EXPECT_EQ(Call("list_files").decision.verdict, policy::Verdict::kAllow) << "a plain newcomer";
 
   ToolPins warn(*pin_store, "srv", PinMode::kWarn, clock_);
-  guard_.SetPins(&warn);
+  Rebuild({.pins = &warn});
   EXPECT_EQ(Call("dеlete_file").decision.verdict, policy::Verdict::kAllow);
 }
 
@@ -295,7 +303,7 @@ TEST_F(GuardTest, RequireApprovalCreatesAnApprovalAfterChargingOrDeniesWithoutAp
 
   auto store = std::move(*approval::OpenApprovalStore("memory"));
   testing::IdleApprovalWaiter waiter;
-  guard_.SetApprovals(store.get(), &waiter);
+  Rebuild({.approvals = store.get(), .waiter = &waiter});
   auto held = Call("pay", R"({"amount":7})");
   EXPECT_EQ(held.decision.verdict, policy::Verdict::kAllow);
   ASSERT_FALSE(held.approval_id.empty());
@@ -306,9 +314,32 @@ TEST_F(GuardTest, RequireApprovalCreatesAnApprovalAfterChargingOrDeniesWithoutAp
   EXPECT_EQ(a->args, R"({"amount":7})");
   EXPECT_EQ(a->state, approval::State::kPending);
   // Refused by a human: the charge goes back (4 more calls still fit in the day's 5).
-  guard_.Settle(held.admission, CallOutcome::kApprovalDenied);
+  guard_->Settle(held.admission, CallOutcome::kApprovalDenied);
   for (int i = 0; i < 5; ++i) EXPECT_FALSE(Call("pay", "{}").approval_id.empty()) << i;
   EXPECT_EQ(Call("pay", "{}").decision.rule, "tools.pay.limits[0]");
+}
+
+TEST_F(GuardTest, EveryOutcomeSaysWhatTheCallerDoesNext) {
+  EXPECT_EQ(Call("anything_else").next, GuardOutcome::Next::kAnswer);
+  GuardOutcome allowed = Call("retry_session");
+  EXPECT_EQ(allowed.next, GuardOutcome::Next::kForward);
+  guard_->Settle(allowed.admission, CallOutcome::kSucceeded);
+
+  Use(R"({"version":"1","default":"deny","tools":{"pay":{"action":"require_approval",
+      "limits":[{"counter":"pay","window":"day","max":1}]}}})");
+  auto store = std::move(*approval::OpenApprovalStore("memory"));
+  testing::IdleApprovalWaiter waiter;
+  Rebuild({.approvals = store.get(), .waiter = &waiter});
+  GuardOutcome held = Call("pay");
+  ASSERT_EQ(held.next, GuardOutcome::Next::kAwaitApproval);
+  const std::string id = held.approval_id;
+  // The caller gives up before the call is held: the approval is withdrawn, the charge is back.
+  guard_->Drop(held, CallOutcome::kNotSent, "a pending request already used its id");
+  EXPECT_EQ(held.next, GuardOutcome::Next::kAnswer);
+  EXPECT_TRUE(held.approval_id.empty());
+  EXPECT_EQ((*store->Get(id))->state, approval::State::kCancelled);
+  EXPECT_EQ(Call("pay").next, GuardOutcome::Next::kAwaitApproval) << "the day's one call is free again";
+  EXPECT_EQ(Call("pay").next, GuardOutcome::Next::kAnswer);
 }
 
 }  // namespace

@@ -17,8 +17,8 @@ namespace tw::testing {
 class ManualLoop {
  public:
   // For ToolCallGuard::SetGroupCommit. The loop must outlive the guard's records in flight.
-  std::function<gateway::ToolCallGuard::LoopPoster()> Poster() {
-    return [this]() -> gateway::ToolCallGuard::LoopPoster {
+  std::function<gateway::LoopPoster()> Poster() {
+    return [this]() -> gateway::LoopPoster {
       return [this](std::function<void()> fn) {
         {
           std::lock_guard lock(mu_);

@@ -61,10 +61,10 @@ constexpr const char* kColumns =
     "id, created_ms, expires_ms, grant_name, session, server, tool, args, args_digest, state, "
     "resolved_by, resolved_ms, reason, owner";
 
-class SqliteApprovalStore : public ApprovalStore {
+class SqliteApprovalStore : public ApprovalStore, SqliteStoreBase {
  public:
   explicit SqliteApprovalStore(std::shared_ptr<SqliteConnection> conn)
-      : conn_(std::move(conn)), mu_(conn_->mu), db_(conn_->db), path_(conn_->path) {}
+      : SqliteStoreBase(std::move(conn), "approval store") {}
 
   const void* Connection() const override { return conn_.get(); }
 
@@ -96,7 +96,7 @@ class SqliteApprovalStore : public ApprovalStore {
   Result<Approval> Resolve(const std::string& id, State to, const std::string& by,
                            const std::string& reason, int64_t now_ms) override {
     std::lock_guard lock(mu_);
-    WriteTxn txn(stmts_, db_, "approval store", path_);
+    WriteTxn txn(stmts_, db_, what_, path_);
     if (auto r = txn.Begin(); !r) return Fail(r.error());
     auto current = GetLocked(id);
     auto fail = [&](Error e) { return tl::unexpected<Error>(std::move(e)); };  // txn rolls back
@@ -163,7 +163,6 @@ class SqliteApprovalStore : public ApprovalStore {
   }
 
  private:
-  Error Err() const { return Error::Unavailable("approval store " + path_ + ": " + sqlite3_errmsg(db_)); }
 
   static Approval Row(sqlite3_stmt* s) {
     Approval a;
@@ -194,12 +193,6 @@ class SqliteApprovalStore : public ApprovalStore {
     if (rc == SQLITE_DONE) return std::optional<Approval>();
     return Fail(Err());
   }
-
-  std::shared_ptr<SqliteConnection> conn_;  // shared with the other stores on the file
-  std::recursive_mutex& mu_;                          // the connection's
-  sqlite3* db_;
-  std::string path_;
-  StatementCache stmts_;  // Guarded by mu_.
 };
 
 }  // namespace

@@ -72,12 +72,11 @@ std::string KeysText(const std::vector<std::string>& keys) {
   return out;
 }
 
-class SqliteAuditLog : public AuditLog {
+class SqliteAuditLog : public AuditLog, SqliteStoreBase {
  public:
   // `checkpointer` (may be null: no file) is a second connection, for the checkpoint thread only.
   SqliteAuditLog(std::shared_ptr<SqliteConnection> conn, sqlite3* checkpointer, std::string json_lines)
-      : conn_(std::move(conn)), db_(conn_->db), checkpointer_(checkpointer), path_(conn_->path),
-        db_mu_(conn_->mu) {
+      : SqliteStoreBase(std::move(conn), "audit store"), checkpointer_(checkpointer) {
     if (!json_lines.empty()) lines_.open(json_lines, std::ios::app);
     writer_ = std::thread([this] { WriterLoop(); });
     checkpoints_ = std::thread([this] { CheckpointLoop(); });
@@ -99,7 +98,7 @@ class SqliteAuditLog : public AuditLog {
   }
 
   Result<bool> Write(const Record& r) override {
-    std::lock_guard lock(db_mu_);
+    std::lock_guard lock(mu_);
     if (auto ok = InsertLocked(r); !ok) {
       pending_rows_.erase(r.id);
       return ok;
@@ -193,10 +192,10 @@ class SqliteAuditLog : public AuditLog {
   }
 
  private:
-  // Runs a statement without results (BEGIN, COMMIT…). Requires db_mu_.
-  Result<bool> StepLocked(const char* sql) { return StepCached(stmts_, db_, sql, "audit store", path_); }
+  // Runs a statement without results (BEGIN, COMMIT…). Requires mu_.
+  Result<bool> StepLocked(const char* sql) { return Exec(sql); }
 
-  // Inserts one record. Requires db_mu_.
+  // Inserts one record. Requires mu_.
   Result<bool> InsertLocked(const Record& r) {
     ScopedStmt st = stmts_.Get(
         db_,
@@ -225,7 +224,7 @@ class SqliteAuditLog : public AuditLog {
     text(r.outcome);
     sqlite3_bind_int64(st.s, i++, r.latency_ms);
     if (sqlite3_step(st.s) != SQLITE_DONE) {
-      return Fail(Error::Unavailable("audit store " + path_ + ": " + sqlite3_errmsg(db_)));
+      return Fail(Err());
     }
     if (r.outcome == "pending") pending_rows_[r.id] = sqlite3_last_insert_rowid(db_);
     return true;
@@ -296,13 +295,13 @@ class SqliteAuditLog : public AuditLog {
     }
   }
 
-  // One transaction; sets each job's ok. Takes db_mu_ for its whole length — except while it
+  // One transaction; sets each job's ok. Takes mu_ for its whole length — except while it
   // waits for another process's write lock (BeginImmediateShared) — so no other thread sees
   // the transaction open. Returns false, having done nothing, when `defer_if_locked` and the
   // file is locked: the caller hands the jobs to the writer thread.
   bool WriteBatch(std::vector<Job>& jobs, const std::vector<Update>& updates,
                   bool defer_if_locked = false) {
-    std::unique_lock db_lock(db_mu_);
+    std::unique_lock db_lock(mu_);
     auto fail_all = [&](const Error& e) {
       spdlog::error("audit: {}", e.message());
       for (Job& j : jobs) {
@@ -310,7 +309,7 @@ class SqliteAuditLog : public AuditLog {
         pending_rows_.erase(j.record.id);
       }
     };
-    if (auto r = BeginImmediateShared(db_lock, stmts_, db_, "audit store", path_); !r) {
+    if (auto r = BeginImmediateShared(db_lock, stmts_, db_, what_, path_); !r) {
       if (defer_if_locked && IsLockedFailure(r.error())) return false;
       fail_all(r.error());
       return true;
@@ -378,7 +377,7 @@ class SqliteAuditLog : public AuditLog {
       if (!checkpointer_) {
         // In memory (--state memory): nothing outlives the process anyway; keep the newest
         // records only, so a long-running gateway does not grow without bound.
-        std::lock_guard db_lock(db_mu_);
+        std::lock_guard db_lock(mu_);
         ExecSql(db_, "DELETE FROM audit WHERE rowid <= (SELECT MAX(rowid) FROM audit) - 100000",
                 "audit store", path_);
         continue;
@@ -394,13 +393,8 @@ class SqliteAuditLog : public AuditLog {
     }
   }
 
-  std::shared_ptr<SqliteConnection> conn_;  // shared with the other stores on the file
-  sqlite3* db_;
   sqlite3* checkpointer_;  // the checkpoint thread's only
-  std::string path_;
-  std::recursive_mutex& db_mu_;  // the connection's; guards db_ and stmts_
-  StatementCache stmts_;
-  // Where each record still waiting for its outcome is (Complete). Guarded by db_mu_.
+  // Where each record still waiting for its outcome is (Complete). Guarded by mu_.
   std::unordered_map<std::string, int64_t> pending_rows_;
 
   std::mutex queue_mu_;

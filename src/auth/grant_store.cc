@@ -64,10 +64,10 @@ Grant Row(sqlite3_stmt* s) {
   return g;
 }
 
-class SqliteGrantStore : public GrantStore {
+class SqliteGrantStore : public GrantStore, SqliteStoreBase {
  public:
   explicit SqliteGrantStore(std::shared_ptr<SqliteConnection> conn)
-      : conn_(std::move(conn)), mu_(conn_->mu), db_(conn_->db), path_(conn_->path) {}
+      : SqliteStoreBase(std::move(conn), "grant store") {}
 
   Result<std::string> Create(const Grant& g, int64_t now_ms) override {
     if (!ValidGrantName(g.name)) {
@@ -233,15 +233,6 @@ class SqliteGrantStore : public GrantStore {
     return token;
   }
 
-  Error Err() const {
-    return Error::Unavailable("grant store " + path_ + ": " + sqlite3_errmsg(db_));
-  }
-
-  std::shared_ptr<SqliteConnection> conn_;  // shared with the other stores on the file
-  std::recursive_mutex& mu_;                          // the connection's
-  sqlite3* db_;
-  std::string path_;
-  StatementCache stmts_;  // Guarded by mu_.
 };
 
 }  // namespace

@@ -97,10 +97,10 @@ constexpr const char* kPinColumns =
     "SELECT server, tool, hash, definition, pinned_ms, pending_hash, pending_definition, "
     "pending_note, changed_ms";
 
-class SqlitePinStore : public PinStore {
+class SqlitePinStore : public PinStore, SqliteStoreBase {
  public:
   explicit SqlitePinStore(std::shared_ptr<SqliteConnection> conn)
-      : conn_(std::move(conn)), mu_(conn_->mu), db_(conn_->db), path_(conn_->path) {}
+      : SqliteStoreBase(std::move(conn), "pin store") {}
 
   Result<bool> Exec(const char* sql) { return ExecSql(db_, sql, "pin store", path_); }
 
@@ -108,7 +108,7 @@ class SqlitePinStore : public PinStore {
                               const std::string& hash, const std::string& definition,
                               int64_t now_ms, const std::string& note) override {
     std::lock_guard lock(mu_);
-    WriteTxn txn(stmts_, db_, "pin store", path_);
+    WriteTxn txn(stmts_, db_, what_, path_);
     if (auto r = txn.Begin(); !r) return Fail(r.error());
     auto existing = GetLocked(server, tool);
     if (!existing) return Fail(existing.error());
@@ -140,7 +140,7 @@ class SqlitePinStore : public PinStore {
     sqlite3_bind_int64(st.s, 5, now_ms);
     sqlite3_bind_text(st.s, 6, note.c_str(), -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st.s) != SQLITE_DONE) {
-      return Fail(Error::Unavailable("pin store " + path_ + ": " + sqlite3_errmsg(db_)));
+      return Fail(Err());
     }
     if (auto r = txn.Commit(); !r) return Fail(r.error());
     return result;
@@ -163,7 +163,7 @@ class SqlitePinStore : public PinStore {
     std::vector<Pin> out;
     int rc;
     while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) out.push_back(Row(st.s));
-    if (rc != SQLITE_DONE) return Fail(Error::Unavailable("pin store " + path_ + ": " + sqlite3_errmsg(db_)));
+    if (rc != SQLITE_DONE) return Fail(Err());
     return out;
   }
 
@@ -180,7 +180,7 @@ class SqlitePinStore : public PinStore {
     sqlite3_bind_text(st.s, 2, tool.c_str(), -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st.s, 3, now_ms);
     if (sqlite3_step(st.s) != SQLITE_DONE) {
-      return Fail(Error::Unavailable("pin store " + path_ + ": " + sqlite3_errmsg(db_)));
+      return Fail(Err());
     }
     return sqlite3_changes(db_);
   }
@@ -213,14 +213,8 @@ class SqlitePinStore : public PinStore {
     const int rc = sqlite3_step(st.s);
     if (rc == SQLITE_ROW) return std::optional<Pin>(Row(st.s));
     if (rc == SQLITE_DONE) return std::optional<Pin>();
-    return Fail(Error::Unavailable("pin store " + path_ + ": " + sqlite3_errmsg(db_)));
+    return Fail(Err());
   }
-
-  std::shared_ptr<SqliteConnection> conn_;  // shared with the other stores on the file
-  std::recursive_mutex& mu_;                          // the connection's
-  sqlite3* db_;  // Guarded by mu_.
-  std::string path_;
-  StatementCache stmts_;  // Guarded by mu_.
 };
 
 }  // namespace

@@ -262,4 +262,15 @@ WriteTxn::~WriteTxn() {
   }
 }
 
+SqliteStoreBase::SqliteStoreBase(std::shared_ptr<SqliteConnection> conn, std::string what)
+    : conn_(std::move(conn)), mu_(conn_->mu), db_(conn_->db), path_(conn_->path), what_(std::move(what)) {}
+
+Error SqliteStoreBase::Err(std::string_view doing) const {
+  return Error::Unavailable(what_ + " " + path_ + ": " +
+                            (doing.empty() ? std::string() : std::string(doing) + ": ") +
+                            sqlite3_errmsg(db_));
+}
+
+Result<bool> SqliteStoreBase::Exec(const char* sql) { return StepCached(stmts_, db_, sql, what_, path_); }
+
 }  // namespace tw

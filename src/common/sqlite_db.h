@@ -152,6 +152,26 @@ Result<bool> BeginImmediateShared(std::unique_lock<std::recursive_mutex>& lock,
 // True when `error` is BeginImmediateShared's "locked" failure (nothing was done).
 bool IsLockedFailure(const Error& error);
 
+// What every store on the shared state file keeps: its connection, the connection's mutex and
+// handle, its own prepared statements, and errors that name the store and the file. A store
+// derives from it and holds `mu_` for every use of `db_` and `stmts_`.
+class SqliteStoreBase {
+ protected:
+  // `what` names the store in messages ("state store", "approval store", …).
+  SqliteStoreBase(std::shared_ptr<SqliteConnection> conn, std::string what);
+  // Unavailable: "<what> <path>: [<doing>: ]<SQLite's message>". Requires mu_.
+  Error Err(std::string_view doing = {}) const;
+  // Runs one statement without results (BEGIN, COMMIT, …) through stmts_. Requires mu_.
+  Result<bool> Exec(const char* sql);
+
+  std::shared_ptr<SqliteConnection> conn_;  // shared with the other stores on the file
+  std::recursive_mutex& mu_;                // the connection's
+  sqlite3* const db_;                       // Guarded by mu_.
+  const std::string path_;
+  const std::string what_;
+  StatementCache stmts_;  // Guarded by mu_.
+};
+
 // Column `col` of the current row as text ("" for NULL).
 std::string ColumnText(sqlite3_stmt* s, int col);
 

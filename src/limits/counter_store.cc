@@ -83,10 +83,10 @@ class MemoryStore : public CounterStore {
 };
 
 // RAII for sqlite3_stmt.
-class SqliteStore : public CounterStore {
+class SqliteStore : public CounterStore, SqliteStoreBase {
  public:
   explicit SqliteStore(std::shared_ptr<SqliteConnection> conn)
-      : conn_(std::move(conn)), mu_(conn_->mu), db_(conn_->db), path_(conn_->path) {}
+      : SqliteStoreBase(std::move(conn), "state store") {}
 
   Result<ChargeOutcome> TryCharge(const std::vector<Charge>& charges, int64_t now_ms) override {
     std::lock_guard lock(mu_);
@@ -97,7 +97,7 @@ class SqliteStore : public CounterStore {
 
   Result<bool> Refund(const std::vector<Charge>& charges, int64_t now_ms) override {
     std::lock_guard lock(mu_);
-    WriteTxn txn(stmts_, db_, "state store", path_);
+    WriteTxn txn(stmts_, db_, what_, path_);
     if (auto r = txn.Begin(); !r) return Fail(r.error());
     for (const Charge& c : charges) {
       ScopedStmt st = stmts_.Get(db_, "UPDATE counters SET value = MAX(0, value - ?2) "
@@ -117,13 +117,7 @@ class SqliteStore : public CounterStore {
 
   std::string Describe() const override { return "sqlite:" + path_; }
 
-  // Runs one statement without results (BEGIN, COMMIT, …). Requires mu_.
-  Result<bool> Exec(const char* sql) { return StepCached(stmts_, db_, sql, "state store", path_); }
-
  private:
-  Error Err(const std::string& what) const {
-    return Error::Unavailable("state store " + path_ + ": " + what + ": " + sqlite3_errmsg(db_));
-  }
 
   // If every charge fits, adds them all. Each charge is ONE statement that adds only if the
   // sum fits (an upsert whose update has a WHERE; sqlite3_changes says whether it did):
@@ -181,11 +175,6 @@ class SqliteStore : public CounterStore {
     return Fail(Err("reading a counter"));
   }
 
-  std::shared_ptr<SqliteConnection> conn_;
-  std::recursive_mutex& mu_;  // the connection's
-  sqlite3* db_;  // Guarded by mu_.
-  StatementCache stmts_;  // Guarded by mu_.
-  std::string path_;
   int charges_since_prune_ = 0;  // Guarded by mu_.
 };
 

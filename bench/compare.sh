@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark (issue #6; docs/benchmarks.md): the same fast upstream, the same load,
+# Side-by-side benchmark (docs/benchmarks.md): the same fast upstream, the same load,
 # through each contender in turn, alternating the order every round.
 #
 #   bench/compare.sh [--rounds N] [--duration S] [--connections C] [--rate R] [--out FILE]

@@ -72,7 +72,7 @@ struct PendingRecord {
   bool approval_failed = false;                // it could not be: the call is denied
   bool ok = false;          // the record is durable
   bool finished = false;    // the batch ended (ok or not)
-  bool abandoned = false;   // nobody waits any more (Abandon)
+  bool abandoned = false;   // nobody waits any more (Drop)
   std::function<void()> waiter;
 };
 

@@ -1,4 +1,4 @@
-// Test-only: the event loop of a guard's group commit (ToolCallGuard::SetGroupCommit), run by
+// Test-only: the event loop of a guard's group commit (GuardDeps::group_commit), run by
 // hand. The audit writer posts completions from its thread; the test runs them on its own,
 // when it chooses — so it can look at what is (not yet) forwarded, answered or committed.
 #pragma once
@@ -16,7 +16,7 @@ namespace tw::testing {
 
 class ManualLoop {
  public:
-  // For ToolCallGuard::SetGroupCommit. The loop must outlive the guard's records in flight.
+  // For GuardDeps::group_commit. The loop must outlive the guard's records in flight.
   std::function<gateway::LoopPoster()> Poster() {
     return [this]() -> gateway::LoopPoster {
       return [this](std::function<void()> fn) {

@@ -2,8 +2,9 @@
 // upstream's stdin) until the queue is empty, everything queued at the time in ONE gathered
 // write. One write per message cost a system call and, worse, a wake-up of the reader per
 // message: with several calls in flight, the stdio wrapper spent a third of its CPU in the
-// scheduler (docs/benchmarks.md, "Fewer system calls and wake-ups on the stdio path"). The first message still goes out at once — the
-// write starts when the caller queues it — only those queued during a write wait for the next.
+// scheduler (docs/benchmarks.md, "The stdio wrapper"). The first message still goes out at
+// once — the write starts when the caller queues it — only those queued during a write wait
+// for the next.
 //
 // Contract: `outbox` is owned by the caller, appended to by it at any time between writes (the
 // same thread), and empty when this returns. On a write error the messages not written are

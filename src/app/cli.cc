@@ -91,6 +91,9 @@ int Main(int argc, char** argv) {
                   "Seconds between keep-alive comments on idle SSE streams (--listen)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  run->add_option("--workers", run_options.workers,
+                  "Event loops with --listen: auto (one per core available) or 1 to 256")
+      ->capture_default_str();
   run->add_option("--max-sessions", run_options.max_sessions,
                   "Most concurrent MCP sessions on --listen (default 64 with a command upstream, "
                   "one process each; 10000 with --upstream)")

@@ -13,6 +13,7 @@
 #include "mcp/protocol.h"
 #include "policy/loader.h"
 #include "transport/child_upstream.h"
+#include "transport/event_loops.h"
 #include "transport/http_upstream.h"
 #include "transport/webhook.h"
 
@@ -22,13 +23,35 @@
 
 namespace tw::app {
 
+boost::asio::io_context& LoopHere(boost::asio::io_context& fallback) {
+  boost::asio::io_context* here = transport::EventLoops::Current();
+  return here != nullptr ? *here : fallback;
+}
+
 std::function<gateway::LoopPoster()> LoopPosterFor(boost::asio::io_context& io) {
   return [&io]() -> gateway::LoopPoster {
     // A tracked executor counts as work for io.run() for as long as a copy lives.
-    return [ex = boost::asio::prefer(io.get_executor(),
+    return [ex = boost::asio::prefer(LoopHere(io).get_executor(),
                                      boost::asio::execution::outstanding_work.tracked)](
                std::function<void()> fn) { boost::asio::post(ex, std::move(fn)); };
   };
+}
+
+namespace {
+gateway::Post PostTo(boost::asio::io_context& io) {
+  return [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); };
+}
+}  // namespace
+
+ServerRuntime::~ServerRuntime() {
+  if (!hub) return;
+  std::string why = "server " + config.name + " was removed from the config";
+  boost::asio::io_context* here = transport::EventLoops::Current();
+  if (home == nullptr || here == nullptr || here == home) {
+    hub->Close(why);
+  } else {
+    boost::asio::post(*home, [hub = hub, why = std::move(why)] { hub->Close(why); });
+  }
 }
 
 Gateway::Gateway(boost::asio::io_context& io, const config::Config& config, const Clock& clock)
@@ -61,6 +84,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(boost::asio::io_context& io,
   s->waiter_ = std::make_unique<WebhookApprovalWaiter>(
       *s->polling_, *s->approvals_, [gw = s.get()] { return gw->config_.approval_webhook_url; },
       [&io](std::string url, std::string body) { transport::PostWebhook(io, url, std::move(body)); });
+  s->bridged_waiter_ = std::make_unique<gateway::LoopBridgedApprovalWaiter>(
+      *s->waiter_, PostTo(io), [&io] { return PostTo(LoopHere(io)); });
   auto grants = auth::OpenGrantStore(s->state_spec_);
   if (!grants) return Fail(grants.error());
   s->grants_ = std::move(*grants);
@@ -76,6 +101,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(boost::asio::io_context& io,
 }
 
 void Gateway::Stop() {
+  std::lock_guard lock(mu_);
   if (polling_) polling_->Stop();
   if (config_watcher_) config_watcher_->Stop();
   for (auto& [path, pf] : policies_) {
@@ -87,28 +113,43 @@ void Gateway::Stop() {
 }
 
 std::string Gateway::ServerNames() const {
+  std::lock_guard lock(mu_);
   std::string out;
   for (const auto& [name, rt] : servers_) out += (out.empty() ? "" : ", ") + name;
   return out;
 }
 
 Result<gateway::PolicyHolder*> Gateway::PolicyFor(const std::string& path) {
+  std::lock_guard lock(mu_);
   auto it = policies_.find(path);
   if (it != policies_.end()) return it->second.holder.get();
   auto policy = policy::LoadPolicyFile(path);
   if (!policy) return Fail(policy.error());
   PolicyFile pf;
   pf.holder = std::make_unique<gateway::PolicyHolder>(*policy);
-  pf.reloader = std::make_unique<PolicyReloader>(io_, path, *pf.holder);
-  pf.reloader->Start();
   gateway::PolicyHolder* holder = pf.holder.get();
   policies_.emplace(path, std::move(pf));
+  // Its watcher belongs to the home loop (a grant's own policy is first read when one of its
+  // sessions opens, on any loop).
+  auto watch = [this, path] {
+    std::lock_guard relock(mu_);
+    auto found = policies_.find(path);
+    if (found == policies_.end() || found->second.reloader) return;
+    found->second.reloader = std::make_unique<PolicyReloader>(io_, path, *found->second.holder);
+    found->second.reloader->Start();
+  };
+  if (&LoopHere(io_) == &io_) {
+    watch();
+  } else {
+    boost::asio::post(io_, std::move(watch));
+  }
   return holder;
 }
 
 Result<std::shared_ptr<ServerRuntime>> Gateway::Build(const config::ServerConfig& sc) {
   auto rt = std::make_shared<ServerRuntime>();
   rt->config = sc;
+  rt->home = &io_;
   auto policy = PolicyFor(sc.policy_path);
   if (!policy) {
     return Fail(Error::InvalidArgument("server \"" + sc.name + "\": " + policy.error().message()));
@@ -143,7 +184,7 @@ Result<std::shared_ptr<ServerRuntime>> Gateway::Build(const config::ServerConfig
   if (auto g = GuardFor(*rt, sc.policy_path); !g) return Fail(g.error());
   if (!sc.remote() && sc.isolation == config::Isolation::kShared) {
     rt->hub = std::make_shared<gateway::UpstreamHub>(
-        sc.name, NewUpstream(sc), [this](int64_t, std::function<void()> fn) {
+        sc.name, NewUpstream(sc, io_), [this](int64_t, std::function<void()> fn) {
           boost::asio::post(io_, std::move(fn));
         });
     rt->hub->Warm(json::object{
@@ -156,6 +197,7 @@ Result<std::shared_ptr<ServerRuntime>> Gateway::Build(const config::ServerConfig
 
 Result<const gateway::ToolCallGuard*> Gateway::GuardFor(ServerRuntime& server,
                                                              const std::string& policy_path) {
+  std::lock_guard lock(mu_);
   auto it = server.guards.find(policy_path);
   if (it != server.guards.end()) return it->second.get();
   auto holder = PolicyFor(policy_path);
@@ -174,7 +216,7 @@ Result<const gateway::ToolCallGuard*> Gateway::GuardFor(ServerRuntime& server,
       .audit = audit_.get(),
       .audit_arguments = config_.audit_include_arguments,
       .approvals = approvals_.get(),
-      .waiter = waiter_.get(),
+      .waiter = bridged_waiter_.get(),
       .metrics = &metrics_,
       .group_commit = LoopPosterFor(io_),
   });
@@ -183,7 +225,8 @@ Result<const gateway::ToolCallGuard*> Gateway::GuardFor(ServerRuntime& server,
   return out;
 }
 
-std::unique_ptr<gateway::Upstream> Gateway::NewUpstream(const config::ServerConfig& sc) {
+std::unique_ptr<gateway::Upstream> Gateway::NewUpstream(const config::ServerConfig& sc,
+                                                        boost::asio::io_context& io) {
   if (sc.remote()) {
     transport::HttpUpstreamOptions o;
     o.url = *transport::ParseUpstreamUrl(sc.url);  // checked by Build
@@ -192,7 +235,7 @@ std::unique_ptr<gateway::Upstream> Gateway::NewUpstream(const config::ServerConf
     o.connect_timeout = std::chrono::milliseconds(sc.connect_timeout_ms);
     o.request_timeout = std::chrono::milliseconds(sc.request_timeout_ms);
     o.max_message_bytes = config_.max_body_bytes;
-    return std::make_unique<transport::HttpUpstream>(io_, std::move(o));
+    return std::make_unique<transport::HttpUpstream>(io, std::move(o));
   }
   transport::ChildOptions child;
   child.argv = sc.command;
@@ -205,12 +248,16 @@ std::unique_ptr<gateway::Upstream> Gateway::NewUpstream(const config::ServerConf
                                sc.inherit_env.end());
   }
   child.max_message_bytes = config_.max_body_bytes;
-  return std::make_unique<transport::ChildUpstream>(io_, std::move(child));
+  return std::make_unique<transport::ChildUpstream>(io, std::move(child));
 }
 
 std::unique_ptr<gateway::Upstream> Gateway::Connect(ServerRuntime& server) {
-  if (server.hub) return server.hub->NewChannel();
-  return NewUpstream(server.config);
+  boost::asio::io_context& here = LoopHere(io_);
+  if (!server.hub) return NewUpstream(server.config, here);  // on the session's loop
+  if (&here == &io_) return server.hub->NewChannel();
+  // A session on another loop reaches the shared connection through the home loop.
+  return std::make_unique<gateway::LoopBridgedUpstream>(
+      [hub = server.hub] { return hub->NewChannel(); }, PostTo(io_), PostTo(here));
 }
 
 void Gateway::CountSessions(std::function<double()> sessions) { sessions_ = std::move(sessions); }
@@ -223,6 +270,7 @@ void Gateway::AddGauges() {
   metrics_.AddGauge(
       "toolwarden_policy_reloads_total", "Policy reloads applied.",
       [this] {
+        std::lock_guard lock(mu_);
         double n = 0;
         for (const auto& [p, pf] : policies_) n += static_cast<double>(pf.holder->reloads());
         return n;
@@ -232,6 +280,7 @@ void Gateway::AddGauges() {
       "toolwarden_policy_reload_failures_total",
       "Policy reloads refused because the file was invalid.",
       [this] {
+        std::lock_guard lock(mu_);
         double n = 0;
         for (const auto& [p, pf] : policies_) n += static_cast<double>(pf.holder->failed_reloads());
         return n;
@@ -247,7 +296,7 @@ void Gateway::AddGauges() {
   if (config_.access == config::Access::kTokens) {
     metrics_.AddGauge("toolwarden_unauthorized_requests_total",
                       "MCP requests refused with 401 (no, wrong, revoked or expired token).",
-                      [this] { return static_cast<double>(unauthorized_); }, "counter");
+                      [this] { return static_cast<double>(unauthorized_.load()); }, "counter");
   }
   metrics_.AddGauge("toolwarden_servers_up", "Configured servers that are up.", [this] {
     double n = 0;
@@ -286,11 +335,12 @@ Result<std::string> Gateway::Authenticate(std::string_view authorization) {
   audit_->Submit(std::move(r), {}, [](bool ok) {
     if (!ok) spdlog::error("audit: the record of a refused authentication could not be written");
   });
-  ++unauthorized_;
+  unauthorized_.fetch_add(1, std::memory_order_relaxed);
   return Fail(Error::InvalidArgument(refusal));
 }
 
 void Gateway::ObserveHealth(const std::string& server, bool up, const std::string& why) {
+  std::lock_guard lock(mu_);
   auto it = servers_.find(server);
   if (it == servers_.end() || it->second->hub) return;
   it->second->state = up ? "up" : "down";
@@ -315,6 +365,7 @@ gateway::SessionMaker Gateway::OneServer(std::shared_ptr<ServerRuntime> rt,
 }
 
 Result<gateway::SessionMaker> Gateway::MakeSession(const transport::SessionRequest& r) {
+  std::lock_guard lock(mu_);
   if (config_.access == config::Access::kLocal) {
     if (!r.route.empty()) {
       return Fail(Error::NotFound("Not found: this gateway serves one server, on /mcp"));
@@ -361,8 +412,9 @@ Result<gateway::SessionMaker> Gateway::MakeSession(const transport::SessionReque
     }
     members.emplace_back(rt, *guard);
   }
-  auto scheduler = [this](int64_t delay_ms, std::function<void()> fn) {
-    auto timer = std::make_shared<boost::asio::steady_timer>(io_, std::chrono::milliseconds(delay_ms));
+  // The session's timers run on its loop (this one).
+  auto scheduler = [&io = LoopHere(io_)](int64_t delay_ms, std::function<void()> fn) {
+    auto timer = std::make_shared<boost::asio::steady_timer>(io, std::chrono::milliseconds(delay_ms));
     timer->async_wait([timer, fn = std::move(fn)](boost::system::error_code ec) {
       if (!ec) fn();
     });

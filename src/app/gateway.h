@@ -14,13 +14,21 @@
 // unchanged keeps its connection); an invalid one is refused and logged with positions, and
 // nothing changes. Sessions keep the servers they opened with. listen and state need a restart.
 //
-// Thread: the io_context's (admin calls and sessions run there too).
+// Threads: the gateway belongs to the home loop (the io_context it is opened with): reloads,
+// the config and policy watchers, approval polling, shared server connections and the admin
+// API run there. With several event loops (transport/EventLoops) sessions run on all of them:
+// MakeSession, Authenticate and what sessions call back (health) may be called from any loop,
+// and whatever they share is thread-safe or posted to its owner's loop (gateway/loop_bridge.h).
+// mu_ guards the servers and policies against a reload on the home loop; it is taken when a
+// session opens, never per call.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "admin/api.h"
@@ -32,6 +40,7 @@
 #include "catalog/pin_store.h"
 #include "common/clock.h"
 #include "config/config.h"
+#include "gateway/loop_bridge.h"
 #include "gateway/metrics.h"
 #include "gateway/policy_holder.h"
 #include "gateway/shared_upstream.h"
@@ -49,19 +58,24 @@ struct ServerRuntime {
   std::unique_ptr<gateway::ToolPins> pins;
   std::unique_ptr<gateway::ToolCatalog> catalog;  // its tools, shared by its guards
   std::map<std::string, std::unique_ptr<gateway::ToolCallGuard>> guards;  // by policy file
-  std::shared_ptr<gateway::UpstreamHub> hub;  // isolation: shared
+  std::shared_ptr<gateway::UpstreamHub> hub;  // isolation: shared; lives on `home`
+  boost::asio::io_context* home = nullptr;
   // What sessions last saw (isolation: session servers; shared ones ask the hub).
   std::string state = "idle";
   std::string last_error;
   int64_t changed_ms = 0;
 
-  ~ServerRuntime() {
-    if (hub) hub->Close("server " + config.name + " was removed from the config");
-  }
+  // The last session of a removed server may end on any loop; the hub is closed on its own.
+  ~ServerRuntime();
 };
 
-// The guards' group commit on `io` (gateway::GuardDeps::group_commit): posts from the audit
-// writer's thread, and keeps `io` running while a call's record is in flight.
+// The loop running on this thread (transport::EventLoops::Current), or `fallback` off the
+// loops (a test that runs its io_context itself).
+boost::asio::io_context& LoopHere(boost::asio::io_context& fallback);
+
+// The guards' group commit (gateway::GuardDeps::group_commit): posts from the audit writer's
+// thread to the loop of the call (the one running where the call was decided, else `io`), and
+// keeps that loop running while the call's record is in flight.
 std::function<gateway::LoopPoster()> LoopPosterFor(boost::asio::io_context& io);
 
 class Gateway : public admin::Backend {
@@ -122,8 +136,12 @@ class Gateway : public admin::Backend {
   Result<gateway::PolicyHolder*> PolicyFor(const std::string& path);
   Result<std::shared_ptr<ServerRuntime>> Build(const config::ServerConfig& sc);
   Result<const gateway::ToolCallGuard*> GuardFor(ServerRuntime& server, const std::string& policy_path);
+  // The upstream of a new session on this thread's loop: a connection of its own, or a
+  // channel of the server's shared one (bridged when the session is not on the home loop).
   std::unique_ptr<gateway::Upstream> Connect(ServerRuntime& server);
-  std::unique_ptr<gateway::Upstream> NewUpstream(const config::ServerConfig& sc);
+  // A connection of its own to `sc`, on the loop `io`.
+  std::unique_ptr<gateway::Upstream> NewUpstream(const config::ServerConfig& sc,
+                                                 boost::asio::io_context& io);
   void ObserveHealth(const std::string& server, bool up, const std::string& why);
   gateway::SessionMaker OneServer(std::shared_ptr<ServerRuntime> rt,
                                   const gateway::ToolCallGuard& guard, std::string id,
@@ -150,7 +168,12 @@ class Gateway : public admin::Backend {
   std::string config_text_hash_;
   uint64_t config_reloads_ = 0;
   uint64_t config_reload_failures_ = 0;
-  uint64_t unauthorized_ = 0;
+  std::atomic<uint64_t> unauthorized_{0};  // counted on every loop
+  // Guards servers_, policies_ and each server's guards, state and health against a reload.
+  // Recursive: Reload builds servers, which asks for their policies.
+  mutable std::recursive_mutex mu_;
+  // What the guards wait on: waiter_ (home loop) seen from the session's loop.
+  std::unique_ptr<gateway::LoopBridgedApprovalWaiter> bridged_waiter_;
   EventHub events_;
   admin::Api api_{*this};
   std::function<double()> sessions_;

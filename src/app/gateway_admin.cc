@@ -53,6 +53,7 @@ void Gateway::StartWatching() {
 }
 
 Result<std::string> Gateway::Reload() {
+  std::lock_guard lock(mu_);
   auto loaded = config::LoadConfig(config_.path);
   if (!loaded) {
     ++config_reload_failures_;
@@ -117,6 +118,7 @@ transport::HttpServerOptions::AdminReply Gateway::HandleAdmin(
 }
 
 std::vector<admin::ServerInfo> Gateway::Servers() {
+  std::lock_guard lock(mu_);
   std::vector<admin::ServerInfo> out;
   for (const auto& [name, rt] : servers_) {
     const config::ServerConfig& c = rt->config;
@@ -146,11 +148,13 @@ std::vector<admin::ServerInfo> Gateway::Servers() {
 }
 
 std::shared_ptr<const policy::Policy> Gateway::PolicyOf(const std::string& server) {
+  std::lock_guard lock(mu_);
   auto it = servers_.find(server);
   return it == servers_.end() ? nullptr : it->second->policy->Current();
 }
 
 std::vector<admin::PolicyInfo> Gateway::Policies() {
+  std::lock_guard lock(mu_);
   std::vector<admin::PolicyInfo> out;
   for (const auto& [path, pf] : policies_) {
     admin::PolicyInfo p;
@@ -185,6 +189,7 @@ Result<std::vector<audit::Bucket>> Gateway::AuditHistogram(const audit::Query& q
 
 std::shared_ptr<const policy::Policy> Gateway::PolicyForGrant(const std::string& server,
                                                                    const auth::Grant& grant) {
+  std::lock_guard lock(mu_);
   auto override_path = grant.policies.find(server);
   if (override_path != grant.policies.end()) {
     auto it = policies_.find(override_path->second);
@@ -206,6 +211,7 @@ Result<std::string> Gateway::ReadPolicyFile(const std::string& path) {
 
 Result<bool> Gateway::WritePolicyFile(const std::string& path, const std::string& text) {
   namespace fs = std::filesystem;
+  std::lock_guard lock(mu_);
   auto it = policies_.find(path);
   if (it == policies_.end()) return Fail(Error::InvalidArgument(path + " is not a policy in force"));
   std::error_code ec;
@@ -237,7 +243,7 @@ Result<bool> Gateway::WritePolicyFile(const std::string& path, const std::string
     ::close(dir);
   }
   spdlog::info("policy {} saved from the web console", path);
-  it->second.reloader->ReloadNow("saved from the web console");
+  if (it->second.reloader) it->second.reloader->ReloadNow("saved from the web console");
   return true;
 }
 

@@ -194,6 +194,20 @@ TEST(RunConfigTest, FlagsThatDescribeNoGatewayAreRefusedWithTheirName) {
   RunOptions bad_url = none;
   bad_url.upstream_url = "ftp://host/mcp";
   EXPECT_FALSE(RunConfig(bad_url).has_value());
+  for (const char* workers : {"0", "257", "2x", "", "-1"}) {
+    RunOptions bad_workers = none;
+    bad_workers.command = {"server"};
+    bad_workers.workers = workers;
+    auto c = RunConfig(bad_workers);
+    ASSERT_FALSE(c.has_value()) << workers;
+    EXPECT_NE(c.error().message().find("--workers must be auto or a number from 1 to 256"),
+              std::string::npos);
+  }
+  RunOptions three = none;
+  three.command = {"server"};
+  three.workers = "3";
+  ASSERT_TRUE(RunConfig(three).has_value());
+  EXPECT_EQ(RunConfig(three)->workers, 3u);
 }
 
 TEST(RunConfigTest, AnHttpUpstreamKeepsItsHeadersAndIsNotAProcessPerSession) {

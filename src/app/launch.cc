@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/random.h"
 #include "common/sqlite_db.h"
+#include "transport/event_loops.h"
 #include "transport/http_server.h"
 #include "transport/stdio_server.h"
 
@@ -47,8 +48,9 @@ transport::HttpServerOptions HttpOptions(const config::Config& c, Gateway& gw) {
   return http;
 }
 
-// The one session of `listen: stdio`, until stdin closes or a signal asks.
-int ServeStdio(asio::io_context& io, Gateway& gw) {
+// The one session of `listen: stdio`, until stdin closes or a signal asks (one loop).
+int ServeStdio(transport::EventLoops& loops, Gateway& gw) {
+  asio::io_context& io = loops.home();
   auto maker = gw.MakeSession({RandomHex(16), "", ""});
   if (!maker) {
     std::cerr << "toolwarden: " << maker.error().message() << "\n";
@@ -69,21 +71,20 @@ int ServeStdio(asio::io_context& io, Gateway& gw) {
     server.Shutdown();  // stops the upstream cleanly; run() returns when it has exited
   });
   server.Start();
-  // Returns when stdin has closed and the upstream has shut down. Nothing on the loop waits
-  // for a state file another process holds (sqlite_db.h).
-  SqliteNoWait loop_never_waits;
-  io.run();
+  // Returns when stdin has closed and the upstream has shut down.
+  loops.Run();
   return kExitOk;
 }
 
-int ServeHttp(asio::io_context& io, Gateway& gw, const std::string& command) {
+int ServeHttp(transport::EventLoops& loops, Gateway& gw, const std::string& command) {
+  asio::io_context& io = loops.home();
   const config::Config& cfg = gw.config();
   auto listen = ParseListen(cfg.listen);
   if (!listen) {
     std::cerr << "toolwarden " << command << ": " << listen.error().message() << "\n";
     return kExitUsage;
   }
-  transport::HttpServer server(io, HttpOptions(cfg, gw), [&gw](const transport::SessionRequest& r) {
+  transport::HttpServer server(loops, HttpOptions(cfg, gw), [&gw](const transport::SessionRequest& r) {
     return gw.MakeSession(r);
   });
   gw.CountSessions([&server] { return static_cast<double>(server.session_count()); });
@@ -101,14 +102,14 @@ int ServeHttp(asio::io_context& io, Gateway& gw, const std::string& command) {
     spdlog::info("listening on http://{}:{}/mcp ({} server{}: {})", host, *port,
                  cfg.servers.size(), cfg.servers.size() == 1 ? "" : "s", gw.ServerNames());
   }
+  spdlog::info("{} event loop{}", loops.size(), loops.size() == 1 ? "" : "s");
   gw.StartWatching();
   GracefulShutdown shutdown(io, server, cfg.shutdown_timeout_ms, [&] {
     server.Stop();  // sessions first: their channels detach, so stopping the servers is quiet
     gw.Stop();
   });
   shutdown.Arm();
-  SqliteNoWait loop_never_waits;  // sqlite_db.h
-  io.run();
+  loops.Run();  // nothing on a loop waits for a state file another process holds (sqlite_db.h)
   return kExitOk;
 }
 
@@ -117,17 +118,17 @@ int ServeHttp(asio::io_context& io, Gateway& gw, const std::string& command) {
 int Launch(const config::Config& config, const std::string& command) {
   SetSqliteBusyTimeout(std::chrono::milliseconds(config.state_timeout_ms));
   std::signal(SIGPIPE, SIG_IGN);
-  asio::io_context io(1);
+  transport::EventLoops loops(config.stdio() ? 1 : config.workers);
   SystemClock clock;
-  auto opened = Gateway::Open(io, config, clock);
+  auto opened = Gateway::Open(loops.home(), config, clock);
   if (!opened) {
     const bool invalid = opened.error().code() == ErrorCode::kInvalidArgument;
     std::cerr << (invalid ? "" : "toolwarden " + command + ": ") << opened.error().message() << "\n";
     return invalid ? kExitInvalid : kExitUnavailable;
   }
   Gateway& gw = **opened;
-  // Records still in flight when io.run() returns post their completion to io: let the audit
-  // writer finish them while io is still there.
+  // Records still in flight when the loops return post their completion to them: let the
+  // audit writer finish them while the loops are still there.
   struct FlushAudit {
     audit::AuditLog& log;
     ~FlushAudit() { log.Flush(); }
@@ -145,7 +146,7 @@ int Launch(const config::Config& config, const std::string& command) {
                 << config.path << "`.\n\n";
     }
   }
-  const int status = config.stdio() ? ServeStdio(io, gw) : ServeHttp(io, gw, command);
+  const int status = config.stdio() ? ServeStdio(loops, gw) : ServeHttp(loops, gw, command);
   if (status == kExitOk && !config.stdio()) spdlog::info("stopped");
   return status;
 }

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <filesystem>
 #include <iostream>
 
@@ -43,6 +44,17 @@ Result<config::Config> RunConfig(const RunOptions& o) {
   c.client_timeout_ms = Ms(o.client_timeout_s);
   c.sse_keepalive_ms = Ms(o.sse_keepalive_s);
   c.shutdown_timeout_ms = Ms(o.shutdown_timeout_s);
+  if (o.workers != "auto") {
+    int64_t n = 0;
+    auto [end, ec] = std::from_chars(o.workers.data(), o.workers.data() + o.workers.size(), n);
+    if (ec != std::errc() || end != o.workers.data() + o.workers.size() || n < 1 ||
+        n > config::kMaxWorkers) {
+      return Fail(Error::InvalidArgument("--workers must be auto or a number from 1 to " +
+                                         std::to_string(config::kMaxWorkers) + ", not \"" +
+                                         o.workers + "\""));
+    }
+    c.workers = static_cast<size_t>(n);
+  }
   c.max_body_bytes = o.max_message_bytes;
   c.audit_log = o.audit_log;
   c.audit_include_arguments = o.audit_arguments;

@@ -41,6 +41,7 @@ struct RunOptions {
   std::string audit_log;
   bool audit_arguments = false;
   double shutdown_timeout_s = 10;
+  std::string workers = "auto";  // event loops with --listen: auto or 1..256
 };
 
 // The config `run` launches: access local, one server named --server-name (or derived), its

@@ -17,8 +17,6 @@ GracefulShutdown::GracefulShutdown(boost::asio::io_context& io, transport::HttpS
 void GracefulShutdown::Arm() {
   signals_.async_wait([this](boost::system::error_code ec, int sig) {
     if (ec) return;
-    spdlog::info("received signal {}; draining ({} request(s) in flight, up to {} ms)", sig,
-                 server_.requests_in_flight(), deadline_ms_);
     server_.Drain();
     until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(deadline_ms_);
     // A second signal stops at once. (Registered before polling: Poll may finish right away,
@@ -28,13 +26,21 @@ void GracefulShutdown::Arm() {
       spdlog::warn("second signal: stopping now");
       Finish();
     });
-    Poll();
+    server_.CountInFlight([this, sig](size_t in_flight) {
+      spdlog::info("received signal {}; draining ({} request(s) in flight, up to {} ms)", sig,
+                   in_flight, deadline_ms_);
+      Settle(in_flight);
+    });
   });
 }
 
 void GracefulShutdown::Poll() {
   if (finished_) return;
-  const size_t in_flight = server_.requests_in_flight();
+  server_.CountInFlight([this](size_t in_flight) { Settle(in_flight); });
+}
+
+void GracefulShutdown::Settle(size_t in_flight) {
+  if (finished_) return;
   if (in_flight == 0 || std::chrono::steady_clock::now() >= until_) {
     if (in_flight > 0) spdlog::warn("shutdown deadline passed with {} request(s) in flight", in_flight);
     Finish();

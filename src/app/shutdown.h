@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 
@@ -24,6 +25,8 @@ class GracefulShutdown {
 
  private:
   void Poll();
+  // Finishes when nothing is in flight or the deadline has passed; else polls again soon.
+  void Settle(size_t in_flight);
   void Finish();
 
   transport::HttpServer& server_;

@@ -112,6 +112,16 @@ class ConfigReader : public policy::YamlReader {
         ReadStrings(v, "allowed_hosts", c.allowed_hosts);
       } else if (key == "allowed_origins") {
         ReadStrings(v, "allowed_origins", c.allowed_origins);
+      } else if (key == "workers") {
+        if (v.IsScalar() && v.Scalar() == "auto") {
+          c.workers = 0;
+        } else if (int64_t n = 0; ReadInt(v, "workers", 1, n)) {
+          if (n > kMaxWorkers) {
+            Error(v, "workers must be \"auto\" or at most " + std::to_string(kMaxWorkers));
+          } else {
+            c.workers = static_cast<size_t>(n);
+          }
+        }
       } else if (key == "max_sessions") {
         int64_t n = 0;
         if (ReadInt(v, "max_sessions", 1, n)) c.max_sessions = static_cast<size_t>(n);
@@ -166,8 +176,8 @@ class ConfigReader : public policy::YamlReader {
                      "\" (expected listen, access, state, state_fail_mode, state_timeout, "
                      "allowed_hosts, allowed_origins, origin_check, trusted_proxies, "
                      "max_sessions, max_sessions_per_grant, max_body_bytes, session_idle, "
-                     "client_timeout, sse_keepalive, shutdown_timeout, servers, approvals, "
-                     "audit)");
+                     "client_timeout, sse_keepalive, shutdown_timeout, workers, servers, "
+                     "approvals, audit)");
       }
     });
     if (!root["servers"]) Error(root, "missing \"servers\"");

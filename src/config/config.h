@@ -43,6 +43,8 @@ enum class StateFailMode { kClosed, kOpen };
 
 // `listen: stdio` (access: local only): the one session is the process's stdin and stdout.
 inline constexpr std::string_view kListenStdio = "stdio";
+// The most event loops a gateway runs (a session id names its loop in one byte).
+inline constexpr int64_t kMaxWorkers = 256;
 
 std::string_view PinModeName(PinMode m);
 
@@ -117,6 +119,9 @@ struct Config {
   // it was recording are denied (the event loop never waits for it: sqlite_db.h).
   int64_t state_timeout_ms = 5000;
   size_t max_body_bytes = 4 << 20;
+  // Event loops of an HTTP gateway (`workers: auto | N`); 0 (auto): one per core available to
+  // the process. `listen: stdio` runs one.
+  size_t workers = 0;
 
   bool stdio() const { return listen == kListenStdio; }
   // Every field, `path` included (compare copies with it cleared to compare what they say).

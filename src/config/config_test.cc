@@ -167,6 +167,25 @@ trusted_proxies: [10.0.0.0/8, proxy.internal]
           "t.yaml:13:18: trusted_proxies: \"proxy.internal\" is not an IP address or CIDR range"));
 }
 
+TEST(ConfigTest, WorkersIsAutoOrACountOfEventLoops) {
+  const std::string servers = "servers:\n  a: {command: node, policy: p.yaml}\n";
+  auto defaulted = ParseConfig(servers, "t.yaml", Env({}));
+  ASSERT_TRUE(defaulted) << defaulted.error().message();
+  EXPECT_EQ(defaulted->workers, 0u) << "auto: one loop per core";
+  auto autod = ParseConfig("workers: auto\n" + servers, "t.yaml", Env({}));
+  ASSERT_TRUE(autod);
+  EXPECT_EQ(autod->workers, 0u);
+  auto four = ParseConfig("workers: 4\n" + servers, "t.yaml", Env({}));
+  ASSERT_TRUE(four);
+  EXPECT_EQ(four->workers, 4u);
+  for (const char* bad : {"workers: 0\n", "workers: 257\n", "workers: many\n", "workers: -2\n",
+                          "workers: [2]\n"}) {
+    auto c = ParseConfig(bad + servers, "t.yaml", Env({}));
+    ASSERT_FALSE(c) << bad;
+    EXPECT_THAT(c.error().message(), HasSubstr("t.yaml:1:10: workers")) << bad;
+  }
+}
+
 TEST(ConfigTest, AccessLocalIsOneServerWithoutTokensOnHttpOrStdio) {
   auto c = ParseConfig(R"(
 access: local

@@ -5,6 +5,7 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
+#include <charconv>
 #include <chrono>
 
 #include "common/random.h"
@@ -51,20 +52,67 @@ std::optional<std::string> McpRoute(std::string_view path) {
 
 Result<std::unique_ptr<HttpRouter>> HttpRouter::Create(boost::asio::any_io_executor executor,
                                                        const HttpServerOptions& options,
-                                                       SessionFactory sessions) {
+                                                       SessionFactory sessions,
+                                                    RouterPlace place) {
   auto proxies = AddressSet::Parse(options.trusted_proxies);
   if (!proxies) return Fail(proxies.error().Context("trusted_proxies"));
   return std::unique_ptr<HttpRouter>(
-      new HttpRouter(std::move(executor), options, std::move(sessions), std::move(*proxies)));
+      new HttpRouter(std::move(executor), options, std::move(sessions), std::move(*proxies),
+                     std::move(place)));
 }
 
 HttpRouter::HttpRouter(boost::asio::any_io_executor executor, const HttpServerOptions& options,
-                       SessionFactory sessions, AddressSet trusted_proxies)
+                       SessionFactory sessions, AddressSet trusted_proxies, RouterPlace place)
     : executor_(std::move(executor)),
       options_(options),
       sessions_factory_(std::move(sessions)),
       trusted_proxies_(std::move(trusted_proxies)),
-      auth_throttle_(options.auth_failures_per_minute) {}
+      place_(std::move(place)) {
+  if (!place_.shared) place_.shared = std::make_shared<RouterShared>(options.auth_failures_per_minute);
+  if (place_.loops == 0) place_.loops = 1;
+}
+
+RouterShared::Open RouterShared::TryOpen(const std::string& grant, size_t max_total,
+                                         size_t max_grant) {
+  std::lock_guard lock(mu_);
+  auto it = per_grant_.find(grant);
+  const size_t mine = it == per_grant_.end() ? 0 : it->second;
+  if (max_grant > 0 && mine >= max_grant) return Open::kGrantFull;
+  if (open_.load(std::memory_order_relaxed) >= max_total) return Open::kFull;
+  ++per_grant_[grant];
+  open_.fetch_add(1, std::memory_order_relaxed);
+  return Open::kOk;
+}
+
+void RouterShared::Closed(const std::string& grant) {
+  std::lock_guard lock(mu_);
+  if (auto it = per_grant_.find(grant); it != per_grant_.end() && --it->second == 0) {
+    per_grant_.erase(it);
+  }
+  open_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+std::optional<size_t> HttpRouter::LoopOfSession(std::string_view id, size_t loops) {
+  if (loops <= 1) return 0;
+  if (id.size() != 32) return std::nullopt;
+  unsigned byte = 0;
+  auto [end, ec] = std::from_chars(id.data(), id.data() + 2, byte, 16);
+  if (ec != std::errc() || end != id.data() + 2) return std::nullopt;
+  return byte % loops;
+}
+
+std::string HttpRouter::NewSessionId(size_t loop, size_t loops) {
+  std::string id = RandomHex(16);
+  if (loops <= 1) return id;
+  unsigned byte = 0;
+  std::from_chars(id.data(), id.data() + 2, byte, 16);
+  unsigned v = static_cast<unsigned>(byte - byte % loops + loop);
+  if (v > 255) v -= static_cast<unsigned>(loops);
+  static constexpr char kHex[] = "0123456789abcdef";
+  id[0] = kHex[(v >> 4) & 0xf];
+  id[1] = kHex[v & 0xf];
+  return id;
+}
 
 HttpRouter::Fields HttpRouter::ReadFields(const Request& req) {
   Fields f;
@@ -199,7 +247,7 @@ HttpRouter::Routed HttpRouter::Route(const Request& req, const Fields& fields) {
   if (options_.authenticate) {
     const std::string client = ClientAddress(fields);
     const int64_t now_ms = NowMs();
-    if (auto wait = auth_throttle_.Blocked(client, now_ms)) {
+    if (auto wait = place_.shared->auth_throttle.Blocked(client, now_ms)) {
       spdlog::warn("http: {} is refused for a while after too many bad tokens", client);
       Response res = ErrorResponse(req, http::status::too_many_requests, jsonrpc::kConnectionClosed,
                                    "Too Many Requests: too many failed authentications from "
@@ -208,7 +256,7 @@ HttpRouter::Routed HttpRouter::Route(const Request& req, const Fields& fields) {
       return Routed::Respond(std::move(res));
     }
     auto who = options_.authenticate(fields.authorization);
-    if (!who) auth_throttle_.Failed(client, now_ms);
+    if (!who) place_.shared->auth_throttle.Failed(client, now_ms);
     if (!who) {
       Response res = ErrorResponse(req, http::status::unauthorized, jsonrpc::kConnectionClosed,
                                    "Unauthorized: " + who.error().message());
@@ -310,8 +358,12 @@ std::shared_ptr<HttpMcpSession> HttpRouter::NewSession(const Request& req, bool 
                           "The gateway is shutting down");
     return nullptr;
   }
-  if (options_.max_sessions_per_grant > 0 &&
-      GrantSessions(grant) >= options_.max_sessions_per_grant && !ReapIdle(grant)) {
+  // Every loop's sessions count against the limits. A full grant (or gateway) makes room by
+  // closing an idle session of its own (of the grant holding the most) on this loop.
+  RouterShared::Open place = TryOpen(grant);
+  if (place == RouterShared::Open::kGrantFull && ReapIdle(grant)) place = TryOpen(grant);
+  if (place == RouterShared::Open::kFull && ReapIdle(LargestGrant())) place = TryOpen(grant);
+  if (place == RouterShared::Open::kGrantFull) {
     error = ErrorResponse(req, http::status::service_unavailable, jsonrpc::kConnectionClosed,
                           "Too many sessions for this grant (" +
                               std::to_string(options_.max_sessions_per_grant) +
@@ -319,15 +371,16 @@ std::shared_ptr<HttpMcpSession> HttpRouter::NewSession(const Request& req, bool 
     error->set(http::field::retry_after, "30");
     return nullptr;
   }
-  if (sessions_.size() >= options_.max_sessions && !ReapIdle(LargestGrant())) {
+  if (place == RouterShared::Open::kFull) {
     error = ErrorResponse(req, http::status::service_unavailable, jsonrpc::kConnectionClosed,
                           "Too many sessions; try again later");
     error->set(http::field::retry_after, "30");
     return nullptr;
   }
-  std::string id = RandomHex(16);
+  std::string id = NewSessionId(place_.loop, place_.loops);
   auto maker = sessions_factory_(SessionRequest{id, route, grant});
   if (!maker) {
+    place_.shared->Closed(grant);
     const bool missing = maker.error().code() == ErrorCode::kNotFound;
     error = ErrorResponse(req, missing ? http::status::not_found : http::status::forbidden,
                           jsonrpc::kConnectionClosed, maker.error().message());
@@ -342,7 +395,7 @@ std::shared_ptr<HttpMcpSession> HttpRouter::NewSession(const Request& req, bool 
   session->relay().Start();
   spdlog::info("http: session {} opened{} for {}{} ({} open)", id.substr(0, 8),
                legacy ? " (legacy SSE)" : "", grant, route.empty() ? "" : " on " + route,
-               sessions_.size());
+               place_.shared->open());
   return session;
 }
 
@@ -484,15 +537,16 @@ HttpRouter::Response HttpRouter::Delete(const Request& req, const Fields& fields
   return MakeResponse(req, http::status::ok);
 }
 
+std::string HttpRouter::LegacySessionId(std::string_view target) {
+  auto url = boost::urls::parse_origin_form(target);
+  if (!url) return {};
+  auto params = url->params();
+  auto it = params.find("sessionId");
+  return it == params.end() ? std::string() : std::string((*it).value);
+}
+
 HttpRouter::Response HttpRouter::LegacyPost(const Request& req, const std::string& grant) {
-  std::string session_id;
-  auto url = boost::urls::parse_origin_form(req.target());
-  if (url) {
-    auto params = url->params();
-    auto it = params.find("sessionId");
-    if (it != params.end()) session_id = (*it).value;
-  }
-  auto found = sessions_.find(session_id);
+  auto found = sessions_.find(LegacySessionId(req.target()));
   if (found == sessions_.end() || !found->second->legacy() || found->second->grant() != grant) {
     return ErrorResponse(req, http::status::not_found, jsonrpc::kConnectionClosed,
                          "Session not found");
@@ -518,11 +572,6 @@ std::shared_ptr<HttpMcpSession> HttpRouter::OpenLegacySession(const Request& req
                                                               const std::string& grant,
                                                               std::optional<Response>& error) {
   return NewSession(req, true, grant, "", error);
-}
-
-size_t HttpRouter::GrantSessions(const std::string& grant) const {
-  auto it = grant_sessions_.find(grant);
-  return it == grant_sessions_.end() ? 0 : it->second;
 }
 
 std::string HttpRouter::LargestGrant() const {
@@ -552,8 +601,13 @@ bool HttpRouter::ReapIdle(const std::string& grant) {
   return true;
 }
 
+RouterShared::Open HttpRouter::TryOpen(const std::string& grant) {
+  return place_.shared->TryOpen(grant, options_.max_sessions, options_.max_sessions_per_grant);
+}
+
 HttpRouter::SessionMap::iterator HttpRouter::Close(SessionMap::iterator it) {
   std::shared_ptr<HttpMcpSession> session = it->second;
+  place_.shared->Closed(session->grant());
   if (auto g = grant_sessions_.find(session->grant());
       g != grant_sessions_.end() && --g->second == 0) {
     grant_sessions_.erase(g);
@@ -585,7 +639,10 @@ void HttpRouter::Stop() {
   auto sessions = std::move(sessions_);
   sessions_.clear();
   grant_sessions_.clear();
-  for (auto& [id, s] : sessions) s->Close();
+  for (auto& [id, s] : sessions) {
+    place_.shared->Closed(s->grant());
+    s->Close();
+  }
 }
 
 size_t HttpRouter::requests_in_flight() const {

@@ -7,15 +7,23 @@
 // read and write). Apart from the server so that it can be tested and fuzzed in-process,
 // without sockets.
 //
-// Thread: one io_context's (the executor given is where stream writers wait); no locks.
+// With several event loops (EventLoops) each loop has a router of its own, and the routers of
+// one server share a RouterShared: the session limits count every loop's sessions, and the
+// brake on guessing tokens counts every loop's failures. A session id names the loop that
+// holds the session (LoopOfSession), so a request for it can be handed to that loop.
+//
+// Thread: one io_context's (the executor given is where stream writers wait); no locks of its
+// own (RouterShared's are taken when a session opens or closes and when a token fails).
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -94,6 +102,35 @@ struct SessionRequest {
 // → 403 (this grant may not use it).
 using SessionFactory = std::function<Result<HttpMcpSession::RelayMaker>(const SessionRequest&)>;
 
+// What the routers of every event loop of one server share. Thread-safe.
+class RouterShared {
+ public:
+  explicit RouterShared(int auth_failures_per_minute) : auth_throttle(auth_failures_per_minute) {}
+  enum class Open { kOk, kGrantFull, kFull };
+  // Takes a place for a new session of `grant`, or says which limit is reached (max_grant 0:
+  // no share per grant).
+  Open TryOpen(const std::string& grant, size_t max_total, size_t max_grant);
+  // Gives back the place of a closed session of `grant`.
+  void Closed(const std::string& grant);
+  // Sessions open over every loop.
+  size_t open() const { return open_.load(std::memory_order_relaxed); }
+
+  FailureThrottle auth_throttle;
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::string, size_t> per_grant_;  // Guarded by mu_.
+  std::atomic<size_t> open_{0};
+};
+
+// Where a router runs: loop `loop` of `loops`, sharing `shared` with the routers of the others
+// (a router of its own when null).
+struct RouterPlace {
+  size_t loop = 0;
+  size_t loops = 1;
+  std::shared_ptr<RouterShared> shared;
+};
+
 class HttpRouter {
  public:
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
@@ -141,7 +178,17 @@ class HttpRouter {
   // address nor a CIDR range.
   static Result<std::unique_ptr<HttpRouter>> Create(boost::asio::any_io_executor executor,
                                                     const HttpServerOptions& options,
-                                                    SessionFactory sessions);
+                                                    SessionFactory sessions,
+                                                    RouterPlace place = {});
+
+  // The loop (of `loops`) that holds the session `id`, or nullopt when `id` is not one of ours
+  // (then any loop may answer that it is unknown). A new session's 128-bit random id has its
+  // first byte chosen congruent to its loop modulo `loops`: at most 8 of its bits are spent.
+  static std::optional<size_t> LoopOfSession(std::string_view id, size_t loops);
+  // The sessionId of a legacy `/messages?sessionId=…` target ("" when it has none).
+  static std::string LegacySessionId(std::string_view target);
+  // A new session id for loop `loop` of `loops` (at most 256 loops).
+  static std::string NewSessionId(size_t loop, size_t loops);
 
   // Decides one request. `req` is not changed (a POST's body is parsed from it).
   Routed Route(const Request& req, const Fields& fields);
@@ -180,7 +227,7 @@ class HttpRouter {
 
  private:
   HttpRouter(boost::asio::any_io_executor executor, const HttpServerOptions& options,
-             SessionFactory sessions, AddressSet trusted_proxies);
+             SessionFactory sessions, AddressSet trusted_proxies, RouterPlace place);
   using SessionMap = std::unordered_map<std::string, std::shared_ptr<HttpMcpSession>>;
 
   Routed RoutePost(const Request& req, const Fields& fields, const std::string& grant,
@@ -198,7 +245,7 @@ class HttpRouter {
   std::shared_ptr<HttpMcpSession> NewSession(const Request& req, bool legacy,
                                              const std::string& grant, const std::string& route,
                                              std::optional<Response>& error);
-  size_t GrantSessions(const std::string& grant) const;
+  RouterShared::Open TryOpen(const std::string& grant);
   std::string LargestGrant() const;
   // Closes the session of `grant` idle the longest, if one has been idle for a minute (an
   // agent between two calls is idle for seconds). Returns whether one was closed.
@@ -210,9 +257,9 @@ class HttpRouter {
   const HttpServerOptions& options_;
   SessionFactory sessions_factory_;
   AddressSet trusted_proxies_;
-  FailureThrottle auth_throttle_;
+  RouterPlace place_;  // place_.shared is never null
   SessionMap sessions_;
-  std::unordered_map<std::string, size_t> grant_sessions_;  // open sessions per grant
+  std::unordered_map<std::string, size_t> grant_sessions_;  // this loop's open sessions per grant
   bool draining_ = false;
   bool stopped_ = false;
 };

@@ -3,11 +3,14 @@
 #include "transport/http_wire.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <atomic>
 #include <charconv>
+#include <optional>
 #include <deque>
 #include <map>
 #include <unordered_map>
@@ -34,19 +37,41 @@ bool WantsPriming(std::string_view version) { return version >= "2025-11-25"; }
 
 }  // namespace
 
+// The listeners of one server, one per event loop (Impl 0 on the home loop accepts for all).
+struct HttpServer::Group {
+  std::vector<std::weak_ptr<Impl>> loops;
+  std::shared_ptr<RouterShared> shared;
+  size_t next = 0;  // round robin of accepted connections (home loop only)
+};
+
 class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
  public:
-  Impl(asio::io_context& io, HttpServerOptions options, SessionFactory sessions)
+  Impl(asio::io_context& io, HttpServerOptions options, SessionFactory sessions, size_t index,
+       std::shared_ptr<Group> group)
       : io_(io),
         options_(std::move(options)),
         sessions_factory_(std::move(sessions)),
+        index_(index),
+        group_(std::move(group)),
         acceptor_(io),
         sweep_timer_(io) {}
 
-  Result<uint16_t> Listen(const std::string& host, uint16_t port) {
-    auto router = HttpRouter::Create(io_.get_executor(), options_, std::move(sessions_factory_));
+  // Makes the router (every loop); `options_` is final from here on.
+  Result<void> Prepare() {
+    auto router = HttpRouter::Create(io_.get_executor(), options_, std::move(sessions_factory_),
+                                     RouterPlace{index_, group_->loops.size(), group_->shared});
     if (!router) return Fail(router.error());
     router_ = std::move(*router);
+    return {};
+  }
+
+  // Starts the sweep of idle sessions (on this loop).
+  void Begin() {
+    asio::post(io_, [self = shared_from_this()] { self->ScheduleSweep(); });
+  }
+
+  // Binds and accepts (the home loop's listener only).
+  Result<uint16_t> Listen(const std::string& host, uint16_t port) {
     boost::system::error_code ec;
     auto address = asio::ip::make_address(host, ec);
     if (ec) return Fail(Error::InvalidArgument("invalid listen address \"" + host + "\""));
@@ -66,8 +91,23 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
           host);
     }
     asio::co_spawn(io_, AcceptLoop(shared_from_this()), asio::detached);
-    ScheduleSweep();
     return acceptor_.local_endpoint().port();
+  }
+
+  // Serves a connection another loop read `first` from (the request names a session of this
+  // loop, or is for the home loop). `fd` is the socket, released by that loop.
+  void Adopt(std::shared_ptr<int> fd, tcp protocol, HttpRouter::Request first, std::string peer,
+             std::string unread) {
+    tcp::socket socket(io_);
+    boost::system::error_code ec;
+    socket.assign(protocol, *fd, ec);
+    if (ec) return;  // `fd` closes with its holder
+    *fd = -1;        // the socket owns it now
+    if (stopped_) return;
+    asio::co_spawn(io_,
+                   Connection(shared_from_this(), std::move(socket), std::move(first),
+                              std::move(peer), std::move(unread)),
+                   asio::detached);
   }
 
   void Drain() {
@@ -91,22 +131,75 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   size_t session_count() const { return router_ ? router_->session_count() : 0; }
   size_t requests_in_flight() const { return router_ ? router_->requests_in_flight() : 0; }
 
+  asio::io_context& io() { return io_; }
+
  private:
   using Request = HttpRouter::Request;
   using Response = HttpRouter::Response;
   using Fields = HttpRouter::Fields;
   using Routed = HttpRouter::Routed;
 
+  // Accepts for every loop, in turn: each connection is accepted straight onto the loop that
+  // will read it.
   static awaitable<void> AcceptLoop(std::shared_ptr<Impl> self) {
     while (!self->stopped_) {
-      auto [ec, socket] = co_await self->acceptor_.async_accept(asio::as_tuple(use_awaitable));
+      std::shared_ptr<Impl> to = self->Peer(self->group_->next++ % self->group_->loops.size());
+      if (!to) to = self;
+      auto [ec, socket] =
+          co_await self->acceptor_.async_accept(to->io_, asio::as_tuple(use_awaitable));
       if (ec) {
         if (self->stopped_ || self->draining_ || ec == asio::error::operation_aborted) break;
         spdlog::warn("http: accept failed: {}", ec.message());
         continue;
       }
-      asio::co_spawn(self->io_, Connection(self, std::move(socket)), asio::detached);
+      asio::co_spawn(to->io_, Connection(to, std::move(socket), std::nullopt, {}, {}),
+                     asio::detached);
     }
+  }
+
+  std::shared_ptr<Impl> Peer(size_t i) const { return group_->loops[i].lock(); }
+
+  // The loop that must serve `req`: the one holding the session it names, the home loop for
+  // the admin API, the console and /metrics (what exists once per gateway lives there), or
+  // this one.
+  size_t OwnerOf(const Request& req, const Fields& fields) const {
+    const size_t n = group_->loops.size();
+    if (n == 1) return index_;
+    const std::string_view target = req.target();
+    const std::string_view path = target.substr(0, target.find('?'));
+    if (path == "/" || path == "/metrics" || path.starts_with("/api/") || path == "/ui" ||
+        path.starts_with("/ui/")) {
+      return 0;
+    }
+    if (path == "/messages") {
+      return HttpRouter::LoopOfSession(HttpRouter::LegacySessionId(target), n).value_or(index_);
+    }
+    if (fields.session_id.empty()) return index_;
+    return HttpRouter::LoopOfSession(fields.session_id, n).value_or(index_);
+  }
+
+  // Hands the connection, with the request read from it and whatever of the next ones was
+  // read too, to the loop `to`. False when it cannot (the connection is then closed).
+  bool HandOver(beast::tcp_stream& stream, Request& req, const std::string& peer,
+                beast::flat_buffer& buffer, size_t to_index) {
+    std::shared_ptr<Impl> to = Peer(to_index);
+    if (!to || stopped_) return false;
+    boost::system::error_code ec;
+    const tcp protocol = stream.socket().local_endpoint(ec).protocol();
+    if (ec) return false;
+    connections_.erase(&stream.socket());
+    stream.expires_never();
+    const int raw = stream.socket().release(ec);
+    if (ec) return false;
+    auto fd = std::shared_ptr<int>(new int(raw), [](int* p) {
+      if (*p >= 0) ::close(*p);
+      delete p;
+    });
+    std::string unread(static_cast<const char*>(buffer.data().data()), buffer.size());
+    asio::post(to->io_, [to, fd, protocol, req = std::move(req), peer, unread = std::move(unread)]() mutable {
+      to->Adopt(fd, protocol, std::move(req), std::move(peer), std::move(unread));
+    });
+    return true;
   }
 
   void ScheduleSweep() {
@@ -128,16 +221,35 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     res.set(http::field::access_control_expose_headers, "Mcp-Session-Id");
   }
 
-  static awaitable<void> Connection(std::shared_ptr<Impl> self, tcp::socket socket) {
+  // Serves one connection: `first`, when another loop read it and handed the connection over
+  // (with `peer` and the bytes it had read past it, `unread`), then every request that follows.
+  static awaitable<void> Connection(std::shared_ptr<Impl> self, tcp::socket socket,
+                                    std::optional<Request> first, std::string peer,
+                                    std::string unread) {
     beast::tcp_stream stream(std::move(socket));
     self->connections_.insert(&stream.socket());
     boost::system::error_code nodelay_ec;
     stream.socket().set_option(tcp::no_delay(true), nodelay_ec);
     beast::flat_buffer buffer;
-    boost::system::error_code peer_ec;
-    const std::string peer = stream.socket().remote_endpoint(peer_ec).address().to_string();
+    if (!unread.empty()) {
+      buffer.commit(asio::buffer_copy(buffer.prepare(unread.size()), asio::buffer(unread)));
+    }
+    if (peer.empty()) {
+      boost::system::error_code peer_ec;
+      peer = stream.socket().remote_endpoint(peer_ec).address().to_string();
+    }
+    bool handed_over = false;
     try {
       for (;;) {
+        if (first) {
+          Request req = std::move(*first);
+          first.reset();
+          Fields fields = HttpRouter::ReadFields(req);
+          fields.peer = peer;
+          bool keep = co_await self->Handle(stream, req, fields);
+          if (!keep || !fields.keep_alive || self->stopped_) break;
+          continue;
+        }
         http::request_parser<http::string_body> parser;
         parser.header_limit(static_cast<uint32_t>(self->options_.max_header_bytes));
         parser.body_limit(self->options_.max_body_bytes);
@@ -165,12 +277,17 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
         Request req = parser.release();
         Fields fields = HttpRouter::ReadFields(req);
         fields.peer = peer;
+        if (const size_t owner = self->OwnerOf(req, fields); owner != self->index_) {
+          handed_over = self->HandOver(stream, req, peer, buffer, owner);
+          break;
+        }
         bool keep = co_await self->Handle(stream, req, fields);
         if (!keep || !fields.keep_alive || self->stopped_) break;
       }
     } catch (const std::exception& e) {
       spdlog::warn("http: connection error: {}", e.what());
     }
+    if (handed_over) co_return;
     self->connections_.erase(&stream.socket());
     boost::system::error_code ignored;
     stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -390,8 +507,10 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   // Closes a session and forgets it; returns the next one.
   asio::io_context& io_;
   HttpServerOptions options_;
-  SessionFactory sessions_factory_;     // until Listen hands it to the router
-  std::unique_ptr<HttpRouter> router_;  // from Listen on
+  SessionFactory sessions_factory_;     // until Prepare hands it to the router
+  const size_t index_;                  // of this loop in group_
+  std::shared_ptr<Group> group_;
+  std::unique_ptr<HttpRouter> router_;  // from Prepare on
   tcp::acceptor acceptor_;
   asio::steady_timer sweep_timer_;
   std::unordered_set<tcp::socket*> connections_;
@@ -401,20 +520,86 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
 };
 
 HttpServer::HttpServer(asio::io_context& io, HttpServerOptions options, SessionFactory sessions)
-    : impl_(std::make_shared<Impl>(io, std::move(options), std::move(sessions))) {}
+    : HttpServer(std::vector<asio::io_context*>{&io}, std::move(options), std::move(sessions)) {}
 
-HttpServer::~HttpServer() { impl_->Stop(); }
+HttpServer::HttpServer(EventLoops& loops, HttpServerOptions options, SessionFactory sessions)
+    : HttpServer(
+          [&loops] {
+            std::vector<asio::io_context*> v;
+            for (size_t i = 0; i < loops.size(); ++i) v.push_back(&loops.at(i));
+            return v;
+          }(),
+          std::move(options), std::move(sessions)) {}
 
-Result<uint16_t> HttpServer::Listen(const std::string& host, uint16_t port) {
-  return impl_->Listen(host, port);
+HttpServer::HttpServer(std::vector<asio::io_context*> loops, HttpServerOptions options,
+                       SessionFactory sessions) {
+  group_ = std::make_shared<Group>();
+  group_->shared = std::make_shared<RouterShared>(options.auth_failures_per_minute);
+  for (size_t i = 0; i < loops.size(); ++i) {
+    impls_.push_back(std::make_shared<Impl>(*loops[i], options, sessions, i, group_));
+    group_->loops.push_back(impls_.back());
+  }
 }
 
-void HttpServer::Drain() { impl_->Drain(); }
+HttpServer::~HttpServer() {
+  for (auto& impl : impls_) impl->Stop();
+}
 
-void HttpServer::Stop() { impl_->Stop(); }
+Result<uint16_t> HttpServer::Listen(const std::string& host, uint16_t port) {
+  for (auto& impl : impls_) {
+    if (auto ok = impl->Prepare(); !ok) return Fail(ok.error());
+  }
+  auto bound = impls_[0]->Listen(host, port);
+  if (!bound) return bound;
+  for (auto& impl : impls_) impl->Begin();
+  return bound;
+}
 
-size_t HttpServer::requests_in_flight() const { return impl_->requests_in_flight(); }
+// Each listener is told on its own loop; the caller's (the home loop's) at once.
+void HttpServer::OnEveryLoop(const std::function<void(Impl&)>& fn) {
+  for (size_t i = 0; i < impls_.size(); ++i) {
+    if (i == 0 || impls_.size() == 1) {
+      fn(*impls_[i]);
+    } else {
+      asio::post(impls_[i]->io(), [impl = impls_[i], fn] { fn(*impl); });
+    }
+  }
+}
 
-size_t HttpServer::session_count() const { return impl_->session_count(); }
+void HttpServer::Drain() {
+  OnEveryLoop([](Impl& impl) { impl.Drain(); });
+}
+
+void HttpServer::Stop() {
+  OnEveryLoop([](Impl& impl) { impl.Stop(); });
+}
+
+void HttpServer::CountInFlight(std::function<void(size_t)> done) {
+  if (impls_.size() == 1) {
+    done(impls_[0]->requests_in_flight());
+    return;
+  }
+  // Each loop counts its own sessions; the last to finish hands the sum to the home loop.
+  struct Tally {
+    std::atomic<size_t> sum{0};
+    std::atomic<size_t> left;
+    std::function<void(size_t)> done;
+  };
+  auto tally = std::make_shared<Tally>();
+  tally->left = impls_.size() - 1;
+  tally->sum = impls_[0]->requests_in_flight();
+  tally->done = std::move(done);
+  asio::io_context& home = impls_[0]->io();
+  for (size_t i = 1; i < impls_.size(); ++i) {
+    asio::post(impls_[i]->io(), [impl = impls_[i], tally, &home] {
+      tally->sum += impl->requests_in_flight();
+      if (tally->left.fetch_sub(1) == 1) {
+        asio::post(home, [tally] { tally->done(tally->sum.load()); });
+      }
+    });
+  }
+}
+
+size_t HttpServer::session_count() const { return group_->shared->open(); }
 
 }  // namespace tw::transport

@@ -22,7 +22,15 @@
 // What needs no I/O — the checks, authentication, routes and the session table — is the
 // HttpRouter's (http_router.h); this class reads requests, writes responses and streams.
 //
-// Thread: one io_context; no locks.
+// Event loops: given an EventLoops, the server listens on the home loop and accepts each
+// connection onto the next loop in turn. A session lives on the loop whose connection opened
+// it (its id says which: HttpRouter::LoopOfSession); a request that arrives on another loop's
+// connection hands that connection over to the session's loop (the socket moves, with what was
+// read from it), where it stays. The admin API, the console and /metrics are served on the
+// home loop. Session limits and the brake on guessing tokens count across loops (RouterShared).
+//
+// Thread: Listen, Drain, Stop and the counts on the home loop's thread (or before the loops
+// run); destroy after the loops have returned. Each loop's listener touches only its loop.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -36,13 +44,17 @@
 #include "common/result.h"
 #include "gateway/session.h"
 #include "transport/http_router.h"
+#include "transport/event_loops.h"
 #include "transport/http_session.h"
 
 namespace tw::transport {
 
 class HttpServer {
  public:
+  // One loop.
   HttpServer(boost::asio::io_context& io, HttpServerOptions options, SessionFactory sessions);
+  // Every loop of `loops`; the session factory is called on the loop the session will live on.
+  HttpServer(EventLoops& loops, HttpServerOptions options, SessionFactory sessions);
   ~HttpServer();
 
   // Binds and starts accepting. Returns the bound port (useful with port 0).
@@ -54,13 +66,20 @@ class HttpServer {
   void Stop();
 
   size_t session_count() const;
-  // Client requests awaiting answers, over every session.
-  size_t requests_in_flight() const;
+  // Calls `done` on the home loop with the client requests awaiting answers, over every
+  // session of every loop (each loop counts its own; nothing waits).
+  void CountInFlight(std::function<void(size_t)> done);
 
   class Impl;
+  struct Group;
 
  private:
-  std::shared_ptr<Impl> impl_;
+  HttpServer(std::vector<boost::asio::io_context*> loops, HttpServerOptions options,
+             SessionFactory sessions);
+  void OnEveryLoop(const std::function<void(Impl&)>& fn);
+
+  std::shared_ptr<Group> group_;
+  std::vector<std::shared_ptr<Impl>> impls_;  // [0] on the home loop
 };
 
 }  // namespace tw::transport

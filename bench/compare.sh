@@ -9,7 +9,9 @@
 #   nginx         a plain reverse proxy with upstream keep-alive (understands nothing of MCP)
 #   tw-allow      toolwarden run --listen --upstream, allow-all policy, state in memory
 #   tw-realistic  the same with bench/policies/realistic.yaml (seed + 50 regex rules, two limits
-#                 charged per call) and counters + audit in a SQLite file
+#                 charged per call) and counters + audit in a SQLite file; event loops: one
+#                 per core (workers: auto)
+#   tw-realistic-1loop   the same on one event loop (--workers 1)
 #   tw-serve      toolwarden serve (grant token, aggregate /mcp), realistic policy, SQLite
 # HTTP client → stdio upstream (bench/fast_server stdio):
 #   supergateway, mcp-proxy   the passthrough bridges people use today (npm, bench/node)
@@ -19,6 +21,7 @@
 #   stdio-seq-direct, stdio-seq-tw-realistic   one call at a time (depth 1), as an agent calls
 #   stdio-everything-direct, stdio-everything-tw-realistic   the same pair in front of a real
 #                 server, @modelcontextprotocol/server-everything (tests/node), its echo tool
+#   stdio-seq-everything-direct, stdio-seq-everything-tw-realistic   that pair at depth 1
 #
 # Each contender gets a closed-loop run (C connections, flat out: throughput) and an open-loop
 # run at R calls/s (latency without coordinated omission). Then 10,000 idle sessions on serve. Results: one JSON line per run in
@@ -113,11 +116,13 @@ wait_http "$nginx_port"
 url[nginx]=http://127.0.0.1:$nginx_port/mcp
 pid[nginx]=$(pgrep -P "${pids[-1]}" | head -1)  # the worker
 
-for kind in allow realistic; do
+for kind in allow realistic realistic-1loop; do
   port=$(freeport)
+  workers=auto
   if [ $kind = allow ]; then state=memory; policy=$here/policies/allow-all.yaml
   else state=sqlite:$tmp/run-$kind.db; policy=$here/policies/realistic.yaml; fi
-  "$tw" --log-level warn run --listen 127.0.0.1:$port -p "$policy" --state "$state" \
+  [ $kind = realistic-1loop ] && workers=1
+  "$tw" --log-level warn run --listen 127.0.0.1:$port -p "$policy" --state "$state" --workers $workers \
     --upstream "http://127.0.0.1:$fast_port/mcp" > "$tmp/tw-$kind.log" 2>&1 & pids+=($!)
   wait_http "$port"
   url[tw-$kind]=http://127.0.0.1:$port/mcp; pid[tw-$kind]=${pids[-1]}
@@ -157,7 +162,7 @@ wait_http "$mp_port"
 url[mcp-proxy]=http://127.0.0.1:$mp_port/mcp; pid[mcp-proxy]=${pids[-1]}
 
 everything=$root/tests/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js
-http_labels=(direct nginx tw-allow tw-realistic tw-serve supergateway mcp-proxy tw-serve-stdio)
+http_labels=(direct nginx tw-allow tw-realistic tw-realistic-1loop tw-serve supergateway mcp-proxy tw-serve-stdio)
 run_http() {  # run_http LABEL
   local l=$1 args=(--url "${url[$l]}" -c "$connections" -d "$duration" --warmup "$warmup" --label "$l")
   [ -n "${token[$l]:-}" ] && args+=(--token "${token[$l]}")
@@ -194,6 +199,9 @@ for ((round = 0; round < rounds; round++)); do
     run_stdio stdio-everything-direct node "$everything" stdio
     run_stdio stdio-everything-tw-realistic "$tw" --log-level warn run -p "$here/policies/realistic.yaml" \
       --state "sqlite:$tmp/stdio-everything-$round.db" -- node "$everything" stdio
+    depth=1 run_stdio stdio-seq-everything-direct node "$everything" stdio
+    depth=1 run_stdio stdio-seq-everything-tw-realistic "$tw" --log-level warn run -p "$here/policies/realistic.yaml" \
+      --state "sqlite:$tmp/stdio-seq-everything-$round.db" -- node "$everything" stdio
   fi
 done
 

@@ -3,6 +3,10 @@
 //
 //   loadgen http --url http://127.0.0.1:P/mcp [--token T] [-c CONNECTIONS] [-d SECONDS]
 //                [--rate CALLS_PER_S] [--warmup SECONDS] [--pid PID] [--label NAME]
+//                [--url URL2 ...] [--threads T]
+//                               several --url: connection i goes to URL i mod N (one upstream
+//                               each, for the scaling runs); --threads: the connections are
+//                               spread over T threads (a single one tops out near 100k calls/s)
 //   loadgen stdio [-c DEPTH] [-d SECONDS] [--warmup SECONDS] [--label NAME] -- CMD [ARGS...]
 //   loadgen idle --url URL --sessions N [--token T] [--pid PID]
 //                               opens N sessions, each with its GET stream held open, and
@@ -27,6 +31,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -38,6 +43,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "jsonrpc/message.h"
@@ -54,6 +60,8 @@ namespace {
 struct Options {
   std::string mode;
   std::string url;
+  std::vector<std::string> urls;  // every --url, in order (url is the first)
+  int threads = 1;
   std::string token;
   int connections = 8;
   double duration_s = 5;
@@ -138,6 +146,13 @@ void Report(const Options& o, Stats& st, double seconds, const std::vector<ProcS
      << "\",\"connections\":" << o.connections << ",\"rate\":" << o.rate << ",\"calls\":" << calls
      << ",\"errors\":" << st.errors << ",\"seconds\":" << seconds
      << ",\"throughput\":" << static_cast<double>(calls) / seconds << "," << Percentiles(st.latencies_us);
+  double cpu_total = 0;
+  for (size_t i = 0; i < o.pids.size(); ++i) cpu_total += after[i].cpu_s - before[i].cpu_s;
+  if (!o.pids.empty()) {
+    // Every --pid together: a gateway of several processes (nginx's workers, N toolwardens).
+    os << ",\"cpu_s_per_10k\":"
+       << (calls ? cpu_total * 10000.0 / static_cast<double>(calls) : 0);
+  }
   for (size_t i = 0; i < o.pids.size(); ++i) {
     const double cpu = after[i].cpu_s - before[i].cpu_s;
     os << ",\"pid" << i << "_cpu_s_per_10k\":" << (calls ? cpu * 10000.0 / static_cast<double>(calls) : 0)
@@ -219,38 +234,60 @@ asio::awaitable<void> HttpConnection(const Options& o, const Target& t, int inde
 }
 
 int RunHttp(Options& o) {
-  auto url = boost::urls::parse_uri(o.url);
-  if (!url || url->scheme() != "http") {
-    std::cerr << "loadgen: --url must be http://HOST:PORT/PATH\n";
+  std::vector<Target> targets;
+  for (const std::string& u : o.urls) {
+    auto url = boost::urls::parse_uri(u);
+    if (!url || url->scheme() != "http") {
+      std::cerr << "loadgen: --url must be http://HOST:PORT/PATH\n";
+      return 2;
+    }
+    targets.push_back({std::string(url->host()), url->has_port() ? std::string(url->port()) : "80",
+                       url->path().empty() ? "/" : std::string(url->path())});
+  }
+  if (targets.empty()) {
+    std::cerr << "loadgen: --url is required\n";
     return 2;
   }
-  Target t{std::string(url->host()), url->has_port() ? std::string(url->port()) : "80",
-           url->path().empty() ? "/" : std::string(url->path())};
-  asio::io_context io(1);
-  Stats st;
+  // One io_context and Stats per thread; connection i runs on thread i mod T.
+  const int threads = std::min(o.threads, std::max(1, o.connections));
+  std::vector<std::unique_ptr<asio::io_context>> ios;
+  std::vector<Stats> stats(static_cast<size_t>(threads));
+  for (int t = 0; t < threads; ++t) ios.push_back(std::make_unique<asio::io_context>(1));
   const auto start = Clock::now() + std::chrono::milliseconds(200);  // sessions set up first
   const auto measure_from = start + std::chrono::microseconds(static_cast<int64_t>(o.warmup_s * 1e6));
   const auto end = measure_from + std::chrono::microseconds(static_cast<int64_t>(o.duration_s * 1e6));
-  int failed = 0;
+  std::atomic<int> failed{0};
   for (int i = 0; i < o.connections; ++i) {
-    asio::co_spawn(io, HttpConnection(o, t, i, start, measure_from, end, st), [&](std::exception_ptr e) {
-      if (!e) return;
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        if (++failed == 1) std::cerr << "loadgen: connection failed: " << ex.what() << "\n";
-      }
-    });
+    const size_t t = static_cast<size_t>(i % threads);
+    asio::co_spawn(*ios[t],
+                   HttpConnection(o, targets[static_cast<size_t>(i) % targets.size()], i, start,
+                                  measure_from, end, stats[t]),
+                   [&](std::exception_ptr e) {
+                     if (!e) return;
+                     try {
+                       std::rethrow_exception(e);
+                     } catch (const std::exception& ex) {
+                       if (++failed == 1) std::cerr << "loadgen: connection failed: " << ex.what() << "\n";
+                     }
+                   });
   }
   std::vector<ProcSample> before, after;
-  asio::steady_timer sample(io);
+  asio::steady_timer sample(*ios[0]);
   sample.expires_at(measure_from);
   sample.async_wait([&](auto) {
     for (int pid : o.pids) before.push_back(SampleProc(pid));
   });
-  io.run();
+  std::vector<std::thread> runners;
+  for (int t = 1; t < threads; ++t) runners.emplace_back([&ios, t] { ios[static_cast<size_t>(t)]->run(); });
+  ios[0]->run();
+  for (auto& r : runners) r.join();
   for (int pid : o.pids) after.push_back(SampleProc(pid));
-  st.errors += failed;
+  Stats st;
+  for (Stats& s : stats) {
+    st.latencies_us.insert(st.latencies_us.end(), s.latencies_us.begin(), s.latencies_us.end());
+    st.errors += s.errors;
+  }
+  st.errors += failed.load();
   while (before.size() < o.pids.size()) before.push_back({});
   Report(o, st, o.duration_s, before, after);
   return st.errors ? 1 : 0;
@@ -516,7 +553,11 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--url") o.url = value();
+    if (a == "--url") {
+      o.urls.push_back(value());
+      if (o.url.empty()) o.url = o.urls.back();
+    }
+    else if (a == "--threads") o.threads = std::max(1, std::stoi(value()));
     else if (a == "--token") o.token = value();
     else if (a == "-c" || a == "--sessions") o.connections = std::stoi(value());
     else if (a == "-d") o.duration_s = std::stod(value());

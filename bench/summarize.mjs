@@ -20,19 +20,32 @@ const stat = (label, key) => {
 const failures = (label) => (by.get(label) ?? []).filter((r) => r.failed || r.errors > 0).length;
 const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '–');
 const spread = (s, d = 0) => (s.n > 1 ? ` (${fmt(s.min, d)}–${fmt(s.max, d)})` : '');
+const tput = (l) => stat(l, 'throughput');
 const ratio = (a, b, d = 2) => (Number.isFinite(a) && Number.isFinite(b) && b ? `${(a / b).toFixed(d)}×` : '–');
 
-const closed = [...by.keys()].filter((l) => !l.includes('@') && !l.startsWith('stdio-') && !l.startsWith('idle'));
+const scaling = /^(nginx-\d+w|tw-\d+(loops|procs))$/;
+const closed = [...by.keys()].filter((l) => !l.includes('@') && !l.startsWith('stdio-') && !l.startsWith('idle') && !scaling.test(l));
 const open = [...by.keys()].filter((l) => l.includes('@'));
 const stdio = [...by.keys()].filter((l) => l.startsWith('stdio-'));
+
+const ns = [...new Set([...by.keys()].filter((l) => scaling.test(l)).map((l) => Number(l.match(/\d+/)[0])))].sort((a, b) => a - b);
+if (ns.length) {
+  console.log('\n### Event loops against nginx workers (closed loop, calls/s; CPU s per 10k calls)\n');
+  console.log('| N | nginx, N workers | toolwarden, N loops | loops vs nginx | toolwarden, N processes | loops vs processes | CPU nginx | CPU loops | CPU loops vs nginx |');
+  console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const n of ns) {
+    const ng = tput(`nginx-${n}w`), lo = tput(`tw-${n}loops`), pr = tput(`tw-${n}procs`);
+    const cn = stat(`nginx-${n}w`, 'cpu_s_per_10k'), cl = stat(`tw-${n}loops`, 'cpu_s_per_10k');
+    console.log(`| ${n} | ${fmt(ng.med)}${spread(ng)} | ${fmt(lo.med)}${spread(lo)} | ${ratio(lo.med, ng.med)} | ${fmt(pr.med)}${spread(pr)} | ${ratio(lo.med, pr.med)} | ${fmt(cn.med, 2)} | ${fmt(cl.med, 2)} | ${ratio(cl.med, cn.med)} |`);
+  }
+}
 
 console.log('\n### Throughput (closed loop)\n');
 console.log('| contender | calls/s | vs direct | vs tw-realistic | CPU s / 10k calls | peak RSS MiB | runs with errors |');
 console.log('|---|---:|---:|---:|---:|---:|---:|');
-const tput = (l) => stat(l, 'throughput');
 for (const l of closed) {
   const t = tput(l);
-  const cpu = stat(l, 'pid0_cpu_s_per_10k');
+  const cpu = stat(l, by.get(l).some((r) => r.cpu_s_per_10k != null) ? 'cpu_s_per_10k' : 'pid0_cpu_s_per_10k');
   const rss = stat(l, 'pid0_peak_rss_kib');
   console.log(`| ${l} | ${fmt(t.med)}${spread(t)} | ${ratio(t.med, tput('direct').med)} | ${ratio(t.med, tput('tw-realistic').med)} | ${fmt(cpu.med, 2)} | ${fmt(rss.med / 1024, 1)} | ${failures(l)} |`);
 }
@@ -50,6 +63,7 @@ console.log('|---|---:|---:|---:|---:|---:|');
 for (const l of stdio) {
   const t = tput(l);
   const base = l.startsWith('stdio-everything-') ? 'stdio-everything-direct'
+    : l.startsWith('stdio-seq-everything-') ? 'stdio-seq-everything-direct'
     : l.startsWith('stdio-seq-') ? 'stdio-seq-direct' : 'stdio-direct';
   console.log(`| ${l} | ${fmt(t.med)}${spread(t)} | ${ratio(t.med, tput(base).med)} | ${fmt(stat(l, 'p50_us').med)} | ${fmt(stat(l, 'p99_us').med)} | ${failures(l)} |`);
 }

@@ -29,14 +29,15 @@ struct LoopBridgedUpstream::State : std::enable_shared_from_this<State> {
     Events e;
     e.on_message = [weak](jsonrpc::Message msg, std::optional<json::value> related) {
       if (auto s = weak.lock()) {
-        s->ToLocal([msg = std::move(msg), related = std::move(related)](State& st) mutable {
+        if (related) related = jsonrpc::Detached(*related);
+        s->ToLocal([msg = jsonrpc::Detached(msg), related = std::move(related)](State& st) mutable {
           if (st.events.on_message) st.events.on_message(std::move(msg), std::move(related));
         });
       }
     };
     e.on_request_failed = [weak](const json::value& id, const Error& error, bool sent) {
       if (auto s = weak.lock()) {
-        s->ToLocal([id, error, sent](State& st) {
+        s->ToLocal([id = jsonrpc::Detached(id), error, sent](State& st) {
           if (st.events.on_request_failed) st.events.on_request_failed(id, error, sent);
         });
       }
@@ -80,7 +81,8 @@ void LoopBridgedUpstream::Start(Events events) {
 
 void LoopBridgedUpstream::Send(jsonrpc::Message msg) {
   if (state_->closed) return;
-  state_->remote([s = state_, msg = std::move(msg)]() mutable {
+  // Nothing of the session's arena crosses (jsonrpc::Detached).
+  state_->remote([s = state_, msg = jsonrpc::Detached(msg)]() mutable {
     if (s->inner) s->inner->Send(std::move(msg));
   });
 }

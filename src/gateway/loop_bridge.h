@@ -8,6 +8,8 @@
 //
 // Contract kept from the interfaces they wrap: no event reaches the session after Close (or
 // Cancel) — an event already on its way is dropped on the session's loop, where Close ran.
+// Messages cross as deep copies (jsonrpc::Detached): a parsed message's values share an arena
+// that is not thread-safe, so nothing of one loop's arena may reach another.
 //
 // Thread: each adapter is used on its session's loop; what it wraps only on the owner's.
 #pragma once

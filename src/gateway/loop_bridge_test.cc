@@ -188,10 +188,15 @@ TEST(LoopBridgedApprovalWaiterTest, ACancelledWaitIsNotAnsweredEvenWhenTheAnswer
 // checks that the bridge shares nothing unguarded between them).
 TEST(LoopBridgedUpstreamThreads, MessagesCrossBothWaysWhileBothLoopsRun) {
   Queue session_loop, hub_loop;
-  FakeUpstream* inner = nullptr;
+  FakeUpstream* inner = nullptr;  // the hub thread's alone
+  struct Forgotten : FakeUpstream {  // destroyed on the hub thread, which then stops using it
+    FakeUpstream** slot;
+    explicit Forgotten(FakeUpstream** s) : slot(s) {}
+    ~Forgotten() override { *slot = nullptr; }
+  };
   auto bridge = std::make_unique<LoopBridgedUpstream>(
       [&]() -> std::unique_ptr<Upstream> {
-        auto up = std::make_unique<FakeUpstream>();
+        auto up = std::make_unique<Forgotten>(&inner);
         inner = up.get();
         return up;
       },
@@ -206,16 +211,22 @@ TEST(LoopBridgedUpstreamThreads, MessagesCrossBothWaysWhileBothLoopsRun) {
     size_t answered = 0;
     while (!stop) {
       hub_loop.RunAll();
-      // The owner's loop answers what arrived (only it touches `inner`).
+      // The owner's loop answers what arrived (only it touches `inner`), renumbering the
+      // request as a hub does: allocating in the message's memory.
       while (inner != nullptr && answered < inner->sent.size()) {
+        inner->sent[answered].params.as_object()["renumbered"] = json::string(64, 'x');
         inner->FromServer(ParseMessage(R"({"jsonrpc":"2.0","id":1,"result":{}})"));
         ++answered;
       }
       std::this_thread::yield();
     }
   });
+  std::vector<jsonrpc::Message> kept;  // the session keeps its copy (sharing its arena)
   for (int i = 0; i < kMessages; ++i) {
-    bridge->Send(ParseMessage(R"({"jsonrpc":"2.0","id":1,"method":"ping"})"));
+    jsonrpc::Message msg = ParseMessage(R"({"jsonrpc":"2.0","id":1,"method":"ping","params":{}})");
+    kept.push_back(msg);
+    bridge->Send(std::move(msg));
+    kept.back().params.as_object()["mine"] = json::string(64, 'y');  // while the owner works
     session_loop.RunAll();
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);

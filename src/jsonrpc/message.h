@@ -80,6 +80,20 @@ ParsedMessage FromValue(json::value v);
 // message's values share one arena (Parse), which lives as long as any value using it — a
 // request id kept until the answer comes would otherwise keep the whole request.
 inline json::value Detached(const json::value& v) { return json::value(v, json::storage_ptr()); }
+// `m` with every value copied into the default memory resource: what crosses to another
+// thread (an event loop of its own) must share no arena with what stays — an arena is not
+// thread-safe, and a copy of a value shares its source's.
+inline Message Detached(const Message& m) {
+  Message out;
+  out.kind = m.kind;
+  out.id = Detached(m.id);
+  out.method = m.method;
+  out.params = Detached(m.params);
+  out.result = Detached(m.result);
+  out.error = json::object(m.error, json::storage_ptr());
+  out.numbers = m.numbers;  // immutable
+  return out;
+}
 
 // Serializes a message in canonical member order (jsonrpc, id, method, params | result | error).
 std::string Serialize(const Message& m);

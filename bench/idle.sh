@@ -10,6 +10,7 @@ cat > "$tmp/serve.yaml" <<CONF
 listen: 127.0.0.1:$port
 state: sqlite:$tmp/serve.db
 max_sessions: 20000
+max_sessions_per_grant: 20000   # one grant holds every idle session of the benchmark
 servers:
   fast:
     command: $fast

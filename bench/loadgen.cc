@@ -5,7 +5,8 @@
 //                [--rate CALLS_PER_S] [--warmup SECONDS] [--pid PID] [--label NAME]
 //                [--url URL2 ...] [--threads T]
 //                               several --url: connection i goes to URL i mod N (one upstream
-//                               each, for the scaling runs); --threads: the connections are
+//                               each, for the scaling runs; the k-th --token goes with the k-th
+//                               --url, the first with any --url after the last); --threads: the connections are
 //                               spread over T threads (a single one tops out near 100k calls/s)
 //   loadgen stdio [-c DEPTH] [-d SECONDS] [--warmup SECONDS] [--label NAME] -- CMD [ARGS...]
 //   loadgen idle --url URL --sessions N [--token T] [--pid PID]
@@ -61,6 +62,7 @@ struct Options {
   std::string mode;
   std::string url;
   std::vector<std::string> urls;  // every --url, in order (url is the first)
+  std::vector<std::string> tokens;  // every --token: the i-th goes with the i-th --url
   int threads = 1;
   std::string token;
   int connections = 8;
@@ -166,6 +168,7 @@ void Report(const Options& o, Stats& st, double seconds, const std::vector<ProcS
 
 struct Target {
   std::string host, port, path;
+  std::string token;  // the --token given with this --url (or the first one)
 };
 
 asio::awaitable<void> HttpConnection(const Options& o, const Target& t, int index, Clock::time_point start,
@@ -183,7 +186,7 @@ asio::awaitable<void> HttpConnection(const Options& o, const Target& t, int inde
     req.set(http::field::host, t.host + ":" + t.port);
     req.set(http::field::content_type, "application/json");
     req.set(http::field::accept, "application/json, text/event-stream");
-    if (!o.token.empty()) req.set(http::field::authorization, "Bearer " + o.token);
+    if (!t.token.empty()) req.set(http::field::authorization, "Bearer " + t.token);
     if (!session.empty()) {
       req.set("Mcp-Session-Id", session);
       req.set("MCP-Protocol-Version", "2025-06-18");
@@ -241,8 +244,10 @@ int RunHttp(Options& o) {
       std::cerr << "loadgen: --url must be http://HOST:PORT/PATH\n";
       return 2;
     }
+    const size_t i = targets.size();
     targets.push_back({std::string(url->host()), url->has_port() ? std::string(url->port()) : "80",
-                       url->path().empty() ? "/" : std::string(url->path())});
+                       url->path().empty() ? "/" : std::string(url->path()),
+                       i < o.tokens.size() ? o.tokens[i] : o.token});
   }
   if (targets.empty()) {
     std::cerr << "loadgen: --url is required\n";
@@ -299,7 +304,7 @@ int RunList(Options& o) {
   auto url = boost::urls::parse_uri(o.url);
   if (!url || url->scheme() != "http") return 2;
   Target t{std::string(url->host()), url->has_port() ? std::string(url->port()) : "80",
-           std::string(url->path())};
+           std::string(url->path()), o.token};
   asio::io_context io(1);
   int rc = 0;
   asio::co_spawn(io, [&]() -> asio::awaitable<void> {
@@ -379,7 +384,7 @@ int RunIdle(Options& o, int sessions) {
   auto url = boost::urls::parse_uri(o.url);
   if (!url || url->scheme() != "http") return 2;
   Target t{std::string(url->host()), url->has_port() ? std::string(url->port()) : "80",
-           std::string(url->path())};
+           std::string(url->path()), o.token};
   rlimit nofile{};
   getrlimit(RLIMIT_NOFILE, &nofile);
   nofile.rlim_cur = nofile.rlim_max;
@@ -558,7 +563,10 @@ int main(int argc, char** argv) {
       if (o.url.empty()) o.url = o.urls.back();
     }
     else if (a == "--threads") o.threads = std::max(1, std::stoi(value()));
-    else if (a == "--token") o.token = value();
+    else if (a == "--token") {
+      o.tokens.push_back(value());
+      if (o.token.empty()) o.token = o.tokens.back();
+    }
     else if (a == "-c" || a == "--sessions") o.connections = std::stoi(value());
     else if (a == "-d") o.duration_s = std::stod(value());
     else if (a == "--rate") o.rate = std::stod(value());

@@ -4,8 +4,8 @@
 #   nginx-Nw        nginx with N worker processes, an upstream block of the N servers
 #   tw-Nloops       one toolwarden serve with workers: N and the N servers (realistic policy,
 #                   counters and audit in one SQLite file: limits exact across loops)
-#   tw-Nprocs       N toolwarden processes, one loop and one server each, a state file each
-#                   (independent: no limit is shared)
+#   tw-Nprocs       N toolwarden serve processes, one loop (workers: 1) and one server each, a
+#                   state file and a grant token each (independent: no limit is shared)
 # CPU seconds per 10,000 calls of each gateway (every process, every thread) come from /proc.
 #
 #   bench/loops.sh [--loops "1 2 4 8"] [--duration S] [--rounds N] [--out FILE]
@@ -34,7 +34,7 @@ load() {  # load LABEL "PIDS" URL... : one closed-loop run, one JSON line
   local args=(-c $((8 * n)) -d "$duration" --warmup 1 --threads "$n" --label "$label")
   for p in $pidlist; do args+=(--pid "$p"); done
   for u in "$@"; do args+=(--url "$u"); done
-  [ -n "${tok:-}" ] && args+=(--token "$tok")
+  for t in ${tok:-}; do args+=(--token "$t"); done
   "$loadgen" http "${args[@]}" >> "$out" || echo "{\"label\":\"$label\",\"failed\":true}" >> "$out"
 }
 
@@ -78,16 +78,19 @@ for n in $loops_list; do
   serve_urls=()
   for ((i = 1; i <= n; i++)); do serve_urls+=("http://127.0.0.1:$serve_port/mcp/fast$i"); done
 
-  # N independent toolwarden processes.
-  proc_urls=() proc_pids=""
+  # N independent toolwarden processes: the same serve, one loop and one server each.
+  proc_urls=() proc_pids="" proc_tokens=""
   for ((i = 1; i <= n; i++)); do
     port=$("$loadgen" freeport)
-    "$tw" --log-level warn run --listen 127.0.0.1:$port --workers 1 -p "$here/policies/realistic.yaml" \
-      --state "sqlite:$tmp/proc-$n-$i.db" --upstream "http://127.0.0.1:${ports[$((i - 1))]}/mcp" \
-      > "$tmp/proc-$n-$i.log" 2>&1 & pids+=($!); run_pids+=($!)
+    { echo "listen: 127.0.0.1:$port"; echo "workers: 1"; echo "state: sqlite:$tmp/proc-$n-$i.db"
+      echo "servers:"
+      echo "  fast1: {url: \"http://127.0.0.1:${ports[$((i - 1))]}/mcp\", policy: $here/policies/realistic.yaml}"
+    } > "$tmp/proc-$n-$i.yaml"
+    proc_tokens+="$("$tw" grants create bench -c "$tmp/proc-$n-$i.yaml" --json | sed -E 's/.*"token":"([^"]+)".*/\1/') "
+    "$tw" --log-level warn serve -c "$tmp/proc-$n-$i.yaml" > "$tmp/proc-$n-$i.log" 2>&1 & pids+=($!); run_pids+=($!)
     proc_pids+="$! "
     wait_http "$port"
-    proc_urls+=("http://127.0.0.1:$port/mcp")
+    proc_urls+=("http://127.0.0.1:$port/mcp/fast1")
   done
 
   for ((round = 0; round < rounds; round++)); do
@@ -98,7 +101,7 @@ for n in $loops_list; do
         1) echo "$n: toolwarden, $n loops (round $((round + 1)))" >&2
            tok=$serve_token load "tw-${n}loops" "$serve_pid" "${serve_urls[@]}" ;;
         2) echo "$n: toolwarden, $n processes (round $((round + 1)))" >&2
-           tok="" load "tw-${n}procs" "$proc_pids" "${proc_urls[@]}" ;;
+           tok=$proc_tokens load "tw-${n}procs" "$proc_pids" "${proc_urls[@]}" ;;
       esac
     done
   done

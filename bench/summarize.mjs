@@ -40,6 +40,7 @@ if (ns.length) {
   }
 }
 
+if (closed.length) {
 console.log('\n### Throughput (closed loop)\n');
 console.log('| contender | calls/s | vs direct | vs tw-realistic | CPU s / 10k calls | peak RSS MiB | runs with errors |');
 console.log('|---|---:|---:|---:|---:|---:|---:|');
@@ -49,6 +50,8 @@ for (const l of closed) {
   const rss = stat(l, 'pid0_peak_rss_kib');
   console.log(`| ${l} | ${fmt(t.med)}${spread(t)} | ${ratio(t.med, tput('direct').med)} | ${ratio(t.med, tput('tw-realistic').med)} | ${fmt(cpu.med, 2)} | ${fmt(rss.med / 1024, 1)} | ${failures(l)} |`);
 }
+}
+if (open.length) {
 console.log('\n### Latency at a fixed rate (open loop, µs)\n');
 console.log('| contender | p50 | p90 | p99 | p99.9 | p50 vs direct | p99 vs direct | runs with errors |');
 console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
@@ -57,6 +60,8 @@ for (const l of open) {
   const p50 = stat(l, 'p50_us'), p90 = stat(l, 'p90_us'), p99 = stat(l, 'p99_us'), p999 = stat(l, 'p999_us');
   console.log(`| ${l} | ${fmt(p50.med)}${spread(p50)} | ${fmt(p90.med)} | ${fmt(p99.med)}${spread(p99)} | ${fmt(p999.med)} | ${ratio(p50.med, stat(directOpen, 'p50_us').med)} | ${ratio(p99.med, stat(directOpen, 'p99_us').med)} | ${failures(l)} |`);
 }
+}
+if (stdio.length) {
 console.log('\n### stdio wrapper (closed loop)\n');
 console.log('| contender | calls/s | vs its direct row | p50 µs | p99 µs | runs with errors |');
 console.log('|---|---:|---:|---:|---:|---:|');
@@ -66,6 +71,7 @@ for (const l of stdio) {
     : l.startsWith('stdio-seq-everything-') ? 'stdio-seq-everything-direct'
     : l.startsWith('stdio-seq-') ? 'stdio-seq-direct' : 'stdio-direct';
   console.log(`| ${l} | ${fmt(t.med)}${spread(t)} | ${ratio(t.med, tput(base).med)} | ${fmt(stat(l, 'p50_us').med)} | ${fmt(stat(l, 'p99_us').med)} | ${failures(l)} |`);
+}
 }
 
 const idle = runs.filter((r) => r.label.startsWith('idle') && !r.failed);

@@ -6,8 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -15,6 +13,7 @@
 #include "app/gateway.h"
 #include "common/clock.h"
 #include "config/config.h"
+#include "testing/http_client.h"
 #include "transport/event_loops.h"
 #include "transport/http_server.h"
 
@@ -22,10 +21,8 @@ namespace tw::app {
 namespace {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 namespace fs = std::filesystem;
-using tcp = asio::ip::tcp;
+using Conn = testing::McpHttpConnection;
 
 constexpr const char* kPolicy = R"(version: "1"
 default: deny
@@ -82,28 +79,7 @@ class GatewayLoopsTest : public ::testing::TestWithParam<std::string> {
     fs::remove_all(dir_);
   }
 
-  std::unique_ptr<beast::tcp_stream> Connect() {
-    auto s = std::make_unique<beast::tcp_stream>(client_io_);
-    s->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
-    return s;
-  }
-
-  http::response<http::string_body> Post(beast::tcp_stream& s, const std::string& body,
-                                         const std::string& sid) {
-    http::request<http::string_body> req{http::verb::post, "/mcp", 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::content_type, "application/json");
-    req.set(http::field::accept, "application/json, text/event-stream");
-    if (!sid.empty()) req.set("Mcp-Session-Id", sid);
-    req.body() = body;
-    req.prepare_payload();
-    s.expires_after(std::chrono::seconds(30));
-    http::write(s, req);
-    beast::flat_buffer buf;
-    http::response<http::string_body> res;
-    http::read(s, buf, res);
-    return res;
-  }
+  std::unique_ptr<Conn> Connect() { return std::make_unique<Conn>(client_io_, port_); }
 
   fs::path dir_;
   config::Config config_;
@@ -118,19 +94,19 @@ class GatewayLoopsTest : public ::testing::TestWithParam<std::string> {
 
 TEST_P(GatewayLoopsTest, SessionsOnEveryLoopShareExactLimitsAndEveryCallIsRecordedOnce) {
   constexpr int kSessions = 3;  // one per loop: connections are accepted onto the loops in turn
-  std::vector<std::unique_ptr<beast::tcp_stream>> conns;
+  std::vector<std::unique_ptr<Conn>> conns;
   std::vector<std::string> sids;
   for (int i = 0; i < kSessions; ++i) {
     conns.push_back(Connect());
-    auto res = Post(*conns.back(),
+    auto res = conns.back()->Post(
                     R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":)"
                     R"("2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}})",
                     "");
     ASSERT_EQ(res.result_int(), 200) << res.body();
     sids.emplace_back(res["Mcp-Session-Id"]);
     EXPECT_EQ(transport::HttpRouter::LoopOfSession(sids.back(), 3), static_cast<size_t>(i));
-    EXPECT_EQ(Post(*conns.back(), R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
-                   sids.back())
+    EXPECT_EQ(conns.back()->Post(R"({"jsonrpc":"2.0","method":"notifications/initialized"})",
+                                 sids.back())
                   .result_int(),
               202);
   }
@@ -138,14 +114,14 @@ TEST_P(GatewayLoopsTest, SessionsOnEveryLoopShareExactLimitsAndEveryCallIsRecord
   int allowed_adds = 0, limited_adds = 0, echoes = 0, id = 10;
   for (int round = 0; round < 4; ++round) {
     for (int s = 0; s < kSessions; ++s) {
-      beast::tcp_stream& conn = *conns[(s + round) % kSessions];
-      auto echo = Post(conn,
+      Conn& conn = *conns[(s + round) % kSessions];
+      auto echo = conn.Post(
                        R"({"jsonrpc":"2.0","id":)" + std::to_string(id++) +
                            R"(,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hi"}}})",
                        sids[s]);
       ASSERT_EQ(echo.result_int(), 200) << echo.body();
       if (echo.body().find(R"("text":"hi")") != std::string::npos) ++echoes;
-      auto add = Post(conn,
+      auto add = conn.Post(
                       R"({"jsonrpc":"2.0","id":)" + std::to_string(id++) +
                           R"(,"method":"tools/call","params":{"name":"add","arguments":{"a":2,"b":3}}})",
                       sids[s]);

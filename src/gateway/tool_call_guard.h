@@ -110,9 +110,10 @@ struct GuardDeps {
   ApprovalWaiter* waiter = nullptr;
   Metrics* metrics = nullptr;  // decisions and outcomes counted
   // Group commit: records go to the audit log's writer (AuditLog::Submit), which commits every
-  // call decided meanwhile in one transaction, off the event loop's thread — and, when the
-  // counters share the audit log's state file, charges their limits in it. Called on the event
-  // loop's thread for each call. Without it, each record is written before Check returns.
+  // call decided meanwhile (on every loop) in one transaction, off the loops' threads — and,
+  // when the counters share the audit log's state file, charges their limits in it. Called on
+  // the thread of the loop deciding the call, for each call: the poster it returns runs the
+  // call's completion on that loop. Without it, each record is written before Check returns.
   std::function<LoopPoster()> group_commit;
 };
 

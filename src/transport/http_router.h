@@ -51,7 +51,8 @@ struct HttpServerOptions {
   // The most sessions one grant may hold (0: no share, max_sessions for all); past it a new
   // session is refused with 503 and Retry-After, unless one of the grant's own sessions has
   // been idle for a minute, which is closed to make room. When the gateway is full, the idle
-  // sessions of the grant holding the most are closed first.
+  // sessions of the grant holding the most are closed first. The limits count every event
+  // loop's sessions; the session closed to make room is one of the receiving loop's.
   size_t max_sessions_per_grant = 0;
   // Authentication failures one client address may make per minute before it is answered
   // 429 without its token being checked (MCP bearer tokens; the admin API has its own).

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "jsonrpc/message.h"
+#include "testing/http_client.h"
 #include "transport/event_loops.h"
 
 namespace tw::transport {
@@ -23,6 +24,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+using Conn = testing::McpHttpConnection;
 
 // Where things ran: each relay notes the loop it was made on and the loop of every message.
 struct Seen {
@@ -87,37 +89,10 @@ class HttpServerLoopsTest : public ::testing::Test {
   }
 
   // A keep-alive connection; the server accepts them onto its loops in turn (0, 1, 0, …).
-  std::unique_ptr<beast::tcp_stream> Connect() {
-    auto s = std::make_unique<beast::tcp_stream>(client_io_);
-    s->connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_));
-    return s;
-  }
+  std::unique_ptr<Conn> Connect() { return std::make_unique<Conn>(client_io_, port_); }
 
-  http::response<http::string_body> Post(beast::tcp_stream& s, const std::string& body,
-                                         const std::string& sid = {},
-                                         const std::string& target = "/mcp") {
-    http::request<http::string_body> req{http::verb::post, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::content_type, "application/json");
-    req.set(http::field::accept, "application/json, text/event-stream");
-    if (!sid.empty()) req.set("Mcp-Session-Id", sid);
-    req.body() = body;
-    req.prepare_payload();
-    return Exchange(s, req);
-  }
-
-  http::response<http::string_body> Exchange(beast::tcp_stream& s,
-                                             http::request<http::string_body>& req) {
-    s.expires_after(std::chrono::seconds(10));
-    http::write(s, req);
-    beast::flat_buffer buf;
-    http::response<http::string_body> res;
-    http::read(s, buf, res);
-    return res;
-  }
-
-  std::string Initialize(beast::tcp_stream& s) {
-    auto res = Post(s, R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}})");
+  std::string Initialize(Conn& s) {
+    auto res = s.Post(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}})");
     EXPECT_EQ(res.result_int(), 200) << res.body();
     return std::string(res["Mcp-Session-Id"]);
   }
@@ -138,12 +113,12 @@ TEST_F(HttpServerLoopsTest, ARequestOnAnotherLoopsConnectionIsServedOnTheSession
   ASSERT_EQ(HttpRouter::LoopOfSession(sid, 2), 0u) << "the session lives where it was opened";
 
   for (int i = 0; i < 3; ++i) {
-    auto res = Post(*second, R"({"jsonrpc":"2.0","id":2,"method":"tools/list"})", sid);
+    auto res = second->Post(R"({"jsonrpc":"2.0","id":2,"method":"tools/list"})", sid);
     ASSERT_EQ(res.result_int(), 200) << res.body();
     EXPECT_NE(res.body().find(R"("echo":"tools/list")"), std::string::npos) << res.body();
   }
   // And the first connection still works.
-  auto res = Post(*first, R"({"jsonrpc":"2.0","id":3,"method":"ping"})", sid);
+  auto res = first->Post(R"({"jsonrpc":"2.0","id":3,"method":"ping"})", sid);
   EXPECT_EQ(res.result_int(), 200);
 
   std::lock_guard lock(seen_.mu);
@@ -163,11 +138,11 @@ TEST_F(HttpServerLoopsTest, SessionsOpenOnEveryLoopAndTheLimitCountsThemAll) {
   const std::string sb = Initialize(*b);
   EXPECT_EQ(HttpRouter::LoopOfSession(sa, 2), 0u);
   EXPECT_EQ(HttpRouter::LoopOfSession(sb, 2), 1u);
-  auto full = Post(*c, R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}})");
+  auto full = c->Post(R"({"jsonrpc":"2.0","id":1,"method":"initialize","params":{}})");
   EXPECT_EQ(full.result_int(), 503) << "two loops, one limit: " << full.body();
   // Each session answers on either connection.
-  EXPECT_EQ(Post(*a, R"({"jsonrpc":"2.0","id":2,"method":"ping"})", sb).result_int(), 200);
-  EXPECT_EQ(Post(*b, R"({"jsonrpc":"2.0","id":2,"method":"ping"})", sa).result_int(), 200);
+  EXPECT_EQ(a->Post(R"({"jsonrpc":"2.0","id":2,"method":"ping"})", sb).result_int(), 200);
+  EXPECT_EQ(b->Post(R"({"jsonrpc":"2.0","id":2,"method":"ping"})", sa).result_int(), 200);
 }
 
 TEST_F(HttpServerLoopsTest, AnUnknownOrForgedSessionIdIsNotFoundOnWhicheverLoop) {
@@ -177,12 +152,12 @@ TEST_F(HttpServerLoopsTest, AnUnknownOrForgedSessionIdIsNotFoundOnWhicheverLoop)
   const std::string sid = Initialize(*a);
   std::string forged = sid;
   forged[31] = forged[31] == '0' ? '1' : '0';  // same loop, another id
-  EXPECT_EQ(Post(*b, R"({"jsonrpc":"2.0","id":2,"method":"ping"})", forged).result_int(), 404);
-  EXPECT_EQ(Post(*b, R"({"jsonrpc":"2.0","id":2,"method":"ping"})", "zz").result_int(), 404);
-  EXPECT_EQ(Post(*a, R"({"jsonrpc":"2.0","id":2,"method":"ping"})", "not-hex-at-all-but-32-chars-long").result_int(),
+  EXPECT_EQ(b->Post(R"({"jsonrpc":"2.0","id":2,"method":"ping"})", forged).result_int(), 404);
+  EXPECT_EQ(b->Post(R"({"jsonrpc":"2.0","id":2,"method":"ping"})", "zz").result_int(), 404);
+  EXPECT_EQ(a->Post(R"({"jsonrpc":"2.0","id":2,"method":"ping"})", "not-hex-at-all-but-32-chars-long").result_int(),
             404);
   // The connections survive the refusals.
-  EXPECT_EQ(Post(*b, R"({"jsonrpc":"2.0","id":3,"method":"ping"})", sid).result_int(), 200);
+  EXPECT_EQ(b->Post(R"({"jsonrpc":"2.0","id":3,"method":"ping"})", sid).result_int(), 200);
 }
 
 TEST_F(HttpServerLoopsTest, TheAdminApiRunsOnTheHomeLoop) {
@@ -192,7 +167,7 @@ TEST_F(HttpServerLoopsTest, TheAdminApiRunsOnTheHomeLoop) {
   for (auto* s : {a.get(), b.get(), b.get()}) {
     http::request<http::string_body> req{http::verb::get, "/api/servers", 11};
     req.set(http::field::host, "127.0.0.1");
-    EXPECT_EQ(Exchange(*s, req).result_int(), 200);
+    EXPECT_EQ(s->Exchange(req).result_int(), 200);
   }
   std::lock_guard lock(seen_.mu);
   ASSERT_EQ(seen_.admin.size(), 3u);

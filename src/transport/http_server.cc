@@ -94,10 +94,14 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     return acceptor_.local_endpoint().port();
   }
 
-  // Serves a connection another loop read `first` from (the request names a session of this
-  // loop, or is for the home loop). `fd` is the socket, released by that loop.
-  void Adopt(std::shared_ptr<int> fd, tcp protocol, HttpRouter::Request first, std::string peer,
-             std::string unread) {
+  // Serves a connection another loop accepted, or read `first` from (the request names a
+  // session of this loop, or is for the home loop). `fd` is the socket, released by that loop.
+  // The socket is registered with this loop's reactor here, by this loop's own thread: a loop
+  // that forks a server process must hold the only lock on its reactor at that moment (the
+  // child re-registers everything under that lock: asio's notify_fork), so no other thread
+  // may ever register descriptors with it.
+  void Adopt(std::shared_ptr<int> fd, tcp protocol, std::optional<HttpRouter::Request> first,
+             std::string peer, std::string unread) {
     tcp::socket socket(io_);
     boost::system::error_code ec;
     socket.assign(protocol, *fd, ec);
@@ -139,22 +143,44 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   using Fields = HttpRouter::Fields;
   using Routed = HttpRouter::Routed;
 
-  // Accepts for every loop, in turn: each connection is accepted straight onto the loop that
-  // will read it.
+  // Accepts for every loop, in turn, and hands each connection to the loop that will read it
+  // (Adopt: the socket is registered there, by that loop).
   static awaitable<void> AcceptLoop(std::shared_ptr<Impl> self) {
     while (!self->stopped_) {
-      std::shared_ptr<Impl> to = self->Peer(self->group_->next++ % self->group_->loops.size());
-      if (!to) to = self;
-      auto [ec, socket] =
-          co_await self->acceptor_.async_accept(to->io_, asio::as_tuple(use_awaitable));
+      auto [ec, socket] = co_await self->acceptor_.async_accept(asio::as_tuple(use_awaitable));
       if (ec) {
         if (self->stopped_ || self->draining_ || ec == asio::error::operation_aborted) break;
         spdlog::warn("http: accept failed: {}", ec.message());
         continue;
       }
-      asio::co_spawn(to->io_, Connection(to, std::move(socket), std::nullopt, {}, {}),
-                     asio::detached);
+      const size_t to = self->group_->next++ % self->group_->loops.size();
+      if (to == self->index_ || !self->Give(std::move(socket), to, std::nullopt, {}, {})) {
+        asio::co_spawn(self->io_, Connection(self, std::move(socket), std::nullopt, {}, {}),
+                       asio::detached);
+      }
     }
+  }
+
+  // Releases `socket` and posts it to loop `to_index` (Adopt), with what was read from it.
+  // False when that loop is gone (the socket is then left as it was).
+  bool Give(tcp::socket&& socket, size_t to_index, std::optional<Request> first, std::string peer,
+            std::string unread) {
+    std::shared_ptr<Impl> to = Peer(to_index);
+    if (!to || stopped_) return false;
+    boost::system::error_code ec;
+    const tcp protocol = socket.local_endpoint(ec).protocol();
+    if (ec) return false;
+    const int raw = socket.release(ec);
+    if (ec) return false;
+    auto fd = std::shared_ptr<int>(new int(raw), [](int* p) {
+      if (*p >= 0) ::close(*p);
+      delete p;
+    });
+    asio::post(to->io_, [to, fd, protocol, first = std::move(first), peer = std::move(peer),
+                         unread = std::move(unread)]() mutable {
+      to->Adopt(fd, protocol, std::move(first), std::move(peer), std::move(unread));
+    });
+    return true;
   }
 
   std::shared_ptr<Impl> Peer(size_t i) const { return group_->loops[i].lock(); }
@@ -182,23 +208,12 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   // read too, to the loop `to`. False when it cannot (the connection is then closed).
   bool HandOver(beast::tcp_stream& stream, Request& req, const std::string& peer,
                 beast::flat_buffer& buffer, size_t to_index) {
-    std::shared_ptr<Impl> to = Peer(to_index);
-    if (!to || stopped_) return false;
-    boost::system::error_code ec;
-    const tcp protocol = stream.socket().local_endpoint(ec).protocol();
-    if (ec) return false;
-    connections_.erase(&stream.socket());
     stream.expires_never();
-    const int raw = stream.socket().release(ec);
-    if (ec) return false;
-    auto fd = std::shared_ptr<int>(new int(raw), [](int* p) {
-      if (*p >= 0) ::close(*p);
-      delete p;
-    });
     std::string unread(static_cast<const char*>(buffer.data().data()), buffer.size());
-    asio::post(to->io_, [to, fd, protocol, req = std::move(req), peer, unread = std::move(unread)]() mutable {
-      to->Adopt(fd, protocol, std::move(req), std::move(peer), std::move(unread));
-    });
+    if (!Give(std::move(stream.socket()), to_index, std::move(req), peer, std::move(unread))) {
+      return false;
+    }
+    connections_.erase(&stream.socket());
     return true;
   }
 

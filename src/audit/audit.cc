@@ -115,15 +115,21 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
     const auto now = std::chrono::steady_clock::now();
     const bool quiet = now - last_submit_ > kQuiet;
     last_submit_ = now;
-    if (quiet && idle_ && jobs_.empty() && inline_writes_ == 0) {
-      // A lone call (nothing submitted for a while): a hop to the writer thread and back would
-      // only add two wake-ups to its latency, and there is nothing to batch it with.
+    // No other call between its record and its answer: calls made one at a time, as an agent
+    // makes them, however close together.
+    const bool alone = open_calls_ == 0;
+    const bool opens = record.outcome == "pending";
+    open_calls_ += opens ? 1 : 0;
+    if ((quiet || alone) && idle_ && jobs_.empty() && inline_writes_ == 0) {
+      // A lone call: a hop to the writer thread and back would only add two wake-ups to its
+      // latency, and there is nothing to batch it with.
       ++inline_writes_;
       lock.unlock();
       std::vector<Job> one;
       one.push_back({std::move(record), std::move(in_txn), std::move(done)});
-      // On an event loop (SqliteNoWait) a state file locked by another process is not waited
-      // for here: the writer thread waits for it instead.
+      one.front().opens = opens;
+      // On an event loop (SqliteNoWait) neither a state file locked by another process nor the
+      // connection in another thread's hands is waited for here: the writer thread waits instead.
       const bool written = WriteBatch(one, {}, /*defer_if_locked=*/!SqliteWaitsOnThisThread());
       if (written) Finished(one);
       lock.lock();
@@ -139,6 +145,7 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
       return;
     }
     jobs_.push_back({std::move(record), std::move(in_txn), std::move(done)});
+    jobs_.back().opens = opens;
     // A writer busy with a batch takes this one when it ends, without a wake-up (a futex
     // call and a context switch saved per call under load).
     const bool wake = idle_;
@@ -163,6 +170,7 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
     {
       std::lock_guard lock(queue_mu_);
       updates_.push_back({id, outcome, latency_ms});
+      if (open_calls_ > 0) --open_calls_;
       full = updates_.size() >= kBatch && idle_;
     }
     // Outcomes ride with the next batch of records; on their own the writer applies them
@@ -249,6 +257,7 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
     std::function<void(bool)> done;
     bool ok = true;
     bool has_record = true;  // false: a Run, whose `in_txn` is all it writes
+    bool opens = false;      // counted in open_calls_ when submitted
   };
   struct Update {
     std::string id, outcome;
@@ -268,6 +277,7 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
       });
       idle_ = false;
       if (jobs_.empty() && updates_.empty()) {
+        open_calls_ = 0;  // 50 ms without a record or an outcome: whatever is open is not busy
         flush_requested_ = false;
         flushed_cv_.notify_all();
         if (stop_) return;
@@ -289,8 +299,16 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
 
   // After the batch: the JSON lines mirror, then each job's `done`.
   void Finished(std::vector<Job>& jobs) {
+    int closed = 0;  // calls that will not be completed after all: not written, or denied in_txn
     for (Job& j : jobs) {
       if (j.ok && j.has_record) Mirror(j.record);
+      closed += j.opens && (!j.ok || j.record.outcome != "pending") ? 1 : 0;
+    }
+    if (closed > 0) {
+      std::lock_guard lock(queue_mu_);
+      open_calls_ = std::max(0, open_calls_ - closed);
+    }
+    for (Job& j : jobs) {
       if (j.done) j.done(j.ok);
     }
   }
@@ -298,10 +316,17 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
   // One transaction; sets each job's ok. Takes mu_ for its whole length — except while it
   // waits for another process's write lock (BeginImmediateShared) — so no other thread sees
   // the transaction open. Returns false, having done nothing, when `defer_if_locked` and the
-  // file is locked: the caller hands the jobs to the writer thread.
+  // file or the connection is taken (another process's write lock; another thread — the writer
+  // committing a batch, another loop — using the connection): the caller hands the jobs to the
+  // writer thread instead of waiting.
   bool WriteBatch(std::vector<Job>& jobs, const std::vector<Update>& updates,
                   bool defer_if_locked = false) {
-    std::unique_lock db_lock(mu_);
+    std::unique_lock db_lock(mu_, std::defer_lock);
+    if (!defer_if_locked) {
+      db_lock.lock();
+    } else if (!db_lock.try_lock()) {
+      return false;
+    }
     auto fail_all = [&](const Error& e) {
       spdlog::error("audit: {}", e.message());
       for (Job& j : jobs) {
@@ -407,6 +432,11 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
   bool writing_ = false;
   bool idle_ = false;  // the writer waits for work (Submit wakes it)
   int inline_writes_ = 0;  // batches of one written by Submit's caller
+  // Calls submitted as allowed ("pending") whose outcome has not come (Complete) — a hint for
+  // writing inline, never for correctness: a call that ends without Complete (its session
+  // gone before its record was written) keeps it above zero, which only means fewer inline
+  // writes until the writer next finds nothing to do (WriterLoop resets it).
+  int open_calls_ = 0;
   std::chrono::steady_clock::time_point last_submit_;
   // A call submitted this long after the one before is written on its caller's thread.
   static constexpr auto kQuiet = std::chrono::microseconds(250);

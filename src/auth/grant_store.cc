@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <mutex>
+#include <unordered_map>
 
 #include "common/canonical_json.h"
+#include "common/change_epoch.h"
 #include "common/random.h"
 #include "common/sqlite_db.h"
 #include "jsonrpc/message.h"
@@ -64,10 +66,15 @@ Grant Row(sqlite3_stmt* s) {
   return g;
 }
 
+// Authentication is served from memory: active grants by token hash, filled from the store
+// on first use and dropped whenever any process changes a grant (ChangeEpoch beside the state
+// file; every write below bumps it before and after its commit). A request of `serve` so
+// costs a hash and a lookup — no SQLite read, no wait on the connection the audit writer
+// holds while it commits — and a revocation made anywhere still refuses the next request.
 class SqliteGrantStore : public GrantStore, SqliteStoreBase {
  public:
-  explicit SqliteGrantStore(std::shared_ptr<SqliteConnection> conn)
-      : SqliteStoreBase(std::move(conn), "grant store") {}
+  SqliteGrantStore(std::shared_ptr<SqliteConnection> conn, std::unique_ptr<ChangeEpoch> epoch)
+      : SqliteStoreBase(std::move(conn), "grant store"), epoch_(std::move(epoch)) {}
 
   Result<std::string> Create(const Grant& g, int64_t now_ms) override {
     if (!ValidGrantName(g.name)) {
@@ -75,6 +82,7 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
                                          "\" must be 1-64 letters, digits, '.', '_' or '-'"));
     }
     std::lock_guard lock(mu_);
+    const EpochBumps bumps(*epoch_);
     const std::string token = std::string(kGrantPrefix) + RandomBase62(kTokenChars);
     // A revoked grant of the same name is replaced; an active one is not.
     SqliteStmt st;
@@ -121,6 +129,7 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
 
   Result<Grant> Revoke(const std::string& name, int64_t now_ms) override {
     std::lock_guard lock(mu_);
+    const EpochBumps bumps(*epoch_);
     SqliteStmt st;
     sqlite3_prepare_v2(db_, "UPDATE grants SET revoked_ms=?2 WHERE name=?1 AND revoked_ms=0", -1,
                        &st.s, nullptr);
@@ -146,6 +155,18 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
       return v;
     }
     const std::string hash = TokenHash(token);
+    // The epoch before the read, so that a change committed meanwhile outdates what is read.
+    const uint64_t epoch = epoch_->Load();
+    if (std::shared_ptr<const Grant> cached = Cached(hash, epoch)) {
+      Grant g = *cached;
+      if (g.expires_ms != 0 && now_ms >= g.expires_ms) {
+        v.refusal = Refusal::kExpired;
+        return v;
+      }
+      if (now_ms - g.last_used_ms >= 60000) StampUse(hash, g, now_ms);
+      v.grant = std::move(g);
+      return v;
+    }
     // Every MCP request of `serve` comes through here: the statements are prepared once.
     static const std::string kByHash = std::string("SELECT ") + kColumns + " FROM grants WHERE token_hash=?1";
     std::lock_guard lock(mu_);
@@ -166,13 +187,8 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
       v.refusal = Refusal::kExpired;
       return v;
     }
-    if (now_ms - g.last_used_ms >= 60000) {
-      ScopedStmt up = stmts_.Get(db_, "UPDATE grants SET last_used_ms=?2 WHERE name=?1");
-      sqlite3_bind_text(up.s, 1, g.name.c_str(), -1, SQLITE_STATIC);
-      sqlite3_bind_int64(up.s, 2, now_ms);
-      sqlite3_step(up.s);  // best effort: last use is informational
-      g.last_used_ms = now_ms;
-    }
+    if (now_ms - g.last_used_ms >= 60000 && StampLocked(g.name, now_ms)) g.last_used_ms = now_ms;
+    Remember(hash, epoch, g);
     v.grant = std::move(g);
     return v;
   }
@@ -210,6 +226,53 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
   }
 
  private:
+  // Bumps the epoch on construction and destruction: around a write and its commit.
+  struct EpochBumps {
+    explicit EpochBumps(ChangeEpoch& e) : epoch(e) { epoch.Bump(); }
+    ~EpochBumps() { epoch.Bump(); }
+    EpochBumps(const EpochBumps&) = delete;
+    EpochBumps& operator=(const EpochBumps&) = delete;
+    ChangeEpoch& epoch;
+  };
+
+  // The cached active grant of `hash`, if the cache is still of `epoch` (emptied otherwise).
+  std::shared_ptr<const Grant> Cached(const std::string& hash, uint64_t epoch) {
+    std::lock_guard lock(cache_mu_);
+    if (cache_epoch_ != epoch) {
+      cache_.clear();
+      cache_epoch_ = epoch;
+      return nullptr;
+    }
+    auto it = cache_.find(hash);
+    return it == cache_.end() ? nullptr : it->second;
+  }
+
+  // Caches an active grant read at `epoch`, unless the epoch has moved on since.
+  void Remember(const std::string& hash, uint64_t epoch, const Grant& g) {
+    std::lock_guard lock(cache_mu_);
+    if (cache_epoch_ != epoch || epoch != epoch_->Load()) return;
+    cache_[hash] = std::make_shared<const Grant>(g);
+  }
+
+  // Records a cached grant's use. Best effort and never waited for: skipped (tried again on a
+  // later request) while another thread holds the connection, as the audit writer does while
+  // it commits a batch.
+  void StampUse(const std::string& hash, Grant& g, int64_t now_ms) {
+    std::unique_lock lock(mu_, std::try_to_lock);
+    if (!lock.owns_lock() || !StampLocked(g.name, now_ms)) return;
+    g.last_used_ms = now_ms;
+    std::lock_guard cache_lock(cache_mu_);
+    auto it = cache_.find(hash);
+    if (it != cache_.end()) it->second = std::make_shared<const Grant>(g);
+  }
+
+  bool StampLocked(const std::string& name, int64_t now_ms) {  // Requires mu_.
+    ScopedStmt up = stmts_.Get(db_, "UPDATE grants SET last_used_ms=?2 WHERE name=?1");
+    sqlite3_bind_text(up.s, 1, name.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(up.s, 2, now_ms);
+    return sqlite3_step(up.s) == SQLITE_DONE;  // last use is informational
+  }
+
   Result<std::optional<Grant>> GetLocked(const std::string& name) {
     SqliteStmt st;
     sqlite3_prepare_v2(db_, (std::string("SELECT ") + kColumns + " FROM grants WHERE name=?1").c_str(),
@@ -233,6 +296,10 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
     return token;
   }
 
+  const std::unique_ptr<ChangeEpoch> epoch_;
+  std::mutex cache_mu_;
+  uint64_t cache_epoch_ = 0;  // Guarded by cache_mu_.
+  std::unordered_map<std::string, std::shared_ptr<const Grant>> cache_;  // Guarded by cache_mu_.
 };
 
 }  // namespace
@@ -301,7 +368,11 @@ Result<std::unique_ptr<GrantStore>> OpenGrantStore(const std::string& spec) {
        "CREATE TABLE IF NOT EXISTS admin_tokens(token_hash TEXT PRIMARY KEY, "
        "created_ms INTEGER NOT NULL)"});
   if (!conn) return Fail(conn.error());
-  return std::unique_ptr<GrantStore>(std::make_unique<SqliteGrantStore>(std::move(*conn)));
+  // Beside the state file; a database in memory has no other process to tell.
+  auto epoch = ChangeEpoch::Open(*path == ":memory:" ? std::string() : *path + "-grants-epoch");
+  if (!epoch) return Fail(epoch.error());
+  return std::unique_ptr<GrantStore>(
+      std::make_unique<SqliteGrantStore>(std::move(*conn), std::move(*epoch)));
 }
 
 }  // namespace tw::auth

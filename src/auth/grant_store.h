@@ -6,8 +6,11 @@
 // tokens ("twa_" + 43) are kept the same way. Revoked grants stay listed (with when) so the
 // audit trail's grant names keep meaning something; a revoked name can be created again.
 //
-// Thread-safe; several processes share the file (a running `serve` sees a grant created by
-// `toolwarden grants create` at once: every authentication reads the store).
+// Thread-safe; several processes share the file: a running `serve` sees a grant created or
+// revoked by `toolwarden grants …` at its next request. Authentication answers from memory
+// while no grant has changed anywhere (a change epoch beside the state file, see
+// common/change_epoch.h); a change made to the file by other means than toolwarden (the sqlite3
+// shell) is seen after the next change made through it, or a restart.
 #pragma once
 
 #include <cstdint>

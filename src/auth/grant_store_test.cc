@@ -33,6 +33,7 @@ class GrantStoreTest : public ::testing::Test {
     std::filesystem::remove(path_);
     std::filesystem::remove(path_.string() + "-wal");
     std::filesystem::remove(path_.string() + "-shm");
+    std::filesystem::remove(path_.string() + "-grants-epoch");
   }
   std::filesystem::path path_;
   std::unique_ptr<GrantStore> store_;
@@ -78,6 +79,9 @@ TEST_F(GrantStoreTest, AnEventLoopAuthenticatesWhileAnotherProcessHoldsTheFile) 
     ASSERT_TRUE(v) << v.error().message();
     ASSERT_TRUE(v->grant);
     EXPECT_EQ(v->grant->name, "agent");
+    // From memory now, with its last-use stamp due and the file still locked: not waited for.
+    v = store_->Authenticate(*token, 240'000);
+    ASSERT_TRUE(v && v->grant);
   }
   sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
   sqlite3_close(other);
@@ -97,6 +101,46 @@ TEST_F(GrantStoreTest, RefusalsSayWhy) {
   EXPECT_EQ(store_->Authenticate(*token, 4001)->refusal, Refusal::kRevoked);
   EXPECT_FALSE(store_->Revoke("a", 4002));  // already revoked
   EXPECT_FALSE(store_->Revoke("nobody", 4002));
+}
+
+TEST_F(GrantStoreTest, RequestsAreAnsweredFromMemoryUntilAnyStoreOnTheFileChangesAGrant) {
+  auto token = store_->Create(Named("agent"), 1000);
+  ASSERT_TRUE(token);
+  ASSERT_TRUE(store_->Authenticate(*token, 2000)->grant);
+  // Deleted behind toolwarden's back (no epoch bump): the request is still answered from memory,
+  // which shows no read of the file happens per request.
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &raw), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(raw, "DELETE FROM grants", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(raw);
+  EXPECT_TRUE(store_->Authenticate(*token, 3000)->grant);
+  // Any change through a grant store — here another one on the file, as another process —
+  // empties every process's memory: the next request reads the file again.
+  auto other = OpenGrantStore("sqlite:" + path_.string());
+  ASSERT_TRUE(other);
+  ASSERT_TRUE((*other)->Create(Named("unrelated"), 4000));
+  EXPECT_EQ(store_->Authenticate(*token, 5000)->refusal, Refusal::kUnknown);
+}
+
+TEST_F(GrantStoreTest, ARevocationOrExpiryRefusesTheNextRequestOfAGrantInMemory) {
+  auto token = store_->Create(Named("agent", 10'000), 1000);
+  auto other_token = store_->Create(Named("other"), 1000);
+  ASSERT_TRUE(token && other_token);
+  ASSERT_TRUE(store_->Authenticate(*token, 2000)->grant);
+  ASSERT_TRUE(store_->Authenticate(*other_token, 2000)->grant);
+  EXPECT_EQ(store_->Authenticate(*token, 10'000)->refusal, Refusal::kExpired);
+  auto other = OpenGrantStore("sqlite:" + path_.string());
+  ASSERT_TRUE(other);
+  ASSERT_TRUE((*other)->Revoke("other", 3000));
+  EXPECT_EQ(store_->Authenticate(*other_token, 3001)->refusal, Refusal::kRevoked);
+  // The last use is recorded at most once a minute, also when answered from memory.
+  auto again = store_->Create(Named("stamped"), 1000);
+  ASSERT_TRUE(store_->Authenticate(*again, 70'000)->grant);
+  ASSERT_TRUE(store_->Authenticate(*again, 71'000)->grant);
+  ASSERT_TRUE(store_->Authenticate(*again, 131'000)->grant);
+  auto g = (*other)->Get("stamped");
+  ASSERT_TRUE(g && *g);
+  EXPECT_EQ((*g)->last_used_ms, 131'000);
 }
 
 TEST_F(GrantStoreTest, ActiveNamesAreUniqueRevokedOnesCanBeReplaced) {

@@ -142,6 +142,11 @@ describe('serve', () => {
       .filter((r) => r.rule === 'authentication').length;
     const expiring = createGrant('short-lived', '--expires', '1s');
     const revoked = createGrant('revoked');
+    // Used first, so that the gateway holds it in memory: the revocation by another process
+    // (the CLI) must still refuse its very next request.
+    const used = await rawPost(`Bearer ${revoked}`);
+    assert.equal(used.status, 200);
+    await used.body?.cancel();
     assert.equal(cli('grants', 'revoke', 'revoked', '-c', config).status, 0);
     const cases = [
       [undefined, /Bearer realm="toolwarden"$/],

@@ -15,6 +15,8 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
+#include <vector>
 
 #include "common/sqlite_db.h"
 
@@ -72,12 +74,92 @@ std::string KeysText(const std::vector<std::string>& keys) {
   return out;
 }
 
+// The JSON lines mirror, written by a thread of its own: neither an event loop nor the audit
+// writer ever writes that file — a reader of `--audit-log -` that stops reading would block the
+// write, and with it the loop (every session on it) or the writer (every call's record). Lines
+// wait in memory up to kMaxQueued; past that they are dropped and counted in the log (the state
+// file, the trail of record, has every one of them).
+class LineMirror {
+ public:
+  explicit LineMirror(const std::string& path) : path_(path), out_(path, std::ios::app) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~LineMirror() {  // writes what is queued first
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  LineMirror(const LineMirror&) = delete;
+  LineMirror& operator=(const LineMirror&) = delete;
+
+  void Add(Record r) {
+    std::unique_lock lock(mu_);
+    if (queue_.size() >= kMaxQueued) {
+      ++dropped_;
+      return;
+    }
+    queue_.push_back(std::move(r));
+    const bool wake = idle_;
+    lock.unlock();
+    if (wake) wake_.notify_one();
+  }
+
+  // Returns once everything added before the call is written.
+  void Flush() {
+    std::unique_lock lock(mu_);
+    written_.wait(lock, [this] { return queue_.empty() && !writing_; });
+  }
+
+ private:
+  void Run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      idle_ = true;
+      wake_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      idle_ = false;
+      if (queue_.empty()) return;  // stopping, nothing left
+      std::vector<Record> batch;
+      batch.swap(queue_);
+      const uint64_t dropped = std::exchange(dropped_, 0);
+      writing_ = true;
+      lock.unlock();
+      std::string text;
+      for (const Record& r : batch) {
+        text += json::serialize(ToJson(r));
+        text += '\n';
+      }
+      out_ << text;
+      out_.flush();
+      if (dropped > 0) {
+        spdlog::warn("audit: {} JSON lines not written to {}: it was not read fast enough (the state "
+                     "file has every record)", dropped, path_);
+      }
+      lock.lock();
+      writing_ = false;
+      written_.notify_all();
+    }
+  }
+
+  static constexpr size_t kMaxQueued = 100000;
+  const std::string path_;
+  std::ofstream out_;  // the mirror thread's only
+  std::mutex mu_;
+  std::condition_variable wake_, written_;
+  std::vector<Record> queue_;  // Guarded by mu_, like the four below.
+  uint64_t dropped_ = 0;
+  bool idle_ = false, writing_ = false, stop_ = false;
+  std::thread thread_;
+};
+
 class SqliteAuditLog : public AuditLog, SqliteStoreBase {
  public:
   // `checkpointer` (may be null: no file) is a second connection, for the checkpoint thread only.
   SqliteAuditLog(std::shared_ptr<SqliteConnection> conn, sqlite3* checkpointer, std::string json_lines)
       : SqliteStoreBase(std::move(conn), "audit store"), checkpointer_(checkpointer) {
-    if (!json_lines.empty()) lines_.open(json_lines, std::ios::app);
+    if (!json_lines.empty()) mirror_ = std::make_unique<LineMirror>(json_lines);
     writer_ = std::thread([this] { WriterLoop(); });
     checkpoints_ = std::thread([this] { CheckpointLoop(); });
   }
@@ -88,6 +170,7 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
     }
     queue_cv_.notify_all();
     writer_.join();
+    mirror_.reset();  // after the writer, whose batches add lines
     {
       std::lock_guard lock(checkpoint_mu_);
       stop_checkpoints_ = true;
@@ -176,16 +259,16 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
     // Outcomes ride with the next batch of records; on their own the writer applies them
     // every 50 ms — waking it for each would cost a futex and a context switch per call.
     if (full) queue_cv_.notify_one();
-    if (lines_.is_open()) {
-      std::lock_guard l(pending_mu_);
+    if (mirror_) {
+      std::unique_lock l(pending_mu_);
       auto it = pending_lines_.find(id);
       if (it != pending_lines_.end()) {
-        it->second.outcome = outcome;
-        it->second.latency_ms = latency_ms;
-        std::lock_guard l2(lines_mu_);
-        lines_ << json::serialize(ToJson(it->second)) << '\n';
-        lines_.flush();
+        Record r = std::move(it->second);
         pending_lines_.erase(it);
+        l.unlock();
+        r.outcome = outcome;
+        r.latency_ms = latency_ms;
+        mirror_->Add(std::move(r));
       }
     }
   }
@@ -197,6 +280,8 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
     flushed_cv_.wait(lock, [this] {
       return jobs_.empty() && updates_.empty() && !writing_ && inline_writes_ == 0;
     });
+    lock.unlock();
+    if (mirror_) mirror_->Flush();
   }
 
  private:
@@ -240,11 +325,9 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
 
   // The JSON lines mirror: complete records now, pending ones when their outcome arrives.
   void Mirror(const Record& r) {
-    if (!lines_.is_open()) return;
+    if (!mirror_) return;
     if (r.outcome != "pending") {
-      std::lock_guard l(lines_mu_);
-      lines_ << json::serialize(ToJson(r)) << '\n';
-      lines_.flush();
+      mirror_->Add(r);
     } else {
       std::lock_guard l(pending_mu_);
       pending_lines_[r.id] = r;
@@ -447,8 +530,7 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
   bool stop_checkpoints_ = false;  // Guarded by checkpoint_mu_.
   std::thread checkpoints_;
 
-  std::mutex lines_mu_;
-  std::ofstream lines_;
+  std::unique_ptr<LineMirror> mirror_;  // null without a JSON lines file
   std::mutex pending_mu_;
   std::unordered_map<std::string, Record> pending_lines_;  // Guarded by pending_mu_.
 };

@@ -74,7 +74,8 @@ class AuditLog {
   }
   // Sets the outcome of a written record (may be batched; flushed on Flush and on close).
   virtual void Complete(const std::string& id, const std::string& outcome, int64_t latency_ms) = 0;
-  // Returns once everything submitted and completed so far is written (or has failed).
+  // Returns once everything submitted and completed so far is written (or has failed), to the
+  // state file and to the JSON lines file.
   virtual void Flush() = 0;
   // The SQLite connection records are written on (null when none): a counter store on the same
   // one can charge inside Submit's `in_txn` (CounterStore::Connection).

@@ -1,6 +1,8 @@
 #include "gateway/metrics.h"
 
+#include <atomic>
 #include <sstream>
+#include <string_view>
 #include <tuple>
 
 namespace tw::gateway {
@@ -28,10 +30,13 @@ constexpr double kDecisionBuckets[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.000
 constexpr double kCallBuckets[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                    0.5,   1,      2.5,   5,    10,    30,   60};
 
+using Histograms = std::map<std::string, Metrics::Histogram, std::less<>>;
+
 template <size_t N>
-void Observe(std::map<std::string, Metrics::Histogram>& hs, const std::string& server,
-             const double (&bounds)[N], double seconds) {
-  auto& h = hs[server];
+void Observe(Histograms& hs, const std::string& server, const double (&bounds)[N], double seconds) {
+  auto it = hs.find(server);
+  if (it == hs.end()) it = hs.emplace(server, Metrics::Histogram{}).first;
+  auto& h = it->second;
   if (h.counts.empty()) h.counts.assign(N + 1, 0);
   size_t i = 0;
   while (i < N && seconds > bounds[i]) ++i;
@@ -42,7 +47,7 @@ void Observe(std::map<std::string, Metrics::Histogram>& hs, const std::string& s
 
 template <size_t N>
 void RenderHistograms(std::ostringstream& os, const char* name, const char* help,
-                      const std::map<std::string, Metrics::Histogram>& hs, const double (&bounds)[N]) {
+                      const Histograms& hs, const double (&bounds)[N]) {
   os << "# HELP " << name << " " << help << "\n# TYPE " << name << " histogram\n";
   for (const auto& [server, h] : hs) {
     uint64_t cumulative = 0;
@@ -61,27 +66,65 @@ void RenderHistograms(std::ostringstream& os, const char* name, const char* help
   }
 }
 
+void Add(Histograms& into, const Histograms& from) {
+  for (const auto& [server, h] : from) {
+    auto& sum = into[server];
+    if (sum.counts.empty()) sum.counts.assign(h.counts.size(), 0);
+    for (size_t i = 0; i < h.counts.size(); ++i) sum.counts[i] += h.counts[i];
+    sum.sum += h.sum;
+    sum.count += h.count;
+  }
+}
+
+std::atomic<uint64_t> g_next_id{1};
+
 }  // namespace
 
-void Metrics::ObserveDecision(const std::string& server, double seconds) {
+Metrics::Metrics() : id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {}
+Metrics::~Metrics() = default;
+
+Metrics::Shard& Metrics::Local() {
+  // One cached shard per thread: the common case is one Metrics per process.
+  thread_local uint64_t cached_id = 0;
+  thread_local Shard* cached = nullptr;
+  if (cached_id == id_) return *cached;
   std::lock_guard lock(mu_);
-  Observe(decision_latency_, server, kDecisionBuckets, seconds);
+  Shard*& shard = by_thread_[std::this_thread::get_id()];
+  if (!shard) shard = shards_.emplace_back(std::make_unique<Shard>()).get();
+  cached_id = id_;
+  cached = shard;
+  return *shard;
+}
+
+void Metrics::ObserveDecision(const std::string& server, double seconds) {
+  Shard& s = Local();
+  std::lock_guard lock(s.mu);
+  Observe(s.decision_latency, server, kDecisionBuckets, seconds);
 }
 
 void Metrics::ObserveCall(const std::string& server, double seconds) {
-  std::lock_guard lock(mu_);
-  Observe(call_latency_, server, kCallBuckets, seconds);
+  Shard& s = Local();
+  std::lock_guard lock(s.mu);
+  Observe(s.call_latency, server, kCallBuckets, seconds);
 }
 
 void Metrics::CountDecision(const std::string& server, const std::string& tool,
                             const std::string& decision) {
-  std::lock_guard lock(mu_);
-  ++decisions_[{server, tool, decision}];
+  Shard& s = Local();
+  std::lock_guard lock(s.mu);
+  const auto key = std::make_tuple(std::string_view(server), std::string_view(tool),
+                                   std::string_view(decision));
+  auto it = s.decisions.find(key);
+  if (it == s.decisions.end()) it = s.decisions.emplace(std::make_tuple(server, tool, decision), 0).first;
+  ++it->second;
 }
 
 void Metrics::CountOutcome(const std::string& server, const std::string& outcome) {
-  std::lock_guard lock(mu_);
-  ++outcomes_[{server, outcome}];
+  Shard& s = Local();
+  std::lock_guard lock(s.mu);
+  auto it = s.outcomes.find(std::make_tuple(std::string_view(server), std::string_view(outcome)));
+  if (it == s.outcomes.end()) it = s.outcomes.emplace(std::make_tuple(server, outcome), 0).first;
+  ++it->second;
 }
 
 void Metrics::AddGauge(std::string name, std::string help, Gauge gauge, std::string type) {
@@ -90,28 +133,44 @@ void Metrics::AddGauge(std::string name, std::string help, Gauge gauge, std::str
 }
 
 std::string Metrics::Render() const {
-  std::lock_guard lock(mu_);
+  // The shards added up, each locked only while it is read; the gauges called with no lock
+  // held (they read the gateway, which may be counting meanwhile).
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> decisions;
+  std::map<std::tuple<std::string, std::string>, uint64_t> outcomes;
+  Histograms decision_latency, call_latency;
+  std::vector<std::tuple<std::string, std::string, Gauge, std::string>> gauges;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& shard : shards_) {
+      std::lock_guard shard_lock(shard->mu);
+      for (const auto& [key, n] : shard->decisions) decisions[key] += n;
+      for (const auto& [key, n] : shard->outcomes) outcomes[key] += n;
+      Add(decision_latency, shard->decision_latency);
+      Add(call_latency, shard->call_latency);
+    }
+    gauges = gauges_;
+  }
   std::ostringstream os;
   os << "# HELP toolwarden_tool_calls_total Decided tools/call requests.\n"
      << "# TYPE toolwarden_tool_calls_total counter\n";
-  for (const auto& [key, n] : decisions_) {
+  for (const auto& [key, n] : decisions) {
     const auto& [server, tool, decision] = key;
     os << "toolwarden_tool_calls_total{server=\"" << Label(server) << "\",tool=\"" << Label(tool)
        << "\",decision=\"" << Label(decision) << "\"} " << n << "\n";
   }
   os << "# HELP toolwarden_call_outcomes_total How forwarded calls ended.\n"
      << "# TYPE toolwarden_call_outcomes_total counter\n";
-  for (const auto& [key, n] : outcomes_) {
-    os << "toolwarden_call_outcomes_total{server=\"" << Label(key.first) << "\",outcome=\""
-       << Label(key.second) << "\"} " << n << "\n";
+  for (const auto& [key, n] : outcomes) {
+    os << "toolwarden_call_outcomes_total{server=\"" << Label(std::get<0>(key)) << "\",outcome=\""
+       << Label(std::get<1>(key)) << "\"} " << n << "\n";
   }
   RenderHistograms(os, "toolwarden_decision_duration_seconds",
                    "Time to decide a tools/call (policy, pins, counters, audit write).",
-                   decision_latency_, kDecisionBuckets);
+                   decision_latency, kDecisionBuckets);
   RenderHistograms(os, "toolwarden_call_duration_seconds",
                    "Time from the decision to the server's answer, for forwarded calls.",
-                   call_latency_, kCallBuckets);
-  for (const auto& [name, help, gauge, type] : gauges_) {
+                   call_latency, kCallBuckets);
+  for (const auto& [name, help, gauge, type] : gauges) {
     os << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
        << name << " " << gauge() << "\n";
   }

@@ -1,13 +1,19 @@
 // Metrics: counters the gateway keeps for /metrics (Prometheus text exposition format).
-// Thread-safe; counting is a short critical section (a map lookup), off the I/O path's
-// syscalls.
+// Thread-safe. Each thread that counts (an event loop) counts into a shard of its own — a map
+// lookup under a lock no other loop takes, with no allocation once a series exists — and
+// Render adds the shards up, holding each one's lock only while it copies it. So loops never
+// wait on each other to count, nor on a scrape of /metrics for longer than one copy.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -15,6 +21,11 @@ namespace tw::gateway {
 
 class Metrics {
  public:
+  Metrics();
+  ~Metrics();
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
   // One decided tools/call: decision is allow, deny or approval; rule names what decided.
   void CountDecision(const std::string& server, const std::string& tool, const std::string& decision);
   // How a forwarded call ended: ok, tool_error, jsonrpc_error, transport_error, not_sent, …
@@ -39,12 +50,23 @@ class Metrics {
   };
 
  private:
+  // What one thread counted. Keys compare with std::less<> so that a lookup by string_view
+  // allocates nothing.
+  struct Shard {
+    std::mutex mu;  // this shard's thread, and Render while it copies
+    std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>> decisions;
+    std::map<std::tuple<std::string, std::string>, uint64_t, std::less<>> outcomes;
+    std::map<std::string, Histogram, std::less<>> decision_latency;  // by server
+    std::map<std::string, Histogram, std::less<>> call_latency;      // by server
+  };
+  // The calling thread's shard (created on its first count).
+  Shard& Local();
+
+  const uint64_t id_;  // never reused: a thread's cached shard is never another Metrics'
   mutable std::mutex mu_;
-  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> decisions_;  // Guarded by mu_.
-  std::map<std::pair<std::string, std::string>, uint64_t> outcomes_;               // Guarded by mu_.
-  std::vector<std::tuple<std::string, std::string, Gauge, std::string>> gauges_;    // Guarded by mu_.
-  std::map<std::string, Histogram> decision_latency_;  // by server. Guarded by mu_.
-  std::map<std::string, Histogram> call_latency_;      // by server. Guarded by mu_.
+  std::vector<std::unique_ptr<Shard>> shards_;                    // Guarded by mu_.
+  std::unordered_map<std::thread::id, Shard*> by_thread_;         // Guarded by mu_.
+  std::vector<std::tuple<std::string, std::string, Gauge, std::string>> gauges_;  // Guarded by mu_.
 };
 
 }  // namespace tw::gateway

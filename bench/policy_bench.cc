@@ -28,6 +28,14 @@ std::shared_ptr<const policy::Policy> Compile(const std::string& text) {
   return r.policy;
 }
 
+// A state file of a benchmark's own, and what SQLite and the grant store keep beside it.
+std::string StateFile(const char* what) {
+  return "/tmp/tw-bench-" + std::string(what) + "-" + std::to_string(getpid()) + ".db";
+}
+void RemoveStateFile(const std::string& path) {
+  for (const char* s : {"", "-wal", "-shm", "-grants-epoch"}) std::remove((path + s).c_str());
+}
+
 mcp::ToolCall Call(std::string name, std::string_view args) {
   return mcp::ToolCall{std::move(name), json::parse(args).as_object()};
 }
@@ -126,7 +134,7 @@ BENCHMARK(BM_ChargeMemory);
 
 // Counter charge in SQLite (WAL, synchronous=NORMAL), for comparison: a transaction per call.
 void BM_ChargeSqlite(benchmark::State& state) {
-  const std::string path = "/tmp/tw-bench-" + std::to_string(getpid()) + ".db";
+  const std::string path = StateFile("charge");
   auto store = std::move(*limits::OpenSqliteStore(path));
   const std::vector<limits::Charge> charge{{"k", 1, INT64_MAX, INT64_MAX}};
   for (auto _ : state) {
@@ -134,7 +142,7 @@ void BM_ChargeSqlite(benchmark::State& state) {
     benchmark::DoNotOptimize(r);
   }
   store.reset();
-  for (const char* s : {"", "-wal", "-shm"}) std::remove((path + s).c_str());
+  RemoveStateFile(path);
 }
 BENCHMARK(BM_ChargeSqlite);
 
@@ -160,7 +168,7 @@ BENCHMARK(BM_GuardSeedMemory);
 // Authenticating one request of `serve`: a grant token looked up in a SQLite state file with
 // 100 grants (what every MCP request of `serve` pays before it is routed).
 void BM_AuthenticateSqlite(benchmark::State& state) {
-  const std::string path = "/tmp/tw-bench-auth-" + std::to_string(getpid()) + ".db";
+  const std::string path = StateFile("auth");
   auto store = std::move(*auth::OpenGrantStore("sqlite:" + path));
   std::string token;
   for (int i = 0; i < 100; ++i) {
@@ -174,7 +182,7 @@ void BM_AuthenticateSqlite(benchmark::State& state) {
     benchmark::DoNotOptimize(r);
   }
   store.reset();
-  for (const char* s : {"", "-wal", "-shm"}) std::remove((path + s).c_str());
+  RemoveStateFile(path);
 }
 BENCHMARK(BM_AuthenticateSqlite);
 

@@ -93,7 +93,7 @@ class AdminApiTest : public ::testing::Test {
   void TearDown() override {
     api_.reset();
     backend_.reset();
-    for (auto suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_.string() + suffix);
+    for (auto suffix : {"", "-wal", "-shm", "-grants-epoch"}) std::filesystem::remove(path_.string() + suffix);
   }
   Response Call(std::string method, std::string target, std::string body = {},
                 std::string auth = "*") {

@@ -1,5 +1,6 @@
-// The Gateway's side facing people: config reloads, and the admin API and web console
-// (admin::Backend) — servers, policies (read and saved), the audit trail, counters.
+// The Gateway's side facing people: config reloads, the gauges of /metrics, and the admin API
+// and web console (admin::Backend) — servers, policies (read and saved), the audit trail,
+// counters.
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -245,6 +246,49 @@ Result<bool> Gateway::WritePolicyFile(const std::string& path, const std::string
   spdlog::info("policy {} saved from the web console", path);
   if (it->second.reloader) it->second.reloader->ReloadNow("saved from the web console");
   return true;
+}
+
+void Gateway::AddGauges() {
+  metrics_.AddGauge("toolwarden_sessions", "Open MCP sessions.",
+                    [this] { return sessions_ ? sessions_() : 0.0; });
+  metrics_.AddGauge("toolwarden_pending_approvals", "Calls waiting for a human's decision.",
+                    [this] { return static_cast<double>(polling_->waiting()); });
+  metrics_.AddGauge(
+      "toolwarden_policy_reloads_total", "Policy reloads applied.",
+      [this] {
+        std::lock_guard lock(mu_);
+        double n = 0;
+        for (const auto& [p, pf] : policies_) n += static_cast<double>(pf.holder->reloads());
+        return n;
+      },
+      "counter");
+  metrics_.AddGauge(
+      "toolwarden_policy_reload_failures_total",
+      "Policy reloads refused because the file was invalid.",
+      [this] {
+        std::lock_guard lock(mu_);
+        double n = 0;
+        for (const auto& [p, pf] : policies_) n += static_cast<double>(pf.holder->failed_reloads());
+        return n;
+      },
+      "counter");
+  if (!config_.path.empty()) {
+    metrics_.AddGauge("toolwarden_config_reloads_total", "Config reloads applied.",
+                      [this] { return static_cast<double>(config_reloads_); }, "counter");
+    metrics_.AddGauge("toolwarden_config_reload_failures_total",
+                      "Config reloads refused because the file was invalid.",
+                      [this] { return static_cast<double>(config_reload_failures_); }, "counter");
+  }
+  if (config_.access == config::Access::kTokens) {
+    metrics_.AddGauge("toolwarden_unauthorized_requests_total",
+                      "MCP requests refused with 401 (no, wrong, revoked or expired token).",
+                      [this] { return static_cast<double>(unauthorized_.load()); }, "counter");
+  }
+  metrics_.AddGauge("toolwarden_servers_up", "Configured servers that are up.", [this] {
+    double n = 0;
+    for (const auto& s : Servers()) n += s.state == "up" ? 1 : 0;
+    return n;
+  });
 }
 
 }  // namespace tw::app

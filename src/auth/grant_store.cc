@@ -122,7 +122,12 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
     return out;
   }
 
+  // A grant that authenticated since the last change is answered from memory: a session opens
+  // with the grant its request just authenticated as, and needs no read of the file for it.
   Result<std::optional<Grant>> Get(const std::string& name) override {
+    if (std::shared_ptr<const Grant> cached = CachedByName(name, epoch_->Load())) {
+      return std::optional<Grant>(*cached);
+    }
     std::lock_guard lock(mu_);
     return GetLocked(name);
   }
@@ -238,20 +243,35 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
   // The cached active grant of `hash`, if the cache is still of `epoch` (emptied otherwise).
   std::shared_ptr<const Grant> Cached(const std::string& hash, uint64_t epoch) {
     std::lock_guard lock(cache_mu_);
-    if (cache_epoch_ != epoch) {
-      cache_.clear();
-      cache_epoch_ = epoch;
-      return nullptr;
-    }
+    if (!CacheOfLocked(epoch)) return nullptr;
     auto it = cache_.find(hash);
     return it == cache_.end() ? nullptr : it->second;
+  }
+
+  // The cached active grant named `name`, as Cached.
+  std::shared_ptr<const Grant> CachedByName(const std::string& name, uint64_t epoch) {
+    std::lock_guard lock(cache_mu_);
+    if (!CacheOfLocked(epoch)) return nullptr;
+    auto it = by_name_.find(name);
+    return it == by_name_.end() ? nullptr : it->second;
+  }
+
+  // Whether the cache is of `epoch`; empties it (and makes it of `epoch`) when it is not.
+  bool CacheOfLocked(uint64_t epoch) {  // Requires cache_mu_.
+    if (cache_epoch_ == epoch) return true;
+    cache_.clear();
+    by_name_.clear();
+    cache_epoch_ = epoch;
+    return false;
   }
 
   // Caches an active grant read at `epoch`, unless the epoch has moved on since.
   void Remember(const std::string& hash, uint64_t epoch, const Grant& g) {
     std::lock_guard lock(cache_mu_);
     if (cache_epoch_ != epoch || epoch != epoch_->Load()) return;
-    cache_[hash] = std::make_shared<const Grant>(g);
+    auto entry = std::make_shared<const Grant>(g);
+    cache_[hash] = entry;
+    by_name_[g.name] = std::move(entry);
   }
 
   // Records a cached grant's use. Best effort and never waited for: skipped (tried again on a
@@ -263,7 +283,9 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
     g.last_used_ms = now_ms;
     std::lock_guard cache_lock(cache_mu_);
     auto it = cache_.find(hash);
-    if (it != cache_.end()) it->second = std::make_shared<const Grant>(g);
+    if (it == cache_.end()) return;
+    it->second = std::make_shared<const Grant>(g);
+    by_name_[g.name] = it->second;
   }
 
   bool StampLocked(const std::string& name, int64_t now_ms) {  // Requires mu_.
@@ -300,6 +322,8 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
   std::mutex cache_mu_;
   uint64_t cache_epoch_ = 0;  // Guarded by cache_mu_.
   std::unordered_map<std::string, std::shared_ptr<const Grant>> cache_;  // Guarded by cache_mu_.
+  // The same entries by grant name. Guarded by cache_mu_.
+  std::unordered_map<std::string, std::shared_ptr<const Grant>> by_name_;
 };
 
 }  // namespace

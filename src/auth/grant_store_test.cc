@@ -114,12 +114,19 @@ TEST_F(GrantStoreTest, RequestsAreAnsweredFromMemoryUntilAnyStoreOnTheFileChange
   ASSERT_EQ(sqlite3_exec(raw, "DELETE FROM grants", nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(raw);
   EXPECT_TRUE(store_->Authenticate(*token, 3000)->grant);
+  // So is the look-up by name a session makes when it opens.
+  auto by_name = store_->Get("agent");
+  ASSERT_TRUE(by_name && *by_name);
+  EXPECT_EQ((*by_name)->name, "agent");
   // Any change through a grant store — here another one on the file, as another process —
   // empties every process's memory: the next request reads the file again.
   auto other = OpenGrantStore("sqlite:" + path_.string());
   ASSERT_TRUE(other);
   ASSERT_TRUE((*other)->Create(Named("unrelated"), 4000));
   EXPECT_EQ(store_->Authenticate(*token, 5000)->refusal, Refusal::kUnknown);
+  by_name = store_->Get("agent");
+  ASSERT_TRUE(by_name);
+  EXPECT_FALSE(*by_name);
 }
 
 TEST_F(GrantStoreTest, ARevocationOrExpiryRefusesTheNextRequestOfAGrantInMemory) {

@@ -12,6 +12,7 @@
 #include "limits/counter_store.h"
 #include "policy/loader.h"
 #include "policy/policy.h"
+#include "testing/redis_server.h"
 
 namespace tw {
 namespace {
@@ -145,6 +146,24 @@ void BM_ChargeSqlite(benchmark::State& state) {
   RemoveStateFile(path);
 }
 BENCHMARK(BM_ChargeSqlite);
+
+// Counter charge in Redis (a redis-server started here, loopback TCP): one EVALSHA round trip,
+// what a gateway of a fleet pays per call against shared limits.
+void BM_ChargeRedis(benchmark::State& state) {
+  tw::testing::RedisServer server;
+  if (!server.started()) {
+    state.SkipWithError("redis-server is not installed");
+    return;
+  }
+  auto store = std::move(*limits::OpenRedisStore(server.url()));
+  const int64_t top = (int64_t{1} << 53) - 1;
+  const std::vector<limits::Charge> charge{{"k", 1, top, top}};
+  for (auto _ : state) {
+    auto r = store->TryCharge(charge, 1'700'000'000'000);
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_ChargeRedis);
 
 // The whole guard for the seed policy with the memory store: evaluate, build the key, charge.
 void BM_GuardSeedMemory(benchmark::State& state) {

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   libyaml-cpp-dev libre2-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libexpected-dev curl
   sqlite3  # the end-to-end tests lock the state file the way another process would
+  libhiredis-dev redis-server  # shared state on Redis; the tests start a real server
   clang libclang-rt-14-dev
 )
 # The web console's end-to-end tests drive Debian's chromium with playwright-core.

@@ -31,8 +31,13 @@ class MemoryStore : public CounterStore {
     MaybePrune(now_ms);
     for (size_t i = 0; i < charges.size(); ++i) {
       const int64_t current = ValueLocked(charges[i].key, now_ms);
-      // Overflow-safe form of current + amount > max.
-      if (charges[i].amount > charges[i].max - current) return ChargeOutcome{false, i, current};
+      // Earlier charges of the same counter in this call count too (a handful of charges: the
+      // quadratic scan is cheaper than a map).
+      const int64_t earlier = i == 0 ? 0 : EarlierOfSameKey(charges, i);
+      // Overflow-safe form of current + earlier + amount > max.
+      if (charges[i].amount > charges[i].max - current - earlier) {
+        return ChargeOutcome{false, i, current};
+      }
     }
     for (const Charge& c : charges) {
       Entry& e = counters_[c.key];
@@ -65,6 +70,14 @@ class MemoryStore : public CounterStore {
     int64_t value = 0;
     int64_t expires_ms = 0;
   };
+
+  static int64_t EarlierOfSameKey(const std::vector<Charge>& charges, size_t i) {
+    int64_t sum = 0;
+    for (size_t j = 0; j < i; ++j) {
+      if (charges[j].key == charges[i].key) sum += charges[j].amount;
+    }
+    return sum;
+  }
 
   int64_t ValueLocked(const std::string& key, int64_t now_ms) const {  // Requires mu_.
     auto it = counters_.find(key);

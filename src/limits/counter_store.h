@@ -62,7 +62,12 @@ std::unique_ptr<CounterStore> MakeMemoryStore();
 // Opens (creating if needed) a SQLite database file, in WAL mode. Several processes may share
 // it: charges are serialized by SQLite's write lock.
 Result<std::unique_ptr<CounterStore>> OpenSqliteStore(const std::string& path);
-// "memory" or "sqlite:PATH".
+// Connects to the Redis server of "redis://HOST[:PORT][/DB]" (redis/redis_client.h: the
+// credentials come from the environment). Every store on the same server and DB shares its
+// counters: each TryCharge is one server-side script, so limits are exact across gateways.
+Result<std::unique_ptr<CounterStore>> OpenRedisStore(const std::string& url);
+// "memory" or "sqlite:PATH". (Not redis:// yet: a gateway keeps grants, approvals, pins and
+// its audit trail on its state too, and those have no Redis store so far.)
 Result<std::unique_ptr<CounterStore>> OpenStateStore(const std::string& spec);
 // The per-user default: sqlite:$XDG_STATE_HOME/toolwarden/state.db (~/.local/state/…).
 std::string DefaultStateSpec();

@@ -8,15 +8,22 @@
 #include <sqlite3.h>
 
 #include "common/random.h"
+#include "redis/redis_client.h"
+#include "testing/redis_server.h"
 
 namespace tw::limits {
 namespace {
 
-// Runs every test against both stores.
+// Runs every test against every store: Redis with a real redis-server started for the test.
 class CounterStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "sqlite") {
+    if (GetParam() == "redis") {
+      if (testing::RedisServer::Binary().empty()) GTEST_SKIP() << "redis-server is not installed";
+      redis_ = std::make_unique<testing::RedisServer>();
+      ASSERT_TRUE(redis_->started()) << "redis-server did not start";
+      store_ = Open();
+    } else if (GetParam() == "sqlite") {
       path_ = (std::filesystem::temp_directory_path() / ("tw-counters-" + RandomHex(8) + ".db"))
                   .string();
       store_ = Open();
@@ -30,12 +37,14 @@ class CounterStoreTest : public ::testing::TestWithParam<std::string> {
       for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_ + suffix);
     }
   }
+  // Another store on the same state: another connection, as another gateway has.
   std::unique_ptr<CounterStore> Open() {
-    auto s = OpenSqliteStore(path_);
+    auto s = redis_ ? OpenRedisStore(redis_->url()) : OpenSqliteStore(path_);
     EXPECT_TRUE(s.has_value()) << (s ? "" : s.error().message());
     return s ? std::move(*s) : nullptr;
   }
 
+  std::unique_ptr<testing::RedisServer> redis_;
   std::string path_;
   std::unique_ptr<CounterStore> store_;
 };
@@ -106,11 +115,12 @@ TEST_P(CounterStoreTest, AnEndedWindowReadsAsZeroAndStartsOver) {
 TEST_P(CounterStoreTest, ConcurrentCallsAdmitExactlyTheLimit) {
   constexpr int kThreads = 8, kPerThread = 200, kLimit = 937;
   std::atomic<int> admitted{0};
-  std::vector<std::unique_ptr<CounterStore>> extra;  // sqlite: one connection per thread
+  // sqlite, redis: a store (a connection) per thread, as gateways sharing the state have
+  std::vector<std::unique_ptr<CounterStore>> extra;
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     CounterStore* s = store_.get();
-    if (GetParam() == "sqlite") {
+    if (GetParam() != "memory") {
       extra.push_back(Open());
       s = extra.back().get();
     }
@@ -127,7 +137,75 @@ TEST_P(CounterStoreTest, ConcurrentCallsAdmitExactlyTheLimit) {
   EXPECT_EQ(*store_->Value("hot", kNow), kLimit);
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, CounterStoreTest, ::testing::Values("memory", "sqlite"));
+TEST_P(CounterStoreTest, ChargesOfOneCounterInOneCallAddUp) {
+  auto r = store_->TryCharge({Charge{"dup", 1, 1, kEnd}, Charge{"dup", 1, 1, kEnd}}, kNow);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FALSE(r->admitted);
+  EXPECT_EQ(r->rejected, 1u);
+  EXPECT_EQ(*store_->Value("dup", kNow), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, CounterStoreTest, ::testing::Values("memory", "sqlite", "redis"));
+
+class RedisStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (testing::RedisServer::Binary().empty()) GTEST_SKIP() << "redis-server is not installed";
+    ASSERT_TRUE(server_.started());
+    auto s = OpenRedisStore(server_.url());
+    ASSERT_TRUE(s) << s.error().message();
+    store_ = std::move(*s);
+  }
+  testing::RedisServer server_;
+  std::unique_ptr<CounterStore> store_;
+};
+
+TEST_F(RedisStoreTest, WindowsFollowTheGatewaysClockNotTheServers) {
+  // A window that ended long ago by the server's clock is still open at the `now` passed.
+  constexpr int64_t kPast = 1'000'000, kPastEnd = kPast + 60'000;
+  ASSERT_TRUE(store_->TryCharge({Charge{"old", 1, 1, kPastEnd}}, kPast)->admitted);
+  EXPECT_FALSE(store_->TryCharge({Charge{"old", 1, 1, kPastEnd}}, kPast + 1)->admitted);
+  EXPECT_EQ(*store_->Value("old", kPast + 1), 1);
+  EXPECT_EQ(*store_->Value("old", kPastEnd), 0);
+}
+
+TEST_F(RedisStoreTest, NumbersADoubleCannotHoldExactlyAreRefusedNotRounded) {
+  const int64_t big = (int64_t{1} << 53) + 1;
+  auto r = store_->TryCharge({Charge{"n", 1, big, kEnd}}, kNow);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("2^53"), std::string::npos);
+  r = store_->TryCharge({Charge{"n", big, big, kEnd}}, kNow);
+  ASSERT_FALSE(r.has_value());
+  // Up to 2^53 - 1 counts exactly.
+  const int64_t top = (int64_t{1} << 53) - 1;
+  ASSERT_TRUE(store_->TryCharge({Charge{"n", top - 1, top, kEnd}}, kNow)->admitted);
+  ASSERT_TRUE(store_->TryCharge({Charge{"n", 1, top, kEnd}}, kNow)->admitted);
+  EXPECT_FALSE(store_->TryCharge({Charge{"n", 1, top, kEnd}}, kNow)->admitted);
+  EXPECT_EQ(*store_->Value("n", kNow), top);
+}
+
+TEST_F(RedisStoreTest, ACounterSomeoneElseOverwroteFailsClosed) {
+  auto endpoint = redis::ParseUrl(server_.url());
+  ASSERT_TRUE(endpoint);
+  auto raw = redis::Client::Connect(*endpoint, std::chrono::seconds(2));
+  ASSERT_TRUE(raw);
+  ASSERT_TRUE((*raw)->Command({"HSET", "tw:counter:x", "v", "lots", "e", "9999999999999"}));
+  EXPECT_FALSE(store_->TryCharge({Charge{"x", 1, 10, kEnd}}, kNow).has_value());
+  EXPECT_FALSE(store_->Value("x", kNow).has_value());
+  ASSERT_TRUE((*raw)->Command({"SET", "tw:counter:y", "1"}));  // the wrong type altogether
+  EXPECT_FALSE(store_->TryCharge({Charge{"y", 1, 10, kEnd}}, kNow).has_value());
+}
+
+TEST_F(RedisStoreTest, ADeadServerIsAnErrorAndALiveOneAgainIsUsedAgain) {
+  ASSERT_TRUE(store_->TryCharge({Charge{"d", 1, 5, kEnd}}, kNow)->admitted);
+  server_.Stop();
+  auto r = store_->TryCharge({Charge{"d", 1, 5, kEnd}}, kNow);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("127.0.0.1:" + std::to_string(server_.port())),
+            std::string::npos)
+      << r.error().message();
+  EXPECT_FALSE(store_->Value("d", kNow).has_value());
+}
 
 TEST(SqliteStoreTest, CountersSurviveReopening) {
   const std::string path =

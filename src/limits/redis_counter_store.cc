@@ -1,0 +1,169 @@
+// Counters in Redis, shared by every gateway that names the same server: a call's charges are
+// ONE server-side script (all of them or none), so N gateways admit exactly a limit's worth of
+// calls between them, as the loops of one gateway do on a SQLite file.
+//
+// A counter is a hash {v: value, e: window end in ms}. Windows are judged by the `now_ms` the
+// gateway passes — its clock, as with the other stores — not by the Redis server's clock; the
+// key's own expiry (PEXPIRE, relative, a minute past the window's end) only removes counters
+// nobody reads again. Values are exact integers up to 2^53 - 1 (Lua's numbers are doubles);
+// a charge beyond that is refused as an error, which the guard turns into a denial.
+#include <charconv>
+#include <string>
+
+#include "limits/counter_store.h"
+#include "redis/redis_client.h"
+
+namespace tw::limits {
+
+namespace {
+
+constexpr int64_t kMaxExact = (int64_t{1} << 53) - 1;
+constexpr std::string_view kKeyPrefix = "tw:counter:";
+
+// KEYS: the counters. ARGV[1]: now_ms; then per counter: amount, max, window end (ms).
+// Charges of the same key add up (as successive charges in one SQLite transaction do).
+// Returns {1, 0, 0} when every charge fits (and adds them), else {0, index, value} of the
+// first that does not (and changes nothing).
+const redis::Script kCharge(R"lua(
+local now = tonumber(ARGV[1])
+local cur, add, ends = {}, {}, {}
+for i = 1, #KEYS do
+  local k = KEYS[i]
+  local amount, max = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+  if cur[k] == nil then
+    local h = redis.call('HMGET', k, 'v', 'e')
+    cur[k], add[k] = 0, 0
+    if h[2] and tonumber(h[2]) > now then cur[k] = tonumber(h[1]) end
+  end
+  if amount > max - cur[k] - add[k] then return {0, i - 1, string.format('%d', cur[k])} end
+  add[k] = add[k] + amount
+  ends[k] = ARGV[3 * i + 1]
+end
+for k, a in pairs(add) do
+  redis.call('HSET', k, 'v', string.format('%d', cur[k] + a), 'e', ends[k])
+  redis.call('PEXPIRE', k, math.max(0, tonumber(ends[k]) - now) + 60000)
+end
+return {1, 0, '0'}
+)lua");
+
+// KEYS: the counters. ARGV[1]: now_ms; then per counter: amount. Never below zero; a counter
+// whose window ended is left alone.
+const redis::Script kRefund(R"lua(
+local now = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local h = redis.call('HMGET', KEYS[i], 'v', 'e')
+  if h[2] and tonumber(h[2]) > now then
+    local v = math.max(0, tonumber(h[1]) - tonumber(ARGV[i + 1]))
+    redis.call('HSET', KEYS[i], 'v', string.format('%d', v))
+  end
+end
+return 1
+)lua");
+
+bool Exact(int64_t v) { return v >= 0 && v <= kMaxExact; }
+
+// A whole number Redis answered; an error for anything else (a key written by someone else).
+Result<int64_t> Whole(const std::string& s) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) {
+    return Fail(Error::Internal("a counter in Redis holds \"" + s + "\", not a whole number"));
+  }
+  return v;
+}
+
+class RedisStore : public CounterStore {
+ public:
+  explicit RedisStore(std::unique_ptr<redis::Client> client) : client_(std::move(client)) {}
+
+  Result<ChargeOutcome> TryCharge(const std::vector<Charge>& charges, int64_t now_ms) override {
+    if (charges.empty()) return ChargeOutcome{true, 0, 0};
+    for (const Charge& c : charges) {
+      if (!Exact(c.amount) || !Exact(c.max) || !Exact(c.expires_ms)) {
+        return Fail(Error::InvalidArgument(
+            "counter " + c.key + ": the Redis state store counts whole numbers up to 2^53-1"));
+      }
+    }
+    std::vector<std::string> keys, args;
+    keys.reserve(charges.size());
+    args.reserve(1 + 3 * charges.size());
+    args.push_back(std::to_string(now_ms));
+    for (const Charge& c : charges) {
+      keys.push_back(Key(c.key));
+      args.push_back(std::to_string(c.amount));
+      args.push_back(std::to_string(c.max));
+      args.push_back(std::to_string(c.expires_ms));
+    }
+    auto r = client_->Eval(kCharge, Views(keys), Views(args));
+    if (!r) return Fail(r.error().Context("charging a counter"));
+    if (r->type != redis::Value::Type::kArray || r->elements.size() != 3) {
+      return Fail(Error::Internal("charging a counter: unexpected reply from Redis"));
+    }
+    ChargeOutcome out;
+    out.admitted = r->elements[0].integer == 1;
+    if (!out.admitted) {
+      out.rejected = static_cast<size_t>(r->elements[1].integer);
+      auto current = Whole(r->elements[2].str);
+      if (!current) return Fail(current.error());
+      out.current = *current;
+    }
+    return out;
+  }
+
+  Result<bool> Refund(const std::vector<Charge>& charges, int64_t now_ms) override {
+    if (charges.empty()) return true;
+    std::vector<std::string> keys, args;
+    args.push_back(std::to_string(now_ms));
+    for (const Charge& c : charges) {
+      keys.push_back(Key(c.key));
+      args.push_back(std::to_string(c.amount));
+    }
+    auto r = client_->Eval(kRefund, Views(keys), Views(args));
+    if (!r) return Fail(r.error().Context("refunding a counter"));
+    return true;
+  }
+
+  Result<int64_t> Value(const std::string& key, int64_t now_ms) override {
+    const std::string k = Key(key);
+    auto r = client_->Command({"HMGET", k, "v", "e"});
+    if (!r) return Fail(r.error().Context("reading a counter"));
+    if (r->type != redis::Value::Type::kArray || r->elements.size() != 2) {
+      return Fail(Error::Internal("reading a counter: unexpected reply from Redis"));
+    }
+    const auto& v = r->elements[0];
+    const auto& e = r->elements[1];
+    if (v.type != redis::Value::Type::kString || e.type != redis::Value::Type::kString) {
+      return int64_t{0};
+    }
+    auto value = Whole(v.str), ends = Whole(e.str);
+    if (!value) return Fail(value.error());
+    if (!ends) return Fail(ends.error());
+    return *ends > now_ms ? *value : int64_t{0};
+  }
+
+  std::string Describe() const override { return client_->endpoint().Describe(); }
+
+ private:
+  static std::string Key(const std::string& key) {
+    std::string k;
+    k.reserve(kKeyPrefix.size() + key.size());
+    return k.append(kKeyPrefix).append(key);
+  }
+  static std::vector<std::string_view> Views(const std::vector<std::string>& v) {
+    return {v.begin(), v.end()};
+  }
+
+  const std::unique_ptr<redis::Client> client_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<CounterStore>> OpenRedisStore(const std::string& url) {
+  auto endpoint = redis::ParseUrl(url);
+  if (!endpoint) return Fail(endpoint.error());
+  auto client = redis::Client::Connect(*endpoint, std::chrono::seconds(5));
+  if (!client) return Fail(client.error());
+  return std::unique_ptr<CounterStore>(std::make_unique<RedisStore>(std::move(*client)));
+}
+
+}  // namespace tw::limits

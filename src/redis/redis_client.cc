@@ -1,0 +1,253 @@
+#include "redis/redis_client.h"
+
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+
+#include <boost/url/parse.hpp>
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+
+namespace tw::redis {
+
+namespace {
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+std::string Sha1Hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha1(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
+}
+
+timeval ToTimeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+Value Convert(const redisReply* r) {
+  Value v;
+  switch (r->type) {
+    case REDIS_REPLY_INTEGER:
+      v.type = Value::Type::kInteger;
+      v.integer = r->integer;
+      break;
+    case REDIS_REPLY_STRING:
+      v.type = Value::Type::kString;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      v.type = Value::Type::kStatus;
+      v.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ARRAY:
+      v.type = Value::Type::kArray;
+      v.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) v.elements.push_back(Convert(r->element[i]));
+      break;
+    default:
+      v.type = Value::Type::kNil;
+  }
+  return v;
+}
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+
+}  // namespace
+
+std::string Endpoint::Describe() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return "redis://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port) + "/" +
+         std::to_string(db);
+}
+
+// `url` with whatever stands between "://" and an '@' in its authority replaced by "***", so
+// that an error never repeats a password someone wrote into it.
+static std::string Redacted(std::string_view url) {
+  const size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return std::string(url);
+  const size_t start = scheme + 3;
+  const size_t authority_end = std::min(url.find('/', start), url.size());
+  const size_t at = url.substr(0, authority_end).rfind('@');
+  if (at == std::string_view::npos || at < start) return std::string(url);
+  return std::string(url.substr(0, start)) + "***" + std::string(url.substr(at));
+}
+
+Result<Endpoint> ParseUrl(std::string_view url) {
+  auto bad = [&](const std::string& why) {
+    return Fail(Error::InvalidArgument("state \"" + Redacted(url) + "\": " + why));
+  };
+  auto u = boost::urls::parse_uri(url);
+  if (!u) return bad("not a URL (expected redis://HOST[:PORT][/DB])");
+  if (u->scheme() != "redis") return bad("expected redis://HOST[:PORT][/DB]");
+  if (u->has_userinfo()) {
+    return bad("credentials do not belong in the URL (a config file is kept in git): set "
+               "TOOLWARDEN_REDIS_USERNAME and TOOLWARDEN_REDIS_PASSWORD in the environment");
+  }
+  if (u->has_query() || u->has_fragment()) return bad("a query or fragment is not understood");
+  Endpoint e;
+  switch (u->host_type()) {
+    case boost::urls::host_type::ipv6:
+      e.host = u->host_ipv6_address().to_string();
+      break;
+    case boost::urls::host_type::ipv4:
+    case boost::urls::host_type::name:
+      e.host = u->host();
+      break;
+    default:
+      return bad("expected a host name or IP address");
+  }
+  if (e.host.empty()) return bad("the host is missing");
+  if (u->has_port()) {
+    const std::string_view p = u->port();
+    int port = 0;
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+    if (ec != std::errc() || end != p.data() + p.size() || port < 1 || port > 65535) {
+      return bad("the port must be a number from 1 to 65535");
+    }
+    e.port = port;
+  }
+  std::string_view path = u->encoded_path();
+  if (!path.empty() && path != "/") {
+    path.remove_prefix(1);
+    int db = -1;
+    auto [end, ec] = std::from_chars(path.data(), path.data() + path.size(), db);
+    if (ec != std::errc() || end != path.data() + path.size() || db < 0 || db > 15) {
+      return bad("the database (the path) must be a number from 0 to 15");
+    }
+    e.db = db;
+  }
+  e.username = Env("TOOLWARDEN_REDIS_USERNAME");
+  e.password = Env("TOOLWARDEN_REDIS_PASSWORD");
+  if (!e.username.empty() && e.password.empty()) {
+    return bad("TOOLWARDEN_REDIS_USERNAME is set without TOOLWARDEN_REDIS_PASSWORD");
+  }
+  return e;
+}
+
+Script::Script(std::string source) : source_(std::move(source)), sha1_(Sha1Hex(source_)) {}
+
+Client::Client(Endpoint endpoint, std::chrono::milliseconds timeout)
+    : endpoint_(std::move(endpoint)), timeout_(timeout) {}
+
+Client::~Client() {
+  if (ctx_) redisFree(ctx_);
+}
+
+Result<std::unique_ptr<Client>> Client::Connect(const Endpoint& endpoint,
+                                                std::chrono::milliseconds timeout) {
+  std::unique_ptr<Client> c(new Client(endpoint, timeout));
+  std::lock_guard lock(c->mu_);
+  if (auto r = c->ConnectLocked(); !r) return Fail(r.error());
+  return c;
+}
+
+Result<void> Client::ConnectLocked() {
+  const std::string where = endpoint_.Describe();
+  redisContext* ctx = redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port,
+                                              ToTimeval(timeout_));
+  if (ctx == nullptr) return Fail(Error::Unavailable(where + ": out of memory"));
+  if (ctx->err) {
+    Error e = Error::Unavailable(where + ": " + ctx->errstr);
+    redisFree(ctx);
+    return Fail(std::move(e));
+  }
+  redisSetTimeout(ctx, ToTimeval(timeout_));
+  redisEnableKeepAlive(ctx);
+  ctx_ = ctx;
+  // The handshake: AUTH (never logged: the error names the step, not the secret), SELECT.
+  if (!endpoint_.password.empty()) {
+    std::vector<std::string_view> auth{"AUTH"};
+    if (!endpoint_.username.empty()) auth.push_back(endpoint_.username);
+    auth.push_back(endpoint_.password);
+    if (auto r = CommandLocked(auth); !r) {
+      if (ctx_) redisFree(ctx_);
+      ctx_ = nullptr;
+      return Fail(Error::Unavailable(where + ": authentication refused (" +
+                                     r.error().message().substr(where.size() + 2) + ")"));
+    }
+  }
+  if (endpoint_.db != 0) {
+    const std::string db = std::to_string(endpoint_.db);
+    if (auto r = CommandLocked({"SELECT", db}); !r) {
+      if (ctx_) redisFree(ctx_);
+      ctx_ = nullptr;
+      return Fail(r.error());
+    }
+  }
+  return {};
+}
+
+Result<Value> Client::CommandLocked(const std::vector<std::string_view>& argv) {
+  const std::string where = endpoint_.Describe();
+  if (ctx_ == nullptr) {
+    if (auto r = ConnectLocked(); !r) return Fail(r.error());
+  }
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+  ptrs.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (std::string_view a : argv) {
+    ptrs.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  std::unique_ptr<redisReply, ReplyDeleter> reply(static_cast<redisReply*>(
+      redisCommandArgv(ctx_, static_cast<int>(argv.size()), ptrs.data(), lens.data())));
+  if (!reply) {
+    // The connection is unusable (closed, timed out after `timeout_`, a protocol error): drop
+    // it. Whether the server ran the command is unknown; the caller fails closed.
+    Error e = Error::Unavailable(where + ": " + ctx_->errstr);
+    redisFree(ctx_);
+    ctx_ = nullptr;
+    return Fail(std::move(e));
+  }
+  if (reply->type == REDIS_REPLY_ERROR) {
+    return Fail(Error::Unavailable(where + ": " + std::string(reply->str, reply->len)));
+  }
+  return Convert(reply.get());
+}
+
+Result<Value> Client::Command(const std::vector<std::string_view>& argv) {
+  std::lock_guard lock(mu_);
+  return CommandLocked(argv);
+}
+
+Result<Value> Client::Eval(const Script& script, const std::vector<std::string_view>& keys,
+                           const std::vector<std::string_view>& args) {
+  const std::string nkeys = std::to_string(keys.size());
+  std::vector<std::string_view> argv;
+  argv.reserve(3 + keys.size() + args.size());
+  argv.push_back("EVALSHA");
+  argv.push_back(script.sha1());
+  argv.push_back(nkeys);
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::lock_guard lock(mu_);
+  auto r = CommandLocked(argv);
+  const size_t code_at = endpoint_.Describe().size() + 2;  // after "redis://…: "
+  // A server that does not know the script (restarted, flushed) never ran it: send its text.
+  if (!r && r.error().message().size() > code_at &&
+      r.error().message().compare(code_at, 9, "NOSCRIPT ") == 0) {
+    argv[0] = "EVAL";
+    argv[1] = script.source();
+    return CommandLocked(argv);
+  }
+  return r;
+}
+
+}  // namespace tw::redis

@@ -1,0 +1,92 @@
+// A connection to a Redis server, for the state a fleet of gateways shares (`state:
+// redis://…`). Thin on purpose: commands go as argument vectors (never formatted strings, so a
+// key or value can hold any byte), replies come back as plain values, and every failure is a
+// Result the caller turns into a denial (fail closed).
+//
+// Contract: thread-safe — one command at a time on one connection (callers queue on a mutex).
+// A command that fails on the wire (the server went away, a timeout) drops the connection; the
+// next command connects again. A command is sent once: it is never retried behind the caller's
+// back, so a charge whose answer was lost is reported as an error, not made twice.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+struct redisContext;
+
+namespace tw::redis {
+
+// Where the server is. Credentials never come from the URL (a state spec lives in a config
+// file kept in git): TOOLWARDEN_REDIS_USERNAME and TOOLWARDEN_REDIS_PASSWORD in the environment.
+struct Endpoint {
+  std::string host;
+  int port = 6379;
+  int db = 0;
+  std::string username;  // empty: the default user (AUTH with a password only)
+  std::string password;  // empty: no AUTH
+  std::string Describe() const;  // "redis://host:port/db", never the credentials
+};
+
+// Parses "redis://HOST[:PORT][/DB]" (an IPv6 host in brackets); fills the credentials from the
+// environment. Refuses a URL with a user or password in it, a query, or a DB that is not a
+// number from 0 to 15 (the database count of a default Redis server).
+Result<Endpoint> ParseUrl(std::string_view url);
+
+// One reply. Errors the server answers (`-ERR …`) come back as a failed Result, not a Value.
+struct Value {
+  enum class Type { kNil, kInteger, kString, kStatus, kArray };
+  Type type = Type::kNil;
+  int64_t integer = 0;
+  std::string str;  // kString, kStatus
+  std::vector<Value> elements;
+};
+
+// A Lua script run with EVALSHA, loaded again (EVAL) where the server does not know it (after
+// a restart or a SCRIPT FLUSH).
+class Script {
+ public:
+  explicit Script(std::string source);
+  const std::string& source() const { return source_; }
+  const std::string& sha1() const { return sha1_; }
+
+ private:
+  std::string source_;
+  std::string sha1_;  // hex, as EVALSHA wants it
+};
+
+class Client {
+ public:
+  // Connects (and authenticates, and selects the DB) at once, so that a wrong address or
+  // password is reported when the gateway starts. `timeout` bounds the connect and each
+  // command's reply.
+  static Result<std::unique_ptr<Client>> Connect(const Endpoint& endpoint,
+                                                 std::chrono::milliseconds timeout);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  Result<Value> Command(const std::vector<std::string_view>& argv);
+  Result<Value> Eval(const Script& script, const std::vector<std::string_view>& keys,
+                     const std::vector<std::string_view>& args);
+
+  const Endpoint& endpoint() const { return endpoint_; }
+
+ private:
+  Client(Endpoint endpoint, std::chrono::milliseconds timeout);
+  Result<void> ConnectLocked();  // Requires mu_.
+  Result<Value> CommandLocked(const std::vector<std::string_view>& argv);  // Requires mu_.
+
+  const Endpoint endpoint_;
+  const std::chrono::milliseconds timeout_;
+  std::mutex mu_;
+  redisContext* ctx_ = nullptr;  // Guarded by mu_; null while disconnected.
+};
+
+}  // namespace tw::redis

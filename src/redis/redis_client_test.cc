@@ -1,0 +1,180 @@
+#include "redis/redis_client.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "testing/redis_server.h"
+
+namespace tw::redis {
+namespace {
+
+// Unsets the credential variables around a test, whatever the environment had.
+class UrlTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Clear(); }
+  void TearDown() override { Clear(); }
+  static void Clear() {
+    unsetenv("TOOLWARDEN_REDIS_USERNAME");
+    unsetenv("TOOLWARDEN_REDIS_PASSWORD");
+  }
+};
+
+TEST_F(UrlTest, ParsesHostPortAndDatabase) {
+  auto e = ParseUrl("redis://cache.internal:6380/3");
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_EQ(e->host, "cache.internal");
+  EXPECT_EQ(e->port, 6380);
+  EXPECT_EQ(e->db, 3);
+  EXPECT_EQ(e->Describe(), "redis://cache.internal:6380/3");
+  e = ParseUrl("redis://10.0.0.7");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->port, 6379);
+  EXPECT_EQ(e->db, 0);
+  e = ParseUrl("redis://[::1]:7000/");
+  ASSERT_TRUE(e) << e.error().message();
+  EXPECT_EQ(e->host, "::1");
+  EXPECT_EQ(e->Describe(), "redis://[::1]:7000/0");
+}
+
+TEST_F(UrlTest, RefusesWhatItCannotHonourSayingWhy) {
+  struct Case {
+    const char* url;
+    const char* says;
+  };
+  for (const Case& c : {Case{"redis://user:secret@h:6379/0", "TOOLWARDEN_REDIS_PASSWORD"},
+                        Case{"redis://:secret@h/0", "credentials"},
+                        Case{"rediss://h:6379/0", "expected redis://"},
+                        Case{"http://h/0", "expected redis://"},
+                        Case{"redis://h:0/0", "port"},
+                        Case{"redis://h:70000/0", "port"},
+                        Case{"redis://h/16", "0 to 15"},
+                        Case{"redis://h/-1", "0 to 15"},
+                        Case{"redis://h/1x", "0 to 15"},
+                        Case{"redis://h/0/1", "0 to 15"},
+                        Case{"redis://h/0?timeout=1", "query"},
+                        Case{"redis:///0", "host"},
+                        Case{"not a url", "not a URL"}}) {
+    auto e = ParseUrl(c.url);
+    ASSERT_FALSE(e) << c.url;
+    EXPECT_NE(e.error().message().find(c.says), std::string::npos)
+        << c.url << ": " << e.error().message();
+    // A secret written into the URL is never repeated back into a log.
+    EXPECT_EQ(e.error().message().find("secret"), std::string::npos) << e.error().message();
+  }
+}
+
+TEST_F(UrlTest, CredentialsComeFromTheEnvironment) {
+  setenv("TOOLWARDEN_REDIS_PASSWORD", "pw", 1);
+  auto e = ParseUrl("redis://h/0");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->password, "pw");
+  EXPECT_EQ(e->username, "");
+  EXPECT_EQ(e->Describe().find("pw"), std::string::npos);
+  setenv("TOOLWARDEN_REDIS_USERNAME", "gateway", 1);
+  e = ParseUrl("redis://h/0");
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->username, "gateway");
+  unsetenv("TOOLWARDEN_REDIS_PASSWORD");
+  e = ParseUrl("redis://h/0");
+  ASSERT_FALSE(e);
+  EXPECT_NE(e.error().message().find("without TOOLWARDEN_REDIS_PASSWORD"), std::string::npos);
+}
+
+class ClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (testing::RedisServer::Binary().empty()) GTEST_SKIP() << "redis-server is not installed";
+  }
+  static Endpoint At(int port) {
+    Endpoint e;
+    e.host = "127.0.0.1";
+    e.port = port;
+    return e;
+  }
+};
+
+TEST_F(ClientTest, RunsCommandsWithAnyBytesAndScriptsTheServerForgot) {
+  testing::RedisServer server;
+  ASSERT_TRUE(server.started());
+  auto c = Client::Connect(At(server.port()), std::chrono::seconds(2));
+  ASSERT_TRUE(c) << c.error().message();
+  const std::string odd("a\0b\r\n c", 7);
+  ASSERT_TRUE((*c)->Command({"SET", odd, odd}));
+  auto v = (*c)->Command({"GET", odd});
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->type, Value::Type::kString);
+  EXPECT_EQ(v->str, odd);
+  v = (*c)->Command({"GET", "missing"});
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->type, Value::Type::kNil);
+  // An error the server answers is a failed Result naming the server.
+  auto bad = (*c)->Command({"NOSUCHCOMMAND"});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("unknown command"), std::string::npos);
+
+  const Script add("return tonumber(ARGV[1]) + #KEYS");
+  v = (*c)->Eval(add, {"k1", "k2"}, {"40"});
+  ASSERT_TRUE(v) << v.error().message();
+  EXPECT_EQ(v->integer, 42);
+  ASSERT_TRUE((*c)->Command({"SCRIPT", "FLUSH"}));
+  v = (*c)->Eval(add, {"k1"}, {"1"});
+  ASSERT_TRUE(v) << v.error().message();
+  EXPECT_EQ(v->integer, 2);
+}
+
+TEST_F(ClientTest, DatabasesAreSelected) {
+  testing::RedisServer server;
+  ASSERT_TRUE(server.started());
+  Endpoint one = At(server.port()), two = At(server.port());
+  two.db = 2;
+  auto a = Client::Connect(one, std::chrono::seconds(2));
+  auto b = Client::Connect(two, std::chrono::seconds(2));
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE((*a)->Command({"SET", "k", "db0"}));
+  EXPECT_EQ((*b)->Command({"GET", "k"})->type, Value::Type::kNil);
+}
+
+TEST_F(ClientTest, AWrongPasswordIsRefusedWithoutRepeatingIt) {
+  testing::RedisServer server({"--requirepass", "right-horse"});
+  ASSERT_TRUE(server.started());
+  Endpoint e = At(server.port());
+  e.password = "wrong-battery";
+  auto c = Client::Connect(e, std::chrono::seconds(2));
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message().find("authentication refused"), std::string::npos)
+      << c.error().message();
+  EXPECT_EQ(c.error().message().find("wrong-battery"), std::string::npos);
+  // No password at all: the first command says so.
+  e.password.clear();
+  auto anonymous = Client::Connect(e, std::chrono::seconds(2));
+  ASSERT_TRUE(anonymous);
+  auto r = (*anonymous)->Command({"GET", "k"});
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message().find("NOAUTH"), std::string::npos);
+  e.password = "right-horse";
+  auto good = Client::Connect(e, std::chrono::seconds(2));
+  ASSERT_TRUE(good) << good.error().message();
+  EXPECT_TRUE((*good)->Command({"GET", "k"}));
+}
+
+TEST_F(ClientTest, ANewServerOnTheAddressIsReachedAgainAfterAFailure) {
+  auto server = std::make_unique<testing::RedisServer>();
+  ASSERT_TRUE(server->started());
+  const int port = server->port();
+  auto c = Client::Connect(At(port), std::chrono::seconds(2));
+  ASSERT_TRUE(c);
+  ASSERT_TRUE((*c)->Command({"PING"}));
+  server->Stop();
+  auto r = (*c)->Command({"PING"});
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_NE(r.error().message().find("127.0.0.1:" + std::to_string(port)), std::string::npos);
+  // Nothing listens: connecting fails at once (refused), naming the address.
+  auto none = Client::Connect(At(port), std::chrono::seconds(2));
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().message().find(std::to_string(port)), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tw::redis

@@ -253,25 +253,20 @@ void Gateway::AddGauges() {
                     [this] { return sessions_ ? sessions_() : 0.0; });
   metrics_.AddGauge("toolwarden_pending_approvals", "Calls waiting for a human's decision.",
                     [this] { return static_cast<double>(polling_->waiting()); });
-  metrics_.AddGauge(
-      "toolwarden_policy_reloads_total", "Policy reloads applied.",
-      [this] {
-        std::lock_guard lock(mu_);
-        double n = 0;
-        for (const auto& [p, pf] : policies_) n += static_cast<double>(pf.holder->reloads());
-        return n;
-      },
-      "counter");
-  metrics_.AddGauge(
-      "toolwarden_policy_reload_failures_total",
-      "Policy reloads refused because the file was invalid.",
-      [this] {
-        std::lock_guard lock(mu_);
-        double n = 0;
-        for (const auto& [p, pf] : policies_) n += static_cast<double>(pf.holder->failed_reloads());
-        return n;
-      },
-      "counter");
+  // A count summed over every policy file's holder.
+  auto over_policies = [this](uint64_t (gateway::PolicyHolder::*count)() const) {
+    return [this, count] {
+      std::lock_guard lock(mu_);
+      double n = 0;
+      for (const auto& [p, pf] : policies_) n += static_cast<double>(((*pf.holder).*count)());
+      return n;
+    };
+  };
+  metrics_.AddGauge("toolwarden_policy_reloads_total", "Policy reloads applied.",
+                    over_policies(&gateway::PolicyHolder::reloads), "counter");
+  metrics_.AddGauge("toolwarden_policy_reload_failures_total",
+                    "Policy reloads refused because the file was invalid.",
+                    over_policies(&gateway::PolicyHolder::failed_reloads), "counter");
   if (!config_.path.empty()) {
     metrics_.AddGauge("toolwarden_config_reloads_total", "Config reloads applied.",
                       [this] { return static_cast<double>(config_reloads_); }, "counter");

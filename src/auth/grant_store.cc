@@ -125,7 +125,7 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
   // A grant that authenticated since the last change is answered from memory: a session opens
   // with the grant its request just authenticated as, and needs no read of the file for it.
   Result<std::optional<Grant>> Get(const std::string& name) override {
-    if (std::shared_ptr<const Grant> cached = CachedByName(name, epoch_->Load())) {
+    if (std::shared_ptr<const Grant> cached = Cached(by_name_, name, epoch_->Load())) {
       return std::optional<Grant>(*cached);
     }
     std::lock_guard lock(mu_);
@@ -162,7 +162,7 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
     const std::string hash = TokenHash(token);
     // The epoch before the read, so that a change committed meanwhile outdates what is read.
     const uint64_t epoch = epoch_->Load();
-    if (std::shared_ptr<const Grant> cached = Cached(hash, epoch)) {
+    if (std::shared_ptr<const Grant> cached = Cached(cache_, hash, epoch)) {
       Grant g = *cached;
       if (g.expires_ms != 0 && now_ms >= g.expires_ms) {
         v.refusal = Refusal::kExpired;
@@ -240,20 +240,16 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
     ChangeEpoch& epoch;
   };
 
-  // The cached active grant of `hash`, if the cache is still of `epoch` (emptied otherwise).
-  std::shared_ptr<const Grant> Cached(const std::string& hash, uint64_t epoch) {
-    std::lock_guard lock(cache_mu_);
-    if (!CacheOfLocked(epoch)) return nullptr;
-    auto it = cache_.find(hash);
-    return it == cache_.end() ? nullptr : it->second;
-  }
+  using GrantMap = std::unordered_map<std::string, std::shared_ptr<const Grant>>;
 
-  // The cached active grant named `name`, as Cached.
-  std::shared_ptr<const Grant> CachedByName(const std::string& name, uint64_t epoch) {
+  // The cached active grant under `key` in `map` (cache_: by token hash; by_name_: by name),
+  // if the cache is still of `epoch` (emptied otherwise).
+  std::shared_ptr<const Grant> Cached(const GrantMap& map, const std::string& key,
+                                      uint64_t epoch) {
     std::lock_guard lock(cache_mu_);
     if (!CacheOfLocked(epoch)) return nullptr;
-    auto it = by_name_.find(name);
-    return it == by_name_.end() ? nullptr : it->second;
+    auto it = map.find(key);
+    return it == map.end() ? nullptr : it->second;
   }
 
   // Whether the cache is of `epoch`; empties it (and makes it of `epoch`) when it is not.
@@ -321,9 +317,8 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
   const std::unique_ptr<ChangeEpoch> epoch_;
   std::mutex cache_mu_;
   uint64_t cache_epoch_ = 0;  // Guarded by cache_mu_.
-  std::unordered_map<std::string, std::shared_ptr<const Grant>> cache_;  // Guarded by cache_mu_.
-  // The same entries by grant name. Guarded by cache_mu_.
-  std::unordered_map<std::string, std::shared_ptr<const Grant>> by_name_;
+  GrantMap cache_;    // Guarded by cache_mu_.
+  GrantMap by_name_;  // The same entries by grant name. Guarded by cache_mu_.
 };
 
 }  // namespace

@@ -33,7 +33,7 @@ class MemoryStore : public CounterStore {
       const int64_t current = ValueLocked(charges[i].key, now_ms);
       // Earlier charges of the same counter in this call count too (a handful of charges: the
       // quadratic scan is cheaper than a map).
-      const int64_t earlier = i == 0 ? 0 : EarlierOfSameKey(charges, i);
+      const int64_t earlier = EarlierOfSameKey(charges, i);
       // Overflow-safe form of current + earlier + amount > max.
       if (charges[i].amount > charges[i].max - current - earlier) {
         return ChargeOutcome{false, i, current};

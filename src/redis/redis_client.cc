@@ -3,10 +3,12 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
-#include <boost/url/parse.hpp>
 #include <algorithm>
+#include <boost/url/parse.hpp>
 #include <charconv>
 #include <cstdlib>
+
+#include "common/hex.h"
 
 namespace tw::redis {
 
@@ -21,13 +23,8 @@ std::string Sha1Hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha1(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
-  out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[digest[i] >> 4]);
-    out.push_back(kHex[digest[i] & 15]);
-  }
+  AppendHex(out, digest, len);
   return out;
 }
 
@@ -64,10 +61,6 @@ Value Convert(const redisReply* r) {
   return v;
 }
 
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-
 }  // namespace
 
 std::string Endpoint::Describe() const {
@@ -96,8 +89,9 @@ Result<Endpoint> ParseUrl(std::string_view url) {
   if (!u) return bad("not a URL (expected redis://HOST[:PORT][/DB])");
   if (u->scheme() != "redis") return bad("expected redis://HOST[:PORT][/DB]");
   if (u->has_userinfo()) {
-    return bad("credentials do not belong in the URL (a config file is kept in git): set "
-               "TOOLWARDEN_REDIS_USERNAME and TOOLWARDEN_REDIS_PASSWORD in the environment");
+    return bad(
+        "credentials do not belong in the URL (a config file is kept in git): set "
+        "TOOLWARDEN_REDIS_USERNAME and TOOLWARDEN_REDIS_PASSWORD in the environment");
   }
   if (u->has_query() || u->has_fragment()) return bad("a query or fragment is not understood");
   Endpoint e;
@@ -142,12 +136,12 @@ Result<Endpoint> ParseUrl(std::string_view url) {
 
 Script::Script(std::string source) : source_(std::move(source)), sha1_(Sha1Hex(source_)) {}
 
-Client::Client(Endpoint endpoint, std::chrono::milliseconds timeout)
-    : endpoint_(std::move(endpoint)), timeout_(timeout) {}
+void Client::ReplyFree::operator()(redisReply* r) const { freeReplyObject(r); }
 
-Client::~Client() {
-  if (ctx_) redisFree(ctx_);
-}
+Client::Client(Endpoint endpoint, std::chrono::milliseconds timeout)
+    : endpoint_(std::move(endpoint)), where_(endpoint_.Describe()), timeout_(timeout) {}
+
+Client::~Client() { DropLocked(); }
 
 Result<std::unique_ptr<Client>> Client::Connect(const Endpoint& endpoint,
                                                 std::chrono::milliseconds timeout) {
@@ -157,44 +151,49 @@ Result<std::unique_ptr<Client>> Client::Connect(const Endpoint& endpoint,
   return c;
 }
 
+void Client::DropLocked() {
+  if (ctx_) redisFree(ctx_);
+  ctx_ = nullptr;
+}
+
 Result<void> Client::ConnectLocked() {
-  const std::string where = endpoint_.Describe();
-  redisContext* ctx = redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port,
-                                              ToTimeval(timeout_));
-  if (ctx == nullptr) return Fail(Error::Unavailable(where + ": out of memory"));
+  redisContext* ctx =
+      redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port, ToTimeval(timeout_));
+  if (ctx == nullptr) return Fail(Error::Unavailable(where_ + ": out of memory"));
   if (ctx->err) {
-    Error e = Error::Unavailable(where + ": " + ctx->errstr);
+    Error e = Error::Unavailable(where_ + ": " + ctx->errstr);
     redisFree(ctx);
     return Fail(std::move(e));
   }
   redisSetTimeout(ctx, ToTimeval(timeout_));
   redisEnableKeepAlive(ctx);
   ctx_ = ctx;
-  // The handshake: AUTH (never logged: the error names the step, not the secret), SELECT.
+  // The handshake: AUTH (its error names the step and the server's answer, never the
+  // secret), then SELECT. A refusal of either leaves no connection behind.
+  auto step = [this](const std::vector<std::string_view>& argv,
+                     const std::string& what) -> Result<void> {
+    auto reply = SendLocked(argv);
+    if (!reply) return Fail(reply.error());
+    if ((*reply)->type != REDIS_REPLY_ERROR) return {};
+    DropLocked();
+    return Fail(Error::Unavailable(where_ + ": " + what + " refused (" +
+                                   std::string((*reply)->str, (*reply)->len) + ")"));
+  };
   if (!endpoint_.password.empty()) {
     std::vector<std::string_view> auth{"AUTH"};
     if (!endpoint_.username.empty()) auth.push_back(endpoint_.username);
     auth.push_back(endpoint_.password);
-    if (auto r = CommandLocked(auth); !r) {
-      if (ctx_) redisFree(ctx_);
-      ctx_ = nullptr;
-      return Fail(Error::Unavailable(where + ": authentication refused (" +
-                                     r.error().message().substr(where.size() + 2) + ")"));
-    }
+    if (auto r = step(auth, "authentication"); !r) return r;
   }
   if (endpoint_.db != 0) {
-    const std::string db = std::to_string(endpoint_.db);
-    if (auto r = CommandLocked({"SELECT", db}); !r) {
-      if (ctx_) redisFree(ctx_);
-      ctx_ = nullptr;
-      return Fail(r.error());
+    if (auto r = step({"SELECT", std::to_string(endpoint_.db)}, "selecting the database"); !r) {
+      return r;
     }
   }
   return {};
 }
 
-Result<Value> Client::CommandLocked(const std::vector<std::string_view>& argv) {
-  const std::string where = endpoint_.Describe();
+Result<Client::Reply> Client::SendLocked(const std::vector<std::string_view>& argv) {
   if (ctx_ == nullptr) {
     if (auto r = ConnectLocked(); !r) return Fail(r.error());
   }
@@ -206,25 +205,29 @@ Result<Value> Client::CommandLocked(const std::vector<std::string_view>& argv) {
     ptrs.push_back(a.data());
     lens.push_back(a.size());
   }
-  std::unique_ptr<redisReply, ReplyDeleter> reply(static_cast<redisReply*>(
+  Reply reply(static_cast<redisReply*>(
       redisCommandArgv(ctx_, static_cast<int>(argv.size()), ptrs.data(), lens.data())));
   if (!reply) {
     // The connection is unusable (closed, timed out after `timeout_`, a protocol error): drop
     // it. Whether the server ran the command is unknown; the caller fails closed.
-    Error e = Error::Unavailable(where + ": " + ctx_->errstr);
-    redisFree(ctx_);
-    ctx_ = nullptr;
+    Error e = Error::Unavailable(where_ + ": " + ctx_->errstr);
+    DropLocked();
     return Fail(std::move(e));
   }
-  if (reply->type == REDIS_REPLY_ERROR) {
-    return Fail(Error::Unavailable(where + ": " + std::string(reply->str, reply->len)));
+  return reply;
+}
+
+Result<Value> Client::ValueOf(Result<Reply> reply) const {
+  if (!reply) return Fail(reply.error());
+  if ((*reply)->type == REDIS_REPLY_ERROR) {
+    return Fail(Error::Unavailable(where_ + ": " + std::string((*reply)->str, (*reply)->len)));
   }
-  return Convert(reply.get());
+  return Convert(reply->get());
 }
 
 Result<Value> Client::Command(const std::vector<std::string_view>& argv) {
   std::lock_guard lock(mu_);
-  return CommandLocked(argv);
+  return ValueOf(SendLocked(argv));
 }
 
 Result<Value> Client::Eval(const Script& script, const std::vector<std::string_view>& keys,
@@ -238,16 +241,15 @@ Result<Value> Client::Eval(const Script& script, const std::vector<std::string_v
   argv.insert(argv.end(), keys.begin(), keys.end());
   argv.insert(argv.end(), args.begin(), args.end());
   std::lock_guard lock(mu_);
-  auto r = CommandLocked(argv);
-  const size_t code_at = endpoint_.Describe().size() + 2;  // after "redis://…: "
+  auto reply = SendLocked(argv);
   // A server that does not know the script (restarted, flushed) never ran it: send its text.
-  if (!r && r.error().message().size() > code_at &&
-      r.error().message().compare(code_at, 9, "NOSCRIPT ") == 0) {
+  if (reply && (*reply)->type == REDIS_REPLY_ERROR &&
+      std::string_view((*reply)->str, (*reply)->len).starts_with("NOSCRIPT ")) {
     argv[0] = "EVAL";
     argv[1] = script.source();
-    return CommandLocked(argv);
+    reply = SendLocked(argv);
   }
-  return r;
+  return ValueOf(std::move(reply));
 }
 
 }  // namespace tw::redis

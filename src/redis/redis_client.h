@@ -20,6 +20,7 @@
 #include "common/result.h"
 
 struct redisContext;
+struct redisReply;
 
 namespace tw::redis {
 
@@ -29,8 +30,8 @@ struct Endpoint {
   std::string host;
   int port = 6379;
   int db = 0;
-  std::string username;  // empty: the default user (AUTH with a password only)
-  std::string password;  // empty: no AUTH
+  std::string username;          // empty: the default user (AUTH with a password only)
+  std::string password;          // empty: no AUTH
   std::string Describe() const;  // "redis://host:port/db", never the credentials
 };
 
@@ -79,11 +80,22 @@ class Client {
   const Endpoint& endpoint() const { return endpoint_; }
 
  private:
+  struct ReplyFree {
+    void operator()(redisReply* r) const;
+  };
+  using Reply = std::unique_ptr<redisReply, ReplyFree>;
+
   Client(Endpoint endpoint, std::chrono::milliseconds timeout);
   Result<void> ConnectLocked();  // Requires mu_.
-  Result<Value> CommandLocked(const std::vector<std::string_view>& argv);  // Requires mu_.
+  void DropLocked();             // Requires mu_.
+  // Sends one command (connecting first when there is no connection) and returns the server's
+  // reply, an error reply included; a failure on the wire drops the connection. Requires mu_.
+  Result<Reply> SendLocked(const std::vector<std::string_view>& argv);
+  // The reply as a Value; an error reply as a failed Result naming the server.
+  Result<Value> ValueOf(Result<Reply> reply) const;
 
   const Endpoint endpoint_;
+  const std::string where_;  // endpoint_.Describe(), for messages
   const std::chrono::milliseconds timeout_;
   std::mutex mu_;
   redisContext* ctx_ = nullptr;  // Guarded by mu_; null while disconnected.

@@ -98,11 +98,21 @@ class RedisServer {
 
   void Start(const std::string& bin, const std::vector<std::string>& extra) {
     if (port_ == 0) return;
-    std::vector<std::string> args = {bin,        "--port",       std::to_string(port_),
-                                     "--bind",   "127.0.0.1",    "--save",
-                                     "",         "--appendonly", "no",
-                                     "--daemonize", "no",        "--loglevel",
-                                     "warning",  "--dir",        "/tmp"};
+    std::vector<std::string> args = {bin,
+                                     "--port",
+                                     std::to_string(port_),
+                                     "--bind",
+                                     "127.0.0.1",
+                                     "--save",
+                                     "",
+                                     "--appendonly",
+                                     "no",
+                                     "--daemonize",
+                                     "no",
+                                     "--loglevel",
+                                     "warning",
+                                     "--dir",
+                                     "/tmp"};
     args.insert(args.end(), extra.begin(), extra.end());
     const pid_t pid = fork();
     if (pid == 0) {

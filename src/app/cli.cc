@@ -347,8 +347,9 @@ int Main(int argc, char** argv) {
   for (auto [config, state] : {std::pair{&approvals_options.config, &approvals_options.state},
                                std::pair{&audit_options.config, &audit_options.state},
                                std::pair{&pins_options.config, &pins_options.state}}) {
-    if (config->empty()) continue;
-    auto spec = ResolveState(*config, *state);
+    if (config->empty() && state != &audit_options.state) continue;
+    auto spec = state == &audit_options.state ? ResolveAuditStore(*config, *state)
+                                              : ResolveState(*config, *state);
     if (!spec) {
       std::cerr << spec.error().message() << "\n";
       return kExitInvalid;

@@ -60,4 +60,13 @@ Result<std::string> ResolveState(const std::string& config_path, const std::stri
   return limits::StateSpecOrDefault(c->state);
 }
 
+Result<std::string> ResolveAuditStore(const std::string& config_path, const std::string& state) {
+  if (!state.empty() || config_path.empty()) {
+    return limits::AuditSpecFor(limits::StateSpecOrDefault(state), "");
+  }
+  auto c = LoadConfigForState(config_path);
+  if (!c) return Fail(c.error());
+  return limits::AuditSpecFor(limits::StateSpecOrDefault(c->state), c->audit_store);
+}
+
 }  // namespace tw::app

@@ -30,5 +30,7 @@ Result<config::Config> LoadConfigForState(const std::string& config_path);
 // The state store a subcommand uses: `state`, else the one the serve config at `config_path`
 // names, else the default.
 Result<std::string> ResolveState(const std::string& config_path, const std::string& state);
+// Where the audit records of that state are (limits::AuditSpecFor; a config's audit.store).
+Result<std::string> ResolveAuditStore(const std::string& config_path, const std::string& state);
 
 }  // namespace tw::app

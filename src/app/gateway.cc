@@ -69,7 +69,8 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(boost::asio::io_context& io,
   auto pins = catalog::OpenPinStore(s->state_spec_);
   if (!pins) return Fail(pins.error());
   s->pin_store_ = std::move(*pins);
-  auto audit = audit::OpenAuditLog(s->state_spec_, config.audit_log == "-" ? "/dev/stdout" : config.audit_log);
+  auto audit = audit::OpenAuditLog(limits::AuditSpecFor(s->state_spec_, config.audit_store),
+                                   config.audit_log == "-" ? "/dev/stdout" : config.audit_log);
   if (!audit) return Fail(audit.error());
   s->audit_ = std::make_unique<PublishingAuditLog>(std::move(*audit), s->events_);
   auto approvals = approval::OpenApprovalStore(s->state_spec_);

@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "common/sqlite_db.h"
+#include "redis/redis_client.h"
 
 namespace tw::approval {
 
@@ -36,9 +37,6 @@ std::string ThisOwner() {
   return std::string(host) + ":" + std::to_string(getpid());
 }
 
-namespace {
-
-// True unless `owner` names a process on this host that no longer exists.
 bool OwnerAlive(const std::string& owner) {
   const size_t colon = owner.rfind(':');
   if (colon == std::string::npos) return true;
@@ -56,6 +54,8 @@ State StateFrom(std::string_view s) {
   }
   return State::kAbandoned;
 }
+
+namespace {
 
 constexpr const char* kColumns =
     "id, created_ms, expires_ms, grant_name, session, server, tool, args, args_digest, state, "
@@ -198,6 +198,7 @@ class SqliteApprovalStore : public ApprovalStore, SqliteStoreBase {
 }  // namespace
 
 Result<std::unique_ptr<ApprovalStore>> OpenApprovalStore(const std::string& spec) {
+  if (redis::IsRedisUrl(spec)) return OpenRedisApprovalStore(spec);
   auto spec_path = SqlitePathForSpec(spec);
   if (!spec_path) return Fail(spec_path.error());
   const std::string& path = *spec_path;

@@ -35,6 +35,10 @@ struct Approval {
 
 // This process as an approval owner.
 std::string ThisOwner();
+// True unless `owner` names a process on this host that no longer exists.
+bool OwnerAlive(const std::string& owner);
+// The state StateName() spelled (kAbandoned for anything else).
+State StateFrom(std::string_view name);
 
 class ApprovalStore {
  public:
@@ -54,7 +58,8 @@ class ApprovalStore {
   virtual const void* Connection() const { return nullptr; }
 };
 
-// "memory" or "sqlite:PATH" (table `approvals` in the state database).
+// "memory", "sqlite:PATH" (table `approvals` in the state database) or "redis://…".
 Result<std::unique_ptr<ApprovalStore>> OpenApprovalStore(const std::string& spec);
+Result<std::unique_ptr<ApprovalStore>> OpenRedisApprovalStore(const std::string& url);
 
 }  // namespace tw::approval

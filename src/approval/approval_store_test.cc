@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "testing/state_under_test.h"
+
 namespace tw::approval {
 namespace {
 
@@ -10,8 +12,22 @@ Approval Make(const char* id, int64_t expires) {
                   State::kPending, "", 0, "", ThisOwner()};
 }
 
-TEST(ApprovalStoreTest, ResolvesOnceAndKeepsTheRecord) {
-  auto store = std::move(*OpenApprovalStore("memory"));
+// Every store, Redis on a real redis-server started for the test.
+class ApprovalStoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (!state_.skip().empty()) GTEST_SKIP() << state_.skip();
+  }
+  std::unique_ptr<ApprovalStore> Open() {
+    auto s = OpenApprovalStore(state_.spec());
+    EXPECT_TRUE(s.has_value()) << (s ? "" : s.error().message());
+    return s ? std::move(*s) : nullptr;
+  }
+  testing::StateUnderTest state_{GetParam()};
+};
+
+TEST_P(ApprovalStoreTest, ResolvesOnceAndKeepsTheRecord) {
+  auto store = Open();
   ASSERT_TRUE(store->Create(Make("a1", 1000)).has_value());
   auto ok = store->Resolve("a1", State::kApproved, "alice", "fine", 10);
   ASSERT_TRUE(ok.has_value()) << ok.error().message();
@@ -25,8 +41,8 @@ TEST(ApprovalStoreTest, ResolvesOnceAndKeepsTheRecord) {
   EXPECT_FALSE(store->Resolve("nope", State::kApproved, "x", "", 0).has_value());
 }
 
-TEST(ApprovalStoreTest, AnExpiredApprovalCannotBeApproved) {
-  auto store = std::move(*OpenApprovalStore("memory"));
+TEST_P(ApprovalStoreTest, AnExpiredApprovalCannotBeApproved) {
+  auto store = Open();
   ASSERT_TRUE(store->Create(Make("a2", 100)).has_value());
   auto late = store->Resolve("a2", State::kApproved, "alice", "", 100);
   ASSERT_FALSE(late.has_value());
@@ -34,8 +50,8 @@ TEST(ApprovalStoreTest, AnExpiredApprovalCannotBeApproved) {
   EXPECT_TRUE(store->Resolve("a2", State::kExpired, "", "timed out", 100).has_value());
 }
 
-TEST(ApprovalStoreTest, AbandonsOnlyWhatADeadGatewayHeld) {
-  auto store = std::move(*OpenApprovalStore("memory"));
+TEST_P(ApprovalStoreTest, AbandonsOnlyWhatADeadGatewayHeld) {
+  auto store = Open();
   Approval mine = Make("a3", 1000);  // held by this (running) process
   Approval dead = Make("a4", 1000);
   dead.owner = ThisOwner().substr(0, ThisOwner().rfind(':')) + ":999999999";  // no such pid
@@ -47,6 +63,31 @@ TEST(ApprovalStoreTest, AbandonsOnlyWhatADeadGatewayHeld) {
   EXPECT_EQ((*store->Get("a3"))->state, State::kPending);
   EXPECT_EQ((*store->Get("a5"))->state, State::kPending);
 }
+
+TEST_P(ApprovalStoreTest, ADecisionTakenThroughAnotherGatewayIsSeenAndTakenOnce) {
+  if (GetParam() == "memory") GTEST_SKIP() << "a store in memory is one gateway's alone";
+  auto holder = Open();  // the gateway holding the call
+  auto other = Open();   // the one whose console an administrator uses
+  Approval a = Make("a6", 1000);
+  a.args = R"({"note":"ünïcode \"quoted\"","amount":5})";
+  ASSERT_TRUE(holder->Create(a).has_value());
+  auto pending = other->List(true);
+  ASSERT_TRUE(pending.has_value());
+  ASSERT_EQ(pending->size(), 1u);
+  EXPECT_EQ(pending->front().args, a.args);
+  EXPECT_EQ(pending->front().owner, a.owner);
+  // Two administrators decide at once: exactly one decision counts.
+  auto approve = other->Resolve("a6", State::kApproved, "alice", "", 10);
+  auto deny = holder->Resolve("a6", State::kDenied, "bob", "", 11);
+  EXPECT_TRUE(approve.has_value());
+  EXPECT_FALSE(deny.has_value());
+  EXPECT_EQ((*holder->Get("a6"))->state, State::kApproved);
+  EXPECT_EQ((*holder->Get("a6"))->resolved_by, "alice");
+  EXPECT_TRUE(other->List(true)->empty());
+  ASSERT_EQ(other->List(false)->size(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, ApprovalStoreTest, ::testing::Values("memory", "sqlite", "redis"));
 
 }  // namespace
 }  // namespace tw::approval

@@ -1,4 +1,5 @@
 #include "auth/grant_store.h"
+#include "auth/grant_store_internal.h"
 
 #include <sqlite3.h>
 
@@ -12,33 +13,11 @@
 #include "common/sqlite_db.h"
 #include "jsonrpc/message.h"
 #include "policy/policy.h"
+#include "redis/redis_client.h"
 
 namespace tw::auth {
 
 namespace {
-
-constexpr std::string_view kGrantPrefix = "tw_";
-constexpr std::string_view kAdminPrefix = "twa_";
-constexpr size_t kTokenChars = 43;
-
-bool WellFormed(const std::string& token, std::string_view prefix) {
-  if (token.size() != prefix.size() + kTokenChars || !token.starts_with(prefix)) return false;
-  return std::all_of(token.begin() + static_cast<long>(prefix.size()), token.end(), [](char c) {
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-  });
-}
-
-std::string ServersJson(const std::vector<std::string>& servers) {
-  json::array a;
-  for (const auto& s : servers) a.emplace_back(s);
-  return json::serialize(a);
-}
-
-std::string PoliciesJson(const std::map<std::string, std::string>& policies) {
-  json::object o;
-  for (const auto& [k, v] : policies) o[k] = v;
-  return json::serialize(o);
-}
 
 constexpr const char* kColumns =
     "name, servers, policies, created_ms, expires_ms, revoked_ms, last_used_ms";
@@ -46,19 +25,8 @@ constexpr const char* kColumns =
 Grant Row(sqlite3_stmt* s) {
   Grant g;
   g.name = ColumnText(s, 0);
-  boost::system::error_code ec;
-  json::value servers = json::parse(ColumnText(s, 1), ec);
-  if (!ec && servers.is_array()) {
-    for (const auto& v : servers.get_array()) {
-      if (v.is_string()) g.servers.emplace_back(v.get_string());
-    }
-  }
-  json::value policies = json::parse(ColumnText(s, 2), ec);
-  if (!ec && policies.is_object()) {
-    for (const auto& kv : policies.get_object()) {
-      if (kv.value().is_string()) g.policies[kv.key()] = std::string(kv.value().get_string());
-    }
-  }
+  g.servers = ServersFromJson(ColumnText(s, 1));
+  g.policies = PoliciesFromJson(ColumnText(s, 2));
   g.created_ms = sqlite3_column_int64(s, 3);
   g.expires_ms = sqlite3_column_int64(s, 4);
   g.revoked_ms = sqlite3_column_int64(s, 5);
@@ -77,13 +45,10 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
       : SqliteStoreBase(std::move(conn), "grant store"), epoch_(std::move(epoch)) {}
 
   Result<std::string> Create(const Grant& g, int64_t now_ms) override {
-    if (!ValidGrantName(g.name)) {
-      return Fail(Error::InvalidArgument("grant name \"" + g.name +
-                                         "\" must be 1-64 letters, digits, '.', '_' or '-'"));
-    }
+    if (auto ok = CheckNewGrantName(g.name); !ok) return Fail(ok.error());
     std::lock_guard lock(mu_);
     const EpochBumps bumps(*epoch_);
-    const std::string token = std::string(kGrantPrefix) + RandomBase62(kTokenChars);
+    const std::string token = NewToken(kGrantPrefix);
     // A revoked grant of the same name is replaced; an active one is not.
     SqliteStmt st;
     sqlite3_prepare_v2(
@@ -155,7 +120,7 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
       v.refusal = Refusal::kMissing;
       return v;
     }
-    if (!WellFormed(token, kGrantPrefix)) {
+    if (!WellFormedToken(token, kGrantPrefix)) {
       v.refusal = Refusal::kMalformed;
       return v;
     }
@@ -218,7 +183,7 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
   }
 
   Result<bool> IsAdminToken(const std::string& token) override {
-    if (!WellFormed(token, kAdminPrefix)) return false;
+    if (!WellFormedToken(token, kAdminPrefix)) return false;
     const std::string hash = TokenHash(token);
     std::lock_guard lock(mu_);
     SqliteStmt st;
@@ -303,7 +268,7 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
   }
 
   Result<std::string> InsertAdminLocked(int64_t now_ms) {
-    const std::string token = std::string(kAdminPrefix) + RandomBase62(kTokenChars);
+    const std::string token = NewToken(kAdminPrefix);
     const std::string hash = TokenHash(token);
     SqliteStmt st;
     sqlite3_prepare_v2(db_, "INSERT INTO admin_tokens(token_hash, created_ms) VALUES(?1,?2)", -1,
@@ -322,6 +287,59 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
 };
 
 }  // namespace
+
+bool WellFormedToken(const std::string& token, std::string_view prefix) {
+  if (token.size() != prefix.size() + kTokenChars || !token.starts_with(prefix)) return false;
+  return std::all_of(token.begin() + static_cast<long>(prefix.size()), token.end(), [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+  });
+}
+
+std::string NewToken(std::string_view prefix) {
+  return std::string(prefix) + RandomBase62(kTokenChars);
+}
+
+std::string ServersJson(const std::vector<std::string>& servers) {
+  json::array a;
+  for (const auto& s : servers) a.emplace_back(s);
+  return json::serialize(a);
+}
+
+std::string PoliciesJson(const std::map<std::string, std::string>& policies) {
+  json::object o;
+  for (const auto& [k, v] : policies) o[k] = v;
+  return json::serialize(o);
+}
+
+std::vector<std::string> ServersFromJson(std::string_view text) {
+  std::vector<std::string> out;
+  boost::system::error_code ec;
+  json::value servers = json::parse(text, ec);
+  if (!ec && servers.is_array()) {
+    for (const auto& v : servers.get_array()) {
+      if (v.is_string()) out.emplace_back(v.get_string());
+    }
+  }
+  return out;
+}
+
+std::map<std::string, std::string> PoliciesFromJson(std::string_view text) {
+  std::map<std::string, std::string> out;
+  boost::system::error_code ec;
+  json::value policies = json::parse(text, ec);
+  if (!ec && policies.is_object()) {
+    for (const auto& kv : policies.get_object()) {
+      if (kv.value().is_string()) out[kv.key()] = std::string(kv.value().get_string());
+    }
+  }
+  return out;
+}
+
+Result<std::string> CheckNewGrantName(const std::string& name) {
+  if (ValidGrantName(name)) return name;
+  return Fail(Error::InvalidArgument("grant name \"" + name +
+                                     "\" must be 1-64 letters, digits, '.', '_' or '-'"));
+}
 
 bool Grant::MayUse(const std::string& server) const {
   return servers.empty() || std::find(servers.begin(), servers.end(), server) != servers.end();
@@ -376,6 +394,7 @@ Result<int64_t> ParseExpiry(const std::string& text) {
 }
 
 Result<std::unique_ptr<GrantStore>> OpenGrantStore(const std::string& spec) {
+  if (redis::IsRedisUrl(spec)) return OpenRedisGrantStore(spec);
   auto path = SqlitePathForSpec(spec);
   if (!path) return Fail(path.error());
   auto conn = OpenSharedSqlite(

@@ -9,6 +9,7 @@
 
 #include "common/random.h"
 #include "common/sqlite_db.h"
+#include "testing/state_under_test.h"
 
 namespace tw::auth {
 namespace {
@@ -181,6 +182,90 @@ TEST_F(GrantStoreTest, AdminTokenIsCreatedOnceAndCanBeReset) {
   EXPECT_FALSE(*store_->IsAdminToken(**first));
   EXPECT_TRUE(*store_->IsAdminToken(*reset));
 }
+
+// What every store that gateways share (a SQLite file on one host, Redis for a fleet) does.
+class SharedGrantStoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (!state_.skip().empty()) GTEST_SKIP() << state_.skip();
+    a_ = Open();
+    b_ = Open();
+  }
+  std::unique_ptr<GrantStore> Open() {
+    auto s = OpenGrantStore(state_.spec());
+    EXPECT_TRUE(s.has_value()) << (s ? "" : s.error().message());
+    return s ? std::move(*s) : nullptr;
+  }
+  testing::StateUnderTest state_{GetParam()};
+  std::unique_ptr<GrantStore> a_, b_;  // two gateways
+};
+
+TEST_P(SharedGrantStoreTest, AGrantMadeThroughOneGatewayIsJudgedTheSameByAnother) {
+  Grant g = Named("ci-bot", 1'000'000);
+  g.servers = {"github", "db"};
+  g.policies = {{"db", "/etc/tw/db-readonly.yaml"}};
+  auto token = a_->Create(g, 1'000);
+  ASSERT_TRUE(token) << token.error().message();
+  auto v = b_->Authenticate(*token, 70'000);
+  ASSERT_TRUE(v && v->grant);
+  EXPECT_EQ(v->grant->name, "ci-bot");
+  EXPECT_EQ(v->grant->servers, g.servers);
+  EXPECT_EQ(v->grant->policies, g.policies);
+  EXPECT_EQ(v->grant->created_ms, 1'000);
+  EXPECT_EQ(v->grant->last_used_ms, 70'000);
+  EXPECT_EQ((*a_->Get("ci-bot"))->last_used_ms, 70'000);
+  // Refusals, each for its reason, whichever gateway answers.
+  EXPECT_EQ(b_->Authenticate(*token, 1'000'000)->refusal, Refusal::kExpired);
+  EXPECT_EQ(b_->Authenticate("", 70'000)->refusal, Refusal::kMissing);
+  EXPECT_EQ(b_->Authenticate("tw_short", 70'000)->refusal, Refusal::kMalformed);
+  std::string forged = *token;
+  forged.back() = forged.back() == 'a' ? 'b' : 'a';
+  EXPECT_EQ(b_->Authenticate(forged, 70'000)->refusal, Refusal::kUnknown);
+  // A revocation through one refuses the very next request through the other.
+  ASSERT_TRUE(b_->Revoke("ci-bot", 80'000));
+  EXPECT_EQ(a_->Authenticate(*token, 80'001)->refusal, Refusal::kRevoked);
+  EXPECT_FALSE(a_->Revoke("ci-bot", 80'002));
+  EXPECT_FALSE(b_->Revoke("nobody", 80'002));
+  // Replaced: the old token names nothing, the new one works everywhere.
+  EXPECT_FALSE(b_->Create(Named("bad name"), 90'000));
+  auto again = b_->Create(Named("ci-bot"), 90'000);
+  ASSERT_TRUE(again);
+  EXPECT_FALSE(a_->Create(Named("ci-bot"), 90'001));
+  EXPECT_EQ(a_->Authenticate(*token, 90'002)->refusal, Refusal::kUnknown);
+  EXPECT_TRUE(a_->Authenticate(*again, 90'002)->grant);
+  auto list = a_->List();
+  ASSERT_TRUE(list);
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_TRUE(list->front().servers.empty());
+}
+
+TEST_P(SharedGrantStoreTest, OneAdminTokenForEveryGateway) {
+  auto first = a_->EnsureAdminToken(1);
+  ASSERT_TRUE(first && *first);
+  EXPECT_FALSE(*b_->EnsureAdminToken(2));  // the fleet has one already
+  EXPECT_TRUE(*b_->IsAdminToken(**first));
+  auto reset = b_->ResetAdminTokens(3);
+  ASSERT_TRUE(reset);
+  EXPECT_FALSE(*a_->IsAdminToken(**first));
+  EXPECT_TRUE(*a_->IsAdminToken(*reset));
+  EXPECT_FALSE(*a_->IsAdminToken("twa_x"));
+}
+
+TEST_P(SharedGrantStoreTest, AStoreThatCannotBeReachedIsAnErrorNeverARefusalOrAGrant) {
+  if (GetParam() != "redis") GTEST_SKIP() << "a file does not go away";
+  auto token = a_->Create(Named("bot"), 1);
+  ASSERT_TRUE(token);
+  state_.redis()->Stop();
+  auto v = b_->Authenticate(*token, 2);
+  ASSERT_FALSE(v.has_value());
+  EXPECT_NE(v.error().message().find("checking a grant token"), std::string::npos) << v.error().message();
+  // While it stays away, requests fail at once (no connect per request) and say so.
+  auto again = b_->Authenticate(*token, 3);
+  ASSERT_FALSE(again.has_value());
+  EXPECT_FALSE(b_->IsAdminToken("twa_0000000000000000000000000000000000000000000").has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, SharedGrantStoreTest, ::testing::Values("sqlite", "redis"));
 
 }  // namespace
 }  // namespace tw::auth

@@ -8,6 +8,7 @@
 
 #include "common/canonical_json.h"
 #include "common/sqlite_db.h"
+#include "redis/redis_client.h"
 
 namespace tw::catalog {
 
@@ -223,8 +224,10 @@ std::unique_ptr<PinStore> MakeMemoryPinStore() { return std::make_unique<MemoryP
 
 Result<std::unique_ptr<PinStore>> OpenPinStore(const std::string& spec) {
   if (spec == "memory") return MakeMemoryPinStore();
+  if (redis::IsRedisUrl(spec)) return OpenRedisPinStore(spec);
   if (!spec.starts_with("sqlite:") || spec.size() <= 7) {
-    return Fail(Error::InvalidArgument("--state \"" + spec + "\": expected sqlite:PATH or memory"));
+    return Fail(Error::InvalidArgument("--state \"" + spec +
+                                       "\": expected sqlite:PATH, redis://HOST:PORT/DB or memory"));
   }
   const std::string path = spec.substr(7);
   auto conn = OpenSharedSqlite(

@@ -57,7 +57,8 @@ struct PinnedDefinition {
 PinnedDefinition PinDefinition(const json::object& tool);
 
 std::unique_ptr<PinStore> MakeMemoryPinStore();
-// "memory" or "sqlite:PATH" (the same file as the counters; table `pins`).
+// "memory", "sqlite:PATH" (the same file as the counters; table `pins`) or "redis://…".
 Result<std::unique_ptr<PinStore>> OpenPinStore(const std::string& spec);
+Result<std::unique_ptr<PinStore>> OpenRedisPinStore(const std::string& url);
 
 }  // namespace tw::catalog

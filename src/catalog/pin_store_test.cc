@@ -1,4 +1,5 @@
 #include "catalog/pin_store.h"
+#include "testing/state_under_test.h"
 
 #include <filesystem>
 
@@ -46,25 +47,19 @@ TEST(PinDefinitionTest, BenignChangesKeepTheHashRealOnesChangeIt) {
   }
 }
 
+// Every store, Redis on a real redis-server started for the test.
 class PinStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "sqlite") {
-      path_ = (std::filesystem::temp_directory_path() / ("tw-pins-" + RandomHex(8) + ".db")).string();
-      auto s = OpenPinStore("sqlite:" + path_);
-      ASSERT_TRUE(s.has_value()) << s.error().message();
-      store_ = std::move(*s);
-    } else {
-      store_ = MakeMemoryPinStore();
-    }
+    if (!state_.skip().empty()) GTEST_SKIP() << state_.skip();
+    store_ = Open();
   }
-  void TearDown() override {
-    store_.reset();
-    for (const char* suffix : {"", "-wal", "-shm"}) {
-      if (!path_.empty()) std::filesystem::remove(path_ + suffix);
-    }
+  std::unique_ptr<PinStore> Open() {
+    auto s = OpenPinStore(state_.spec());
+    EXPECT_TRUE(s.has_value()) << (s ? "" : s.error().message());
+    return s ? std::move(*s) : nullptr;
   }
-  std::string path_;
+  testing::StateUnderTest state_{GetParam()};
   std::unique_ptr<PinStore> store_;
 };
 
@@ -101,7 +96,26 @@ TEST_P(PinStoreTest, ASuspiciousNewcomerStartsAsAPendingChange) {
   EXPECT_EQ(*store_->Observe("s", "dеlete", "h", "{}", 3), Observation::kUnchanged);
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, PinStoreTest, ::testing::Values("memory", "sqlite"));
+TEST_P(PinStoreTest, GatewaysSharingTheStateShareEveryPinAndItsExactText) {
+  if (GetParam() == "memory") GTEST_SKIP() << "a store in memory is one gateway's alone";
+  auto other = Open();
+  // Text a JSON library could mangle: quotes, slashes, escapes, non-ASCII, a 19-digit number.
+  const std::string def = R"({"d":"a \"q\" / \\ \u0007 é ☃","n":1234567890123456789})";
+  EXPECT_EQ(*store_->Observe("s", "t", "h1", def, 1733000000123), Observation::kPinned);
+  EXPECT_EQ(*other->Observe("s", "t", "h1", def, 1733000000999), Observation::kUnchanged);
+  EXPECT_EQ(*other->Observe("s", "t", "h2", "{}", 1733000001000, "why"), Observation::kChanged);
+  auto seen = *store_->Get("s", "t");
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_EQ(seen->definition, def);
+  EXPECT_EQ(seen->pinned_ms, 1733000000123);
+  EXPECT_EQ(seen->pending_hash, "h2");
+  EXPECT_EQ(seen->pending_note, "why");
+  EXPECT_EQ(*store_->Accept("s", "t", 1733000002000), 1);
+  EXPECT_EQ(*other->Observe("s", "t", "h2", "{}", 1733000003000), Observation::kUnchanged);
+  EXPECT_FALSE((*other->Get("s", "nope")).has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, PinStoreTest, ::testing::Values("memory", "sqlite", "redis"));
 
 }  // namespace
 }  // namespace tw::catalog

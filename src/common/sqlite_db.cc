@@ -168,7 +168,7 @@ Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& 
 Result<std::string> SqlitePathForSpec(const std::string& spec) {
   if (spec == "memory") return std::string(":memory:");
   if (spec.starts_with("sqlite:") && spec.size() > 7) return spec.substr(7);
-  return Fail(Error::InvalidArgument("--state \"" + spec + "\": expected sqlite:PATH or memory"));
+  return Fail(Error::InvalidArgument("--state \"" + spec + "\": expected sqlite:PATH, redis://HOST:PORT/DB or memory"));
 }
 
 StatementCache::~StatementCache() {

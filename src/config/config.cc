@@ -167,8 +167,14 @@ class ConfigReader : public policy::YamlReader {
             ReadBool(sv, "audit.include_arguments", c.audit_include_arguments);
           } else if (sk == "log") {
             ReadString(sv, "audit.log", c.audit_log);
+          } else if (sk == "store") {
+            if (ReadString(sv, "audit.store", c.audit_store) &&
+                !(c.audit_store.starts_with("sqlite:") && c.audit_store.size() > 7)) {
+              Error(sv, "audit.store must be sqlite:PATH (records are made durable on this "
+                        "host before a call is forwarded)");
+            }
           } else {
-            Error(skn, "audit: unknown key \"" + sk + "\" (expected include_arguments, log)");
+            Error(skn, "audit: unknown key \"" + sk + "\" (expected include_arguments, log, store)");
           }
         });
       } else {

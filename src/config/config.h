@@ -106,6 +106,8 @@ struct Config {
   std::string approval_webhook_url;
   bool audit_include_arguments = false;
   std::string audit_log;  // JSON lines mirror; empty for none
+  // sqlite:PATH where records are made durable; empty: limits::AuditSpecFor's default.
+  std::string audit_store;
   size_t max_sessions = 1000;
   // The most sessions one grant may hold; unset: a quarter of max_sessions (at least 1), so
   // one agent cannot lock the others out.

@@ -3,6 +3,7 @@
 #include <optional>
 
 #include "common/sqlite_db.h"
+#include "redis/redis_client.h"
 
 #include <sqlite3.h>
 
@@ -206,9 +207,16 @@ Result<std::unique_ptr<CounterStore>> OpenSqliteStore(const std::string& path) {
 Result<std::unique_ptr<CounterStore>> OpenStateStore(const std::string& spec) {
   if (spec == "memory") return MakeMemoryStore();
   if (spec.starts_with("sqlite:") && spec.size() > 7) return OpenSqliteStore(spec.substr(7));
+  if (redis::IsRedisUrl(spec)) return OpenRedisStore(spec);
   return Fail(Error::InvalidArgument("--state \"" + spec +
-                                     "\": expected sqlite:PATH or memory (redis:// comes with "
-                                     "the cluster support)"));
+                                     "\": expected sqlite:PATH, redis://HOST:PORT/DB or memory"));
+}
+
+std::string AuditSpecFor(const std::string& state_spec, const std::string& audit_store) {
+  if (!audit_store.empty()) return audit_store;
+  if (!redis::IsRedisUrl(state_spec)) return state_spec;
+  const std::string state = DefaultStateSpec();
+  return state.substr(0, state.rfind('/') + 1) + "audit.db";
 }
 
 std::string DefaultStateSpec() {

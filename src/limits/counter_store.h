@@ -66,8 +66,7 @@ Result<std::unique_ptr<CounterStore>> OpenSqliteStore(const std::string& path);
 // credentials come from the environment). Every store on the same server and DB shares its
 // counters: each TryCharge is one server-side script, so limits are exact across gateways.
 Result<std::unique_ptr<CounterStore>> OpenRedisStore(const std::string& url);
-// "memory" or "sqlite:PATH". (Not redis:// yet: a gateway keeps grants, approvals, pins and
-// its audit trail on its state too, and those have no Redis store so far.)
+// "memory", "sqlite:PATH" or "redis://HOST[:PORT][/DB]".
 Result<std::unique_ptr<CounterStore>> OpenStateStore(const std::string& spec);
 // The per-user default: sqlite:$XDG_STATE_HOME/toolwarden/state.db (~/.local/state/…).
 std::string DefaultStateSpec();
@@ -75,5 +74,10 @@ std::string DefaultStateSpec();
 inline std::string StateSpecOrDefault(const std::string& spec) {
   return spec.empty() ? DefaultStateSpec() : spec;
 }
+// Where a gateway's audit records are made durable: `audit_store` (`audit.store`) when set;
+// else the state file itself, so that a record and its call's charges commit together; or,
+// when the state is on Redis (which makes nothing durable before a call is forwarded),
+// sqlite:$XDG_STATE_HOME/toolwarden/audit.db beside the default state file.
+std::string AuditSpecFor(const std::string& state_spec, const std::string& audit_store);
 
 }  // namespace tw::limits

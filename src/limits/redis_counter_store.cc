@@ -159,9 +159,7 @@ class RedisStore : public CounterStore {
 }  // namespace
 
 Result<std::unique_ptr<CounterStore>> OpenRedisStore(const std::string& url) {
-  auto endpoint = redis::ParseUrl(url);
-  if (!endpoint) return Fail(endpoint.error());
-  auto client = redis::Client::Connect(*endpoint, std::chrono::seconds(5));
+  auto client = redis::Client::Open(url);
   if (!client) return Fail(client.error());
   return std::unique_ptr<CounterStore>(std::make_unique<RedisStore>(std::move(*client)));
 }

@@ -134,6 +134,19 @@ Result<Endpoint> ParseUrl(std::string_view url) {
   return e;
 }
 
+Stats& ProcessStats() {
+  static Stats stats;
+  return stats;
+}
+
+Result<std::unique_ptr<Client>> Client::Open(std::string_view url) {
+  auto endpoint = ParseUrl(url);
+  if (!endpoint) return Fail(endpoint.error());
+  // Long enough for a loaded server, short enough that a call held by a hung one is refused
+  // soon (the guard denies it: fail closed).
+  return Connect(*endpoint, std::chrono::seconds(2));
+}
+
 Script::Script(std::string source) : source_(std::move(source)), sha1_(Sha1Hex(source_)) {}
 
 void Client::ReplyFree::operator()(redisReply* r) const { freeReplyObject(r); }
@@ -194,9 +207,25 @@ Result<void> Client::ConnectLocked() {
 }
 
 Result<Client::Reply> Client::SendLocked(const std::vector<std::string_view>& argv) {
+  using std::chrono::steady_clock;
+  Stats& stats = ProcessStats();
   if (ctx_ == nullptr) {
-    if (auto r = ConnectLocked(); !r) return Fail(r.error());
+    const auto now = steady_clock::now();
+    if (now < retry_at_) {
+      stats.failures.fetch_add(1, std::memory_order_relaxed);
+      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(retry_at_ - now);
+      return Fail(Error::Unavailable(where_ + ": unreachable (next attempt in " +
+                                     std::to_string(wait.count() + 1) + " ms)"));
+    }
+    if (auto r = ConnectLocked(); !r) {
+      stats.failures.fetch_add(1, std::memory_order_relaxed);
+      backoff_ = std::clamp(backoff_ * 2, std::chrono::milliseconds(50), std::chrono::milliseconds(2000));
+      retry_at_ = steady_clock::now() + backoff_;
+      return Fail(r.error());
+    }
+    backoff_ = std::chrono::milliseconds(0);
   }
+  const auto start = steady_clock::now();
   std::vector<const char*> ptrs;
   std::vector<size_t> lens;
   ptrs.reserve(argv.size());
@@ -212,8 +241,13 @@ Result<Client::Reply> Client::SendLocked(const std::vector<std::string_view>& ar
     // it. Whether the server ran the command is unknown; the caller fails closed.
     Error e = Error::Unavailable(where_ + ": " + ctx_->errstr);
     DropLocked();
+    stats.failures.fetch_add(1, std::memory_order_relaxed);
     return Fail(std::move(e));
   }
+  stats.commands.fetch_add(1, std::memory_order_relaxed);
+  stats.micros.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                             steady_clock::now() - start).count()),
+                         std::memory_order_relaxed);
   return reply;
 }
 

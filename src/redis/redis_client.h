@@ -9,6 +9,7 @@
 // back, so a charge whose answer was lost is reported as an error, not made twice.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -34,6 +35,9 @@ struct Endpoint {
   std::string password;          // empty: no AUTH
   std::string Describe() const;  // "redis://host:port/db", never the credentials
 };
+
+// Whether a state spec names a Redis server (redis://…), rather than sqlite:PATH or memory.
+inline bool IsRedisUrl(std::string_view spec) { return spec.starts_with("redis://"); }
 
 // Parses "redis://HOST[:PORT][/DB]" (an IPv6 host in brackets); fills the credentials from the
 // environment. Refuses a URL with a user or password in it, a query, or a DB that is not a
@@ -62,6 +66,15 @@ class Script {
   std::string sha1_;  // hex, as EVALSHA wants it
 };
 
+// What a client has done, for /metrics (every gateway store's client adds to the same one).
+struct Stats {
+  std::atomic<uint64_t> commands{0};   // commands answered (error replies included)
+  std::atomic<uint64_t> failures{0};   // commands that got no answer: unreachable, timed out
+  std::atomic<uint64_t> micros{0};     // time spent waiting for answers, in microseconds
+};
+// The process's one Stats.
+Stats& ProcessStats();
+
 class Client {
  public:
   // Connects (and authenticates, and selects the DB) at once, so that a wrong address or
@@ -73,6 +86,12 @@ class Client {
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
+  // Connects to the server a redis:// URL names, with the timeout the gateway's stores use.
+  static Result<std::unique_ptr<Client>> Open(std::string_view url);
+
+  // While the server cannot be reached, commands fail at once (saying when the next attempt
+  // is) rather than each waiting for a connect: attempts back off from 50 ms to 2 s, and the
+  // first command after that tries again.
   Result<Value> Command(const std::vector<std::string_view>& argv);
   Result<Value> Eval(const Script& script, const std::vector<std::string_view>& keys,
                      const std::vector<std::string_view>& args);
@@ -99,6 +118,8 @@ class Client {
   const std::chrono::milliseconds timeout_;
   std::mutex mu_;
   redisContext* ctx_ = nullptr;  // Guarded by mu_; null while disconnected.
+  std::chrono::steady_clock::time_point retry_at_{};  // Guarded by mu_.
+  std::chrono::milliseconds backoff_{0};              // Guarded by mu_; 0 after a success.
 };
 
 }  // namespace tw::redis

@@ -1,0 +1,231 @@
+// Grants and admin tokens in Redis, shared by every gateway of a fleet: a grant created or
+// revoked through any replica (or `toolwarden grants … --state redis://…`) is what the next
+// request to every replica is judged by — there is no cache to fall behind.
+//
+// Layout (all under "tw:"): grant:<name> is a hash of the grant's fields, token_hash included;
+// grant-token:<sha256> names the grant a token belongs to; grants is the set of names;
+// admin-tokens the set of admin token digests. Each operation is one script, so a reader never
+// sees half a write. The scripts reach grant:<name> from the name they read, which ties the
+// keys to one server: a Redis Cluster is not supported (Sentinel is the way to high
+// availability).
+#include <charconv>
+#include <mutex>
+
+#include "auth/grant_store_internal.h"
+#include "redis/redis_client.h"
+
+namespace tw::auth {
+
+namespace {
+
+constexpr std::string_view kGrantKey = "tw:grant:";
+constexpr std::string_view kTokenKey = "tw:grant-token:";
+constexpr std::string_view kNamesKey = "tw:grants";
+constexpr std::string_view kAdminKey = "tw:admin-tokens";
+
+// The fields of a grant's hash, in the order every script returns them.
+#define TW_GRANT_FIELDS \
+  "'name', 'servers', 'policies', 'created_ms', 'expires_ms', 'revoked_ms', 'last_used_ms', 'token_hash'"
+
+// KEYS: grant:<name>, grant-token:<new hash>, grants. ARGV: name, hash, servers, policies,
+// now, expires. 0 when an active grant has the name; else replaces a revoked one (its old
+// token then names nothing) and returns 1.
+const redis::Script kCreate(R"lua(
+local g = KEYS[1]
+local revoked = redis.call('HGET', g, 'revoked_ms')
+if revoked == '0' then return 0 end
+local old = redis.call('HGET', g, 'token_hash')
+if old then redis.call('DEL', 'tw:grant-token:' .. old) end
+redis.call('DEL', g)
+redis.call('HSET', g, 'name', ARGV[1], 'token_hash', ARGV[2], 'servers', ARGV[3],
+           'policies', ARGV[4], 'created_ms', ARGV[5], 'expires_ms', ARGV[6], 'revoked_ms', '0',
+           'last_used_ms', '0')
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+return 1
+)lua");
+
+// KEYS: grant:<name>. ARGV: now. The grant's fields after revoking it; nil when there is no
+// active grant of that name.
+const redis::Script kRevoke(R"lua(
+if redis.call('HGET', KEYS[1], 'revoked_ms') ~= '0' then return nil end
+redis.call('HSET', KEYS[1], 'revoked_ms', ARGV[1])
+return redis.call('HMGET', KEYS[1], )lua" TW_GRANT_FIELDS R"lua()
+)lua");
+
+// KEYS: grant-token:<hash>. ARGV: hash, now. The fields of the grant the token belongs to (its
+// use stamped, at most once a minute, while it is active), or an empty array.
+const redis::Script kAuthenticate(R"lua(
+local name = redis.call('GET', KEYS[1])
+if not name then return {} end
+local g = 'tw:grant:' .. name
+local f = redis.call('HMGET', g, )lua" TW_GRANT_FIELDS R"lua()
+if f[8] ~= ARGV[1] then return {} end
+local now = tonumber(ARGV[2])
+local expires = tonumber(f[5])
+if f[6] == '0' and (expires == 0 or now < expires) and now - tonumber(f[7]) >= 60000 then
+  redis.call('HSET', g, 'last_used_ms', ARGV[2])
+  f[7] = ARGV[2]
+end
+return f
+)lua");
+
+// KEYS: grants. Every grant's fields, one array after another.
+const redis::Script kList(R"lua(
+local out = {}
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local f = redis.call('HMGET', 'tw:grant:' .. name, )lua" TW_GRANT_FIELDS R"lua()
+  if f[1] then out[#out + 1] = f end
+end
+return out
+)lua");
+
+// KEYS: admin-tokens. ARGV: hash, replace ('1': drop every other first). 1 when `hash` was
+// added, 0 when there was one already and replace is '0'.
+const redis::Script kAdmin(R"lua(
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1])
+elseif redis.call('SCARD', KEYS[1]) > 0 then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+return 1
+)lua");
+
+#undef TW_GRANT_FIELDS
+
+int64_t Whole(const redis::Value& v) {
+  int64_t n = 0;
+  std::from_chars(v.str.data(), v.str.data() + v.str.size(), n);
+  return n;
+}
+
+// A grant from a script's fields; nullopt when they are not a grant's (missing).
+std::optional<Grant> FromFields(const redis::Value& v) {
+  if (v.type != redis::Value::Type::kArray || v.elements.size() < 7 ||
+      v.elements[0].type != redis::Value::Type::kString) {
+    return std::nullopt;
+  }
+  const auto& f = v.elements;
+  Grant g;
+  g.name = f[0].str;
+  g.servers = ServersFromJson(f[1].str);
+  g.policies = PoliciesFromJson(f[2].str);
+  g.created_ms = Whole(f[3]);
+  g.expires_ms = Whole(f[4]);
+  g.revoked_ms = Whole(f[5]);
+  g.last_used_ms = Whole(f[6]);
+  return g;
+}
+
+std::string Cat(std::string_view a, std::string_view b) {
+  std::string s;
+  s.reserve(a.size() + b.size());
+  return s.append(a).append(b);
+}
+
+class RedisGrantStore : public GrantStore {
+ public:
+  explicit RedisGrantStore(std::unique_ptr<redis::Client> client) : client_(std::move(client)) {}
+
+  Result<std::string> Create(const Grant& g, int64_t now_ms) override {
+    if (auto ok = CheckNewGrantName(g.name); !ok) return Fail(ok.error());
+    const std::string token = NewToken(kGrantPrefix);
+    const std::string hash = TokenHash(token);
+    const std::string key = Cat(kGrantKey, g.name), token_key = Cat(kTokenKey, hash);
+    const std::string servers = ServersJson(g.servers), policies = PoliciesJson(g.policies);
+    const std::string now = std::to_string(now_ms), expires = std::to_string(g.expires_ms);
+    auto r = client_->Eval(kCreate, {key, token_key, kNamesKey},
+                           {g.name, hash, servers, policies, now, expires});
+    if (!r) return Fail(r.error().Context("creating a grant"));
+    if (r->integer == 0) {
+      return Fail(Error::InvalidArgument("a grant named \"" + g.name +
+                                         "\" already exists (revoke it first to replace it)"));
+    }
+    return token;
+  }
+
+  Result<std::vector<Grant>> List() override {
+    auto r = client_->Eval(kList, {kNamesKey}, {});
+    if (!r) return Fail(r.error().Context("listing grants"));
+    std::vector<Grant> out;
+    for (const auto& f : r->elements) {
+      if (auto g = FromFields(f)) out.push_back(std::move(*g));
+    }
+    std::sort(out.begin(), out.end(), [](const Grant& a, const Grant& b) { return a.name < b.name; });
+    return out;
+  }
+
+  Result<std::optional<Grant>> Get(const std::string& name) override {
+    auto r = client_->Command({"HMGET", Cat(kGrantKey, name), "name", "servers", "policies",
+                               "created_ms", "expires_ms", "revoked_ms", "last_used_ms"});
+    if (!r) return Fail(r.error().Context("reading a grant"));
+    return FromFields(*r);
+  }
+
+  Result<Grant> Revoke(const std::string& name, int64_t now_ms) override {
+    auto r = client_->Eval(kRevoke, {Cat(kGrantKey, name)}, {std::to_string(now_ms)});
+    if (!r) return Fail(r.error().Context("revoking a grant"));
+    auto g = FromFields(*r);
+    if (!g) return Fail(Error::NotFound("no active grant named \"" + name + "\""));
+    return *g;
+  }
+
+  Result<Verdict> Authenticate(const std::string& token, int64_t now_ms) override {
+    Verdict v;
+    if (token.empty()) {
+      v.refusal = Refusal::kMissing;
+      return v;
+    }
+    if (!WellFormedToken(token, kGrantPrefix)) {
+      v.refusal = Refusal::kMalformed;
+      return v;
+    }
+    const std::string hash = TokenHash(token);
+    auto r = client_->Eval(kAuthenticate, {Cat(kTokenKey, hash)}, {hash, std::to_string(now_ms)});
+    if (!r) return Fail(r.error().Context("checking a grant token"));
+    std::optional<Grant> g = FromFields(*r);
+    if (!g) {
+      v.refusal = Refusal::kUnknown;
+    } else if (g->revoked_ms != 0) {
+      v.refusal = Refusal::kRevoked;
+    } else if (g->expires_ms != 0 && now_ms >= g->expires_ms) {
+      v.refusal = Refusal::kExpired;
+    } else {
+      v.grant = std::move(g);
+    }
+    return v;
+  }
+
+  Result<std::optional<std::string>> EnsureAdminToken(int64_t) override {
+    const std::string token = NewToken(kAdminPrefix);
+    auto r = client_->Eval(kAdmin, {kAdminKey}, {TokenHash(token), "0"});
+    if (!r) return Fail(r.error().Context("creating the admin token"));
+    if (r->integer == 0) return std::optional<std::string>();
+    return std::optional<std::string>(token);
+  }
+
+  Result<std::string> ResetAdminTokens(int64_t) override {
+    const std::string token = NewToken(kAdminPrefix);
+    auto r = client_->Eval(kAdmin, {kAdminKey}, {TokenHash(token), "1"});
+    if (!r) return Fail(r.error().Context("replacing the admin token"));
+    return token;
+  }
+
+  Result<bool> IsAdminToken(const std::string& token) override {
+    if (!WellFormedToken(token, kAdminPrefix)) return false;
+    auto r = client_->Command({"SISMEMBER", kAdminKey, TokenHash(token)});
+    if (!r) return Fail(r.error().Context("checking an admin token"));
+    return r->integer == 1;
+  }
+
+ private:
+  const std::unique_ptr<redis::Client> client_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<GrantStore>> OpenRedisGrantStore(const std::string& url) {
+  auto client = redis::Client::Open(url);
+  if (!client) return Fail(client.error());
+  return std::unique_ptr<GrantStore>(std::make_unique<RedisGrantStore>(std::move(*client)));
+}
+
+}  // namespace tw::auth

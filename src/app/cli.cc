@@ -166,6 +166,8 @@ int Main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   serve->add_option("--listen", serve_options.listen, "HOST:PORT (overrides the config's listen)");
   serve->add_option("--state", serve_options.state, "State store (overrides the config's state)");
+  serve->add_option("--replica", serve_options.replica,
+                    "This replica's name in a fleet: its session ids start with NAME.");
   serve->add_option("--audit-log", serve_options.audit_log,
                     "Also write audit records as JSON lines to FILE (- for stdout)");
 

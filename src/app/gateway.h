@@ -99,6 +99,8 @@ class Gateway : public admin::Backend {
 
   // The grant an Authorization header belongs to, or why not (audited, without the token).
   Result<std::string> Authenticate(std::string_view authorization);
+  // For /readyz: "" when calls can be served, else why not (the state store is unreachable).
+  std::string Readiness();
   // What serves a new session: with tokens, on `r.route` ("" for the aggregate) for `r.grant`;
   // local, the one server on "" for grant "local".
   Result<gateway::SessionMaker> MakeSession(const transport::SessionRequest& r);

@@ -13,6 +13,7 @@
 
 #include "app/gateway.h"
 #include "common/canonical_json.h"
+#include "redis/redis_client.h"
 #include "common/random.h"
 #include "console/assets.h"
 #include "policy/loader.h"
@@ -248,6 +249,11 @@ Result<bool> Gateway::WritePolicyFile(const std::string& path, const std::string
   return true;
 }
 
+std::string Gateway::Readiness() {
+  auto ok = counters_->Reachable();
+  return ok ? std::string() : "state store unreachable: " + ok.error().message();
+}
+
 void Gateway::AddGauges() {
   metrics_.AddGauge("toolwarden_sessions", "Open MCP sessions.",
                     [this] { return sessions_ ? sessions_() : 0.0; });
@@ -278,6 +284,17 @@ void Gateway::AddGauges() {
     metrics_.AddGauge("toolwarden_unauthorized_requests_total",
                       "MCP requests refused with 401 (no, wrong, revoked or expired token).",
                       [this] { return static_cast<double>(unauthorized_.load()); }, "counter");
+  }
+  if (redis::IsRedisUrl(state_spec_)) {
+    const redis::Stats& st = redis::ProcessStats();
+    metrics_.AddGauge("toolwarden_state_commands_total", "Commands the Redis state store answered.",
+                      [&st] { return static_cast<double>(st.commands.load()); }, "counter");
+    metrics_.AddGauge("toolwarden_state_errors_total",
+                      "Commands to the Redis state store that got no answer (unreachable, timed out).",
+                      [&st] { return static_cast<double>(st.failures.load()); }, "counter");
+    metrics_.AddGauge("toolwarden_state_wait_seconds_total",
+                      "Time spent waiting for the Redis state store's answers.",
+                      [&st] { return static_cast<double>(st.micros.load()) / 1e6; }, "counter");
   }
   metrics_.AddGauge("toolwarden_servers_up", "Configured servers that are up.", [this] {
     double n = 0;

@@ -33,12 +33,14 @@ transport::HttpServerOptions HttpOptions(const config::Config& c, Gateway& gw) {
           ? 0
           : c.max_sessions_per_grant.value_or(std::max<size_t>(1, c.max_sessions / 4));
   http.trusted_proxies = c.trusted_proxies;
+  if (!c.replica.empty()) http.session_prefix = c.replica + ".";
   http.session_idle = std::chrono::milliseconds(c.session_idle_ms);
   http.read_timeout = std::chrono::milliseconds(c.client_timeout_ms);
   http.keepalive = std::chrono::milliseconds(c.sse_keepalive_ms);
   http.origins = c.origin_check ? transport::OriginPolicy(c.allowed_hosts, c.allowed_origins)
                                 : transport::OriginPolicy::AllowAll();
   http.metrics = [&gw] { return gw.metrics().Render(); };
+  http.readiness = [&gw] { return gw.Readiness(); };
   if (c.access == config::Access::kTokens) {
     http.authenticate = [&gw](std::string_view authorization) { return gw.Authenticate(authorization); };
     http.admin = [&gw](const transport::HttpServerOptions::AdminCall& call) {

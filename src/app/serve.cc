@@ -18,6 +18,7 @@ int ServeCommand(const ServeOptions& o) {
   if (!o.listen.empty()) cfg.listen = o.listen;
   if (!o.state.empty()) cfg.state = o.state;
   if (!o.audit_log.empty()) cfg.audit_log = o.audit_log;
+  if (!o.replica.empty()) cfg.replica = o.replica;
   if (auto ok = config::CheckConfig(cfg); !ok) {
     std::cerr << "toolwarden serve: " << ok.error().message() << "\n";
     return kExitUsage;

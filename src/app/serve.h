@@ -11,6 +11,7 @@ struct ServeOptions {
   std::string listen;     // overrides the config's
   std::string state;      // overrides the config's
   std::string audit_log;  // overrides the config's audit.log
+  std::string replica;    // overrides the config's
 };
 
 int ServeCommand(const ServeOptions& options);

@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -96,6 +98,10 @@ class ConfigReader : public policy::YamlReader {
         ReadString(v, "listen", c.listen);
       } else if (key == "state") {
         ReadString(v, "state", c.state);
+      } else if (key == "replica") {
+        if (ReadString(v, "replica", c.replica) && !ValidReplicaName(c.replica)) {
+          Error(v, "replica must be 1-32 letters, digits, '_' or '-'");
+        }
       } else if (key == "access") {
         ReadChoice(v, "access", {{"tokens", Access::kTokens}, {"local", Access::kLocal}}, c.access);
       } else if (key == "state_fail_mode") {
@@ -179,7 +185,7 @@ class ConfigReader : public policy::YamlReader {
         });
       } else {
         Error(k, "unknown key \"" + key +
-                     "\" (expected listen, access, state, state_fail_mode, state_timeout, "
+                     "\" (expected listen, access, state, state_fail_mode, state_timeout, replica, "
                      "allowed_hosts, allowed_origins, origin_check, trusted_proxies, "
                      "max_sessions, max_sessions_per_grant, max_body_bytes, session_idle, "
                      "client_timeout, sse_keepalive, shutdown_timeout, workers, servers, "
@@ -376,6 +382,13 @@ std::string_view PinModeName(PinMode m) {
   return "enforce";
 }
 
+bool ValidReplicaName(const std::string& name) {
+  if (name.empty() || name.size() > 32) return false;
+  return std::all_of(name.begin(), name.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-';
+  });
+}
+
 Result<bool> CheckConfig(const Config& c) {
   if (c.access == Access::kLocal && c.servers.size() != 1) {
     return Fail(Error::InvalidArgument("access: local serves exactly one server, not " +
@@ -384,6 +397,10 @@ Result<bool> CheckConfig(const Config& c) {
   if (c.stdio() && c.access != Access::kLocal) {
     return Fail(Error::InvalidArgument(
         "listen: stdio needs access: local (stdio carries one local session, without tokens)"));
+  }
+  if (!c.replica.empty() && !ValidReplicaName(c.replica)) {
+    return Fail(Error::InvalidArgument("replica \"" + c.replica +
+                                       "\" must be 1-32 letters, digits, '_' or '-'"));
   }
   if (c.stdio() && c.audit_log == "-") {
     return Fail(Error::InvalidArgument(

@@ -98,6 +98,9 @@ struct Config {
   Access access = Access::kTokens;
   std::string listen = "127.0.0.1:8421";  // HOST:PORT, or kListenStdio
   std::string state;  // empty: the default state store
+  // This gateway's name in a fleet (`replica:`, `serve --replica`): its session ids start with
+  // it and a dot, so that a load balancer can route a session to the replica holding it.
+  std::string replica;
   StateFailMode state_fail_mode = StateFailMode::kClosed;
   std::vector<std::string> allowed_hosts;
   std::vector<std::string> allowed_origins;
@@ -134,6 +137,8 @@ struct Config {
 // positions; a Config built otherwise — from `run`'s flags — is held to them here): access:
 // local has exactly one server; stdio needs access: local and no audit log on stdout.
 Result<bool> CheckConfig(const Config& c);
+// 1-32 of [A-Za-z0-9_-].
+bool ValidReplicaName(const std::string& name);
 
 // Looks up an environment variable (nullopt when unset).
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;

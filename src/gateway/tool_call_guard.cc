@@ -16,7 +16,8 @@ policy::Decision StateDenial() {
   return policy::Decision{policy::Verdict::kDeny, "state",
                           "The policy's counters cannot be checked right now (state store "
                           "unavailable); the call was not forwarded",
-                          std::nullopt,
+                          // The state store's client tries again within 2 s (redis_client.h).
+                          2,
                           std::nullopt,
                           {}};
 }

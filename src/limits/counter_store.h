@@ -44,6 +44,8 @@ class CounterStore {
   virtual Result<int64_t> Value(const std::string& key, int64_t now_ms) = 0;
   // Where the counters live, for messages ("memory", "sqlite:/path").
   virtual std::string Describe() const = 0;
+  // Whether the store answers now (a server that can go away is asked; a file is not).
+  virtual Result<bool> Reachable() { return true; }
 
   // The SQLite connection the counters live on (null when not SQLite). When the audit log
   // writes on the same one (AuditLog::Connection), the guard charges from inside the audit

@@ -143,6 +143,12 @@ class RedisStore : public CounterStore {
 
   std::string Describe() const override { return client_->endpoint().Describe(); }
 
+  Result<bool> Reachable() override {
+    auto r = client_->Command({"PING"});
+    if (!r) return Fail(r.error());
+    return true;
+  }
+
  private:
   static std::string Key(const std::string& key) {
     std::string k;

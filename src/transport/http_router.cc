@@ -94,6 +94,7 @@ void RouterShared::Closed(const std::string& grant) {
 
 std::optional<size_t> HttpRouter::LoopOfSession(std::string_view id, size_t loops) {
   if (loops <= 1) return 0;
+  if (const size_t dot = id.rfind('.'); dot != std::string_view::npos) id.remove_prefix(dot + 1);
   if (id.size() != 32) return std::nullopt;
   unsigned byte = 0;
   auto [end, ec] = std::from_chars(id.data(), id.data() + 2, byte, 16);
@@ -101,17 +102,18 @@ std::optional<size_t> HttpRouter::LoopOfSession(std::string_view id, size_t loop
   return byte % loops;
 }
 
-std::string HttpRouter::NewSessionId(size_t loop, size_t loops) {
+std::string HttpRouter::NewSessionId(size_t loop, size_t loops, std::string_view prefix) {
   std::string id = RandomHex(16);
-  if (loops <= 1) return id;
-  unsigned byte = 0;
-  std::from_chars(id.data(), id.data() + 2, byte, 16);
-  unsigned v = static_cast<unsigned>(byte - byte % loops + loop);
-  if (v > 255) v -= static_cast<unsigned>(loops);
-  static constexpr char kHex[] = "0123456789abcdef";
-  id[0] = kHex[(v >> 4) & 0xf];
-  id[1] = kHex[v & 0xf];
-  return id;
+  if (loops > 1) {
+    unsigned byte = 0;
+    std::from_chars(id.data(), id.data() + 2, byte, 16);
+    unsigned v = static_cast<unsigned>(byte - byte % loops + loop);
+    if (v > 255) v -= static_cast<unsigned>(loops);
+    static constexpr char kHex[] = "0123456789abcdef";
+    id[0] = kHex[(v >> 4) & 0xf];
+    id[1] = kHex[v & 0xf];
+  }
+  return std::string(prefix) + id;
 }
 
 HttpRouter::Fields HttpRouter::ReadFields(const Request& req) {
@@ -206,11 +208,14 @@ HttpRouter::Routed HttpRouter::Route(const Request& req, const Fields& fields) {
     return Routed::Respond(MakeResponse(req, http::status::ok, "ok\n", "text/plain"));
   }
   if (path == "/readyz") {
-    // Listening and not shutting down: ready for sessions.
-    const bool stopping = stopped_ || draining_;
+    // Listening, not shutting down, and able to reach what calls need: ready for sessions.
+    std::string why = stopped_ || draining_ ? "stopping"
+                      : options_.readiness   ? options_.readiness()
+                                             : "";
+    const bool ready = why.empty();
     return Routed::Respond(
-        MakeResponse(req, stopping ? http::status::service_unavailable : http::status::ok,
-                     stopping ? "stopping\n" : "ready\n", "text/plain"));
+        MakeResponse(req, ready ? http::status::ok : http::status::service_unavailable,
+                     ready ? "ready\n" : why + "\n", "text/plain"));
   }
   if (path == "/metrics" && options_.metrics && req.method() == http::verb::get) {
     return Routed::Respond(
@@ -256,6 +261,15 @@ HttpRouter::Routed HttpRouter::Route(const Request& req, const Fields& fields) {
       return Routed::Respond(std::move(res));
     }
     auto who = options_.authenticate(fields.authorization);
+    if (!who && who.error().code() == ErrorCode::kUnavailable) {
+      // The grant store cannot answer: nobody's token was judged, so nothing counts against
+      // the client, and the client is told to come back rather than to sign in again.
+      Response res = ErrorResponse(req, http::status::service_unavailable,
+                                   jsonrpc::kConnectionClosed,
+                                   "Service Unavailable: " + who.error().message());
+      res.set(http::field::retry_after, "2");
+      return Routed::Respond(std::move(res));
+    }
     if (!who) place_.shared->auth_throttle.Failed(client, now_ms);
     if (!who) {
       Response res = ErrorResponse(req, http::status::unauthorized, jsonrpc::kConnectionClosed,
@@ -377,7 +391,7 @@ std::shared_ptr<HttpMcpSession> HttpRouter::NewSession(const Request& req, bool 
     error->set(http::field::retry_after, "30");
     return nullptr;
   }
-  std::string id = NewSessionId(place_.loop, place_.loops);
+  std::string id = NewSessionId(place_.loop, place_.loops, options_.session_prefix);
   auto maker = sessions_factory_(SessionRequest{id, route, grant});
   if (!maker) {
     place_.shared->Closed(grant);

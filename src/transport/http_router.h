@@ -61,8 +61,15 @@ struct HttpServerOptions {
   // connection from one of them, the client is the rightmost X-Forwarded-For entry that is not
   // one of them. Listen fails on an entry that is neither.
   std::vector<std::string> trusted_proxies;
+  // Put before every session id this gateway issues ("" for none): a fleet's replica name and
+  // a dot ("r1."), so that a load balancer can send a session's requests to the replica
+  // holding it (README, "Running a fleet").
+  std::string session_prefix;
   size_t max_events_per_stream = 512;  // kept for Last-Event-ID resumption
   long sse_retry_ms = 1000;
+  // Why the gateway cannot serve calls now ("" when it can), asked by /readyz (503 with the
+  // reason): e.g. the shared state store is unreachable. Unset: always ready.
+  std::function<std::string()> readiness;
   // Serves GET /metrics with what this returns (Prometheus text), when set.
   std::function<std::string()> metrics;
   // Checks the Authorization header of an MCP request; returns the caller's grant name, or the
@@ -188,8 +195,8 @@ class HttpRouter {
   static std::optional<size_t> LoopOfSession(std::string_view id, size_t loops);
   // The sessionId of a legacy `/messages?sessionId=…` target ("" when it has none).
   static std::string LegacySessionId(std::string_view target);
-  // A new session id for loop `loop` of `loops` (at most 256 loops).
-  static std::string NewSessionId(size_t loop, size_t loops);
+  // A new session id for loop `loop` of `loops` (at most 256 loops), after `prefix`.
+  static std::string NewSessionId(size_t loop, size_t loops, std::string_view prefix = {});
 
   // Decides one request. `req` is not changed (a POST's body is parsed from it).
   Routed Route(const Request& req, const Fields& fields);

@@ -16,12 +16,13 @@ APT_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libexpected-dev curl
   sqlite3  # the end-to-end tests lock the state file the way another process would
   libhiredis-dev redis-server  # shared state on Redis; the tests start a real server
+  nginx-light  # the fleet test's load balancer (and the benchmarks' baseline)
   clang libclang-rt-14-dev
 )
 # The web console's end-to-end tests drive Debian's chromium with playwright-core.
 if [ -z "${1:-}" ]; then APT_PACKAGES+=(chromium); fi
 
-if [ "${1:-}" = "--bench" ]; then APT_PACKAGES+=(nginx-light wrk); fi
+if [ "${1:-}" = "--bench" ]; then APT_PACKAGES+=(wrk); fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -126,3 +126,94 @@ export async function startServe(config, args = [], { env } = {}) {
   const { proc, base } = await startListening(['serve', '-c', config, ...args], env);
   return { proc, base, adminToken: proc.stderrText.match(/twa_[A-Za-z0-9]{43}/)?.[0] };
 }
+
+// A port the OS just handed out and took back (for servers that take no port 0: redis-server,
+// nginx). Another process may take it first; callers retry their start on a fresh one.
+export async function freePort() {
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// The first of `paths` that is an executable file, or undefined.
+export async function findExecutable(...paths) {
+  const fs = await import('node:fs');
+  return paths.find((p) => {
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+// Whether a Redis server answers PING on `port`.
+async function redisAnswers(port) {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    sock.setTimeout(1000);
+    sock.on('connect', () => sock.write('PING\r\n'));
+    sock.on('data', (d) => { sock.destroy(); resolve(d.toString().startsWith('+PONG')); });
+    sock.on('error', () => resolve(false));
+    sock.on('timeout', () => { sock.destroy(); resolve(false); });
+  });
+}
+
+// Starts a real redis-server on `port` (a free one when omitted) with its append-only file in
+// `dir` (fsync on every write: a server killed with SIGKILL loses nothing); returns
+// { proc, port, url }. Stop it with stop(proc) or proc.kill('SIGKILL').
+export async function startRedis(dir, port) {
+  const bin = await findExecutable('/usr/bin/redis-server', '/usr/local/bin/redis-server');
+  if (!bin) throw new Error('redis-server is not installed');
+  for (let attempt = 0; attempt < 5; ++attempt) {
+    const p = port ?? await freePort();
+    const proc = spawn(bin, ['--port', String(p), '--bind', '127.0.0.1', '--save', '',
+      '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir, '--daemonize', 'no',
+      '--loglevel', 'warning'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    collectStderr(proc);
+    try {
+      await eventually(async () => proc.exitCode === null && await redisAnswers(p), 10000, 'redis-server to answer');
+      return { proc, port: p, url: `redis://127.0.0.1:${p}/0` };
+    } catch (e) {
+      proc.kill('SIGKILL');
+      if (port) throw e;
+    }
+  }
+  throw new Error('redis-server did not start');
+}
+
+// Starts Debian's nginx with `conf(port)` (the text of nginx.conf for a listen port) in `dir`,
+// not as a daemon; returns { proc, port, base }.
+export async function startNginx(dir, conf) {
+  const bin = await findExecutable('/usr/sbin/nginx', '/usr/bin/nginx');
+  if (!bin) throw new Error('nginx is not installed');
+  const fs = await import('node:fs');
+  for (let attempt = 0; attempt < 5; ++attempt) {
+    const port = await freePort();
+    const file = path.join(dir, 'nginx.conf');
+    fs.writeFileSync(file, conf(port));
+    const proc = spawn(bin, ['-p', dir, '-c', file, '-e', path.join(dir, 'nginx-error.log')],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    collectStderr(proc);
+    const up = await eventually(async () => {
+      if (proc.exitCode !== null) return 'exited';
+      try {
+        await fetch(`http://127.0.0.1:${port}/healthz`);
+        return 'up';
+      } catch {
+        return false;
+      }
+    }, 10000, 'nginx to listen').catch(() => 'timeout');
+    if (up === 'up') return { proc, port, base: `http://127.0.0.1:${port}` };
+    proc.kill('SIGKILL');
+  }
+  throw new Error('nginx did not start');
+}

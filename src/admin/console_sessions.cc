@@ -2,14 +2,83 @@
 
 #include <openssl/crypto.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <charconv>
 
 #include "common/canonical_json.h"
 #include "common/random.h"
+#include "redis/redis_client.h"
 
 namespace tw::admin {
 
+namespace {
+
+constexpr std::string_view kSharedKey = "tw:console:";
+constexpr std::string_view kSharedSet = "tw:console-sessions";
+
+// KEYS: the set of session keys. Deletes every session and the set.
+const redis::Script kCloseAll(R"lua(
+for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do redis.call('DEL', k) end
+redis.call('DEL', KEYS[1])
+return 1
+)lua");
+
+int64_t Whole(const redis::Value& v) {
+  int64_t n = 0;
+  std::from_chars(v.str.data(), v.str.data() + v.str.size(), n);
+  return n;
+}
+
+}  // namespace
+
+ConsoleSessions::ConsoleSessions(Options options) : options_(options) {}
+ConsoleSessions::~ConsoleSessions() = default;
+
+void ConsoleSessions::ShareThrough(std::unique_ptr<redis::Client> shared) {
+  shared_ = std::move(shared);
+}
+
+void ConsoleSessions::CloseAll() {
+  sessions_.clear();
+  if (shared_ && !shared_->Eval(kCloseAll, {kSharedSet}, {})) {
+    spdlog::error("console: the shared sessions could not be ended (Redis unreachable); "
+                  "they end on their own within {} s", options_.idle_ms / 1000);
+  }
+}
+
+std::optional<ConsoleSession> ConsoleSessions::FindShared(const std::string& key, int64_t now_ms) {
+  auto r = shared_->Command({"HMGET", key, "csrf", "created_ms", "last_used_ms", "expires_ms"});
+  if (!r || r->elements.size() != 4 || r->elements[0].type != redis::Value::Type::kString) {
+    return std::nullopt;
+  }
+  ConsoleSession s{r->elements[0].str, Whole(r->elements[1]), Whole(r->elements[2]),
+                   Whole(r->elements[3])};
+  if (now_ms >= s.expires_ms || now_ms - s.last_used_ms >= options_.idle_ms) {
+    (void)shared_->Command({"DEL", key});
+    return std::nullopt;
+  }
+  s.last_used_ms = now_ms;
+  const std::string ttl = std::to_string(std::min(options_.idle_ms, s.expires_ms - now_ms));
+  (void)shared_->Command({"HSET", key, "last_used_ms", std::to_string(now_ms)});
+  (void)shared_->Command({"PEXPIRE", key, ttl});
+  return s;
+}
+
 ConsoleLogin ConsoleSessions::Open(int64_t now_ms) {
+  if (shared_) {
+    ConsoleLogin login{RandomHex(32), RandomHex(32), now_ms + options_.lifetime_ms};
+    const std::string key = std::string(kSharedKey) + Sha256Hex(login.id);
+    const std::string now = std::to_string(now_ms);
+    auto r = shared_->Command({"HSET", key, "csrf", login.csrf, "created_ms", now, "last_used_ms",
+                               now, "expires_ms", std::to_string(login.expires_ms)});
+    if (r) r = shared_->Command({"PEXPIRE", key, std::to_string(std::min(options_.idle_ms, options_.lifetime_ms))});
+    if (r) r = shared_->Command({"SADD", kSharedSet, key});
+    // Not stored: the cookie names no session, and the next request asks to sign in again.
+    if (!r) spdlog::error("console: a session could not be stored: {}", r.error().message());
+    return login;
+  }
   // Expired sessions go first, then the least recently used while over the cap.
   std::erase_if(sessions_, [&](const auto& kv) {
     return now_ms >= kv.second.expires_ms || now_ms - kv.second.last_used_ms >= options_.idle_ms;
@@ -27,6 +96,7 @@ ConsoleLogin ConsoleSessions::Open(int64_t now_ms) {
 
 std::optional<ConsoleSession> ConsoleSessions::Find(std::string_view id, int64_t now_ms) {
   if (id.size() != 64) return std::nullopt;
+  if (shared_) return FindShared(std::string(kSharedKey) + Sha256Hex(id), now_ms);
   auto it = sessions_.find(Sha256Hex(id));
   if (it == sessions_.end()) return std::nullopt;
   ConsoleSession& s = it->second;
@@ -38,7 +108,13 @@ std::optional<ConsoleSession> ConsoleSessions::Find(std::string_view id, int64_t
   return s;
 }
 
-void ConsoleSessions::Close(std::string_view id) { sessions_.erase(Sha256Hex(id)); }
+void ConsoleSessions::Close(std::string_view id) {
+  if (shared_) {
+    (void)shared_->Command({"DEL", std::string(kSharedKey) + Sha256Hex(id)});
+    return;
+  }
+  sessions_.erase(Sha256Hex(id));
+}
 
 std::string ConsoleSessions::CookieValue(std::string_view header) {
   // "a=1; __Host-tw_console=…; b=2"

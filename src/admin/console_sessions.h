@@ -5,18 +5,25 @@
 // cannot read the token.
 //
 // Only SHA-256 digests of session ids are kept (a memory dump yields no usable cookie); CSRF
-// tokens are compared in constant time. Sessions live in this process: a restart logs every
-// console out. Idle sessions end after `idle_ms`, every session after `lifetime_ms`; at most
-// `max_sessions` are kept (the least recently used goes first).
+// tokens are compared in constant time. Sessions live in this process (a restart logs every
+// console out), or — for a fleet — in Redis (ShareThrough), where every replica finds a
+// session any replica opened. Idle sessions end after `idle_ms`, every session after
+// `lifetime_ms`; in this process at most `max_sessions` are kept (the least recently used goes
+// first); in Redis each expires on its own (only an administrator can open one).
 //
 // Thread: one (the gateway's io thread).
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+
+namespace tw::redis {
+class Client;
+}
 
 namespace tw::admin {
 
@@ -43,15 +50,19 @@ class ConsoleSessions {
     size_t max_sessions = 256;
   };
   ConsoleSessions() : ConsoleSessions(Options{}) {}
-  explicit ConsoleSessions(Options options) : options_(options) {}
+  explicit ConsoleSessions(Options options);
+  ~ConsoleSessions();
 
   ConsoleLogin Open(int64_t now_ms);
   // The live session a cookie value names (and marks it used), or nullopt.
   std::optional<ConsoleSession> Find(std::string_view id, int64_t now_ms);
   void Close(std::string_view id);
   // Ends every session (the admin token was replaced, say).
-  void CloseAll() { sessions_.clear(); }
-  size_t size() const { return sessions_.size(); }
+  void CloseAll();
+  // Keeps sessions on the Redis server of `shared` from now on. A Redis that cannot be reached
+  // finds no session (the console asks to sign in again): it never lets a request through.
+  void ShareThrough(std::unique_ptr<redis::Client> shared);
+  size_t size() const { return sessions_.size(); }  // in this process
 
   // The cookie value of a `Cookie:` header, or "".
   static std::string CookieValue(std::string_view cookie_header);
@@ -62,8 +73,11 @@ class ConsoleSessions {
   static bool SameSecret(std::string_view a, std::string_view b);
 
  private:
+  std::optional<ConsoleSession> FindShared(const std::string& key, int64_t now_ms);
+
   Options options_;
   std::map<std::string, ConsoleSession> sessions_;  // by SHA-256 of the id
+  std::unique_ptr<redis::Client> shared_;            // when set, sessions_ is unused
 };
 
 }  // namespace tw::admin

@@ -12,6 +12,7 @@
 #include "gateway/aggregate_session.h"
 #include "mcp/protocol.h"
 #include "policy/loader.h"
+#include "redis/redis_client.h"
 #include "transport/child_upstream.h"
 #include "transport/event_loops.h"
 #include "transport/http_upstream.h"
@@ -90,6 +91,12 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(boost::asio::io_context& io,
   auto grants = auth::OpenGrantStore(s->state_spec_);
   if (!grants) return Fail(grants.error());
   s->grants_ = std::move(*grants);
+  if (redis::IsRedisUrl(s->state_spec_)) {
+    // A fleet's console: signed in through one replica is signed in through all.
+    auto shared = redis::Client::Open(s->state_spec_);
+    if (!shared) return Fail(shared.error());
+    s->api_.console_sessions().ShareThrough(std::move(*shared));
+  }
   for (const auto& [name, sc] : config.servers) {
     auto rt = s->Build(sc);
     if (!rt) return Fail(rt.error());

@@ -6,7 +6,7 @@
 // call held on one replica is released by an approval given through another, once; a replica
 // killed mid-load loses its sessions but nothing goes over the limit or unaudited; Redis
 // stopped makes every replica fail closed (503 + Retry-After, /readyz 503) and restarted makes
-// them serve again.
+// them serve again. A console signed in through one replica is signed in through all.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -132,6 +132,23 @@ describe('fleet', { skip }, () => {
     const list = spawnSync(TOOLWARDEN, ['grants', 'list', '--state', redis.url, '--json'], { encoding: 'utf8' });
     assert.equal(list.status, 0, list.stderr);
     assert.match(list.stdout, /agent-a/);
+  });
+
+  it('signed in to the console through one replica is signed in through all, until signed out anywhere', async () => {
+    const login = await fetch(`${gw.r1.base}/api/login`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ token: admin }),
+    });
+    assert.equal(login.status, 200);
+    const cookie = login.headers.get('set-cookie').split(';')[0];
+    const { csrf } = await login.json();
+    for (const r of REPLICAS) {
+      assert.equal((await fetch(`${gw[r].base}/api/grants`, { headers: { Cookie: cookie } })).status, 200, r);
+    }
+    const out = await fetch(`${gw.r3.base}/api/logout`, {
+      method: 'POST', headers: { Cookie: cookie, 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }, body: '{}',
+    });
+    assert.equal(out.status, 200);
+    assert.equal((await fetch(`${gw.r1.base}/api/grants`, { headers: { Cookie: cookie } })).status, 401);
   });
 
   it('60 concurrent calls against a limit of 12 forward exactly 12, whatever replica each lands on', async () => {

@@ -70,8 +70,13 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(boost::asio::io_context& io,
   auto pins = catalog::OpenPinStore(s->state_spec_);
   if (!pins) return Fail(pins.error());
   s->pin_store_ = std::move(*pins);
+  audit::RetentionOptions retention;
+  retention.max_age_ms = config.audit_retention_ms;
+  retention.max_bytes = config.audit_max_bytes;
+  retention.min_free_bytes = config.audit_min_free_bytes;
   auto audit = audit::OpenAuditLog(limits::AuditSpecFor(s->state_spec_, config.audit_store),
-                                   config.audit_log == "-" ? "/dev/stdout" : config.audit_log);
+                                   config.audit_log == "-" ? "/dev/stdout" : config.audit_log,
+                                   retention);
   if (!audit) return Fail(audit.error());
   s->audit_ = std::make_unique<PublishingAuditLog>(std::move(*audit), s->events_);
   auto approvals = approval::OpenApprovalStore(s->state_spec_);

@@ -250,6 +250,7 @@ Result<bool> Gateway::WritePolicyFile(const std::string& path, const std::string
 }
 
 std::string Gateway::Readiness() {
+  if (std::string why = audit_->Unwritable(); !why.empty()) return why;
   auto ok = counters_->Reachable();
   return ok ? std::string() : "state store unreachable: " + ok.error().message();
 }
@@ -285,6 +286,22 @@ void Gateway::AddGauges() {
                       "MCP requests refused with 401 (no, wrong, revoked or expired token).",
                       [this] { return static_cast<double>(unauthorized_.load()); }, "counter");
   }
+  auto audit_stat = [this](auto field) {
+    return [this, field] { return static_cast<double>(audit_->Stats().*field); };
+  };
+  metrics_.AddGauge("toolwarden_audit_pruned_total",
+                    "Audit records deleted by audit.retention or audit.max_size.",
+                    audit_stat(&audit::AuditStats::pruned), "counter");
+  metrics_.AddGauge("toolwarden_audit_refused_total",
+                    "Calls refused because the audit disk was under audit.min_free_bytes.",
+                    audit_stat(&audit::AuditStats::refused), "counter");
+  metrics_.AddGauge("toolwarden_audit_disk_low",
+                    "1 while the audit disk is under audit.min_free_bytes (calls are refused).",
+                    audit_stat(&audit::AuditStats::disk_low));
+  metrics_.AddGauge("toolwarden_audit_file_bytes", "Size of the audit database file.",
+                    audit_stat(&audit::AuditStats::file_bytes));
+  metrics_.AddGauge("toolwarden_audit_free_bytes", "Free space on the audit file's file system.",
+                    audit_stat(&audit::AuditStats::free_bytes));
   if (redis::IsRedisUrl(state_spec_)) {
     const redis::Stats& st = redis::ProcessStats();
     metrics_.AddGauge("toolwarden_state_commands_total", "Commands the Redis state store answered.",

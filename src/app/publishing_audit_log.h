@@ -44,6 +44,8 @@ class PublishingAuditLog : public audit::AuditLog {
   }
   void Flush() override { inner_->Flush(); }
   const void* Connection() const override { return inner_->Connection(); }
+  std::string Unwritable() const override { return inner_->Unwritable(); }
+  audit::AuditStats Stats() const override { return inner_->Stats(); }
 
  private:
   void Publish(const audit::Record& r) {

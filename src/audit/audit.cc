@@ -157,9 +157,11 @@ class LineMirror {
 class SqliteAuditLog : public AuditLog, SqliteStoreBase {
  public:
   // `checkpointer` (may be null: no file) is a second connection, for the checkpoint thread only.
-  SqliteAuditLog(std::shared_ptr<SqliteConnection> conn, sqlite3* checkpointer, std::string json_lines)
+  SqliteAuditLog(std::shared_ptr<SqliteConnection> conn, sqlite3* checkpointer, std::string json_lines,
+                 const RetentionOptions& retention)
       : SqliteStoreBase(std::move(conn), "audit store"), checkpointer_(checkpointer) {
     if (!json_lines.empty()) mirror_ = std::make_unique<LineMirror>(json_lines);
+    if (checkpointer_) retention_ = std::make_unique<Retention>(checkpointer_, path_, retention);
     writer_ = std::thread([this] { WriterLoop(); });
     checkpoints_ = std::thread([this] { CheckpointLoop(); });
   }
@@ -180,7 +182,25 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
     if (checkpointer_) sqlite3_close_v2(checkpointer_);
   }
 
+  std::string Unwritable() const override { return retention_ ? retention_->DiskLow() : std::string(); }
+
+  AuditStats Stats() const override {
+    AuditStats s;
+    s.refused = refused_.load(std::memory_order_relaxed);
+    if (retention_) {
+      s.pruned = retention_->stats().pruned.load(std::memory_order_relaxed);
+      s.file_bytes = retention_->stats().file_bytes.load(std::memory_order_relaxed);
+      s.free_bytes = retention_->stats().free_bytes.load(std::memory_order_relaxed);
+      s.disk_low = !retention_->DiskLow().empty();
+    }
+    return s;
+  }
+
   Result<bool> Write(const Record& r) override {
+    if (std::string why = Unwritable(); !why.empty()) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      return Fail(Error::Unavailable(why));
+    }
     std::lock_guard lock(mu_);
     if (auto ok = InsertLocked(r); !ok) {
       pending_rows_.erase(r.id);
@@ -194,6 +214,13 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
 
   void Submit(Record record, std::function<void(Record&)> in_txn,
               std::function<void(bool ok)> done) override {
+    if (retention_ && !retention_->DiskLow().empty()) {
+      // The reserve is kept for the outcomes of calls already forwarded: nothing new is
+      // decided into a file that may not be able to hold its record.
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      if (done) done(false);
+      return;
+    }
     std::unique_lock lock(queue_mu_);
     const auto now = std::chrono::steady_clock::now();
     const bool quiet = now - last_submit_ > kQuiet;
@@ -498,10 +525,15 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
       if (wal_frames > 4000) {
         sqlite3_wal_checkpoint_v2(checkpointer_, nullptr, SQLITE_CHECKPOINT_RESTART, &wal_frames, &copied);
       }
+      retention_->Tick(std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count());
     }
   }
 
   sqlite3* checkpointer_;  // the checkpoint thread's only
+  std::unique_ptr<Retention> retention_;  // on checkpointer_; null in memory
+  std::atomic<uint64_t> refused_{0};
   // Where each record still waiting for its outcome is (Complete). Guarded by mu_.
   std::unordered_map<std::string, int64_t> pending_rows_;
 
@@ -542,7 +574,8 @@ std::string PathOf(const std::string& spec) {
 }  // namespace
 
 Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
-                                               const std::string& json_lines_path) {
+                                               const std::string& json_lines_path,
+                                               const RetentionOptions& retention) {
   const std::string path = state_spec == "memory" ? ":memory:" : PathOf(state_spec);
   if (path.empty()) {
     return Fail(Error::InvalidArgument("--state \"" + state_spec + "\": expected sqlite:PATH or memory"));
@@ -562,7 +595,7 @@ Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
     checkpointer = *c;
   }
   return std::unique_ptr<AuditLog>(
-      std::make_unique<SqliteAuditLog>(std::move(*conn), checkpointer, json_lines_path));
+      std::make_unique<SqliteAuditLog>(std::move(*conn), checkpointer, json_lines_path, retention));
 }
 
 namespace {

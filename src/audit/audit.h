@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "audit/retention.h"
 #include "common/result.h"
 #include "jsonrpc/message.h"
 
@@ -43,6 +44,15 @@ json::value ToJson(const Record& r);
 // A new record id: 32 hex digits, unique across processes (a random per-process prefix and a
 // counter).
 std::string NewRecordId();
+
+// What /metrics shows of an audit log.
+struct AuditStats {
+  uint64_t pruned = 0;        // records deleted by audit.retention / audit.max_size
+  uint64_t refused = 0;       // calls refused because the disk was nearly full
+  int64_t file_bytes = 0;     // the database file (0: not measured)
+  int64_t free_bytes = 0;     // free on its file system (0: not measured)
+  bool disk_low = false;
+};
 
 // Thread-safe.
 class AuditLog {
@@ -80,6 +90,9 @@ class AuditLog {
   // The SQLite connection records are written on (null when none): a counter store on the same
   // one can charge inside Submit's `in_txn` (CounterStore::Connection).
   virtual const void* Connection() const { return nullptr; }
+  // Why records cannot be written now ("" when they can), for the denial the agent sees.
+  virtual std::string Unwritable() const { return {}; }
+  virtual AuditStats Stats() const { return {}; }
 };
 
 struct Query {
@@ -98,9 +111,10 @@ struct Bucket {
 
 // The SQLite audit store (table `audit` in the state database), optionally mirrored as JSON
 // lines to a file. Submitted records and outcome updates go through one writer thread in
-// batched transactions.
+// batched transactions; `retention` is applied by its maintenance thread (retention.h).
 Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
-                                               const std::string& json_lines_path);
+                                               const std::string& json_lines_path,
+                                               const RetentionOptions& retention = {});
 
 // Newest first. `limit` and `offset` page through the matches.
 Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Query& query);

@@ -153,7 +153,10 @@ Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& 
     sqlite3_close_v2(db);
     return Fail(r.error());
   }
-  std::initializer_list<const char*> pragmas = {"PRAGMA journal_mode=WAL",
+  // A new file gives free pages back on request (audit.max_size: audit/retention.h); a file
+  // that exists keeps its own setting (changing it takes a VACUUM).
+  std::initializer_list<const char*> pragmas = {"PRAGMA auto_vacuum=INCREMENTAL",
+                                                "PRAGMA journal_mode=WAL",
                                                 "PRAGMA synchronous=NORMAL",
                                                 "PRAGMA wal_autocheckpoint=0"};
   for (auto list : {pragmas, setup}) {

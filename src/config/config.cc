@@ -87,6 +87,21 @@ class ConfigReader : public policy::YamlReader {
     return true;
   }
 
+  // A size: whole bytes, or a number with KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB,
+  // TiB (powers of 1024); at least `min`.
+  bool Bytes(const YAML::Node& node, const std::string& where, int64_t min, int64_t& out) {
+    std::string text;
+    if (!ReadString(node, where, text)) return false;
+    auto n = ParseBytes(text);
+    if (!n || *n < min) {
+      Error(node, where + ": expected a size such as 500MB, 2GiB or 1048576" +
+                      (min > 0 ? " (at least " + std::to_string(min) + " bytes)" : std::string()));
+      return false;
+    }
+    out = *n;
+    return true;
+  }
+
   void Root(const YAML::Node& root, Config& c) {
     if (!root.IsMap()) {
       Error(root, "the config must be a mapping with \"servers\"");
@@ -173,6 +188,12 @@ class ConfigReader : public policy::YamlReader {
             ReadBool(sv, "audit.include_arguments", c.audit_include_arguments);
           } else if (sk == "log") {
             ReadString(sv, "audit.log", c.audit_log);
+          } else if (sk == "retention") {
+            DurationMs(sv, "audit.retention", c.audit_retention_ms);
+          } else if (sk == "max_size") {
+            Bytes(sv, "audit.max_size", 1 << 20, c.audit_max_bytes);
+          } else if (sk == "min_free_bytes") {
+            Bytes(sv, "audit.min_free_bytes", 0, c.audit_min_free_bytes);
           } else if (sk == "store") {
             if (ReadString(sv, "audit.store", c.audit_store) &&
                 !(c.audit_store.starts_with("sqlite:") && c.audit_store.size() > 7)) {
@@ -180,7 +201,9 @@ class ConfigReader : public policy::YamlReader {
                         "host before a call is forwarded)");
             }
           } else {
-            Error(skn, "audit: unknown key \"" + sk + "\" (expected include_arguments, log, store)");
+            Error(skn, "audit: unknown key \"" + sk +
+                           "\" (expected include_arguments, log, store, retention, max_size, "
+                           "min_free_bytes)");
           }
         });
       } else {
@@ -380,6 +403,26 @@ std::string_view PinModeName(PinMode m) {
     case PinMode::kOff: return "off";
   }
   return "enforce";
+}
+
+std::optional<int64_t> ParseBytes(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+  if (i == 0 || i > 15) return std::nullopt;
+  const int64_t n = std::stoll(std::string(text.substr(0, i)));
+  std::string_view unit = text.substr(i);
+  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  static const std::pair<std::string_view, int64_t> kUnits[] = {
+      {"", 1},           {"B", 1},           {"KB", 1000},       {"MB", 1000'000},
+      {"GB", 1000'000'000}, {"TB", 1000'000'000'000}, {"KiB", 1LL << 10}, {"MiB", 1LL << 20},
+      {"GiB", 1LL << 30}, {"TiB", 1LL << 40}};
+  for (const auto& [name, factor] : kUnits) {
+    if (unit == name) {
+      if (n > INT64_MAX / factor) return std::nullopt;
+      return n * factor;
+    }
+  }
+  return std::nullopt;
 }
 
 bool ValidReplicaName(const std::string& name) {

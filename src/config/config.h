@@ -111,6 +111,9 @@ struct Config {
   std::string audit_log;  // JSON lines mirror; empty for none
   // sqlite:PATH where records are made durable; empty: limits::AuditSpecFor's default.
   std::string audit_store;
+  int64_t audit_retention_ms = 0;             // audit.retention; 0: keep every record
+  int64_t audit_max_bytes = 0;                // audit.max_size; 0: no limit
+  int64_t audit_min_free_bytes = 64LL << 20;  // audit.min_free_bytes; 0: no check
   size_t max_sessions = 1000;
   // The most sessions one grant may hold; unset: a quarter of max_sessions (at least 1), so
   // one agent cannot lock the others out.
@@ -137,6 +140,8 @@ struct Config {
 // positions; a Config built otherwise — from `run`'s flags — is held to them here): access:
 // local has exactly one server; stdio needs access: local and no audit log on stdout.
 Result<bool> CheckConfig(const Config& c);
+// "500MB", "2GiB", "1048576": bytes (KB/MB/GB/TB powers of 1000, KiB… of 1024).
+std::optional<int64_t> ParseBytes(std::string_view text);
 // 1-32 of [A-Za-z0-9_-].
 bool ValidReplicaName(const std::string& name);
 

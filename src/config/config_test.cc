@@ -243,3 +243,52 @@ servers:
 
 }  // namespace
 }  // namespace tw::config
+
+namespace tw::config {
+namespace {
+
+TEST(ConfigTest, AFleetReplicaNamesItselfAndItsAuditLimits) {
+  auto c = ParseConfig(R"(
+state: redis://10.0.0.5:6379/2
+replica: ${TW_REPLICA}
+audit:
+  store: sqlite:/var/lib/toolwarden/audit.db
+  retention: 30d
+  max_size: 20GiB
+  min_free_bytes: 500MB
+servers:
+  a: {command: echo, policy: p.yaml}
+)",
+                       "/etc/tw/tw.yaml", Env({{"TW_REPLICA", "r2"}}));
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->replica, "r2");
+  EXPECT_EQ(c->audit_store, "sqlite:/var/lib/toolwarden/audit.db");
+  EXPECT_EQ(c->audit_retention_ms, 30LL * 24 * 3600 * 1000);
+  EXPECT_EQ(c->audit_max_bytes, 20LL << 30);
+  EXPECT_EQ(c->audit_min_free_bytes, 500'000'000);
+  EXPECT_EQ(ParseBytes("1048576"), 1048576);
+  EXPECT_EQ(ParseBytes("2 KiB"), 2048);
+  for (const char* bad : {"", "MB", "5 XB", "1.5GB", "-1", "1234567890123456GB",
+                          "999999999999999TB"}) {
+    EXPECT_FALSE(ParseBytes(bad).has_value()) << bad;
+  }
+}
+
+TEST(ConfigTest, FleetAndAuditMistakesPointAtTheirLine) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"replica: \"r 1\"\n", "t.yaml:1:10: replica must be 1-32"},
+      {"audit: {store: redis://x:1/0}\n", "audit.store must be sqlite:PATH"},
+      {"audit: {max_size: 10KB}\n", "audit.max_size: expected a size"},
+      {"audit: {min_free_bytes: lots}\n", "audit.min_free_bytes: expected a size"},
+      {"audit: {retention: forever}\n", "audit.retention"},
+      {"audit: {keep: 1d}\n", "expected include_arguments, log, store, retention"},
+  };
+  for (const auto& [text, want] : cases) {
+    auto c = ParseConfig(text + "servers:\n  a: {command: echo, policy: p.yaml}\n", "t.yaml", Env({}));
+    ASSERT_FALSE(c) << text;
+    EXPECT_THAT(c.error().message(), HasSubstr(want)) << text;
+  }
+}
+
+}  // namespace
+}  // namespace tw::config

@@ -367,8 +367,11 @@ void ToolCallGuard::RecordFailed(GuardOutcome& out) const {
   out.approval_id.clear();
   out.decision.verdict = policy::Verdict::kDeny;
   out.decision.rule = "audit";
-  out.decision.reason = "The call cannot be recorded right now (audit store unavailable); "
-                        "it was not forwarded";
+  const std::string why = deps_.audit ? deps_.audit->Unwritable() : std::string();
+  out.decision.reason = "The call cannot be recorded right now (" +
+                        (why.empty() ? std::string("audit store unavailable") : why) +
+                        "); it was not forwarded";
+  out.decision.retry_after_s = why.empty() ? 1 : 60;  // a full disk takes a person
   out.decision.charges.clear();
 }
 

@@ -12,7 +12,10 @@ import { after, describe, it } from 'node:test';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
 import { newClient } from './everything-suite.mjs';
-import { EVERYTHING, TOOLWARDEN, eventually } from './helpers.mjs';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+import { EVERYTHING, TOOLWARDEN, eventually, startServe, stop } from './helpers.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-audit-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -100,5 +103,40 @@ describe('audit trail', () => {
       assert.ok(digests.has(digest({ message: `m${id}` })), `call ${id} was answered but not audited`);
     }
     assert.ok(records.length >= answered.length);
+  });
+
+  it('a nearly full disk refuses new calls with a clear reason, a metric and /readyz — and forwards nothing', async () => {
+    const dir = path.join(tmp, 'full');
+    fs.mkdirSync(dir);
+    const config = path.join(dir, 'toolwarden.yaml');
+    fs.writeFileSync(config, [
+      'listen: 127.0.0.1:0', 'access: local', `state: sqlite:${path.join(dir, 'state.db')}`,
+      // More free space than any disk has: the threshold bites at once.
+      'audit: {min_free_bytes: 1000000TB, retention: 30d, max_size: 1GiB}',
+      'servers:', '  everything:', '    command: node', `    args: [${JSON.stringify(EVERYTHING)}, stdio]`,
+      `    policy: ${JSON.stringify(policy)}`, '',
+    ].join('\n'));
+    const gw = await startServe(config);
+    try {
+      const ready = await eventually(async () => {
+        const r = await fetch(`${gw.base}/readyz`);
+        return r.status === 503 && r.text();
+      }, 10000, '/readyz to report the disk');
+      assert.match(ready, /audit disk is nearly full/);
+      const client = new Client({ name: 'e2e', version: '1' });
+      await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}/mcp`)));
+      const res = await client.callTool({ name: 'echo', arguments: { message: 'never' } });
+      assert.ok(res.isError);
+      const text = res.content.map((c) => c.text).join('');
+      assert.match(text, /^\[POLICY DENIED\] The call cannot be recorded right now \(the audit disk is nearly full/);
+      assert.doesNotMatch(text, /Echo: never/);
+      await client.close();
+      const metrics = await (await fetch(`${gw.base}/metrics`)).text();
+      assert.match(metrics, /toolwarden_audit_disk_low 1/);
+      assert.match(metrics, /toolwarden_audit_refused_total [1-9]/);
+      assert.match(metrics, /toolwarden_audit_file_bytes [1-9]/);
+    } finally {
+      await stop(gw.proc);
+    }
   });
 });

@@ -66,6 +66,7 @@ Result<std::string> ResolveAuditStore(const std::string& config_path, const std:
   }
   auto c = LoadConfigForState(config_path);
   if (!c) return Fail(c.error());
+  if (!c->audit_shared.empty()) return c->audit_shared;  // the fleet's trail
   return limits::AuditSpecFor(limits::StateSpecOrDefault(c->state), c->audit_store);
 }
 

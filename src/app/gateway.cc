@@ -74,11 +74,27 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(boost::asio::io_context& io,
   retention.max_age_ms = config.audit_retention_ms;
   retention.max_bytes = config.audit_max_bytes;
   retention.min_free_bytes = config.audit_min_free_bytes;
-  auto audit = audit::OpenAuditLog(limits::AuditSpecFor(s->state_spec_, config.audit_store),
+  // With a shared trail, a local record is pruned only once the trail has it.
+  if (!config.audit_shared.empty()) retention.prunable_through = 0;
+  s->audit_spec_ = limits::AuditSpecFor(s->state_spec_, config.audit_store);
+  auto audit = audit::OpenAuditLog(s->audit_spec_,
                                    config.audit_log == "-" ? "/dev/stdout" : config.audit_log,
                                    retention);
   if (!audit) return Fail(audit.error());
   s->audit_ = std::make_unique<PublishingAuditLog>(std::move(*audit), s->events_);
+  if (!config.audit_shared.empty()) {
+    if (!s->audit_spec_.starts_with("sqlite:")) {
+      return Fail(Error::InvalidArgument("audit.shared needs the local records in a file "
+                                         "(state or audit.store: sqlite:PATH), not in memory"));
+    }
+    audit::ShipperOptions ship;
+    ship.local_path = s->audit_spec_.substr(7);
+    ship.url = config.audit_shared;
+    ship.replica = config.replica;
+    s->shipper_ = std::make_unique<audit::Shipper>(
+        ship, [log = s->audit_.get()](int64_t rowid) { log->PruneOnlyThrough(rowid); });
+    if (auto ok = s->shipper_->Start(); !ok) return Fail(ok.error());
+  }
   auto approvals = approval::OpenApprovalStore(s->state_spec_);
   if (!approvals) return Fail(approvals.error());
   s->approvals_ = std::move(*approvals);
@@ -115,6 +131,10 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(boost::asio::io_context& io,
 
 void Gateway::Stop() {
   std::lock_guard lock(mu_);
+  if (shipper_) {
+    audit_->Flush();
+    shipper_->Stop();  // after one last pass
+  }
   if (polling_) polling_->Stop();
   if (config_watcher_) config_watcher_->Stop();
   for (auto& [path, pf] : policies_) {

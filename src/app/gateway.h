@@ -36,6 +36,7 @@
 #include "app/policy_reloader.h"
 #include "approval/approval_store.h"
 #include "audit/audit.h"
+#include "audit/shared_trail.h"
 #include "auth/grant_store.h"
 #include "catalog/pin_store.h"
 #include "common/clock.h"
@@ -149,6 +150,8 @@ class Gateway : public admin::Backend {
                                   const gateway::ToolCallGuard& guard, std::string id,
                                   std::string grant);
   void AddGauges();
+  // Where audit queries go: the shared trail when there is one, else the local records.
+  std::string AuditQuerySpec() const;
   std::string ConfigFileHash() const;
 
   boost::asio::io_context& io_;
@@ -161,6 +164,9 @@ class Gateway : public admin::Backend {
   std::unique_ptr<auth::GrantStore> grants_;
   // After the stores: its writer thread writes to them (AuditLog::Run) until it is gone.
   std::unique_ptr<audit::AuditLog> audit_;
+  std::string audit_spec_;  // where the local records are (sqlite:PATH or memory)
+  // Ships audit_'s records to config_.audit_shared; before audit_ goes (declared after it).
+  std::unique_ptr<audit::Shipper> shipper_;
   gateway::Metrics metrics_;
   std::unique_ptr<PollingApprovalWaiter> polling_;
   std::unique_ptr<WebhookApprovalWaiter> waiter_;

@@ -173,20 +173,24 @@ std::vector<admin::PolicyInfo> Gateway::Policies() {
   return out;
 }
 
+std::string Gateway::AuditQuerySpec() const {
+  return config_.audit_shared.empty() ? audit_spec_ : config_.audit_shared;
+}
+
 Result<std::vector<audit::Record>> Gateway::QueryAudit(const audit::Query& q) {
   audit_->Flush();
-  return audit::QueryAudit(state_spec_, q);
+  return audit::QueryAudit(AuditQuerySpec(), q);
 }
 
 Result<int64_t> Gateway::CountAudit(const audit::Query& q) {
   audit_->Flush();
-  return audit::CountAudit(state_spec_, q);
+  return audit::CountAudit(AuditQuerySpec(), q);
 }
 
 Result<std::vector<audit::Bucket>> Gateway::AuditHistogram(const audit::Query& q,
                                                                  int64_t bucket_ms) {
   audit_->Flush();
-  return audit::AuditHistogram(state_spec_, q, bucket_ms);
+  return audit::AuditHistogram(AuditQuerySpec(), q, bucket_ms);
 }
 
 std::shared_ptr<const policy::Policy> Gateway::PolicyForGrant(const std::string& server,
@@ -302,6 +306,16 @@ void Gateway::AddGauges() {
                     audit_stat(&audit::AuditStats::file_bytes));
   metrics_.AddGauge("toolwarden_audit_free_bytes", "Free space on the audit file's file system.",
                     audit_stat(&audit::AuditStats::free_bytes));
+  if (shipper_) {
+    const audit::ShipperStats& sh = shipper_->stats();
+    metrics_.AddGauge("toolwarden_audit_shipped_total", "Audit rows sent to the shared trail.",
+                      [&sh] { return static_cast<double>(sh.shipped.load()); }, "counter");
+    metrics_.AddGauge("toolwarden_audit_ship_errors_total",
+                      "Passes that could not ship to the shared trail (unreachable, refused).",
+                      [&sh] { return static_cast<double>(sh.errors.load()); }, "counter");
+    metrics_.AddGauge("toolwarden_audit_ship_backlog", "Local audit records not yet shipped.",
+                      [&sh] { return static_cast<double>(sh.backlog.load()); });
+  }
   if (redis::IsRedisUrl(state_spec_)) {
     const redis::Stats& st = redis::ProcessStats();
     metrics_.AddGauge("toolwarden_state_commands_total", "Commands the Redis state store answered.",

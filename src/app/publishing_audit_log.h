@@ -45,6 +45,7 @@ class PublishingAuditLog : public audit::AuditLog {
   void Flush() override { inner_->Flush(); }
   const void* Connection() const override { return inner_->Connection(); }
   std::string Unwritable() const override { return inner_->Unwritable(); }
+  void PruneOnlyThrough(int64_t rowid) override { inner_->PruneOnlyThrough(rowid); }
   audit::AuditStats Stats() const override { return inner_->Stats(); }
 
  private:

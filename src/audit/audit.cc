@@ -18,7 +18,9 @@
 #include <utility>
 #include <vector>
 
+#include "audit/shared_trail.h"
 #include "common/sqlite_db.h"
+#include "pg/pg.h"
 
 namespace tw::audit {
 
@@ -183,6 +185,9 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
   }
 
   std::string Unwritable() const override { return retention_ ? retention_->DiskLow() : std::string(); }
+  void PruneOnlyThrough(int64_t rowid) override {
+    if (retention_) retention_->PruneOnlyThrough(rowid);
+  }
 
   AuditStats Stats() const override {
     AuditStats s;
@@ -624,6 +629,7 @@ Result<sqlite3*> OpenForQuery(const std::string& state_spec) {
 }  // namespace
 
 Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Query& q) {
+  if (pg::IsPostgresUrl(state_spec)) return QueryShared(state_spec, q);
   auto db = OpenForQuery(state_spec);
   if (!db) return Fail(db.error());
   SqliteStmt st;
@@ -667,6 +673,7 @@ Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Quer
 }
 
 Result<int64_t> CountAudit(const std::string& state_spec, const Query& q) {
+  if (pg::IsPostgresUrl(state_spec)) return CountShared(state_spec, q);
   auto db = OpenForQuery(state_spec);
   if (!db) return Fail(db.error());
   SqliteStmt st;
@@ -681,6 +688,7 @@ Result<int64_t> CountAudit(const std::string& state_spec, const Query& q) {
 Result<std::vector<Bucket>> AuditHistogram(const std::string& state_spec, const Query& q,
                                            int64_t bucket_ms) {
   if (bucket_ms <= 0) return Fail(Error::InvalidArgument("the bucket must be positive"));
+  if (pg::IsPostgresUrl(state_spec)) return HistogramShared(state_spec, q, bucket_ms);
   auto db = OpenForQuery(state_spec);
   if (!db) return Fail(db.error());
   SqliteStmt st;

@@ -90,6 +90,8 @@ class AuditLog {
   // The SQLite connection records are written on (null when none): a counter store on the same
   // one can charge inside Submit's `in_txn` (CounterStore::Connection).
   virtual const void* Connection() const { return nullptr; }
+  // Lets retention prune local records only up to `rowid` (those the shared trail has).
+  virtual void PruneOnlyThrough(int64_t rowid) { (void)rowid; }
   // Why records cannot be written now ("" when they can), for the denial the agent sees.
   virtual std::string Unwritable() const { return {}; }
   virtual AuditStats Stats() const { return {}; }
@@ -116,6 +118,8 @@ Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
                                                const std::string& json_lines_path,
                                                const RetentionOptions& retention = {});
 
+// Each of these reads the local store of a sqlite:PATH spec, or the shared trail of a
+// postgresql:// one (shared_trail.h).
 // Newest first. `limit` and `offset` page through the matches.
 Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Query& query);
 // How many records match (ignores limit and offset).

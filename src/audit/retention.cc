@@ -20,7 +20,8 @@ Retention::Retention(sqlite3* db, std::string path, RetentionOptions options)
     : db_(db),
       path_(std::move(path)),
       dir_(std::filesystem::absolute(path_).parent_path().string()),
-      options_(options) {}
+      options_(options),
+      prunable_(options.prunable_through) {}
 
 void Retention::Tick(int64_t now_ms) {
   CheckDisk();

@@ -28,6 +28,9 @@ struct RetentionOptions {
   int64_t min_free_bytes = 64LL << 20;    // audit.min_free_bytes; 0: no check
   // How often Tick prunes (it checks the disk every time).
   int64_t prune_every_ms = 1000;
+  // Records prunable from the start (Retention::PruneOnlyThrough); 0 when a shared store must
+  // have them first (audit.shared): the shipper raises it as it ships.
+  int64_t prunable_through = INT64_MAX;
 };
 
 struct RetentionStats {

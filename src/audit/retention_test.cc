@@ -25,23 +25,23 @@ class RetentionTest : public ::testing::Test {
   std::string Spec() const { return "sqlite:" + (dir_ / "audit.db").string(); }
 
   // `n` records, one a second from `first_ts`, through the audit log itself.
-  void Fill(int n, int64_t first_ts, const RetentionOptions& options = {}) {
-    auto log = OpenAuditLog(Spec(), "", options);
+  void Fill(int n, int64_t first_ts) {
+    auto log = OpenAuditLog(Spec(), "", RetentionOptions{.min_free_bytes = 0});
     ASSERT_TRUE(log.has_value()) << log.error().message();
+    Record shape;
+    shape.grant = "g";
+    shape.server = "github";
+    shape.tool = "create_issue";
+    shape.decision = "allow";
+    shape.rule = "default";
+    shape.arg_keys = {"repo", "title", "body"};
+    shape.outcome = "ok";
     for (int i = 0; i < n; ++i) {
-      Record r;
+      Record r = shape;
       r.id = NewRecordId();
       r.ts_ms = first_ts + i * 1000;
-      r.grant = "g";
       r.session = std::to_string(i % 7);
-      r.session.insert(0, "session-");
-      r.server = "github";
-      r.tool = "create_issue";
-      r.decision = "allow";
-      r.rule = "default";
-      r.arg_keys = {"repo", "title", "body"};
       r.args_digest = RandomHex(32);
-      r.outcome = "ok";
       ASSERT_TRUE((*log)->Write(r).has_value());
     }
   }

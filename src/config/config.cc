@@ -188,6 +188,11 @@ class ConfigReader : public policy::YamlReader {
             ReadBool(sv, "audit.include_arguments", c.audit_include_arguments);
           } else if (sk == "log") {
             ReadString(sv, "audit.log", c.audit_log);
+          } else if (sk == "shared") {
+            if (ReadString(sv, "audit.shared", c.audit_shared) &&
+                !c.audit_shared.starts_with("postgresql://") && !c.audit_shared.starts_with("postgres://")) {
+              Error(sv, "audit.shared must be a postgresql://HOST[:PORT]/DATABASE URL");
+            }
           } else if (sk == "retention") {
             DurationMs(sv, "audit.retention", c.audit_retention_ms);
           } else if (sk == "max_size") {
@@ -202,7 +207,7 @@ class ConfigReader : public policy::YamlReader {
             }
           } else {
             Error(skn, "audit: unknown key \"" + sk +
-                           "\" (expected include_arguments, log, store, retention, max_size, "
+                           "\" (expected include_arguments, log, store, shared, retention, max_size, "
                            "min_free_bytes)");
           }
         });

@@ -111,6 +111,8 @@ struct Config {
   std::string audit_log;  // JSON lines mirror; empty for none
   // sqlite:PATH where records are made durable; empty: limits::AuditSpecFor's default.
   std::string audit_store;
+  // postgresql://… the fleet's shared trail (records shipped there; queries read it); "": none.
+  std::string audit_shared;
   int64_t audit_retention_ms = 0;             // audit.retention; 0: keep every record
   int64_t audit_max_bytes = 0;                // audit.max_size; 0: no limit
   int64_t audit_min_free_bytes = 64LL << 20;  // audit.min_free_bytes; 0: no check

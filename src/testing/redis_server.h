@@ -60,6 +60,21 @@ class RedisServer {
     pid_ = -1;
   }
 
+ public:
+  // A port the OS just gave out and took back (for servers that take no port 0).
+  static int FreePortForTests() { return FreePort(); }
+  // Whether something accepts a TCP connection on loopback `port`.
+  static bool PortAccepts(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    close(fd);
+    return ok;
+  }
+
  private:
   static int FreePort() {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

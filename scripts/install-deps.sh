@@ -3,7 +3,7 @@
 #   - Debian packages (apt) for the C++ toolchain and libraries;
 #   - npm packages for the end-to-end tests into tests/node/node_modules (never globally),
 #     among them playwright-core, which drives Debian's chromium (no browser download);
-#   - with --bench: nginx and wrk (apt) and the MCP bridges compared in bench/ (npm, into
+#   - with --bench: wrk (apt) and the MCP bridges compared in bench/ (npm, into
 #     bench/node/node_modules).
 # Safe to run repeatedly; `make test` calls it.
 set -euo pipefail
@@ -17,6 +17,7 @@ APT_PACKAGES=(
   sqlite3  # the end-to-end tests lock the state file the way another process would
   libhiredis-dev redis-server  # shared state on Redis; the tests start a real server
   nginx-light  # the fleet test's load balancer (and the benchmarks' baseline)
+  libpq-dev postgresql  # the fleet's shared audit trail; the tests start a real server
   clang libclang-rt-14-dev
 )
 # The web console's end-to-end tests drive Debian's chromium with playwright-core.

@@ -6,7 +6,8 @@
 // call held on one replica is released by an approval given through another, once; a replica
 // killed mid-load loses its sessions but nothing goes over the limit or unaudited; Redis
 // stopped makes every replica fail closed (503 + Retry-After, /readyz 503) and restarted makes
-// them serve again. A console signed in through one replica is signed in through all.
+// them serve again. Every replica ships its records to one PostgreSQL trail (a replica killed
+// with SIGKILL ships its backlog when it comes back). A console signed in through one replica is signed in through all.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -18,14 +19,17 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
 import {
-  DENY_PREFIX, FIXTURES, ROOT, TOOLWARDEN, eventually, findExecutable, startNginx, startRedis,
-  startServe, stop,
+  DENY_PREFIX, FIXTURES, ROOT, TOOLWARDEN, eventually, findExecutable, startNginx, startPostgres,
+  startRedis, startServe, stop,
 } from './helpers.mjs';
 
 const REPLICAS = ['r1', 'r2', 'r3'];
 const haveRedis = await findExecutable('/usr/bin/redis-server', '/usr/local/bin/redis-server');
 const haveNginx = await findExecutable('/usr/sbin/nginx', '/usr/bin/nginx');
-const skip = !haveRedis ? 'redis-server is not installed' : !haveNginx ? 'nginx is not installed' : false;
+const havePostgres = fs.existsSync('/usr/lib/postgresql') &&
+  fs.readdirSync('/usr/lib/postgresql').some((v) => fs.existsSync(`/usr/lib/postgresql/${v}/bin/initdb`));
+const skip = !haveRedis ? 'redis-server is not installed' : !haveNginx ? 'nginx is not installed'
+  : !havePostgres ? 'PostgreSQL is not installed' : false;
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-fleet-'));
 fs.chmodSync(tmp, 0o755);  // nginx's workers (nobody) create their temporary files here
@@ -47,16 +51,19 @@ const forwarded = (name, prefix) => REPLICAS.flatMap((r) => {
       String(m.params?.arguments?.message ?? m.params?.arguments?.amount ?? '').startsWith(prefix));
 });
 
-// Every replica's audit records of a grant (each replica's durable local log).
-const audited = (grant) => REPLICAS.flatMap((r) => {
-  const out = spawnSync(TOOLWARDEN, ['audit', '--state', auditStore(r), '--grant', grant, '--json', '--limit', '1000'],
-    { encoding: 'utf8' });
+const auditQuery = (...args) => {
+  const out = spawnSync(TOOLWARDEN, ['audit', '--json', '--limit', '1000', ...args], { encoding: 'utf8' });
   assert.equal(out.status, 0, out.stderr);
   return out.stdout.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
-});
+};
+// Every replica's audit records of a grant (each replica's durable local log).
+const audited = (grant) => REPLICAS.flatMap((r) => auditQuery('--state', auditStore(r), '--grant', grant));
+// The fleet's shared trail (PostgreSQL), as `toolwarden audit -c` reads it.
+const sharedTrail = (grant) => auditQuery('-c', config, '--grant', grant);
 
 describe('fleet', { skip }, () => {
   let redis;
+  let pg;
   let lb;
   const gw = {};  // replica → { proc, base, adminToken }
   let admin;      // the fleet's one admin token (printed by the first replica only)
@@ -91,8 +98,11 @@ describe('fleet', { skip }, () => {
 
   before(async () => {
     redis = await startRedis(tmp);
+    fs.mkdirSync(path.join(tmp, 'pg'));
+    pg = await startPostgres(path.join(tmp, 'pg'));
     fs.writeFileSync(config, [
       'listen: 127.0.0.1:0', `state: ${redis.url}`, 'workers: 1', 'shutdown_timeout: 2s',
+      `audit: {shared: "${pg.url}"}`,
       'trusted_proxies: [127.0.0.1]', 'servers:', '  rec:', '    command: node',
       `    args: [${JSON.stringify(path.join(FIXTURES, 'recording-server.mjs'))}, "\${TW_RECORD}"]`,
       '    policy: fleet.yaml', '',
@@ -117,6 +127,7 @@ describe('fleet', { skip }, () => {
     await Promise.all(Object.values(gw).map((g) => stop(g.proc)));
     await stop(lb?.proc);
     await stop(redis?.proc);
+    await stop(pg?.proc);
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -168,6 +179,13 @@ describe('fleet', { skip }, () => {
     assert.equal(forwarded('echo', 'race-').length, 12);
     const allows = audited('racer').filter((a) => a.decision === 'allow');
     assert.equal(allows.length, 12, 'every forwarded call has its record on the replica that forwarded it');
+    // One trail for the fleet: every replica's records, each once.
+    const shared = await eventually(() => {
+      const rows = sharedTrail('racer');
+      return rows.length === 60 && rows;
+    }, 15000, 'the shared trail to hold all 60 records');
+    assert.equal(shared.filter((a) => a.decision === 'allow').length, 12);
+    assert.equal(new Set(shared.map((a) => a.id)).size, 60);
   });
 
   it('a call held on one replica is released by an approval given through another, once', async () => {
@@ -213,6 +231,14 @@ describe('fleet', { skip }, () => {
     const allows = audited('survivor').filter((a) => a.decision === 'allow').length;
     assert.ok(allows >= sent, `${sent} forwarded, ${allows} allow records`);
     assert.ok(allows <= 12);
+    // Back from the dead, the replica ships what it had recorded: the shared trail is the union
+    // of every replica's records, none twice.
+    gw.r3 = await startReplica('r3');
+    const local = new Set(audited('survivor').map((a) => a.id));
+    await eventually(() => {
+      const rows = sharedTrail('survivor');
+      return rows.length === local.size && rows.every((a) => local.has(a.id));
+    }, 15000, 'the shared trail to hold every replica\'s records of survivor');
   });
 
   it('Redis stopped: every replica fails closed; restarted: they serve again', async () => {

@@ -217,3 +217,40 @@ export async function startNginx(dir, conf) {
   }
   throw new Error('nginx did not start');
 }
+
+// Starts a real PostgreSQL server (initdb in `dir`, a free loopback port, no fsync). initdb and
+// postgres refuse to run as root, so as root both run as the `postgres` user. Returns
+// { proc, port, url } with the database `postgres` and the superuser `toolwarden`.
+export async function startPostgres(dir) {
+  const fs = await import('node:fs');
+  const { spawnSync } = await import('node:child_process');
+  const versions = fs.existsSync('/usr/lib/postgresql') ? fs.readdirSync('/usr/lib/postgresql').sort() : [];
+  const bin = versions.map((v) => `/usr/lib/postgresql/${v}/bin`).reverse()
+    .find((b) => fs.existsSync(`${b}/initdb`));
+  if (!bin) throw new Error('PostgreSQL is not installed');
+  const data = path.join(dir, 'pgdata');
+  fs.mkdirSync(data, { recursive: true });
+  let ids = {};
+  if (process.getuid() === 0) {
+    const id = (flag) => Number(spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' }).stdout.trim());
+    ids = { uid: id('-u'), gid: id('-g') };
+    for (const p of [dir, data]) fs.chownSync(p, ids.uid, ids.gid);
+  }
+  const init = spawnSync(`${bin}/initdb`, ['-D', data, '-U', 'toolwarden', '-A', 'trust', '-E', 'UTF8',
+    '--no-sync', '--locale=C'], { encoding: 'utf8', ...ids });
+  if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr}`);
+  for (let attempt = 0; attempt < 5; ++attempt) {
+    const port = await freePort();
+    const proc = spawn(`${bin}/postgres`, ['-D', data, '-p', String(port), '-k', dir,
+      '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off'], { stdio: ['ignore', 'pipe', 'pipe'], ...ids });
+    collectStderr(proc);
+    const ready = await eventually(() => {
+      if (proc.exitCode !== null) return 'exited';
+      const r = spawnSync(`${bin}/pg_isready`, ['-h', '127.0.0.1', '-p', String(port), '-U', 'toolwarden', '-d', 'postgres']);
+      return r.status === 0 && 'ready';
+    }, 20000, 'postgres to accept connections').catch(() => 'timeout');
+    if (ready === 'ready') return { proc, port, url: `postgresql://toolwarden@127.0.0.1:${port}/postgres` };
+    proc.kill('SIGKILL');
+  }
+  throw new Error('postgres did not start');
+}

@@ -240,7 +240,8 @@ Result<const gateway::ToolCallGuard*> Gateway::GuardFor(ServerRuntime& server,
       .policies = [h] { return h->Current(); },
       .counters = counters_.get(),
       .clock = &clock_,
-      .fail_mode = config_.state_fail_mode == config::StateFailMode::kOpen
+      .fail_mode = server.config.state_fail_mode.value_or(config_.state_fail_mode) ==
+                           config::StateFailMode::kOpen
                        ? gateway::StateFailMode::kOpen
                        : gateway::StateFailMode::kClosed,
       .server = server.config.name,

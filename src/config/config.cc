@@ -337,6 +337,12 @@ class ConfigReader : public policy::YamlReader {
                    s.schema);
       } else if (key == "extension_methods") {
         ReadStrings(v, where + ".extension_methods", s.extension_methods);
+      } else if (key == "state_fail_mode") {
+        StateFailMode m = StateFailMode::kClosed;
+        const size_t before = error_count();
+        ReadChoice(v, where + ".state_fail_mode",
+                   {{"closed", StateFailMode::kClosed}, {"open", StateFailMode::kOpen}}, m);
+        if (error_count() == before) s.state_fail_mode = m;
       } else if (key == "connect_timeout") {
         DurationMs(v, where + ".connect_timeout", s.connect_timeout_ms);
       } else if (key == "request_timeout") {
@@ -344,8 +350,8 @@ class ConfigReader : public policy::YamlReader {
       } else {
         Error(k, where + ": unknown key \"" + key +
                      "\" (expected command, args, env, inherit_env, url, headers, ca_file, policy, pins, "
-                     "isolation, unlisted_tools, schema, extension_methods, connect_timeout, "
-                     "request_timeout)");
+                     "isolation, unlisted_tools, schema, extension_methods, state_fail_mode, "
+                     "connect_timeout, request_timeout)");
       }
     });
     if (command.empty() == s.url.empty()) {

@@ -72,6 +72,8 @@ struct ServerConfig {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string ca_file;  // PEM CA certificates trusted for an https:// url besides the system's
   std::string policy_path;  // absolute
+  // When the state store cannot be reached: this server's own choice over the gateway's.
+  std::optional<StateFailMode> state_fail_mode;
   PinMode pins = PinMode::kEnforce;
   UnlistedTools unlisted_tools = UnlistedTools::kDeny;
   SchemaMode schema = SchemaMode::kEnforce;

@@ -258,10 +258,13 @@ audit:
   min_free_bytes: 500MB
 servers:
   a: {command: echo, policy: p.yaml}
+  b: {command: echo, policy: p.yaml, state_fail_mode: open}
 )",
                        "/etc/tw/tw.yaml", Env({{"TW_REPLICA", "r2"}}));
   ASSERT_TRUE(c) << c.error().message();
   EXPECT_EQ(c->replica, "r2");
+  EXPECT_FALSE(c->servers.at("a").state_fail_mode.has_value());
+  EXPECT_EQ(c->servers.at("b").state_fail_mode, StateFailMode::kOpen);
   EXPECT_EQ(c->audit_store, "sqlite:/var/lib/toolwarden/audit.db");
   EXPECT_EQ(c->audit_retention_ms, 30LL * 24 * 3600 * 1000);
   EXPECT_EQ(c->audit_max_bytes, 20LL << 30);
@@ -281,7 +284,8 @@ TEST(ConfigTest, FleetAndAuditMistakesPointAtTheirLine) {
       {"audit: {max_size: 10KB}\n", "audit.max_size: expected a size"},
       {"audit: {min_free_bytes: lots}\n", "audit.min_free_bytes: expected a size"},
       {"audit: {retention: forever}\n", "audit.retention"},
-      {"audit: {keep: 1d}\n", "expected include_arguments, log, store, retention"},
+      {"audit: {keep: 1d}\n", "expected include_arguments, log, store, shared, retention"},
+      {"audit: {shared: \"redis://x:1/0\"}\n", "audit.shared must be a postgresql://"},
   };
   for (const auto& [text, want] : cases) {
     auto c = ParseConfig(text + "servers:\n  a: {command: echo, policy: p.yaml}\n", "t.yaml", Env({}));

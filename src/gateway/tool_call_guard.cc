@@ -40,6 +40,18 @@ std::optional<policy::Decision> ChargeDenial(const Result<limits::ChargeOutcome>
   return std::nullopt;
 }
 
+// An allowed call whose limits could not be counted (the state store failed) under
+// state_fail_mode: open: its record says so.
+constexpr const char* kPassedOpenRule = "state_fail_mode";
+constexpr const char* kPassedOpenReason =
+    "The state store was unavailable; allowed by state_fail_mode: open without counting its "
+    "limits";
+
+void MarkPassedOpen(policy::Decision& d) {
+  d.rule = kPassedOpenRule;
+  d.reason = kPassedOpenReason;
+}
+
 // Admitted charges become the admission's entries, each with its limit's refund rule.
 void Admit(Admission& admission, std::vector<limits::Charge>& charges, const PlannedCharges& planned) {
   for (size_t i = 0; i < charges.size(); ++i) {
@@ -175,6 +187,8 @@ void ToolCallGuard::ChargeLimits(const policy::Identity& identity, int64_t now,
     out.decision = std::move(*denial);
   } else if (charged) {
     Admit(out.admission, charges, out.decision.charges);
+  } else {
+    MarkPassedOpen(out.decision);
   }
 }
 
@@ -254,6 +268,10 @@ void ToolCallGuard::Record(const mcp::ToolCall& call, const policy::Identity& id
         pr.charge = store_.TryCharge(pr.charges, pr.now);
         pr.denial = ChargeDenial(*pr.charge, planned, pr.now, deps_.fail_mode);
         if (pr.denial) pr.approval.reset();  // denied: nobody is asked
+        if (!pr.denial && !*pr.charge) {
+          rec.rule = kPassedOpenRule;
+          rec.reason = kPassedOpenReason;
+        }
       }
       if (pr.approval) {
         if (auto c = deps_.approvals->Create(*pr.approval); !c) {

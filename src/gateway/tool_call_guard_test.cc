@@ -159,9 +159,13 @@ TEST_F(GuardTest, AnUnavailableStoreDeniesUnlessFailOpen) {
   auto d = closed.Check(mcp::ToolCall{"retry_session", {}}, policy::Identity{});
   EXPECT_EQ(d.decision.verdict, policy::Verdict::kDeny);
   EXPECT_EQ(d.decision.rule, "state");
+  EXPECT_EQ(d.decision.retry_after_s, 2) << "the store is tried again within 2 s";
   ToolCallGuard open([this] { return policy_; }, broken, clock_, StateFailMode::kOpen);
-  EXPECT_EQ(open.Check(mcp::ToolCall{"retry_session", {}}, policy::Identity{}).decision.verdict,
-            policy::Verdict::kAllow);
+  auto passed = open.Check(mcp::ToolCall{"retry_session", {}}, policy::Identity{});
+  EXPECT_EQ(passed.decision.verdict, policy::Verdict::kAllow);
+  // Its record says why it passed.
+  EXPECT_EQ(passed.decision.rule, "state_fail_mode");
+  EXPECT_NE(passed.decision.reason.find("without counting its limits"), std::string::npos);
 }
 
 TEST(PolicyHolderTest, AReloadStormNeverShowsACallHalfOfEachPolicy) {

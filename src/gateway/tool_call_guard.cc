@@ -173,8 +173,11 @@ void ToolCallGuard::ChargeLimits(const policy::Identity& identity, int64_t now,
   for (const policy::PlannedCharge& p : out.decision.charges) {
     charges.push_back({CounterKeyFor(p, identity), p.amount, p.limit->max, p.window_end_ms});
   }
+  // Charged with the record: on the writer's connection (one commit for both), or — for a
+  // store across the network — on the writer's thread, so that the loop never waits for it.
+  const bool off_loop = store_.Remote() && deps_.group_commit && deps_.audit;
   const bool with_record = (!needs_approval || approval_with_record) &&
-                           (charges.empty() || OnWriter(store_.Connection()));
+                           (charges.empty() || OnWriter(store_.Connection()) || off_loop);
   if (with_record) {
     out.pending = std::make_shared<PendingRecord>();
     out.pending->charges = std::move(charges);
@@ -377,8 +380,9 @@ void ToolCallGuard::RecordFailed(GuardOutcome& out) const {
   }
   Admission charged = std::move(out.admission);
   charged.audit_id.clear();  // there is no record to complete
-  // Give the charges back — unless the failed commit already took them away.
-  if (out.charged_with_record) charged.entries.clear();
+  // Give the charges back — unless the failed commit already took them away (a store on the
+  // record's connection rolls back with it; a remote one does not).
+  if (out.charged_with_record && OnWriter(store_.Connection())) charged.entries.clear();
   Settle(charged, CallOutcome::kNotSent);
   out.admission = {};
   if (!out.approval_id.empty()) WithdrawApproval(out.approval_id, "the call could not be recorded");
@@ -544,8 +548,9 @@ void ToolCallGuard::Settle(const Admission& admission, CallOutcome outcome) cons
   }
   if (refunds.empty()) return;
   const int64_t now = clock_.NowMs();
-  if (OnWriter(store_.Connection())) {
-    // By the audit writer, after the records of the calls being refunded.
+  if (OnWriter(store_.Connection()) || (store_.Remote() && deps_.group_commit && deps_.audit)) {
+    // By the audit writer, after the records of the calls being refunded (and, for a remote
+    // store, off the event loop).
     deps_.audit->Run(
         [store = &store_, refunds = std::move(refunds), now] {
           if (auto r = store->Refund(refunds, now); !r) {

@@ -46,6 +46,9 @@ class CounterStore {
   virtual std::string Describe() const = 0;
   // Whether the store answers now (a server that can go away is asked; a file is not).
   virtual Result<bool> Reachable() { return true; }
+  // Whether a charge is a round trip to another process (Redis): the guard then charges on the
+  // audit writer's thread, with the call's record, so that no event loop waits for it.
+  virtual bool Remote() const { return false; }
 
   // The SQLite connection the counters live on (null when not SQLite). When the audit log
   // writes on the same one (AuditLog::Connection), the guard charges from inside the audit

@@ -143,6 +143,8 @@ class RedisStore : public CounterStore {
 
   std::string Describe() const override { return client_->endpoint().Describe(); }
 
+  bool Remote() const override { return true; }
+
   Result<bool> Reachable() override {
     auto r = client_->Command({"PING"});
     if (!r) return Fail(r.error());

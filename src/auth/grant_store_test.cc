@@ -6,9 +6,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <thread>
 
 #include "common/random.h"
 #include "common/sqlite_db.h"
+#include "redis/redis_client.h"
 #include "testing/state_under_test.h"
 
 namespace tw::auth {
@@ -183,6 +185,17 @@ TEST_F(GrantStoreTest, AdminTokenIsCreatedOnceAndCanBeReset) {
   EXPECT_TRUE(*store_->IsAdminToken(*reset));
 }
 
+// Whether `fn` holds now or, polled, within `ms`.
+template <typename Fn>
+bool Eventually(Fn fn, int ms) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  for (;;) {
+    if (fn()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 // What every store that gateways share (a SQLite file on one host, Redis for a fleet) does.
 class SharedGrantStoreTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -221,9 +234,11 @@ TEST_P(SharedGrantStoreTest, AGrantMadeThroughOneGatewayIsJudgedTheSameByAnother
   std::string forged = *token;
   forged.back() = forged.back() == 'a' ? 'b' : 'a';
   EXPECT_EQ(b_->Authenticate(forged, 70'000)->refusal, Refusal::kUnknown);
-  // A revocation through one refuses the very next request through the other.
+  // A revocation through one refuses the next request through the other: at once on a shared
+  // file; on Redis once the change message has reached it (well under a second).
   ASSERT_TRUE(b_->Revoke("ci-bot", 80'000));
-  EXPECT_EQ(a_->Authenticate(*token, 80'001)->refusal, Refusal::kRevoked);
+  EXPECT_TRUE(Eventually([&] { return a_->Authenticate(*token, 80'001)->refusal == Refusal::kRevoked; },
+                         GetParam() == "sqlite" ? 0 : 2000));
   EXPECT_FALSE(a_->Revoke("ci-bot", 80'002));
   EXPECT_FALSE(b_->Revoke("nobody", 80'002));
   // Replaced: the old token names nothing, the new one works everywhere.
@@ -265,6 +280,48 @@ TEST_P(RedisGrantStoreTest, AStoreThatCannotBeReachedIsAnErrorNeverARefusalOrAGr
   auto again = b_->Authenticate(*token, 3);
   ASSERT_FALSE(again.has_value());
   EXPECT_FALSE(b_->IsAdminToken("twa_0000000000000000000000000000000000000000000").has_value());
+}
+
+TEST_P(RedisGrantStoreTest, RequestsAreAnsweredFromMemoryUntilAnyReplicaChangesAGrant) {
+  auto token = a_->Create(Named("bot"), 1);
+  ASSERT_TRUE(token);
+  const redis::Stats& stats = redis::ProcessStats();
+  // Once a's subscription is up, a request costs no command.
+  EXPECT_TRUE(Eventually([&] {
+    (void)a_->Authenticate(*token, 70'000);
+    const uint64_t before = stats.commands.load();
+    auto v = a_->Authenticate(*token, 70'001);
+    return v && v->grant && stats.commands.load() == before;
+  }, 2000));
+  // A grant made elsewhere empties the cache too (any change does), and the next request asks.
+  ASSERT_TRUE(b_->Create(Named("other"), 70'002));
+  EXPECT_TRUE(Eventually([&] {
+    const uint64_t before = stats.commands.load();
+    return a_->Authenticate(*token, 70'003)->grant && stats.commands.load() > before;
+  }, 2000));
+  // A grant read from memory is still read from Redis once a minute (its use stamped).
+  const uint64_t before = stats.commands.load();
+  EXPECT_TRUE(a_->Authenticate(*token, 140'004)->grant);
+  EXPECT_GT(stats.commands.load(), before);
+  EXPECT_EQ((*b_->Get("bot"))->last_used_ms, 140'004);
+  // A revocation reaches it.
+  ASSERT_TRUE(b_->Revoke("bot", 140'005));
+  EXPECT_TRUE(Eventually([&] { return a_->Authenticate(*token, 140'006)->refusal == Refusal::kRevoked; }, 2000));
+}
+
+TEST_P(RedisGrantStoreTest, WhileItCannotHearChangesItAsksRedisEveryTime) {
+  auto token = a_->Create(Named("bot"), 1);
+  ASSERT_TRUE(token);
+  (void)a_->Authenticate(*token, 70'000);
+  // Redis restarts on the same port without its data: the cached grant must not outlive it.
+  const int port = state_.redis()->port();
+  state_.redis()->Stop();
+  testing::RedisServer again({}, port);
+  ASSERT_TRUE(again.started());
+  EXPECT_TRUE(Eventually([&] {
+    auto v = a_->Authenticate(*token, 70'001);
+    return v && !v->grant && v->refusal == Refusal::kUnknown;
+  }, 5000));
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, SharedGrantStoreTest, ::testing::Values("sqlite", "redis"));

@@ -1,6 +1,12 @@
 // Grants and admin tokens in Redis, shared by every gateway of a fleet: a grant created or
-// revoked through any replica (or `toolwarden grants … --state redis://…`) is what the next
-// request to every replica is judged by — there is no cache to fall behind.
+// revoked through any replica (or `toolwarden grants … --state redis://…`) is what every
+// replica judges requests by.
+//
+// Requests are authenticated from memory while nothing has changed: every write publishes on
+// tw:grants:changed:<db>, and each store empties its cache on every message — and stops using
+// it while its subscription is down (the messages it would miss). A revocation so reaches
+// every replica within the message's delivery (well under a millisecond on one network); a
+// grant is read from Redis again at least once a minute (its last use is stamped then).
 //
 // Layout (all under "tw:"): grant:<name> is a hash of the grant's fields, token_hash included;
 // grant-token:<sha256> names the grant a token belongs to; grants is the set of names;
@@ -9,7 +15,9 @@
 // keys to one server: a Redis Cluster is not supported (Sentinel is the way to high
 // availability).
 #include <charconv>
+#include <atomic>
 #include <mutex>
+#include <unordered_map>
 
 #include "auth/grant_store_internal.h"
 #include "redis/redis_client.h"
@@ -28,7 +36,7 @@ constexpr std::string_view kAdminKey = "tw:admin-tokens";
   "'name', 'servers', 'policies', 'created_ms', 'expires_ms', 'revoked_ms', 'last_used_ms', 'token_hash'"
 
 // KEYS: grant:<name>, grant-token:<new hash>, grants. ARGV: name, hash, servers, policies,
-// now, expires. 0 when an active grant has the name; else replaces a revoked one (its old
+// now, expires, the change channel. 0 when an active grant has the name; else replaces a revoked one (its old
 // token then names nothing) and returns 1.
 const redis::Script kCreate(R"lua(
 local g = KEYS[1]
@@ -42,14 +50,16 @@ redis.call('HSET', g, 'name', ARGV[1], 'token_hash', ARGV[2], 'servers', ARGV[3]
            'last_used_ms', '0')
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('PUBLISH', ARGV[7], '1')
 return 1
 )lua");
 
-// KEYS: grant:<name>. ARGV: now. The grant's fields after revoking it; nil when there is no
+// KEYS: grant:<name>. ARGV: now, the change channel. The grant's fields after revoking it; nil when there is no
 // active grant of that name.
 const redis::Script kRevoke(R"lua(
 if redis.call('HGET', KEYS[1], 'revoked_ms') ~= '0' then return nil end
 redis.call('HSET', KEYS[1], 'revoked_ms', ARGV[1])
+redis.call('PUBLISH', ARGV[2], '1')
 return redis.call('HMGET', KEYS[1], )lua" TW_GRANT_FIELDS R"lua()
 )lua");
 
@@ -123,7 +133,15 @@ std::string Cat(std::string_view a, std::string_view b) {
 
 class RedisGrantStore : public GrantStore {
  public:
-  explicit RedisGrantStore(std::unique_ptr<redis::Client> client) : client_(std::move(client)) {}
+  explicit RedisGrantStore(std::unique_ptr<redis::Client> client)
+      : client_(std::move(client)),
+        channel_("tw:grants:changed:" + std::to_string(client_->endpoint().db)),
+        subscriber_(client_->endpoint(), channel_, [this] { epoch_.fetch_add(1); },
+                    [this](bool live) {
+                      if (!live) live_.store(false);
+                      epoch_.fetch_add(1);
+                      if (live) live_.store(true);
+                    }) {}
 
   Result<std::string> Create(const Grant& g, int64_t now_ms) override {
     if (auto ok = CheckNewGrantName(g.name); !ok) return Fail(ok.error());
@@ -133,7 +151,7 @@ class RedisGrantStore : public GrantStore {
     const std::string servers = ServersJson(g.servers), policies = PoliciesJson(g.policies);
     const std::string now = std::to_string(now_ms), expires = std::to_string(g.expires_ms);
     auto r = client_->Eval(kCreate, {key, token_key, kNamesKey},
-                           {g.name, hash, servers, policies, now, expires});
+                           {g.name, hash, servers, policies, now, expires, channel_});
     if (!r) return Fail(r.error().Context("creating a grant"));
     if (r->integer == 0) {
       return Fail(Error::InvalidArgument("a grant named \"" + g.name +
@@ -161,7 +179,7 @@ class RedisGrantStore : public GrantStore {
   }
 
   Result<Grant> Revoke(const std::string& name, int64_t now_ms) override {
-    auto r = client_->Eval(kRevoke, {Cat(kGrantKey, name)}, {std::to_string(now_ms)});
+    auto r = client_->Eval(kRevoke, {Cat(kGrantKey, name)}, {std::to_string(now_ms), channel_});
     if (!r) return Fail(r.error().Context("revoking a grant"));
     auto g = FromFields(*r);
     if (!g) return Fail(Error::NotFound("no active grant named \"" + name + "\""));
@@ -179,9 +197,23 @@ class RedisGrantStore : public GrantStore {
       return v;
     }
     const std::string hash = TokenHash(token);
+    // The epoch before the read, so that a change published meanwhile outdates what is read.
+    const uint64_t epoch = epoch_.load();
+    if (live_.load()) {
+      if (std::shared_ptr<const Grant> cached = Cached(hash, epoch);
+          cached && now_ms - cached->last_used_ms < 60000) {
+        if (cached->expires_ms != 0 && now_ms >= cached->expires_ms) {
+          v.refusal = Refusal::kExpired;
+        } else {
+          v.grant = *cached;
+        }
+        return v;
+      }
+    }
     auto r = client_->Eval(kAuthenticate, {Cat(kTokenKey, hash)}, {hash, std::to_string(now_ms)});
     if (!r) return Fail(r.error().Context("checking a grant token"));
     std::optional<Grant> g = FromFields(*r);
+    if (g && g->revoked_ms == 0) Remember(hash, epoch, *g);
     if (!g) {
       v.refusal = Refusal::kUnknown;
     } else if (g->revoked_ms != 0) {
@@ -217,7 +249,39 @@ class RedisGrantStore : public GrantStore {
   }
 
  private:
+  // The cached grant of a token hash, if the cache is of `epoch` (emptied otherwise).
+  std::shared_ptr<const Grant> Cached(const std::string& hash, uint64_t epoch) {
+    std::lock_guard lock(cache_mu_);
+    if (cache_epoch_ != epoch) {
+      cache_.clear();
+      cache_epoch_ = epoch;
+      return nullptr;
+    }
+    auto it = cache_.find(hash);
+    return it == cache_.end() ? nullptr : it->second;
+  }
+
+  // Caches a grant read at `epoch`, unless a change came since or nobody listens for changes.
+  void Remember(const std::string& hash, uint64_t epoch, const Grant& g) {
+    std::lock_guard lock(cache_mu_);
+    if (!live_.load() || epoch != epoch_.load()) return;
+    if (cache_epoch_ != epoch) {
+      cache_.clear();
+      cache_epoch_ = epoch;
+    }
+    if (cache_.size() >= 100'000) cache_.clear();  // tokens are few; never unbounded
+    cache_[hash] = std::make_shared<const Grant>(g);
+  }
+
   const std::unique_ptr<redis::Client> client_;
+  const std::string channel_;
+  std::atomic<uint64_t> epoch_{1};
+  std::atomic<bool> live_{false};  // subscribed: the cache may be trusted
+  std::mutex cache_mu_;
+  uint64_t cache_epoch_ = 0;  // Guarded by cache_mu_.
+  std::unordered_map<std::string, std::shared_ptr<const Grant>> cache_;  // Guarded by cache_mu_.
+  // Last: its thread calls into the members above until it is gone.
+  redis::Subscriber subscriber_;
 };
 
 }  // namespace

@@ -3,7 +3,10 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
+#include <poll.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <boost/url/parse.hpp>
 #include <charconv>
 #include <cstdlib>
@@ -284,6 +287,91 @@ Result<Value> Client::Eval(const Script& script, const std::vector<std::string_v
     reply = SendLocked(argv);
   }
   return ValueOf(std::move(reply));
+}
+
+Subscriber::Subscriber(Endpoint endpoint, std::string channel, std::function<void()> on_message,
+                       std::function<void(bool)> on_live)
+    : endpoint_(std::move(endpoint)),
+      channel_(std::move(channel)),
+      on_message_(std::move(on_message)),
+      on_live_(std::move(on_live)) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Subscriber::~Subscriber() {
+  stop_ = true;
+  thread_.join();
+}
+
+void Subscriber::Loop() {
+  std::chrono::milliseconds backoff(0);
+  while (!stop_) {
+    redisContext* ctx = redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port,
+                                                ToTimeval(std::chrono::seconds(2)));
+    bool ok = ctx != nullptr && ctx->err == 0;
+    if (ok) {
+      redisSetTimeout(ctx, ToTimeval(std::chrono::seconds(2)));
+      redisEnableKeepAlive(ctx);
+      auto command = [&](const std::vector<std::string_view>& argv) {
+        std::vector<const char*> ptrs;
+        std::vector<size_t> lens;
+        for (std::string_view a : argv) {
+          ptrs.push_back(a.data());
+          lens.push_back(a.size());
+        }
+        auto* r = static_cast<redisReply*>(
+            redisCommandArgv(ctx, static_cast<int>(argv.size()), ptrs.data(), lens.data()));
+        const bool good = r != nullptr && r->type != REDIS_REPLY_ERROR;
+        if (r) freeReplyObject(r);
+        return good;
+      };
+      if (!endpoint_.password.empty()) {
+        std::vector<std::string_view> auth{"AUTH"};
+        if (!endpoint_.username.empty()) auth.push_back(endpoint_.username);
+        auth.push_back(endpoint_.password);
+        ok = command(auth);
+      }
+      if (ok) ok = command({"SUBSCRIBE", channel_});
+    }
+    if (ok) {
+      backoff = std::chrono::milliseconds(0);
+      on_live_(true);
+      const bool stopped = Listen(ctx);
+      on_live_(false);
+      if (stopped) {
+        redisFree(ctx);
+        return;
+      }
+    }
+    if (ctx) redisFree(ctx);
+    backoff = std::clamp(backoff * 2, std::chrono::milliseconds(50), std::chrono::milliseconds(2000));
+    for (auto waited = std::chrono::milliseconds(0); waited < backoff && !stop_;
+         waited += std::chrono::milliseconds(10)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+}
+
+bool Subscriber::Listen(redisContext* ctx) {
+  while (!stop_) {
+    pollfd p{ctx->fd, POLLIN, 0};
+    const int n = poll(&p, 1, 200);
+    if (n < 0 && errno != EINTR) return false;
+    if (n <= 0) continue;
+    if (redisBufferRead(ctx) != REDIS_OK) return false;
+    void* reply = nullptr;
+    while (redisGetReplyFromReader(ctx, &reply) == REDIS_OK && reply != nullptr) {
+      auto* r = static_cast<redisReply*>(reply);
+      // ["message", channel, payload]
+      if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[0]->type == REDIS_REPLY_STRING &&
+          std::string_view(r->element[0]->str, r->element[0]->len) == "message") {
+        on_message_();
+      }
+      freeReplyObject(r);
+      reply = nullptr;
+    }
+  }
+  return true;
 }
 
 }  // namespace tw::redis

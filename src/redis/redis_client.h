@@ -13,7 +13,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <functional>
 #include <mutex>
+#include <thread>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -120,6 +122,31 @@ class Client {
   redisContext* ctx_ = nullptr;  // Guarded by mu_; null while disconnected.
   std::chrono::steady_clock::time_point retry_at_{};  // Guarded by mu_.
   std::chrono::milliseconds backoff_{0};              // Guarded by mu_; 0 after a success.
+};
+
+// Subscriber: listens on one channel from a thread of its own (its own connection), calls
+// `on_message` for each message, and says whether it is listening: `on_live(true)` once
+// subscribed, `on_live(false)` when the connection is lost (messages may then be missed: a
+// cache that relies on them must stop trusting itself). Reconnects with backoff (50 ms to 2 s).
+// Channels are server-wide, not per database: name them with the database in them.
+class Subscriber {
+ public:
+  Subscriber(Endpoint endpoint, std::string channel, std::function<void()> on_message,
+             std::function<void(bool live)> on_live);
+  ~Subscriber();  // stops within 200 ms
+  Subscriber(const Subscriber&) = delete;
+  Subscriber& operator=(const Subscriber&) = delete;
+
+ private:
+  void Loop();
+  bool Listen(redisContext* ctx);  // until the connection fails or Stop; true when stopped
+
+  const Endpoint endpoint_;
+  const std::string channel_;
+  const std::function<void()> on_message_;
+  const std::function<void(bool)> on_live_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 }  // namespace tw::redis

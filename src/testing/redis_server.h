@@ -42,6 +42,13 @@ class RedisServer {
       Start(bin, extra);
     }
   }
+  // Starts a server on `port` (one a stopped server had: a restart).
+  RedisServer(std::vector<std::string> extra, int port) {
+    const std::string bin = Binary();
+    if (bin.empty()) return;
+    port_ = port;
+    Start(bin, extra);
+  }
   ~RedisServer() { Stop(); }
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;

@@ -67,6 +67,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(boost::asio::io_context& io,
   auto counters = limits::OpenStateStore(s->state_spec_);
   if (!counters) return Fail(counters.error());
   s->counters_ = std::move(*counters);
+  if (s->counters_->Remote()) s->batcher_ = std::make_unique<limits::ChargeBatcher>(*s->counters_);
   auto pins = catalog::OpenPinStore(s->state_spec_);
   if (!pins) return Fail(pins.error());
   s->pin_store_ = std::move(*pins);
@@ -253,6 +254,7 @@ Result<const gateway::ToolCallGuard*> Gateway::GuardFor(ServerRuntime& server,
       .waiter = bridged_waiter_.get(),
       .metrics = &metrics_,
       .group_commit = LoopPosterFor(io_),
+      .batcher = batcher_.get(),
   });
   const gateway::ToolCallGuard* out = guard.get();
   server.guards.emplace(policy_path, std::move(guard));

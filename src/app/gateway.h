@@ -185,6 +185,9 @@ class Gateway : public admin::Backend {
   EventHub events_;
   admin::Api api_{*this};
   std::function<double()> sessions_;
+  // Charges against a remote store (Redis), batched off the loops. Last: it goes first, with
+  // the calls it still holds, while the guards and the audit log it calls into are there.
+  std::unique_ptr<limits::ChargeBatcher> batcher_;
 };
 
 }  // namespace tw::app

@@ -268,7 +268,7 @@ void ToolCallGuard::Record(const mcp::ToolCall& call, const policy::Identity& id
     in_txn = [this, pending = out.pending, planned = out.decision.charges](audit::Record& rec) {
       PendingRecord& pr = *pending;
       if (!pr.charges.empty()) {
-        pr.charge = store_.TryCharge(pr.charges, pr.now);
+        if (!pr.charge) pr.charge = store_.TryCharge(pr.charges, pr.now);  // else: batched
         pr.denial = ChargeDenial(*pr.charge, planned, pr.now, deps_.fail_mode);
         if (pr.denial) pr.approval.reset();  // denied: nobody is asked
         if (!pr.denial && !*pr.charge) {
@@ -300,11 +300,23 @@ void ToolCallGuard::Record(const mcp::ToolCall& call, const policy::Identity& id
     };
   }
   out.next = GuardOutcome::Next::kAwaitRecord;
-  deps_.audit->Submit(std::move(r), std::move(in_txn),
-                      [this, pending = out.pending, post = deps_.group_commit()](bool ok) {
-                        pending->ok = ok;
-                        post([this, pending] { Completed(*pending); });
-                      });
+  std::function<void(bool)> done = [this, pending = out.pending, post = deps_.group_commit()](bool ok) {
+    pending->ok = ok;
+    post([this, pending] { Completed(*pending); });
+  };
+  if (out.charged_with_record && deps_.batcher && store_.Remote() && !p.charges.empty()) {
+    // Charged with the calls decided meanwhile, in one round trip; then recorded.
+    deps_.batcher->Charge(
+        p.charges, now,
+        [this, pending = out.pending, in_txn = std::move(in_txn), r = std::move(r),
+         done = std::move(done)](Result<limits::ChargeOutcome> charged) mutable {
+          pending->charge = std::move(charged);
+          in_txn(r);
+          deps_.audit->Submit(std::move(r), {}, std::move(done));
+        });
+  } else {
+    deps_.audit->Submit(std::move(r), std::move(in_txn), std::move(done));
+  }
   // A call charged with its record gets its record id (to complete it) in Finish, once the
   // charges are known to have fit.
   if (out.decision.verdict == policy::Verdict::kAllow && !out.charged_with_record) {

@@ -115,6 +115,9 @@ struct GuardDeps {
   // the thread of the loop deciding the call, for each call: the poster it returns runs the
   // call's completion on that loop. Without it, each record is written before Check returns.
   std::function<LoopPoster()> group_commit;
+  // For a remote counter store (CounterStore::Remote): charges batched off the loops, one round
+  // trip for every call decided meanwhile, before their records are submitted. Optional.
+  limits::ChargeBatcher* batcher = nullptr;
 };
 
 struct GuardOutcome {

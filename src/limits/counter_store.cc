@@ -212,6 +212,48 @@ Result<std::unique_ptr<CounterStore>> OpenStateStore(const std::string& spec) {
                                      "\": expected sqlite:PATH, redis://HOST:PORT/DB or memory"));
 }
 
+ChargeBatcher::ChargeBatcher(CounterStore& store) : store_(store) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+ChargeBatcher::~ChargeBatcher() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  thread_.join();
+}
+
+void ChargeBatcher::Charge(std::vector<limits::Charge> charges, int64_t now_ms,
+                           std::function<void(Result<ChargeOutcome>)> done) {
+  bool wake;
+  {
+    std::lock_guard lock(mu_);
+    wake = queue_.empty();
+    queue_.push_back({{std::move(charges), now_ms}, std::move(done)});
+  }
+  // A batcher busy with a round trip takes this one with the next batch, without a wake-up.
+  if (wake) cv_.notify_one();
+}
+
+void ChargeBatcher::Loop() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, nothing left
+    std::vector<Job> jobs;
+    jobs.swap(queue_);
+    lock.unlock();
+    std::vector<CounterStore::Call> calls;
+    calls.reserve(jobs.size());
+    for (Job& j : jobs) calls.push_back(std::move(j.call));
+    auto results = store_.TryChargeMany(calls);
+    for (size_t i = 0; i < jobs.size(); ++i) jobs[i].done(std::move(results[i]));
+    lock.lock();
+  }
+}
+
 std::string AuditSpecFor(const std::string& state_spec, const std::string& audit_store) {
   if (!audit_store.empty()) return audit_store;
   if (!redis::IsRedisUrl(state_spec)) return state_spec;

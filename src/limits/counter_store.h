@@ -7,7 +7,11 @@
 // slip through, so N concurrent calls against a limit of L admit exactly L.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -38,6 +42,19 @@ class CounterStore {
   // If every counter's value + amount <= max, adds every amount and admits; otherwise
   // changes nothing. Fails only when the store itself fails (callers deny: fail closed).
   virtual Result<ChargeOutcome> TryCharge(const std::vector<Charge>& charges, int64_t now_ms) = 0;
+  // TryCharge for several calls in turn (each all or none, each at its own time, each seeing
+  // the ones before): one round trip to a remote store. One result per call; an error of the
+  // store itself is every call's.
+  struct Call {
+    std::vector<Charge> charges;
+    int64_t now_ms = 0;
+  };
+  virtual std::vector<Result<ChargeOutcome>> TryChargeMany(const std::vector<Call>& calls) {
+    std::vector<Result<ChargeOutcome>> out;
+    out.reserve(calls.size());
+    for (const auto& c : calls) out.push_back(TryCharge(c.charges, c.now_ms));
+    return out;
+  }
   // Takes back amounts TryCharge added (never below zero).
   virtual Result<bool> Refund(const std::vector<Charge>& charges, int64_t now_ms) = 0;
   // The current value of a counter (0 if none).
@@ -55,6 +72,36 @@ class CounterStore {
   // writer's batch (AuditLog::Submit): TryCharge then runs as a savepoint of that transaction
   // and becomes durable with the call's record, in the batch's one commit.
   virtual const void* Connection() const { return nullptr; }
+};
+
+// ChargeBatcher: charges calls against a remote store from a thread of its own, every call
+// queued meanwhile (from every event loop) in one TryChargeMany — one round trip for a batch,
+// as the audit writer commits a batch of records in one transaction. `done` runs on the
+// batcher's thread, in the order calls were queued; it must be quick and must not queue again.
+// The destructor charges what is queued, then stops.
+class ChargeBatcher {
+ public:
+  explicit ChargeBatcher(CounterStore& store);
+  ~ChargeBatcher();
+  ChargeBatcher(const ChargeBatcher&) = delete;
+  ChargeBatcher& operator=(const ChargeBatcher&) = delete;
+
+  void Charge(std::vector<Charge> charges, int64_t now_ms,
+              std::function<void(Result<ChargeOutcome>)> done);
+
+ private:
+  struct Job {
+    CounterStore::Call call;
+    std::function<void(Result<ChargeOutcome>)> done;
+  };
+  void Loop();
+
+  CounterStore& store_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Job> queue_;  // Guarded by mu_.
+  bool stop_ = false;       // Guarded by mu_.
+  std::thread thread_;
 };
 
 // The one place a counter key is spelled:

@@ -145,6 +145,56 @@ TEST_P(CounterStoreTest, ChargesOfOneCounterInOneCallAddUp) {
   EXPECT_EQ(*store_->Value("dup", kNow), 0);
 }
 
+TEST_P(CounterStoreTest, ManyCallsAreChargedInTurnEachAllOrNoneAtItsOwnTime) {
+  using Call = CounterStore::Call;
+  ASSERT_TRUE(store_->TryCharge({Charge{"old", 4, 5, kNow + 10}}, kNow)->admitted);
+  auto r = store_->TryChargeMany({
+      Call{{Charge{"m", 3, 5, kEnd}}, kNow},
+      Call{{Charge{"m", 3, 5, kEnd}}, kNow},                        // 3 + 3 > 5: refused
+      Call{{Charge{"n", 1, 9, kEnd}, Charge{"m", 2, 5, kEnd}}, kNow},  // 3 + 2 = 5: fits
+      Call{{Charge{"n", 1, 9, kEnd}, Charge{"m", 1, 5, kEnd}}, kNow},  // m full: none charged
+      Call{{}, kNow},                                                 // nothing to charge
+      Call{{Charge{"old", 4, 5, kNow + 20}}, kNow + 10},  // "old"'s window ended at its time
+  });
+  ASSERT_EQ(r.size(), 6u);
+  for (const auto& x : r) ASSERT_TRUE(x.has_value()) << x.error().message();
+  EXPECT_TRUE(r[0]->admitted);
+  EXPECT_FALSE(r[1]->admitted);
+  EXPECT_EQ(r[1]->current, 3);
+  EXPECT_TRUE(r[2]->admitted);
+  EXPECT_FALSE(r[3]->admitted);
+  EXPECT_EQ(r[3]->rejected, 1u);
+  EXPECT_EQ(r[3]->current, 5);
+  EXPECT_TRUE(r[4]->admitted);
+  EXPECT_TRUE(r[5]->admitted);
+  EXPECT_EQ(*store_->Value("m", kNow), 5);
+  EXPECT_EQ(*store_->Value("n", kNow), 1);
+  EXPECT_EQ(*store_->Value("old", kNow + 10), 4);
+}
+
+TEST_P(CounterStoreTest, ABatcherFedByManyThreadsAdmitsExactlyTheLimit) {
+  constexpr int kThreads = 8, kPerThread = 100, kLimit = 377;
+  std::atomic<int> admitted{0}, answered{0};
+  {
+    ChargeBatcher batcher(*store_);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&] {
+        for (int i = 0; i < kPerThread; ++i) {
+          batcher.Charge({Charge{"batched", 1, kLimit, kEnd}}, kNow, [&](Result<ChargeOutcome> r) {
+            if (r && r->admitted) ++admitted;
+            ++answered;
+          });
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+  }  // the batcher charges what is queued before it goes
+  EXPECT_EQ(answered.load(), kThreads * kPerThread);
+  EXPECT_EQ(admitted.load(), kLimit);
+  EXPECT_EQ(*store_->Value("batched", kNow), kLimit);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, CounterStoreTest, ::testing::Values("memory", "sqlite", "redis"));
 
 class RedisStoreTest : public ::testing::Test {

@@ -46,6 +46,59 @@ end
 return {1, 0, '0'}
 )lua");
 
+// TryCharge for several calls in one script. KEYS: every call's counters, one call after
+// another. ARGV[1]: the number of calls; then per call: its now_ms, its number of counters n,
+// and n times amount, max, window end. Each call is all or none, judged at its own time and
+// after the calls before it; returns one {admitted, index, value} per call, as kCharge does.
+const redis::Script kChargeMany(R"lua(
+local state = {}
+local function load(k)
+  if state[k] == nil then
+    local h = redis.call('HMGET', k, 'v', 'e')
+    state[k] = {v = tonumber(h[1]) or 0, e = tonumber(h[2]) or 0, dirty = false}
+  end
+  return state[k]
+end
+local out, ki, ai = {}, 1, 2
+for c = 1, tonumber(ARGV[1]) do
+  local now, n = tonumber(ARGV[ai]), tonumber(ARGV[ai + 1])
+  ai = ai + 2
+  local base, add, ends, order, rejected = {}, {}, {}, {}, nil
+  for i = 0, n - 1 do
+    local k = KEYS[ki + i]
+    local amount, max = tonumber(ARGV[ai + 3 * i]), tonumber(ARGV[ai + 3 * i + 1])
+    if base[k] == nil then
+      local s = load(k)
+      base[k], add[k] = 0, 0
+      if s.e > now then base[k] = s.v end
+      order[#order + 1] = k
+    end
+    if not rejected and amount > max - base[k] - add[k] then
+      rejected = {0, i, string.format('%d', base[k])}
+    end
+    add[k] = add[k] + amount
+    ends[k] = tonumber(ARGV[ai + 3 * i + 2])
+  end
+  if rejected then
+    out[c] = rejected
+  else
+    for _, k in ipairs(order) do
+      local s = state[k]
+      s.v, s.e, s.dirty, s.now = base[k] + add[k], ends[k], true, now
+    end
+    out[c] = {1, 0, '0'}
+  end
+  ki, ai = ki + n, ai + 3 * n
+end
+for k, s in pairs(state) do
+  if s.dirty then
+    redis.call('HSET', k, 'v', string.format('%d', s.v), 'e', string.format('%d', s.e))
+    redis.call('PEXPIRE', k, math.max(0, s.e - s.now) + 60000)
+  end
+end
+return out
+)lua");
+
 // KEYS: the counters. ARGV[1]: now_ms; then per counter: amount. Never below zero; a counter
 // whose window ended is left alone.
 const redis::Script kRefund(R"lua(
@@ -106,6 +159,62 @@ class RedisStore : public CounterStore {
       auto current = Whole(r->elements[2].str);
       if (!current) return Fail(current.error());
       out.current = *current;
+    }
+    return out;
+  }
+
+  std::vector<Result<ChargeOutcome>> TryChargeMany(const std::vector<Call>& calls) override {
+    std::vector<Result<ChargeOutcome>> out(calls.size(), ChargeOutcome{true, 0, 0});
+    std::vector<size_t> sent;  // calls that go to the script, by index
+    std::vector<std::string> keys, args;
+    args.push_back("");  // the number of calls, once known
+    for (size_t c = 0; c < calls.size(); ++c) {
+      const Call& call = calls[c];
+      if (call.charges.empty()) continue;
+      bool exact = true;
+      for (const Charge& ch : call.charges) exact = exact && Exact(ch.amount) && Exact(ch.max) && Exact(ch.expires_ms);
+      if (!exact) {
+        out[c] = Fail(Error::InvalidArgument("a counter: the Redis state store counts whole "
+                                             "numbers up to 2^53-1"));
+        continue;
+      }
+      sent.push_back(c);
+      args.push_back(std::to_string(call.now_ms));
+      args.push_back(std::to_string(call.charges.size()));
+      for (const Charge& ch : call.charges) {
+        keys.push_back(Key(ch.key));
+        args.push_back(std::to_string(ch.amount));
+        args.push_back(std::to_string(ch.max));
+        args.push_back(std::to_string(ch.expires_ms));
+      }
+    }
+    if (sent.empty()) return out;
+    args[0] = std::to_string(sent.size());
+    auto r = client_->Eval(kChargeMany, Views(keys), Views(args));
+    if (!r || r->type != redis::Value::Type::kArray || r->elements.size() != sent.size()) {
+      const Error e = !r ? r.error().Context("charging a counter")
+                         : Error::Internal("charging a counter: unexpected reply from Redis");
+      for (size_t c : sent) out[c] = Fail(e);
+      return out;
+    }
+    for (size_t i = 0; i < sent.size(); ++i) {
+      const auto& v = r->elements[i];
+      if (v.type != redis::Value::Type::kArray || v.elements.size() != 3) {
+        out[sent[i]] = Fail(Error::Internal("charging a counter: unexpected reply from Redis"));
+        continue;
+      }
+      ChargeOutcome o;
+      o.admitted = v.elements[0].integer == 1;
+      if (!o.admitted) {
+        o.rejected = static_cast<size_t>(v.elements[1].integer);
+        auto current = Whole(v.elements[2].str);
+        if (!current) {
+          out[sent[i]] = Fail(current.error());
+          continue;
+        }
+        o.current = *current;
+      }
+      out[sent[i]] = o;
     }
     return out;
   }

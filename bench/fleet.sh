@@ -10,6 +10,7 @@
 # the gateway; for the lb rows, the replicas', not nginx's nor Redis's).
 #
 #   bench/fleet.sh [--duration S] [--rounds N] [--connections C] [--out FILE]
+# FLEET_WORKERS=N gives each replica (the lb rows) N event loops instead of one per core.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 tw=$build/toolwarden
@@ -45,6 +46,8 @@ redis="redis://127.0.0.1:$redis_port/0"
 serve() {  # serve NAME STATE [REPLICA] : starts a replica; sets port_NAME and pid_NAME
   local name=$1 port; port=$("$loadgen" freeport)
   { echo "listen: 127.0.0.1:$port"; echo "state: $2"; echo "max_sessions: 20000"
+    # Replicas sharing the machine's cores: FLEET_WORKERS event loops each (default: auto).
+    [ -n "${3:-}" ] && [ -n "${FLEET_WORKERS:-}" ] && echo "workers: $FLEET_WORKERS"
     echo "trusted_proxies: [127.0.0.1]"; echo "servers:"
     echo "  fast: {url: \"http://127.0.0.1:$fast_port/mcp\", policy: $here/policies/realistic.yaml}"
   } > "$tmp/$name.yaml"

@@ -4,12 +4,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+
+#include <sqlite3.h>
 
 #include <string>
 
 #include <spdlog/spdlog.h>
 
+#include "audit/audit.h"
 #include "auth/grant_store.h"
+#include "common/random.h"
 #include "common/clock.h"
 #include "gateway/tool_call_guard.h"
 #include "limits/counter_store.h"
@@ -192,6 +197,44 @@ void BM_ChargeRedisLatency(benchmark::State& state) {
   state.counters["p99_us"] = us[us.size() * 99 / 100];
 }
 BENCHMARK(BM_ChargeRedisLatency);
+
+// What one call's record costs on disk (docs/benchmarks.md, "Audit retention"): 100,000
+// records shaped as `serve` writes them for the realistic policy, file size after a truncating
+// checkpoint, divided by the count. Reported as bytes_per_record (time: irrelevant).
+void BM_AuditBytesPerRecord(benchmark::State& state) {
+  for (auto _ : state) {
+    const std::string path = StateFile("audit-size");
+    {
+      auto log = std::move(*audit::OpenAuditLog("sqlite:" + path, "", audit::RetentionOptions{.min_free_bytes = 0}));
+      for (int i = 0; i < 100'000; ++i) {
+        audit::Record r;
+        r.id = audit::NewRecordId();
+        r.ts_ms = 1'765'000'000'000 + i;
+        r.grant = "ci-runner";
+        r.session = RandomHex(16);
+        r.server = "github";
+        r.tool = "create_issue";
+        r.decision = "allow";
+        r.rule = "tools.create_issue";
+        r.arg_keys = {"owner", "repo", "title", "body"};
+        r.args_digest = RandomHex(32);
+        r.policy_version = "3f9a0c1b2d4e5f60";
+        r.outcome = "ok";
+        r.latency_ms = 42;
+        log->Submit(std::move(r), {}, {});
+      }
+      log->Flush();
+    }
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);
+    sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    sqlite3_close(db);
+    state.counters["bytes_per_record"] =
+        static_cast<double>(std::filesystem::file_size(path)) / 100'000.0;
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path + suffix);
+  }
+}
+BENCHMARK(BM_AuditBytesPerRecord)->Iterations(1)->Unit(benchmark::kMillisecond);
 
 // The whole guard for the seed policy with the memory store: evaluate, build the key, charge.
 void BM_GuardSeedMemory(benchmark::State& state) {

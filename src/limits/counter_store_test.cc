@@ -257,6 +257,31 @@ TEST_F(RedisStoreTest, ADeadServerIsAnErrorAndALiveOneAgainIsUsedAgain) {
   EXPECT_FALSE(store_->Value("d", kNow).has_value());
 }
 
+TEST_F(RedisStoreTest, WithAReplicaAChargeCountsOnlyOnceTheReplicaHasIt) {
+  testing::RedisServer replica({"--replicaof", "127.0.0.1", std::to_string(server_.port())});
+  ASSERT_TRUE(replica.started());
+  auto primary = redis::Client::Open(server_.url());
+  ASSERT_TRUE(primary.has_value());
+  // Until the replica has synchronized, the primary does not list it.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    auto role = (*primary)->Command({"ROLE"});
+    if (role && role->elements.size() >= 3 && role->elements[2].elements.size() == 1) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the replica never connected";
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto s = OpenRedisStore(server_.url());  // a store that sees the replica from its first charge
+  ASSERT_TRUE(s.has_value());
+  ASSERT_TRUE((*s)->TryCharge({Charge{"r", 1, 5, kEnd}}, kNow)->admitted);
+  auto many = (*s)->TryChargeMany({CounterStore::Call{{Charge{"r", 1, 5, kEnd}}, kNow}});
+  ASSERT_TRUE(many[0].has_value()) << many[0].error().message();
+  // The replica goes: a charge it cannot acknowledge fails (the call would be denied).
+  replica.Stop();
+  auto r = (*s)->TryCharge({Charge{"r", 1, 5, kEnd}}, kNow);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().message().find("replicas within 500 ms"), std::string::npos) << r.error().message();
+}
+
 TEST(SqliteStoreTest, CountersSurviveReopening) {
   const std::string path =
       (std::filesystem::temp_directory_path() / ("tw-persist-" + RandomHex(8) + ".db")).string();

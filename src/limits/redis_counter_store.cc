@@ -7,7 +7,15 @@
 // key's own expiry (PEXPIRE, relative, a minute past the window's end) only removes counters
 // nobody reads again. Values are exact integers up to 2^53 - 1 (Lua's numbers are doubles);
 // a charge beyond that is refused as an error, which the guard turns into a denial.
+//
+// Redis replicates asynchronously: a charge acknowledged by a primary that then fails over to
+// a replica it had not reached is lost (the counter reads lower; calls are admitted again).
+// Where the primary has replicas (ROLE, asked every 5 s), a charge counts only once one of them
+// has it — WAIT 1, 500 ms; otherwise the charge is an error (the call is denied; the charge
+// stays on the primary, so the count errs high, never low).
+#include <atomic>
 #include <charconv>
+#include <chrono>
 #include <string>
 
 #include "limits/counter_store.h"
@@ -149,6 +157,7 @@ class RedisStore : public CounterStore {
     }
     auto r = client_->Eval(kCharge, Views(keys), Views(args));
     if (!r) return Fail(r.error().Context("charging a counter"));
+    if (auto ok = Replicated(); !ok) return Fail(ok.error());
     if (r->type != redis::Value::Type::kArray || r->elements.size() != 3) {
       return Fail(Error::Internal("charging a counter: unexpected reply from Redis"));
     }
@@ -191,6 +200,9 @@ class RedisStore : public CounterStore {
     if (sent.empty()) return out;
     args[0] = std::to_string(sent.size());
     auto r = client_->Eval(kChargeMany, Views(keys), Views(args));
+    if (r) {
+      if (auto ok = Replicated(); !ok) r = Fail(ok.error());
+    }
     if (!r || r->type != redis::Value::Type::kArray || r->elements.size() != sent.size()) {
       const Error e = !r ? r.error().Context("charging a counter")
                          : Error::Internal("charging a counter: unexpected reply from Redis");
@@ -261,6 +273,28 @@ class RedisStore : public CounterStore {
   }
 
  private:
+  // Whether what was just written reached a replica, where the primary has any.
+  Result<void> Replicated() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= next_role_check_.load()) {
+      next_role_check_.store(now + std::chrono::seconds(5));
+      // ["master", offset, [[host, port, offset], …]]; a replica or sentinel answers otherwise.
+      if (auto role = client_->Command({"ROLE"}); role && role->elements.size() >= 3 &&
+                                                  role->elements[0].str == "master") {
+        replicas_.store(static_cast<int>(role->elements[2].elements.size()));
+      }
+    }
+    if (replicas_.load() <= 0) return {};
+    auto w = client_->Command({"WAIT", "1", "500"});
+    if (!w) return Fail(w.error().Context("waiting for a Redis replica"));
+    if (w->integer < 1) {
+      return Fail(Error::Unavailable(
+          "the charge reached none of the Redis primary's replicas within 500 ms (a failover "
+          "could lose it)"));
+    }
+    return {};
+  }
+
   static std::string Key(const std::string& key) {
     std::string k;
     k.reserve(kKeyPrefix.size() + key.size());
@@ -271,6 +305,8 @@ class RedisStore : public CounterStore {
   }
 
   const std::unique_ptr<redis::Client> client_;
+  std::atomic<std::chrono::steady_clock::time_point> next_role_check_{};
+  std::atomic<int> replicas_{0};
 };
 
 }  // namespace

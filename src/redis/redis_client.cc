@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <boost/url/parse.hpp>
 #include <charconv>
+#include <optional>
 #include <cstdlib>
 
 #include "common/hex.h"
@@ -67,6 +68,13 @@ Value Convert(const redisReply* r) {
 }  // namespace
 
 std::string Endpoint::Describe() const {
+  if (!sentinels.empty()) {
+    std::string out = "redis-sentinel://";
+    for (size_t i = 0; i < sentinels.size(); ++i) {
+      out += (i ? "," : "") + sentinels[i].first + ":" + std::to_string(sentinels[i].second);
+    }
+    return out + "/" + master + "/" + std::to_string(db);
+  }
   const bool v6 = host.find(':') != std::string::npos;
   return "redis://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port) + "/" +
          std::to_string(db);
@@ -84,10 +92,71 @@ static std::string Redacted(std::string_view url) {
   return std::string(url.substr(0, start)) + "***" + std::string(url.substr(at));
 }
 
+namespace {
+
+// "HOST:PORT" (PORT required), for a sentinel.
+std::optional<std::pair<std::string, int>> HostPort(std::string_view s) {
+  const size_t colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  std::string_view host = s.substr(0, colon), p = s.substr(colon + 1);
+  if (host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int port = 0;
+  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+  if (ec != std::errc() || end != p.data() + p.size() || port < 1 || port > 65535 || host.empty()) {
+    return std::nullopt;
+  }
+  return std::pair<std::string, int>(std::string(host), port);
+}
+
+}  // namespace
+
 Result<Endpoint> ParseUrl(std::string_view url) {
   auto bad = [&](const std::string& why) {
     return Fail(Error::InvalidArgument("state \"" + Redacted(url) + "\": " + why));
   };
+  if (url.starts_with("redis-sentinel://")) {
+    std::string_view rest = url.substr(17);
+    if (rest.find('@') != std::string_view::npos) {
+      return bad("credentials do not belong in the URL: set TOOLWARDEN_REDIS_USERNAME and "
+                 "TOOLWARDEN_REDIS_PASSWORD in the environment");
+    }
+    const size_t slash = rest.find('/');
+    if (slash == std::string_view::npos) {
+      return bad("expected redis-sentinel://HOST:PORT[,HOST:PORT…]/MASTER[/DB]");
+    }
+    Endpoint e;
+    std::string_view list = rest.substr(0, slash), path = rest.substr(slash + 1);
+    while (!list.empty()) {
+      const size_t comma = list.find(',');
+      auto hp = HostPort(list.substr(0, comma));
+      if (!hp) return bad("each sentinel is HOST:PORT");
+      e.sentinels.push_back(*hp);
+      list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    }
+    if (e.sentinels.empty()) return bad("name at least one sentinel");
+    const size_t db_slash = path.find('/');
+    e.master = std::string(path.substr(0, db_slash));
+    if (e.master.empty() || e.master.find_first_of("?#") != std::string::npos) {
+      return bad("name the master set (…/MASTER)");
+    }
+    if (db_slash != std::string_view::npos) {
+      std::string_view d = path.substr(db_slash + 1);
+      int db = -1;
+      auto [end, ec] = std::from_chars(d.data(), d.data() + d.size(), db);
+      if (ec != std::errc() || end != d.data() + d.size() || db < 0 || db > 15) {
+        return bad("the database must be a number from 0 to 15");
+      }
+      e.db = db;
+    }
+    e.host = e.sentinels.front().first;  // until the primary is found
+    e.port = e.sentinels.front().second;
+    e.username = Env("TOOLWARDEN_REDIS_USERNAME");
+    e.password = Env("TOOLWARDEN_REDIS_PASSWORD");
+    if (!e.username.empty() && e.password.empty()) {
+      return bad("TOOLWARDEN_REDIS_USERNAME is set without TOOLWARDEN_REDIS_PASSWORD");
+    }
+    return e;
+  }
   auto u = boost::urls::parse_uri(url);
   if (!u) return bad("not a URL (expected redis://HOST[:PORT][/DB])");
   if (u->scheme() != "redis") return bad("expected redis://HOST[:PORT][/DB]");
@@ -150,6 +219,68 @@ Result<std::unique_ptr<Client>> Client::Open(std::string_view url) {
   return Connect(*endpoint, std::chrono::seconds(2));
 }
 
+Result<std::pair<std::string, int>> FindPrimary(const Endpoint& endpoint,
+                                                std::chrono::milliseconds timeout) {
+  if (endpoint.sentinels.empty()) return std::pair<std::string, int>(endpoint.host, endpoint.port);
+  std::string why = "no sentinel answered";
+  for (const auto& [host, port] : endpoint.sentinels) {
+    redisContext* ctx = redisConnectWithTimeout(host.c_str(), port, ToTimeval(timeout));
+    if (ctx == nullptr || ctx->err) {
+      if (ctx) {
+        why = "sentinel " + host + ":" + std::to_string(port) + ": " + ctx->errstr;
+        redisFree(ctx);
+      }
+      continue;
+    }
+    redisSetTimeout(ctx, ToTimeval(timeout));
+    const char* argv[] = {"SENTINEL", "get-master-addr-by-name", endpoint.master.c_str()};
+    size_t lens[] = {8, 23, endpoint.master.size()};
+    auto* r = static_cast<redisReply*>(redisCommandArgv(ctx, 3, argv, lens));
+    std::optional<std::pair<std::string, int>> found;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+      found = std::pair<std::string, int>(std::string(r->element[0]->str, r->element[0]->len),
+                                          std::atoi(r->element[1]->str));
+    } else {
+      why = "sentinel " + host + ":" + std::to_string(port) + " knows no master \"" +
+            endpoint.master + "\"";
+    }
+    if (r) freeReplyObject(r);
+    redisFree(ctx);
+    if (!found) continue;
+    // During a failover a sentinel may still name the old primary: ask it what it is.
+    redisContext* p = redisConnectWithTimeout(found->first.c_str(), found->second, ToTimeval(timeout));
+    bool primary = false;
+    if (p && !p->err) {
+      redisSetTimeout(p, ToTimeval(timeout));
+      std::vector<const char*> a;
+      std::vector<size_t> l;
+      if (!endpoint.password.empty()) {
+        a = {"AUTH"};
+        l = {4};
+        if (!endpoint.username.empty()) {
+          a.push_back(endpoint.username.c_str());
+          l.push_back(endpoint.username.size());
+        }
+        a.push_back(endpoint.password.c_str());
+        l.push_back(endpoint.password.size());
+        auto* ar = static_cast<redisReply*>(redisCommandArgv(p, static_cast<int>(a.size()), a.data(), l.data()));
+        if (ar) freeReplyObject(ar);
+      }
+      const char* role[] = {"ROLE"};
+      size_t role_len[] = {4};
+      auto* rr = static_cast<redisReply*>(redisCommandArgv(p, 1, role, role_len));
+      primary = rr && rr->type == REDIS_REPLY_ARRAY && rr->elements > 0 &&
+                rr->element[0]->type == REDIS_REPLY_STRING &&
+                std::string_view(rr->element[0]->str, rr->element[0]->len) == "master";
+      if (rr) freeReplyObject(rr);
+    }
+    if (p) redisFree(p);
+    if (primary) return *found;
+    why = found->first + ":" + std::to_string(found->second) + " is not (or no longer) the primary";
+  }
+  return Fail(Error::Unavailable(endpoint.Describe() + ": " + why));
+}
+
 Script::Script(std::string source) : source_(std::move(source)), sha1_(Sha1Hex(source_)) {}
 
 void Client::ReplyFree::operator()(redisReply* r) const { freeReplyObject(r); }
@@ -173,8 +304,10 @@ void Client::DropLocked() {
 }
 
 Result<void> Client::ConnectLocked() {
+  auto primary = FindPrimary(endpoint_, timeout_);
+  if (!primary) return Fail(primary.error());
   redisContext* ctx =
-      redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port, ToTimeval(timeout_));
+      redisConnectWithTimeout(primary->first.c_str(), primary->second, ToTimeval(timeout_));
   if (ctx == nullptr) return Fail(Error::Unavailable(where_ + ": out of memory"));
   if (ctx->err) {
     Error e = Error::Unavailable(where_ + ": " + ctx->errstr);
@@ -247,6 +380,10 @@ Result<Client::Reply> Client::SendLocked(const std::vector<std::string_view>& ar
     stats.failures.fetch_add(1, std::memory_order_relaxed);
     return Fail(std::move(e));
   }
+  // A primary demoted by a failover answers writes READONLY: find the new one next time.
+  if (reply->type == REDIS_REPLY_ERROR && std::string_view(reply->str, reply->len).starts_with("READONLY")) {
+    DropLocked();
+  }
   stats.commands.fetch_add(1, std::memory_order_relaxed);
   stats.micros.fetch_add(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
                              steady_clock::now() - start).count()),
@@ -306,8 +443,10 @@ Subscriber::~Subscriber() {
 void Subscriber::Loop() {
   std::chrono::milliseconds backoff(0);
   while (!stop_) {
-    redisContext* ctx = redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port,
-                                                ToTimeval(std::chrono::seconds(2)));
+    auto primary = FindPrimary(endpoint_, std::chrono::seconds(2));
+    redisContext* ctx = primary ? redisConnectWithTimeout(primary->first.c_str(), primary->second,
+                                                          ToTimeval(std::chrono::seconds(2)))
+                                : nullptr;
     bool ok = ctx != nullptr && ctx->err == 0;
     if (ok) {
       redisSetTimeout(ctx, ToTimeval(std::chrono::seconds(2)));

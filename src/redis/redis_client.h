@@ -33,18 +33,32 @@ struct Endpoint {
   std::string host;
   int port = 6379;
   int db = 0;
+  // redis-sentinel://: the sentinels to ask for the primary of `master` (host and port above
+  // are then the primary found last).
+  std::vector<std::pair<std::string, int>> sentinels;
+  std::string master;
   std::string username;          // empty: the default user (AUTH with a password only)
   std::string password;          // empty: no AUTH
   std::string Describe() const;  // "redis://host:port/db", never the credentials
 };
 
 // Whether a state spec names a Redis server (redis://…), rather than sqlite:PATH or memory.
-inline bool IsRedisUrl(std::string_view spec) { return spec.starts_with("redis://"); }
+inline bool IsRedisUrl(std::string_view spec) {
+  return spec.starts_with("redis://") || spec.starts_with("redis-sentinel://");
+}
 
-// Parses "redis://HOST[:PORT][/DB]" (an IPv6 host in brackets); fills the credentials from the
-// environment. Refuses a URL with a user or password in it, a query, or a DB that is not a
-// number from 0 to 15 (the database count of a default Redis server).
+// Parses "redis://HOST[:PORT][/DB]" (an IPv6 host in brackets) or
+// "redis-sentinel://HOST:PORT[,HOST:PORT…]/MASTER[/DB]"; fills the credentials from the
+// environment (they are the primary's; the sentinels are asked without). Refuses a URL with a
+// user or password in it, a query, or a DB that is not a number from 0 to 15 (the database
+// count of a default Redis server).
 Result<Endpoint> ParseUrl(std::string_view url);
+
+// The primary's address: `endpoint`'s own, or — with sentinels — the first answer of
+// SENTINEL get-master-addr-by-name among them, checked with ROLE (a stale answer during a
+// failover names a server that is no longer primary).
+Result<std::pair<std::string, int>> FindPrimary(const Endpoint& endpoint,
+                                                std::chrono::milliseconds timeout);
 
 // One reply. Errors the server answers (`-ERR …`) come back as a failed Result, not a Value.
 struct Value {

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <thread>
+
 #include <cstdlib>
 
 #include "testing/redis_server.h"
@@ -35,6 +38,26 @@ TEST_F(UrlTest, ParsesHostPortAndDatabase) {
   ASSERT_TRUE(e) << e.error().message();
   EXPECT_EQ(e->host, "::1");
   EXPECT_EQ(e->Describe(), "redis://[::1]:7000/0");
+}
+
+TEST_F(UrlTest, ParsesSentinelsAndTheirMasterSet) {
+  auto e = ParseUrl("redis-sentinel://s1.internal:26379,10.0.0.9:26380/mymaster/2");
+  ASSERT_TRUE(e) << e.error().message();
+  ASSERT_EQ(e->sentinels.size(), 2u);
+  EXPECT_EQ(e->sentinels[1], (std::pair<std::string, int>{"10.0.0.9", 26380}));
+  EXPECT_EQ(e->master, "mymaster");
+  EXPECT_EQ(e->db, 2);
+  EXPECT_EQ(e->Describe(), "redis-sentinel://s1.internal:26379,10.0.0.9:26380/mymaster/2");
+  EXPECT_TRUE(IsRedisUrl("redis-sentinel://a:1/m"));
+  for (const char* bad : {"redis-sentinel://a:1", "redis-sentinel://a/m", "redis-sentinel://a:1/",
+                          "redis-sentinel://u:pw@a:1/m", "redis-sentinel://a:1/m/16",
+                          "redis-sentinel://a:99999/m"}) {
+    auto r = ParseUrl(bad);
+    EXPECT_FALSE(r) << bad;
+    if (!r) {
+      EXPECT_EQ(r.error().message().find("pw"), std::string::npos) << r.error().message();
+    }
+  }
 }
 
 TEST_F(UrlTest, RefusesWhatItCannotHonourSayingWhy) {
@@ -174,6 +197,45 @@ TEST_F(ClientTest, ANewServerOnTheAddressIsReachedAgainAfterAFailure) {
   auto none = Client::Connect(At(port), std::chrono::seconds(2));
   ASSERT_FALSE(none);
   EXPECT_NE(none.error().message().find(std::to_string(port)), std::string::npos);
+}
+
+// A primary, its replica and a Sentinel, all real: the client finds the primary through the
+// Sentinel, and after the primary dies and the Sentinel promotes the replica, the next commands
+// reach the new primary — with every write the old one had acknowledged to a WAIT.
+TEST_F(ClientTest, ThroughASentinelTheClientFollowsAFailover) {
+  auto primary = std::make_unique<testing::RedisServer>();
+  ASSERT_TRUE(primary->started());
+  testing::RedisServer replica({"--replicaof", "127.0.0.1", std::to_string(primary->port())});
+  ASSERT_TRUE(replica.started());
+  auto sentinel = testing::RedisServer::Sentinel(primary->port(), "tw", 300);
+  ASSERT_TRUE(sentinel->started());
+  auto e = ParseUrl("redis-sentinel://127.0.0.1:" + std::to_string(sentinel->port()) + "/tw");
+  ASSERT_TRUE(e);
+  auto c = Client::Connect(*e, std::chrono::seconds(2));
+  ASSERT_TRUE(c) << c.error().message();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  // Until the replica has synchronized, WAIT answers 0.
+  for (;;) {
+    ASSERT_TRUE((*c)->Command({"INCR", "n"}));
+    auto w = (*c)->Command({"WAIT", "1", "100"});
+    if (w && w->integer == 1) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the replica never caught up";
+  }
+  auto before = (*c)->Command({"GET", "n"});
+  ASSERT_TRUE(before);
+  primary->Stop();
+  // The Sentinel sees it down (300 ms) and promotes the replica; meanwhile commands fail.
+  std::optional<Value> after;
+  while (!after) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no failover";
+    if (auto r = (*c)->Command({"GET", "n"})) {
+      auto role = (*c)->Command({"ROLE"});
+      if (role && role->elements[0].str == "master") after = *r;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(after->str, before->str) << "an acknowledged write was lost in the failover";
+  EXPECT_TRUE((*c)->Command({"INCR", "n"})) << "the new primary takes writes";
 }
 
 }  // namespace

@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <memory>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -49,7 +51,31 @@ class RedisServer {
     port_ = port;
     Start(bin, extra);
   }
-  ~RedisServer() { Stop(); }
+  // A Sentinel watching the primary on `primary_port` as master set `master`, on a free port;
+  // it judges the primary down after `down_after_ms` and fails over on its own (quorum 1).
+  static std::unique_ptr<RedisServer> Sentinel(int primary_port, const std::string& master,
+                                               int down_after_ms) {
+    auto s = std::unique_ptr<RedisServer>(new RedisServer(Tag{}));
+    const std::string bin = Binary();
+    if (bin.empty()) return s;
+    for (int attempt = 0; attempt < 5 && !s->started(); ++attempt) {
+      s->port_ = FreePort();
+      s->config_ = "/tmp/tw-sentinel-" + std::to_string(getpid()) + "-" + std::to_string(s->port_) + ".conf";
+      FILE* f = fopen(s->config_.c_str(), "w");
+      if (f == nullptr) return s;
+      fprintf(f,
+              "port %d\nbind 127.0.0.1\ndir /tmp\nsentinel monitor %s 127.0.0.1 %d 1\n"
+              "sentinel down-after-milliseconds %s %d\nsentinel failover-timeout %s 3000\n",
+              s->port_, master.c_str(), primary_port, master.c_str(), down_after_ms, master.c_str());
+      fclose(f);
+      s->StartArgs(bin, {bin, s->config_, "--sentinel"});
+    }
+    return s;
+  }
+  ~RedisServer() {
+    Stop();
+    if (!config_.empty()) unlink(config_.c_str());
+  }
   RedisServer(const RedisServer&) = delete;
   RedisServer& operator=(const RedisServer&) = delete;
 
@@ -83,6 +109,9 @@ class RedisServer {
   }
 
  private:
+  struct Tag {};
+  explicit RedisServer(Tag) {}
+
   static int FreePort() {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
@@ -136,6 +165,10 @@ class RedisServer {
                                      "--dir",
                                      "/tmp"};
     args.insert(args.end(), extra.begin(), extra.end());
+    StartArgs(bin, args);
+  }
+
+  void StartArgs(const std::string& bin, std::vector<std::string> args) {
     const pid_t pid = fork();
     if (pid == 0) {
       // Its start-up banner and warnings would bury the test's own output.
@@ -167,6 +200,7 @@ class RedisServer {
 
   int port_ = 0;
   pid_t pid_ = -1;
+  std::string config_;  // a sentinel's config file (it rewrites it), removed at the end
 };
 
 }  // namespace tw::testing

@@ -116,12 +116,8 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
 
   Result<Verdict> Authenticate(const std::string& token, int64_t now_ms) override {
     Verdict v;
-    if (token.empty()) {
-      v.refusal = Refusal::kMissing;
-      return v;
-    }
-    if (!WellFormedToken(token, kGrantPrefix)) {
-      v.refusal = Refusal::kMalformed;
+    if (auto refused = RefusedByShape(token)) {
+      v.refusal = *refused;
       return v;
     }
     const std::string hash = TokenHash(token);
@@ -293,6 +289,12 @@ bool WellFormedToken(const std::string& token, std::string_view prefix) {
   return std::all_of(token.begin() + static_cast<long>(prefix.size()), token.end(), [](char c) {
     return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
   });
+}
+
+std::optional<Refusal> RefusedByShape(const std::string& token) {
+  if (token.empty()) return Refusal::kMissing;
+  if (!WellFormedToken(token, kGrantPrefix)) return Refusal::kMalformed;
+  return std::nullopt;
 }
 
 std::string NewToken(std::string_view prefix) {

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -18,6 +19,8 @@ inline constexpr size_t kTokenChars = 43;
 
 // `prefix` followed by kTokenChars base62 characters.
 bool WellFormedToken(const std::string& token, std::string_view prefix);
+// Why a grant token is refused before any store is asked (missing, malformed), or nullopt.
+std::optional<Refusal> RefusedByShape(const std::string& token);
 // `prefix` + 256 random bits in base62.
 std::string NewToken(std::string_view prefix);
 std::string ServersJson(const std::vector<std::string>& servers);

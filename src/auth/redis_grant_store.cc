@@ -188,12 +188,8 @@ class RedisGrantStore : public GrantStore {
 
   Result<Verdict> Authenticate(const std::string& token, int64_t now_ms) override {
     Verdict v;
-    if (token.empty()) {
-      v.refusal = Refusal::kMissing;
-      return v;
-    }
-    if (!WellFormedToken(token, kGrantPrefix)) {
-      v.refusal = Refusal::kMalformed;
+    if (auto refused = RefusedByShape(token)) {
+      v.refusal = *refused;
       return v;
     }
     const std::string hash = TokenHash(token);

@@ -200,7 +200,8 @@ export async function startNginx(dir, conf) {
     const port = await freePort();
     const file = path.join(dir, 'nginx.conf');
     fs.writeFileSync(file, conf(port));
-    const proc = spawn(bin, ['-p', dir, '-c', file, '-e', path.join(dir, 'nginx-error.log')],
+    // In the foreground (daemon off): the test stops it by this PID.
+    const proc = spawn(bin, ['-p', dir, '-c', file, '-e', path.join(dir, 'nginx-error.log'), '-g', 'daemon off;'],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     collectStderr(proc);
     const up = await eventually(async () => {

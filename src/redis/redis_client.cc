@@ -9,10 +9,12 @@
 #include <cerrno>
 #include <boost/url/parse.hpp>
 #include <charconv>
+#include <csignal>
 #include <optional>
 #include <cstdlib>
 
 #include "common/hex.h"
+#include "redis/tls_tunnel.h"
 
 namespace tw::redis {
 
@@ -76,7 +78,7 @@ std::string Endpoint::Describe() const {
     return out + "/" + master + "/" + std::to_string(db);
   }
   const bool v6 = host.find(':') != std::string::npos;
-  return "redis://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port) + "/" +
+  return std::string(tls ? "rediss://" : "redis://") + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port) + "/" +
          std::to_string(db);
 }
 
@@ -159,7 +161,7 @@ Result<Endpoint> ParseUrl(std::string_view url) {
   }
   auto u = boost::urls::parse_uri(url);
   if (!u) return bad("not a URL (expected redis://HOST[:PORT][/DB])");
-  if (u->scheme() != "redis") return bad("expected redis://HOST[:PORT][/DB]");
+  if (u->scheme() != "redis" && u->scheme() != "rediss") return bad("expected redis://HOST[:PORT][/DB]");
   if (u->has_userinfo()) {
     return bad(
         "credentials do not belong in the URL (a config file is kept in git): set "
@@ -167,6 +169,7 @@ Result<Endpoint> ParseUrl(std::string_view url) {
   }
   if (u->has_query() || u->has_fragment()) return bad("a query or fragment is not understood");
   Endpoint e;
+  e.tls = u->scheme() == "rediss";
   switch (u->host_type()) {
     case boost::urls::host_type::ipv6:
       e.host = u->host_ipv6_address().to_string();
@@ -219,9 +222,53 @@ Result<std::unique_ptr<Client>> Client::Open(std::string_view url) {
   return Connect(*endpoint, std::chrono::seconds(2));
 }
 
+// A server (or the TLS tunnel) that closes the connection makes a write fail with EPIPE — an
+// error to report, never a signal that ends the process (a CLI command has no handler).
+void IgnoreSigpipe() {
+  static const bool ignored = [] {
+    std::signal(SIGPIPE, SIG_IGN);
+    return true;
+  }();
+  (void)ignored;
+}
+
+// A connection to a Redis server: hiredis's context and, for rediss://, the tunnel under it.
+struct Dialed {
+  redisContext* ctx = nullptr;
+  std::unique_ptr<TlsTunnel> tunnel;
+  std::string error;  // when ctx is null
+};
+
+Dialed Dial(const Endpoint& endpoint, const std::string& host, int port,
+            std::chrono::milliseconds timeout) {
+  IgnoreSigpipe();
+  Dialed d;
+  if (endpoint.tls) {
+    auto t = TlsTunnel::Open(host, port, timeout);
+    if (!t) {
+      d.error = t.error().message();
+      return d;
+    }
+    d.tunnel = std::move(*t);
+    d.ctx = redisConnectFd(d.tunnel->plain_fd());
+  } else {
+    d.ctx = redisConnectWithTimeout(host.c_str(), port, ToTimeval(timeout));
+  }
+  if (d.ctx == nullptr) {
+    d.error = "out of memory";
+  } else if (d.ctx->err) {
+    d.error = d.ctx->errstr;
+    redisFree(d.ctx);
+    d.ctx = nullptr;
+    d.tunnel.reset();
+  }
+  return d;
+}
+
 Result<std::pair<std::string, int>> FindPrimary(const Endpoint& endpoint,
                                                 std::chrono::milliseconds timeout) {
   if (endpoint.sentinels.empty()) return std::pair<std::string, int>(endpoint.host, endpoint.port);
+  IgnoreSigpipe();
   std::string why = "no sentinel answered";
   for (const auto& [host, port] : endpoint.sentinels) {
     redisContext* ctx = redisConnectWithTimeout(host.c_str(), port, ToTimeval(timeout));
@@ -301,22 +348,19 @@ Result<std::unique_ptr<Client>> Client::Connect(const Endpoint& endpoint,
 void Client::DropLocked() {
   if (ctx_) redisFree(ctx_);
   ctx_ = nullptr;
+  tunnel_.reset();
 }
 
 Result<void> Client::ConnectLocked() {
   auto primary = FindPrimary(endpoint_, timeout_);
   if (!primary) return Fail(primary.error());
-  redisContext* ctx =
-      redisConnectWithTimeout(primary->first.c_str(), primary->second, ToTimeval(timeout_));
-  if (ctx == nullptr) return Fail(Error::Unavailable(where_ + ": out of memory"));
-  if (ctx->err) {
-    Error e = Error::Unavailable(where_ + ": " + ctx->errstr);
-    redisFree(ctx);
-    return Fail(std::move(e));
-  }
+  Dialed d = Dial(endpoint_, primary->first, primary->second, timeout_);
+  if (d.ctx == nullptr) return Fail(Error::Unavailable(where_ + ": " + d.error));
+  redisContext* ctx = d.ctx;
   redisSetTimeout(ctx, ToTimeval(timeout_));
-  redisEnableKeepAlive(ctx);
+  if (!endpoint_.tls) redisEnableKeepAlive(ctx);  // (a socket pair has no keep-alive)
   ctx_ = ctx;
+  tunnel_ = std::move(d.tunnel);
   // The handshake: AUTH (its error names the step and the server's answer, never the
   // secret), then SELECT. A refusal of either leaves no connection behind.
   auto step = [this](const std::vector<std::string_view>& argv,
@@ -444,13 +488,13 @@ void Subscriber::Loop() {
   std::chrono::milliseconds backoff(0);
   while (!stop_) {
     auto primary = FindPrimary(endpoint_, std::chrono::seconds(2));
-    redisContext* ctx = primary ? redisConnectWithTimeout(primary->first.c_str(), primary->second,
-                                                          ToTimeval(std::chrono::seconds(2)))
-                                : nullptr;
-    bool ok = ctx != nullptr && ctx->err == 0;
+    Dialed d;
+    if (primary) d = Dial(endpoint_, primary->first, primary->second, std::chrono::seconds(2));
+    redisContext* ctx = d.ctx;
+    bool ok = ctx != nullptr;
     if (ok) {
       redisSetTimeout(ctx, ToTimeval(std::chrono::seconds(2)));
-      redisEnableKeepAlive(ctx);
+      if (!endpoint_.tls) redisEnableKeepAlive(ctx);
       auto command = [&](const std::vector<std::string_view>& argv) {
         std::vector<const char*> ptrs;
         std::vector<size_t> lens;

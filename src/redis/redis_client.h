@@ -4,6 +4,8 @@
 // Result the caller turns into a denial (fail closed).
 //
 // Contract: thread-safe — one command at a time on one connection (callers queue on a mutex).
+// The first connection sets SIGPIPE to be ignored, process-wide: a closed connection is an
+// error the caller reports, not the process's end.
 // A command that fails on the wire (the server went away, a timeout) drops the connection; the
 // next command connects again. A command is sent once: it is never retried behind the caller's
 // back, so a charge whose answer was lost is reported as an error, not made twice.
@@ -23,6 +25,10 @@
 #include "common/result.h"
 
 struct redisContext;
+
+namespace tw::redis {
+class TlsTunnel;
+}
 struct redisReply;
 
 namespace tw::redis {
@@ -39,15 +45,17 @@ struct Endpoint {
   std::string master;
   std::string username;          // empty: the default user (AUTH with a password only)
   std::string password;          // empty: no AUTH
+  bool tls = false;              // rediss:// (tls_tunnel.h)
   std::string Describe() const;  // "redis://host:port/db", never the credentials
 };
 
 // Whether a state spec names a Redis server (redis://…), rather than sqlite:PATH or memory.
 inline bool IsRedisUrl(std::string_view spec) {
-  return spec.starts_with("redis://") || spec.starts_with("redis-sentinel://");
+  return spec.starts_with("redis://") || spec.starts_with("rediss://") ||
+         spec.starts_with("redis-sentinel://");
 }
 
-// Parses "redis://HOST[:PORT][/DB]" (an IPv6 host in brackets) or
+// Parses "redis://HOST[:PORT][/DB]" (an IPv6 host in brackets; "rediss://" for TLS) or
 // "redis-sentinel://HOST:PORT[,HOST:PORT…]/MASTER[/DB]"; fills the credentials from the
 // environment (they are the primary's; the sentinels are asked without). Refuses a URL with a
 // user or password in it, a query, or a DB that is not a number from 0 to 15 (the database
@@ -134,6 +142,7 @@ class Client {
   const std::chrono::milliseconds timeout_;
   std::mutex mu_;
   redisContext* ctx_ = nullptr;  // Guarded by mu_; null while disconnected.
+  std::unique_ptr<TlsTunnel> tunnel_;  // Guarded by mu_; rediss:// only, beside ctx_.
   std::chrono::steady_clock::time_point retry_at_{};  // Guarded by mu_.
   std::chrono::milliseconds backoff_{0};              // Guarded by mu_; 0 after a success.
 };

@@ -199,6 +199,52 @@ TEST_F(ClientTest, ANewServerOnTheAddressIsReachedAgainAfterAFailure) {
   EXPECT_NE(none.error().message().find(std::to_string(port)), std::string::npos);
 }
 
+// rediss://: a real redis-server with TLS (its own test CA, made with the openssl command),
+// reached through the tunnel; its certificate is checked against the CA and the address.
+TEST_F(ClientTest, TlsIsVerifiedAndCarriesCommands) {
+  if (std::system("command -v openssl > /dev/null") != 0) GTEST_SKIP() << "openssl is not installed";
+  const std::string dir = "/tmp/tw-tls-" + std::to_string(getpid());
+  const std::string make =
+      "set -e; mkdir -p " + dir + "; cd " + dir + "; "
+      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key "
+      "-out ca.crt -days 1 -subj /CN=tw-test-ca 2>/dev/null; "
+      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key "
+      "-out srv.csr -subj /CN=redis 2>/dev/null; "
+      "printf 'subjectAltName=IP:127.0.0.1\\n' > ext; "
+      "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt "
+      "-days 1 -extfile ext 2>/dev/null; chmod 644 srv.key";
+  ASSERT_EQ(std::system(make.c_str()), 0);
+  const int tls_port = testing::RedisServer::FreePortForTests();
+  testing::RedisServer server({"--tls-port", std::to_string(tls_port), "--tls-cert-file", dir + "/srv.crt",
+                               "--tls-key-file", dir + "/srv.key", "--tls-ca-cert-file", dir + "/ca.crt",
+                               "--tls-auth-clients", "no"});
+  ASSERT_TRUE(server.started());
+  const std::string url = "rediss://127.0.0.1:" + std::to_string(tls_port) + "/0";
+  // The system's CAs do not know the test CA: refused, saying why.
+  unsetenv("TOOLWARDEN_REDIS_CA_FILE");
+  auto refused = Client::Open(url);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message().find("certificate"), std::string::npos) << refused.error().message();
+  setenv("TOOLWARDEN_REDIS_CA_FILE", (dir + "/ca.crt").c_str(), 1);
+  auto c = Client::Open(url);
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ((*c)->endpoint().Describe(), url);
+  ASSERT_TRUE((*c)->Command({"SET", "k", std::string(100'000, 'x')}));  // larger than a TLS record
+  auto v = (*c)->Command({"GET", "k"});
+  ASSERT_TRUE(v);
+  EXPECT_EQ(v->str.size(), 100'000u);
+  Script script("return ARGV[1]");
+  EXPECT_EQ((*c)->Eval(script, {}, {"tls"})->str, "tls");
+  // A name the certificate does not carry is refused too.
+  auto wrong = Client::Open("rediss://localhost:" + std::to_string(tls_port) + "/0");
+  EXPECT_FALSE(wrong);
+  // The server goes: an error, then a new server on the port is reached again.
+  server.Stop();
+  EXPECT_FALSE((*c)->Command({"PING"}));
+  unsetenv("TOOLWARDEN_REDIS_CA_FILE");
+  std::system(("rm -rf " + dir).c_str());
+}
+
 // A primary, its replica and a Sentinel, all real: the client finds the primary through the
 // Sentinel, and after the primary dies and the Sentinel promotes the replica, the next commands
 // reach the new primary — with every write the old one had acknowledged to a WAIT.

@@ -67,7 +67,7 @@ TEST_F(UrlTest, RefusesWhatItCannotHonourSayingWhy) {
   };
   for (const Case& c : {Case{"redis://user:secret@h:6379/0", "TOOLWARDEN_REDIS_PASSWORD"},
                         Case{"redis://:secret@h/0", "credentials"},
-                        Case{"rediss://h:6379/0", "expected redis://"},
+                        Case{"rediss://user@h:6379/0", "TOOLWARDEN_REDIS_PASSWORD"},
                         Case{"http://h/0", "expected redis://"},
                         Case{"redis://h:0/0", "port"},
                         Case{"redis://h:70000/0", "port"},

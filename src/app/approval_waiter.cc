@@ -52,6 +52,12 @@ void PollingApprovalWaiter::Schedule() {
   });
 }
 
+void PollingApprovalWaiter::PollNow() {
+  if (stopped_ || waiting_.empty()) return;
+  Poll();
+  Schedule();
+}
+
 void PollingApprovalWaiter::Poll() {
   const int64_t now = clock_.NowMs();
   // Callbacks may add or cancel waits: work on a snapshot of the ids.

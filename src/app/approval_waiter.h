@@ -29,6 +29,8 @@ class PollingApprovalWaiter : public gateway::ApprovalWaiter {
   // the store's state file: the event loop never writes it itself. A deadline that passes
   // while the file is locked is marked on the next poll that can (the call waits until then).
   void SetWriter(audit::AuditLog* log) { writer_ = log; }
+  // Polls now rather than at the next tick (a decision was announced). Thread: the io_context's.
+  void PollNow();
   // Stops polling (for shutdown).
   void Stop();
   // How many calls are waiting for a decision.

@@ -105,6 +105,10 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(boost::asio::io_context& io,
   // Held calls wait here; a decision taken anywhere that shares the store reaches them.
   s->polling_ = std::make_unique<PollingApprovalWaiter>(io, *s->approvals_, clock);
   s->polling_->SetWriter(s->audit_.get());
+  // A decision announced anywhere (Redis) is looked at now, not at the next 250 ms poll.
+  s->approvals_->OnResolved([&io, gw = s.get()] {
+    boost::asio::post(io, [gw] { gw->polling_->PollNow(); });
+  });
   s->waiter_ = std::make_unique<WebhookApprovalWaiter>(
       *s->polling_, *s->approvals_, [gw = s.get()] { return gw->config_.approval_webhook_url; },
       [&io](std::string url, std::string body) { transport::PostWebhook(io, url, std::move(body)); });
@@ -132,6 +136,7 @@ Result<std::unique_ptr<Gateway>> Gateway::Open(boost::asio::io_context& io,
 
 void Gateway::Stop() {
   std::lock_guard lock(mu_);
+  if (approvals_) approvals_->OnResolved({});
   if (shipper_) {
     audit_->Flush();
     shipper_->Stop();  // after one last pass

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,6 +54,11 @@ class ApprovalStore {
   // Marks abandoned every pending approval whose owner on this host is no longer running (the
   // gateway that held the call died or restarted). Returns how many.
   virtual Result<int> AbandonOrphans(int64_t now_ms) = 0;
+  // Calls `wake` (from a thread of the store's) whenever an approval is resolved anywhere the
+  // store can hear of it — on Redis, a message every replica receives —, so that a waiter need
+  // not wait for its next poll; nothing where it cannot (a file: the waiter polls). An empty
+  // `wake` stops listening (before what `wake` calls into goes).
+  virtual void OnResolved(std::function<void()> wake) { (void)wake; }
   // The SQLite connection approvals are written on (null when none): with the audit log's,
   // a call's approval is created in its record's transaction (ToolCallGuard).
   virtual const void* Connection() const { return nullptr; }

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "testing/state_under_test.h"
 
 namespace tw::approval {
@@ -89,7 +93,42 @@ TEST_P(SharedApprovalStoreTest, ADecisionTakenThroughAnotherGatewayIsSeenAndTake
   ASSERT_EQ(other->List(false)->size(), 1u);
 }
 
+// On Redis a decision is announced: the replica holding the call hears it at once.
+class RedisApprovalStoreTest : public ApprovalStoreTest {};
+
+TEST_P(RedisApprovalStoreTest, ADecisionTakenElsewhereWakesTheHolderAtOnce) {
+  auto holder = Open();
+  auto other = Open();
+  std::atomic<int> woken{0};
+  holder->OnResolved([&] { ++woken; });
+  ASSERT_TRUE(holder->Create(Make("a7", 1000)).has_value());
+  // The subscription starts on its own thread: until a decision of a probe approval is heard,
+  // it is not listening yet.
+  ASSERT_TRUE(holder->Create(Make("probe", 1000)).has_value());
+  ASSERT_TRUE(other->Resolve("probe", State::kDenied, "x", "", 1).has_value());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (int i = 0; woken.load() == 0; ++i) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no announcement heard";
+    ASSERT_TRUE(holder->Create(Make(("p" + std::to_string(i)).c_str(), 1000)).has_value());
+    (void)other->Resolve("p" + std::to_string(i), State::kDenied, "x", "", 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  const int before = woken.load();
+  ASSERT_TRUE(other->Resolve("a7", State::kApproved, "alice", "", 2).has_value());
+  while (woken.load() == before) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "a7's decision was not heard";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  // Stops listening: its thread is joined before it returns, so nothing can be called after.
+  holder->OnResolved({});
+  const int after = woken.load();
+  ASSERT_TRUE(holder->Create(Make("a8", 1000)).has_value());
+  ASSERT_TRUE(other->Resolve("a8", State::kDenied, "bob", "", 3).has_value());
+  EXPECT_EQ(woken.load(), after);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, ApprovalStoreTest, ::testing::Values("memory", "sqlite", "redis"));
+INSTANTIATE_TEST_SUITE_P(Stores, RedisApprovalStoreTest, ::testing::Values("redis"));
 INSTANTIATE_TEST_SUITE_P(Stores, SharedApprovalStoreTest, ::testing::Values("sqlite", "redis"));
 
 }  // namespace

@@ -1,7 +1,7 @@
 // Approvals in Redis, shared by every gateway of a fleet: a call held by one replica is
 // released by a decision taken through any other (its console, admin API, or `toolwarden
 // approvals … --state redis://…`) — the replica holding the call reads the store every 250 ms
-// (app/approval_waiter.h) — and single use holds fleet-wide, because a decision is one script
+// (app/approval_waiter.h), and at once when the decision's announcement reaches it — and single use holds fleet-wide, because a decision is one script
 // that moves the approval out of "pending" only if it is still there.
 //
 // Layout: tw:approval:<id> is a hash of the approval's fields; tw:approvals orders ids by
@@ -35,7 +35,8 @@ redis.call('SADD', KEYS[3], ARGV[2])
 return 1
 )lua");
 
-// KEYS: approval:<id>, pending. ARGV: to, by, reason, now, keep (ms). {'ok', fields…} after
+// KEYS: approval:<id>, pending. ARGV: to, by, reason, now, keep (ms), the channel resolutions
+// are announced on. {'ok', fields…} after
 // the move; {'missing'}; {'resolved', state, by}; {'expired'} (approving or denying too late).
 const redis::Script kResolve(R"lua(
 local k = KEYS[1]
@@ -49,6 +50,7 @@ end
 redis.call('HSET', k, 'state', to, 'resolved_by', ARGV[2], 'reason', ARGV[3], 'resolved_ms', ARGV[4])
 redis.call('SREM', KEYS[2], redis.call('HGET', k, 'id'))
 redis.call('PEXPIRE', k, ARGV[5])
+redis.call('PUBLISH', ARGV[6], redis.call('HGET', k, 'id'))
 local f = redis.call('HMGET', k, )lua" TW_APPROVAL_FIELDS R"lua()
 table.insert(f, 1, 'ok')
 return f
@@ -101,7 +103,16 @@ std::string Key(const std::string& id) { return std::string(kKey) + id; }
 
 class RedisApprovalStore : public ApprovalStore {
  public:
-  explicit RedisApprovalStore(std::unique_ptr<redis::Client> client) : client_(std::move(client)) {}
+  explicit RedisApprovalStore(std::unique_ptr<redis::Client> client)
+      : client_(std::move(client)),
+        channel_("tw:approvals:resolved:" + std::to_string(client_->endpoint().db)) {}
+
+  void OnResolved(std::function<void()> wake) override {
+    subscriber_.reset();  // joins its thread: the old `wake` is never called again
+    if (!wake) return;
+    subscriber_ = std::make_unique<redis::Subscriber>(client_->endpoint(), channel_, std::move(wake),
+                                                      [](bool) {});
+  }
 
   Result<bool> Create(const Approval& a) override {
     const std::string key = Key(a.id), created = std::to_string(a.created_ms),
@@ -129,7 +140,7 @@ class RedisApprovalStore : public ApprovalStore {
                            const std::string& reason, int64_t now_ms) override {
     auto r = client_->Eval(kResolve, {Key(id), kPendingKey},
                            {StateName(to), by, reason, std::to_string(now_ms),
-                            std::to_string(kKeepResolvedMs)});
+                            std::to_string(kKeepResolvedMs), channel_});
     if (!r) return Fail(r.error().Context("resolving an approval"));
     const auto& f = r->elements;
     const std::string_view status = f.empty() ? "" : std::string_view(f[0].str);
@@ -169,6 +180,8 @@ class RedisApprovalStore : public ApprovalStore {
 
  private:
   const std::unique_ptr<redis::Client> client_;
+  const std::string channel_;
+  std::unique_ptr<redis::Subscriber> subscriber_;
 };
 
 }  // namespace

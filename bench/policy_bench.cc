@@ -157,15 +157,27 @@ BENCHMARK(BM_ChargeSqlite);
 
 // Counter charge in Redis (a redis-server started here, loopback TCP): one EVALSHA round trip,
 // what a gateway of a fleet pays per call against shared limits.
-void BM_ChargeRedis(benchmark::State& state) {
-  tw::testing::RedisServer server;
-  if (!server.started()) {
-    state.SkipWithError("redis-server is not installed");
-    return;
+// A Redis counter store on a redis-server started for the benchmark, and a charge that always
+// fits; `store` is null (the benchmark skipped) when redis-server is not installed.
+struct RedisCharge {
+  explicit RedisCharge(benchmark::State& state) {
+    if (!server.started()) {
+      state.SkipWithError("redis-server is not installed");
+      return;
+    }
+    store = std::move(*limits::OpenRedisStore(server.url()));
   }
-  auto store = std::move(*limits::OpenRedisStore(server.url()));
-  const int64_t top = (int64_t{1} << 53) - 1;
-  const std::vector<limits::Charge> charge{{"k", 1, top, top}};
+  tw::testing::RedisServer server;
+  std::unique_ptr<limits::CounterStore> store;
+  static constexpr int64_t kTop = (int64_t{1} << 53) - 1;
+  const std::vector<limits::Charge> charge{{"k", 1, kTop, kTop}};
+};
+
+void BM_ChargeRedis(benchmark::State& state) {
+  RedisCharge redis(state);
+  if (!redis.store) return;
+  auto& store = redis.store;
+  const auto& charge = redis.charge;
   for (auto _ : state) {
     auto r = store->TryCharge(charge, 1'700'000'000'000);
     benchmark::DoNotOptimize(r);
@@ -176,14 +188,10 @@ BENCHMARK(BM_ChargeRedis);
 // The same charge's latency as a caller sees it (loopback): p50 and p99 in microseconds, from
 // every iteration's own clock (the target: p50 <= 100 us).
 void BM_ChargeRedisLatency(benchmark::State& state) {
-  tw::testing::RedisServer server;
-  if (!server.started()) {
-    state.SkipWithError("redis-server is not installed");
-    return;
-  }
-  auto store = std::move(*limits::OpenRedisStore(server.url()));
-  const int64_t top = (int64_t{1} << 53) - 1;
-  const std::vector<limits::Charge> charge{{"k", 1, top, top}};
+  RedisCharge redis(state);
+  if (!redis.store) return;
+  auto& store = redis.store;
+  const auto& charge = redis.charge;
   std::vector<double> us;
   us.reserve(1 << 20);
   for (auto _ : state) {

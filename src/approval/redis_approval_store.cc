@@ -187,9 +187,7 @@ class RedisApprovalStore : public ApprovalStore {
 }  // namespace
 
 Result<std::unique_ptr<ApprovalStore>> OpenRedisApprovalStore(const std::string& url) {
-  auto client = redis::Client::Open(url);
-  if (!client) return Fail(client.error());
-  return std::unique_ptr<ApprovalStore>(std::make_unique<RedisApprovalStore>(std::move(*client)));
+  return redis::OpenStore<ApprovalStore, RedisApprovalStore>(url);
 }
 
 }  // namespace tw::approval

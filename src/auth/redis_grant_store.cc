@@ -283,9 +283,7 @@ class RedisGrantStore : public GrantStore {
 }  // namespace
 
 Result<std::unique_ptr<GrantStore>> OpenRedisGrantStore(const std::string& url) {
-  auto client = redis::Client::Open(url);
-  if (!client) return Fail(client.error());
-  return std::unique_ptr<GrantStore>(std::make_unique<RedisGrantStore>(std::move(*client)));
+  return redis::OpenStore<GrantStore, RedisGrantStore>(url);
 }
 
 }  // namespace tw::auth

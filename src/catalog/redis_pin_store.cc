@@ -168,9 +168,7 @@ class RedisPinStore : public PinStore {
 }  // namespace
 
 Result<std::unique_ptr<PinStore>> OpenRedisPinStore(const std::string& url) {
-  auto client = redis::Client::Open(url);
-  if (!client) return Fail(client.error());
-  return std::unique_ptr<PinStore>(std::make_unique<RedisPinStore>(std::move(*client)));
+  return redis::OpenStore<PinStore, RedisPinStore>(url);
 }
 
 }  // namespace tw::catalog

@@ -312,9 +312,7 @@ class RedisStore : public CounterStore {
 }  // namespace
 
 Result<std::unique_ptr<CounterStore>> OpenRedisStore(const std::string& url) {
-  auto client = redis::Client::Open(url);
-  if (!client) return Fail(client.error());
-  return std::unique_ptr<CounterStore>(std::make_unique<RedisStore>(std::move(*client)));
+  return redis::OpenStore<CounterStore, RedisStore>(url);
 }
 
 }  // namespace tw::limits

@@ -147,6 +147,14 @@ class Client {
   std::chrono::milliseconds backoff_{0};              // Guarded by mu_; 0 after a success.
 };
 
+// A store implemented by `Impl` (constructed from its own Client) on the server of `url`.
+template <typename Interface, typename Impl>
+Result<std::unique_ptr<Interface>> OpenStore(std::string_view url) {
+  auto client = Client::Open(url);
+  if (!client) return Fail(client.error());
+  return std::unique_ptr<Interface>(std::make_unique<Impl>(std::move(*client)));
+}
+
 // Subscriber: listens on one channel from a thread of its own (its own connection), calls
 // `on_message` for each message, and says whether it is listening: `on_live(true)` once
 // subscribed, `on_live(false)` when the connection is lost (messages may then be missed: a

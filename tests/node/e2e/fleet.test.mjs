@@ -112,7 +112,9 @@ describe('fleet', { skip }, () => {
     assert.ok(admin, 'the first replica prints the fleet\'s admin token');
     assert.equal(gw.r2.adminToken, undefined, 'the others find it made');
     const template = fs.readFileSync(path.join(ROOT, 'deploy', 'nginx-fleet.conf'), 'utf8');
+    // One worker: round robin is per worker, and the spread of new sessions is asserted.
     lb = await startNginx(tmp, (port) => template
+      .replace('worker_processes auto;', 'worker_processes 1;')
       .replaceAll('127.0.0.1:8420', `127.0.0.1:${port}`)
       .replaceAll('127.0.0.1:8421', gw.r1.base.slice(7))
       .replaceAll('127.0.0.1:8422', gw.r2.base.slice(7))

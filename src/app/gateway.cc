@@ -8,15 +8,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <set>
 
-#include "app/publishing_audit_log.h"
 #include "gateway/aggregate_session.h"
 #include "mcp/protocol.h"
 #include "policy/loader.h"
-#include "redis/redis_client.h"
 #include "transport/child_upstream.h"
 #include "transport/event_loops.h"
 #include "transport/http_upstream.h"
-#include "transport/webhook.h"
 
 #ifndef TW_VERSION
 #define TW_VERSION "0.0.0"
@@ -38,11 +35,9 @@ std::function<gateway::LoopPoster()> LoopPosterFor(boost::asio::io_context& io) 
   };
 }
 
-namespace {
 gateway::Post PostTo(boost::asio::io_context& io) {
   return [&io](std::function<void()> fn) { boost::asio::post(io, std::move(fn)); };
 }
-}  // namespace
 
 ServerRuntime::~ServerRuntime() {
   if (!hub) return;
@@ -63,66 +58,7 @@ Gateway::~Gateway() { Stop(); }
 Result<std::unique_ptr<Gateway>> Gateway::Open(boost::asio::io_context& io,
                                                const config::Config& config, const Clock& clock) {
   std::unique_ptr<Gateway> s(new Gateway(io, config, clock));
-  s->state_spec_ = limits::StateSpecOrDefault(config.state);
-  auto counters = limits::OpenStateStore(s->state_spec_);
-  if (!counters) return Fail(counters.error());
-  s->counters_ = std::move(*counters);
-  if (s->counters_->Remote()) s->batcher_ = std::make_unique<limits::ChargeBatcher>(*s->counters_);
-  auto pins = catalog::OpenPinStore(s->state_spec_);
-  if (!pins) return Fail(pins.error());
-  s->pin_store_ = std::move(*pins);
-  audit::RetentionOptions retention;
-  retention.max_age_ms = config.audit_retention_ms;
-  retention.max_bytes = config.audit_max_bytes;
-  retention.min_free_bytes = config.audit_min_free_bytes;
-  // With a shared trail, a local record is pruned only once the trail has it.
-  if (!config.audit_shared.empty()) retention.prunable_through = 0;
-  s->audit_spec_ = limits::AuditSpecFor(s->state_spec_, config.audit_store);
-  auto audit = audit::OpenAuditLog(s->audit_spec_,
-                                   config.audit_log == "-" ? "/dev/stdout" : config.audit_log,
-                                   retention);
-  if (!audit) return Fail(audit.error());
-  s->audit_ = std::make_unique<PublishingAuditLog>(std::move(*audit), s->events_);
-  if (!config.audit_shared.empty()) {
-    if (!s->audit_spec_.starts_with("sqlite:")) {
-      return Fail(Error::InvalidArgument("audit.shared needs the local records in a file "
-                                         "(state or audit.store: sqlite:PATH), not in memory"));
-    }
-    audit::ShipperOptions ship;
-    ship.local_path = s->audit_spec_.substr(7);
-    ship.url = config.audit_shared;
-    ship.replica = config.replica;
-    s->shipper_ = std::make_unique<audit::Shipper>(
-        ship, [log = s->audit_.get()](int64_t rowid) { log->PruneOnlyThrough(rowid); });
-    if (auto ok = s->shipper_->Start(); !ok) return Fail(ok.error());
-  }
-  auto approvals = approval::OpenApprovalStore(s->state_spec_);
-  if (!approvals) return Fail(approvals.error());
-  s->approvals_ = std::move(*approvals);
-  if (auto n = s->approvals_->AbandonOrphans(clock.NowMs()); n && *n > 0) {
-    spdlog::warn("{} approval(s) left pending by a gateway that stopped were marked abandoned", *n);
-  }
-  // Held calls wait here; a decision taken anywhere that shares the store reaches them.
-  s->polling_ = std::make_unique<PollingApprovalWaiter>(io, *s->approvals_, clock);
-  s->polling_->SetWriter(s->audit_.get());
-  // A decision announced anywhere (Redis) is looked at now, not at the next 250 ms poll.
-  s->approvals_->OnResolved([&io, gw = s.get()] {
-    boost::asio::post(io, [gw] { gw->polling_->PollNow(); });
-  });
-  s->waiter_ = std::make_unique<WebhookApprovalWaiter>(
-      *s->polling_, *s->approvals_, [gw = s.get()] { return gw->config_.approval_webhook_url; },
-      [&io](std::string url, std::string body) { transport::PostWebhook(io, url, std::move(body)); });
-  s->bridged_waiter_ = std::make_unique<gateway::LoopBridgedApprovalWaiter>(
-      *s->waiter_, PostTo(io), [&io] { return PostTo(LoopHere(io)); });
-  auto grants = auth::OpenGrantStore(s->state_spec_);
-  if (!grants) return Fail(grants.error());
-  s->grants_ = std::move(*grants);
-  if (redis::IsRedisUrl(s->state_spec_)) {
-    // A fleet's console: signed in through one replica is signed in through all.
-    auto shared = redis::Client::Open(s->state_spec_);
-    if (!shared) return Fail(shared.error());
-    s->api_.console_sessions().ShareThrough(std::move(*shared));
-  }
+  if (auto ok = s->OpenState(); !ok) return Fail(ok.error());
   for (const auto& [name, sc] : config.servers) {
     auto rt = s->Build(sc);
     if (!rt) return Fail(rt.error());

@@ -73,6 +73,8 @@ struct ServerRuntime {
 // The loop running on this thread (transport::EventLoops::Current), or `fallback` off the
 // loops (a test that runs its io_context itself).
 boost::asio::io_context& LoopHere(boost::asio::io_context& fallback);
+// Posts to `io`.
+gateway::Post PostTo(boost::asio::io_context& io);
 
 // The guards' group commit (gateway::GuardDeps::group_commit): posts from the audit writer's
 // thread to the loop of the call (the one running where the call was decided, else `io`), and
@@ -150,6 +152,8 @@ class Gateway : public admin::Backend {
                                   const gateway::ToolCallGuard& guard, std::string id,
                                   std::string grant);
   void AddGauges();
+  // Opens the stores, the audit log (and its shipper) and the approval waiters (gateway_state.cc).
+  Result<bool> OpenState();
   // Where audit queries go: the shared trail when there is one, else the local records.
   std::string AuditQuerySpec() const;
   std::string ConfigFileHash() const;

@@ -282,6 +282,24 @@ TEST_F(RedisStoreTest, WithAReplicaAChargeCountsOnlyOnceTheReplicaHasIt) {
   EXPECT_NE(r.error().message().find("replicas within 500 ms"), std::string::npos) << r.error().message();
 }
 
+TEST_F(RedisStoreTest, AServerThatStopsAnsweringIsAnErrorWithinTheTimeoutNeverAWait) {
+  ASSERT_TRUE(store_->TryCharge({Charge{"slow", 1, 5, kEnd}}, kNow)->admitted);
+  server_.Pause(true);
+  const auto start = std::chrono::steady_clock::now();
+  auto r = store_->TryCharge({Charge{"slow", 1, 5, kEnd}}, kNow);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  server_.Pause(false);
+  ASSERT_FALSE(r.has_value()) << "a charge nobody answered must not count as admitted";
+  EXPECT_LT(waited, std::chrono::seconds(4)) << "bounded by the client's 2 s timeout";
+  // Answering again: the next charge reconnects, and the one that timed out may or may not
+  // have been made (never more than once: it is not retried).
+  auto again = store_->TryCharge({Charge{"slow", 1, 5, kEnd}}, kNow);
+  ASSERT_TRUE(again.has_value()) << again.error().message();
+  EXPECT_TRUE(again->admitted);
+  const int64_t v = *store_->Value("slow", kNow);
+  EXPECT_TRUE(v == 2 || v == 3) << v;
+}
+
 TEST(SqliteStoreTest, CountersSurviveReopening) {
   const std::string path =
       (std::filesystem::temp_directory_path() / ("tw-persist-" + RandomHex(8) + ".db")).string();

@@ -80,6 +80,10 @@ class RedisServer {
   RedisServer& operator=(const RedisServer&) = delete;
 
   bool started() const { return pid_ > 0; }
+  // Freezes or thaws the server (SIGSTOP / SIGCONT): a server that stops answering.
+  void Pause(bool paused) {
+    if (pid_ > 0) kill(pid_, paused ? SIGSTOP : SIGCONT);
+  }
   int port() const { return port_; }
   std::string url(int db = 0) const {
     return "redis://127.0.0.1:" + std::to_string(port_) + "/" + std::to_string(db);

@@ -103,7 +103,8 @@ int Main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   run->add_option("--state", run_options.state,
-                  "Where counters live: sqlite:PATH or memory (default sqlite:" +
+                  "Where counters live: sqlite:PATH, redis://HOST:PORT/DB (also rediss://, "
+                  "redis-sentinel://) or memory (default sqlite:" +
                       limits::DefaultStateSpec().substr(7) + ")");
   run->add_option("--state-fail-mode", run_options.state_fail_mode,
                   "If the state store fails: closed denies calls that have limits, open lets "

@@ -95,9 +95,28 @@ int ServeHttp(transport::EventLoops& loops, Gateway& gw, const std::string& comm
     std::cerr << "toolwarden " << command << ": " << port.error().message() << "\n";
     return kExitUnavailable;
   }
-  // Scripts and tests read this line to learn the port when listening on port 0.
   const std::string host =
       listen->first.find(':') != std::string::npos ? "[" + listen->first + "]" : listen->first;
+  if (cfg.access == config::Access::kTokens) {
+    // Only once the gateway listens: a start that fails (a busy port) shows no token. Before
+    // the "listening on" line, so that whoever waits for that line has the token too.
+    const std::string console = "http://" + host + ":" + std::to_string(*port) + "/ui/";
+    if (auto token = gw.Grants().EnsureAdminToken(SystemClock().NowMs()); !token) {
+      std::cerr << "toolwarden " << command << ": " << token.error().message() << "\n";
+      return kExitUnavailable;
+    } else if (*token) {
+      // The admin token: created at the first start, shown once.
+      const std::string c = cfg.path.empty() ? std::string() : " -c " + cfg.path;
+      std::cerr << "\nAdmin token (shown once; only its hash is stored):\n\n  " << **token
+                << "\n\nSign in to the console with it:  " << console
+                << "\nor use it as `Authorization: Bearer <token>` on /api/."
+                << "\nGive an agent access:            toolwarden grants create NAME" << c
+                << "\nLost the token?                  toolwarden admin reset-token" << c << "\n\n";
+    } else {
+      spdlog::info("console on {}", console);
+    }
+  }
+  // Scripts and tests read this line to learn the port when listening on port 0.
   if (cfg.access == config::Access::kLocal) {
     spdlog::info("listening on http://{}:{}/mcp", host, *port);
   } else {
@@ -136,18 +155,6 @@ int Launch(const config::Config& config, const std::string& command) {
     ~FlushAudit() { log.Flush(); }
   } flush_audit{gw.Audit()};
 
-  if (config.access == config::Access::kTokens) {
-    // The admin token: created at first start, shown once.
-    if (auto token = gw.Grants().EnsureAdminToken(clock.NowMs()); !token) {
-      std::cerr << "toolwarden " << command << ": " << token.error().message() << "\n";
-      return kExitUnavailable;
-    } else if (*token) {
-      std::cerr << "\nAdmin API token (shown once; only its hash is stored):\n\n  " << **token
-                << "\n\nUse it as `Authorization: Bearer <token>` on /api/. Lost it? "
-                   "`toolwarden admin reset-token -c "
-                << config.path << "`.\n\n";
-    }
-  }
   const int status = config.stdio() ? ServeStdio(loops, gw) : ServeHttp(loops, gw, command);
   if (status == kExitOk && !config.stdio()) spdlog::info("stopped");
   return status;

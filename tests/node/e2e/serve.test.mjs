@@ -477,3 +477,45 @@ describe('serve with a remote server and an approvals webhook', () => {
     }
   });
 });
+
+describe("serve's first start", () => {
+  it('shows the admin token only once it listens, with the console URL and the next command', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-first-'));
+    const cfg = path.join(dir, 'toolwarden.yaml');
+    fs.writeFileSync(path.join(dir, 'p.yaml'), 'version: "1"\ndefault: allow\n');
+    fs.writeFileSync(cfg, [
+      'listen: 127.0.0.1:0', `state: sqlite:${path.join(dir, 'state.db')}`, 'servers:',
+      '  everything:', '    command: node', `    args: [${JSON.stringify(EVERYTHING)}, stdio]`,
+      '    policy: p.yaml', '',
+    ].join('\n'));
+    // A start that cannot bind (the port is taken) shows nothing it cannot keep.
+    const busy = http.createServer();
+    await new Promise((r) => busy.listen(0, '127.0.0.1', r));
+    try {
+      const failed = spawnSync(TOOLWARDEN, ['serve', '-c', cfg, '--listen', `127.0.0.1:${busy.address().port}`],
+        { encoding: 'utf8', timeout: 30000 });
+      assert.notEqual(failed.status, 0);
+      assert.doesNotMatch(failed.stderr, /twa_/, 'no token from a start that failed');
+    } finally {
+      busy.close();
+    }
+    const first = await startServe(cfg);
+    try {
+      assert.ok(first.adminToken, 'the first start that listens shows the token');
+      assert.ok(first.proc.stderrText.includes(`${first.base}/ui/`), first.proc.stderrText);
+      assert.ok(first.proc.stderrText.includes(`toolwarden grants create NAME -c ${cfg}`));
+      assert.equal((await fetch(`${first.base}/api/grants`, {
+        headers: { Authorization: `Bearer ${first.adminToken}` } })).status, 200);
+    } finally {
+      await stop(first.proc);
+    }
+    const again = await startServe(cfg);
+    try {
+      assert.equal(again.adminToken, undefined, 'shown once');
+      assert.ok(again.proc.stderrText.includes(`console on ${again.base}/ui/`), again.proc.stderrText);
+    } finally {
+      await stop(again.proc);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -180,6 +180,7 @@ class Gateway : public admin::Backend {
   std::string config_text_hash_;
   uint64_t config_reloads_ = 0;
   uint64_t config_reload_failures_ = 0;
+  bool config_refused_ = false;  // the last config change seen was refused (home loop)
   std::atomic<uint64_t> unauthorized_{0};  // counted on every loop
   // Guards servers_, policies_ and each server's guards, state and health against a reload.
   // Recursive: Reload builds servers, which asks for their policies.

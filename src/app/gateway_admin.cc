@@ -42,8 +42,14 @@ std::string Gateway::ConfigFileHash() const { return Sha256Hex(ReadText(config_.
 void Gateway::StartWatching() {
   if (config_.path.empty()) return;
   config_watcher_ = std::make_unique<FileWatcher>(io_, config_.path, [this](const char* why, bool forced) {
-    if (!forced && ConfigFileHash() == config_text_hash_) return;
+    if (!forced && ConfigFileHash() == config_text_hash_) {
+      // Back to the config in force after a refused edit: say so, once.
+      if (config_refused_) spdlog::info("config {} is valid again: the config in force is its text", config_.path);
+      config_refused_ = false;
+      return;
+    }
     auto r = Reload();
+    config_refused_ = !r;
     if (r) {
       spdlog::info("config reloaded ({}): {}", why, *r);
     } else {

@@ -119,18 +119,26 @@ class PolicyReloader::Impl {
       spdlog::error("policy reload ({}): {}; keeping the current policy", why,
                     text.error().message());
       holder_.CountFailedReload();
+      refused_ = true;
       return;
     }
     const size_t hash = std::hash<std::string>{}(*text);
-    if (!force && hash == last_hash_) return;
+    if (!force && hash == last_hash_) {
+      // The file is back to the policy in force after a refused edit: say so, once.
+      if (refused_) spdlog::info("policy file {} is valid again: the policy in force is its text", path_);
+      refused_ = false;
+      return;
+    }
     auto compiled = policy::CompilePolicy(*text, path_, policy::FormatFromName(path_));
     if (!compiled.policy) {
       spdlog::error("policy reload ({}) refused, keeping the current policy:\n{}", why,
                     policy::FormatDiagnostics(path_, compiled.diagnostics));
       holder_.CountFailedReload();
+      refused_ = true;
       return;
     }
     last_hash_ = hash;
+    refused_ = false;
     holder_.Replace(std::move(compiled.policy));
     spdlog::info("policy reloaded from {} ({})", path_, why);
   }
@@ -140,6 +148,7 @@ class PolicyReloader::Impl {
   gateway::PolicyHolder& holder_;
   FileWatcher watcher_;
   size_t last_hash_ = 0;
+  bool refused_ = false;  // the last change seen was refused
 };
 
 PolicyReloader::PolicyReloader(asio::io_context& io, std::string path,

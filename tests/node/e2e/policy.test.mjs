@@ -136,6 +136,10 @@ describe('hot reload', () => {
     await eventually(() => /live\.yaml:5:13: tools\.echo\.action must be/.test(stderr()), 10000, 'the refusal in the log');
     assert.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'c' } })), `${DENY_PREFIX}echo is off now`);
 
+    // Putting the file back as it was (the policy in force) is said to be fine again.
+    fs.writeFileSync(file, 'version: "1"\ndefault: allow\ntools:\n  echo:\n    action: deny\n    reason: echo is off now\n');
+    await eventually(() => /live\.yaml is valid again/.test(stderr()), 10000, 'the recovery in the log');
+
     // SIGHUP reloads too (here: a fixed file).
     fs.writeFileSync(file, 'version: "1"\ndefault: allow\n');
     process.kill(transport.pid, 'SIGHUP');

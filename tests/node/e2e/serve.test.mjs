@@ -336,11 +336,16 @@ describe('serve', () => {
     await eventually(async () => (await api('GET', '/servers')).body.servers.length === 1, 10000, 'reload');
     const client = await connect(all);
     assert.ok((await client.listTools()).tools.every((t) => t.name.startsWith('everything__')));
-    fs.writeFileSync(config, fs.readFileSync(config, 'utf8') + 'bogus: 1\n');
+    const good = fs.readFileSync(config, 'utf8');
+    fs.writeFileSync(config, good + 'bogus: 1\n');
     const reload = await api('POST', '/reload', { body: {} });
     assert.equal(reload.status, 422);
     assert.match(reload.body.error.message, /toolwarden\.yaml:\d+:1: unknown key "bogus"/);
     assert.equal((await api('GET', '/servers')).body.servers.length, 1);
+    await eventually(() => /config reload \(.*\) refused/.test(gw.proc.stderrText), 10000, 'the refusal in the log');
+    // The file put back as it was: the log says the config in force is its text again.
+    fs.writeFileSync(config, good);
+    await eventually(() => /config .*toolwarden\.yaml is valid again/.test(gw.proc.stderrText), 10000, 'the recovery in the log');
     writeConfig([...EVERYTHING_ENTRY, ...CONFORMANCE_ENTRY]);
     await eventually(async () => (await api('GET', '/servers')).body.servers.length === 2, 10000, 'reload back');
   });

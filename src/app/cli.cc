@@ -29,7 +29,7 @@ int Main(int argc, char** argv) {
   CLI::App app{
       "toolwarden: a policy-enforcing gateway for the Model Context Protocol.\n"
       "Every tools/call is decided by your policy before it reaches the server."};
-  app.set_version_flag("--version", std::string("toolwarden ") + TW_VERSION);
+  app.set_version_flag("-V,--version", std::string("toolwarden ") + TW_VERSION);
   app.require_subcommand(1);
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "Log level on stderr")
@@ -329,6 +329,8 @@ int Main(int argc, char** argv) {
 
   CLI::App* demo = app.add_subcommand(
       "demo", "Show toolwarden in front of a bundled demo MCP server (nothing to install)");
+  bool version_json = false;
+  app.add_subcommand("version", "Print the version (as -V does)")->add_flag("--json", version_json, "As JSON");
   CLI::App* demo_server = app.add_subcommand("demo-server", "");  // hidden: no description
   demo_server->group("");
 
@@ -383,9 +385,8 @@ int Main(int argc, char** argv) {
                             approvals_options);
   }
   if (*init) return InitCommand(init_options, std::filesystem::read_symlink("/proc/self/exe").string());
-  if (*pins) {
-    return PinsCommand(*pins_list ? "list" : *pins_diff ? "diff" : "accept", pins_options);
-  }
+  if (*pins) return PinsCommand(*pins_list ? "list" : *pins_diff ? "diff" : "accept", pins_options);
+  if (app.got_subcommand("version")) return VersionCommand(version_json);
   if (*demo) return DemoMain(std::filesystem::read_symlink("/proc/self/exe").string());
   if (*demo_server) return DemoServerMain();
   return kExitUsage;

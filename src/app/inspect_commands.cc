@@ -132,6 +132,15 @@ int PinsCommand(const std::string& action, const PinsOptions& o) {
   return *n > 0 ? kExitOk : kExitInvalid;
 }
 
+int VersionCommand(bool as_json) {
+  if (as_json) {
+    std::cout << json::serialize(json::object{{"name", "toolwarden"}, {"version", TW_VERSION}}) << "\n";
+  } else {
+    std::cout << "toolwarden " << TW_VERSION << "\n";
+  }
+  return kExitOk;
+}
+
 int AuditCommand(const AuditOptions& o) {
   audit::Query q;
   q.grant = o.grant;

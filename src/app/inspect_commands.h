@@ -25,6 +25,9 @@ struct AuditOptions {
   int limit = 50;
   bool json = false;
 };
+// `toolwarden version [--json]`: "toolwarden X.Y.Z", or {"name": …, "version": …}.
+int VersionCommand(bool json);
+
 int AuditCommand(const AuditOptions& options);
 
 struct PinsOptions {

@@ -401,3 +401,18 @@ describe('command line', () => {
     assert.match(r.stderr.toString(), /exactly one upstream/);
   });
 });
+
+describe('the version', () => {
+  it('is printed the same by -V, --version and `version` (also as JSON)', () => {
+    const out = (...args) => {
+      const r = spawnSync(TOOLWARDEN, args, { encoding: 'utf8' });
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+      return r.stdout.trim();
+    };
+    const v = out('-V');
+    assert.match(v, /^toolwarden \d+\.\d+\.\d+$/);
+    assert.equal(out('--version'), v);
+    assert.equal(out('version'), v);
+    assert.deepEqual(JSON.parse(out('version', '--json')), { name: 'toolwarden', version: v.split(' ')[1] });
+  });
+});

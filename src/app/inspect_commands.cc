@@ -127,9 +127,21 @@ int PinsCommand(const std::string& action, const PinsOptions& o) {
     std::cerr << "toolwarden pins: " << n.error().message() << "\n";
     return kExitUnavailable;
   }
+  if (*n == 0) {
+    // Say which: nothing pinned by that name, or nothing waiting to be accepted.
+    auto pin = o.tool.empty() ? Result<std::optional<catalog::Pin>>(std::nullopt)
+                              : (*store)->Get(o.server, o.tool);
+    auto any = (*store)->List(o.server);
+    const bool known = o.tool.empty() ? (any && !any->empty()) : (pin && *pin);
+    std::cerr << "toolwarden pins: "
+              << (known ? "no pending change to accept for " : "nothing is pinned for ") << o.server
+              << (o.tool.empty() ? "" : " " + o.tool)
+              << (known ? "" : " (`toolwarden pins list` shows what is)") << "\n";
+    return kExitInvalid;
+  }
   std::cout << "accepted " << *n << " change" << (*n == 1 ? "" : "s") << " for " << o.server
             << (o.tool.empty() ? "" : " " + o.tool) << "\n";
-  return *n > 0 ? kExitOk : kExitInvalid;
+  return kExitOk;
 }
 
 int VersionCommand(bool as_json) {

@@ -61,6 +61,14 @@ describe('tool pinning', () => {
       assert.equal(accept.status, 0, accept.stderr);
       assert.match(accept.stdout, /accepted 1 change/);
       assert.equal(text(await echo(client)), 'echo: hi');
+      // Accepting what is not there says which it is, and fails.
+      const again = pins(state, 'accept', 'rugpull', 'echo');
+      assert.equal(again.status, 1);
+      assert.match(again.stderr, /no pending change to accept for rugpull echo/);
+      const unknown = pins(state, 'accept', 'rugpull', 'nosuch');
+      assert.equal(unknown.status, 1);
+      assert.match(unknown.stderr, /nothing is pinned for rugpull nosuch/);
+      assert.doesNotMatch(unknown.stdout, /accepted 0/);
     });
   }
 

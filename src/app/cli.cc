@@ -335,7 +335,11 @@ int Main(int argc, char** argv) {
   demo_server->group("");
 
   try {
-    app.parse(argc, argv);
+    for (CLI::App* sc : app.get_subcommands({})) {  // global flags may follow any subcommand
+      sc->fallthrough();
+      for (CLI::App* inner : sc->get_subcommands({})) inner->fallthrough();
+    }
+    app.name("toolwarden")->parse(argc, argv);  // usage names the command, not the binary's path
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

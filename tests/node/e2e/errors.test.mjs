@@ -415,4 +415,14 @@ describe('the version', () => {
     assert.equal(out('version'), v);
     assert.deepEqual(JSON.parse(out('version', '--json')), { name: 'toolwarden', version: v.split(' ')[1] });
   });
+
+  it('takes global flags after the subcommand, and names itself (not its path) in usage lines', () => {
+    const late = spawnSync(TOOLWARDEN, ['version', '--log-level', 'warn', '--log-format', 'json'], { encoding: 'utf8' });
+    assert.equal(late.status, 0, late.stderr);
+    const deep = spawnSync(TOOLWARDEN, ['grants', 'list', '--state', 'memory', '--log-level', 'warn'], { encoding: 'utf8' });
+    assert.equal(deep.status, 0, deep.stderr);
+    const help = spawnSync(TOOLWARDEN, ['grants', 'create', '--help'], { encoding: 'utf8' });
+    assert.match(help.stdout, /^Usage: toolwarden grants create /m);
+    assert.doesNotMatch(help.stdout, new RegExp(TOOLWARDEN.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  });
 });

@@ -319,11 +319,11 @@ int Main(int argc, char** argv) {
   pins->add_option("-c,--config", pins_options.config, "Use the state of this serve config");
   CLI::App* pins_list = pins->add_subcommand("list", "List pins and pending changes");
   pins_list->add_option("--server", pins_options.server, "Only this server");
+  pins_list->add_flag("--json", pins_options.json, "JSON lines instead of a table");
   CLI::App* pins_diff = pins->add_subcommand("diff", "Show what changed in a tool's definition");
   pins_diff->add_option("server", pins_options.server, "Server name")->required();
   pins_diff->add_option("tool", pins_options.tool, "Tool name")->required();
-  CLI::App* pins_accept =
-      pins->add_subcommand("accept", "Approve the changed definition of a tool (or of all tools)");
+  CLI::App* pins_accept = pins->add_subcommand("accept", "Approve a tool's changed definition (or all)");
   pins_accept->add_option("server", pins_options.server, "Server name")->required();
   pins_accept->add_option("tool", pins_options.tool, "Tool name (default: every changed tool)");
 

@@ -77,14 +77,39 @@ int PinsCommand(const std::string& action, const PinsOptions& o) {
       std::cerr << "toolwarden pins: " << pins.error().message() << "\n";
       return kExitUnavailable;
     }
+    if (o.json) {  // one JSON object a line, for scripts
+      for (const auto& p : *pins) {
+        json::object j{{"server", p.server}, {"tool", p.tool},
+                       {"state", p.pending_hash ? "changed" : "pinned"}, {"hash", p.hash},
+                       {"pinned_ms", p.pinned_ms}};
+        if (p.pending_hash) {
+          j["pending_hash"] = *p.pending_hash;
+          j["changed_ms"] = p.changed_ms;
+          j["note"] = p.pending_note;
+        }
+        std::cout << json::serialize(j) << "\n";
+      }
+      return kExitOk;
+    }
+    if (pins->empty()) {
+      std::cout << "no pins" << (o.server.empty() ? "" : " for " + o.server) << "\n";
+      return kExitOk;
+    }
+    size_t ws = 6, wt = 4;  // the widths of "SERVER" and "TOOL"
     for (const auto& p : *pins) {
-      std::cout << p.server << "  " << p.tool << "  "
+      ws = std::max(ws, p.server.size());
+      wt = std::max(wt, p.tool.size());
+    }
+    auto pad = [](const std::string& s, size_t w) { return s + std::string(w - s.size(), ' '); };
+    std::cout << pad("SERVER", ws) << "  " << pad("TOOL", wt) << "  HASH          STATE\n";
+    for (const auto& p : *pins) {
+      std::cout << pad(p.server, ws) << "  " << pad(p.tool, wt) << "  "
+                << pad(p.hash.empty() ? std::string("-") : p.hash.substr(0, 12), 12) << "  "
                 << (p.pending_hash ? "CHANGED " + FormatTime(p.changed_ms) +
                                          (p.pending_note.empty() ? "" : " (" + p.pending_note + ")")
                                    : "pinned " + FormatTime(p.pinned_ms))
-                << "  " << (p.hash.empty() ? std::string("-") : p.hash.substr(0, 12)) << "\n";
+                << "\n";
     }
-    if (pins->empty()) std::cout << "no pins" << (o.server.empty() ? "" : " for " + o.server) << "\n";
     return kExitOk;
   }
   if (action == "diff") {

@@ -35,6 +35,7 @@ struct PinsOptions {
   std::string state;
   std::string server;
   std::string tool;
+  bool json = false;  // list: JSON lines
 };
 // `action`: list, diff or accept.
 int PinsCommand(const std::string& action, const PinsOptions& options);

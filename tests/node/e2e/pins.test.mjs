@@ -52,7 +52,17 @@ describe('tool pinning', () => {
       assert.equal(denied._meta['toolwarden/decision'].rule, 'pin');
 
       const list = pins(state, 'list');
-      assert.match(list.stdout, /rugpull {2}echo {2}CHANGED/);
+      const lines = list.stdout.trimEnd().split('\n');
+      assert.match(lines[0], /^SERVER +TOOL +HASH +STATE$/);
+      const row = lines.find((l) => / echo /.test(l));
+      assert.match(row, /^rugpull +echo +[0-9a-f]{12} +CHANGED /);
+      // Aligned: every row's tool starts where the header's TOOL does.
+      for (const l of lines.slice(1)) assert.equal(l.indexOf(l.split(/ +/)[1], 7), lines[0].indexOf('TOOL'));
+      const rows = pins(state, 'list', '--json').stdout.trim().split('\n').map((l) => JSON.parse(l));
+      const changed = rows.find((r) => r.tool === 'echo');
+      assert.equal(changed.state, 'changed');
+      assert.equal(changed.server, 'rugpull');
+      assert.match(changed.pending_hash, /^[0-9a-f]{64}$/);
       const diff = pins(state, 'diff', 'rugpull', 'echo');
       assert.equal(diff.status, 0);
       assert.match(diff.stdout, new RegExp(`^\\+ ${kind === 'schema' ? 'inputSchema' : kind}: `, 'm'));
@@ -92,7 +102,7 @@ describe('tool pinning', () => {
     await client.callTool({ name: 'mutate', arguments: { kind: 'benign' } });
     await client.listTools();
     assert.equal(text(await echo(client)), 'echo: hi');
-    assert.match(pins(state, 'list').stdout, /rugpull {2}echo {2}pinned/);
+    assert.match(pins(state, 'list').stdout, /^rugpull +echo +[0-9a-f]{12} +pinned /m);
   });
 
   it('only logs in warn mode', async () => {
@@ -101,6 +111,6 @@ describe('tool pinning', () => {
     await client.callTool({ name: 'mutate', arguments: { kind: 'description' } });
     await client.listTools();
     assert.equal(text(await echo(client)), 'echo: hi');
-    assert.match(pins(state, 'list').stdout, /echo {2}CHANGED/);
+    assert.match(pins(state, 'list').stdout, / echo +[0-9a-f]{12} +CHANGED /);
   });
 });

@@ -1,5 +1,6 @@
 #include "app/cli_common.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <ctime>
 #include <optional>
@@ -58,6 +59,22 @@ Result<std::string> ResolveState(const std::string& config_path, const std::stri
   auto c = LoadConfigForState(config_path);
   if (!c) return Fail(c.error());
   return limits::StateSpecOrDefault(c->state);
+}
+
+void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    if (width.size() < row.size()) width.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    out << line << "\n";
+  }
 }
 
 Result<std::string> ResolveAuditStore(const std::string& config_path, const std::string& state) {

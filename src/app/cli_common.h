@@ -1,6 +1,10 @@
 // What the subcommands share: exit codes, and the few helpers every one of them needs.
 #pragma once
 
+#include <vector>
+
+#include <ostream>
+
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -30,6 +34,9 @@ Result<config::Config> LoadConfigForState(const std::string& config_path);
 // The state store a subcommand uses: `state`, else the one the serve config at `config_path`
 // names, else the default.
 Result<std::string> ResolveState(const std::string& config_path, const std::string& state);
+// Prints `rows` (the first: the header) as columns two spaces apart, each as wide as its
+// widest cell (the last column is not padded).
+void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows);
 // Where the audit records of that state are (limits::AuditSpecFor; a config's audit.store).
 Result<std::string> ResolveAuditStore(const std::string& config_path, const std::string& state);
 

@@ -95,21 +95,14 @@ int PinsCommand(const std::string& action, const PinsOptions& o) {
       std::cout << "no pins" << (o.server.empty() ? "" : " for " + o.server) << "\n";
       return kExitOk;
     }
-    size_t ws = 6, wt = 4;  // the widths of "SERVER" and "TOOL"
+    std::vector<std::vector<std::string>> rows{{"SERVER", "TOOL", "HASH", "STATE"}};
     for (const auto& p : *pins) {
-      ws = std::max(ws, p.server.size());
-      wt = std::max(wt, p.tool.size());
+      rows.push_back({p.server, p.tool, p.hash.empty() ? std::string("-") : p.hash.substr(0, 12),
+                      p.pending_hash ? "CHANGED " + FormatTime(p.changed_ms) +
+                                           (p.pending_note.empty() ? "" : " (" + p.pending_note + ")")
+                                     : "pinned " + FormatTime(p.pinned_ms)});
     }
-    auto pad = [](const std::string& s, size_t w) { return s + std::string(w - s.size(), ' '); };
-    std::cout << pad("SERVER", ws) << "  " << pad("TOOL", wt) << "  HASH          STATE\n";
-    for (const auto& p : *pins) {
-      std::cout << pad(p.server, ws) << "  " << pad(p.tool, wt) << "  "
-                << pad(p.hash.empty() ? std::string("-") : p.hash.substr(0, 12), 12) << "  "
-                << (p.pending_hash ? "CHANGED " + FormatTime(p.changed_ms) +
-                                         (p.pending_note.empty() ? "" : " (" + p.pending_note + ")")
-                                   : "pinned " + FormatTime(p.pinned_ms))
-                << "\n";
-    }
+    PrintTable(std::cout, rows);
     return kExitOk;
   }
   if (action == "diff") {

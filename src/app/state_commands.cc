@@ -171,23 +171,28 @@ int GrantsCommand(const std::string& action, const GrantsOptions& o) {
       std::cerr << "toolwarden grants: " << list.error().message() << "\n";
       return kExitUnavailable;
     }
+    std::vector<std::vector<std::string>> rows{
+        {"NAME", "STATE", "SERVERS", "CREATED", "EXPIRES", "LAST USED", "POLICIES"}};
     for (const auto& g : *list) {
       json::value j = admin::GrantJson(g, now);
       if (o.json) {
         std::cout << json::serialize(j) << "\n";
         continue;
       }
-      std::string servers;
+      std::string servers, policies;
       for (const auto& sv : g.servers) servers += (servers.empty() ? "" : ",") + sv;
-      std::cout << g.name << "  " << j.at("state").as_string().c_str() << "  servers "
-                << (servers.empty() ? "all" : servers) << "  created " << FormatTime(g.created_ms)
-                << "  expires " << (g.expires_ms ? FormatTime(g.expires_ms) : std::string("never"))
-                << "  last used "
-                << (g.last_used_ms ? FormatTime(g.last_used_ms) : std::string("never"));
-      for (const auto& [server, path] : g.policies) std::cout << "  policy " << server << "=" << path;
-      std::cout << "\n";
+      for (const auto& [server, path] : g.policies) policies += (policies.empty() ? "" : " ") + server + "=" + path;
+      const auto when = [](int64_t ms) { return ms ? FormatTime(ms) : std::string("never"); };
+      rows.push_back({g.name, std::string(j.at("state").as_string()), servers.empty() ? "all" : servers,
+                      FormatTime(g.created_ms), when(g.expires_ms), when(g.last_used_ms),
+                      policies.empty() ? "-" : policies});
     }
-    if (list->empty() && !o.json) std::cout << "no grants\n";
+    if (o.json) return kExitOk;
+    if (list->empty()) {
+      std::cout << "no grants\n";
+    } else {
+      PrintTable(std::cout, rows);
+    }
     return kExitOk;
   }
   if (action == "revoke") {

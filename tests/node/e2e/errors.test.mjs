@@ -402,7 +402,7 @@ describe('command line', () => {
   });
 });
 
-describe('the version', () => {
+describe('the command line', () => {
   it('is printed the same by -V, --version and `version` (also as JSON)', () => {
     const out = (...args) => {
       const r = spawnSync(TOOLWARDEN, args, { encoding: 'utf8' });
@@ -414,6 +414,24 @@ describe('the version', () => {
     assert.equal(out('--version'), v);
     assert.equal(out('version'), v);
     assert.deepEqual(JSON.parse(out('version', '--json')), { name: 'toolwarden', version: v.split(' ')[1] });
+  });
+
+  it('lists grants as a table with a header, its columns aligned', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-table-'));
+    const state = `sqlite:${path.join(dir, 'state.db')}`;
+    try {
+      for (const args of [['bot'], ['ci-runner-with-a-long-name', '--servers', 'github,stripe']]) {
+        assert.equal(spawnSync(TOOLWARDEN, ['grants', 'create', ...args, '--state', state]).status, 0);
+      }
+      const out = spawnSync(TOOLWARDEN, ['grants', 'list', '--state', state], { encoding: 'utf8' }).stdout;
+      const lines = out.trimEnd().split('\n');
+      assert.match(lines[0], /^NAME +STATE +SERVERS +CREATED +EXPIRES +LAST USED +POLICIES$/);
+      assert.equal(lines.length, 3);
+      for (const l of lines.slice(1)) assert.equal(l.indexOf('active'), lines[0].indexOf('STATE'), l);
+      assert.match(lines[2], /^ci-runner-with-a-long-name +active +github,stripe +/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('takes global flags after the subcommand, and names itself (not its path) in usage lines', () => {

@@ -147,13 +147,13 @@ int Main(int argc, char** argv) {
   run->add_option("command", run_options.command,
                   "After --: the MCP server command to run as a child process");
 
-  std::vector<std::string> validate_files;
-  std::string validate_config;
+  ValidateOptions validate_options;
   CLI::App* validate = app.add_subcommand(
       "validate", "Check policy files (or a serve config and its policies with -c); print every "
                   "problem as FILE:LINE:COLUMN: message");
-  validate->add_option("files", validate_files, "Policy files");
-  validate->add_option("-c,--config", validate_config, "A toolwarden.yaml (serve config)");
+  validate->add_option("files", validate_options.files, "Policy files");
+  validate->add_option("-c,--config", validate_options.config, "A toolwarden.yaml (serve config)");
+  validate->add_flag("--json", validate_options.json, "A JSON line per file: valid, problems");
 
   ServeOptions serve_options;
   CLI::App* serve = app.add_subcommand(
@@ -371,15 +371,7 @@ int Main(int argc, char** argv) {
     return GrantsCommand(*grants_create ? "create" : *grants_list ? "list" : "revoke", grants_options);
   }
   if (*admin_cmd && *admin_reset) return AdminTokenCommand(admin_config, admin_state);
-  if (*validate) {
-    if (validate_config.empty() && validate_files.empty()) {
-      std::cerr << "toolwarden validate: give policy files, or -c CONFIG\n";
-      return kExitUsage;
-    }
-    int status = validate_config.empty() ? kExitOk : ValidateConfig(validate_config);
-    if (!validate_files.empty()) status = std::max(status, ValidateCommand(validate_files));
-    return status;
-  }
+  if (*validate) return ValidateCommand(validate_options);
   if (*explain) return ExplainCommand(explain_options);
   if (*scan) return ScanCommand(scan_options);
   if (*tools) return ToolsCommand(tools_options);

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 
 #include "app/cli_common.h"
 #include "audit/audit.h"
@@ -210,40 +211,64 @@ int AuditCommand(const AuditOptions& o) {
   return kExitOk;
 }
 
-int ValidateConfig(const std::string& path) {
-  auto c = config::LoadConfig(path);
-  if (!c) {
-    std::cout << c.error().message() << "\n";
-    return kExitInvalid;
+namespace {
+
+// One file's verdict: "FILE: valid…" or its problems, as text or as a JSON line whose problems
+// are split into line, column and message where they say FILE:LINE:COLUMN: message.
+void Report(bool as_json, const std::string& file, const std::string& problems, const std::string& valid_note) {
+  if (!as_json) {
+    std::cout << (problems.empty() ? file + ": valid" + valid_note : problems) << "\n";
+    return;
+  }
+  json::array list;
+  std::istringstream in(problems);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    json::object p{{"message", line}};
+    // "path:12:5: message" (the path itself may hold colons: match from the right of it).
+    if (line.starts_with(file + ":")) {
+      std::istringstream pos(line.substr(file.size() + 1));
+      int64_t l = 0, c = 0;
+      char colon1 = 0, colon2 = 0;
+      if (pos >> l >> colon1 >> c >> colon2 && colon1 == ':' && colon2 == ':') {
+        std::string rest;
+        std::getline(pos, rest);
+        p = json::object{{"line", l}, {"column", c}, {"message", rest.substr(rest.find_first_not_of(' '))}};
+      }
+    }
+    list.push_back(std::move(p));
+  }
+  std::cout << json::serialize(json::object{{"file", file}, {"valid", problems.empty()}, {"problems", std::move(list)}})
+            << "\n";
+}
+
+}  // namespace
+
+int ValidateCommand(const ValidateOptions& o) {
+  if (o.config.empty() && o.files.empty()) {
+    std::cerr << "toolwarden validate: give policy files, or -c CONFIG\n";
+    return kExitUsage;
   }
   int status = kExitOk;
   std::set<std::string> seen;
-  for (const auto& [name, sc] : c->servers) {
-    if (!seen.insert(sc.policy_path).second) continue;
-    auto p = policy::LoadPolicyFile(sc.policy_path);
-    if (!p) {
-      std::cout << p.error().message() << "\n";
-      status = kExitInvalid;
-    }
-  }
-  if (status == kExitOk) {
-    std::cout << path << ": valid (" << c->servers.size() << " server"
-              << (c->servers.size() == 1 ? "" : "s") << ", every policy valid)\n";
-  }
-  return status;
-}
-
-int ValidateCommand(const std::vector<std::string>& files) {
-  int status = kExitOk;
-  for (const auto& file : files) {
+  auto policy_file = [&](const std::string& file) {
+    if (!seen.insert(file).second) return;
     auto p = policy::LoadPolicyFile(file);
-    if (p) {
-      std::cout << file << ": valid\n";
-    } else {
-      std::cout << p.error().message() << "\n";
+    if (!p) status = kExitInvalid;
+    Report(o.json, file, p ? std::string() : p.error().message(), "");
+  };
+  if (!o.config.empty()) {
+    auto c = config::LoadConfig(o.config);
+    if (!c) {
+      Report(o.json, o.config, c.error().message(), "");
       status = kExitInvalid;
+    } else {
+      const size_t n = c->servers.size();
+      Report(o.json, o.config, "", " (" + std::to_string(n) + " server" + (n == 1 ? "" : "s") + ")");
+      for (const auto& [name, sc] : c->servers) policy_file(sc.policy_path);
     }
   }
+  for (const auto& file : o.files) policy_file(file);
   return status;
 }
 

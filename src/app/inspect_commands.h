@@ -40,8 +40,12 @@ struct PinsOptions {
 // `action`: list, diff or accept.
 int PinsCommand(const std::string& action, const PinsOptions& options);
 
-// Policy files; then a serve config and every policy it names.
-int ValidateCommand(const std::vector<std::string>& files);
-int ValidateConfig(const std::string& path);
+// A serve config and every policy it names, then the policy files given.
+struct ValidateOptions {
+  std::vector<std::string> files;  // policy files
+  std::string config;              // a serve config (its policies checked too)
+  bool json = false;  // a JSON line per file: {"file", "valid", "problems": [{line, column, message}]}
+};
+int ValidateCommand(const ValidateOptions& options);
 
 }  // namespace tw::app

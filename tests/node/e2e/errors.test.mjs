@@ -393,6 +393,14 @@ describe('command line', () => {
     const out = r.stdout.toString();
     assert.match(out, /bad.json:1:13: version must be "1"/);
     assert.match(out, /bad.json:1:37: unknown key "tool"/);
+    // The same as JSON lines, a problem's position split out.
+    const j = spawnSync(TOOLWARDEN, ['validate', '--json', bad, policy], { encoding: 'utf8' });
+    assert.equal(j.status, 1);
+    const [b, g] = j.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(b.file, bad);
+    assert.equal(b.valid, false);
+    assert.deepEqual(b.problems[0], { line: 1, column: 13, message: 'version must be "1"' });
+    assert.deepEqual(g, { file: policy, valid: true, problems: [] });
   });
 
   it('exits 2 on a bad command line', () => {

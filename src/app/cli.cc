@@ -213,6 +213,7 @@ int Main(int argc, char** argv) {
   explain->add_option("--args", explain_options.args, "Arguments as a JSON object")
       ->capture_default_str();
   explain->add_option("--grant", explain_options.grant, "The grant calling")->capture_default_str();
+  explain->add_flag("--json", explain_options.json, "One JSON object instead of text");
   explain->add_option("--state", explain_options.state,
                       "State store to read current counter values from (nothing is charged)");
 

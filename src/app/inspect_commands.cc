@@ -44,25 +44,40 @@ int ExplainCommand(const ExplainOptions& o) {
     store = std::move(*s);
   }
   std::optional<policy::Decision> limited;
-  std::cout << "tool:     " << o.tool << "\n";
+  std::ostringstream text;
+  json::array limits;
+  text << "tool:     " << o.tool << "\n";
   for (const policy::PlannedCharge& c : d.charges) {
     const policy::Limit& l = *c.limit;
     std::optional<int64_t> used;
     if (store && l.scope != policy::Scope::kSession) {
       if (auto v = store->Value(gateway::CounterKeyFor(c, identity), now)) used = *v;
     }
-    std::cout << "limit:    " << l.rule << ": counter \"" << l.counter << "\" +" << c.amount
-              << ", at most " << l.max << " per " << l.window.text << " ("
-              << policy::ScopeName(l.scope)
-              << (l.scope == policy::Scope::kGrant ? " " + o.grant : std::string()) << ")";
-    if (used) std::cout << ", used " << *used << " so far";
-    std::cout << "\n";
+    text << "limit:    " << l.rule << ": counter \"" << l.counter << "\" +" << c.amount
+         << ", at most " << l.max << " per " << l.window.text << " (" << policy::ScopeName(l.scope)
+         << (l.scope == policy::Scope::kGrant ? " " + o.grant : std::string()) << ")";
+    if (used) text << ", used " << *used << " so far";
+    text << "\n";
+    json::object lj{{"rule", l.rule},       {"counter", l.counter}, {"amount", c.amount},
+                    {"max", l.max},         {"window", l.window.text},
+                    {"scope", policy::ScopeName(l.scope)}};
+    if (used) lj["used"] = *used;
+    limits.push_back(std::move(lj));
     if (used && c.amount > l.max - *used && !limited) limited = policy::LimitDenial(c, *used, now);
   }
   if (limited) d = *limited;
-  std::cout << "decision: " << (d.verdict == policy::Verdict::kAllow ? "allow" : "deny") << "\n"
-            << "rule:     " << d.rule << "\n";
-  if (d.verdict == policy::Verdict::kDeny) std::cout << "reason:   " << d.reason << "\n";
+  const bool allow = d.verdict == policy::Verdict::kAllow;
+  if (o.json) {
+    json::object out{{"tool", o.tool}, {"decision", allow ? "allow" : "deny"},
+                     {"rule", std::string(d.rule)}, {"limits", std::move(limits)}};
+    if (!allow) out["reason"] = d.reason;
+    if (d.approval_timeout_ms) out["approval_timeout_ms"] = *d.approval_timeout_ms;
+    std::cout << json::serialize(out) << "\n";
+    return kExitOk;
+  }
+  text << "decision: " << (allow ? "allow" : "deny") << "\n" << "rule:     " << d.rule << "\n";
+  if (!allow) text << "reason:   " << d.reason << "\n";
+  std::cout << text.str();
   return kExitOk;
 }
 

@@ -14,6 +14,7 @@ struct ExplainOptions {
   std::string args = "{}";
   std::string grant = "local";
   std::string state;
+  bool json = false;  // one JSON object: decision, rule, reason, limits
 };
 int ExplainCommand(const ExplainOptions& options);
 

@@ -194,6 +194,17 @@ describe('validate and explain', () => {
     assert.match(deny.stdout.toString(), /decision: deny\nrule: +tools\.create_refund\.deny_if\[0\]\nreason: +denied because args\.amount gt 10000/);
     const allow = spawnSync(TOOLWARDEN, ['explain', '-p', file, '--tool', 'create_refund', '--args', '{"amount": 500}', '--state', 'memory']);
     assert.match(allow.stdout.toString(), /limit: +tools\.create_refund\.limits\[0\]: counter "refund_total" \+500, at most 100000 per day \(grant local\), used 0 so far\ndecision: allow/);
+    const asJson = spawnSync(TOOLWARDEN, ['explain', '-p', file, '--tool', 'create_refund', '--args', '{"amount": 500}',
+      '--state', 'memory', '--json'], { encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(asJson.stdout), {
+      tool: 'create_refund', decision: 'allow', rule: 'tools.create_refund',
+      limits: [{ rule: 'tools.create_refund.limits[0]', counter: 'refund_total', amount: 500, max: 100000,
+        window: 'day', scope: 'grant', used: 0 }],
+    });
+    const deniedJson = JSON.parse(spawnSync(TOOLWARDEN, ['explain', '-p', file, '--tool', 'create_refund', '--args',
+      '{"amount": 20000}', '--state', 'memory', '--json'], { encoding: 'utf8' }).stdout);
+    assert.equal(deniedJson.decision, 'deny');
+    assert.match(deniedJson.reason, /args\.amount gt 10000/);
     const badArgs = spawnSync(TOOLWARDEN, ['explain', '-p', file, '--tool', 'x', '--args', '[1]']);
     assert.equal(badArgs.status, 2);
   });

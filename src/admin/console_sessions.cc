@@ -25,12 +25,6 @@ redis.call('DEL', KEYS[1])
 return 1
 )lua");
 
-int64_t Whole(const redis::Value& v) {
-  int64_t n = 0;
-  std::from_chars(v.str.data(), v.str.data() + v.str.size(), n);
-  return n;
-}
-
 }  // namespace
 
 ConsoleSessions::ConsoleSessions(Options options) : options_(options) {}
@@ -53,8 +47,8 @@ std::optional<ConsoleSession> ConsoleSessions::FindShared(const std::string& key
   if (!r || r->elements.size() != 4 || r->elements[0].type != redis::Value::Type::kString) {
     return std::nullopt;
   }
-  ConsoleSession s{r->elements[0].str, Whole(r->elements[1]), Whole(r->elements[2]),
-                   Whole(r->elements[3])};
+  ConsoleSession s{r->elements[0].str, redis::WholeOf(r->elements[1]), redis::WholeOf(r->elements[2]),
+                   redis::WholeOf(r->elements[3])};
   if (now_ms >= s.expires_ms || now_ms - s.last_used_ms >= options_.idle_ms) {
     (void)shared_->Command({"DEL", key});
     return std::nullopt;

@@ -72,19 +72,13 @@ return out
 
 #undef TW_APPROVAL_FIELDS
 
-int64_t Whole(const redis::Value& v) {
-  int64_t n = 0;
-  std::from_chars(v.str.data(), v.str.data() + v.str.size(), n);
-  return n;
-}
-
 // An approval from its fields (in TW_APPROVAL_FIELDS order, from `at`); nullopt when missing.
 std::optional<Approval> FromFields(const std::vector<redis::Value>& f, size_t at = 0) {
   if (f.size() < at + 14 || f[at].type != redis::Value::Type::kString) return std::nullopt;
   Approval a;
   a.id = f[at].str;
-  a.created_ms = Whole(f[at + 1]);
-  a.expires_ms = Whole(f[at + 2]);
+  a.created_ms = redis::WholeOf(f[at + 1]);
+  a.expires_ms = redis::WholeOf(f[at + 2]);
   a.grant = f[at + 3].str;
   a.session = f[at + 4].str;
   a.server = f[at + 5].str;
@@ -93,7 +87,7 @@ std::optional<Approval> FromFields(const std::vector<redis::Value>& f, size_t at
   a.args_digest = f[at + 8].str;
   a.state = StateFrom(f[at + 9].str);
   a.resolved_by = f[at + 10].str;
-  a.resolved_ms = Whole(f[at + 11]);
+  a.resolved_ms = redis::WholeOf(f[at + 11]);
   a.reason = f[at + 12].str;
   a.owner = f[at + 13].str;
   return a;

@@ -101,12 +101,6 @@ return 1
 
 #undef TW_GRANT_FIELDS
 
-int64_t Whole(const redis::Value& v) {
-  int64_t n = 0;
-  std::from_chars(v.str.data(), v.str.data() + v.str.size(), n);
-  return n;
-}
-
 // A grant from a script's fields; nullopt when they are not a grant's (missing).
 std::optional<Grant> FromFields(const redis::Value& v) {
   if (v.type != redis::Value::Type::kArray || v.elements.size() < 7 ||
@@ -118,10 +112,10 @@ std::optional<Grant> FromFields(const redis::Value& v) {
   g.name = f[0].str;
   g.servers = ServersFromJson(f[1].str);
   g.policies = PoliciesFromJson(f[2].str);
-  g.created_ms = Whole(f[3]);
-  g.expires_ms = Whole(f[4]);
-  g.revoked_ms = Whole(f[5]);
-  g.last_used_ms = Whole(f[6]);
+  g.created_ms = redis::WholeOf(f[3]);
+  g.expires_ms = redis::WholeOf(f[4]);
+  g.revoked_ms = redis::WholeOf(f[5]);
+  g.last_used_ms = redis::WholeOf(f[6]);
   return g;
 }
 

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -146,6 +147,13 @@ class Client {
   std::chrono::steady_clock::time_point retry_at_{};  // Guarded by mu_.
   std::chrono::milliseconds backoff_{0};              // Guarded by mu_; 0 after a success.
 };
+
+// The whole number a string reply holds (0 when it holds none: a missing field).
+inline int64_t WholeOf(const Value& v) {
+  int64_t n = 0;
+  std::from_chars(v.str.data(), v.str.data() + v.str.size(), n);
+  return n;
+}
 
 // A store implemented by `Impl` (constructed from its own Client) on the server of `url`.
 template <typename Interface, typename Impl>

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 
 #include "common/sqlite_db.h"
@@ -309,10 +310,12 @@ Result<int64_t> Shipper::ShipOnce(int64_t now_ms) {
     }
   }
   {
+    // Rowids only grow (pruning takes the oldest): the backlog is a subtraction, not a count.
     SqliteStmt st;
-    sqlite3_prepare_v2(local_, "SELECT COUNT(*) FROM audit WHERE rowid > ?1", -1, &st.s, nullptr);
-    sqlite3_bind_int64(st.s, 1, sent_);
-    if (sqlite3_step(st.s) == SQLITE_ROW) stats_.backlog.store(sqlite3_column_int64(st.s, 0));
+    sqlite3_prepare_v2(local_, "SELECT MAX(rowid) FROM audit", -1, &st.s, nullptr);
+    if (sqlite3_step(st.s) == SQLITE_ROW) {
+      stats_.backlog.store(std::max<int64_t>(0, sqlite3_column_int64(st.s, 0) - sent_));
+    }
   }
   return fresh;
 }

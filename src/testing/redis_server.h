@@ -102,14 +102,9 @@ class RedisServer {
   static int FreePortForTests() { return FreePort(); }
   // Whether something accepts a TCP connection on loopback `port`.
   static bool PortAccepts(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-    close(fd);
-    return ok;
+    const int fd = ConnectLoopback(port);
+    if (fd >= 0) close(fd);
+    return fd >= 0;
   }
 
  private:
@@ -132,7 +127,8 @@ class RedisServer {
     return port;
   }
 
-  static bool Answers(int port) {
+  // A TCP connection to loopback `port` (a 1 s receive timeout), or -1.
+  static int ConnectLoopback(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -140,14 +136,21 @@ class RedisServer {
     a.sin_port = htons(static_cast<uint16_t>(port));
     timeval tv{1, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+    close(fd);
+    return -1;
+  }
+
+  static bool Answers(int port) {
+    const int fd = ConnectLoopback(port);
+    bool ok = fd >= 0;
     if (ok) {
       const char ping[] = "PING\r\n";
       char buf[64] = {};
       ok = write(fd, ping, sizeof ping - 1) == static_cast<ssize_t>(sizeof ping - 1) &&
            read(fd, buf, sizeof buf - 1) > 0 && (buf[0] == '+' || buf[0] == '-');
+      close(fd);
     }
-    close(fd);
     return ok;
   }
 

@@ -205,5 +205,19 @@ TEST(SessionIdTest, AnIdNamesItsLoopAndKeepsItsRandomness) {
   EXPECT_FALSE(HttpRouter::LoopOfSession(std::string(32, 'z'), 4).has_value());
 }
 
+TEST(SessionIdTest, AReplicaPrefixRoutesButNamesNoOtherSession) {
+  const std::string id = HttpRouter::NewSessionId(2, 3, "r2.");
+  ASSERT_TRUE(id.starts_with("r2."));
+  ASSERT_EQ(id.size(), 35u);
+  EXPECT_EQ(HttpRouter::LoopOfSession(id, 3), 2u);
+  // A client that forges prefixes only reaches the loop its last 32 digits name; the session
+  // table is keyed by the whole id, so "r1.<same digits>" or "x.r2.<…>" is another (unknown) id.
+  const std::string digits = id.substr(3);
+  EXPECT_EQ(HttpRouter::LoopOfSession("r1." + digits, 3), 2u);
+  EXPECT_EQ(HttpRouter::LoopOfSession("x.r2." + digits, 3), 2u);
+  EXPECT_FALSE(HttpRouter::LoopOfSession("r2." + digits.substr(1), 3).has_value());
+  EXPECT_FALSE(HttpRouter::LoopOfSession("r2.", 3).has_value());
+}
+
 }  // namespace
 }  // namespace tw::transport

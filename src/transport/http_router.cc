@@ -150,6 +150,12 @@ HttpRouter::Fields HttpRouter::ReadFields(const Request& req) {
           if (!take(1u << 5, f.session_id, field.value())) f.repeated_singleton = true;
         } else if (beast::iequals(name, kVersionHeader)) {
           if (!take(1u << 6, f.protocol_version, field.value())) f.repeated_singleton = true;
+        } else if (beast::iequals(name, "Mcp-Method")) {
+          if (!take(1u << 8, f.mcp_method, field.value())) f.repeated_singleton = true;
+          f.has_mcp_method = true;
+        } else if (beast::iequals(name, "Mcp-Name")) {
+          if (!take(1u << 9, f.mcp_name, field.value())) f.repeated_singleton = true;
+          f.has_mcp_name = true;
         } else if (beast::iequals(name, kLastEventIdHeader)) {
           take(1u << 7, f.last_event_id, field.value());
         } else if (beast::iequals(name, "X-Forwarded-For")) {
@@ -193,8 +199,8 @@ HttpRouter::Routed HttpRouter::Route(const Request& req, const Fields& fields) {
   if (fields.repeated_singleton) {
     return Routed::Respond(
         ErrorResponse(req, http::status::bad_request, jsonrpc::kConnectionClosed,
-                      "Bad Request: more than one Host, Origin, Authorization, Mcp-Session-Id or "
-                      "MCP-Protocol-Version field"));
+                      "Bad Request: more than one Host, Origin, Authorization, Mcp-Session-Id, "
+                      "MCP-Protocol-Version, Mcp-Method or Mcp-Name field"));
   }
   if (!options_.origins.HostAllowed(fields.host) ||
       !options_.origins.OriginAllowed(fields.origin)) {
@@ -428,6 +434,7 @@ HttpRouter::Routed HttpRouter::RoutePost(const Request& req, const Fields& field
                       "text/event-stream"));
   }
   jsonrpc::Incoming in = jsonrpc::Parse(req.body());
+  if (IsStateless(fields, in)) return RouteStateless(req, fields, std::move(in), grant, route);
   if (!in.is_batch && !in.items[0]) {
     return Routed::Respond(
         MakeResponse(req, http::status::bad_request,
@@ -646,10 +653,21 @@ void HttpRouter::CloseIdleSessions() {
       ++it;
     }
   }
+  for (auto it = channels_.begin(); it != channels_.end();) {
+    if (it->second->idle() && now - it->second->last_active() > options_.session_idle) {
+      it->second->Close();
+      it = channels_.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 void HttpRouter::Stop() {
   stopped_ = true;
+  auto channels = std::move(channels_);
+  channels_.clear();
+  for (auto& [key, c] : channels) c->Close();
   auto sessions = std::move(sessions_);
   sessions_.clear();
   grant_sessions_.clear();
@@ -662,6 +680,7 @@ void HttpRouter::Stop() {
 size_t HttpRouter::requests_in_flight() const {
   size_t n = 0;
   for (const auto& [id, s] : sessions_) n += s->relay().pending_requests();
+  for (const auto& [key, c] : channels_) n += c->in_flight();
   return n;
 }
 

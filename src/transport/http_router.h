@@ -36,6 +36,7 @@
 #include "common/result.h"
 #include "transport/http_session.h"
 #include "transport/origin.h"
+#include "transport/stateless_channel.h"
 
 namespace tw::transport {
 
@@ -150,9 +151,13 @@ class HttpRouter {
   struct Fields {
     std::string_view host, origin, authorization, content_type, accept, session_id,
         protocol_version, last_event_id, forwarded_for;
+    // Mcp-Method and Mcp-Name (2026-07-28): whether present, and the first of each.
+    std::string_view mcp_method, mcp_name;
+    bool has_mcp_method = false, has_mcp_name = false;
     std::string_view peer;  // the connection's remote address
     bool keep_alive = false;
-    // Host, Origin, Authorization, Mcp-Session-Id or MCP-Protocol-Version given twice (RFC
+    // Host, Origin, Authorization, Mcp-Session-Id, MCP-Protocol-Version, Mcp-Method or
+    // Mcp-Name given twice (RFC
     // 9112 §3.2: a 400): which one a check saw and which one something behind it reads would
     // be anyone's guess.
     bool repeated_singleton = false;
@@ -165,12 +170,15 @@ class HttpRouter {
     // kStream: a POST's answers, as one JSON body or an SSE stream; kSse: a GET's SSE stream;
     // kAdmin: the admin API or console (options.admin); kLegacySse: a legacy transport's
     // session stream, opened by the connection (OpenLegacySession).
-    enum class To { kRespond, kStream, kSse, kAdmin, kLegacySse };
+    enum class To { kRespond, kStream, kSse, kAdmin, kLegacySse, kStateless };
     To to = To::kRespond;
     std::optional<Response> response;  // kRespond
     std::string grant;                 // kLegacySse: the caller
     // kStream, kSse: what `writer` receives goes out as stream `sid` of `session`.
+    // kStateless: what `writer` receives is the answer to one 2026-07-28 request served by
+    // `channel` (told when the client closes the stream before the answer).
     std::shared_ptr<HttpMcpSession> session;
+    std::shared_ptr<StatelessChannel> channel;
     std::shared_ptr<StreamWriter> writer;
     uint64_t sid = 0;
     bool batch = false;
@@ -240,6 +248,18 @@ class HttpRouter {
 
   Routed RoutePost(const Request& req, const Fields& fields, const std::string& grant,
                    const std::string& route);
+  // Whether a POST is a 2026-07-28 request: it names no session and either declares a modern
+  // version or is not a legacy client's initialize (http_router_modern.cc).
+  static bool IsStateless(const Fields& fields, const jsonrpc::Incoming& in);
+  // A 2026-07-28 request: checked (one message, its _meta, its version, its headers against
+  // its body, its method) and handed to the grant's StatelessChannel for the route.
+  Routed RouteStateless(const Request& req, const Fields& fields, jsonrpc::Incoming in,
+                        const std::string& grant, const std::string& route);
+  // The channel of (grant, route) on this loop, made (and started) when there is none or the
+  // last one failed; nullptr with `error` the response refusing it.
+  std::shared_ptr<StatelessChannel> Channel(const Request& req, const std::string& grant,
+                                            const std::string& route,
+                                            std::optional<Response>& error);
   Routed RouteGet(const Request& req, const Fields& fields, const std::string& grant,
                   const std::string& route);
   Response Delete(const Request& req, const Fields& fields, const std::string& grant,
@@ -267,6 +287,8 @@ class HttpRouter {
   AddressSet trusted_proxies_;
   RouterPlace place_;  // place_.shared is never null
   SessionMap sessions_;
+  // 2026-07-28 clients' channels by grant and route ("<grant>\n<route>").
+  std::unordered_map<std::string, std::shared_ptr<StatelessChannel>> channels_;
   std::unordered_map<std::string, size_t> grant_sessions_;  // this loop's open sessions per grant
   bool draining_ = false;
   bool stopped_ = false;

@@ -327,6 +327,9 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
                                     std::move(r.writer));
       case Routed::To::kLegacySse:
         co_return co_await HandleLegacySse(stream, req, fields, r.grant);
+      case Routed::To::kStateless:
+        co_return co_await WriteStateless(stream, req, fields, std::move(r.channel),
+                                          std::move(r.writer));
     }
     co_return false;
   }
@@ -439,6 +442,55 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
                                          "Session closed"));
     }
     co_return co_await WriteSse(stream, req, fields, std::move(session), sid, std::move(writer));
+  }
+
+  // Writes the answer to one 2026-07-28 request: a JSON body (with the answer's status) when it
+  // is all there is, else an SSE stream of its notifications and then the answer. There is no
+  // session, no event id and no resumption in that era; a stream the client closes before the
+  // answer cancels the request.
+  awaitable<bool> WriteStateless(beast::tcp_stream& stream, const Request& req,
+                                 const Fields& fields, std::shared_ptr<StatelessChannel> channel,
+                                 std::shared_ptr<StreamWriter> writer) {
+    writer->wake.expires_after(options_.keepalive);
+    while (writer->queue.empty() && !writer->done) {
+      auto [ec] = co_await writer->wake.async_wait(asio::as_tuple(use_awaitable));
+      if (!ec) break;
+      writer->wake.expires_after(options_.keepalive);
+    }
+    const std::string_view origin =
+        options_.origins.CorsAllowed(fields.origin) ? fields.origin : std::string_view();
+    if (writer->done && writer->queue.size() == 1 && writer->queue.front().is_response) {
+      const std::string body = std::move(writer->queue.front().data);
+      const int status = writer->queue.front().http_status;
+      writer->queue.clear();
+      co_return co_await SendWire(
+          stream, JsonAnswerHead(req.version(), fields.keep_alive, origin, {}, body.size(), status),
+          body, fields.keep_alive);
+    }
+    if (writer->done && writer->queue.empty()) {
+      co_return co_await Send(
+          stream, router_->ErrorResponse(req, http::status::service_unavailable,
+                                         jsonrpc::kConnectionClosed, "The gateway is closing"));
+    }
+    http::response<http::empty_body> res{http::status::ok, req.version()};
+    res.set(http::field::server, "toolwarden");
+    res.set(http::field::content_type, "text/event-stream");
+    res.set(http::field::cache_control, "no-cache, no-transform");
+    res.set("X-Accel-Buffering", "no");
+    AddCors(req, res);
+    res.chunked(true);
+    res.keep_alive(fields.keep_alive);
+    http::response_serializer<http::empty_body> sr{res};
+    stream.expires_after(options_.write_timeout);
+    auto [hec, hn] = co_await http::async_write_header(stream, sr, asio::as_tuple(use_awaitable));
+    bool ok = !hec && co_await PumpEvents(stream, writer);
+    writer->detached = true;
+    if (!writer->done) channel->Cancelled(writer);
+    if (!ok) co_return false;
+    stream.expires_after(options_.write_timeout);
+    auto [ec, n] =
+        co_await asio::async_write(stream, http::make_chunk_last(), asio::as_tuple(use_awaitable));
+    co_return !ec && fields.keep_alive;
   }
 
   // Writes what `writer` receives as an SSE stream until it is finished.

@@ -43,6 +43,9 @@ struct StreamWriter {
     std::string event_name;  // the SSE event field; empty for "message"
     std::string data;
     bool is_response = false;
+    // The HTTP status of a response sent as the whole body of a 2026-07-28 request (an
+    // unknown method is a 404, a request error a 400: StatelessChannel).
+    int http_status = 200;
   };
   std::deque<Item> queue;
   bool done = false;      // no more items will come: flush and end the response

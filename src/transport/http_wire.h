@@ -59,11 +59,15 @@ inline std::string HeadWithLength(std::string_view prefix, size_t n) {
 // origin that may read answers (OriginPolicy::CorsAllowed), the request's keep-alive, Content-Length and the session id — in
 // that order (HttpServer's MakeResponse, then the session header) — without building Beast
 // fields for it on every call. `origin` empty: no CORS fields.
+// `session_id` empty: no Mcp-Session-Id (a 2026-07-28 answer). `status` is 200, 400 or 404.
 inline std::string JsonAnswerHead(unsigned version, bool keep_alive, std::string_view origin,
-                                  std::string_view session_id, size_t n) {
+                                  std::string_view session_id, size_t n, int status = 200) {
   std::string out;
   out.reserve(160 + origin.size() + session_id.size());
-  out.append(version == 10 ? "HTTP/1.0 200 OK\r\n" : "HTTP/1.1 200 OK\r\n");
+  out.append(version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  out.append(status == 404   ? "404 Not Found\r\n"
+             : status == 400 ? "400 Bad Request\r\n"
+                             : "200 OK\r\n");
   out.append("Server: toolwarden\r\nContent-Type: application/json\r\n");
   if (!origin.empty()) {
     out.append("Access-Control-Allow-Origin: ").append(origin).append("\r\n");
@@ -72,7 +76,8 @@ inline std::string JsonAnswerHead(unsigned version, bool keep_alive, std::string
   if (version == 10 && keep_alive) out.append("Connection: keep-alive\r\n");
   if (version != 10 && !keep_alive) out.append("Connection: close\r\n");
   out.append("Content-Length: ").append(std::to_string(n)).append("\r\n");
-  out.append("Mcp-Session-Id: ").append(session_id).append("\r\n\r\n");
+  if (!session_id.empty()) out.append("Mcp-Session-Id: ").append(session_id).append("\r\n");
+  out.append("\r\n");
   return out;
 }
 

@@ -1,0 +1,115 @@
+// StatelessChannel: how a 2026-07-28 client — which has no session and sends each request on
+// its own, its version and capabilities in `_meta` — is served by the gateway's session relay
+// (gateway::Session / AggregateSession), whatever era the server behind speaks.
+//
+// One channel per (grant, route) per event loop holds one relay. The channel initializes it
+// itself, once, as a legacy client with no capabilities (so a legacy server never asks this
+// client for sampling, elicitation or roots, which a stateless client cannot answer on a
+// request stream), and then relays every stateless request of that grant on that route
+// through it: the same policy, guard, pins, catalog and audit as any session. Each request
+// gets a channel id upstream (clients of one grant may reuse ids) and its own progress token;
+// its answer goes back on the HTTP response that carried it, as a modern result (resultType,
+// the server's identity, cache hints). A client that closes its response stream cancels the
+// request. `server/discover` is answered from the relay's initialize result;
+// `subscriptions/listen` streams the list_changed notifications a listener asked for, tagged
+// with its subscription id.
+//
+// The channel's id — the audit record's session and the key of `scope: session` counters — is
+// the same on every loop ("stateless:<grant>"): for a client without sessions, a session-scoped
+// limit is the grant's limit.
+//
+// Thread: one io_context's. Ownership: the router's (shared with the writers' cancel hooks).
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mcp/modern.h"
+#include "transport/http_session.h"
+
+namespace tw::transport {
+
+class StatelessChannel : public gateway::ClientSink,
+                         public std::enable_shared_from_this<StatelessChannel> {
+ public:
+  StatelessChannel(std::string id, const HttpMcpSession::RelayMaker& make_relay, std::string grant,
+                   std::string route);
+  ~StatelessChannel() override;
+
+  // Starts the relay and initializes it. Requests submitted before the relay is initialized
+  // wait (at most kMaxWaiting; past that they are answered 503-style errors).
+  void Start();
+  // Serves one validated request (a method mcp::modern::RequestAllowed lets through, other
+  // than discover and listen); its answer and related notifications go to `writer`.
+  void Submit(jsonrpc::Message msg, const mcp::modern::RequestMeta& meta,
+              std::shared_ptr<StreamWriter> writer);
+  void Discover(const json::value& id, std::shared_ptr<StreamWriter> writer);
+  void Listen(const json::value& id, const mcp::modern::ListenFilter& filter,
+              std::shared_ptr<StreamWriter> writer);
+  // The response stream of `writer` was closed by the client: its request is cancelled.
+  void Cancelled(const std::shared_ptr<StreamWriter>& writer);
+  // Ends every stream and closes the relay.
+  void Close();
+
+  // Whether the relay failed to initialize (the router makes a new channel for the next
+  // request).
+  bool failed() const { return failed_; }
+  size_t in_flight() const { return pending_.size() + waiting_.size(); }
+  bool idle() const { return in_flight() == 0 && listeners_.empty(); }
+  std::chrono::steady_clock::time_point last_active() const { return last_active_; }
+  const std::string& id() const { return id_; }
+
+  // ClientSink: a message from the relay.
+  void Deliver(const jsonrpc::Message& msg, const std::optional<json::value>& related) override;
+
+  static constexpr size_t kMaxWaiting = 1024;
+
+ private:
+  struct Pending {
+    json::value client_id;
+    std::string method;
+    std::shared_ptr<StreamWriter> writer;
+    std::optional<json::value> progress_token;  // the client's, restored on progress
+    std::optional<int> log_severity;            // notifications/message at or above, if asked
+  };
+  struct Waiting {
+    enum class Kind { kSubmit, kDiscover } kind;
+    jsonrpc::Message msg;
+    mcp::modern::RequestMeta meta;
+    std::shared_ptr<StreamWriter> writer;
+  };
+  struct Listener {
+    json::value id;
+    mcp::modern::ListenFilter filter;
+    std::shared_ptr<StreamWriter> writer;
+  };
+
+  void Initialized(const jsonrpc::Message& answer);
+  void Forward(jsonrpc::Message msg, const mcp::modern::RequestMeta& meta,
+               std::shared_ptr<StreamWriter> writer);
+  void Answer(const std::shared_ptr<StreamWriter>& writer, jsonrpc::Message msg);
+  void Broadcast(const jsonrpc::Message& msg);
+  void AnswerServerRequest(const jsonrpc::Message& msg);
+
+  std::string id_;
+  std::string grant_;
+  std::string route_;
+  json::value init_result_;  // the relay's initialize result, once known
+  json::value server_info_;  // init_result_.serverInfo
+  bool ready_ = false;
+  bool failed_ = false;
+  bool closed_ = false;
+  uint64_t next_id_ = 1;
+  std::unordered_map<std::string, Pending> pending_;  // by channel id
+  std::deque<Waiting> waiting_;
+  std::vector<Listener> listeners_;
+  std::chrono::steady_clock::time_point last_active_ = std::chrono::steady_clock::now();
+  // Declared last: destroyed first, while what it may deliver to is still whole.
+  std::unique_ptr<gateway::McpSession> relay_;
+};
+
+}  // namespace tw::transport

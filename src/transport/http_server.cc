@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "mcp/modern.h"
 #include "transport/framing.h"
 #include "transport/http_session.h"
 
@@ -200,7 +201,17 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     if (path == "/messages") {
       return HttpRouter::LoopOfSession(HttpRouter::LegacySessionId(target), n).value_or(index_);
     }
-    if (fields.session_id.empty()) return index_;
+    if (fields.session_id.empty()) {
+      // A 2026-07-28 request (it must name its version) is served by its caller's channel for
+      // the route, which lives on one loop: the one its credentials and path choose, so that
+      // one client's requests reach one upstream connection (a stateful server keeps its
+      // state) while different callers spread over the loops.
+      if (mcp::modern::IsModernVersion(fields.protocol_version)) {
+        return std::hash<std::string>{}(std::string(fields.authorization) + "\n" +
+                                        std::string(path)) % n;
+      }
+      return index_;
+    }
     return HttpRouter::LoopOfSession(fields.session_id, n).value_or(index_);
   }
 

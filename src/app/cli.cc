@@ -111,6 +111,10 @@ int Main(int argc, char** argv) {
                   "them through uncounted")
       ->check(CLI::IsMember({"closed", "open"}))
       ->capture_default_str();
+  run->add_option("--upstream-protocol", run_options.upstream_protocol,
+                  "The server's protocol era: auto (ask it server/discover; default for --upstream), "
+                  "legacy (default for a command) or modern (2026-07-28)")
+      ->check(CLI::IsMember({"auto", "legacy", "modern"}));
   run->add_option("--state-timeout", run_options.state_timeout_s,
                   "Seconds a call waits for a state file another process holds locked before "
                   "it is denied (the gateway itself never waits for it)")

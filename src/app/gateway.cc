@@ -1,5 +1,6 @@
 #include "app/gateway.h"
 
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/execution/outstanding_work.hpp>
@@ -9,6 +10,7 @@
 #include <set>
 
 #include "gateway/aggregate_session.h"
+#include "gateway/era_upstream.h"
 #include "mcp/protocol.h"
 #include "policy/loader.h"
 #include "transport/child_upstream.h"
@@ -204,6 +206,16 @@ Result<const gateway::ToolCallGuard*> Gateway::GuardFor(ServerRuntime& server,
 
 std::unique_ptr<gateway::Upstream> Gateway::NewUpstream(const config::ServerConfig& sc,
                                                         boost::asio::io_context& io) {
+  using Era = config::ProtocolEra;
+  const Era era = sc.protocol.value_or(sc.remote() ? Era::kAuto : Era::kLegacy);
+  return std::make_unique<gateway::EraUpstream>(
+      NewTransportUpstream(sc, io), era == Era::kAuto     ? gateway::EraUpstream::Mode::kAuto
+                                    : era == Era::kModern ? gateway::EraUpstream::Mode::kModern
+                                                          : gateway::EraUpstream::Mode::kLegacy);
+}
+
+std::unique_ptr<gateway::Upstream> Gateway::NewTransportUpstream(const config::ServerConfig& sc,
+                                                                 boost::asio::io_context& io) {
   if (sc.remote()) {
     transport::HttpUpstreamOptions o;
     o.url = *transport::ParseUpstreamUrl(sc.url);  // checked by Build

@@ -144,9 +144,12 @@ class Gateway : public admin::Backend {
   // The upstream of a new session on this thread's loop: a connection of its own, or a
   // channel of the server's shared one (bridged when the session is not on the home loop).
   std::unique_ptr<gateway::Upstream> Connect(ServerRuntime& server);
-  // A connection of its own to `sc`, on the loop `io`.
+  // A connection of its own to `sc`, on the loop `io`, speaking the server's era
+  // (gateway::EraUpstream over the transport).
   std::unique_ptr<gateway::Upstream> NewUpstream(const config::ServerConfig& sc,
                                                  boost::asio::io_context& io);
+  std::unique_ptr<gateway::Upstream> NewTransportUpstream(const config::ServerConfig& sc,
+                                                          boost::asio::io_context& io);
   void ObserveHealth(const std::string& server, bool up, const std::string& why);
   gateway::SessionMaker OneServer(std::shared_ptr<ServerRuntime> rt,
                                   const gateway::ToolCallGuard& guard, std::string id,

@@ -75,6 +75,11 @@ Result<config::Config> RunConfig(const RunOptions& o) {
     s.isolation = config::Isolation::kSession;  // a process per session, as a client runs it
     s.inherit_all_env = true;  // the client set this environment for this one server
   }
+  if (!o.upstream_protocol.empty()) {
+    s.protocol = o.upstream_protocol == "modern"   ? config::ProtocolEra::kModern
+                 : o.upstream_protocol == "legacy" ? config::ProtocolEra::kLegacy
+                                                   : config::ProtocolEra::kAuto;
+  }
   s.policy_path = std::filesystem::absolute(o.policy_path).lexically_normal();
   s.pins = o.pin_mode == "off"    ? config::PinMode::kOff
            : o.pin_mode == "warn" ? config::PinMode::kWarn

@@ -32,6 +32,7 @@ struct RunOptions {
   double session_idle_s = 1800;
   std::string state;
   std::string state_fail_mode = "closed";
+  std::string upstream_protocol;  // auto, legacy, modern; empty: the server kind's default
   double state_timeout_s = 5;
   std::string server_name;  // empty: derived from the command or URL
   std::string pin_mode = "enforce";

@@ -343,6 +343,14 @@ class ConfigReader : public policy::YamlReader {
         ReadChoice(v, where + ".state_fail_mode",
                    {{"closed", StateFailMode::kClosed}, {"open", StateFailMode::kOpen}}, m);
         if (error_count() == before) s.state_fail_mode = m;
+      } else if (key == "protocol") {
+        ProtocolEra era = ProtocolEra::kAuto;
+        const size_t before = error_count();
+        ReadChoice(v, where + ".protocol",
+                   {{"auto", ProtocolEra::kAuto}, {"legacy", ProtocolEra::kLegacy},
+                    {"modern", ProtocolEra::kModern}},
+                   era);
+        if (error_count() == before) s.protocol = era;
       } else if (key == "connect_timeout") {
         DurationMs(v, where + ".connect_timeout", s.connect_timeout_ms);
       } else if (key == "request_timeout") {
@@ -351,7 +359,7 @@ class ConfigReader : public policy::YamlReader {
         Error(k, where + ": unknown key \"" + key +
                      "\" (expected command, args, env, inherit_env, url, headers, ca_file, policy, pins, "
                      "isolation, unlisted_tools, schema, extension_methods, state_fail_mode, "
-                     "connect_timeout, request_timeout)");
+                     "protocol, connect_timeout, request_timeout)");
       }
     });
     if (command.empty() == s.url.empty()) {

@@ -41,6 +41,12 @@ enum class PinMode { kEnforce, kWarn, kOff };
 // uncounted (open).
 enum class StateFailMode { kClosed, kOpen };
 
+// Which protocol era a server speaks (gateway::EraUpstream): found by asking it
+// `server/discover` (auto), the initialize handshake without asking (legacy), or 2026-07-28
+// only (modern). Unset: auto for a url server, legacy for a command server (a legacy stdio
+// server may never answer a request sent before initialize).
+enum class ProtocolEra { kAuto, kLegacy, kModern };
+
 // `listen: stdio` (access: local only): the one session is the process's stdin and stdout.
 inline constexpr std::string_view kListenStdio = "stdio";
 // The most event loops a gateway runs (a session id names its loop in one byte).
@@ -74,6 +80,7 @@ struct ServerConfig {
   std::string policy_path;  // absolute
   // When the state store cannot be reached: this server's own choice over the gateway's.
   std::optional<StateFailMode> state_fail_mode;
+  std::optional<ProtocolEra> protocol;
   PinMode pins = PinMode::kEnforce;
   UnlistedTools unlisted_tools = UnlistedTools::kDeny;
   SchemaMode schema = SchemaMode::kEnforce;

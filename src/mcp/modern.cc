@@ -110,6 +110,33 @@ std::optional<std::string> DecodeHeaderValue(std::string_view value) {
   return std::string(value);
 }
 
+std::string EncodeHeaderValue(std::string_view value) {
+  const bool looks_encoded = value.starts_with(kSentinelStart) && value.ends_with(kSentinelEnd);
+  const bool padded = !value.empty() && (value.front() == ' ' || value.front() == '\t' ||
+                                         value.back() == ' ' || value.back() == '\t');
+  if (HeaderSafe(value) && !looks_encoded && !padded) return std::string(value);
+  namespace base64 = boost::beast::detail::base64;
+  std::string out(base64::encoded_size(value.size()), '\0');
+  out.resize(base64::encode(out.data(), value.data(), value.size()));
+  return std::string(kSentinelStart) + out + std::string(kSentinelEnd);
+}
+
+std::string MirrorHeaderLines(const jsonrpc::Message& msg) {
+  if (msg.kind != jsonrpc::Kind::kRequest && msg.kind != jsonrpc::Kind::kNotification) return {};
+  const json::object* p = msg.params.if_object();
+  const json::value* meta = p ? p->if_contains("_meta") : nullptr;
+  const json::value* version =
+      meta && meta->is_object() ? meta->as_object().if_contains(kMetaProtocolVersion) : nullptr;
+  if (!version || !version->is_string() || !IsModernVersion(version->as_string())) return {};
+  std::string out;
+  out.append("MCP-Protocol-Version: ").append(version->as_string()).append("\r\n");
+  out.append("Mcp-Method: ").append(EncodeHeaderValue(msg.method)).append("\r\n");
+  if (std::optional<std::string_view> name = NamedValue(msg); name && !name->empty()) {
+    out.append("Mcp-Name: ").append(EncodeHeaderValue(*name)).append("\r\n");
+  }
+  return out;
+}
+
 std::optional<std::string> HeaderMismatch(const MirroredHeaders& headers,
                                           const jsonrpc::Message& msg,
                                           std::string_view meta_version) {

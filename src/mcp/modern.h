@@ -66,6 +66,15 @@ bool RequestAllowed(std::string_view method);
 // may not carry.
 std::optional<std::string> DecodeHeaderValue(std::string_view value);
 
+// A value as an HTTP header carries it: as is when every character is header-safe, else (or
+// when it looks like the sentinel itself, or has leading or trailing whitespace) in the
+// Base64 sentinel.
+std::string EncodeHeaderValue(std::string_view value);
+// The header lines ("Name: value\r\n" each) a 2026-07-28 POST of `msg` carries —
+// MCP-Protocol-Version, Mcp-Method and, for the methods that name something, Mcp-Name —
+// when its `_meta` declares a modern version; "" for any other message.
+std::string MirrorHeaderLines(const jsonrpc::Message& msg);
+
 // The headers of a modern HTTP request that mirror its body.
 struct MirroredHeaders {
   std::string_view protocol_version;  // MCP-Protocol-Version

@@ -94,15 +94,15 @@ HttpRouter::Routed HttpRouter::RouteStateless(const Request& req, const Fields& 
       (fields.protocol_version.empty() || fields.protocol_version == meta->version)) {
     return refuse(http::status::bad_request, modern::UnsupportedVersionError(msg.id, meta->version));
   }
-  if (auto mismatch = modern::HeaderMismatch(headers, msg, meta->version)) {
-    spdlog::warn("http: refused a 2026-07-28 request from {}: {}", grant, *mismatch);
-    return refuse(http::status::bad_request,
-                  jsonrpc::MakeError(msg.id, modern::kHeaderMismatch, *mismatch));
-  }
   if (!modern::RequestAllowed(msg.method)) {
     return refuse(http::status::not_found,
                   jsonrpc::MakeError(msg.id, jsonrpc::kMethodNotFound,
                                      "Method not found: " + msg.method));
+  }
+  if (auto mismatch = modern::HeaderMismatch(headers, msg, meta->version)) {
+    spdlog::warn("http: refused a 2026-07-28 request from {}: {}", grant, *mismatch);
+    return refuse(http::status::bad_request,
+                  jsonrpc::MakeError(msg.id, modern::kHeaderMismatch, *mismatch));
   }
   std::optional<modern::ListenFilter> filter;
   if (msg.method == modern::kListen) {

@@ -15,6 +15,7 @@
 #include <optional>
 #include <unordered_set>
 
+#include "mcp/modern.h"
 #include "mcp/protocol.h"
 #include "transport/framing.h"
 
@@ -212,7 +213,8 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
 
   // A streamable-HTTP POST of `body` to the server: what MakeRequest builds, byte for byte,
   // without building it per message (Beast's fields cost a dozen allocations per call).
-  WireRequest PostRequest(std::string body) {
+  // `extra`: header lines for this request only (a 2026-07-28 request's mirrored headers).
+  WireRequest PostRequest(std::string body, std::string_view extra = {}) {
     if (post_head_prefix.empty() || post_head_session_id != session_id ||
         post_head_protocol_version != protocol_version) {
       const std::string head = WireHead(MakeRequest(http::verb::post, options.url, " "));
@@ -221,6 +223,11 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
       post_head_prefix = std::string(*prefix);
       post_head_session_id = session_id;
       post_head_protocol_version = protocol_version;
+    }
+    if (!extra.empty()) {
+      std::string prefix = post_head_prefix;
+      prefix.append(extra);
+      return {HeadWithLength(prefix, body.size()), std::move(body)};
     }
     std::string head = HeadWithLength(post_head_prefix, body.size());
     return {std::move(head), std::move(body)};
@@ -396,8 +403,10 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
       const json::value* awaited = reading.related ? &*reading.related : nullptr;
       if (reading.state->DeliverText(e.data, reading.related, awaited)) reading.answered = true;
     };
-    Exchange ex = co_await self->Perform(self->options.url,
-                                         self->PostRequest(jsonrpc::Serialize(msg)), on_event);
+    // A 2026-07-28 request names its version, method and target in headers as well.
+    Exchange ex = co_await self->Perform(
+        self->options.url,
+        self->PostRequest(jsonrpc::Serialize(msg), mcp::modern::MirrorHeaderLines(msg)), on_event);
     if (self->closed) co_return;
     if (self->AfterPost(std::move(msg), ex, reading, generation)) {
       co_await Resume(self, std::move(*reading.related), std::move(reading.last_event_id));

@@ -147,7 +147,6 @@ void StatelessChannel::Forward(jsonrpc::Message msg, const modern::RequestMeta& 
   const std::string key = "tw-" + std::to_string(next_id_++);
   Pending p{msg.id, msg.method, std::move(writer), std::nullopt, std::nullopt};
   if (meta.log_level) p.log_severity = Severity(*meta.log_level);
-  modern::StripRequestMeta(msg.params);
   // The client's progress token becomes the channel id: tokens of different clients of the
   // channel may be equal, ids are not.
   if (json::object* params = msg.params.if_object()) {

@@ -7,7 +7,9 @@
 // client for sampling, elicitation or roots, which a stateless client cannot answer on a
 // request stream), and then relays every stateless request of that grant on that route
 // through it: the same policy, guard, pins, catalog and audit as any session. Each request
-// gets a channel id upstream (clients of one grant may reuse ids) and its own progress token;
+// gets a channel id upstream (clients of one grant may reuse ids) and its own progress token,
+// and keeps its `_meta` (its capabilities and log level reach a 2026-07-28 server as they are;
+// gateway::EraUpstream removes them toward a legacy one);
 // its answer goes back on the HTTP response that carried it, as a modern result (resultType,
 // the server's identity, cache hints). A client that closes its response stream cancels the
 // request. `server/discover` is answered from the relay's initialize result;

@@ -1,0 +1,81 @@
+// EraUpstream: a server of either protocol era behind the gateway's session relay, which
+// speaks the initialize-handshake (legacy) protocol.
+//
+// The relay sends `initialize` first. In kAuto and kModern mode the adapter asks the server
+// `server/discover` instead (the 2026-07-28 era's probe, spec "Versioning: Backward
+// Compatibility"): a DiscoverResult naming a version the gateway speaks makes it a modern
+// server, and the adapter answers the relay's initialize itself from it (capabilities less
+// per-resource subscriptions, the server's identity, instructions). From then on every request
+// carries the reserved `_meta` of its era — the protocol version, and the client's
+// capabilities, identity and log level where the request does not carry its own (a stateless
+// client's requests do: transport/stateless_channel.h) —, `notifications/initialized` is not
+// sent, `ping` and `logging/setLevel` are answered by the adapter (the level travels in each
+// request's `_meta`), and list changes arrive on a `subscriptions/listen` request the adapter
+// keeps open (its notifications reach the relay as the server's own, without their
+// subscription id). Any other answer to the probe — an error, an HTTP refusal — makes it a
+// legacy server in kAuto mode (the relay's initialize is sent as it was) and fails the
+// initialize in kModern mode. In kLegacy mode nothing is probed.
+//
+// Toward a legacy server, the reserved `_meta` keys of the 2026-07-28 era are removed from
+// every request: they mean nothing to it.
+//
+// Results cross unchanged (a modern server's `resultType`, cache hints and input_required
+// results reach the client as they are: docs/protocol-eras.md says what a legacy client makes
+// of them).
+//
+// Thread: the inner upstream's.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "gateway/upstream.h"
+
+namespace tw::gateway {
+
+class EraUpstream : public Upstream {
+ public:
+  enum class Mode { kAuto, kLegacy, kModern };
+  EraUpstream(std::unique_ptr<Upstream> inner, Mode mode);
+  ~EraUpstream() override;
+
+  void Start(Events events) override;
+  void Send(jsonrpc::Message msg) override;
+  void Close() override;
+
+  enum class Era { kUnknown, kProbing, kLegacy, kModern };
+  Era era() const { return era_; }
+
+ private:
+  void OnMessage(jsonrpc::Message msg, std::optional<json::value> related);
+  void OnRequestFailed(const json::value& id, const Error& error, bool sent);
+  void Probe();
+  void Discovered(const jsonrpc::Message& answer);
+  void BecomeLegacy();
+  void SendModern(jsonrpc::Message msg);
+  void Listen();
+  void Answer(const json::value& id, json::value result);
+  // Adds the era's `_meta` to a request's params (what the request does not say itself).
+  void AddMeta(json::value& params) const;
+
+  std::unique_ptr<Upstream> inner_;
+  Mode mode_;
+  Events events_;
+  Era era_ = Era::kUnknown;
+  std::optional<jsonrpc::Message> initialize_;  // the relay's, while probing
+  std::deque<jsonrpc::Message> queued_;         // sent by the relay while probing
+  json::value client_capabilities_ = json::object();
+  json::value client_info_;
+  std::optional<std::string> log_level_;
+  json::value server_capabilities_;
+  uint64_t next_id_ = 1;
+  std::string probe_id_;
+  std::string listen_id_;
+  bool listen_acknowledged_ = false;
+  bool closed_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace tw::gateway

@@ -654,6 +654,7 @@ void HttpRouter::CloseIdleSessions() {
     }
   }
   for (auto it = channels_.begin(); it != channels_.end();) {
+    it->second->Sweep(now);
     if (it->second->idle() && now - it->second->last_active() > options_.session_idle) {
       it->second->Close();
       it = channels_.erase(it);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "common/random.h"
 #include "mcp/protocol.h"
 
 namespace tw::transport {
@@ -13,6 +14,9 @@ namespace modern = mcp::modern;
 namespace {
 
 constexpr std::string_view kInitId = "tw-init";
+// The requestState the channel mints starts with this; any other is the server's own, for the
+// server to check (a 2026-07-28 server's rounds cross the gateway as they are).
+constexpr std::string_view kStatePrefix = "toolwarden:";
 
 // RFC 5424 severities as MCP names them, least severe first.
 std::optional<int> Severity(std::string_view level) {
@@ -56,8 +60,12 @@ StatelessChannel::~StatelessChannel() { Close(); }
 
 void StatelessChannel::Start() {
   relay_->Start();
+  // The questions a 2025-era server may ask, which the channel turns into input_required
+  // results for the clients that declare the capability (each request says so itself).
   json::object params{{"protocolVersion", mcp::kLatestVersion},
-                      {"capabilities", json::object()},
+                      {"capabilities", json::object{{"elicitation", json::object()},
+                                                    {"sampling", json::object()},
+                                                    {"roots", json::object()}}},
                       {"clientInfo", json::object{{"name", "toolwarden-stateless"},
                                                   {"version", "2026-07-28"}}}};
   relay_->HandleClientMessage(jsonrpc::MakeRequest(json::value(kInitId),
@@ -72,6 +80,7 @@ void StatelessChannel::Submit(jsonrpc::Message msg, const modern::RequestMeta& m
     Answer(writer, jsonrpc::MakeError(msg.id, jsonrpc::kConnectionClosed, "The gateway is closing"));
     return;
   }
+  if (Resume(msg, writer)) return;
   if (!ready_) {
     if (waiting_.size() >= kMaxWaiting) {
       Answer(writer, jsonrpc::MakeError(msg.id, jsonrpc::kConnectionClosed,
@@ -139,13 +148,15 @@ void StatelessChannel::Close() {
   waiting_.clear();
   pending_.clear();
   listeners_.clear();
+  suspended_.clear();
   if (relay_) relay_->Close();
 }
 
 void StatelessChannel::Forward(jsonrpc::Message msg, const modern::RequestMeta& meta,
                                std::shared_ptr<StreamWriter> writer) {
   const std::string key = "tw-" + std::to_string(next_id_++);
-  Pending p{msg.id, msg.method, std::move(writer), std::nullopt, std::nullopt};
+  Pending p{msg.id, msg.method, std::move(writer), std::nullopt, std::nullopt,
+            meta.client_capabilities, msg.params};
   if (meta.log_level) p.log_severity = Severity(*meta.log_level);
   // The client's progress token becomes the channel id: tokens of different clients of the
   // channel may be equal, ids are not.
@@ -211,6 +222,7 @@ void StatelessChannel::Deliver(const jsonrpc::Message& msg,
     if (!msg.id.is_string()) return;
     auto it = pending_.find(std::string(msg.id.as_string()));
     if (it == pending_.end()) return;  // cancelled meanwhile
+    if (!it->second.writer) return;  // suspended: no client waits for it (Sweep cancels it)
     Pending p = std::move(it->second);
     pending_.erase(it);
     jsonrpc::Message out = msg;
@@ -222,6 +234,13 @@ void StatelessChannel::Deliver(const jsonrpc::Message& msg,
     return;
   }
   if (msg.IsRequest()) {
+    if (msg.method != mcp::method::kPing && related && related->is_string()) {
+      if (auto it = pending_.find(std::string(related->as_string()));
+          it != pending_.end() && it->second.writer) {
+        AskClient(it->first, msg);
+        return;
+      }
+    }
     AnswerServerRequest(msg);
     return;
   }
@@ -236,6 +255,7 @@ void StatelessChannel::Deliver(const jsonrpc::Message& msg,
   auto it = pending_.find(std::string(related->as_string()));
   if (it == pending_.end()) return;
   Pending& p = it->second;
+  if (!p.writer) return;
   jsonrpc::Message out = msg;
   if (msg.method == mcp::method::kProgress) {
     if (!p.progress_token) return;
@@ -271,10 +291,119 @@ void StatelessChannel::AnswerServerRequest(const jsonrpc::Message& msg) {
     relay_->HandleClientMessage(jsonrpc::MakeResponse(msg.id, json::object()));
     return;
   }
-  // The channel declared no client capabilities; a server that asks anyway is told no.
-  relay_->HandleClientMessage(jsonrpc::MakeError(
-      msg.id, jsonrpc::kMethodNotFound,
-      "Method not found: " + msg.method + " (the client is a stateless 2026-07-28 client)"));
+  RefuseServerRequest(msg, "it cannot be tied to one request of a 2026-07-28 client");
+}
+
+void StatelessChannel::RefuseServerRequest(const jsonrpc::Message& msg, const std::string& why) {
+  relay_->HandleClientMessage(
+      jsonrpc::MakeError(msg.id, jsonrpc::kMethodNotFound,
+                         "Method not found: " + msg.method + " (" + why + ")"));
+}
+
+namespace {
+
+// The client capability a server's question needs.
+std::string_view CapabilityFor(std::string_view method) {
+  if (method == mcp::method::kElicitationCreate) return "elicitation";
+  if (method == mcp::method::kCreateMessage) return "sampling";
+  if (method == mcp::method::kRootsList) return "roots";
+  return {};
+}
+
+}  // namespace
+
+json::value StatelessChannel::InputRequired(const Suspended& s, const std::string& state) {
+  return json::object{{"resultType", "input_required"},
+                      {"inputRequests", json::object{{s.input_key, s.input_request}}},
+                      {"requestState", state}};
+}
+
+void StatelessChannel::AskClient(const std::string& key, const jsonrpc::Message& msg) {
+  Pending& p = pending_.at(key);
+  const std::string_view capability = CapabilityFor(msg.method);
+  if (capability.empty() || !p.client_capabilities.contains(capability)) {
+    RefuseServerRequest(msg, capability.empty()
+                                 ? std::string("not a question a 2026-07-28 client answers")
+                                 : "the client did not declare the " + std::string(capability) +
+                                       " capability");
+    return;
+  }
+  Suspended s{key, msg.id, std::string(capability) + "-" + std::to_string(next_input_++),
+              json::object{{"method", msg.method},
+                           {"params", msg.params.is_null() ? json::value(json::object())
+                                                           : msg.params}},
+              std::chrono::steady_clock::now()};
+  const std::string state = std::string(kStatePrefix) + RandomHex(16);
+  std::shared_ptr<StreamWriter> writer = std::move(p.writer);
+  jsonrpc::Message answer = jsonrpc::MakeResponse(p.client_id, InputRequired(s, state));
+  modern::DecorateResult(answer.result, p.method, server_info_);
+  suspended_.emplace(state, std::move(s));
+  Answer(writer, std::move(answer));
+}
+
+bool StatelessChannel::Resume(jsonrpc::Message& msg, std::shared_ptr<StreamWriter>& writer) {
+  json::object* params = msg.params.if_object();
+  const json::value* state = params ? params->if_contains("requestState") : nullptr;
+  if (!state || !state->is_string() || !state->as_string().starts_with(kStatePrefix)) return false;
+  auto refuse = [&](const std::string& why) {
+    Answer(writer, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams, "Invalid params: " + why));
+    return true;
+  };
+  auto it = suspended_.find(std::string(state->as_string()));
+  if (it == suspended_.end()) return refuse("unknown or expired requestState");
+  Suspended& s = it->second;
+  auto p = pending_.find(s.key);
+  if (p == pending_.end()) {
+    suspended_.erase(it);
+    return refuse("unknown or expired requestState");
+  }
+  // The retry must be the call that was decided: same method, tool or prompt, arguments.
+  const json::object* original = p->second.params.if_object();
+  auto same = [&](std::string_view field) {
+    const json::value* a = original ? original->if_contains(field) : nullptr;
+    const json::value* b = params->if_contains(field);
+    return (a == nullptr) == (b == nullptr) && (!a || *a == *b);
+  };
+  if (msg.method != p->second.method || !same("name") || !same("uri") || !same("arguments")) {
+    return refuse("requestState belongs to another request");
+  }
+  const json::value* responses = params->if_contains("inputResponses");
+  const json::value* response =
+      responses && responses->is_object() ? responses->as_object().if_contains(s.input_key)
+                                          : nullptr;
+  if (!response) {
+    // Asked again: the same question, the same state.
+    jsonrpc::Message answer = jsonrpc::MakeResponse(msg.id, InputRequired(s, it->first));
+    modern::DecorateResult(answer.result, msg.method, server_info_);
+    Answer(writer, std::move(answer));
+    return true;
+  }
+  if (!response->is_object()) return refuse("inputResponses." + s.input_key + " must be an object");
+  p->second.client_id = msg.id;
+  p->second.writer = std::move(writer);
+  const json::value server_request = s.server_request;
+  json::value result = *response;
+  suspended_.erase(it);
+  relay_->HandleClientMessage(jsonrpc::MakeResponse(server_request, std::move(result)));
+  return true;
+}
+
+void StatelessChannel::Sweep(std::chrono::steady_clock::time_point now) {
+  for (auto it = suspended_.begin(); it != suspended_.end();) {
+    if (now - it->second.since < kInputTimeout) {
+      ++it;
+      continue;
+    }
+    const std::string key = it->second.key;
+    relay_->HandleClientMessage(jsonrpc::MakeError(it->second.server_request,
+                                                   jsonrpc::kRequestTimeout,
+                                                   "The client did not answer in time"));
+    it = suspended_.erase(it);
+    pending_.erase(key);
+    relay_->HandleClientMessage(jsonrpc::MakeNotification(
+        std::string(mcp::method::kCancelled),
+        json::object{{"requestId", key}, {"reason", "the client did not give the input asked"}}));
+  }
 }
 
 }  // namespace tw::transport

@@ -3,10 +3,8 @@
 // (gateway::Session / AggregateSession), whatever era the server behind speaks.
 //
 // One channel per (grant, route) per event loop holds one relay. The channel initializes it
-// itself, once, as a legacy client with no capabilities (so a legacy server never asks this
-// client for sampling, elicitation or roots, which a stateless client cannot answer on a
-// request stream), and then relays every stateless request of that grant on that route
-// through it: the same policy, guard, pins, catalog and audit as any session. Each request
+// itself, once, as a legacy client that can be asked for elicitation, sampling and roots (see
+// below), and then relays every stateless request of that grant on that route through it: the same policy, guard, pins, catalog and audit as any session. Each request
 // gets a channel id upstream (clients of one grant may reuse ids) and its own progress token,
 // and keeps its `_meta` (its capabilities and log level reach a 2026-07-28 server as they are;
 // gateway::EraUpstream removes them toward a legacy one);
@@ -15,6 +13,17 @@
 // request. `server/discover` is answered from the relay's initialize result;
 // `subscriptions/listen` streams the list_changed notifications a listener asked for, tagged
 // with its subscription id.
+//
+// A 2025-era server asks its client for input with requests of its own (elicitation/create,
+// sampling/createMessage, roots/list) while it serves a call; a 2026-07-28 client answers
+// none. The channel turns such a request into the call's answer: an InputRequiredResult whose
+// one input request is the server's, and whose requestState names the call, which stays open
+// at the server. The client's retry — the same method, name and arguments with the
+// requestState and its inputResponses — answers the server's request and takes over the call's
+// answer (or the next question). The call was decided once, before it first crossed; the retry
+// is its continuation, bound to exactly that call, not a second call. A question the client
+// did not declare the capability for, or one that cannot be tied to a request, is refused to
+// the server. A call left waiting for kInputTimeout is cancelled.
 //
 // The channel's id — the audit record's session and the key of `scope: session` counters — is
 // the same on every loop ("stateless:<grant>"): for a client without sessions, a session-scoped
@@ -56,12 +65,15 @@ class StatelessChannel : public gateway::ClientSink,
   void Cancelled(const std::shared_ptr<StreamWriter>& writer);
   // Ends every stream and closes the relay.
   void Close();
+  // Cancels the calls whose input the client has not given within kInputTimeout.
+  void Sweep(std::chrono::steady_clock::time_point now);
+  static constexpr std::chrono::minutes kInputTimeout{10};
 
   // Whether the relay failed to initialize (the router makes a new channel for the next
   // request).
   bool failed() const { return failed_; }
   size_t in_flight() const { return pending_.size() + waiting_.size(); }
-  bool idle() const { return in_flight() == 0 && listeners_.empty(); }
+  bool idle() const { return in_flight() == 0 && listeners_.empty() && suspended_.empty(); }
   std::chrono::steady_clock::time_point last_active() const { return last_active_; }
   const std::string& id() const { return id_; }
 
@@ -77,6 +89,16 @@ class StatelessChannel : public gateway::ClientSink,
     std::shared_ptr<StreamWriter> writer;
     std::optional<json::value> progress_token;  // the client's, restored on progress
     std::optional<int> log_severity;            // notifications/message at or above, if asked
+    json::object client_capabilities;
+    json::value params;  // as the client sent them: a retry must name the same call
+  };
+  // A call whose server asked a question the client is to answer on a retry.
+  struct Suspended {
+    std::string key;               // the call's channel id (pending_)
+    json::value server_request;    // the id the relay gave the server's request
+    std::string input_key;         // its key in inputRequests
+    json::value input_request;     // {method, params}
+    std::chrono::steady_clock::time_point since;
   };
   struct Waiting {
     enum class Kind { kSubmit, kDiscover } kind;
@@ -96,6 +118,15 @@ class StatelessChannel : public gateway::ClientSink,
   void Answer(const std::shared_ptr<StreamWriter>& writer, jsonrpc::Message msg);
   void Broadcast(const jsonrpc::Message& msg);
   void AnswerServerRequest(const jsonrpc::Message& msg);
+  void RefuseServerRequest(const jsonrpc::Message& msg, const std::string& why);
+  // Suspends the pending call `key` on the server's question `msg`: answers the client with an
+  // InputRequiredResult.
+  void AskClient(const std::string& key, const jsonrpc::Message& msg);
+  // A retry carrying a requestState the channel minted: resumes its call, or answers why not.
+  // False when the request carries none of ours (it is a new request, or a round of a
+  // 2026-07-28 server's own).
+  bool Resume(jsonrpc::Message& msg, std::shared_ptr<StreamWriter>& writer);
+  static json::value InputRequired(const Suspended& s, const std::string& state);
 
   std::string id_;
   std::string grant_;
@@ -109,6 +140,8 @@ class StatelessChannel : public gateway::ClientSink,
   std::unordered_map<std::string, Pending> pending_;  // by channel id
   std::deque<Waiting> waiting_;
   std::vector<Listener> listeners_;
+  std::unordered_map<std::string, Suspended> suspended_;  // by requestState
+  uint64_t next_input_ = 1;
   std::chrono::steady_clock::time_point last_active_ = std::chrono::steady_clock::now();
   // Declared last: destroyed first, while what it may deliver to is still whole.
   std::unique_ptr<gateway::McpSession> relay_;

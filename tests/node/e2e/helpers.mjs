@@ -80,6 +80,17 @@ export async function startHttpServer(kind, extraArgs = []) {
   return { proc, base: `http://127.0.0.1:${port}` };
 }
 
+// Starts fixtures/modern-server.mjs (a 2026-07-28 server, SDK v2) over HTTP; returns { base, proc }.
+export async function startModernServer(extraArgs = []) {
+  const proc = spawn(process.execPath, [path.join(FIXTURES, 'modern-server.mjs'), 'http', ...extraArgs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  collectStderr(proc);
+  const port = await waitForOutput(proc, 'stdout', (t) => t.match(/LISTENING (\d+)/)?.[1],
+    15000, 'the 2026-07-28 server to listen');
+  return { proc, base: `http://127.0.0.1:${port}` };
+}
+
 // Stops a process we started: SIGTERM, then SIGKILL after a grace period.
 export async function stop(proc, graceMs = 5000) {
   if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;

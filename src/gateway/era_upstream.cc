@@ -35,6 +35,8 @@ void EraUpstream::Start(Events events) {
     // A restarted server may be of another era: the relay's next initialize probes again.
     if (mode_ != Mode::kLegacy) era_ = Era::kUnknown;
     listen_id_.clear();
+    calls_.clear();
+    asks_.clear();
     if (events_.on_disconnected) events_.on_disconnected(error);
   };
   inner.on_reconnected = [this, alive] {
@@ -239,9 +241,21 @@ void EraUpstream::SendModern(jsonrpc::Message msg) {
         }
         return;
       }
+    {
+      // A request that says its own era is a 2026-07-28 client's, which answers input_required
+      // results itself; one that does not is a 2025-era client's.
+      const json::object* p = msg.params.if_object();
+      const json::value* meta = p ? p->if_contains("_meta") : nullptr;
+      const bool own_era = meta && meta->is_object() &&
+                           meta->as_object().contains(modern::kMetaProtocolVersion);
       AddMeta(msg.params);
+      if (!own_era && (msg.method == method::kToolsCall || msg.method == method::kPromptsGet ||
+                       msg.method == method::kResourcesRead)) {
+        calls_[jsonrpc::IdKey(msg.id)] = Call{msg, {}, {}, nullptr, 0};
+      }
       inner_->Send(std::move(msg));
       return;
+    }
     case jsonrpc::Kind::kNotification:
       // Only cancellation has a meaning for a server of that era (on stdio; over HTTP the
       // server answers it as a stray notification).
@@ -249,8 +263,88 @@ void EraUpstream::SendModern(jsonrpc::Message msg) {
       return;
     case jsonrpc::Kind::kResponse:
     case jsonrpc::Kind::kError:
-      return;  // a server of that era asks the client nothing: there is nothing to answer
+      // The only questions a client answers here are the ones the adapter asked.
+      OnClientAnswer(std::move(msg));
+      return;
   }
+}
+
+void EraUpstream::Forget(const std::string& key) {
+  auto it = calls_.find(key);
+  if (it == calls_.end()) return;
+  std::erase_if(asks_, [&](const auto& kv) { return kv.second.first == key; });
+  calls_.erase(it);
+}
+
+bool EraUpstream::AskClient(const std::string& key, const jsonrpc::Message& answer) {
+  Call& call = calls_.at(key);
+  const json::object& r = answer.result.as_object();
+  const json::value* requests = r.if_contains("inputRequests");
+  const json::object* asked = requests ? requests->if_object() : nullptr;
+  if (++call.rounds > kMaxRounds || !events_.on_message) return false;
+  call.responses.clear();
+  call.waiting.clear();
+  call.request_state = r.contains("requestState") ? r.at("requestState") : json::value();
+  if (asked) {
+    for (const auto& kv : *asked) {
+      const json::object* q = kv.value().if_object();
+      const json::value* m = q ? q->if_contains("method") : nullptr;
+      if (!m || !m->is_string()) return false;
+      call.waiting.insert(std::string(kv.key()));
+    }
+  }
+  if (call.waiting.empty()) {
+    if (call.request_state.is_null()) return false;
+    Retry(key);  // nothing to ask: the state alone goes back
+    return true;
+  }
+  for (const auto& kv : *asked) {
+    const json::object& q = kv.value().as_object();
+    const std::string ask = "tw-ask-" + std::to_string(next_id_++);
+    asks_[ask] = {key, std::string(kv.key())};
+    const json::value params = q.contains("params") ? q.at("params") : json::value(json::object());
+    events_.on_message(jsonrpc::MakeRequest(json::value(ask), std::string(q.at("method").as_string()),
+                                            params),
+                       call.request.id);
+  }
+  return true;
+}
+
+void EraUpstream::OnClientAnswer(jsonrpc::Message msg) {
+  if (!msg.id.is_string()) return;
+  auto ask = asks_.find(std::string(msg.id.as_string()));
+  if (ask == asks_.end()) return;
+  const std::string key = ask->second.first;
+  const std::string input = ask->second.second;
+  asks_.erase(ask);
+  auto it = calls_.find(key);
+  if (it == calls_.end()) return;
+  if (msg.kind == jsonrpc::Kind::kError) {
+    const json::value id = it->second.request.id;
+    Forget(key);
+    events_.on_message(
+        jsonrpc::MakeError(id, jsonrpc::kInternalError,
+                           "The server asked the client for input (" + input +
+                               ") and the client refused: " + json::serialize(msg.error)),
+        id);
+    return;
+  }
+  it->second.responses[input] = std::move(msg.result);
+  it->second.waiting.erase(input);
+  if (it->second.waiting.empty()) Retry(key);
+}
+
+void EraUpstream::Retry(const std::string& key) {
+  Call& call = calls_.at(key);
+  jsonrpc::Message retry = call.request;
+  json::object& p = retry.params.as_object();
+  p["inputResponses"] = call.responses;
+  if (!call.request_state.is_null()) {
+    p["requestState"] = call.request_state;
+  } else {
+    p.erase("requestState");
+  }
+  inner_->Send(std::move(retry));
 }
 
 void EraUpstream::OnMessage(jsonrpc::Message msg, std::optional<json::value> related) {
@@ -267,6 +361,19 @@ void EraUpstream::OnMessage(jsonrpc::Message msg, std::optional<json::value> rel
       listen_id_.clear();
       if (again && !closed_) Listen();
       return;
+    }
+  }
+  if (msg.IsResponse() && !calls_.empty()) {
+    const std::string key = jsonrpc::IdKey(msg.id);
+    if (calls_.contains(key)) {
+      const json::object* r = msg.kind == jsonrpc::Kind::kResponse ? msg.result.if_object()
+                                                                   : nullptr;
+      const json::value* type = r ? r->if_contains("resultType") : nullptr;
+      if (type && type->is_string() && type->as_string() == "input_required" &&
+          AskClient(key, msg)) {
+        return;
+      }
+      Forget(key);
     }
   }
   if (!listen_id_.empty() && related && related->is_string() &&
@@ -302,6 +409,7 @@ void EraUpstream::OnRequestFailed(const json::value& id, const Error& error, boo
       return;
     }
   }
+  Forget(jsonrpc::IdKey(id));
   if (events_.on_request_failed) events_.on_request_failed(id, error, sent);
 }
 

@@ -19,14 +19,22 @@
 // Toward a legacy server, the reserved `_meta` keys of the 2026-07-28 era are removed from
 // every request: they mean nothing to it.
 //
-// Results cross unchanged (a modern server's `resultType`, cache hints and input_required
-// results reach the client as they are: docs/protocol-eras.md says what a legacy client makes
-// of them).
+// Results cross unchanged — except an input_required result to a request of a 2025-era client
+// (one that did not carry the era's `_meta` itself): that client knows no such result, so the
+// adapter asks it the server's questions the 2025 way, as server requests of the call
+// (elicitation/create, sampling/createMessage, roots/list, related to the call so they reach
+// its stream), and when every one is answered retries the call with the answers
+// (`inputResponses`) and the server's `requestState` under the same id. The retry is the
+// continuation of the call that was decided, not a new call; at most kMaxRounds rounds. A
+// question the client refuses ends the call with that error. A 2026-07-28 client's
+// input_required results cross as they are (it retries itself, and each retry is decided).
 //
 // Thread: the inner upstream's.
 #pragma once
 
 #include <deque>
+#include <set>
+#include <unordered_map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +55,7 @@ class EraUpstream : public Upstream {
 
   enum class Era { kUnknown, kProbing, kLegacy, kModern };
   Era era() const { return era_; }
+  static constexpr int kMaxRounds = 16;
 
  private:
   void OnMessage(jsonrpc::Message msg, std::optional<json::value> related);
@@ -59,6 +68,14 @@ class EraUpstream : public Upstream {
   void Answer(const json::value& id, json::value result);
   // Adds the era's `_meta` to a request's params (what the request does not say itself).
   void AddMeta(json::value& params) const;
+  // An input_required answer to a 2025-era client's request: asks the client. False when it
+  // cannot (the answer then crosses as it is).
+  bool AskClient(const std::string& key, const jsonrpc::Message& answer);
+  // The client's answer to a question asked for a call; retries the call once all are in.
+  void OnClientAnswer(jsonrpc::Message msg);
+  // Sends the call `key` again with the answers of its round and the server's requestState.
+  void Retry(const std::string& key);
+  void Forget(const std::string& key);
 
   std::unique_ptr<Upstream> inner_;
   Mode mode_;
@@ -74,6 +91,17 @@ class EraUpstream : public Upstream {
   std::string probe_id_;
   std::string listen_id_;
   bool listen_acknowledged_ = false;
+  // Requests of 2025-era clients that may be answered input_required (tools/call, prompts/get,
+  // resources/read), as sent, by id key; and the questions asked for them.
+  struct Call {
+    jsonrpc::Message request;
+    json::object responses;    // of the current round
+    std::set<std::string> waiting;  // input keys not answered yet
+    json::value request_state;
+    int rounds = 0;
+  };
+  std::unordered_map<std::string, Call> calls_;
+  std::unordered_map<std::string, std::pair<std::string, std::string>> asks_;  // ask id → call, key
   bool closed_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

@@ -122,6 +122,87 @@ TEST(EraUpstreamTest, AModernServerIsRelayedWithoutAHandshake) {
   EXPECT_EQ(f.server->TakeSent().method, "subscriptions/listen");
 }
 
+// Brings a fixture to the modern era, with nothing left to read.
+void MakeModern(Fixture& f) {
+  f.Initialize();
+  jsonrpc::Message probe = f.server->TakeSent();
+  f.server->FromServer(jsonrpc::MakeResponse(probe.id, DiscoverResult()), probe.id);
+  f.server->sent.clear();
+  f.relay.got.clear();
+}
+
+TEST(EraUpstreamTest, ALegacyClientIsAskedTheServersQuestionsAndTheCallIsRetried) {
+  Fixture f(EraUpstream::Mode::kAuto);
+  MakeModern(f);
+  f.era->Send(ParseMessage(
+      R"({"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"book","arguments":{"n":1}}})"));
+  jsonrpc::Message call = f.server->TakeSent();
+  f.server->FromServer(
+      jsonrpc::MakeResponse(call.id, json::parse(R"({"resultType":"input_required","requestState":"s1",)"
+                                                 R"("inputRequests":{"who":{"method":"elicitation/create",)"
+                                                 R"("params":{"message":"Name?"}},"roots":{"method":"roots/list"}}})")),
+      call.id);
+  // Two questions, asked as server requests of the call; the result does not reach the relay.
+  ASSERT_EQ(f.relay.got.size(), 2u);
+  for (auto& [msg, related] : f.relay.got) {
+    EXPECT_TRUE(msg.IsRequest());
+    EXPECT_EQ(related, json::value(7));
+  }
+  const jsonrpc::Message& who = f.relay.got[0].first.method == "elicitation/create"
+                                    ? f.relay.got[0].first
+                                    : f.relay.got[1].first;
+  const jsonrpc::Message& roots = f.relay.got[0].first.method == "roots/list"
+                                      ? f.relay.got[0].first
+                                      : f.relay.got[1].first;
+  EXPECT_EQ(who.params.at("message"), "Name?");
+  f.era->Send(jsonrpc::MakeResponse(who.id, json::object{{"action", "accept"}}));
+  EXPECT_TRUE(f.server->sent.empty());  // one answer is missing still
+  f.era->Send(jsonrpc::MakeResponse(roots.id, json::object{{"roots", json::array()}}));
+  jsonrpc::Message retry = f.server->TakeSent();
+  EXPECT_EQ(retry.id, 7);
+  EXPECT_EQ(retry.params.at("arguments"), (json::object{{"n", 1}}));
+  EXPECT_EQ(retry.params.at("requestState"), "s1");
+  EXPECT_EQ(retry.params.at("inputResponses").at("who").at("action"), "accept");
+  EXPECT_TRUE(retry.params.at("inputResponses").as_object().contains("roots"));
+  // The final answer reaches the relay.
+  f.server->FromServer(jsonrpc::MakeResponse(7, json::object{{"content", json::array()}}), 7);
+  ASSERT_EQ(f.relay.got.size(), 3u);
+  EXPECT_EQ(f.relay.got[2].first.id, 7);
+  EXPECT_TRUE(f.relay.got[2].first.IsResponse());
+}
+
+TEST(EraUpstreamTest, AQuestionTheLegacyClientRefusesEndsTheCall) {
+  Fixture f(EraUpstream::Mode::kAuto);
+  MakeModern(f);
+  f.era->Send(ParseMessage(R"({"jsonrpc":"2.0","id":8,"method":"prompts/get","params":{"name":"p"}})"));
+  jsonrpc::Message call = f.server->TakeSent();
+  f.server->FromServer(
+      jsonrpc::MakeResponse(call.id, json::parse(R"({"resultType":"input_required","inputRequests":)"
+                                                 R"({"q":{"method":"sampling/createMessage","params":{}}}})")),
+      call.id);
+  ASSERT_EQ(f.relay.got.size(), 1u);
+  f.era->Send(jsonrpc::MakeError(f.relay.got[0].first.id, jsonrpc::kMethodNotFound, "no sampling"));
+  ASSERT_EQ(f.relay.got.size(), 2u);
+  EXPECT_EQ(f.relay.got[1].first.kind, jsonrpc::Kind::kError);
+  EXPECT_EQ(f.relay.got[1].first.id, 8);
+  EXPECT_TRUE(f.server->sent.empty());
+}
+
+TEST(EraUpstreamTest, AModernClientsInputRequiredCrossesAsItIs) {
+  Fixture f(EraUpstream::Mode::kAuto);
+  MakeModern(f);
+  f.era->Send(ParseMessage(R"({"jsonrpc":"2.0","id":"c1","method":"tools/call","params":{"name":"t",)"
+                           R"("_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",)"
+                           R"("io.modelcontextprotocol/clientCapabilities":{"elicitation":{}}}}})"));
+  jsonrpc::Message call = f.server->TakeSent();
+  f.server->FromServer(
+      jsonrpc::MakeResponse(call.id, json::parse(R"({"resultType":"input_required","inputRequests":)"
+                                                 R"({"q":{"method":"elicitation/create","params":{}}}})")),
+      call.id);
+  ASSERT_EQ(f.relay.got.size(), 1u);
+  EXPECT_EQ(f.relay.got[0].first.result.at("resultType"), "input_required");
+}
+
 TEST(EraUpstreamTest, ALegacyServerGetsTheHandshakeAndNoModernMeta) {
   Fixture f(EraUpstream::Mode::kAuto);
   f.Initialize();

@@ -22,6 +22,10 @@ constexpr const char* kIdInUse = "a pending request already used its id";
 CallOutcome SettleOutcome(const Message& answer) {
   if (answer.kind == jsonrpc::Kind::kError) return CallOutcome::kJsonRpcError;
   const json::object* r = answer.result.if_object();
+  if (const json::value* type = r ? r->if_contains("resultType") : nullptr;
+      type && type->is_string() && type->as_string() == "input_required") {
+    return CallOutcome::kInputRequired;
+  }
   const json::value* is_error = r ? r->if_contains("isError") : nullptr;
   return is_error && is_error->is_bool() && is_error->get_bool() ? CallOutcome::kToolError
                                                                  : CallOutcome::kSucceeded;

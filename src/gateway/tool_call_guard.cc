@@ -513,6 +513,8 @@ std::string_view OutcomeName(CallOutcome o) {
       return "approval_denied";
     case CallOutcome::kApprovalExpired:
       return "approval_expired";
+    case CallOutcome::kInputRequired:
+      return "input_required";
     case CallOutcome::kCancelled:
       return "cancelled";
   }
@@ -544,7 +546,10 @@ void ToolCallGuard::Settle(const Admission& admission, CallOutcome outcome) cons
       case CallOutcome::kApprovalDenied:
       case CallOutcome::kApprovalExpired:
       case CallOutcome::kCancelled:
-        refund = true;  // never reached the server: it cannot have done anything
+      case CallOutcome::kInputRequired:
+        // Never reached the server, or the server did nothing yet but ask: the call did not
+        // happen (its retry is decided and charged on its own).
+        refund = true;
         break;
       case CallOutcome::kJsonRpcError:
         refund = e.refund != policy::RefundOn::kNever;

@@ -66,6 +66,9 @@ enum class CallOutcome {
   kApprovalDenied,   // a human said no (never sent)
   kApprovalExpired,  // nobody decided in time (never sent)
   kCancelled,        // the client gave up while it waited for approval (never sent)
+  // The server answered input_required (2026-07-28): it asked for input before doing the
+  // call's work. Refunded; the retry that carries the input is decided and charged itself.
+  kInputRequired,
 };
 
 // Waits for approvals to be resolved (implemented where there is an event loop: app/).

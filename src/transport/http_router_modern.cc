@@ -81,6 +81,16 @@ HttpRouter::Routed HttpRouter::RouteStateless(const Request& req, const Fields& 
                                          " was not relayed)"));
   }
   auto meta = modern::ReadRequestMeta(msg.params);
+  if (!meta && fields.protocol_version.empty()) {
+    // Nothing says which era: a 2025-era client that skipped initialize as much as a
+    // 2026-07-28 client that forgot its metadata.
+    return refuse(http::status::bad_request,
+                  jsonrpc::MakeError(msg.id, jsonrpc::kConnectionClosed,
+                                     "Bad Request: Mcp-Session-Id header is required (a 2025-era "
+                                     "client sends initialize first; a 2026-07-28 client sends "
+                                     "MCP-Protocol-Version and params._meta with its version "
+                                     "and capabilities)"));
+  }
   if (!meta) {
     return refuse(http::status::bad_request,
                   jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams, meta.error().message()));

@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client';
 import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
 import { DENY_PREFIX, FIXTURES, TOOLWARDEN, eventually, startGateway, startHttpServer, startModernServer, startServe, stop } from './helpers.mjs';
 
@@ -24,7 +25,9 @@ fs.writeFileSync(path.join(tmp, 'policy.yaml'), [
   '  pay:', '    deny_if: [{path: args.amount, op: gt, value: 100}]',
   '    limits: [{counter: pays, window: hour, max: 2, scope: session}]',
   '  "test_*": {}',
-  '  test_error_handling: {action: deny, reason: no errors today}', '',
+  '  test_error_handling: {action: deny, reason: no errors today}',
+  '  test_input_required_result_sampling:',
+  '    limits: [{counter: samplings, window: hour, max: 1}]', '',
 ].join('\n'));
 const policy = path.join(tmp, 'policy.yaml');
 
@@ -196,6 +199,17 @@ describe('a 2026-07-28 server behind the gateway', () => {
     assert.equal(round2.body.result.content[0].text, 'Hello, Ada!');
     const denied = await post(gw.url, 'tools/call', { name: 'test_error_handling', arguments: {} });
     assert.match(denied.body.result.content[0].text, /^\[POLICY DENIED\] no errors today/);
+    // One sampling call an hour: the round that only asks is refunded, the one that completes
+    // counts, and the next call is over the limit.
+    const ask = await post(gw.url, 'tools/call', { name: 'test_input_required_result_sampling', arguments: {} }, { id: 5, caps: { sampling: {} } });
+    assert.equal(ask.body.result.resultType, 'input_required');
+    const answered = await post(gw.url, 'tools/call', {
+      name: 'test_input_required_result_sampling', arguments: {},
+      inputResponses: { capital_question: { role: 'assistant', content: { type: 'text', text: 'Paris' }, model: 'm' } },
+    }, { id: 6, caps: { sampling: {} } });
+    assert.equal(answered.body.result.content[0].text, 'The model said: Paris');
+    const over = await post(gw.url, 'tools/call', { name: 'test_input_required_result_sampling', arguments: {} }, { id: 7, caps: { sampling: {} } });
+    assert.match(over.body.result.content[0].text, /^\[POLICY DENIED\].*samplings/);
     // The client's own capabilities reach the server: without sampling, -32021 and a 400.
     const missing = await post(gw.url, 'tools/call', { name: 'test_missing_capability', arguments: {} });
     assert.equal(missing.status, 400);
@@ -211,6 +225,20 @@ describe('a 2026-07-28 server behind the gateway', () => {
     const denied = await client.callTool({ name: 'test_error_handling', arguments: {} });
     assert.ok(denied.content[0].text.startsWith(DENY_PREFIX));
     await client.ping();  // answered by the gateway: the server's era has no ping
+    await client.close();
+  });
+
+  it("asks a 2025-era client the server's questions the 2025 way, and completes the call", async () => {
+    const client = new LegacyClient({ name: 'v1', version: '1' }, { capabilities: { elicitation: {} } });
+    const asked = [];
+    client.setRequestHandler(ElicitRequestSchema, async (req) => {
+      asked.push(req.params.message);
+      return { action: 'accept', content: { name: 'Lin', color: 'teal' } };
+    });
+    await client.connect(new LegacyTransport(new URL(gw.url)));
+    const r = await client.callTool({ name: 'test_input_required_result_multi_round', arguments: {} });
+    assert.deepEqual(asked, ['Step 1: What is your name?', 'Step 2: What is your favorite color?']);
+    assert.equal(r.content[0].text, 'Hello Lin, you like teal');
     await client.close();
   });
 

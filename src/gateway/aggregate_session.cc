@@ -123,6 +123,10 @@ class AggregateSession::LegSink : public ClientSink {
   void Deliver(const Message& msg, const std::optional<json::value>& related) override {
     owner_.OnLegMessage(leg_, msg, related);
   }
+  // A leg's calls keep the client's id.
+  void Held(const json::value& client_id, const std::string& approval_id) override {
+    owner_.sink_.Held(client_id, approval_id);
+  }
 
  private:
   AggregateSession& owner_;

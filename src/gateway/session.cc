@@ -283,8 +283,10 @@ void Session::Park(Message msg, GuardOutcome outcome) {
                json::serialize(msg.params.at("name")), id);
   Parked p{msg, std::move(outcome.admission), id, mcp::ProgressToken(msg.params),
            outcome.approval_expires_ms, 0};
+  const json::value client_id = msg.id;
   parked_.emplace(key, std::move(p));
   ReportWaiting(key);
+  sink_.Held(client_id, id);
   guard_.approval_waiter()->Await(
       id, outcome.approval_expires_ms, [this, key] { ReportWaiting(key); },
       [this, key](const approval::Approval& a) { OnApproval(key, a); });

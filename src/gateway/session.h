@@ -36,6 +36,13 @@ class ClientSink {
   // Delivers one message to the client. `related` is the client's id of the request the message
   // belongs to (its response, its progress, a request made while serving it), when known.
   virtual void Deliver(const jsonrpc::Message& msg, const std::optional<json::value>& related) = 0;
+  // The client's request `client_id` (a tools/call) is held for a human's approval
+  // `approval_id`; its answer comes once that is decided. A sink whose client cannot wait on
+  // an open request (transport/stateless_channel.h) answers it otherwise meanwhile.
+  virtual void Held(const json::value& client_id, const std::string& approval_id) {
+    (void)client_id;
+    (void)approval_id;
+  }
 };
 
 // What a transport drives: one MCP client session, whatever serves it (one upstream server

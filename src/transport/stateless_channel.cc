@@ -156,7 +156,8 @@ void StatelessChannel::Forward(jsonrpc::Message msg, const modern::RequestMeta& 
                                std::shared_ptr<StreamWriter> writer) {
   const std::string key = "tw-" + std::to_string(next_id_++);
   Pending p{msg.id, msg.method, std::move(writer), std::nullopt, std::nullopt,
-            meta.client_capabilities, msg.params};
+            meta.client_capabilities, msg.params, {}, std::chrono::steady_clock::now(),
+            std::nullopt, {}};
   if (meta.log_level) p.log_severity = Severity(*meta.log_level);
   // The client's progress token becomes the channel id: tokens of different clients of the
   // channel may be equal, ids are not.
@@ -222,7 +223,12 @@ void StatelessChannel::Deliver(const jsonrpc::Message& msg,
     if (!msg.id.is_string()) return;
     auto it = pending_.find(std::string(msg.id.as_string()));
     if (it == pending_.end()) return;  // cancelled meanwhile
-    if (!it->second.writer) return;  // suspended: no client waits for it (Sweep cancels it)
+    if (!it->second.writer) {
+      // No client waits (the call is suspended): kept for the retry.
+      it->second.answer = msg;
+      it->second.answered_at = std::chrono::steady_clock::now();
+      return;
+    }
     Pending p = std::move(it->second);
     pending_.erase(it);
     jsonrpc::Message out = msg;
@@ -313,9 +319,42 @@ std::string_view CapabilityFor(std::string_view method) {
 }  // namespace
 
 json::value StatelessChannel::InputRequired(const Suspended& s, const std::string& state) {
-  return json::object{{"resultType", "input_required"},
-                      {"inputRequests", json::object{{s.input_key, s.input_request}}},
-                      {"requestState", state}};
+  json::object r{{"resultType", "input_required"}, {"requestState", state}};
+  if (!s.input_request.is_null()) {
+    r["inputRequests"] = json::object{{s.input_key, s.input_request}};
+  }
+  return json::value(std::move(r));
+}
+
+void StatelessChannel::Held(const json::value& client_id, const std::string& approval_id) {
+  if (!client_id.is_string()) return;
+  auto it = pending_.find(std::string(client_id.as_string()));
+  if (it == pending_.end()) return;
+  it->second.approval_id = approval_id;
+  if (it->second.writer) SuspendForApproval(it->first);
+}
+
+void StatelessChannel::SuspendForApproval(const std::string& key) {
+  Pending& p = pending_.at(key);
+  Suspended s{key, nullptr, {}, nullptr, std::chrono::steady_clock::now()};
+  if (p.client_capabilities.contains("elicitation")) {
+    // Tells the user why the call waits; answering it retries the call.
+    s.input_key = "toolwarden-approval";
+    s.input_request = json::object{
+        {"method", mcp::method::kElicitationCreate},
+        {"params",
+         json::object{{"message", "This call waits for an administrator's approval (toolwarden "
+                                  "approval " + p.approval_id + "). Accept to check again, "
+                                  "decline to withdraw the call."},
+                      {"requestedSchema",
+                       json::object{{"type", "object"}, {"properties", json::object()}}}}}};
+  }
+  const std::string state = std::string(kStatePrefix) + RandomHex(16);
+  std::shared_ptr<StreamWriter> writer = std::move(p.writer);
+  jsonrpc::Message answer = jsonrpc::MakeResponse(p.client_id, InputRequired(s, state));
+  modern::DecorateResult(answer.result, p.method, server_info_);
+  suspended_.emplace(state, std::move(s));
+  Answer(writer, std::move(answer));
 }
 
 void StatelessChannel::AskClient(const std::string& key, const jsonrpc::Message& msg) {
@@ -371,6 +410,37 @@ bool StatelessChannel::Resume(jsonrpc::Message& msg, std::shared_ptr<StreamWrite
   const json::value* response =
       responses && responses->is_object() ? responses->as_object().if_contains(s.input_key)
                                           : nullptr;
+  if (s.server_request.is_null()) {
+    // A call held for approval. A user who declined the notice withdraws it.
+    const json::value* action = response && response->is_object()
+                                    ? response->as_object().if_contains("action")
+                                    : nullptr;
+    const std::string key = s.key;
+    suspended_.erase(it);
+    if (action && action->is_string() && action->as_string() != "accept") {
+      pending_.erase(p);
+      relay_->HandleClientMessage(jsonrpc::MakeNotification(
+          std::string(mcp::method::kCancelled),
+          json::object{{"requestId", key}, {"reason", "the user withdrew the call"}}));
+      Answer(writer, jsonrpc::MakeError(msg.id, jsonrpc::kRequestTimeout,
+                                        "The call was withdrawn while it waited for approval"));
+      return true;
+    }
+    Pending& held = p->second;
+    if (held.answer) {
+      jsonrpc::Message out = std::move(*held.answer);
+      const std::string method = held.method;
+      pending_.erase(p);
+      out.id = msg.id;
+      if (out.kind == jsonrpc::Kind::kResponse) modern::DecorateResult(out.result, method, server_info_);
+      Answer(writer, std::move(out));
+      return true;
+    }
+    held.client_id = msg.id;
+    held.writer = std::move(writer);
+    held.waiting_since = std::chrono::steady_clock::now();
+    return true;
+  }
   if (!response) {
     // Asked again: the same question, the same state.
     jsonrpc::Message answer = jsonrpc::MakeResponse(msg.id, InputRequired(s, it->first));
@@ -379,6 +449,17 @@ bool StatelessChannel::Resume(jsonrpc::Message& msg, std::shared_ptr<StreamWrite
     return true;
   }
   if (!response->is_object()) return refuse("inputResponses." + s.input_key + " must be an object");
+  if (p->second.answer) {
+    // The server ended the call meanwhile: that is the answer.
+    jsonrpc::Message out = std::move(*p->second.answer);
+    const std::string method = p->second.method;
+    pending_.erase(p);
+    suspended_.erase(it);
+    out.id = msg.id;
+    if (out.kind == jsonrpc::Kind::kResponse) modern::DecorateResult(out.result, method, server_info_);
+    Answer(writer, std::move(out));
+    return true;
+  }
   p->second.client_id = msg.id;
   p->second.writer = std::move(writer);
   const json::value server_request = s.server_request;
@@ -389,7 +470,29 @@ bool StatelessChannel::Resume(jsonrpc::Message& msg, std::shared_ptr<StreamWrite
 }
 
 void StatelessChannel::Sweep(std::chrono::steady_clock::time_point now) {
+  // Retries that have waited long enough on an approval get another InputRequiredResult.
+  std::vector<std::string> poll;
+  for (auto& [key, p] : pending_) {
+    if (!p.approval_id.empty() && p.writer && now - p.waiting_since >= kApprovalPoll) {
+      poll.push_back(key);
+    }
+  }
+  for (const std::string& key : poll) SuspendForApproval(key);
   for (auto it = suspended_.begin(); it != suspended_.end();) {
+    if (it->second.server_request.is_null()) {
+      // A held call: it ends with its approval (an expiry included); an outcome nobody came
+      // back for is dropped after kInputTimeout.
+      auto p = pending_.find(it->second.key);
+      if (p == pending_.end()) {
+        it = suspended_.erase(it);
+      } else if (p->second.answer && now - p->second.answered_at >= kInputTimeout) {
+        pending_.erase(p);
+        it = suspended_.erase(it);
+      } else {
+        ++it;
+      }
+      continue;
+    }
     if (now - it->second.since < kInputTimeout) {
       ++it;
       continue;

@@ -25,6 +25,13 @@
 // did not declare the capability for, or one that cannot be tied to a request, is refused to
 // the server. A call left waiting for kInputTimeout is cancelled.
 //
+// A call held for a human's approval is answered the same way rather than left open: an
+// InputRequiredResult whose requestState names the held call (and, for a client that declared
+// elicitation, a question telling the user the call waits for approval — a declined answer
+// withdraws the call). The client's retry waits for the decision on its own response stream
+// for up to kApprovalPoll (then another InputRequiredResult); the decision's outcome, when it
+// came while no retry waited, is kept for the next retry for kInputTimeout.
+//
 // The channel's id — the audit record's session and the key of `scope: session` counters — is
 // the same on every loop ("stateless:<grant>"): for a client without sessions, a session-scoped
 // limit is the grant's limit.
@@ -68,6 +75,7 @@ class StatelessChannel : public gateway::ClientSink,
   // Cancels the calls whose input the client has not given within kInputTimeout.
   void Sweep(std::chrono::steady_clock::time_point now);
   static constexpr std::chrono::minutes kInputTimeout{10};
+  static constexpr std::chrono::seconds kApprovalPoll{30};
 
   // Whether the relay failed to initialize (the router makes a new channel for the next
   // request).
@@ -79,6 +87,7 @@ class StatelessChannel : public gateway::ClientSink,
 
   // ClientSink: a message from the relay.
   void Deliver(const jsonrpc::Message& msg, const std::optional<json::value>& related) override;
+  void Held(const json::value& client_id, const std::string& approval_id) override;
 
   static constexpr size_t kMaxWaiting = 1024;
 
@@ -91,13 +100,17 @@ class StatelessChannel : public gateway::ClientSink,
     std::optional<int> log_severity;            // notifications/message at or above, if asked
     json::object client_capabilities;
     json::value params;  // as the client sent them: a retry must name the same call
+    std::string approval_id;  // held for this approval
+    std::chrono::steady_clock::time_point waiting_since;  // of the current writer
+    std::optional<jsonrpc::Message> answer;  // came while no client waited (writer null)
+    std::chrono::steady_clock::time_point answered_at;
   };
   // A call whose server asked a question the client is to answer on a retry.
   struct Suspended {
     std::string key;               // the call's channel id (pending_)
     json::value server_request;    // the id the relay gave the server's request
     std::string input_key;         // its key in inputRequests
-    json::value input_request;     // {method, params}
+    json::value input_request;     // {method, params}; null: a call held for approval
     std::chrono::steady_clock::time_point since;
   };
   struct Waiting {
@@ -127,6 +140,8 @@ class StatelessChannel : public gateway::ClientSink,
   // 2026-07-28 server's own).
   bool Resume(jsonrpc::Message& msg, std::shared_ptr<StreamWriter>& writer);
   static json::value InputRequired(const Suspended& s, const std::string& state);
+  // Answers the approval-held call `key` with an InputRequiredResult (its writer goes).
+  void SuspendForApproval(const std::string& key);
 
   std::string id_;
   std::string grant_;

@@ -340,6 +340,63 @@ describe("a 2025-era server's questions become input_required rounds", () => {
   });
 });
 
+describe('a call held for approval, for a client without sessions', () => {
+  const record = path.join(tmp, 'approvals.jsonl');
+  const state = `sqlite:${path.join(tmp, 'approvals.db')}`;
+  const approvalPolicy = path.join(tmp, 'approval.yaml');
+  let gw;
+  before(async () => {
+    fs.writeFileSync(approvalPolicy, ['version: "1"', 'default: deny', 'tools:',
+      '  pay: {action: require_approval, approval_timeout: 60s}', '  echo: {}', ''].join('\n'));
+    gw = await startGateway(['-p', approvalPolicy, '--state', state, '--', process.execPath, RECORDER, record]);
+  });
+  after(() => stop(gw?.proc));
+  const approvals = (...args) => spawnSync(TOOLWARDEN, ['approvals', '--state', state, ...args], { encoding: 'utf8' });
+  const pendingFor = (amount) => eventually(() => approvals('list', '--json').stdout.trim().split('\n').filter(Boolean)
+    .map((l) => JSON.parse(l)).find((a) => a.state === 'pending' && JSON.stringify(a.arguments ?? a).includes(String(amount))), 10000, 'a pending approval');
+
+  it('answers input_required, and the retry gets the approved call', async () => {
+    const pay = (extra, opts) => post(gw.url, 'tools/call', { name: 'pay', arguments: { amount: 42 }, ...extra }, opts);
+    const held = await pay({}, { caps: { elicitation: {} } });
+    const r = held.body.result;
+    assert.equal(r.resultType, 'input_required');
+    assert.match(r.inputRequests['toolwarden-approval'].params.message, /approval/);
+    assert.equal(recordedCalls(record).length, 0);  // nothing crossed yet
+    // The state names this call only.
+    const other = await post(gw.url, 'tools/call', { name: 'pay', arguments: { amount: 43 }, requestState: r.requestState });
+    assert.equal(other.body.error.code, -32602);
+    const approval = await pendingFor(42);
+    assert.equal(approvals('approve', approval.id).status, 0);
+    const done = await pay({ requestState: r.requestState, inputResponses: { 'toolwarden-approval': { action: 'accept' } } },
+      { id: 2, caps: { elicitation: {} } });
+    assert.equal(done.body.id, 2);
+    assert.match(done.body.result.content[0].text, /called pay/);
+    assert.deepEqual(recordedCalls(record).map((m) => m.params.arguments.amount), [42]);
+  });
+
+  it('lets a retry wait for the decision, and a declined notice withdraws the call', async () => {
+    const held = await post(gw.url, 'tools/call', { name: 'pay', arguments: { amount: 7 } });
+    const { requestState } = held.body.result;
+    assert.equal(held.body.result.inputRequests, undefined);  // no elicitation declared: a bare retry
+    const waiting = post(gw.url, 'tools/call', { name: 'pay', arguments: { amount: 7 }, requestState }, { id: 3 });
+    const approval = await pendingFor(7);
+    assert.equal(approvals('deny', approval.id, '--reason', 'not today').status, 0);
+    const denied = await waiting;
+    assert.match(denied.body.result.content[0].text, /\[POLICY DENIED\].*not today/);
+
+    const again = await post(gw.url, 'tools/call', { name: 'pay', arguments: { amount: 8 } }, { caps: { elicitation: {} } });
+    const second = await pendingFor(8);
+    const withdrawn = await post(gw.url, 'tools/call', {
+      name: 'pay', arguments: { amount: 8 }, requestState: again.body.result.requestState,
+      inputResponses: { 'toolwarden-approval': { action: 'decline' } },
+    }, { id: 4, caps: { elicitation: {} } });
+    assert.ok(withdrawn.body.error, JSON.stringify(withdrawn.body));
+    await eventually(() => approvals('list', '--all', '--json').stdout.includes(`"id":"${second.id}","state":"cancelled"`) ||
+      approvals('list', '--all', '--json').stdout.split('\n').some((l) => l.includes(second.id) && l.includes('cancelled')), 10000, 'the approval withdrawn');
+    assert.deepEqual(recordedCalls(record).map((m) => m.params.arguments.amount), [42]);
+  });
+});
+
 describe('serve: 2026-07-28 clients on the aggregate and on one server', () => {
   let upstream;
   let gw;

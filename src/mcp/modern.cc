@@ -50,6 +50,22 @@ Result<RequestMeta> ReadRequestMeta(const json::value& params) {
   return out;
 }
 
+std::optional<jsonrpc::Message> CheckRequest(const jsonrpc::Message& msg, RequestMeta& meta) {
+  auto read = ReadRequestMeta(msg.params);
+  if (!read) return jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams, read.error().message());
+  meta = std::move(*read);
+  if (!IsModernVersion(meta.version)) return UnsupportedVersionError(msg.id, meta.version);
+  if (!RequestAllowed(msg.method)) {
+    return jsonrpc::MakeError(msg.id, jsonrpc::kMethodNotFound, "Method not found: " + msg.method);
+  }
+  if (msg.method == kListen) {
+    if (auto f = ReadListenFilter(msg.params); !f) {
+      return jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams, f.error().message());
+    }
+  }
+  return std::nullopt;
+}
+
 bool RequestAllowed(std::string_view method) {
   static constexpr std::string_view kAllowed[] = {
       kDiscover,           kListen,          "tools/list",      "tools/call",

@@ -56,6 +56,11 @@ struct RequestMeta {
 // returned as given (it may be one the gateway does not speak: see IsModernVersion).
 Result<RequestMeta> ReadRequestMeta(const json::value& params);
 
+// Checks a request of the modern era, whatever carries it: its `_meta` (into `meta`), its
+// version, its method. nullopt when it may be served; else the error answering it (-32602,
+// -32022 or -32601 — on HTTP a 404 for the last, a 400 for the others).
+std::optional<jsonrpc::Message> CheckRequest(const jsonrpc::Message& msg, RequestMeta& meta);
+
 // The client requests of the modern era the gateway relays or answers. Everything else —
 // initialize, ping, logging/setLevel, resources/(un)subscribe, anything unknown — is answered
 // 404 with -32601.

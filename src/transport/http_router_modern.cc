@@ -80,8 +80,9 @@ HttpRouter::Routed HttpRouter::RouteStateless(const Request& req, const Fields& 
                                      "accepted (" + (msg.method.empty() ? "a response" : msg.method) +
                                          " was not relayed)"));
   }
-  auto meta = modern::ReadRequestMeta(msg.params);
-  if (!meta && fields.protocol_version.empty()) {
+  modern::RequestMeta meta;
+  std::optional<jsonrpc::Message> problem = modern::CheckRequest(msg, meta);
+  if (problem && meta.version.empty() && fields.protocol_version.empty()) {
     // Nothing says which era: a 2025-era client that skipped initialize as much as a
     // 2026-07-28 client that forgot its metadata.
     return refuse(http::status::bad_request,
@@ -91,38 +92,32 @@ HttpRouter::Routed HttpRouter::RouteStateless(const Request& req, const Fields& 
                                      "MCP-Protocol-Version and params._meta with its version "
                                      "and capabilities)"));
   }
-  if (!meta) {
-    return refuse(http::status::bad_request,
-                  jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams, meta.error().message()));
-  }
   const modern::MirroredHeaders headers{fields.protocol_version, fields.mcp_method,
                                         fields.mcp_name, fields.has_mcp_method,
                                         fields.has_mcp_name};
-  // A version the gateway does not speak is answered as such — unless the header already
-  // disagrees with the body, which is a mismatch whatever the versions.
-  if (!modern::IsModernVersion(meta->version) &&
-      (fields.protocol_version.empty() || fields.protocol_version == meta->version)) {
-    return refuse(http::status::bad_request, modern::UnsupportedVersionError(msg.id, meta->version));
+  // A header that disagrees with the body is a mismatch whatever the versions; then the
+  // request itself; then the method and name the headers mirror.
+  if (!meta.version.empty() && !fields.protocol_version.empty() &&
+      fields.protocol_version != meta.version) {
+    problem = jsonrpc::MakeError(msg.id, modern::kHeaderMismatch,
+                                 *modern::HeaderMismatch(headers, msg, meta.version));
+  } else if (!problem) {
+    if (auto mismatch = modern::HeaderMismatch(headers, msg, meta.version)) {
+      problem = jsonrpc::MakeError(msg.id, modern::kHeaderMismatch, *mismatch);
+    }
   }
-  if (!modern::RequestAllowed(msg.method)) {
-    return refuse(http::status::not_found,
-                  jsonrpc::MakeError(msg.id, jsonrpc::kMethodNotFound,
-                                     "Method not found: " + msg.method));
-  }
-  if (auto mismatch = modern::HeaderMismatch(headers, msg, meta->version)) {
-    spdlog::warn("http: refused a 2026-07-28 request from {}: {}", grant, *mismatch);
-    return refuse(http::status::bad_request,
-                  jsonrpc::MakeError(msg.id, modern::kHeaderMismatch, *mismatch));
+  if (problem) {
+    const int code = static_cast<int>(problem->error.at("code").as_int64());
+    if (code == modern::kHeaderMismatch) {
+      spdlog::warn("http: refused a 2026-07-28 request from {}: {}", grant,
+                   std::string(problem->error.at("message").as_string()));
+    }
+    return refuse(code == jsonrpc::kMethodNotFound ? http::status::not_found
+                                                   : http::status::bad_request,
+                  *problem);
   }
   std::optional<modern::ListenFilter> filter;
-  if (msg.method == modern::kListen) {
-    auto f = modern::ReadListenFilter(msg.params);
-    if (!f) {
-      return refuse(http::status::bad_request,
-                    jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams, f.error().message()));
-    }
-    filter = *f;
-  }
+  if (msg.method == modern::kListen) filter = *modern::ReadListenFilter(msg.params);
   std::optional<Response> error;
   auto channel = Channel(req, grant, route, error);
   if (!channel) return Routed::Respond(std::move(*error));
@@ -137,7 +132,7 @@ HttpRouter::Routed HttpRouter::RouteStateless(const Request& req, const Fields& 
   } else if (filter) {
     channel->Listen(msg.id, *filter, r.writer);
   } else {
-    channel->Submit(std::move(msg), *meta, r.writer);
+    channel->Submit(std::move(msg), meta, r.writer);
   }
   return r;
 }

@@ -5,10 +5,14 @@
 
 #include <boost/asio.hpp>
 #include <deque>
+#include <unordered_map>
 #include <thread>
 
+#include "mcp/modern.h"
+#include "mcp/protocol.h"
 #include "transport/framing.h"
 #include "transport/outbox.h"
+#include "transport/stateless_channel.h"
 
 namespace tw::transport {
 
@@ -23,7 +27,7 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
         options_(options),
         in_(io),
         out_(io),
-        session_(make_session(*this)),
+        make_session_(make_session),
         framer_(
             options.max_message_bytes, [this](std::string_view line) { OnLine(line); },
             [this](size_t bytes) {
@@ -40,7 +44,6 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
   }
 
   void Start() {
-    session_->Start();
     boost::system::error_code ec;
     out_.assign(::dup(options_.out_fd), ec);
     if (ec) out_blocking_ = true;  // a regular file: plain blocking writes are fine
@@ -94,7 +97,94 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
         Write(jsonrpc::Serialize(jsonrpc::MakeError(item.error())));
         continue;
       }
-      session_->HandleClientMessage(std::move(*item));
+      if (!session_ && !channel_) Choose(*item);
+      if (channel_) {
+        HandleStateless(std::move(*item));
+      } else {
+        session_->HandleClientMessage(std::move(*item));
+      }
+    }
+  }
+
+  // The era of the client, from its first message: a 2026-07-28 client starts with
+  // server/discover (its stdio probe) or any request naming that era in its _meta; anything
+  // else — an initialize above all — is a 2025-era client, served by one session as before.
+  void Choose(const jsonrpc::Message& first) {
+    bool modern_client = first.IsRequest() && first.method == mcp::modern::kDiscover;
+    if (const json::object* p = first.params.if_object()) {
+      if (const json::value* meta = p->if_contains("_meta"); meta && meta->is_object()) {
+        if (meta->as_object().contains(mcp::modern::kMetaProtocolVersion)) modern_client = true;
+      }
+    }
+    if (first.IsRequest() && first.method == mcp::method::kInitialize) modern_client = false;
+    if (modern_client) {
+      spdlog::info("stdio: the client speaks {}: serving it without a session",
+                   mcp::modern::kVersion);
+      channel_ = std::make_shared<StatelessChannel>("stateless:local", make_session_, "local", "");
+      channel_->Start();
+      return;
+    }
+    session_ = make_session_(*this);
+    session_->Start();
+  }
+
+  // One message of a 2026-07-28 client on stdio: a request is checked and served by the
+  // channel, its answer and notifications written as they come; notifications/cancelled ends
+  // the request it names; nothing else is relayed.
+  void HandleStateless(jsonrpc::Message msg) {
+    if (msg.kind == jsonrpc::Kind::kNotification) {
+      if (msg.method != mcp::method::kCancelled) return;
+      const json::object* p = msg.params.if_object();
+      const json::value* id = p ? p->if_contains("requestId") : nullptr;
+      if (!id) return;
+      auto it = streams_.find(jsonrpc::IdKey(*id));
+      if (it == streams_.end()) return;
+      std::shared_ptr<StreamWriter> writer = it->second;
+      streams_.erase(it);
+      writer->detached = true;
+      channel_->Cancelled(writer);
+      writer->Finish();
+      return;
+    }
+    if (!msg.IsRequest()) return;  // a client of that era answers no server request
+    mcp::modern::RequestMeta meta;
+    if (auto problem = mcp::modern::CheckRequest(msg, meta)) {
+      Write(jsonrpc::Serialize(*problem));
+      return;
+    }
+    const std::string key = jsonrpc::IdKey(msg.id);
+    if (streams_.contains(key)) {
+      Write(jsonrpc::Serialize(jsonrpc::MakeError(
+          msg.id, jsonrpc::kInvalidRequest,
+          "Invalid Request: id " + jsonrpc::IdToString(msg.id) + " is already in use")));
+      return;
+    }
+    auto writer = std::make_shared<StreamWriter>(io_.get_executor());
+    streams_.emplace(key, writer);
+    asio::co_spawn(io_, Pump(shared_from_this(), key, writer), asio::detached);
+    if (msg.method == mcp::modern::kDiscover) {
+      channel_->Discover(msg.id, writer);
+    } else if (msg.method == mcp::modern::kListen) {
+      channel_->Listen(msg.id, *mcp::modern::ReadListenFilter(msg.params), writer);
+    } else {
+      channel_->Submit(std::move(msg), meta, writer);
+    }
+  }
+
+  // Writes what one request's writer receives, as lines, until it is finished.
+  static awaitable<void> Pump(std::shared_ptr<Impl> self, std::string key,
+                              std::shared_ptr<StreamWriter> writer) {
+    for (;;) {
+      while (!writer->queue.empty()) {
+        if (!writer->detached) self->Write(std::move(writer->queue.front().data));
+        writer->queue.pop_front();
+      }
+      if (writer->done || self->eof_) break;
+      writer->wake.expires_at(std::chrono::steady_clock::time_point::max());
+      co_await writer->wake.async_wait(asio::as_tuple(use_awaitable));
+    }
+    if (auto it = self->streams_.find(key); it != self->streams_.end() && it->second == writer) {
+      self->streams_.erase(it);
     }
   }
 
@@ -102,7 +192,9 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
     if (eof_) return;
     eof_ = true;
     spdlog::info("stdio: client closed stdin; shutting down");
-    session_->Close();
+    if (session_) session_->Close();
+    if (channel_) channel_->Close();
+    for (auto& [key, w] : streams_) w->Finish();
     boost::system::error_code ignored;
     in_.close(ignored);
     if (!writing_) out_.close(ignored);
@@ -141,7 +233,11 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
   StdioOptions options_;
   asio::posix::stream_descriptor in_;
   asio::posix::stream_descriptor out_;
+  gateway::SessionMaker make_session_;
+  // One of the two, made when the first message says which era the client speaks.
   std::unique_ptr<gateway::McpSession> session_;
+  std::shared_ptr<StatelessChannel> channel_;
+  std::unordered_map<std::string, std::shared_ptr<StreamWriter>> streams_;  // by request id key
   LineFramer framer_;
   std::deque<std::string> outbox_;
   bool writing_ = false;

@@ -1,6 +1,8 @@
 // StdioServer: the client side over stdio. Reads newline-delimited JSON-RPC from stdin, writes
 // to stdout (nothing else is ever written there), and relays through the one session its
-// SessionMaker makes.
+// SessionMaker makes — or, for a 2026-07-28 client (its first message is server/discover or
+// names that era in its _meta), through a StatelessChannel over that session, each request
+// answered as it completes.
 //
 // Malformed input is answered (-32700 / -32600, id null when unreadable) and never forwarded;
 // a line over the size limit is skipped and answered with -32600. On stdin EOF the session is

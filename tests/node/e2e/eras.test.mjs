@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { Client as ModernClient, StreamableHTTPClientTransport as ModernTransport } from '@modelcontextprotocol/client';
+import { StdioClientTransport as ModernStdio } from '@modelcontextprotocol/client/stdio';
 import { Client as LegacyClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as LegacyTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -172,6 +173,44 @@ describe('a 2026-07-28 client in front of a 2025-era server (run --listen)', () 
     assert.match(r.content[0].text, /called echo/);
     assert.equal(r.resultType, undefined);  // a 2025-era answer is not rewritten
     await client.close();
+  });
+});
+
+describe('a 2026-07-28 client on stdio (run)', () => {
+  it('is served without a session after its server/discover probe, under the policy', async () => {
+    const record = path.join(tmp, 'stdio.jsonl');
+    const client = new ModernClient({ name: 'v2', version: '1' }, { versionNegotiation: { mode: 'auto' } });
+    await client.connect(new ModernStdio({
+      command: TOOLWARDEN, args: ['run', '-p', policy, '--state', 'memory', '--', process.execPath, RECORDER, record], stderr: 'ignore',
+    }));
+    assert.equal(client.getNegotiatedProtocolVersion(), '2026-07-28');
+    const ok = await client.callTool({ name: 'echo', arguments: { message: 'stdio' } });
+    assert.match(ok.content[0].text, /called echo/);
+    const denied = await client.callTool({ name: 'pay', arguments: { amount: 1000 } });
+    assert.ok(denied.content[0].text.startsWith(DENY_PREFIX));
+    await client.close();
+    assert.deepEqual(recordedCalls(record).map((m) => m.params.name), ['echo']);
+  });
+
+  it('answers a request without the era\'s _meta with -32602, and a removed method with -32601', async () => {
+    const { spawn } = await import('node:child_process');
+    const readline = await import('node:readline');
+    const proc = spawn(TOOLWARDEN, ['run', '-p', policy, '--state', 'memory', '--', process.execPath, RECORDER, path.join(tmp, 'stdio2.jsonl')],
+      { stdio: ['pipe', 'pipe', 'ignore'] });
+    const answers = new Map();
+    readline.createInterface({ input: proc.stdout }).on('line', (l) => { const m = JSON.parse(l); answers.set(m.id, m); });
+    const send = (m) => proc.stdin.write(`${JSON.stringify(m)}\n`);
+    send({ jsonrpc: '2.0', id: 1, method: 'server/discover', params: { _meta: META() } });
+    send({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} });
+    send({ jsonrpc: '2.0', id: 3, method: 'ping', params: { _meta: META() } });
+    send({ jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'pay', arguments: { amount: 5 }, _meta: { ...META(), 'io.modelcontextprotocol/protocolVersion': '1999-01-01' } } });
+    const got = await eventually(() => answers.size >= 4 && answers, 10000, 'four answers');
+    assert.equal(got.get(1).result.supportedVersions[0], '2026-07-28');
+    assert.equal(got.get(2).error.code, -32602);
+    assert.equal(got.get(3).error.code, -32601);
+    assert.equal(got.get(4).error.code, -32022);
+    proc.stdin.end();
+    await stop(proc);
   });
 });
 

@@ -11,6 +11,8 @@
 #   tw-realistic  the same with bench/policies/realistic.yaml (seed + 50 regex rules, two limits
 #                 charged per call) and counters + audit in a SQLite file; event loops: one
 #                 per core (workers: auto)
+#   tw-realistic-2026    tw-realistic driven by 2026-07-28 clients (loadgen --era 2026-07-28: no
+#                 session, _meta and mirrored headers on every call)
 #   tw-realistic-1loop   the same on one event loop (--workers 1)
 #   tw-serve      toolwarden serve (grant token, aggregate /mcp), realistic policy, SQLite
 # HTTP client → stdio upstream (bench/fast_server stdio):
@@ -83,7 +85,7 @@ wait_http() {  # wait_http PORT: until something accepts connections there
   done
 }
 
-declare -A url pid token
+declare -A url pid token era
 
 "$fast" http > "$tmp/fast.out" 2>&1 & pids+=($!)
 fast_port=$(wait_for "$tmp/fast.out" 'LISTENING [0-9]+' | cut -d' ' -f2)
@@ -127,6 +129,8 @@ for kind in allow realistic realistic-1loop; do
   wait_http "$port"
   url[tw-$kind]=http://127.0.0.1:$port/mcp; pid[tw-$kind]=${pids[-1]}
 done
+url[tw-realistic-2026]=${url[tw-realistic]}; pid[tw-realistic-2026]=${pid[tw-realistic]}
+era[tw-realistic-2026]=2026-07-28
 
 # toolwarden serve: a remote server, and the same server as a shared stdio child.
 serve_port=$(freeport)
@@ -163,10 +167,11 @@ wait_http "$mp_port"
 url[mcp-proxy]=http://127.0.0.1:$mp_port/mcp; pid[mcp-proxy]=${pids[-1]}
 
 everything=$root/tests/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js
-http_labels=(direct nginx tw-allow tw-realistic tw-realistic-1loop tw-serve supergateway mcp-proxy tw-serve-stdio)
+http_labels=(direct nginx tw-allow tw-realistic tw-realistic-2026 tw-realistic-1loop tw-serve supergateway mcp-proxy tw-serve-stdio)
 run_http() {  # run_http LABEL
   local l=$1 args=(--url "${url[$l]}" -c "$connections" -d "$duration" --warmup "$warmup" --label "$l")
   [ -n "${token[$l]:-}" ] && args+=(--token "${token[$l]}")
+  [ -n "${era[$l]:-}" ] && args+=(--era "${era[$l]}")
   [ -n "${pid[$l]:-}" ] && args+=(--pid "${pid[$l]}")
   "$loadgen" http "${args[@]}" >> "$out" || echo "{\"label\":\"$l\",\"failed\":true}" >> "$out"
   "$loadgen" http "${args[@]}" --rate "$rate" --label "$l@${rate}/s" >> "$out" \

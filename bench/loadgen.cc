@@ -3,7 +3,7 @@
 //
 //   loadgen http --url http://127.0.0.1:P/mcp [--token T] [-c CONNECTIONS] [-d SECONDS]
 //                [--rate CALLS_PER_S] [--warmup SECONDS] [--pid PID] [--label NAME]
-//                [--url URL2 ...] [--threads T]
+//                [--url URL2 ...] [--threads T] [--era 2026-07-28]
 //                               several --url: connection i goes to URL i mod N (one upstream
 //                               each, for the scaling runs; the k-th --token goes with the k-th
 //                               --url, the first with any --url after the last); --threads: the connections are
@@ -18,7 +18,8 @@
 //   loadgen freeport            prints a free loopback TCP port
 //
 // Every connection is its own MCP session (initialize, notifications/initialized, then
-// tools/call echo). Without --rate the load is closed-loop: each connection sends its next call
+// tools/call echo) — or, with --era 2026-07-28, a client of that era: no session, every call
+// with its version and capabilities in _meta and the Mcp-Method / Mcp-Name headers. Without --rate the load is closed-loop: each connection sends its next call
 // when the previous one is answered (throughput). With --rate it is open-loop: call k is due at
 // start + k/rate, and its latency is measured from when it was due, not from when a busy
 // connection got round to sending it — so a stall shows up in the percentiles instead of
@@ -72,6 +73,7 @@ struct Options {
   std::vector<int> pids;
   std::string label;
   std::vector<std::string> command;
+  std::string era;  // "2026-07-28": stateless calls; else 2025 sessions
 };
 
 struct Stats {
@@ -107,10 +109,14 @@ ProcSample SampleProc(int pid) {
   return s;
 }
 
-std::string CallBody(int64_t id) {
+std::string CallBody(int64_t id, bool modern = false) {
   return R"({"jsonrpc":"2.0","id":)" + std::to_string(id) +
          R"(,"method":"tools/call","params":{"name":"echo","arguments":{"message":"m)" +
-         std::to_string(id) + R"("}}})";
+         std::to_string(id) + R"("})" +
+         (modern ? R"(,"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",)"
+                   R"("io.modelcontextprotocol/clientCapabilities":{},)"
+                   R"("io.modelcontextprotocol/clientInfo":{"name":"loadgen","version":"1"}}}})"
+                 : "}}");
 }
 
 // True if `body` (JSON or one SSE event) is a result echoing message m<id>: the fast server
@@ -181,13 +187,18 @@ asio::awaitable<void> HttpConnection(const Options& o, const Target& t, int inde
   stream.socket().set_option(tcp::no_delay(true));
   beast::flat_buffer buffer;
   std::string session;
+  const bool modern = o.era == "2026-07-28";
   auto exchange = [&](std::string body) -> asio::awaitable<http::response<http::string_body>> {
     http::request<http::string_body> req{http::verb::post, t.path, 11};
     req.set(http::field::host, t.host + ":" + t.port);
     req.set(http::field::content_type, "application/json");
     req.set(http::field::accept, "application/json, text/event-stream");
     if (!t.token.empty()) req.set(http::field::authorization, "Bearer " + t.token);
-    if (!session.empty()) {
+    if (modern) {
+      req.set("MCP-Protocol-Version", "2026-07-28");
+      req.set("Mcp-Method", "tools/call");
+      req.set("Mcp-Name", "echo");
+    } else if (!session.empty()) {
       req.set("Mcp-Session-Id", session);
       req.set("MCP-Protocol-Version", "2025-06-18");
     }
@@ -199,15 +210,17 @@ asio::awaitable<void> HttpConnection(const Options& o, const Target& t, int inde
     co_await http::async_read(stream, buffer, res, asio::use_awaitable);
     co_return res;
   };
-  auto init = co_await exchange(
-      R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"loadgen","version":"1"}}})");
-  session = std::string(init["Mcp-Session-Id"]);
-  if (init.result() != http::status::ok) {
-    std::cerr << "loadgen: initialize answered " << init.result_int() << ": " << init.body() << "\n";
-    ++st.errors;
-    co_return;
+  if (!modern) {
+    auto init = co_await exchange(
+        R"({"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"loadgen","version":"1"}}})");
+    session = std::string(init["Mcp-Session-Id"]);
+    if (init.result() != http::status::ok) {
+      std::cerr << "loadgen: initialize answered " << init.result_int() << ": " << init.body() << "\n";
+      ++st.errors;
+      co_return;
+    }
+    co_await exchange(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
   }
-  co_await exchange(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
   asio::steady_timer timer(ex);
   const double interval_us = o.rate > 0 ? 1e6 / o.rate : 0;
   for (int64_t k = index;; k += o.connections) {
@@ -223,7 +236,7 @@ asio::awaitable<void> HttpConnection(const Options& o, const Target& t, int inde
       break;
     }
     const int64_t id = k + 1;
-    auto res = co_await exchange(CallBody(id));
+    auto res = co_await exchange(CallBody(id, modern));
     const auto done = Clock::now();
     if (due < measure_from) continue;
     if (res.result() != http::status::ok || !GoodAnswer(res.body(), id)) {
@@ -573,6 +586,7 @@ int main(int argc, char** argv) {
     else if (a == "--warmup") o.warmup_s = std::stod(value());
     else if (a == "--pid") o.pids.push_back(std::stoi(value()));
     else if (a == "--label") o.label = value();
+    else if (a == "--era") o.era = value();
     else if (a == "--") {
       for (++i; i < argc; ++i) o.command.emplace_back(argv[i]);
     } else {

@@ -50,6 +50,11 @@ for (const l of closed) {
   const rss = stat(l, 'pid0_peak_rss_kib');
   console.log(`| ${l} | ${fmt(t.med)}${spread(t)} | ${ratio(t.med, tput('direct').med)} | ${ratio(t.med, tput('tw-realistic').med)} | ${fmt(cpu.med, 2)} | ${fmt(rss.med / 1024, 1)} | ${failures(l)} |`);
 }
+if (by.has('tw-realistic-2026') && by.has('tw-realistic')) {
+  // The same gateway, the same run: a 2026-07-28 stateless call against a 2025-era session's.
+  const c26 = stat('tw-realistic-2026', 'cpu_s_per_10k'), c25 = stat('tw-realistic', 'cpu_s_per_10k');
+  console.log(`\n2026-07-28 call vs 2025-era call, CPU per call: ${ratio(c26.med, c25.med)} (target ≤ 1.1)`);
+}
 }
 if (open.length) {
 console.log('\n### Latency at a fixed rate (open loop, µs)\n');

@@ -8,12 +8,8 @@
 #   bench/eras.sh [--rounds N] [--duration S] [--connections C]
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-build=${BUILD_DIR:-$root/build}
+source "$(dirname "$0")/lib.sh"
 tw=$build/toolwarden
-fast=$build/bench/fast_server
-loadgen=$build/bench/loadgen
 rounds=5 duration=3 connections=8
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -27,30 +23,10 @@ for bin in "$tw" "$fast" "$loadgen"; do
   [ -x "$bin" ] || { echo "missing $bin: run make first" >&2; exit 2; }
 done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-wait_for() {  # wait_for FILE REGEX: polls until FILE matches, prints the first match
-  local deadline=$((SECONDS + 20))
-  while [ $SECONDS -lt $deadline ]; do
-    if grep -qaE "$2" "$1" 2>/dev/null; then grep -aoE "$2" "$1" | head -1; return 0; fi
-    sleep 0.05
-  done
-  echo "timed out waiting for $2 in $1" >&2; return 1
-}
-
-"$fast" http > "$tmp/fast.out" 2>&1 & pids+=($!)
-fast_port=$(wait_for "$tmp/fast.out" 'LISTENING [0-9]+' | cut -d' ' -f2)
-"$tw" run --listen 127.0.0.1:0 -p "$here/policies/realistic.yaml" --state "sqlite:$tmp/state.db" \
-  --upstream "http://127.0.0.1:$fast_port/mcp" > "$tmp/tw.log" 2>&1 & pids+=($!)
-tw_pid=${pids[-1]}
-port=$(wait_for "$tmp/tw.log" 'listening on http://127\.0\.0\.1:[0-9]+' | sed -E 's/.*:([0-9]+)$/\1/')
-url=http://127.0.0.1:$port/mcp
+start_fast_http
+start_listen "$tw" "$here/policies/realistic.yaml" "sqlite:$tmp/state.db"
+pids+=("$gw")
+tw_pid=$gw url=$gw_url
 
 out=$tmp/runs.jsonl
 for ((round = 0; round < rounds; round++)); do

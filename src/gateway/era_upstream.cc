@@ -217,6 +217,14 @@ void EraUpstream::Listen() {
                                     std::move(params)));
 }
 
+void EraUpstream::ListenEnded() {
+  // Open another while the server keeps acknowledging them (one that refuses is not asked
+  // again and again).
+  const bool again = listen_acknowledged_;
+  listen_id_.clear();
+  if (again && !closed_) Listen();
+}
+
 void EraUpstream::SendModern(jsonrpc::Message msg) {
   switch (msg.kind) {
     case jsonrpc::Kind::kRequest:
@@ -356,10 +364,7 @@ void EraUpstream::OnMessage(jsonrpc::Message msg, std::optional<json::value> rel
       return;
     }
     if (!listen_id_.empty() && id == listen_id_) {
-      // The server ended the subscription: open another while it keeps acknowledging them.
-      const bool again = listen_acknowledged_;
-      listen_id_.clear();
-      if (again && !closed_) Listen();
+      ListenEnded();
       return;
     }
   }
@@ -403,9 +408,7 @@ void EraUpstream::OnRequestFailed(const json::value& id, const Error& error, boo
       return;
     }
     if (!listen_id_.empty() && s == listen_id_) {
-      const bool again = listen_acknowledged_;
-      listen_id_.clear();
-      if (again && !closed_) Listen();
+      ListenEnded();
       return;
     }
   }

@@ -65,6 +65,8 @@ class EraUpstream : public Upstream {
   void BecomeLegacy();
   void SendModern(jsonrpc::Message msg);
   void Listen();
+  // The listen request ended (answered or failed).
+  void ListenEnded();
   void Answer(const json::value& id, json::value result);
   // Adds the era's `_meta` to a request's params (what the request does not say itself).
   void AddMeta(json::value& params) const;

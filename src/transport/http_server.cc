@@ -483,18 +483,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
           stream, router_->ErrorResponse(req, http::status::service_unavailable,
                                          jsonrpc::kConnectionClosed, "The gateway is closing"));
     }
-    http::response<http::empty_body> res{http::status::ok, req.version()};
-    res.set(http::field::server, "toolwarden");
-    res.set(http::field::content_type, "text/event-stream");
-    res.set(http::field::cache_control, "no-cache, no-transform");
-    res.set("X-Accel-Buffering", "no");
-    AddCors(req, res);
-    res.chunked(true);
-    res.keep_alive(fields.keep_alive);
-    http::response_serializer<http::empty_body> sr{res};
-    stream.expires_after(options_.write_timeout);
-    auto [hec, hn] = co_await http::async_write_header(stream, sr, asio::as_tuple(use_awaitable));
-    bool ok = !hec && co_await PumpEvents(stream, writer);
+    bool ok = co_await WriteSseHead(stream, req, fields, {}) && co_await PumpEvents(stream, writer);
     writer->detached = true;
     if (!writer->done) channel->Cancelled(writer);
     if (!ok) co_return false;
@@ -504,24 +493,30 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     co_return !ec && fields.keep_alive;
   }
 
-  // Writes what `writer` receives as an SSE stream until it is finished.
-  awaitable<bool> WriteSse(beast::tcp_stream& stream, const Request& req, const Fields& fields,
-                           std::shared_ptr<HttpMcpSession> session, uint64_t sid,
-                           std::shared_ptr<StreamWriter> writer) {
-    writer->sse = true;  // from here on, what the session pushes is kept for resumption
+  // Writes the head of an SSE response (chunked; the session id when there is one).
+  awaitable<bool> WriteSseHead(beast::tcp_stream& stream, const Request& req, const Fields& fields,
+                               std::string_view session_id) {
     http::response<http::empty_body> res{http::status::ok, req.version()};
     res.set(http::field::server, "toolwarden");
     res.set(http::field::content_type, "text/event-stream");
     res.set(http::field::cache_control, "no-cache, no-transform");
-    res.set(kSessionHeader, session->id());
+    if (!session_id.empty()) res.set(kSessionHeader, session_id);
     res.set("X-Accel-Buffering", "no");
     AddCors(req, res);
     res.chunked(true);
     res.keep_alive(fields.keep_alive);
     http::response_serializer<http::empty_body> sr{res};
     stream.expires_after(options_.write_timeout);
-    auto [hec, hn] = co_await http::async_write_header(stream, sr, asio::as_tuple(use_awaitable));
-    bool ok = !hec;
+    auto [ec, n] = co_await http::async_write_header(stream, sr, asio::as_tuple(use_awaitable));
+    co_return !ec;
+  }
+
+  // Writes what `writer` receives as an SSE stream until it is finished.
+  awaitable<bool> WriteSse(beast::tcp_stream& stream, const Request& req, const Fields& fields,
+                           std::shared_ptr<HttpMcpSession> session, uint64_t sid,
+                           std::shared_ptr<StreamWriter> writer) {
+    writer->sse = true;  // from here on, what the session pushes is kept for resumption
+    bool ok = co_await WriteSseHead(stream, req, fields, session->id());
     if (ok && !session->legacy() && WantsPriming(session->relay().protocol_version())) {
       // The priming id points just before the first event this response carries, so a client
       // that resumes from it misses nothing.

@@ -137,7 +137,9 @@ void StatelessChannel::Close() {
   if (closed_) return;
   closed_ = true;
   for (auto& w : waiting_) w.writer->Finish();
-  for (auto& [key, p] : pending_) p.writer->Finish();
+  for (auto& [key, p] : pending_) {
+    if (p.writer) p.writer->Finish();  // a suspended call has none
+  }
   for (auto& l : listeners_) {
     // A graceful end of the subscription: its answer, then the end of the stream.
     json::value result = json::object{
@@ -331,7 +333,8 @@ void StatelessChannel::Held(const json::value& client_id, const std::string& app
   auto it = pending_.find(std::string(client_id.as_string()));
   if (it == pending_.end()) return;
   it->second.approval_id = approval_id;
-  if (it->second.writer) SuspendForApproval(it->first);
+  // Past kMaxSuspended the call is held on its open request, as for a 2025 client.
+  if (it->second.writer && suspended_.size() < kMaxSuspended) SuspendForApproval(it->first);
 }
 
 void StatelessChannel::SuspendForApproval(const std::string& key) {
@@ -360,6 +363,10 @@ void StatelessChannel::SuspendForApproval(const std::string& key) {
 void StatelessChannel::AskClient(const std::string& key, const jsonrpc::Message& msg) {
   Pending& p = pending_.at(key);
   const std::string_view capability = CapabilityFor(msg.method);
+  if (suspended_.size() >= kMaxSuspended) {
+    RefuseServerRequest(msg, "too many calls wait for their clients' input");
+    return;
+  }
   if (capability.empty() || !p.client_capabilities.contains(capability)) {
     RefuseServerRequest(msg, capability.empty()
                                  ? std::string("not a question a 2026-07-28 client answers")
@@ -378,6 +385,18 @@ void StatelessChannel::AskClient(const std::string& key, const jsonrpc::Message&
   modern::DecorateResult(answer.result, p.method, server_info_);
   suspended_.emplace(state, std::move(s));
   Answer(writer, std::move(answer));
+}
+
+void StatelessChannel::AnswerKept(std::unordered_map<std::string, Pending>::iterator p,
+                                  const json::value& id,
+                                  const std::shared_ptr<StreamWriter>& writer) {
+  jsonrpc::Message out = std::move(*p->second.answer);
+  if (out.kind == jsonrpc::Kind::kResponse) {
+    modern::DecorateResult(out.result, p->second.method, server_info_);
+  }
+  pending_.erase(p);
+  out.id = id;
+  Answer(writer, std::move(out));
 }
 
 bool StatelessChannel::Resume(jsonrpc::Message& msg, std::shared_ptr<StreamWriter>& writer) {
@@ -428,12 +447,7 @@ bool StatelessChannel::Resume(jsonrpc::Message& msg, std::shared_ptr<StreamWrite
     }
     Pending& held = p->second;
     if (held.answer) {
-      jsonrpc::Message out = std::move(*held.answer);
-      const std::string method = held.method;
-      pending_.erase(p);
-      out.id = msg.id;
-      if (out.kind == jsonrpc::Kind::kResponse) modern::DecorateResult(out.result, method, server_info_);
-      Answer(writer, std::move(out));
+      AnswerKept(p, msg.id, writer);
       return true;
     }
     held.client_id = msg.id;
@@ -451,13 +465,8 @@ bool StatelessChannel::Resume(jsonrpc::Message& msg, std::shared_ptr<StreamWrite
   if (!response->is_object()) return refuse("inputResponses." + s.input_key + " must be an object");
   if (p->second.answer) {
     // The server ended the call meanwhile: that is the answer.
-    jsonrpc::Message out = std::move(*p->second.answer);
-    const std::string method = p->second.method;
-    pending_.erase(p);
     suspended_.erase(it);
-    out.id = msg.id;
-    if (out.kind == jsonrpc::Kind::kResponse) modern::DecorateResult(out.result, method, server_info_);
-    Answer(writer, std::move(out));
+    AnswerKept(p, msg.id, writer);
     return true;
   }
   p->second.client_id = msg.id;
@@ -477,7 +486,9 @@ void StatelessChannel::Sweep(std::chrono::steady_clock::time_point now) {
       poll.push_back(key);
     }
   }
-  for (const std::string& key : poll) SuspendForApproval(key);
+  for (const std::string& key : poll) {
+    if (suspended_.size() < kMaxSuspended) SuspendForApproval(key);
+  }
   for (auto it = suspended_.begin(); it != suspended_.end();) {
     if (it->second.server_request.is_null()) {
       // A held call: it ends with its approval (an expiry included); an outcome nobody came

@@ -80,8 +80,15 @@ class StatelessChannel : public gateway::ClientSink,
   // Whether the relay failed to initialize (the router makes a new channel for the next
   // request).
   bool failed() const { return failed_; }
-  size_t in_flight() const { return pending_.size() + waiting_.size(); }
-  bool idle() const { return in_flight() == 0 && listeners_.empty() && suspended_.empty(); }
+  // Requests a client waits on (a suspended call waits on its client instead).
+  size_t in_flight() const {
+    size_t n = waiting_.size();
+    for (const auto& [key, p] : pending_) n += p.writer ? 1 : 0;
+    return n;
+  }
+  bool idle() const {
+    return pending_.empty() && waiting_.empty() && listeners_.empty() && suspended_.empty();
+  }
   std::chrono::steady_clock::time_point last_active() const { return last_active_; }
   const std::string& id() const { return id_; }
 
@@ -90,6 +97,8 @@ class StatelessChannel : public gateway::ClientSink,
   void Held(const json::value& client_id, const std::string& approval_id) override;
 
   static constexpr size_t kMaxWaiting = 1024;
+  // The most calls that wait for their client's retry at once.
+  static constexpr size_t kMaxSuspended = 1024;
 
  private:
   struct Pending {
@@ -140,6 +149,10 @@ class StatelessChannel : public gateway::ClientSink,
   // 2026-07-28 server's own).
   bool Resume(jsonrpc::Message& msg, std::shared_ptr<StreamWriter>& writer);
   static json::value InputRequired(const Suspended& s, const std::string& state);
+  // Answers a retry (`id`, `writer`) with the answer the call `p` got while none waited, and
+  // forgets the call.
+  void AnswerKept(std::unordered_map<std::string, Pending>::iterator p, const json::value& id,
+                  const std::shared_ptr<StreamWriter>& writer);
   // Answers the approval-held call `key` with an InputRequiredResult (its writer goes).
   void SuspendForApproval(const std::string& key);
 

@@ -21,7 +21,7 @@ const RECORDER = path.join(FIXTURES, 'recording-server.mjs');
 const MODERN = path.join(FIXTURES, 'modern-server.mjs');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-eras-'));
 fs.writeFileSync(path.join(tmp, 'policy.yaml'), [
-  'version: "1"', 'default: deny', 'tools:',
+  'version: "1"', 'default: deny', 'hide: [release]', 'tools:',
   '  echo: {}',
   '  pay:', '    deny_if: [{path: args.amount, op: gt, value: 100}]',
   '    limits: [{counter: pays, window: hour, max: 2, scope: session}]',
@@ -78,7 +78,7 @@ describe('a 2026-07-28 client in front of a 2025-era server (run --listen)', () 
     await client.connect(new ModernTransport(new URL(gw.url)));
     assert.equal(client.getNegotiatedProtocolVersion?.() ?? '2026-07-28', '2026-07-28');
     const { tools } = await client.listTools();
-    assert.deepEqual(tools.map((t) => t.name).sort(), ['echo', 'pay', 'release', 'wait']);
+    assert.deepEqual(tools.map((t) => t.name).sort(), ['echo', 'pay', 'wait']);  // hidden: release
     const ok = await client.callTool({ name: 'echo', arguments: { message: 'hi' } });
     assert.match(ok.content[0].text, /called echo/);
     const denied = await client.callTool({ name: 'pay', arguments: { amount: 500 } });
@@ -103,6 +103,7 @@ describe('a 2026-07-28 client in front of a 2025-era server (run --listen)', () 
     assert.equal(d.headers.get('mcp-session-id'), null);
     const list = await post(gw.url, 'tools/list');
     assert.equal(list.body.result.resultType, 'complete');
+    assert.ok(!list.body.result.tools.some((t) => t.name === 'release'));  // hidden in every form
     assert.equal(list.body.result.cacheScope, 'private');  // a grant's view, never shared
     assert.ok(Number.isInteger(list.body.result.ttlMs));
   });
@@ -211,6 +212,25 @@ describe('a 2026-07-28 client on stdio (run)', () => {
     assert.equal(got.get(4).error.code, -32022);
     proc.stdin.end();
     await stop(proc);
+  });
+});
+
+describe('a 2026-07-28 stdio server behind run (protocol: auto)', () => {
+  it('is found by its server/discover answer and relayed without a handshake', async () => {
+    const gw = await startGateway(['-p', policy, '--state', 'memory', '--upstream-protocol', 'auto', '--',
+      process.execPath, MODERN, 'stdio']);
+    try {
+      const client = new LegacyClient({ name: 'v1', version: '1' });
+      await client.connect(new LegacyTransport(new URL(gw.url)));
+      const r = await client.callTool({ name: 'test_simple_text', arguments: {} });
+      assert.equal(r.content[0].text, 'This is a simple text response for testing.');
+      await client.close();
+      const modern = await post(gw.url, 'tools/call', { name: 'test_input_required_result_elicitation', arguments: {} }, { caps: { elicitation: {} } });
+      assert.equal(modern.body.result.resultType, 'input_required');
+      assert.match(gw.proc.stderrText, /upstream speaks 2026-07-28/);
+    } finally {
+      await stop(gw.proc);
+    }
   });
 });
 

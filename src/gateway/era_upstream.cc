@@ -37,6 +37,7 @@ void EraUpstream::Start(Events events) {
     listen_id_.clear();
     calls_.clear();
     asks_.clear();
+    listing_.clear();
     if (events_.on_disconnected) events_.on_disconnected(error);
   };
   inner.on_reconnected = [this, alive] {
@@ -257,6 +258,8 @@ void EraUpstream::SendModern(jsonrpc::Message msg) {
       const bool own_era = meta && meta->is_object() &&
                            meta->as_object().contains(modern::kMetaProtocolVersion);
       AddMeta(msg.params);
+      if (msg.method == method::kToolsList) listing_.insert(jsonrpc::IdKey(msg.id));
+      if (msg.method == method::kToolsCall) AddParamHeaders(msg);
       if (!own_era && (msg.method == method::kToolsCall || msg.method == method::kPromptsGet ||
                        msg.method == method::kResourcesRead)) {
         calls_[jsonrpc::IdKey(msg.id)] = Call{msg, {}, {}, nullptr, 0};
@@ -355,7 +358,54 @@ void EraUpstream::Retry(const std::string& key) {
   inner_->Send(std::move(retry));
 }
 
+void EraUpstream::AddParamHeaders(jsonrpc::Message& call) const {
+  if (header_params_.empty()) return;
+  const json::object& params = call.params.as_object();  // AddMeta made it an object
+  const json::value* name = params.if_contains("name");
+  if (!name || !name->is_string()) return;
+  auto it = header_params_.find(std::string(name->as_string()));
+  if (it == header_params_.end()) return;
+  const json::value* args = params.if_contains("arguments");
+  call.http_headers = modern::ParamHeaderLines(it->second, args ? *args : json::value());
+}
+
+void EraUpstream::ObserveTools(json::value& result) {
+  json::object* r = result.if_object();
+  json::value* tools = r ? r->if_contains("tools") : nullptr;
+  if (!tools || !tools->is_array()) return;
+  json::array& list = tools->as_array();
+  for (auto it = list.begin(); it != list.end();) {
+    const json::object* tool = it->if_object();
+    const json::value* name = tool ? tool->if_contains("name") : nullptr;
+    if (!name || !name->is_string()) {
+      ++it;
+      continue;
+    }
+    const json::value* schema = tool->if_contains("inputSchema");
+    auto params = modern::ReadHeaderParams(schema ? *schema : json::value());
+    const std::string n(name->as_string());
+    if (!params) {
+      spdlog::warn("upstream tool \"{}\" left out: {}", n, params.error().message());
+      header_params_.erase(n);
+      it = list.erase(it);
+      continue;
+    }
+    if (params->empty()) {
+      header_params_.erase(n);
+    } else {
+      header_params_[n] = std::move(*params);
+    }
+    ++it;
+  }
+}
+
 void EraUpstream::OnMessage(jsonrpc::Message msg, std::optional<json::value> related) {
+  if (msg.IsResponse() && !listing_.empty()) {
+    if (auto it = listing_.find(jsonrpc::IdKey(msg.id)); it != listing_.end()) {
+      listing_.erase(it);
+      if (msg.kind == jsonrpc::Kind::kResponse) ObserveTools(msg.result);
+    }
+  }
   if (msg.IsResponse() && msg.id.is_string()) {
     const std::string_view id = msg.id.as_string();
     if (!probe_id_.empty() && id == probe_id_) {
@@ -413,6 +463,7 @@ void EraUpstream::OnRequestFailed(const json::value& id, const Error& error, boo
     }
   }
   Forget(jsonrpc::IdKey(id));
+  listing_.erase(jsonrpc::IdKey(id));
   if (events_.on_request_failed) events_.on_request_failed(id, error, sent);
 }
 

@@ -16,6 +16,12 @@
 // legacy server in kAuto mode (the relay's initialize is sent as it was) and fails the
 // initialize in kModern mode. In kLegacy mode nothing is probed.
 //
+// A 2026-07-28 server's tools may mark parameters `x-mcp-header`: the adapter reads them from
+// every tools/list the server answers and gives each tools/call the Mcp-Param-* headers of its
+// arguments (the values that were decided: nothing a client sent in headers is forwarded); a
+// tool whose annotations are invalid is dropped from the list, as the specification asks of a
+// client, so it cannot be called through the gateway.
+//
 // Toward a legacy server, the reserved `_meta` keys of the 2026-07-28 era are removed from
 // every request: they mean nothing to it.
 //
@@ -40,6 +46,7 @@
 #include <string>
 
 #include "gateway/upstream.h"
+#include "mcp/modern.h"
 
 namespace tw::gateway {
 
@@ -103,6 +110,14 @@ class EraUpstream : public Upstream {
     int rounds = 0;
   };
   std::unordered_map<std::string, Call> calls_;
+  // Each tool's x-mcp-header parameters (tools with none are absent), and the ids of the
+  // tools/list requests in flight whose answers say them.
+  std::unordered_map<std::string, std::vector<mcp::modern::HeaderParam>> header_params_;
+  std::set<std::string> listing_;
+  // Reads a tools/list result's x-mcp-header annotations; drops the tools whose are invalid.
+  void ObserveTools(json::value& result);
+  // Gives a tools/call the Mcp-Param-* headers of its arguments.
+  void AddParamHeaders(jsonrpc::Message& call) const;
   std::unordered_map<std::string, std::pair<std::string, std::string>> asks_;  // ask id → call, key
   bool closed_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -203,6 +203,26 @@ TEST(EraUpstreamTest, AModernClientsInputRequiredCrossesAsItIs) {
   EXPECT_EQ(f.relay.got[0].first.result.at("resultType"), "input_required");
 }
 
+TEST(EraUpstreamTest, ToolParametersMarkedForHeadersAreMirroredAndInvalidToolsLeftOut) {
+  Fixture f(EraUpstream::Mode::kAuto);
+  MakeModern(f);
+  f.era->Send(ParseMessage(R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})"));
+  jsonrpc::Message list = f.server->TakeSent();
+  f.server->FromServer(
+      jsonrpc::MakeResponse(list.id, json::parse(
+          R"({"tools":[{"name":"q","inputSchema":{"type":"object","properties":)"
+          R"({"region":{"type":"string","x-mcp-header":"Region"}}}},)"
+          R"({"name":"bad","inputSchema":{"properties":{"n":{"type":"number","x-mcp-header":"N"}}}}]})")),
+      list.id);
+  ASSERT_EQ(f.relay.got.size(), 1u);
+  const json::array& tools = f.relay.got[0].first.result.at("tools").as_array();
+  ASSERT_EQ(tools.size(), 1u);
+  EXPECT_EQ(tools[0].at("name"), "q");
+  f.era->Send(ParseMessage(
+      R"({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"q","arguments":{"region":"eu"}}})"));
+  EXPECT_EQ(f.server->TakeSent().http_headers, "Mcp-Param-Region: eu\r\n");
+}
+
 TEST(EraUpstreamTest, ALegacyServerGetsTheHandshakeAndNoModernMeta) {
   Fixture f(EraUpstream::Mode::kAuto);
   f.Initialize();

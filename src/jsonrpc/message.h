@@ -47,6 +47,10 @@ struct Message {
   // (common/number_literal.h): null in the common case. For a batch, every item of it carries
   // the text's finding. The gateway refuses what it cannot forward faithfully.
   std::shared_ptr<const NumberFinding> numbers;
+  // Header lines ("Name: value\r\n" each) a Streamable HTTP transport sends with this message
+  // besides its own: a 2026-07-28 tools/call's Mcp-Param-* headers (gateway::EraUpstream).
+  // Never read from the wire; empty in the common case.
+  std::string http_headers;
 
   bool IsRequest() const { return kind == Kind::kRequest; }
   bool IsNotification() const { return kind == Kind::kNotification; }

@@ -137,6 +137,126 @@ std::string EncodeHeaderValue(std::string_view value) {
   return std::string(kSentinelStart) + out + std::string(kSentinelEnd);
 }
 
+namespace {
+
+// RFC 9110 token characters.
+bool IsToken(std::string_view s) {
+  static constexpr std::string_view kExtra = "!#$%&'*+-.^_`|~";
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           kExtra.find(c) != std::string_view::npos;
+  });
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Collects the annotations reachable from `schema` through `properties` (path so far in
+// `path`); fails on an annotation that is invalid there.
+Result<void> CollectParams(const json::object& schema, std::vector<std::string>& path,
+                           std::vector<HeaderParam>& out) {
+  if (const json::value* mark = schema.if_contains("x-mcp-header")) {
+    if (path.empty()) return Fail(Error::InvalidArgument("x-mcp-header on the schema root"));
+    if (!mark->is_string() || !IsToken(mark->as_string())) {
+      return Fail(Error::InvalidArgument("x-mcp-header must be a header token"));
+    }
+    const json::value* type = schema.if_contains("type");
+    if (!type || !type->is_string() ||
+        (type->as_string() != "string" && type->as_string() != "integer" &&
+         type->as_string() != "boolean")) {
+      return Fail(Error::InvalidArgument("x-mcp-header on a parameter that is not a string, "
+                                         "integer or boolean"));
+    }
+    out.push_back({std::string(mark->as_string()), path});
+  }
+  if (const json::value* props = schema.if_contains("properties"); props && props->is_object()) {
+    for (const auto& kv : props->as_object()) {
+      if (!kv.value().is_object()) continue;
+      path.emplace_back(kv.key());
+      auto r = CollectParams(kv.value().as_object(), path, out);
+      path.pop_back();
+      if (!r) return r;
+    }
+  }
+  return {};
+}
+
+// Whether an annotation hides anywhere but under `properties` chains (items, combinators,
+// conditionals, $defs...): such a schema is invalid.
+bool MarkedElsewhere(const json::value& v, bool reachable) {
+  if (const json::object* o = v.if_object()) {
+    if (!reachable && o->contains("x-mcp-header")) return true;
+    for (const auto& kv : *o) {
+      if (kv.key() == "properties" && reachable && kv.value().is_object()) {
+        for (const auto& p : kv.value().as_object()) {
+          if (MarkedElsewhere(p.value(), true)) return true;
+        }
+        continue;
+      }
+      if (kv.key() == "x-mcp-header") continue;
+      if (MarkedElsewhere(kv.value(), false)) return true;
+    }
+  } else if (const json::array* a = v.if_array()) {
+    for (const auto& e : *a) {
+      if (MarkedElsewhere(e, false)) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Result<std::vector<HeaderParam>> ReadHeaderParams(const json::value& input_schema) {
+  std::vector<HeaderParam> out;
+  const json::object* root = input_schema.if_object();
+  if (!root) return out;
+  if (MarkedElsewhere(input_schema, true)) {
+    return Fail(Error::InvalidArgument(
+        "x-mcp-header is only allowed on properties reached through `properties` alone"));
+  }
+  std::vector<std::string> path;
+  if (auto r = CollectParams(*root, path, out); !r) return Fail(r.error());
+  std::vector<std::string> seen;
+  for (const HeaderParam& p : out) {
+    std::string lower = Lower(p.name);
+    if (std::find(seen.begin(), seen.end(), lower) != seen.end()) {
+      return Fail(Error::InvalidArgument("x-mcp-header \"" + p.name + "\" is not unique"));
+    }
+    seen.push_back(std::move(lower));
+  }
+  return out;
+}
+
+std::string ParamHeaderLines(const std::vector<HeaderParam>& params, const json::value& arguments) {
+  std::string out;
+  for (const HeaderParam& p : params) {
+    const json::value* v = &arguments;
+    for (const std::string& key : p.path) {
+      const json::object* o = v->if_object();
+      v = o ? o->if_contains(key) : nullptr;
+      if (!v) break;
+    }
+    if (!v || v->is_null()) continue;
+    std::string text;
+    if (v->is_string()) {
+      text = EncodeHeaderValue(v->as_string());
+    } else if (v->is_bool()) {
+      text = v->as_bool() ? "true" : "false";
+    } else if (v->is_int64()) {
+      text = std::to_string(v->as_int64());
+    } else if (v->is_uint64()) {
+      text = std::to_string(v->as_uint64());
+    } else {
+      continue;  // not a value the annotation allows: the server judges the call
+    }
+    out.append("Mcp-Param-").append(p.name).append(": ").append(text).append("\r\n");
+  }
+  return out;
+}
+
 std::string MirrorHeaderLines(const jsonrpc::Message& msg) {
   if (msg.kind != jsonrpc::Kind::kRequest && msg.kind != jsonrpc::Kind::kNotification) return {};
   const json::object* p = msg.params.if_object();

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 #include "jsonrpc/message.h"
@@ -79,6 +80,20 @@ std::string EncodeHeaderValue(std::string_view value);
 // MCP-Protocol-Version, Mcp-Method and, for the methods that name something, Mcp-Name —
 // when its `_meta` declares a modern version; "" for any other message.
 std::string MirrorHeaderLines(const jsonrpc::Message& msg);
+
+// A tool parameter its inputSchema marks `x-mcp-header`: mirrored into `Mcp-Param-{name}` on
+// HTTP (spec, Streamable HTTP "Custom Headers from Tool Parameters").
+struct HeaderParam {
+  std::string name;               // the x-mcp-header value
+  std::vector<std::string> path;  // the chain of `properties` keys from the schema root
+};
+// The header parameters of a tool's inputSchema, or why the annotations are invalid (empty,
+// not a header token, not unique case-insensitively, on a type other than string, integer or
+// boolean, or not reachable through `properties` alone) — a tool a client must drop.
+Result<std::vector<HeaderParam>> ReadHeaderParams(const json::value& input_schema);
+// The Mcp-Param-* header lines for `arguments`: a parameter with no value (or null) has none;
+// integers in decimal, booleans lowercase, strings as EncodeHeaderValue writes them.
+std::string ParamHeaderLines(const std::vector<HeaderParam>& params, const json::value& arguments);
 
 // The headers of a modern HTTP request that mirror its body.
 struct MirroredHeaders {

@@ -169,3 +169,39 @@ TEST(ListenFilterTest, ReadsFlagsAndRefusesOtherTypes) {
 
 }  // namespace
 }  // namespace tw::mcp::modern
+
+namespace tw::mcp::modern {
+namespace {
+
+TEST(HeaderParamsTest, ReadsAnnotationsReachedThroughPropertiesAlone) {
+  auto params = ReadHeaderParams(json::parse(
+      R"({"type":"object","properties":{"region":{"type":"string","x-mcp-header":"Region"},)"
+      R"("opts":{"type":"object","properties":{"dry":{"type":"boolean","x-mcp-header":"Dry-Run"}}},)"
+      R"("query":{"type":"string"}}})"));
+  ASSERT_TRUE(params) << params.error().message();
+  ASSERT_EQ(params->size(), 2u);
+  EXPECT_EQ(ParamHeaderLines(*params, json::parse(R"({"region":"eu","opts":{"dry":true},"query":"q"})")),
+            "Mcp-Param-Region: eu\r\nMcp-Param-Dry-Run: true\r\n");
+  // Absent or null: no header. Unsafe text: the Base64 sentinel.
+  EXPECT_EQ(ParamHeaderLines(*params, json::parse(R"({"region":null})")), "");
+  EXPECT_EQ(ParamHeaderLines(*params, json::parse(R"({"region":" x"})")),
+            "Mcp-Param-Region: =?base64?IHg=?=\r\n");
+  EXPECT_TRUE(ReadHeaderParams(json::object())->empty());
+}
+
+TEST(HeaderParamsTest, RefusesWhatAClientMustReject) {
+  for (const char* schema : {
+           R"({"properties":{"n":{"type":"number","x-mcp-header":"N"}}})",     // a number
+           R"({"properties":{"a":{"type":"string","x-mcp-header":""}}})",       // empty
+           R"({"properties":{"a":{"type":"string","x-mcp-header":"A B"}}})",    // not a token
+           R"({"properties":{"a":{"type":"string","x-mcp-header":"X"},"b":{"type":"string","x-mcp-header":"x"}}})",
+           R"({"properties":{"l":{"type":"array","items":{"type":"string","x-mcp-header":"I"}}}})",
+           R"({"anyOf":[{"properties":{"a":{"type":"string","x-mcp-header":"A"}}}]})",
+           R"({"$defs":{"d":{"type":"string","x-mcp-header":"D"}}})",
+           R"({"type":"object","x-mcp-header":"Root"})"}) {
+    EXPECT_FALSE(ReadHeaderParams(json::parse(schema))) << schema;
+  }
+}
+
+}  // namespace
+}  // namespace tw::mcp::modern

@@ -406,7 +406,8 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
     // A 2026-07-28 request names its version, method and target in headers as well.
     Exchange ex = co_await self->Perform(
         self->options.url,
-        self->PostRequest(jsonrpc::Serialize(msg), mcp::modern::MirrorHeaderLines(msg)), on_event);
+        self->PostRequest(jsonrpc::Serialize(msg), mcp::modern::MirrorHeaderLines(msg) + msg.http_headers),
+        on_event);
     if (self->closed) co_return;
     if (self->AfterPost(std::move(msg), ex, reading, generation)) {
       co_await Resume(self, std::move(*reading.related), std::move(reading.last_event_id));

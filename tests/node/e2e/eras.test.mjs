@@ -275,6 +275,23 @@ describe('a 2026-07-28 server behind the gateway', () => {
     assert.equal(missing.body.error.code, -32021);
   });
 
+  it('mirrors x-mcp-header parameters into Mcp-Param-* headers from the decided arguments', async () => {
+    const list = await post(gw.url, 'tools/list');
+    const names = list.body.result.tools.map((t) => t.name);
+    assert.ok(names.includes('test_region_header'));
+    assert.ok(!names.includes('test_invalid_header_annotation'));  // an invalid annotation: left out
+    const call = (args, headers) => post(gw.url, 'tools/call', { name: 'test_region_header', arguments: args }, { headers });
+    // The client's own Mcp-Param header is not what reaches the server: the decided value is.
+    const r = await call({ region: 'eu-west1', query: 'q' }, { 'mcp-param-region': 'us-east1' });
+    assert.equal(r.body.result.content[0].text, 'region eu-west1 (header eu-west1): q');
+    const none = await call({ query: 'q' });
+    assert.equal(none.body.result.content[0].text, 'region none (header absent): q');
+    const odd = await call({ region: 'ünïcode ', query: 'q' });
+    assert.equal(odd.body.result.content[0].text, 'region ünïcode  (header ünïcode ): q');
+    const hidden = await post(gw.url, 'tools/call', { name: 'test_invalid_header_annotation', arguments: {} });
+    assert.match(hidden.body.result.content[0].text, /^\[POLICY DENIED\]/);
+  });
+
   it('serves a 2025-era client (SDK 1.x) by answering its handshake from server/discover', async () => {
     const client = new LegacyClient({ name: 'v1', version: '1' });
     await client.connect(new LegacyTransport(new URL(gw.url)));

@@ -87,6 +87,7 @@ void Gateway::Stop() {
   for (auto& [name, rt] : servers_) {
     if (rt->hub) rt->hub->Close("the gateway is stopping");
   }
+  timers_.CancelAll();
 }
 
 std::string Gateway::ServerNames() const {
@@ -359,12 +360,7 @@ Result<gateway::SessionMaker> Gateway::MakeSession(const transport::SessionReque
     members.emplace_back(rt, *guard);
   }
   // The session's timers run on its loop (this one).
-  auto scheduler = [&io = LoopHere(io_)](int64_t delay_ms, std::function<void()> fn) {
-    auto timer = std::make_shared<boost::asio::steady_timer>(io, std::chrono::milliseconds(delay_ms));
-    timer->async_wait([timer, fn = std::move(fn)](boost::system::error_code ec) {
-      if (!ec) fn();
-    });
-  };
+  gateway::Scheduler scheduler = timers_.On(LoopHere(io_));
   return gateway::SessionMaker(
       [this, members, id = r.id, grant = g.name, scheduler](gateway::ClientSink& sink)
           -> std::unique_ptr<gateway::McpSession> {

@@ -34,6 +34,7 @@
 #include "admin/api.h"
 #include "app/approval_waiter.h"
 #include "app/policy_reloader.h"
+#include "app/session_timers.h"
 #include "approval/approval_store.h"
 #include "audit/audit.h"
 #include "audit/shared_trail.h"
@@ -191,6 +192,7 @@ class Gateway : public admin::Backend {
   // What the guards wait on: waiter_ (home loop) seen from the session's loop.
   std::unique_ptr<gateway::LoopBridgedApprovalWaiter> bridged_waiter_;
   EventHub events_;
+  SessionTimers timers_;  // the aggregate sessions' timers, cancelled by Stop
   admin::Api api_{*this};
   std::function<double()> sessions_;
   // Charges against a remote store (Redis), batched off the loops. Last: it goes first, with

@@ -505,5 +505,13 @@ describe('serve: 2026-07-28 clients on the aggregate and on one server', () => {
     assert.match(call.body.result.content[0].text, /called echo/);
     const one = await post(`${gw.base}/mcp/modern`, 'tools/call', { name: 'test_simple_text', arguments: {} }, { headers: auth });
     assert.equal(one.body.result.content[0].text, 'This is a simple text response for testing.');
+
+    // A 2025 session on the aggregate too; then SIGTERM: nothing the sessions scheduled (the
+    // aggregate's 5 s wait for slow servers) may hold the process after they are closed.
+    const legacy = new LegacyClient({ name: 'v1', version: '1' });
+    await legacy.connect(new LegacyTransport(new URL(`${gw.base}/mcp`), { requestInit: { headers: auth } }));
+    const started = Date.now();
+    await stop(gw.proc, 20000);
+    assert.ok(Date.now() - started < 3000, `stopped after ${Date.now() - started} ms`);
   });
 });

@@ -2,14 +2,16 @@
 // its own, its version and capabilities in `_meta` — is served by the gateway's session relay
 // (gateway::Session / AggregateSession), whatever era the server behind speaks.
 //
-// One channel per (grant, route) per event loop holds one relay. The channel initializes it
+// One channel per (grant, route) per event loop holds one relay (on HTTP a caller's requests
+// are handed to one loop; on stdio there is one channel). The channel initializes the relay
 // itself, once, as a legacy client that can be asked for elicitation, sampling and roots (see
-// below), and then relays every stateless request of that grant on that route through it: the same policy, guard, pins, catalog and audit as any session. Each request
-// gets a channel id upstream (clients of one grant may reuse ids) and its own progress token,
-// and keeps its `_meta` (its capabilities and log level reach a 2026-07-28 server as they are;
-// gateway::EraUpstream removes them toward a legacy one);
-// its answer goes back on the HTTP response that carried it, as a modern result (resultType,
-// the server's identity, cache hints). A client that closes its response stream cancels the
+// below), and then relays every stateless request of that grant on that route through it: the
+// same policy, guard, pins, catalog and audit as any session. Each request gets a channel id
+// upstream (clients of one grant may reuse ids) and its own progress token, and keeps its
+// `_meta` (its capabilities and log level reach a 2026-07-28 server as they are;
+// gateway::EraUpstream removes them toward a legacy one); its answer goes back on the
+// response that carried it (a StreamWriter), as a modern result (resultType, the server's
+// identity, cache hints). A client that closes its response stream cancels the
 // request. `server/discover` is answered from the relay's initialize result;
 // `subscriptions/listen` streams the list_changed notifications a listener asked for, tagged
 // with its subscription id.
@@ -33,8 +35,8 @@
 // came while no retry waited, is kept for the next retry for kInputTimeout.
 //
 // The channel's id — the audit record's session and the key of `scope: session` counters — is
-// the same on every loop ("stateless:<grant>"): for a client without sessions, a session-scoped
-// limit is the grant's limit.
+// the same on every loop ("stateless:<grant>[/<server>]"): for a client without sessions, a
+// session-scoped limit is the grant's limit on that route.
 //
 // Thread: one io_context's. Ownership: the router's (shared with the writers' cancel hooks).
 #pragma once

@@ -20,6 +20,21 @@ namespace http = beast::http;
 namespace {
 
 constexpr std::string_view kSessionHeader = "Mcp-Session-Id";
+
+// What a caller without a valid token is told (401 bodies, OAuth discovery paths).
+constexpr std::string_view kGrantTokenHint =
+    "This gateway takes a grant token, not OAuth sign-in: its administrator makes one with "
+    "`toolwarden grants create NAME -c toolwarden.yaml`, and the client sends it as the header "
+    "`Authorization: Bearer tw_...` (Claude Code: `claude mcp add --transport http NAME URL "
+    "--header \"Authorization: Bearer tw_...\"`)";
+
+// The paths a client probes for OAuth sign-in after a 401.
+bool IsOAuthDiscovery(std::string_view path) {
+  return path.starts_with("/.well-known/oauth-protected-resource") ||
+         path.starts_with("/.well-known/oauth-authorization-server") ||
+         path.starts_with("/.well-known/openid-configuration") || path == "/register" ||
+         path == "/authorize" || path == "/token";
+}
 constexpr std::string_view kVersionHeader = "MCP-Protocol-Version";
 constexpr std::string_view kLastEventIdHeader = "Last-Event-ID";
 
@@ -232,7 +247,7 @@ HttpRouter::Routed HttpRouter::Route(const Request& req, const Fields& fields) {
     res.set(http::field::access_control_allow_methods, "GET, POST, DELETE, OPTIONS");
     res.set(http::field::access_control_allow_headers,
             "Content-Type, Accept, Authorization, Mcp-Session-Id, MCP-Protocol-Version, "
-            "Last-Event-ID");
+            "Mcp-Method, Mcp-Name, Last-Event-ID");
     res.set(http::field::access_control_max_age, "86400");
     return Routed::Respond(std::move(res));
   }
@@ -241,6 +256,15 @@ HttpRouter::Routed HttpRouter::Route(const Request& req, const Fields& fields) {
     Routed r;
     r.to = Routed::To::kAdmin;
     return r;
+  }
+  if (options_.authenticate && IsOAuthDiscovery(path)) {
+    // A client answered 401 looks for OAuth sign-in (RFC 9728, RFC 8414, dynamic client
+    // registration). There is none: say what the gateway takes instead, where a client may
+    // show it, rather than a bare 404.
+    return Routed::Respond(MakeResponse(
+        req, http::status::not_found,
+        json::serialize(json::object{{"error", "invalid_request"},
+                                     {"error_description", std::string(kGrantTokenHint)}})));
   }
   if (options_.admin && path == "/" && req.method() == http::verb::get) {
     Response res = MakeResponse(req, http::status::found, "", "text/plain");
@@ -279,7 +303,8 @@ HttpRouter::Routed HttpRouter::Route(const Request& req, const Fields& fields) {
     if (!who) place_.shared->auth_throttle.Failed(client, now_ms);
     if (!who) {
       Response res = ErrorResponse(req, http::status::unauthorized, jsonrpc::kConnectionClosed,
-                                   "Unauthorized: " + who.error().message());
+                                   "Unauthorized: " + who.error().message() + ". " +
+                                       std::string(kGrantTokenHint));
       res.set(http::field::www_authenticate,
               fields.authorization.empty()
                   ? std::string("Bearer realm=\"toolwarden\"")

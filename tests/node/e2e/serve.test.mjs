@@ -159,6 +159,14 @@ describe('serve', () => {
       assert.equal(res.status, 401, String(header));
       assert.match(res.headers.get('www-authenticate'), wwwAuth);
       assert.equal(res.headers.get('mcp-session-id'), null);
+      // The body says what is missing and how to get it.
+      assert.match((await res.json()).error.message, /grants create NAME.*Authorization: Bearer tw_/);
+    }
+    // A client answered 401 probes OAuth sign-in; the answer says a grant token is what it needs.
+    for (const probe of ['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-authorization-server', '/register']) {
+      const res = await fetch(`${gw.base}${probe}`, { method: probe === '/register' ? 'POST' : 'GET' });
+      assert.equal(res.status, 404, probe);
+      assert.match((await res.json()).error_description, /grant token.*grants create/, probe);
     }
     await eventually(async () => (await rawPost(`Bearer ${expiring}`)).status === 401, 10000, 'expiry');
     const res = await rawPost(`Bearer ${expiring}`);

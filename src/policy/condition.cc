@@ -47,6 +47,12 @@ std::optional<Op> ParseOp(std::string_view name) {
   return std::nullopt;
 }
 
+std::vector<std::string_view> OpNames() {
+  std::vector<std::string_view> out;
+  for (const auto& o : kOps) out.push_back(o.name);
+  return out;
+}
+
 std::string_view OpName(Op op) {
   for (const auto& o : kOps) {
     if (o.op == op) return o.name;

@@ -46,6 +46,8 @@ enum class Op {
 // The operator a name denotes ("lte" → kLte), or nullopt.
 std::optional<Op> ParseOp(std::string_view name);
 std::string_view OpName(Op op);
+// Every operator's name, for messages.
+std::vector<std::string_view> OpNames();
 
 // A compiled `args.` path.
 class ArgPath {

@@ -51,13 +51,13 @@ class Reader : public YamlReader {
         op = ParseOp(text);
         op_node = v;
         if (!op) {
-          Error(v, where + ".op: unknown operator \"" + text + "\"");
+          Error(v, where + ".op: unknown operator \"" + text + "\"" + DidYouMean(text, OpNames()));
           ok = false;
         }
       } else if (key == "value") {
         value_node = v;
       } else {
-        Error(k, where + ": unknown key \"" + key + "\"");
+        Error(k, where + ": unknown key \"" + key + "\"" + DidYouMean(key, {"path", "op", "value"}));
         ok = false;
       }
     });
@@ -93,14 +93,47 @@ class Reader : public YamlReader {
   std::map<std::string, std::string> counters_;
 };
 
-bool IsInterceptShape(const YAML::Node& root) {
-  if (!root.IsMap()) return false;
-  const YAML::Node tools = root["tools"];
-  if (!tools || !tools.IsMap()) return false;
-  for (auto it = tools.begin(); it != tools.end(); ++it) {
-    if (it->second.IsMap() && it->second["rules"]) return true;
+// Which format a policy is written in. An explicit `format: toolwarden | intercept` decides;
+// otherwise the whole file does: tool entries with `rules` are Intercept's, entries with any
+// other key are toolwarden's (empty entries say nothing), `all_tools` is toolwarden's. A file
+// with both is neither — one `rules:` key must not turn a whole native file into another
+// format — and gets an error that says where each format shows and how to say which is meant.
+enum class Shape { kNative, kIntercept, kMixed };
+Shape ChooseShape(const YAML::Node& root, Reader& r) {
+  if (!root.IsMap()) return Shape::kNative;
+  if (const YAML::Node marker = root["format"]) {
+    const std::string v = marker.IsScalar() ? marker.Scalar() : "";
+    if (v == "toolwarden") return Shape::kNative;
+    if (v == "intercept") return Shape::kIntercept;
+    r.Error(marker, "format must be \"toolwarden\" or \"intercept\", not \"" + v + "\"" +
+                        DidYouMean(v, {"toolwarden", "intercept"}));
+    return Shape::kMixed;
   }
-  return false;
+  std::optional<std::pair<std::string, YAML::Node>> intercept, native;
+  if (const YAML::Node all = root["all_tools"]) native.emplace("all_tools", all);
+  const YAML::Node tools = root["tools"];
+  if (tools && tools.IsMap()) {
+    for (auto it = tools.begin(); it != tools.end(); ++it) {
+      if (!it->second.IsMap()) continue;
+      const std::string name = it->first.IsScalar() ? it->first.Scalar() : "?";
+      for (auto kv = it->second.begin(); kv != it->second.end(); ++kv) {
+        const std::string key = kv->first.IsScalar() ? kv->first.Scalar() : "";
+        if (key == "rules") {
+          if (!intercept) intercept.emplace("tools." + name + ".rules", kv->first);
+        } else if (key != "_about" && !native) {
+          native.emplace("tools." + name + "." + key, kv->first);
+        }
+      }
+    }
+  }
+  if (intercept && native) {
+    r.Error(intercept->second,
+            intercept->first + " is Intercept's format, and " + native->first +
+                " toolwarden's: a policy is written in one of them. Add \"format: intercept\" "
+                "or \"format: toolwarden\" at the top to say which this file is");
+    return Shape::kMixed;
+  }
+  return intercept ? Shape::kIntercept : Shape::kNative;
 }
 
 // ---------------------------------------------------------------- the native format
@@ -140,10 +173,12 @@ class NativeCompiler {
         CompileTools(value, *policy);
       } else if (key == "all_tools") {
         CompileAllTools(value, *policy);
-      } else if (key == "description" || key == "_about") {
-        // Documentation: accepted and ignored.
+      } else if (key == "description" || key == "_about" || key == "format") {
+        // Documentation, and the format marker (ChooseShape read it).
       } else {
-        r_.Error(k, "unknown key \"" + key + "\"");
+        r_.Error(k, "unknown key \"" + key + "\"" +
+                        DidYouMean(key, {"version", "default", "hide", "tools", "all_tools",
+                                         "description", "format"}));
       }
     });
     if (!have_version) r_.Error(root, "missing required key \"version\"");
@@ -185,7 +220,8 @@ class NativeCompiler {
         CompileChecks(v, "all_tools", key, std::string(), policy.all_tools);
       } else if (key == "_about") {
       } else {
-        r_.Error(k, "all_tools: unknown key \"" + key + "\"");
+        r_.Error(k, "all_tools: unknown key \"" + key + "\"" +
+                        DidYouMean(key, {"limits", "require", "deny_if"}));
       }
     });
   }
@@ -223,7 +259,7 @@ class NativeCompiler {
               rule.action = Action::kRequireApproval;
             } else {
               r_.Error(v, where + ".action must be allow, deny or require_approval, not \"" + a +
-                              "\"");
+                              "\"" + DidYouMean(a, {"allow", "deny", "require_approval"}));
             }
           } else if (key == "reason") {
             r_.ReadString(v, where + ".reason", rule.reason);
@@ -245,7 +281,9 @@ class NativeCompiler {
           } else if (key == "_about") {
             // Documentation written by scaffolds: accepted and ignored.
           } else {
-            r_.Error(k, where + ": unknown key \"" + key + "\"");
+            r_.Error(k, where + ": unknown key \"" + key + "\"" +
+                            DidYouMean(key, {"action", "reason", "require", "deny_if", "limits",
+                                             "approval_timeout"}));
           }
         });
         // Checks run require-first whatever the key order in the file.
@@ -325,7 +363,8 @@ class NativeCompiler {
           } else if (s == "global") {
             limit.scope = Scope::kGlobal;
           } else {
-            r_.Error(v, name + ".scope must be grant, session or global, not \"" + s + "\"");
+            r_.Error(v, name + ".scope must be grant, session or global, not \"" + s + "\"" +
+                            DidYouMean(s, {"grant", "session", "global"}));
             ok = false;
           }
         } else if (key == "increment") {
@@ -347,7 +386,9 @@ class NativeCompiler {
             limit.refund = refund ? RefundOn::kAnyError : RefundOn::kNever;
           }
         } else {
-          r_.Error(k, name + ": unknown key \"" + key + "\"");
+          r_.Error(k, name + ": unknown key \"" + key + "\"" +
+                          DidYouMean(key, {"counter", "window", "max", "scope", "increment",
+                                           "increment_from", "refund_on_error"}));
           ok = false;
         }
       });
@@ -392,6 +433,8 @@ class InterceptCompiler {
       } else if (key == "description") {
         std::string ignored;
         r_.ReadString(value, "description", ignored);
+      } else if (key == "format") {
+        // The marker: ChooseShape read it.
       } else if (key == "default") {
         std::string v;
         if (!r_.ReadString(value, "default", v)) return;
@@ -726,10 +769,16 @@ CompileResult CompilePolicy(std::string_view text, std::string_view file_name, F
   const YAML::Node& root = *parsed;
   Reader reader(out.diagnostics);
   std::shared_ptr<Policy> policy;
-  if (IsInterceptShape(root)) {
-    policy = InterceptCompiler(reader).Compile(root, file_name);
-  } else {
-    policy = NativeCompiler(reader).Compile(root, file_name);
+  switch (ChooseShape(root, reader)) {
+    case Shape::kIntercept:
+      policy = InterceptCompiler(reader).Compile(root, file_name);
+      break;
+    case Shape::kNative:
+      policy = NativeCompiler(reader).Compile(root, file_name);
+      break;
+    case Shape::kMixed:
+      policy = std::make_shared<Policy>();  // the diagnostic says why
+      break;
   }
   std::stable_sort(out.diagnostics.begin(), out.diagnostics.end(),
                    [](const Diagnostic& a, const Diagnostic& b) {

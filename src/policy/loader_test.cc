@@ -69,6 +69,67 @@ TEST(LoaderTest, ReportsEveryProblemWithItsPosition) {
   }
 }
 
+TEST(LoaderTest, SuggestsTheKeyOperatorOrScopeThatWasMeant) {
+  const char* text =
+      "version: 1\ndefualt: deny\ntools:\n  a: {limts: []}\n  b:\n"
+      "    deny_if: [{path: args.x, op: lteq, value: 1}]\n"
+      "    limits: [{counter: c, window: minute, max: 1, scope: sesion}]\n"
+      "    action: alow\n";
+  const std::string errors = Errors(text, FileFormat::kYaml);
+  for (const char* hint : {"p:2:1: unknown key \"defualt\" (did you mean \"default\"?)",
+                           "tools.a: unknown key \"limts\" (did you mean \"limits\"?)",
+                           "unknown operator \"lteq\" (did you mean \"lte\"?)",
+                           "not \"sesion\" (did you mean \"session\"?)",
+                           "not \"alow\" (did you mean \"allow\"?)"}) {
+    EXPECT_NE(errors.find(hint), std::string::npos) << hint << "\n" << errors;
+  }
+  // Nothing close: no guess.
+  EXPECT_EQ(Errors("version: 1\ndefault: deny\nzebra: 1\n", FileFormat::kYaml).find("did you mean"),
+            std::string::npos);
+}
+
+TEST(LoaderTest, OneRulesKeyDoesNotMakeANativeFileIntercepts) {
+  // A native policy in which one entry says `rules` is neither format: said so, with both places.
+  const std::string mixed = Errors(
+      "version: 1\ndefault: deny\ntools:\n  a: {rules: []}\n  b:\n"
+      "    limits: [{counter: c, window: minute, max: 1}]\n",
+      FileFormat::kYaml);
+  EXPECT_NE(mixed.find("p:4:7: tools.a.rules is Intercept's format, and tools.b.limits toolwarden's"),
+            std::string::npos)
+      << mixed;
+  EXPECT_NE(mixed.find("format: toolwarden"), std::string::npos) << mixed;
+  // The marker decides: a native file that names rules is told the key is unknown …
+  const std::string marked = Errors(
+      "version: 1\nformat: toolwarden\ndefault: deny\ntools:\n  a: {rules: []}\n", FileFormat::kYaml);
+  EXPECT_NE(marked.find("tools.a: unknown key \"rules\""), std::string::npos) << marked;
+  // … and an Intercept file may say what it is.
+  CompileResult intercept = CompilePolicy(
+      "version: \"1\"\nformat: intercept\ntools:\n  a:\n    rules: []\n", "p", FileFormat::kYaml);
+  ASSERT_TRUE(intercept.policy) << FormatDiagnostics("p", intercept.diagnostics);
+  EXPECT_EQ(intercept.policy->format, Format::kIntercept);
+  EXPECT_NE(Errors("version: 1\nformat: intercpt\ndefault: deny\n", FileFormat::kYaml)
+                .find("format must be \"toolwarden\" or \"intercept\", not \"intercpt\" (did you mean "
+                      "\"intercept\"?)"),
+            std::string::npos);
+  // Whole-file Intercept policies (every entry `rules`) and empty entries stay as they were.
+  CompileResult whole = CompilePolicy("version: \"1\"\ntools:\n  a:\n    rules: []\n  b: {}\n", "p",
+                                      FileFormat::kYaml);
+  ASSERT_TRUE(whole.policy) << FormatDiagnostics("p", whole.diagnostics);
+  EXPECT_EQ(whole.policy->format, Format::kIntercept);
+}
+
+TEST(LoaderTest, YamlSyntaxErrorsSayWhatIsUsuallyWrong) {
+  const std::string unclosed = Errors("version: 1\ndefault: deny\ntools:\n  a: {action: deny\n  b: [x\n",
+                                      FileFormat::kYaml);
+  EXPECT_NE(unclosed.find("YAML syntax: a \"{\" is never closed"), std::string::npos) << unclosed;
+  const std::string tab = Errors("version: 1\ndefault: deny\ntools:\n\ta: {}\n", FileFormat::kYaml);
+  EXPECT_NE(tab.find("p:4:"), std::string::npos) << tab;
+  EXPECT_NE(tab.find("a tab indents this line"), std::string::npos) << tab;
+  const std::string indent =
+      Errors("version: 1\ndefault: deny\ntools:\n  a:\n  action: deny\n   reason: x\n", FileFormat::kYaml);
+  EXPECT_NE(indent.find("does not line up"), std::string::npos) << indent;
+}
+
 TEST(LoaderTest, CollectsAllErrorsNotOnlyTheFirst) {
   std::string errors = Errors("version: 3\ndefault: no\nextra: 1\n", FileFormat::kYaml);
   EXPECT_NE(errors.find("p:1:"), std::string::npos) << errors;

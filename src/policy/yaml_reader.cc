@@ -1,6 +1,7 @@
 #include "policy/yaml_reader.h"
 
 #include <boost/json.hpp>
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -78,9 +79,52 @@ std::optional<YAML::Node> ParseYaml(std::string_view text, bool strict_json,
   try {
     return YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
-    diags.push_back({e.mark.line + 1, e.mark.column + 1, e.msg});
+    diags.push_back({e.mark.line + 1, e.mark.column + 1, ExplainYamlError(text, e.mark.line, e.msg)});
     return std::nullopt;
   }
+}
+
+std::string ExplainYamlError(std::string_view text, int line, const std::string& parser_message) {
+  // The line the parser stopped on, and the one before it (where a missing `}` or a wrong
+  // indentation usually is).
+  auto line_at = [&](int n) -> std::string_view {
+    size_t start = 0;
+    for (int i = 0; i < n && start != std::string_view::npos; ++i) {
+      start = text.find('\n', start);
+      if (start != std::string_view::npos) ++start;
+    }
+    if (start == std::string_view::npos || start > text.size()) return {};
+    const size_t end = text.find('\n', start);
+    return text.substr(start, end == std::string_view::npos ? text.size() - start : end - start);
+  };
+  auto indented_with_tab = [](std::string_view l) {
+    const size_t first = l.find_first_not_of(" \t");
+    return l.substr(0, first == std::string_view::npos ? l.size() : first).find('\t') !=
+           std::string_view::npos;
+  };
+  std::string why;
+  if (indented_with_tab(line_at(line)) || (line > 0 && indented_with_tab(line_at(line - 1)))) {
+    why = "a tab indents this line or the one above: YAML indents with spaces only";
+  } else if (parser_message == YAML::ErrorMsg::END_OF_MAP_FLOW) {
+    why = "a \"{\" is never closed: a \"}\" is missing before this point";
+  } else if (parser_message == YAML::ErrorMsg::END_OF_SEQ_FLOW) {
+    why = "a \"[\" is never closed: a \"]\" is missing before this point";
+  } else if (parser_message == YAML::ErrorMsg::MAP_VALUE || parser_message == YAML::ErrorMsg::MAP_KEY ||
+             parser_message == YAML::ErrorMsg::END_OF_MAP) {
+    why = "this \"key: value\" does not line up with its neighbours: check its indentation and "
+          "the line above (a key's value is indented more than the key; keys of one mapping "
+          "line up)";
+  } else if (parser_message == YAML::ErrorMsg::END_OF_SEQ || parser_message == YAML::ErrorMsg::BLOCK_ENTRY) {
+    why = "this \"- item\" does not line up with the other items of its list: check its "
+          "indentation";
+  } else if (parser_message == YAML::ErrorMsg::EOF_IN_SCALAR) {
+    why = "a quoted string is never closed";
+  } else if (parser_message.starts_with(YAML::ErrorMsg::INVALID_ESCAPE)) {
+    why = "an unknown escape in a double-quoted string (write \\\\ for a backslash, or use single "
+          "quotes, which have no escapes)";
+  }
+  if (why.empty()) return "YAML syntax: " + parser_message;
+  return "YAML syntax: " + why + " (the parser says: " + parser_message + ")";
 }
 
 bool YamlReader::ReadString(const YAML::Node& node, const std::string& where, std::string& out) {
@@ -129,6 +173,37 @@ bool YamlReader::ReadStrings(const YAML::Node& node, const std::string& where,
     }
   }
   return ok;
+}
+
+std::string DidYouMean(std::string_view word, const std::vector<std::string_view>& known) {
+  auto lower = [](char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); };
+  // Levenshtein distance, one row at a time.
+  auto distance = [&](std::string_view a, std::string_view b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+      size_t diagonal = row[0];
+      row[0] = i;
+      for (size_t j = 1; j <= b.size(); ++j) {
+        const size_t up = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1,
+                           diagonal + (lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1)});
+        diagonal = up;
+      }
+    }
+    return row[b.size()];
+  };
+  std::string_view best;
+  size_t best_distance = 3;
+  for (std::string_view candidate : known) {
+    const size_t d = distance(word, candidate);
+    if (d < best_distance && d * 2 < std::max(word.size(), candidate.size())) {
+      best = candidate;
+      best_distance = d;
+    }
+  }
+  if (best.empty()) return {};
+  return " (did you mean \"" + std::string(best) + "\"?)";
 }
 
 }  // namespace tw::policy

@@ -25,6 +25,16 @@ json::value YamlToJson(const YAML::Node& node);
 std::optional<YAML::Node> ParseYaml(std::string_view text, bool strict_json,
                                     std::vector<Diagnostic>& diags);
 
+// The YAML parser's `parser_message` about 0-based `line` of `text`, said so that a person
+// can act on it: what is usually wrong there (a tab, an unclosed bracket, an indentation that
+// does not line up), with the parser's own words after it.
+std::string ExplainYamlError(std::string_view text, int line, const std::string& parser_message);
+
+// " (did you mean \"x\"?)" for the one of `known` closest to `word` — within the edit distance
+// a slip of the fingers makes (at most 2, and less than half the word's length; case ignored)
+// — or "" when none is that close.
+std::string DidYouMean(std::string_view word, const std::vector<std::string_view>& known);
+
 // Typed reads that report what is wrong, where.
 class YamlReader {
  public:

@@ -1,6 +1,6 @@
 // The toolwarden web console: a single page over the admin API (/api/), signed in with a
 // session cookie. No framework and no build step; every module is served from the binary.
-import {h, clear, field, toast} from './lib/dom.js';
+import {h, clear, field, toast, clearPageToasts} from './lib/dom.js';
 import * as servers from './pages/servers.js';
 import * as policy from './pages/policy.js';
 import * as live from './pages/live.js';
@@ -61,7 +61,7 @@ export async function refreshApprovalBadge(announce) {
     badgeEl.setAttribute('aria-label', `${n} pending`);
     document.title = (n ? `(${n}) ` : '') + 'toolwarden';
     if (announce && n > pendingCount) {
-      toast(`A call is waiting for approval (${n} pending)`, 'warn');
+      toast(`A call is waiting for approval (${n} pending)`, 'warn', {global: true});
       if (localStorage.getItem('tw-sound') === '1') beep();
     }
     pendingCount = n;
@@ -150,6 +150,7 @@ function route() {
   const page = PAGES[name] || servers;
   if (current && current.page.leave) current.page.leave();
   current = {name, page};
+  clearPageToasts();
   for (const a of document.querySelectorAll('nav a')) {
     if (a.dataset.page === name) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');

@@ -324,6 +324,27 @@ describe('web console', () => {
     await shot('grants');
   });
 
+  it('keeps toasts to their page: capped, never twice, dismissible, gone when the user moves on', async () => {
+    await go('#/grants', 'Grants');
+    const toasts = () => page.locator('#toast .toast');
+    await page.evaluate(async () => {
+      const dom = await import('/ui/lib/dom.js');
+      for (let i = 0; i < 6; i++) dom.toast(`Saving failed (${i})`, 'error');
+      dom.toast('Saving failed (5)', 'error');
+      dom.toast('A call is waiting for approval (1 pending)', 'warn', { global: true });
+    });
+    assert.equal(await toasts().count(), 3);  // never more than three over the page
+    assert.equal(await page.locator('#toast .toast', { hasText: 'Saving failed (5)' }).count(), 1);
+    await page.locator('#toast .toast', { hasText: 'Saving failed (5)' }).getByRole('button', { name: 'Dismiss' }).click();
+    assert.equal(await toasts().count(), 2);
+    await page.goto(`${gw.base}/ui/#/audit`);
+    await page.getByRole('heading', { level: 1, name: 'Audit' }).waitFor();
+    // The errors of the grants page went with it; the approval notice is the console's own.
+    assert.deepEqual(await toasts().allInnerTexts(), ['A call is waiting for approval (1 pending)\n×']);
+    const box = await page.locator('#toast').boundingBox();
+    assert.ok(box.height < 120, `the toasts take ${box.height}px`);
+  });
+
   it('meets WCAG 2 A/AA on every page (axe-core) and fits a laptop screen', async () => {
     const axe = fs.readFileSync(path.join(NODE_MODULES, 'axe-core/axe.min.js'), 'utf8');
     await page.setViewportSize({ width: 1280, height: 720 });

@@ -82,11 +82,32 @@ export function dialog(title, content, buttons = [['ok', 'OK']]) {
   });
 }
 
-export function toast(message, kind = 'info') {
+// A short message in the corner. It belongs to the page it was raised on (clearPageToasts
+// removes it when the user moves on) unless `global`; it has a close button; the same message
+// is not shown twice at once; at most MAX_TOASTS are shown (the oldest goes first), so they
+// never pile up over the page's buttons.
+const MAX_TOASTS = 3;
+export function toast(message, kind = 'info', {global = false} = {}) {
   const t = document.getElementById('toast');
-  const item = h('div', {class: `toast ${kind}`}, message);
+  for (const old of t.children) {
+    if (old.dataset.message === message) old.remove();
+  }
+  while (t.children.length >= MAX_TOASTS) t.firstElementChild.remove();
+  const close = h('button', {type: 'button', class: 'toast-close', 'aria-label': 'Dismiss'}, '×');
+  const item = h('div', {class: `toast ${kind}`},
+    h('span', {}, message), close);
+  item.dataset.message = message;
+  if (!global) item.dataset.page = location.hash;
+  close.addEventListener('click', () => item.remove());
   t.append(item);
   setTimeout(() => item.remove(), kind === 'error' ? 8000 : 4000);
+}
+
+// Removes the toasts raised on another page than the one shown now.
+export function clearPageToasts() {
+  for (const item of [...document.getElementById('toast').children]) {
+    if (item.dataset.page !== undefined && item.dataset.page !== location.hash) item.remove();
+  }
 }
 
 export async function copyText(text, button) {

@@ -285,14 +285,18 @@ int Main(int argc, char** argv) {
       "init",
       "Find MCP servers in Claude Desktop / Claude Code / Cursor configs, scan each, write a "
       "policy per server; --apply puts toolwarden in front of them");
-  init->add_option("--config", init_options.configs, "A client config file (repeatable; default: "
-                                                      "the usual locations)")
+  init->add_option("--client-config", init_options.configs,
+                   "A client config file (repeatable; default: the usual locations)")
       ->allow_extra_args(false);
+  init->add_option("-c,--config", init_options.config_file,
+                   "The toolwarden.yaml to write, or to merge new servers into");
+  init->add_flag("--list-clients", init_options.list_clients,
+                 "Say which client configurations were found, and how many servers each has");
   init->add_option("--out", init_options.out_dir,
                    "Where to write policies/ and toolwarden.yaml (default ~/.config/toolwarden)");
   init->add_flag("--apply", init_options.apply,
                  "Rewrite the client configs to run each server through toolwarden (backed up)");
-  init->add_flag("--undo", init_options.undo, "Restore the client configs from their backups");
+  init->add_flag("--undo", init_options.undo, "Revert the servers init rewrote (nothing else)");
   init->add_flag("--force", init_options.force, "Overwrite policies that already exist");
   init->add_option("--timeout", init_options.timeout_s, "Seconds to wait for each server")
       ->capture_default_str()

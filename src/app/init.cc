@@ -7,12 +7,17 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "app/cli_common.h"
+#include "app/init_record.h"
+#include "app/init_yaml.h"
+#include "common/canonical_json.h"
 #include "app/server_target.h"
 #include "catalog/scaffold.h"
 
@@ -22,25 +27,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::string_view kBackupSuffix = ".toolwarden-backup";
-
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
-}
-
-// The client configuration files where MCP servers are usually defined.
-std::vector<fs::path> KnownConfigs() {
-  const fs::path home = Env("HOME");
-  std::vector<fs::path> out = {
-      home / ".config" / "Claude" / "claude_desktop_config.json",                      // Linux
-      home / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json",  // macOS
-      fs::current_path() / ".mcp.json",                                                // Claude Code, project
-      home / ".claude.json",                                                           // Claude Code, user
-      home / ".cursor" / "mcp.json",                                                   // Cursor, user
-      fs::current_path() / ".cursor" / "mcp.json",                                     // Cursor, project
-  };
-  return out;
 }
 
 Result<json::value> ReadJson(const fs::path& p) {
@@ -54,57 +43,33 @@ Result<json::value> ReadJson(const fs::path& p) {
   return v;
 }
 
-// JSON with two-space indentation, as people write client configs.
-void Pretty(const json::value& v, std::string& out, int indent) {
-  const std::string pad(indent * 2, ' ');
-  if (v.is_object() && !v.get_object().empty()) {
-    out += "{\n";
-    size_t i = 0;
-    for (const auto& kv : v.get_object()) {
-      out += pad + "  " + json::serialize(json::string(kv.key())) + ": ";
-      Pretty(kv.value(), out, indent + 1);
-      out += ++i < v.get_object().size() ? ",\n" : "\n";
-    }
-    out += pad + "}";
-  } else if (v.is_array() && !v.get_array().empty()) {
-    out += "[\n";
-    size_t i = 0;
-    for (const auto& item : v.get_array()) {
-      out += pad + "  ";
-      Pretty(item, out, indent + 1);
-      out += ++i < v.get_array().size() ? ",\n" : "\n";
-    }
-    out += pad + "]";
-  } else {
-    out += json::serialize(v);
-  }
-}
-
-Result<bool> WriteAtomically(const fs::path& p, const std::string& text) {
-  const fs::path tmp = p.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out) return Fail(Error::Unavailable("cannot write " + tmp.string()));
-  }
-  std::error_code ec;
-  fs::permissions(tmp, fs::status(p, ec).permissions(), ec);  // keep a private file private
-  fs::rename(tmp, p, ec);
-  if (ec) return Fail(Error::Unavailable("cannot replace " + p.string() + ": " + ec.message()));
-  return true;
-}
-
 // Every `mcpServers` object in a client config (Claude Code's ~/.claude.json also has one per
-// project under `projects`).
-std::vector<json::object*> ServerMaps(json::value& config) {
-  std::vector<json::object*> out;
+// project under `projects`), with its JSON pointer.
+std::string PointerToken(std::string_view key) {
+  std::string out;
+  for (char c : key) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, json::object*>> ServerMaps(json::value& config) {
+  std::vector<std::pair<std::string, json::object*>> out;
   json::object& root = config.as_object();
-  if (auto* m = root.if_contains("mcpServers"); m && m->is_object()) out.push_back(&m->as_object());
+  if (auto* m = root.if_contains("mcpServers"); m && m->is_object()) {
+    out.emplace_back("/mcpServers", &m->as_object());
+  }
   if (auto* projects = root.if_contains("projects"); projects && projects->is_object()) {
     for (auto& kv : projects->as_object()) {
       if (!kv.value().is_object()) continue;
       if (auto* m = kv.value().as_object().if_contains("mcpServers"); m && m->is_object()) {
-        out.push_back(&m->as_object());
+        out.emplace_back("/projects/" + PointerToken(kv.key()) + "/mcpServers", &m->as_object());
       }
     }
   }
@@ -137,46 +102,113 @@ std::string FileName(std::string name) {
   return name.empty() ? "server" : name;
 }
 
+// The known client files: where each client keeps its MCP servers.
+struct KnownClient {
+  std::string client;
+  fs::path path;
+};
+std::vector<KnownClient> KnownClients() {
+  const fs::path home = Env("HOME");
+  return {
+      {"Claude Desktop (Linux)", home / ".config" / "Claude" / "claude_desktop_config.json"},
+      {"Claude Desktop (macOS)",
+       home / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json"},
+      {"Claude Code (project)", fs::current_path() / ".mcp.json"},
+      {"Claude Code (user and local)", home / ".claude.json"},
+      {"Cursor (global)", home / ".cursor" / "mcp.json"},
+      {"Cursor (project)", fs::current_path() / ".cursor" / "mcp.json"},
+  };
+}
+
+// What an entry `init --apply` wrote runs: its policy and the server's own command line.
+struct Wrapped {
+  std::string policy;
+  std::vector<std::string> argv;
+};
+std::optional<Wrapped> Unwrap(const json::object& entry) {
+  const json::value* args = entry.if_contains("args");
+  if (!args || !args->is_array()) return std::nullopt;
+  std::vector<std::string> a;
+  for (const auto& v : args->get_array()) a.push_back(v.is_string() ? std::string(v.get_string()) : "");
+  Wrapped w;
+  for (size_t i = 0; i + 1 < a.size(); ++i) {
+    if (a[i] == "-p" || a[i] == "--policy") w.policy = a[i + 1];
+    if (a[i] == "--") {
+      w.argv.assign(a.begin() + static_cast<long>(i) + 1, a.end());
+      break;
+    }
+  }
+  if (w.policy.empty() || w.argv.empty()) return std::nullopt;
+  return w;
+}
+
 }  // namespace
 
 int InitCommand(const InitOptions& o, const std::string& self) {
+  if (o.list_clients) {
+    for (const KnownClient& k : KnownClients()) {
+      std::string state = "not found";
+      if (fs::exists(k.path)) {
+        auto config = ReadJson(k.path);
+        if (!config) {
+          state = config.error().message();
+        } else {
+          size_t n = 0;
+          for (auto& [pointer, servers] : ServerMaps(*config)) n += servers->size();
+          state = std::to_string(n) + " server" + (n == 1 ? "" : "s");
+        }
+      }
+      std::cout << k.client << ": " << k.path.string() << ": " << state << "\n";
+    }
+    std::cout << "Other clients' files are read when named with --client-config FILE.\n";
+    return kExitOk;
+  }
   std::vector<fs::path> configs;
-  for (const auto& c : o.configs) configs.emplace_back(c);
+  for (const auto& c : o.configs) {
+    if (!fs::exists(c)) {
+      std::cerr << "toolwarden init: " << c << ": no such file\n";
+      return kExitInvalid;
+    }
+    configs.emplace_back(c);
+  }
   if (configs.empty()) {
-    for (const auto& c : KnownConfigs()) {
-      if (fs::exists(c)) configs.push_back(c);
+    for (const auto& k : KnownClients()) {
+      if (fs::exists(k.path)) configs.push_back(k.path);
     }
   }
   if (configs.empty()) {
     std::cerr << "toolwarden init: no MCP client configuration found (looked for Claude Desktop, "
-                 "Claude Code and Cursor files); name one with --config\n";
+                 "Claude Code and Cursor files: `toolwarden init --list-clients`); name one with "
+                 "--client-config FILE\n";
     return kExitInvalid;
   }
 
   if (o.undo) {
-    int restored = 0;
+    bool all = true, any = false;
     for (const auto& c : configs) {
-      const fs::path backup = c.string() + std::string(kBackupSuffix);
-      if (!fs::exists(backup)) continue;
-      std::error_code ec;
-      fs::rename(backup, c, ec);
-      if (ec) {
-        std::cerr << "toolwarden init: cannot restore " << c << ": " << ec.message() << "\n";
+      if (!fs::exists(RecordPath(c)) && !fs::exists(BackupPath(c))) continue;
+      any = true;
+      auto done = UndoChanges(c, std::cout);
+      if (!done) {
+        std::cerr << "toolwarden init: " << done.error().message() << "\n";
         return kExitUnavailable;
       }
-      std::cout << "restored " << c.string() << " from its backup\n";
-      ++restored;
+      all = all && *done;
     }
-    if (!restored) std::cout << "nothing to undo: no backups next to the configurations\n";
-    return kExitOk;
+    if (!any) std::cout << "nothing to undo: toolwarden init changed none of these configurations\n";
+    return all ? kExitOk : kExitUnavailable;
   }
 
-  const fs::path out_dir =
-      o.out_dir.empty()
-          ? (Env("XDG_CONFIG_HOME").empty() ? fs::path(Env("HOME")) / ".config"
-                                            : fs::path(Env("XDG_CONFIG_HOME"))) /
-                "toolwarden"
-          : fs::path(o.out_dir);
+  const fs::path config_file =
+      !o.config_file.empty()
+          ? fs::absolute(o.config_file)
+          : (o.out_dir.empty()
+                 ? (Env("XDG_CONFIG_HOME").empty() ? fs::path(Env("HOME")) / ".config"
+                                                   : fs::path(Env("XDG_CONFIG_HOME"))) /
+                       "toolwarden"
+                 : fs::path(o.out_dir)) /
+                "toolwarden.yaml";
+  const fs::path out_dir = config_file.parent_path();
   std::error_code ec;
   fs::create_directories(out_dir / "policies", ec);
   if (ec) {
@@ -184,12 +216,8 @@ int InitCommand(const InitOptions& o, const std::string& self) {
     return kExitUnavailable;
   }
 
-  std::string toolwarden_yaml =
-      "# Written by `toolwarden init`: the servers found in your MCP client configurations.\n"
-      "# Environment values stay in the client configurations; they are not copied here. A\n"
-      "# server that needs some gets them by reference (`env: {NAME: \"${NAME}\"}`): set them\n"
-      "# in the environment of `toolwarden serve`, which gives each server nothing else of it.\n"
-      "servers:\n";
+  std::vector<std::pair<std::string, std::string>> blocks;  // server name → its YAML block
+  std::map<std::string, ListedTools> listings;  // by command line and environment: scanned once
   int wrapped = 0, failures = 0;
   for (const fs::path& config_path : configs) {
     auto config = ReadJson(config_path);
@@ -199,8 +227,13 @@ int InitCommand(const InitOptions& o, const std::string& self) {
       continue;
     }
     std::cout << config_path.string() << ":\n";
+    auto record = ReadRecord(config_path);
+    if (!record) {
+      std::cerr << "toolwarden init: " << record.error().message() << "\n";
+      return kExitUnavailable;
+    }
     bool changed = false;
-    for (json::object* servers : ServerMaps(*config)) {
+    for (auto& [pointer, servers] : ServerMaps(*config)) {
       for (auto& kv : *servers) {
         const std::string name(kv.key());
         if (!kv.value().is_object()) continue;
@@ -211,15 +244,25 @@ int InitCommand(const InitOptions& o, const std::string& self) {
                     << "), left as is; wrap it with `toolwarden run --upstream URL`\n";
           continue;
         }
+        std::vector<std::string> env_names;
+        if (const json::value* env = entry.if_contains("env"); env && env->is_object()) {
+          for (const auto& e : env->get_object()) {
+            if (ValidEnvName(std::string(e.key()))) env_names.emplace_back(e.key());
+          }
+        }
+        if (IsToolwarden(command)) {
+          // Wrapped already (an earlier --apply): still a server of toolwarden.yaml.
+          if (auto w = Unwrap(entry)) {
+            blocks.emplace_back(name, ServerBlock(name, w->argv, w->policy, env_names));
+          }
+          std::cout << "  " << name << ": already runs through toolwarden\n";
+          continue;
+        }
         std::vector<std::string> argv{command};
         if (const json::value* args = entry.if_contains("args"); args && args->is_array()) {
           for (const auto& a : args->get_array()) {
             if (a.is_string()) argv.emplace_back(a.get_string());
           }
-        }
-        if (IsToolwarden(command)) {
-          std::cout << "  " << name << ": already runs through toolwarden\n";
-          continue;
         }
         ServerTarget target;
         target.command = argv;
@@ -229,23 +272,35 @@ int InitCommand(const InitOptions& o, const std::string& self) {
             if (e.value().is_string()) target.env.emplace_back(e.key(), e.value().get_string());
           }
         }
-        auto listed = ListServerTools(
-            target, std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000)));
-        if (!listed) {
-          std::cout << "  " << name << ": could not scan (" << listed.error().message()
-                    << "); left as is\n";
-          ++failures;
-          continue;
-        }
-        const auto scanned = catalog::ScanTools(listed->tools);
         const fs::path policy = fs::absolute(out_dir / "policies" / (FileName(name) + ".yaml"));
+        std::string scan_key;
+        for (const auto& a : argv) scan_key += a + '\0';
+        for (const auto& [k, v] : target.env) scan_key += k + '=' + v + '\0';
+        const std::string key_digest = Sha256Hex(scan_key);
+        const ListedTools* listing = nullptr;
+        if (auto seen = listings.find(key_digest); seen != listings.end()) {
+          listing = &seen->second;
+          std::cout << "  " << name << ": the same server as above (" << listing->tools.size()
+                    << " tools), not scanned again\n";
+        } else {
+          auto listed = ListServerTools(
+              target, std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000)));
+          if (!listed) {
+            std::cout << "  " << name << ": could not scan (" << listed.error().message()
+                      << "); left as is\n";
+            ++failures;
+            continue;
+          }
+          listing = &listings.emplace(key_digest, std::move(*listed)).first->second;
+        }
+        const auto scanned = catalog::ScanTools(listing->tools);
         if (fs::exists(policy) && !o.force) {
           std::cout << "  " << name << ": " << scanned.size() << " tools; keeping the existing "
                     << policy.string() << " (--force to overwrite)\n";
         } else {
           auto w = WriteAtomically(
-              policy, catalog::WriteScaffold(scanned, {listed->server.name.empty() ? name : listed->server.name,
-                                                       listed->server.version},
+              policy, catalog::WriteScaffold(scanned, {listing->server.name.empty() ? name : listing->server.name,
+                                                       listing->server.version},
                                              catalog::ScaffoldFormat::kYaml));
           if (!w) {
             std::cerr << "toolwarden init: " << w.error().message() << "\n";
@@ -253,51 +308,74 @@ int InitCommand(const InitOptions& o, const std::string& self) {
           }
           std::cout << "  " << name << ": " << scanned.size() << " tools → " << policy.string() << "\n";
         }
-        toolwarden_yaml += "  " + json::serialize(json::string(name)) + ":\n    command: " +
-                           json::serialize(json::string(command)) + "\n    args: " +
-                           json::serialize(json::value_from(std::vector<std::string>(argv.begin() + 1, argv.end()))) +
-                           "\n    policy: " + json::serialize(json::string(policy.string())) + "\n";
-        if (!target.env.empty()) {
-          // By reference: `serve` starts servers with none of its own environment but what
-          // `env:` and `inherit_env:` name, and secrets do not belong in this file.
+        blocks.emplace_back(name, ServerBlock(name, argv, policy.string(), env_names));
+        if (!env_names.empty()) {
           std::string names;
-          toolwarden_yaml += "    env:\n";
-          for (const auto& [key, value] : target.env) {
-            if (!ValidEnvName(key)) continue;
-            toolwarden_yaml += "      " + key + ": \"${" + key + "}\"\n";
-            names += (names.empty() ? "" : ", ") + key;
-          }
+          for (const auto& n : env_names) names += (names.empty() ? "" : ", ") + n;
           std::cout << "    needs " << names << " in the environment of `toolwarden serve`\n";
         }
         if (o.apply) {
           json::array args{"run", "-p", policy.string(), "--server-name", name, "--"};
           for (const auto& a : argv) args.emplace_back(a);
+          json::object before{{"command", entry["command"]},
+                              {"args", entry.contains("args") ? entry["args"] : json::value()}};
           entry["command"] = self;
           entry["args"] = std::move(args);
+          Remember(*record, {pointer, name, std::move(before),
+                             json::object{{"command", entry["command"]}, {"args", entry["args"]}}});
           changed = true;
           ++wrapped;
         }
       }
     }
     if (changed) {
-      const fs::path backup = config_path.string() + std::string(kBackupSuffix);
+      const fs::path backup = BackupPath(config_path);
       if (!fs::exists(backup)) fs::copy_file(config_path, backup, ec);
       if (ec) {
         std::cerr << "toolwarden init: cannot back up " << config_path << ": " << ec.message() << "\n";
         return kExitUnavailable;
       }
-      std::string text;
-      Pretty(*config, text, 0);
-      text += "\n";
+      const std::string text = PrettyJson(*config);
+      record->written_sha256 = Sha256Hex(text);
+      if (auto w = WriteRecord(config_path, *record); !w) {
+        std::cerr << "toolwarden init: " << w.error().message() << "\n";
+        return kExitUnavailable;
+      }
       if (auto w = WriteAtomically(config_path, text); !w) {
         std::cerr << "toolwarden init: " << w.error().message() << "\n";
         return kExitUnavailable;
       }
-      std::cout << "  rewritten to run every server through toolwarden (backup: " << backup.string()
-                << "; undo with `toolwarden init --undo`)\n";
+      std::cout << "  rewritten to run every server through toolwarden (undo with `toolwarden "
+                   "init --undo`: it reverts these servers only)\n";
     }
   }
-  const fs::path config_file = out_dir / "toolwarden.yaml";
+  std::string toolwarden_yaml;
+  if (fs::exists(config_file)) {
+    std::ifstream in(config_file, std::ios::binary);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    std::vector<std::string> kept;
+    auto merged = MergeServers(buf.str(), blocks, kept);
+    if (!merged) {
+      std::cerr << "toolwarden init: " << config_file.string()
+                << " exists and its servers cannot be merged into safely (servers: is not its last "
+                   "key); add these by hand:\n";
+      for (const auto& [name, block] : blocks) std::cerr << block;
+      return kExitUnavailable;
+    }
+    for (const auto& name : kept) {
+      std::cout << "  " << name << ": already in " << config_file.string() << ", kept as it is\n";
+    }
+    toolwarden_yaml = std::move(*merged);
+  } else {
+    toolwarden_yaml =
+        "# Written by `toolwarden init`: the servers found in your MCP client configurations.\n"
+        "# Environment values stay in the client configurations; they are not copied here. A\n"
+        "# server that needs some gets them by reference (`env: {NAME: \"${NAME}\"}`): set them\n"
+        "# in the environment of `toolwarden serve`, which gives each server nothing else of it.\n"
+        "servers:\n";
+    for (const auto& [name, block] : blocks) toolwarden_yaml += block;
+  }
   if (auto w = WriteAtomically(config_file, toolwarden_yaml); !w) {
     std::cerr << "toolwarden init: " << w.error().message() << "\n";
     return kExitUnavailable;

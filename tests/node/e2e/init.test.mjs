@@ -101,9 +101,15 @@ describe('init', () => {
     assert.equal(write.isError, true, 'the scaffold requires approval for destructive tools');
     await client.close();
 
-    // Running init again does not wrap twice.
+    // Running init again does not wrap twice, and keeps toolwarden.yaml whole.
     const again = init('--apply');
     assert.match(again.stdout, /everything: already runs through toolwarden/);
+    const yaml = path.join(home, '.config', 'toolwarden', 'toolwarden.yaml');
+    const config = fs.readFileSync(yaml, 'utf8');
+    assert.match(config, /"everything":/);
+    assert.match(config, /"files":/);
+    const valid = spawnSync(TOOLWARDEN, ['validate', '-c', yaml], { encoding: 'utf8', env: { ...process.env, API_KEY: 'k' } });
+    assert.equal(valid.status, 0, valid.stdout + valid.stderr);
   });
 
   it('--undo restores the originals byte for byte', () => {
@@ -112,6 +118,70 @@ describe('init', () => {
     assert.equal(fs.readFileSync(desktopFile, 'utf8'), desktop);
     assert.equal(fs.readFileSync(codeFile, 'utf8'), code);
     assert.ok(!fs.existsSync(`${desktopFile}.toolwarden-backup`));
+  });
+
+  it('undo reverts only what init changed: a server added since and other edits stay', () => {
+    assert.equal(init('--apply').status, 0);
+    // The client keeps writing its file: a new server, a changed setting.
+    const edited = JSON.parse(fs.readFileSync(desktopFile, 'utf8'));
+    edited.globalShortcut = 'Ctrl+Alt+Space';
+    edited.mcpServers.later = { command: 'echo', args: ['added after init'] };
+    fs.writeFileSync(desktopFile, JSON.stringify(edited, null, 2));
+    const r = init('--undo');
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /everything: restored/);
+    assert.match(r.stdout, /every other edit is kept/);
+    const after = JSON.parse(fs.readFileSync(desktopFile, 'utf8'));
+    assert.deepEqual(after.mcpServers.everything, JSON.parse(desktop).mcpServers.everything);
+    assert.deepEqual(after.mcpServers.later, { command: 'echo', args: ['added after init'] });
+    assert.equal(after.globalShortcut, 'Ctrl+Alt+Space');
+    assert.ok(!fs.existsSync(`${desktopFile}.toolwarden-backup`));
+    assert.ok(!fs.existsSync(`${desktopFile}.toolwarden-init.json`));
+    fs.writeFileSync(desktopFile, desktop);
+  });
+
+  it('undo leaves an entry changed again since, and shows it', () => {
+    assert.equal(init('--apply').status, 0);
+    const edited = JSON.parse(fs.readFileSync(desktopFile, 'utf8'));
+    edited.mcpServers.everything.args.push('--extra');
+    fs.writeFileSync(desktopFile, JSON.stringify(edited, null, 2));
+    const r = init('--undo');
+    assert.notEqual(r.status, 0);
+    assert.match(r.stdout, /everything: changed since toolwarden init rewrote it; left as it is\n {4}init wrote: /);
+    assert.ok(!(r.stdout + r.stderr).includes(SECRET), 'the diff shows no secret');
+    assert.deepEqual(JSON.parse(fs.readFileSync(desktopFile, 'utf8')).mcpServers.everything.args.at(-1), '--extra');
+    assert.ok(fs.existsSync(`${desktopFile}.toolwarden-init.json`), 'the record stays for what is left');
+    assert.ok(!fs.readFileSync(`${desktopFile}.toolwarden-init.json`, 'utf8').includes(SECRET), 'no env value in the record');
+    fs.writeFileSync(desktopFile, desktop);
+    fs.rmSync(`${desktopFile}.toolwarden-init.json`);
+    fs.rmSync(`${desktopFile}.toolwarden-backup`, { force: true });
+    // The Claude Code project file was reverted in the same run.
+    assert.equal(JSON.stringify(JSON.parse(fs.readFileSync(codeFile, 'utf8'))), JSON.stringify(JSON.parse(code)));
+  });
+
+  it('lists the clients it knows, scans a server once, and names its files plainly', () => {
+    const list = init('--list-clients');
+    assert.equal(list.status, 0);
+    assert.match(list.stdout, /Claude Desktop \(Linux\): .*claude_desktop_config\.json: 2 servers/);
+    assert.match(list.stdout, /Cursor \(global\): .*mcp\.json: not found/);
+    const twice = path.join(project, 'twice.json');
+    fs.writeFileSync(twice, JSON.stringify({ mcpServers: {
+      a: { command: process.execPath, args: [EVERYTHING, 'stdio'] },
+      b: { command: process.execPath, args: [EVERYTHING, 'stdio'] },
+    } }));
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-init-out-'));
+    const r = init('--client-config', twice, '-c', path.join(out, 'tw.yaml'));
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /b: the same server as above \(\d+ tools\), not scanned again/);
+    assert.match(fs.readFileSync(path.join(out, 'tw.yaml'), 'utf8'), /"a":[\s\S]*"b":/);
+    // Run again: the servers already in tw.yaml are kept as they are, the file is not emptied.
+    const again = init('--client-config', twice, '-c', path.join(out, 'tw.yaml'));
+    assert.match(again.stdout, /a: already in .*tw\.yaml, kept as it is/);
+    assert.equal((fs.readFileSync(path.join(out, 'tw.yaml'), 'utf8').match(/"a":/g) ?? []).length, 1);
+    const missing = init('--client-config', path.join(project, 'nope.json'));
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /nope\.json: no such file/);
+    fs.rmSync(out, { recursive: true, force: true });
   });
 
   it('says so when there is nothing to work on', () => {

@@ -1,0 +1,223 @@
+#include "app/init_record.h"
+
+#include <fstream>
+#include <ostream>
+#include <sstream>
+
+#include "common/canonical_json.h"
+
+namespace tw::app {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view kBackupSuffix = ".toolwarden-backup";
+constexpr std::string_view kRecordSuffix = ".toolwarden-init.json";
+
+Result<std::string> ReadText(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return Fail(Error::NotFound("cannot read " + p.string()));
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+void Pretty(const json::value& v, std::string& out, int indent) {
+  const std::string pad(static_cast<size_t>(indent) * 2, ' ');
+  if (v.is_object() && !v.get_object().empty()) {
+    out += "{\n";
+    size_t i = 0;
+    for (const auto& kv : v.get_object()) {
+      out += pad + "  " + json::serialize(json::string(kv.key())) + ": ";
+      Pretty(kv.value(), out, indent + 1);
+      out += ++i < v.get_object().size() ? ",\n" : "\n";
+    }
+    out += pad + "}";
+  } else if (v.is_array() && !v.get_array().empty()) {
+    out += "[\n";
+    size_t i = 0;
+    for (const auto& item : v.get_array()) {
+      out += pad + "  ";
+      Pretty(item, out, indent + 1);
+      out += ++i < v.get_array().size() ? ",\n" : "\n";
+    }
+    out += pad + "]";
+  } else {
+    out += json::serialize(v);
+  }
+}
+
+// An entry as it may be shown: its env and header values replaced (they are secrets).
+json::value Redacted(const json::value& entry) {
+  json::value out = entry;
+  if (json::object* o = out.if_object()) {
+    for (const char* key : {"env", "headers"}) {
+      if (json::value* m = o->if_contains(key); m && m->is_object()) {
+        for (auto& kv : m->as_object()) kv.value() = "…";
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+fs::path RecordPath(const fs::path& config) { return config.string() + std::string(kRecordSuffix); }
+fs::path BackupPath(const fs::path& config) { return config.string() + std::string(kBackupSuffix); }
+
+std::string PrettyJson(const json::value& v) {
+  std::string out;
+  Pretty(v, out, 0);
+  return out + "\n";
+}
+
+Result<void> WriteAtomically(const fs::path& p, const std::string& text) {
+  const fs::path tmp = p.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out) return Fail(Error::Unavailable("cannot write " + tmp.string()));
+  }
+  std::error_code ec;
+  fs::permissions(tmp, fs::status(p, ec).permissions(), ec);  // keep a private file private
+  fs::rename(tmp, p, ec);
+  if (ec) return Fail(Error::Unavailable("cannot replace " + p.string() + ": " + ec.message()));
+  return {};
+}
+
+Result<InitRecord> ReadRecord(const fs::path& config) {
+  InitRecord record;
+  const fs::path p = RecordPath(config);
+  if (!fs::exists(p)) return record;
+  auto text = ReadText(p);
+  if (!text) return Fail(text.error());
+  boost::system::error_code ec;
+  json::value v = json::parse(*text, ec);
+  const json::object* o = ec ? nullptr : v.if_object();
+  if (!o) return Fail(Error::InvalidArgument(p.string() + ": not a record of toolwarden init"));
+  if (const json::value* s = o->if_contains("written_sha256"); s && s->is_string()) {
+    record.written_sha256 = std::string(s->as_string());
+  }
+  if (const json::value* list = o->if_contains("changes"); list && list->is_array()) {
+    for (const json::value& c : list->as_array()) {
+      const json::object* e = c.if_object();
+      if (!e || !e->contains("map") || !e->contains("name")) continue;
+      record.changes.push_back({std::string(e->at("map").as_string()),
+                                std::string(e->at("name").as_string()),
+                                e->contains("before") ? e->at("before") : json::value(),
+                                e->contains("after") ? e->at("after") : json::value()});
+    }
+  }
+  return record;
+}
+
+Result<void> WriteRecord(const fs::path& config, const InitRecord& record) {
+  json::array changes;
+  for (const InitChange& c : record.changes) {
+    changes.push_back(json::object{
+        {"map", c.map}, {"name", c.name}, {"before", c.before}, {"after", c.after}});
+  }
+  const fs::path path = RecordPath(config);
+  auto w = WriteAtomically(
+      path, PrettyJson(json::object{{"written_sha256", record.written_sha256}, {"changes", changes}}));
+  if (!w) return w;
+  // As private as the configuration it describes (its arguments may hold a secret).
+  std::error_code ec;
+  fs::permissions(path, fs::status(config, ec).permissions(), ec);
+  return {};
+}
+
+void Remember(InitRecord& record, InitChange change) {
+  for (InitChange& c : record.changes) {
+    if (c.map == change.map && c.name == change.name) {
+      c.after = std::move(change.after);  // the first `before` is the original
+      return;
+    }
+  }
+  record.changes.push_back(std::move(change));
+}
+
+Result<bool> UndoChanges(const fs::path& config, std::ostream& out) {
+  auto record = ReadRecord(config);
+  if (!record) return Fail(record.error());
+  const fs::path backup = BackupPath(config);
+  auto text = ReadText(config);
+  if (!text) return Fail(text.error());
+  std::error_code ec;
+  if (!record->written_sha256.empty() && Sha256Hex(*text) == record->written_sha256 &&
+      fs::exists(backup)) {
+    // Nothing changed since init wrote it: the original, byte for byte.
+    fs::rename(backup, config, ec);
+    if (ec) return Fail(Error::Unavailable("cannot restore " + config.string() + ": " + ec.message()));
+    fs::remove(RecordPath(config), ec);
+    out << "restored " << config.string() << " from its backup\n";
+    return true;
+  }
+  if (record->changes.empty()) {
+    if (!fs::exists(backup)) return true;
+    // A backup without a record (an older init): nothing says what it changed.
+    out << config.string() << ": changed since toolwarden init wrote it, and there is no record of "
+           "what init changed; its backup is " << backup.string() << "\n";
+    return false;
+  }
+  boost::system::error_code jec;
+  json::value current = json::parse(*text, jec);
+  if (jec || !current.is_object()) {
+    return Fail(Error::InvalidArgument(config.string() + ": not a JSON object"));
+  }
+  std::vector<InitChange> left;
+  size_t reverted = 0;
+  for (InitChange& c : record->changes) {
+    json::value* map = current.find_pointer(c.map, jec);
+    json::object* servers = map ? map->if_object() : nullptr;
+    json::value* entry = servers ? servers->if_contains(c.name) : nullptr;
+    if (!entry) {
+      out << "  " << c.name << ": removed since; nothing to undo\n";
+      continue;
+    }
+    json::object* e = entry->if_object();
+    auto field = [](const json::object* o, std::string_view k) {
+      const json::value* v = o ? o->if_contains(k) : nullptr;
+      return v ? *v : json::value();
+    };
+    const json::object* after = c.after.if_object();
+    if (!e || field(e, "command") != field(after, "command") ||
+        field(e, "args") != field(after, "args")) {
+      out << "  " << c.name << ": changed since toolwarden init rewrote it; left as it is\n"
+          << "    init wrote: " << json::serialize(Redacted(c.after)) << "\n"
+          << "    now:        " << json::serialize(Redacted(*entry)) << "\n"
+          << "    before:     " << json::serialize(Redacted(c.before)) << "\n";
+      left.push_back(std::move(c));
+      continue;
+    }
+    // What init changed — the command and its arguments — goes back; the rest of the entry
+    // (its env, whatever the client added) stays as it is now.
+    const json::object* before = c.before.if_object();
+    (*e)["command"] = field(before, "command");
+    if (json::value args = field(before, "args"); args.is_null()) {
+      e->erase("args");
+    } else {
+      (*e)["args"] = std::move(args);
+    }
+    ++reverted;
+    out << "  " << c.name << ": restored\n";
+  }
+  if (reverted) {
+    const std::string written = PrettyJson(current);
+    if (auto w = WriteAtomically(config, written); !w) return Fail(w.error());
+    out << "reverted " << reverted << " server" << (reverted == 1 ? "" : "s") << " in "
+        << config.string() << "; every other edit is kept\n";
+  }
+  if (left.empty()) {
+    fs::remove(RecordPath(config), ec);
+    fs::remove(backup, ec);
+    return true;
+  }
+  record->changes = std::move(left);
+  record->written_sha256.clear();
+  if (auto w = WriteRecord(config, *record); !w) return Fail(w.error());
+  return false;
+}
+
+}  // namespace tw::app

@@ -17,6 +17,7 @@
 #include "app/cli_common.h"
 #include "app/init_record.h"
 #include "app/init_yaml.h"
+#include "app/json_text.h"
 #include "common/canonical_json.h"
 #include "app/server_target.h"
 #include "catalog/scaffold.h"
@@ -32,19 +33,27 @@ std::string Env(const char* name) {
   return v ? v : "";
 }
 
-Result<json::value> ReadJson(const fs::path& p) {
+// A client configuration: its text, and what it says (comments and trailing commas allowed).
+struct ConfigFile {
+  std::string text;
+  json::value value;
+};
+Result<ConfigFile> ReadConfig(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   if (!in) return Fail(Error::NotFound("cannot read " + p.string()));
   std::stringstream buf;
   buf << in.rdbuf();
-  boost::system::error_code ec;
-  json::value v = json::parse(buf.str(), ec);
-  if (ec || !v.is_object()) return Fail(Error::InvalidArgument(p.string() + ": not a JSON object"));
-  return v;
+  auto v = ParseJsonText(buf.str());
+  if (!v || !v->is_object()) {
+    return Fail(Error::InvalidArgument(p.string() + ": not a JSON object" +
+                                       (v ? std::string() : " (" + v.error().message() + ")")));
+  }
+  return ConfigFile{buf.str(), std::move(*v)};
 }
 
-// Every `mcpServers` object in a client config (Claude Code's ~/.claude.json also has one per
-// project under `projects`), with its JSON pointer.
+// Every server map in a client config — `mcpServers` (Claude, Cursor, Windsurf, Gemini CLI),
+// `servers` (VS Code), and Claude Code's one per project under `projects` in ~/.claude.json —
+// with its JSON pointer.
 std::string PointerToken(std::string_view key) {
   std::string out;
   for (char c : key) {
@@ -62,8 +71,10 @@ std::string PointerToken(std::string_view key) {
 std::vector<std::pair<std::string, json::object*>> ServerMaps(json::value& config) {
   std::vector<std::pair<std::string, json::object*>> out;
   json::object& root = config.as_object();
-  if (auto* m = root.if_contains("mcpServers"); m && m->is_object()) {
-    out.emplace_back("/mcpServers", &m->as_object());
+  for (const char* key : {"mcpServers", "servers"}) {
+    if (auto* m = root.if_contains(key); m && m->is_object()) {
+      out.emplace_back(std::string("/") + key, &m->as_object());
+    }
   }
   if (auto* projects = root.if_contains("projects"); projects && projects->is_object()) {
     for (auto& kv : projects->as_object()) {
@@ -117,6 +128,11 @@ std::vector<KnownClient> KnownClients() {
       {"Claude Code (user and local)", home / ".claude.json"},
       {"Cursor (global)", home / ".cursor" / "mcp.json"},
       {"Cursor (project)", fs::current_path() / ".cursor" / "mcp.json"},
+      {"VS Code (workspace)", fs::current_path() / ".vscode" / "mcp.json"},
+      {"VS Code (user)", home / ".config" / "Code" / "User" / "mcp.json"},
+      {"Windsurf", home / ".codeium" / "windsurf" / "mcp_config.json"},
+      {"Gemini CLI (user)", home / ".gemini" / "settings.json"},
+      {"Gemini CLI (project)", fs::current_path() / ".gemini" / "settings.json"},
   };
 }
 
@@ -149,12 +165,12 @@ int InitCommand(const InitOptions& o, const std::string& self) {
     for (const KnownClient& k : KnownClients()) {
       std::string state = "not found";
       if (fs::exists(k.path)) {
-        auto config = ReadJson(k.path);
+        auto config = ReadConfig(k.path);
         if (!config) {
           state = config.error().message();
         } else {
           size_t n = 0;
-          for (auto& [pointer, servers] : ServerMaps(*config)) n += servers->size();
+          for (auto& [pointer, servers] : ServerMaps(config->value)) n += servers->size();
           state = std::to_string(n) + " server" + (n == 1 ? "" : "s");
         }
       }
@@ -220,12 +236,14 @@ int InitCommand(const InitOptions& o, const std::string& self) {
   std::map<std::string, ListedTools> listings;  // by command line and environment: scanned once
   int wrapped = 0, failures = 0;
   for (const fs::path& config_path : configs) {
-    auto config = ReadJson(config_path);
-    if (!config) {
-      std::cerr << "toolwarden init: " << config.error().message() << "\n";
+    auto file = ReadConfig(config_path);
+    if (!file) {
+      std::cerr << "toolwarden init: " << file.error().message() << "\n";
       ++failures;
       continue;
     }
+    json::value* config = &file->value;
+    std::string text = file->text;  // edited in place: comments and formatting survive
     std::cout << config_path.string() << ":\n";
     auto record = ReadRecord(config_path);
     if (!record) {
@@ -323,6 +341,15 @@ int InitCommand(const InitOptions& o, const std::string& self) {
           entry["args"] = std::move(args);
           Remember(*record, {pointer, name, std::move(before),
                              json::object{{"command", entry["command"]}, {"args", entry["args"]}}});
+          std::vector<std::string> path = PointerKeys(pointer);
+          path.push_back(name);
+          auto edited = ReplaceValue(text, path, entry);
+          if (!edited) {
+            std::cerr << "toolwarden init: " << config_path.string() << ": " << name << ": "
+                      << edited.error().message() << "; the file is left as it is\n";
+            return kExitUnavailable;
+          }
+          text = std::move(*edited);
           changed = true;
           ++wrapped;
         }
@@ -335,7 +362,12 @@ int InitCommand(const InitOptions& o, const std::string& self) {
         std::cerr << "toolwarden init: cannot back up " << config_path << ": " << ec.message() << "\n";
         return kExitUnavailable;
       }
-      const std::string text = PrettyJson(*config);
+      // The edits must say exactly what was meant, or nothing is written.
+      if (auto check = ParseJsonText(text); !check || *check != *config) {
+        std::cerr << "toolwarden init: " << config_path.string()
+                  << ": the edited text does not read back as intended; the file is left as it is\n";
+        return kExitUnavailable;
+      }
       record->written_sha256 = Sha256Hex(text);
       if (auto w = WriteRecord(config_path, *record); !w) {
         std::cerr << "toolwarden init: " << w.error().message() << "\n";

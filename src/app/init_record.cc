@@ -4,6 +4,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "app/json_text.h"
 #include "common/canonical_json.h"
 
 namespace tw::app {
@@ -161,14 +162,16 @@ Result<bool> UndoChanges(const fs::path& config, std::ostream& out) {
            "what init changed; its backup is " << backup.string() << "\n";
     return false;
   }
-  boost::system::error_code jec;
-  json::value current = json::parse(*text, jec);
-  if (jec || !current.is_object()) {
+  auto parsed = ParseJsonText(*text);
+  if (!parsed || !parsed->is_object()) {
     return Fail(Error::InvalidArgument(config.string() + ": not a JSON object"));
   }
+  json::value current = std::move(*parsed);
+  std::string edited = *text;  // reverted entry by entry: comments and formatting elsewhere stay
   std::vector<InitChange> left;
   size_t reverted = 0;
   for (InitChange& c : record->changes) {
+    boost::system::error_code jec;
     json::value* map = current.find_pointer(c.map, jec);
     json::object* servers = map ? map->if_object() : nullptr;
     json::value* entry = servers ? servers->if_contains(c.name) : nullptr;
@@ -200,12 +203,20 @@ Result<bool> UndoChanges(const fs::path& config, std::ostream& out) {
     } else {
       (*e)["args"] = std::move(args);
     }
+    std::vector<std::string> path = PointerKeys(c.map);
+    path.push_back(c.name);
+    auto next = ReplaceValue(edited, path, *entry);
+    if (!next) return Fail(Error::Unavailable(config.string() + ": " + next.error().message()));
+    edited = std::move(*next);
     ++reverted;
     out << "  " << c.name << ": restored\n";
   }
   if (reverted) {
-    const std::string written = PrettyJson(current);
-    if (auto w = WriteAtomically(config, written); !w) return Fail(w.error());
+    if (auto check = ParseJsonText(edited); !check || *check != current) {
+      return Fail(Error::Unavailable(config.string() +
+                                     ": the reverted text does not read back as intended; left as it is"));
+    }
+    if (auto w = WriteAtomically(config, edited); !w) return Fail(w.error());
     out << "reverted " << reverted << " server" << (reverted == 1 ? "" : "s") << " in "
         << config.string() << "; every other edit is kept\n";
   }

@@ -192,3 +192,48 @@ describe('init', () => {
     fs.rmSync(empty, { recursive: true, force: true });
   });
 });
+
+describe('init edits a configuration in its text', () => {
+  const vsHome = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-init-vs-'));
+  after(() => fs.rmSync(vsHome, { recursive: true, force: true }));
+  const vscodeFile = path.join(vsHome, '.vscode', 'mcp.json');
+  // VS Code's shape: `servers`, JSON with comments and trailing commas.
+  const vscode = `// Servers of this workspace
+{
+  "servers": {
+    /* the reference server */
+    "everything": {
+      "type": "stdio",
+      "command": ${JSON.stringify(process.execPath)},
+      "args": [${JSON.stringify(EVERYTHING)}, "stdio"], // stdio transport
+    },
+  },
+  "inputs": [],
+}
+`;
+  const run = (...args) => spawnSync(TOOLWARDEN, ['--log-level', 'warn', 'init', ...args], {
+    cwd: vsHome, encoding: 'utf8', timeout: 120000, env: { ...process.env, HOME: vsHome, XDG_CONFIG_HOME: '' },
+  });
+
+  it('finds VS Code\'s file, wraps its server keeping every comment, and undoes it the same way', () => {
+    fs.mkdirSync(path.dirname(vscodeFile), { recursive: true });
+    fs.writeFileSync(vscodeFile, vscode);
+    assert.match(run('--list-clients').stdout, /VS Code \(workspace\): .*mcp\.json: 1 server/);
+    const r = run('--apply');
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const applied = fs.readFileSync(vscodeFile, 'utf8');
+    for (const kept of ['// Servers of this workspace', '/* the reference server */', '"inputs": [],']) {
+      assert.ok(applied.includes(kept), `${kept} kept:\n${applied}`);
+    }
+    assert.match(applied, /"everything": \{\n {6}"type": "stdio",\n {6}"command": ".*toolwarden",/);
+    // The user writes a comment of their own after init; undo keeps it too.
+    fs.writeFileSync(vscodeFile, applied.replace('"inputs": [],', '"inputs": [], // mine'));
+    const u = run('--undo');
+    assert.equal(u.status, 0, u.stdout + u.stderr);
+    const undone = fs.readFileSync(vscodeFile, 'utf8');
+    assert.ok(undone.includes('// mine') && undone.includes('/* the reference server */'), undone);
+    const servers = JSON.parse(undone.replace(/\/\/.*$/gm, '').replace(/\/\*.*?\*\//g, '').replace(/,(\s*[}\]])/g, '$1')).servers;
+    assert.deepEqual(servers.everything, { type: 'stdio', command: process.execPath, args: [EVERYTHING, 'stdio'] });
+  });
+});
+

@@ -24,31 +24,6 @@ Result<std::string> ReadText(const fs::path& p) {
   return buf.str();
 }
 
-void Pretty(const json::value& v, std::string& out, int indent) {
-  const std::string pad(static_cast<size_t>(indent) * 2, ' ');
-  if (v.is_object() && !v.get_object().empty()) {
-    out += "{\n";
-    size_t i = 0;
-    for (const auto& kv : v.get_object()) {
-      out += pad + "  " + json::serialize(json::string(kv.key())) + ": ";
-      Pretty(kv.value(), out, indent + 1);
-      out += ++i < v.get_object().size() ? ",\n" : "\n";
-    }
-    out += pad + "}";
-  } else if (v.is_array() && !v.get_array().empty()) {
-    out += "[\n";
-    size_t i = 0;
-    for (const auto& item : v.get_array()) {
-      out += pad + "  ";
-      Pretty(item, out, indent + 1);
-      out += ++i < v.get_array().size() ? ",\n" : "\n";
-    }
-    out += pad + "]";
-  } else {
-    out += json::serialize(v);
-  }
-}
-
 // An entry as it may be shown: its env and header values replaced (they are secrets).
 json::value Redacted(const json::value& entry) {
   json::value out = entry;
@@ -66,12 +41,6 @@ json::value Redacted(const json::value& entry) {
 
 fs::path RecordPath(const fs::path& config) { return config.string() + std::string(kRecordSuffix); }
 fs::path BackupPath(const fs::path& config) { return config.string() + std::string(kBackupSuffix); }
-
-std::string PrettyJson(const json::value& v) {
-  std::string out;
-  Pretty(v, out, 0);
-  return out + "\n";
-}
 
 Result<void> WriteAtomically(const fs::path& p, const std::string& text) {
   const fs::path tmp = p.string() + ".tmp";
@@ -121,7 +90,8 @@ Result<void> WriteRecord(const fs::path& config, const InitRecord& record) {
   }
   const fs::path path = RecordPath(config);
   auto w = WriteAtomically(
-      path, PrettyJson(json::object{{"written_sha256", record.written_sha256}, {"changes", changes}}));
+      path,
+      PrettyJson(json::object{{"written_sha256", record.written_sha256}, {"changes", changes}}) + "\n");
   if (!w) return w;
   // As private as the configuration it describes (its arguments may hold a secret).
   std::error_code ec;

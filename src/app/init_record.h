@@ -49,7 +49,5 @@ Result<bool> UndoChanges(const std::filesystem::path& config, std::ostream& out)
 
 // Writes `text` to `p` through a temporary file and a rename, keeping `p`'s permissions.
 Result<void> WriteAtomically(const std::filesystem::path& p, const std::string& text);
-// `v` as JSON with two-space indentation, as people write client configurations.
-std::string PrettyJson(const json::value& v);
 
 }  // namespace tw::app

@@ -167,6 +167,12 @@ Result<std::string> ReplaceValue(std::string_view text, const std::vector<std::s
   return out;
 }
 
+std::string PrettyJson(const json::value& v, const std::string& pad) {
+  std::string out;
+  Pretty(v, out, pad);
+  return out;
+}
+
 std::vector<std::string> PointerKeys(std::string_view pointer) {
   std::vector<std::string> out;
   size_t i = 0;

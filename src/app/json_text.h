@@ -30,6 +30,10 @@ std::optional<TextSpan> FindValue(std::string_view text, const std::vector<std::
 Result<std::string> ReplaceValue(std::string_view text, const std::vector<std::string>& path,
                                  const json::value& value);
 
+// `v` as JSON with two-space indentation (each line after the first starting with `pad`), as
+// people write client configurations.
+std::string PrettyJson(const json::value& v, const std::string& pad = {});
+
 // The keys of an RFC 6901 pointer ("/projects/~1home/mcpServers" → projects, /home, mcpServers).
 std::vector<std::string> PointerKeys(std::string_view pointer);
 

@@ -352,6 +352,10 @@ void StatelessChannel::SuspendForApproval(const std::string& key) {
                       {"requestedSchema",
                        json::object{{"type", "object"}, {"properties", json::object()}}}}}};
   }
+  Suspend(p, std::move(s));
+}
+
+void StatelessChannel::Suspend(Pending& p, Suspended s) {
   const std::string state = std::string(kStatePrefix) + RandomHex(16);
   std::shared_ptr<StreamWriter> writer = std::move(p.writer);
   jsonrpc::Message answer = jsonrpc::MakeResponse(p.client_id, InputRequired(s, state));
@@ -379,12 +383,7 @@ void StatelessChannel::AskClient(const std::string& key, const jsonrpc::Message&
                            {"params", msg.params.is_null() ? json::value(json::object())
                                                            : msg.params}},
               std::chrono::steady_clock::now()};
-  const std::string state = std::string(kStatePrefix) + RandomHex(16);
-  std::shared_ptr<StreamWriter> writer = std::move(p.writer);
-  jsonrpc::Message answer = jsonrpc::MakeResponse(p.client_id, InputRequired(s, state));
-  modern::DecorateResult(answer.result, p.method, server_info_);
-  suspended_.emplace(state, std::move(s));
-  Answer(writer, std::move(answer));
+  Suspend(p, std::move(s));
 }
 
 void StatelessChannel::AnswerKept(std::unordered_map<std::string, Pending>::iterator p,

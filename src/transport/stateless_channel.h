@@ -157,6 +157,9 @@ class StatelessChannel : public gateway::ClientSink,
                   const std::shared_ptr<StreamWriter>& writer);
   // Answers the approval-held call `key` with an InputRequiredResult (its writer goes).
   void SuspendForApproval(const std::string& key);
+  // Answers the call `p` with an InputRequiredResult for `s` under a fresh requestState, and
+  // keeps `s` until the retry (the call's writer goes).
+  void Suspend(Pending& p, Suspended s);
 
   std::string id_;
   std::string grant_;

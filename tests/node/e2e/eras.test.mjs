@@ -509,9 +509,10 @@ describe('serve: 2026-07-28 clients on the aggregate and on one server', () => {
     // A 2025 session on the aggregate too; then SIGTERM: nothing the sessions scheduled (the
     // aggregate's 5 s wait for slow servers) may hold the process after they are closed.
     const legacy = new LegacyClient({ name: 'v1', version: '1' });
+    const initialized = Date.now();
     await legacy.connect(new LegacyTransport(new URL(`${gw.base}/mcp`), { requestInit: { headers: auth } }));
-    const started = Date.now();
     await stop(gw.proc, 20000);
-    assert.ok(Date.now() - started < 3000, `stopped after ${Date.now() - started} ms`);
+    // The timer would have held it until 5 s after initialize (SessionTimersTest has the exact check).
+    assert.ok(Date.now() - initialized < 4500, `stopped ${Date.now() - initialized} ms after initialize`);
   });
 });

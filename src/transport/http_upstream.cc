@@ -318,6 +318,13 @@ struct HttpUpstream::State : std::enable_shared_from_this<HttpUpstream::State> {
           co_return ex;
         }
       }
+      if (closed) {
+        // Closed while this connection was being made: Close could not cancel it, and an
+        // exchange that outlives the upstream (a listen stream above all) would hold the loop.
+        Exchange ex;
+        ex.ec = asio::error::operation_aborted;
+        co_return ex;
+      }
       active.insert(conn.get());
       // (No co_await inside ?: — GCC 12 miscompiles it.)
       Exchange ex;

@@ -54,7 +54,7 @@ int Main(int argc, char** argv) {
   run->add_option("--upstream", run_options.upstream_url,
                   "URL of a remote MCP server (Streamable HTTP, or legacy HTTP+SSE)");
   run->add_option("--header", run_options.headers,
-                  "Header sent to the --upstream server, \"Name: value\" (repeatable)")
+                  "Header sent to --upstream, \"Name: value\"; ${VAR} takes a variable's value")
       ->allow_extra_args(false);
   run->add_option("--listen", run_options.listen,
                   "Serve MCP over Streamable HTTP at HOST:PORT (/mcp) instead of stdio");
@@ -112,9 +112,8 @@ int Main(int argc, char** argv) {
       ->check(CLI::IsMember({"closed", "open"}))
       ->capture_default_str();
   run->add_option("--upstream-protocol", run_options.upstream_protocol,
-                  "The server's protocol era: auto (ask it server/discover; default for --upstream), "
-                  "legacy (default for a command) or modern (2026-07-28)")
-      ->check(CLI::IsMember({"auto", "legacy", "modern"}));
+                  "The server's era: auto (server/discover; --upstream's default), legacy "
+                  "(a command's default) or modern (2026-07-28)")->check(CLI::IsMember({"auto", "legacy", "modern"}));
   run->add_option("--state-timeout", run_options.state_timeout_s,
                   "Seconds a call waits for a state file another process holds locked before "
                   "it is denied (the gateway itself never waits for it)")

@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 
 #include "app/cli_common.h"
+#include "app/init_clients.h"
 #include "app/init_record.h"
 #include "app/init_yaml.h"
 #include "app/json_text.h"
@@ -25,140 +26,6 @@
 namespace tw::app {
 
 namespace fs = std::filesystem;
-
-namespace {
-
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-// A client configuration: its text, and what it says (comments and trailing commas allowed).
-struct ConfigFile {
-  std::string text;
-  json::value value;
-};
-Result<ConfigFile> ReadConfig(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return Fail(Error::NotFound("cannot read " + p.string()));
-  std::stringstream buf;
-  buf << in.rdbuf();
-  auto v = ParseJsonText(buf.str());
-  if (!v || !v->is_object()) {
-    return Fail(Error::InvalidArgument(p.string() + ": not a JSON object" +
-                                       (v ? std::string() : " (" + v.error().message() + ")")));
-  }
-  return ConfigFile{buf.str(), std::move(*v)};
-}
-
-// Every server map in a client config — `mcpServers` (Claude, Cursor, Windsurf, Gemini CLI),
-// `servers` (VS Code), and Claude Code's one per project under `projects` in ~/.claude.json —
-// with its JSON pointer.
-std::string PointerToken(std::string_view key) {
-  std::string out;
-  for (char c : key) {
-    if (c == '~') {
-      out += "~0";
-    } else if (c == '/') {
-      out += "~1";
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::vector<std::pair<std::string, json::object*>> ServerMaps(json::value& config) {
-  std::vector<std::pair<std::string, json::object*>> out;
-  json::object& root = config.as_object();
-  for (const char* key : {"mcpServers", "servers"}) {
-    if (auto* m = root.if_contains(key); m && m->is_object()) {
-      out.emplace_back(std::string("/") + key, &m->as_object());
-    }
-  }
-  if (auto* projects = root.if_contains("projects"); projects && projects->is_object()) {
-    for (auto& kv : projects->as_object()) {
-      if (!kv.value().is_object()) continue;
-      if (auto* m = kv.value().as_object().if_contains("mcpServers"); m && m->is_object()) {
-        out.emplace_back("/projects/" + PointerToken(kv.key()) + "/mcpServers", &m->as_object());
-      }
-    }
-  }
-  return out;
-}
-
-std::string Str(const json::object& o, std::string_view key) {
-  const json::value* v = o.if_contains(key);
-  return v && v->is_string() ? std::string(v->get_string()) : std::string();
-}
-
-// A name `${NAME}` can reference (and YAML can take as a plain key).
-bool ValidEnvName(const std::string& name) {
-  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
-  for (char c : name) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
-  }
-  return true;
-}
-
-bool IsToolwarden(const std::string& command) {
-  return fs::path(command).filename() == "toolwarden";
-}
-
-// A name safe as a file name.
-std::string FileName(std::string name) {
-  for (char& c : name) {
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
-  }
-  return name.empty() ? "server" : name;
-}
-
-// The known client files: where each client keeps its MCP servers.
-struct KnownClient {
-  std::string client;
-  fs::path path;
-};
-std::vector<KnownClient> KnownClients() {
-  const fs::path home = Env("HOME");
-  return {
-      {"Claude Desktop (Linux)", home / ".config" / "Claude" / "claude_desktop_config.json"},
-      {"Claude Desktop (macOS)",
-       home / "Library" / "Application Support" / "Claude" / "claude_desktop_config.json"},
-      {"Claude Code (project)", fs::current_path() / ".mcp.json"},
-      {"Claude Code (user and local)", home / ".claude.json"},
-      {"Cursor (global)", home / ".cursor" / "mcp.json"},
-      {"Cursor (project)", fs::current_path() / ".cursor" / "mcp.json"},
-      {"VS Code (workspace)", fs::current_path() / ".vscode" / "mcp.json"},
-      {"VS Code (user)", home / ".config" / "Code" / "User" / "mcp.json"},
-      {"Windsurf", home / ".codeium" / "windsurf" / "mcp_config.json"},
-      {"Gemini CLI (user)", home / ".gemini" / "settings.json"},
-      {"Gemini CLI (project)", fs::current_path() / ".gemini" / "settings.json"},
-  };
-}
-
-// What an entry `init --apply` wrote runs: its policy and the server's own command line.
-struct Wrapped {
-  std::string policy;
-  std::vector<std::string> argv;
-};
-std::optional<Wrapped> Unwrap(const json::object& entry) {
-  const json::value* args = entry.if_contains("args");
-  if (!args || !args->is_array()) return std::nullopt;
-  std::vector<std::string> a;
-  for (const auto& v : args->get_array()) a.push_back(v.is_string() ? std::string(v.get_string()) : "");
-  Wrapped w;
-  for (size_t i = 0; i + 1 < a.size(); ++i) {
-    if (a[i] == "-p" || a[i] == "--policy") w.policy = a[i + 1];
-    if (a[i] == "--") {
-      w.argv.assign(a.begin() + static_cast<long>(i) + 1, a.end());
-      break;
-    }
-  }
-  if (w.policy.empty() || w.argv.empty()) return std::nullopt;
-  return w;
-}
-
-}  // namespace
 
 int InitCommand(const InitOptions& o, const std::string& self) {
   if (o.list_clients) {
@@ -257,9 +124,9 @@ int InitCommand(const InitOptions& o, const std::string& self) {
         if (!kv.value().is_object()) continue;
         json::object& entry = kv.value().as_object();
         const std::string command = Str(entry, "command");
-        if (command.empty()) {
-          std::cout << "  " << name << ": remote server (" << Str(entry, "url")
-                    << "), left as is; wrap it with `toolwarden run --upstream URL`\n";
+        const std::string url = command.empty() ? Str(entry, "url") : std::string();
+        if (command.empty() && url.empty()) {
+          std::cout << "  " << name << ": neither a command nor a url; left as is\n";
           continue;
         }
         std::vector<std::string> env_names;
@@ -271,29 +138,46 @@ int InitCommand(const InitOptions& o, const std::string& self) {
         if (IsToolwarden(command)) {
           // Wrapped already (an earlier --apply): still a server of toolwarden.yaml.
           if (auto w = Unwrap(entry)) {
-            blocks.emplace_back(name, ServerBlock(name, w->argv, w->policy, env_names));
+            blocks.emplace_back(name, w->url.empty()
+                                          ? ServerBlock(name, w->argv, w->policy, env_names)
+                                          : RemoteBlock(name, w->url, w->policy, HeaderRefs(entry)));
           }
           std::cout << "  " << name << ": already runs through toolwarden\n";
           continue;
         }
-        std::vector<std::string> argv{command};
-        if (const json::value* args = entry.if_contains("args"); args && args->is_array()) {
-          for (const auto& a : args->get_array()) {
-            if (a.is_string()) argv.emplace_back(a.get_string());
-          }
-        }
         ServerTarget target;
-        target.command = argv;
-        if (const json::value* env = entry.if_contains("env"); env && env->is_object()) {
-          for (const auto& e : env->get_object()) {
-            // Values reach the scanned server only; they are never printed or written here.
-            if (e.value().is_string()) target.env.emplace_back(e.key(), e.value().get_string());
+        // A remote server's headers travel by environment variable: the value stays out of
+        // toolwarden.yaml and off the command line (`--header "K: ${VAR}"`).
+        std::vector<std::pair<std::string, std::string>> header_vars;  // header → variable
+        if (url.empty()) {
+          target.command.push_back(command);
+          if (const json::value* args = entry.if_contains("args"); args && args->is_array()) {
+            for (const auto& a : args->get_array()) {
+              if (a.is_string()) target.command.emplace_back(a.get_string());
+            }
+          }
+          if (const json::value* env = entry.if_contains("env"); env && env->is_object()) {
+            for (const auto& e : env->get_object()) {
+              // Values reach the scanned server only; they are never printed or written here.
+              if (e.value().is_string()) target.env.emplace_back(e.key(), e.value().get_string());
+            }
+          }
+        } else {
+          target.url = url;
+          if (const json::value* h = entry.if_contains("headers"); h && h->is_object()) {
+            for (const auto& header : h->get_object()) {
+              if (!header.value().is_string()) continue;
+              target.headers.push_back(std::string(header.key()) + ": " +
+                                       std::string(header.value().get_string()));
+              header_vars.emplace_back(header.key(), HeaderVariable(name, header.key()));
+            }
           }
         }
         const fs::path policy = fs::absolute(out_dir / "policies" / (FileName(name) + ".yaml"));
-        std::string scan_key;
-        for (const auto& a : argv) scan_key += a + '\0';
+        std::string scan_key = url;
+        for (const auto& a : target.command) scan_key += a + '\0';
         for (const auto& [k, v] : target.env) scan_key += k + '=' + v + '\0';
+        for (const auto& h : target.headers) scan_key += h + '\0';
         const std::string key_digest = Sha256Hex(scan_key);
         const ListedTools* listing = nullptr;
         if (auto seen = listings.find(key_digest); seen != listings.end()) {
@@ -326,17 +210,27 @@ int InitCommand(const InitOptions& o, const std::string& self) {
           }
           std::cout << "  " << name << ": " << scanned.size() << " tools → " << policy.string() << "\n";
         }
-        blocks.emplace_back(name, ServerBlock(name, argv, policy.string(), env_names));
+        if (url.empty()) {
+          blocks.emplace_back(name, ServerBlock(name, target.command, policy.string(), env_names));
+        } else {
+          blocks.emplace_back(name, RemoteBlock(name, url, policy.string(), header_vars));
+          for (const auto& [header, var] : header_vars) env_names.push_back(var);
+        }
         if (!env_names.empty()) {
           std::string names;
           for (const auto& n : env_names) names += (names.empty() ? "" : ", ") + n;
           std::cout << "    needs " << names << " in the environment of `toolwarden serve`\n";
         }
         if (o.apply) {
-          json::array args{"run", "-p", policy.string(), "--server-name", name, "--"};
-          for (const auto& a : argv) args.emplace_back(a);
-          json::object before{{"command", entry["command"]},
+          json::object before{{"command", entry.contains("command") ? entry["command"] : json::value()},
                               {"args", entry.contains("args") ? entry["args"] : json::value()}};
+          json::array args{"run", "-p", policy.string(), "--server-name", name};
+          if (url.empty()) {
+            args.emplace_back("--");
+            for (const auto& a : target.command) args.emplace_back(a);
+          } else {
+            WrapRemote(entry, url, header_vars, before, args);
+          }
           entry["command"] = self;
           entry["args"] = std::move(args);
           Remember(*record, {pointer, name, std::move(before),

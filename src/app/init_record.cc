@@ -37,6 +37,38 @@ json::value Redacted(const json::value& entry) {
   return out;
 }
 
+// A remote server's entry as it was before `init` wrapped it (init_clients.h, WrapRemote): its
+// url and type back, each header's value taken back from the variable it was moved to.
+void RestoreRemote(json::object& entry, const json::object& before) {
+  // Worked out first, written after (erasing keys moves an object's values).
+  json::object env;
+  if (const json::value* e = entry.if_contains("env"); e && e->is_object()) env = e->as_object();
+  json::object headers;
+  if (const json::value* refs = before.if_contains("headers"); refs && refs->is_object()) {
+    for (const auto& kv : refs->as_object()) {
+      const std::string ref = kv.value().is_string() ? std::string(kv.value().as_string()) : "";
+      const std::string var(ref.size() > 3 ? ref.substr(2, ref.size() - 3) : "");
+      if (const json::value* v = env.if_contains(var)) headers[kv.key()] = *v;
+    }
+  }
+  if (const json::value* added = before.if_contains("env_added"); added && added->is_array()) {
+    for (const auto& var : added->as_array()) {
+      if (var.is_string()) env.erase(var.as_string());
+    }
+  }
+  entry.erase("command");
+  entry.erase("args");
+  entry.erase("env");
+  entry["url"] = before.at("url");
+  if (const json::value* type = before.if_contains("type"); type && !type->is_null()) {
+    entry["type"] = *type;
+  } else {
+    entry.erase("type");
+  }
+  if (!headers.empty()) entry["headers"] = std::move(headers);
+  if (!env.empty()) entry["env"] = std::move(env);
+}
+
 }  // namespace
 
 fs::path RecordPath(const fs::path& config) { return config.string() + std::string(kRecordSuffix); }
@@ -167,11 +199,15 @@ Result<bool> UndoChanges(const fs::path& config, std::ostream& out) {
     // What init changed — the command and its arguments — goes back; the rest of the entry
     // (its env, whatever the client added) stays as it is now.
     const json::object* before = c.before.if_object();
-    (*e)["command"] = field(before, "command");
-    if (json::value args = field(before, "args"); args.is_null()) {
-      e->erase("args");
+    if (json::value url = field(before, "url"); url.is_string()) {
+      RestoreRemote(*e, *before);
     } else {
-      (*e)["args"] = std::move(args);
+      (*e)["command"] = field(before, "command");
+      if (json::value args = field(before, "args"); args.is_null()) {
+        e->erase("args");
+      } else {
+        (*e)["args"] = std::move(args);
+      }
     }
     std::vector<std::string> path = PointerKeys(c.map);
     path.push_back(c.name);

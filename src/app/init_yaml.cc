@@ -63,4 +63,18 @@ std::optional<std::string> MergeServers(const std::string& existing,
   return out;
 }
 
+std::string RemoteBlock(const std::string& name, const std::string& url, const std::string& policy,
+                        const std::vector<std::pair<std::string, std::string>>& header_vars) {
+  std::string out = "  " + json::serialize(json::string(name)) + ":\n    url: " +
+                    json::serialize(json::string(url)) + "\n    policy: " +
+                    json::serialize(json::string(policy)) + "\n";
+  if (!header_vars.empty()) {
+    out += "    headers:\n";
+    for (const auto& [header, var] : header_vars) {
+      out += "      " + json::serialize(json::string(header)) + ": \"${" + var + "}\"\n";
+    }
+  }
+  return out;
+}
+
 }  // namespace tw::app

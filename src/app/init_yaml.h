@@ -13,6 +13,11 @@ namespace tw::app {
 std::string ServerBlock(const std::string& name, const std::vector<std::string>& argv,
                         const std::string& policy, const std::vector<std::string>& env_names);
 
+// The block of a remote server: url, policy, and each header by its variable
+// (`headers: {Authorization: "${GITHUB_AUTHORIZATION}"}`).
+std::string RemoteBlock(const std::string& name, const std::string& url, const std::string& policy,
+                        const std::vector<std::pair<std::string, std::string>>& header_vars);
+
 // Merges server blocks (name, block) into an existing toolwarden.yaml: the servers it names
 // already stay as they are (their names go to `kept`), new ones are appended when `servers:`
 // is the file's last top-level key, the text before kept byte for byte. nullopt when the file

@@ -67,6 +67,11 @@ Result<config::Config> RunConfig(const RunOptions& o) {
     for (const auto& h : o.headers) {
       auto header = ParseHeader(h);
       if (!header) return Fail(header.error());
+      // A value may name an environment variable (`Authorization: Bearer ${TOKEN}`), so that a
+      // client's configuration passes a secret through the environment, not the command line.
+      auto value = config::ExpandVariables(header->second, config::ProcessEnv());
+      if (!value) return Fail(Error::InvalidArgument("--header " + header->first + ": " + value.error().message()));
+      header->second = std::move(*value);
       s.headers.push_back(*header);
     }
     if (!o.upstream_ca.empty()) s.ca_file = std::filesystem::absolute(o.upstream_ca).lexically_normal();

@@ -29,36 +29,12 @@ class ConfigReader : public policy::YamlReader {
   bool ReadString(const YAML::Node& node, const std::string& where, std::string& out) override {
     std::string raw;
     if (!YamlReader::ReadString(node, where, raw)) return false;
-    out.clear();
-    for (size_t i = 0; i < raw.size(); ++i) {
-      if (raw.compare(i, 3, "$${") == 0) {
-        out += "${";
-        i += 2;
-        continue;
-      }
-      if (raw.compare(i, 2, "${") != 0) {
-        out += raw[i];
-        continue;
-      }
-      const size_t close = raw.find('}', i + 2);
-      if (close == std::string::npos) {
-        Error(node, where + ": unterminated \"${\" (write $${ for a literal one)");
-        return false;
-      }
-      const std::string var = raw.substr(i + 2, close - i - 2);
-      if (var.empty() || var.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                               "0123456789_") != std::string::npos) {
-        Error(node, where + ": \"${" + var + "}\" is not a valid variable reference");
-        return false;
-      }
-      std::optional<std::string> value = env_(var);
-      if (!value) {
-        Error(node, where + ": environment variable " + var + " is not set");
-        return false;
-      }
-      out += *value;
-      i = close;
+    auto expanded = ExpandVariables(raw, env_);
+    if (!expanded) {
+      Error(node, where + ": " + expanded.error().message());
+      return false;
     }
+    out = std::move(*expanded);
     return true;
   }
 
@@ -385,6 +361,35 @@ class ConfigReader : public policy::YamlReader {
 };
 
 }  // namespace
+
+Result<std::string> ExpandVariables(std::string_view raw, const EnvLookup& env) {
+  std::string out;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (raw.compare(i, 3, "$${") == 0) {
+      out += "${";
+      i += 2;
+      continue;
+    }
+    if (raw.compare(i, 2, "${") != 0) {
+      out += raw[i];
+      continue;
+    }
+    const size_t close = raw.find('}', i + 2);
+    if (close == std::string_view::npos) {
+      return Fail(Error::InvalidArgument("unterminated \"${\" (write $${ for a literal one)"));
+    }
+    const std::string var(raw.substr(i + 2, close - i - 2));
+    if (var.empty() || var.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                             "0123456789_") != std::string::npos) {
+      return Fail(Error::InvalidArgument("\"${" + var + "}\" is not a valid variable reference"));
+    }
+    std::optional<std::string> value = env(var);
+    if (!value) return Fail(Error::InvalidArgument("environment variable " + var + " is not set"));
+    out += *value;
+    i = close;
+  }
+  return out;
+}
 
 EnvLookup ProcessEnv() {
   return [](const std::string& name) -> std::optional<std::string> {

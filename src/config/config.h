@@ -159,6 +159,9 @@ bool ValidReplicaName(const std::string& name);
 // Looks up an environment variable (nullopt when unset).
 using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
 EnvLookup ProcessEnv();
+// `raw` with every `${VAR}` replaced by the variable's value (`$${` is a literal `${`). Fails
+// naming an unset variable, an invalid name or an unterminated reference.
+Result<std::string> ExpandVariables(std::string_view raw, const EnvLookup& env);
 
 // Server names: letters, digits and '-', at most 64 characters, so that `server__tool` and
 // `server+uri` split unambiguously.

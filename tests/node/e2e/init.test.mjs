@@ -5,12 +5,12 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
 import { newClient } from './everything-suite.mjs';
-import { EVERYTHING, NODE_MODULES, TOOLWARDEN, resolvePendingApproval } from './helpers.mjs';
+import { EVERYTHING, NODE_MODULES, TOOLWARDEN, eventually, resolvePendingApproval, startHttpServer, stop } from './helpers.mjs';
 
 const FILESYSTEM = path.join(NODE_MODULES, '@modelcontextprotocol/server-filesystem/dist/index.js');
 const home = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-init-home-'));
@@ -22,18 +22,27 @@ after(() => {
 
 const SECRET = 'sk-secret-do-not-print-1234';
 const desktopFile = path.join(home, '.config', 'Claude', 'claude_desktop_config.json');
-const desktop = JSON.stringify({
-  globalShortcut: 'Ctrl+Space',
-  mcpServers: {
-    everything: { command: process.execPath, args: [EVERYTHING, 'stdio'], env: { API_KEY: SECRET } },
-    remote: { type: 'http', url: 'https://mcp.example.com/mcp' },
-  },
-}, null, 2);
+// A remote server (Streamable HTTP, with a secret header) beside the command servers.
+let remoteServer;
+let desktop;
+let remoteEntry;
 const codeFile = path.join(project, '.mcp.json');
 const code = JSON.stringify({ mcpServers: { files: { command: process.execPath, args: [FILESYSTEM, project] } } }, null, 2);
-fs.mkdirSync(path.dirname(desktopFile), { recursive: true });
-fs.writeFileSync(desktopFile, desktop);
-fs.writeFileSync(codeFile, code);
+before(async () => {
+  remoteServer = await startHttpServer('everything', ['--log-headers']);
+  remoteEntry = { type: 'http', url: `${remoteServer.base}/mcp`, headers: { Authorization: `Bearer ${SECRET}` } };
+  desktop = JSON.stringify({
+    globalShortcut: 'Ctrl+Space',
+    mcpServers: {
+      everything: { command: process.execPath, args: [EVERYTHING, 'stdio'], env: { API_KEY: SECRET } },
+      remote: remoteEntry,
+    },
+  }, null, 2);
+  fs.mkdirSync(path.dirname(desktopFile), { recursive: true });
+  fs.writeFileSync(desktopFile, desktop);
+  fs.writeFileSync(codeFile, code);
+});
+after(() => stop(remoteServer?.proc));
 
 function init(...args) {
   return spawnSync(TOOLWARDEN, ['--log-level', 'warn', 'init', ...args], {
@@ -47,7 +56,7 @@ describe('init', () => {
     const r = init();
     assert.equal(r.status, 0, r.stderr + r.stdout);
     assert.match(r.stdout, /claude_desktop_config\.json:\n {2}everything: \d+ tools → .*policies\/everything\.yaml/);
-    assert.match(r.stdout, /remote: remote server \(https:\/\/mcp\.example\.com\/mcp\), left as is/);
+    assert.match(r.stdout, /remote: \d+ tools → .*policies\/remote\.yaml\n {4}needs REMOTE_AUTHORIZATION in the environment/);
     assert.match(r.stdout, /\.mcp\.json:\n {2}files: \d+ tools → .*policies\/files\.yaml/);
     assert.match(r.stdout, /dry run: no client configuration was changed/);
     assert.equal(fs.readFileSync(desktopFile, 'utf8'), desktop);
@@ -62,7 +71,7 @@ describe('init', () => {
     const validate = (env) => spawnSync(TOOLWARDEN, ['validate', '-c', path.join(out, 'toolwarden.yaml')],
       { encoding: 'utf8', env });
     const { API_KEY: _unset, ...environment } = process.env;
-    const valid = validate({ ...environment, API_KEY: 'k' });
+    const valid = validate({ ...environment, API_KEY: 'k', REMOTE_AUTHORIZATION: 'Bearer k' });
     assert.equal(valid.status, 0, valid.stdout + valid.stderr);
     const invalid = validate(environment);
     assert.notEqual(invalid.status, 0);
@@ -83,7 +92,22 @@ describe('init', () => {
     assert.deepEqual(everything.args.slice(0, 2), ['run', '-p']);
     assert.deepEqual(everything.args.slice(-4), ['--', process.execPath, EVERYTHING, 'stdio']);
     assert.deepEqual(everything.env, { API_KEY: SECRET }, 'env stays where it was');
-    assert.deepEqual(rewritten.mcpServers.remote, { type: 'http', url: 'https://mcp.example.com/mcp' });
+    // The remote server runs through `run --upstream`; its header's value moved to env, and
+    // reaches the server through the variable, never on a command line.
+    const remote = rewritten.mcpServers.remote;
+    assert.equal(remote.type, 'stdio');
+    assert.equal(remote.url, undefined);
+    assert.deepEqual(remote.args.slice(-4), ['--upstream', remoteEntry.url, '--header', 'Authorization: ${REMOTE_AUTHORIZATION}']);
+    assert.deepEqual(remote.env, { REMOTE_AUTHORIZATION: `Bearer ${SECRET}` });
+    const remoteClient = newClient();
+    await remoteClient.connect(new StdioClientTransport({
+      command: remote.command, args: [remote.args[0], '--state', 'memory', ...remote.args.slice(1)],
+      env: { ...process.env, ...remote.env }, stderr: 'ignore',
+    }));
+    assert.ok((await remoteClient.listTools()).tools.some((t) => t.name === 'echo'));
+    await remoteClient.close();
+    await eventually(() => remoteServer.proc.stderrText.includes(`"authorization":"Bearer ${SECRET}"`), 10000,
+      'the header at the remote server');
 
     // Run the rewritten entry as a client would: it is a working, policed server.
     const files = JSON.parse(fs.readFileSync(codeFile, 'utf8')).mcpServers.files;
@@ -108,7 +132,7 @@ describe('init', () => {
     const config = fs.readFileSync(yaml, 'utf8');
     assert.match(config, /"everything":/);
     assert.match(config, /"files":/);
-    const valid = spawnSync(TOOLWARDEN, ['validate', '-c', yaml], { encoding: 'utf8', env: { ...process.env, API_KEY: 'k' } });
+    const valid = spawnSync(TOOLWARDEN, ['validate', '-c', yaml], { encoding: 'utf8', env: { ...process.env, API_KEY: 'k', REMOTE_AUTHORIZATION: 'k' } });
     assert.equal(valid.status, 0, valid.stdout + valid.stderr);
   });
 
@@ -133,6 +157,7 @@ describe('init', () => {
     assert.match(r.stdout, /every other edit is kept/);
     const after = JSON.parse(fs.readFileSync(desktopFile, 'utf8'));
     assert.deepEqual(after.mcpServers.everything, JSON.parse(desktop).mcpServers.everything);
+    assert.deepEqual(after.mcpServers.remote, remoteEntry, 'the remote entry is whole again, its header back');
     assert.deepEqual(after.mcpServers.later, { command: 'echo', args: ['added after init'] });
     assert.equal(after.globalShortcut, 'Ctrl+Alt+Space');
     assert.ok(!fs.existsSync(`${desktopFile}.toolwarden-backup`));

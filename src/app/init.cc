@@ -277,11 +277,13 @@ int InitCommand(const InitOptions& o, const std::string& self) {
   }
   std::string toolwarden_yaml;
   if (fs::exists(config_file)) {
-    std::ifstream in(config_file, std::ios::binary);
-    std::stringstream buf;
-    buf << in.rdbuf();
+    auto existing = ReadText(config_file);
+    if (!existing) {
+      std::cerr << "toolwarden init: " << existing.error().message() << "\n";
+      return kExitUnavailable;
+    }
     std::vector<std::string> kept;
-    auto merged = MergeServers(buf.str(), blocks, kept);
+    auto merged = MergeServers(*existing, blocks, kept);
     if (!merged) {
       std::cerr << "toolwarden init: " << config_file.string()
                 << " exists and its servers cannot be merged into safely (servers: is not its last "

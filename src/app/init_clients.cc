@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "app/init_record.h"
 #include "app/json_text.h"
 
 namespace tw::app {
@@ -17,16 +18,14 @@ std::string Env(const char* name) {
 }
 
 Result<ConfigFile> ReadConfig(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return Fail(Error::NotFound("cannot read " + p.string()));
-  std::stringstream buf;
-  buf << in.rdbuf();
-  auto v = ParseJsonText(buf.str());
+  auto text = ReadText(p);
+  if (!text) return Fail(text.error());
+  auto v = ParseJsonText(*text);
   if (!v || !v->is_object()) {
     return Fail(Error::InvalidArgument(p.string() + ": not a JSON object" +
                                        (v ? std::string() : " (" + v.error().message() + ")")));
   }
-  return ConfigFile{buf.str(), std::move(*v)};
+  return ConfigFile{std::move(*text), std::move(*v)};
 }
 
 namespace {

@@ -16,14 +16,6 @@ namespace {
 constexpr std::string_view kBackupSuffix = ".toolwarden-backup";
 constexpr std::string_view kRecordSuffix = ".toolwarden-init.json";
 
-Result<std::string> ReadText(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return Fail(Error::NotFound("cannot read " + p.string()));
-  std::stringstream buf;
-  buf << in.rdbuf();
-  return buf.str();
-}
-
 // An entry as it may be shown: its env and header values replaced (they are secrets).
 json::value Redacted(const json::value& entry) {
   json::value out = entry;
@@ -70,6 +62,14 @@ void RestoreRemote(json::object& entry, const json::object& before) {
 }
 
 }  // namespace
+
+Result<std::string> ReadText(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return Fail(Error::NotFound("cannot read " + p.string()));
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
 
 fs::path RecordPath(const fs::path& config) { return config.string() + std::string(kRecordSuffix); }
 fs::path BackupPath(const fs::path& config) { return config.string() + std::string(kBackupSuffix); }

@@ -47,6 +47,8 @@ void Remember(InitRecord& record, InitChange change);
 // backup are gone).
 Result<bool> UndoChanges(const std::filesystem::path& config, std::ostream& out);
 
+// The whole of a file.
+Result<std::string> ReadText(const std::filesystem::path& p);
 // Writes `text` to `p` through a temporary file and a rename, keeping `p`'s permissions.
 Result<void> WriteAtomically(const std::filesystem::path& p, const std::string& text);
 

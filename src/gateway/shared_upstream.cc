@@ -11,16 +11,6 @@ using jsonrpc::Message;
 
 namespace {
 
-// RFC 5424 severities as MCP names them, least severe first; -1 for an unknown name.
-int LogLevel(std::string_view name) {
-  static constexpr std::string_view kLevels[] = {"debug",    "info",  "notice", "warning",
-                                                 "error",    "critical", "alert", "emergency"};
-  for (int i = 0; i < 8; ++i) {
-    if (kLevels[i] == name) return i;
-  }
-  return -1;
-}
-
 const json::value* Param(const Message& m, std::string_view key) {
   const json::object* p = m.params.if_object();
   return p ? p->if_contains(key) : nullptr;
@@ -176,7 +166,7 @@ void UpstreamHub::Deliver(uint64_t channel, Message msg, std::optional<json::val
     auto level = log_levels_.find(channel);
     const json::value* l = Param(msg, "level");
     if (level != log_levels_.end() && l && l->is_string() &&
-        LogLevel(l->get_string()) < level->second) {
+        mcp::LogSeverity(l->get_string()) < level->second) {
       return;  // below what this channel asked for
     }
   }
@@ -218,7 +208,7 @@ void UpstreamHub::FromChannel(uint64_t channel, Message msg) {
       if (msg.method == method::kSetLevel) {
         // Per channel: the server's own level is not one agent's to change for all.
         const json::value* level = Param(msg, "level");
-        const int l = level && level->is_string() ? LogLevel(level->get_string()) : -1;
+        const int l = level && level->is_string() ? mcp::LogSeverity(level->get_string()) : -1;
         if (l < 0) {
           const json::value id = msg.id;
           post_(0, [self = shared_from_this(), channel, id = jsonrpc::Detached(id)] {

@@ -59,9 +59,9 @@ std::optional<jsonrpc::Message> CheckRequest(const jsonrpc::Message& msg, Reques
     return jsonrpc::MakeError(msg.id, jsonrpc::kMethodNotFound, "Method not found: " + msg.method);
   }
   if (msg.method == kListen) {
-    if (auto f = ReadListenFilter(msg.params); !f) {
-      return jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams, f.error().message());
-    }
+    auto f = ReadListenFilter(msg.params);
+    if (!f) return jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams, f.error().message());
+    meta.listen = *f;
   }
   return std::nullopt;
 }

@@ -45,11 +45,18 @@ inline constexpr std::string_view kDiscover = "server/discover";
 inline constexpr std::string_view kListen = "subscriptions/listen";
 inline constexpr std::string_view kAcknowledged = "notifications/subscriptions/acknowledged";
 
+// The notification kinds a `subscriptions/listen` request asks for (params.notifications).
+struct ListenFilter {
+  bool tools = false;
+  bool prompts = false;
+  bool resources = false;
+};
 // What a modern request says about itself in `params._meta`.
 struct RequestMeta {
   std::string version;
   json::object client_capabilities;
   std::optional<std::string> log_level;  // the least severe level the client wants to see
+  std::optional<ListenFilter> listen;     // a subscriptions/listen's filter (CheckRequest)
 };
 
 // Reads the request's `_meta`. Missing `_meta`, protocol version or client capabilities (or
@@ -139,12 +146,6 @@ void DecorateResult(json::value& result, std::string_view method, const json::va
 // serverInfo, instructions), with the versions the gateway speaks.
 json::value DiscoverResult(const json::value& initialize_result, const CacheHints& hints = {});
 
-// The notification kinds a `subscriptions/listen` request asks for (params.notifications).
-struct ListenFilter {
-  bool tools = false;
-  bool prompts = false;
-  bool resources = false;
-};
 Result<ListenFilter> ReadListenFilter(const json::value& params);
 // Whether a server notification `method` is one the filter asked for.
 bool Wants(const ListenFilter& filter, std::string_view method);

@@ -142,6 +142,15 @@ std::optional<std::string> ToolNameProblem(std::string_view name) {
   return std::nullopt;
 }
 
+int LogSeverity(std::string_view level) {
+  static constexpr std::string_view kLevels[] = {"debug", "info",     "notice", "warning",
+                                                 "error", "critical", "alert",  "emergency"};
+  for (int i = 0; i < 8; ++i) {
+    if (kLevels[i] == level) return i;
+  }
+  return -1;
+}
+
 bool IsSupportedVersion(std::string_view v) {
   return std::find(std::begin(kSupportedVersions), std::end(kSupportedVersions), v) !=
          std::end(kSupportedVersions);

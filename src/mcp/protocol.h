@@ -52,6 +52,10 @@ inline constexpr std::string_view kRootsList = "roots/list";
 inline constexpr std::string_view kElicitationCreate = "elicitation/create";
 }  // namespace method
 
+// The rank of a log level as MCP names RFC 5424's severities, least severe first ("debug" 0 …
+// "emergency" 7); -1 for an unknown name.
+int LogSeverity(std::string_view level);
+
 // Which side sends a message across the gateway.
 enum class Direction { kClientToServer, kServerToClient };
 

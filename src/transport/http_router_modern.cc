@@ -116,8 +116,6 @@ HttpRouter::Routed HttpRouter::RouteStateless(const Request& req, const Fields& 
                                                    : http::status::bad_request,
                   *problem);
   }
-  std::optional<modern::ListenFilter> filter;
-  if (msg.method == modern::kListen) filter = *modern::ReadListenFilter(msg.params);
   std::optional<Response> error;
   auto channel = Channel(req, grant, route, error);
   if (!channel) return Routed::Respond(std::move(*error));
@@ -129,8 +127,8 @@ HttpRouter::Routed HttpRouter::RouteStateless(const Request& req, const Fields& 
   r.channel = channel;
   if (msg.method == modern::kDiscover) {
     channel->Discover(msg.id, r.writer);
-  } else if (filter) {
-    channel->Listen(msg.id, *filter, r.writer);
+  } else if (meta.listen) {
+    channel->Listen(msg.id, *meta.listen, r.writer);
   } else {
     channel->Submit(std::move(msg), meta, r.writer);
   }

@@ -207,8 +207,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
       // one client's requests reach one upstream connection (a stateful server keeps its
       // state) while different callers spread over the loops.
       if (mcp::modern::IsModernVersion(fields.protocol_version)) {
-        return std::hash<std::string>{}(std::string(fields.authorization) + "\n" +
-                                        std::string(path)) % n;
+        const size_t h = std::hash<std::string_view>{}(fields.authorization);
+        return (h ^ (std::hash<std::string_view>{}(path) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2))) % n;
       }
       return index_;
     }
@@ -421,17 +421,23 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
     co_return !ec && keep_alive;
   }
 
+  // Waits until `writer` has something, is finished, or a keep-alive interval passed with
+  // nothing (then the answer goes out as an SSE stream).
+  awaitable<void> AwaitFirst(StreamWriter& writer) {
+    writer.wake.expires_after(options_.keepalive);
+    while (writer.queue.empty() && !writer.done) {
+      auto [ec] = co_await writer.wake.async_wait(asio::as_tuple(use_awaitable));
+      if (!ec) break;  // the keep-alive interval passed with nothing to send
+      writer.wake.expires_after(options_.keepalive);
+    }
+  }
+
   // Writes what `writer` receives for a POST: as a single JSON body if the answer comes first,
   // else as an SSE stream (WriteSse). Returns whether the connection may be reused.
   awaitable<bool> WriteStream(beast::tcp_stream& stream, const Request& req, const Fields& fields,
                               std::shared_ptr<HttpMcpSession> session, uint64_t sid,
                               std::shared_ptr<StreamWriter> writer, bool batch) {
-    writer->wake.expires_after(options_.keepalive);
-    while (writer->queue.empty() && !writer->done) {
-      auto [ec] = co_await writer->wake.async_wait(asio::as_tuple(use_awaitable));
-      if (!ec) break;  // the keep-alive interval passed with nothing to send
-      writer->wake.expires_after(options_.keepalive);
-    }
+    co_await AwaitFirst(*writer);
     if (!batch && writer->done && writer->queue.size() == 1 &&
         writer->queue.front().is_response) {
       // MakeResponse(req, 200, answer) plus the session header, written without building
@@ -462,12 +468,7 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
   awaitable<bool> WriteStateless(beast::tcp_stream& stream, const Request& req,
                                  const Fields& fields, std::shared_ptr<StatelessChannel> channel,
                                  std::shared_ptr<StreamWriter> writer) {
-    writer->wake.expires_after(options_.keepalive);
-    while (writer->queue.empty() && !writer->done) {
-      auto [ec] = co_await writer->wake.async_wait(asio::as_tuple(use_awaitable));
-      if (!ec) break;
-      writer->wake.expires_after(options_.keepalive);
-    }
+    co_await AwaitFirst(*writer);
     const std::string_view origin =
         options_.origins.CorsAllowed(fields.origin) ? fields.origin : std::string_view();
     if (writer->done && writer->queue.size() == 1 && writer->queue.front().is_response) {

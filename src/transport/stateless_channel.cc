@@ -18,16 +18,6 @@ constexpr std::string_view kInitId = "tw-init";
 // server to check (a 2026-07-28 server's rounds cross the gateway as they are).
 constexpr std::string_view kStatePrefix = "toolwarden:";
 
-// RFC 5424 severities as MCP names them, least severe first.
-std::optional<int> Severity(std::string_view level) {
-  static constexpr std::string_view kLevels[] = {"debug",    "info",  "notice", "warning",
-                                                 "error",    "critical", "alert", "emergency"};
-  for (size_t i = 0; i < std::size(kLevels); ++i) {
-    if (kLevels[i] == level) return static_cast<int>(i);
-  }
-  return std::nullopt;
-}
-
 // The HTTP status a modern answer travels with when it is the whole response: an unknown
 // method is 404 and the request errors of the 2026-07-28 transport are 400 (spec, Streamable
 // HTTP); everything else, tool errors and policy denials included, is a 200.
@@ -160,7 +150,9 @@ void StatelessChannel::Forward(jsonrpc::Message msg, const modern::RequestMeta& 
   Pending p{msg.id, msg.method, std::move(writer), std::nullopt, std::nullopt,
             meta.client_capabilities, msg.params, {}, std::chrono::steady_clock::now(),
             std::nullopt, {}};
-  if (meta.log_level) p.log_severity = Severity(*meta.log_level);
+  if (meta.log_level) {
+    if (const int severity = mcp::LogSeverity(*meta.log_level); severity >= 0) p.log_severity = severity;
+  }
   // The client's progress token becomes the channel id: tokens of different clients of the
   // channel may be equal, ids are not.
   if (json::object* params = msg.params.if_object()) {
@@ -273,9 +265,8 @@ void StatelessChannel::Deliver(const jsonrpc::Message& msg,
     if (!p.log_severity) return;
     const json::object* params = out.params.if_object();
     const json::value* level = params ? params->if_contains("level") : nullptr;
-    const std::optional<int> severity =
-        level && level->is_string() ? Severity(level->as_string()) : std::nullopt;
-    if (!severity || *severity < *p.log_severity) return;
+    const int severity = level && level->is_string() ? mcp::LogSeverity(level->as_string()) : -1;
+    if (severity < 0 || severity < *p.log_severity) return;
   } else {
     return;  // nothing else of a request crosses to a stateless client
   }

@@ -164,8 +164,8 @@ class StdioServer::Impl : public gateway::ClientSink, public std::enable_shared_
     asio::co_spawn(io_, Pump(shared_from_this(), key, writer), asio::detached);
     if (msg.method == mcp::modern::kDiscover) {
       channel_->Discover(msg.id, writer);
-    } else if (msg.method == mcp::modern::kListen) {
-      channel_->Listen(msg.id, *mcp::modern::ReadListenFilter(msg.params), writer);
+    } else if (meta.listen) {
+      channel_->Listen(msg.id, *meta.listen, writer);
     } else {
       channel_->Submit(std::move(msg), meta, writer);
     }

@@ -156,6 +156,15 @@ describe('a 2026-07-28 client in front of a 2025-era server (run --listen)', () 
     });
     assert.equal(noMeta.status, 400);
     assert.equal((await noMeta.json()).error.code, -32602);
+    // A number a float cannot hold exactly would be decided as one value and run as another.
+    const inexact = await fetch(gw.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'pay' },
+      body: `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"pay","arguments":{"amount":100.0000000000000001},"_meta":${JSON.stringify(META())}}}`,
+    });
+    const refusedNumber = await inexact.json();
+    assert.equal(refusedNumber.id, 7);
+    assert.equal(refusedNumber.error.code, -32602);
     assert.equal(recordedCalls(record).length, before);
   });
 

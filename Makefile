@@ -1,6 +1,8 @@
 # toolwarden — the README's commands.
 #   make        build build/toolwarden (Release, warnings as errors)
 #   make test   install what is missing, build, run every test (unit + end-to-end)
+#   make package  the release tarball and .deb in build/dist (docs/install.md)
+#   make install PREFIX=/usr/local  the binary, man page and completions
 #   make demo   run toolwarden in front of the bundled demo server with a sample policy
 #   make bench  run the benchmarks (docs/benchmarks.md)
 BUILD_DIR ?= build
@@ -8,7 +10,7 @@ BUILD_TYPE ?= Release
 JOBS ?= $(shell nproc)
 
 .PHONY: all build configure test test-asan test-tsan deps demo bench bench-compare clean format \
-	fuzz fuzz-build fuzz-ci
+	fuzz fuzz-build fuzz-ci package install
 
 # `make` on a fresh machine installs the build dependencies first (apt; a no-op when present).
 all:
@@ -24,7 +26,15 @@ build: configure
 deps:
 	./scripts/install-deps.sh
 
-test: deps build
+package: build
+	./scripts/package.sh $(BUILD_DIR)
+
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD_DIR) --prefix $(PREFIX) --component runtime
+
+# The package test (tests/package) installs what make package built into a minimal Debian.
+test: deps build package
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) --timeout 300
 
 # Every test again against an ASan + UBSan build (any report fails the run). CI runs it too.

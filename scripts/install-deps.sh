@@ -14,11 +14,15 @@ APT_PACKAGES=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev libssl-dev
   libyaml-cpp-dev libre2-dev libsqlite3-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libexpected-dev curl
+  libtomlplusplus-dev  # Codex's config.toml, read and edited by `init`
   sqlite3  # the end-to-end tests lock the state file the way another process would
   libhiredis-dev redis-server  # shared state on Redis; the tests start a real server
   nginx-light  # the fleet test's load balancer (and the benchmarks' baseline)
   libpq-dev postgresql  # the fleet's shared audit trail; the tests start a real server
   clang libclang-rt-14-dev
+  # make package and its test: the man page, a minimal Debian to install into, the unit's
+  # check, the shells whose completions are tested
+  help2man debootstrap systemd binutils zsh fish
 )
 # The web console's end-to-end tests drive Debian's chromium with playwright-core.
 if [ -z "${1:-}" ]; then APT_PACKAGES+=(chromium); fi

@@ -6,9 +6,12 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 
 #include "app/cli_common.h"
+#include "app/cli_state.h"
+#include "app/completions.h"
 #include "app/demo.h"
 #include "app/init.h"
 #include "app/inspect_commands.h"
@@ -175,36 +178,8 @@ int Main(int argc, char** argv) {
   serve->add_option("--audit-log", serve_options.audit_log,
                     "Also write audit records as JSON lines to FILE (- for stdout)");
 
-  GrantsOptions grants_options;
-  CLI::App* grants_cmd = app.add_subcommand("grants", "Who may call the gateway: grant tokens for agents");
-  grants_cmd->require_subcommand(1);
-  grants_cmd->fallthrough();  // parent options (-c, --state) may follow the subcommand
-  grants_cmd->add_option("-c,--config", grants_options.config, "Use the state of this serve config");
-  grants_cmd->add_option("--state", grants_options.state, "State store (default: the config's)");
-  CLI::App* grants_create = grants_cmd->add_subcommand(
-      "create", "Create a grant and print its token once:\n"
-                "  toolwarden grants create ci-runner --servers github,stripe --expires 30d -c toolwarden.yaml");
-  grants_create->add_option("name", grants_options.name, "Grant name")->required();
-  grants_create->add_option("--servers", grants_options.servers,
-                            "Comma-separated servers it may use (default: all)");
-  grants_create->add_option("--expires", grants_options.expires, "Lifetime, e.g. 12h, 30d");
-  grants_create->add_option("--policy", grants_options.policies,
-                            "SERVER=FILE: a policy replacing that server's own for this grant")
-      ->allow_extra_args(false);
-  grants_create->add_flag("--json", grants_options.json, "Print the grant and token as JSON");
-  CLI::App* grants_list = grants_cmd->add_subcommand("list", "Every grant (never tokens)");
-  grants_list->add_flag("--json", grants_options.json, "JSON lines");
-  CLI::App* grants_revoke = grants_cmd->add_subcommand("revoke", "Revoke a grant: its token stops working at once");
-  grants_revoke->add_option("name", grants_options.name, "Grant name")->required();
-
-  std::string admin_config, admin_state;
-  CLI::App* admin_cmd = app.add_subcommand("admin", "The admin API's token");
-  admin_cmd->require_subcommand(1);
-  admin_cmd->fallthrough();  // parent options (-c, --state) may follow the subcommand
-  admin_cmd->add_option("-c,--config", admin_config, "Use the state of this serve config");
-  admin_cmd->add_option("--state", admin_state, "State store");
-  CLI::App* admin_reset = admin_cmd->add_subcommand(
-      "reset-token", "Replace the admin API token (prints the new one once)");
+  // grants, admin, approvals, audit, pins, state: the commands that read or change the state.
+  const std::function<int()> state_commands = AddStateCommands(app);
 
   ExplainOptions explain_options;
   CLI::App* explain = app.add_subcommand(
@@ -242,42 +217,6 @@ int Main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   scan->add_option("command", scan_options.command, "After --: the MCP server command to run");
-
-  ApprovalsOptions approvals_options;
-  CLI::App* approvals_cmd = app.add_subcommand("approvals", "Calls waiting for a human's decision");
-  approvals_cmd->require_subcommand(1);
-  approvals_cmd->fallthrough();  // parent options (-c, --state) may follow the subcommand
-  approvals_cmd->add_option("--state", approvals_options.state, "State store (default: as `run`)");
-  approvals_cmd->add_option("-c,--config", approvals_options.config, "Use the state of this serve config");
-  approvals_cmd->add_option("--api", approvals_options.api,
-                            "A running gateway's base URL (http://127.0.0.1:8421): use its admin "
-                            "API, with the token in TOOLWARDEN_ADMIN_TOKEN");
-  CLI::App* approvals_list = approvals_cmd->add_subcommand("list", "Pending approvals (--all: every one)");
-  approvals_list->add_flag("--all", approvals_options.all, "Resolved ones too");
-  approvals_list->add_flag("--json", approvals_options.json, "JSON lines");
-  CLI::App* approvals_approve = approvals_cmd->add_subcommand("approve", "Let a held call through");
-  approvals_approve->add_option("id", approvals_options.id, "Approval id")->required();
-  approvals_approve->add_option("--reason", approvals_options.reason, "Why (recorded)");
-  CLI::App* approvals_deny = approvals_cmd->add_subcommand("deny", "Refuse a held call");
-  approvals_deny->add_option("id", approvals_options.id, "Approval id")->required();
-  approvals_deny->add_option("--reason", approvals_options.reason, "Why (the agent sees it)");
-
-  AuditOptions audit_options;
-  CLI::App* audit_cmd = app.add_subcommand("audit", "Query the audit trail (newest first)");
-  audit_cmd->add_option("--state", audit_options.state, "State store (default: as `run`)");
-  audit_cmd->add_option("-c,--config", audit_options.config, "Use the state of this serve config");
-  audit_cmd->add_option("--since", audit_options.since, "Only the last DURATION (30m, 1h, 7d)");
-  audit_cmd->add_option("--grant", audit_options.grant, "Only this grant");
-  audit_cmd->add_option("--server", audit_options.server, "Only this server");
-  audit_cmd->add_option("--tool", audit_options.tool, "Only this tool");
-  audit_cmd->add_option("--decision", audit_options.decision,
-                        "Only this decision: allow, deny, approval (held for a human) or dropped "
-                        "(a message the protocol allow-list refused)")
-      ->check(CLI::IsMember({"allow", "deny", "approval", "dropped"}));
-  audit_cmd->add_option("--limit", audit_options.limit, "At most N records")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1000000));
-  audit_cmd->add_flag("--json", audit_options.json, "JSON lines instead of a table");
 
   InitOptions init_options;
   CLI::App* init = app.add_subcommand(
@@ -318,27 +257,15 @@ int Main(int argc, char** argv) {
   tools->add_flag("--json", tools_options.json, "Print a JSON array");
   tools->add_option("command", tools_options.command, "After --: the MCP server command");
 
-  PinsOptions pins_options;
-  CLI::App* pins = app.add_subcommand(
-      "pins", "Tool pins: definitions approved per server, and changes waiting for review");
-  pins->require_subcommand(1);
-  pins->fallthrough();  // parent options (-c, --state) may follow the subcommand
-  pins->add_option("--state", pins_options.state, "State store (default: as `run`)");
-  pins->add_option("-c,--config", pins_options.config, "Use the state of this serve config");
-  CLI::App* pins_list = pins->add_subcommand("list", "List pins and pending changes");
-  pins_list->add_option("--server", pins_options.server, "Only this server");
-  pins_list->add_flag("--json", pins_options.json, "JSON lines instead of a table");
-  CLI::App* pins_diff = pins->add_subcommand("diff", "Show what changed in a tool's definition");
-  pins_diff->add_option("server", pins_options.server, "Server name")->required();
-  pins_diff->add_option("tool", pins_options.tool, "Tool name")->required();
-  CLI::App* pins_accept = pins->add_subcommand("accept", "Approve a tool's changed definition (or all)");
-  pins_accept->add_option("server", pins_options.server, "Server name")->required();
-  pins_accept->add_option("tool", pins_options.tool, "Tool name (default: every changed tool)");
-
   CLI::App* demo = app.add_subcommand(
       "demo", "Show toolwarden in front of a bundled demo MCP server (nothing to install)");
   bool version_json = false;
   app.add_subcommand("version", "Print the version (as -V does)")->add_flag("--json", version_json, "As JSON");
+  std::string completion_shell;
+  CLI::App* completions = app.add_subcommand("completions", "Print a shell completion script");
+  completions->add_option("shell", completion_shell, "bash, zsh or fish")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh", "fish"}));
   CLI::App* demo_server = app.add_subcommand("demo-server", "");  // hidden: no description
   demo_server->group("");
 
@@ -359,38 +286,20 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
   if (!InitLogging(log_level, log_format == "json")) return kExitUsage;
+  if (int rc = state_commands(); rc >= 0) return rc;
 
-  // -c CONFIG: the state store the config names, for every subcommand that reads state.
-  for (auto [config, state] : {std::pair{&approvals_options.config, &approvals_options.state},
-                               std::pair{&audit_options.config, &audit_options.state},
-                               std::pair{&pins_options.config, &pins_options.state}}) {
-    if (config->empty() && state != &audit_options.state) continue;
-    auto spec = state == &audit_options.state ? ResolveAuditStore(*config, *state)
-                                              : ResolveState(*config, *state);
-    if (!spec) {
-      std::cerr << spec.error().message() << "\n";
-      return kExitInvalid;
-    }
-    *state = *spec;
-  }
   if (*run) return RunCommand(run_options);
   if (*serve) return ServeCommand(serve_options);
-  if (*grants_cmd) {
-    return GrantsCommand(*grants_create ? "create" : *grants_list ? "list" : "revoke", grants_options);
-  }
-  if (*admin_cmd && *admin_reset) return AdminTokenCommand(admin_config, admin_state);
   if (*validate) return ValidateCommand(validate_options);
   if (*explain) return ExplainCommand(explain_options);
   if (*scan) return ScanCommand(scan_options);
   if (*tools) return ToolsCommand(tools_options);
-  if (*audit_cmd) return AuditCommand(audit_options);
-  if (*approvals_cmd) {
-    return ApprovalsCommand(*approvals_list ? "list" : *approvals_approve ? "approve" : "deny",
-                            approvals_options);
-  }
   if (*init) return InitCommand(init_options, std::filesystem::read_symlink("/proc/self/exe").string());
-  if (*pins) return PinsCommand(*pins_list ? "list" : *pins_diff ? "diff" : "accept", pins_options);
   if (app.got_subcommand("version")) return VersionCommand(version_json);
+  if (*completions) {
+    WriteCompletions(app, completion_shell, std::cout);
+    return kExitOk;
+  }
   if (*demo) return DemoMain(std::filesystem::read_symlink("/proc/self/exe").string());
   if (*demo_server) return DemoServerMain();
   return kExitUsage;

@@ -129,6 +129,12 @@ int InitCommand(const InitOptions& o, const std::string& self) {
           std::cout << "  " << name << ": neither a command nor a url; left as is\n";
           continue;
         }
+        if (!url.empty() && IsToml(config_path)) {
+          // Codex names its credentials differently (bearer_token_env_var, env_http_headers).
+          std::cout << "  " << name << ": a remote server in Codex's configuration; left as is "
+                       "(wrap it with `toolwarden run --upstream`, README \"A remote server\")\n";
+          continue;
+        }
         std::vector<std::string> env_names;
         if (const json::value* env = entry.if_contains("env"); env && env->is_object()) {
           for (const auto& e : env->get_object()) {
@@ -237,7 +243,7 @@ int InitCommand(const InitOptions& o, const std::string& self) {
                              json::object{{"command", entry["command"]}, {"args", entry["args"]}}});
           std::vector<std::string> path = PointerKeys(pointer);
           path.push_back(name);
-          auto edited = ReplaceValue(text, path, entry);
+          auto edited = ReplaceEntry(config_path, text, path, entry);
           if (!edited) {
             std::cerr << "toolwarden init: " << config_path.string() << ": " << name << ": "
                       << edited.error().message() << "; the file is left as it is\n";
@@ -257,7 +263,7 @@ int InitCommand(const InitOptions& o, const std::string& self) {
         return kExitUnavailable;
       }
       // The edits must say exactly what was meant, or nothing is written.
-      if (auto check = ParseJsonText(text); !check || *check != *config) {
+      if (auto check = ParseConfigText(config_path, text); !check || *check != *config) {
         std::cerr << "toolwarden init: " << config_path.string()
                   << ": the edited text does not read back as intended; the file is left as it is\n";
         return kExitUnavailable;

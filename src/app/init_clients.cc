@@ -7,6 +7,7 @@
 
 #include "app/init_record.h"
 #include "app/json_text.h"
+#include "app/toml_text.h"
 
 namespace tw::app {
 
@@ -17,12 +18,46 @@ std::string Env(const char* name) {
   return v ? v : "";
 }
 
+bool IsToml(const fs::path& p) { return p.extension() == ".toml"; }
+
+Result<json::value> ParseConfigText(const fs::path& p, std::string_view text) {
+  return IsToml(p) ? ParseTomlText(text) : ParseJsonText(text);
+}
+
+Result<std::string> ReplaceEntry(const fs::path& p, std::string_view text,
+                                 const std::vector<std::string>& path, const json::value& entry) {
+  if (!IsToml(p)) {
+    // When the entry keeps the same keys (a local server's command and args), only the values
+    // that differ are rewritten: a comment beside another key of the entry stays.
+    auto span = FindValue(text, path);
+    auto now = span ? ParseJsonText(text.substr(span->begin, span->end - span->begin))
+                    : Result<json::value>(Fail(Error::NotFound("entry")));
+    const json::object* before = now ? now->if_object() : nullptr;
+    const json::object* after = entry.if_object();
+    bool same_keys = before && after && before->size() == after->size();
+    for (const auto& kv : same_keys ? *after : json::object()) same_keys = same_keys && before->contains(kv.key());
+    if (!same_keys) return ReplaceValue(text, path, entry);
+    std::string out(text);
+    for (const auto& kv : *after) {
+      if (before->at(kv.key()) == kv.value()) continue;
+      std::vector<std::string> key_path = path;
+      key_path.emplace_back(kv.key());
+      auto next = ReplaceValue(out, key_path, kv.value());
+      if (!next) return next;
+      out = std::move(*next);
+    }
+    return out;
+  }
+  if (!entry.is_object()) return Fail(Error::InvalidArgument("a server entry is a table"));
+  return SetTomlTable(text, path, entry.get_object());
+}
+
 Result<ConfigFile> ReadConfig(const fs::path& p) {
   auto text = ReadText(p);
   if (!text) return Fail(text.error());
-  auto v = ParseJsonText(*text);
+  auto v = ParseConfigText(p, *text);
   if (!v || !v->is_object()) {
-    return Fail(Error::InvalidArgument(p.string() + ": not a JSON object" +
+    return Fail(Error::InvalidArgument(p.string() + (IsToml(p) ? ": not TOML" : ": not a JSON object") +
                                        (v ? std::string() : " (" + v.error().message() + ")")));
   }
   return ConfigFile{std::move(*text), std::move(*v)};
@@ -49,7 +84,7 @@ std::string PointerToken(std::string_view key) {
 std::vector<std::pair<std::string, json::object*>> ServerMaps(json::value& config) {
   std::vector<std::pair<std::string, json::object*>> out;
   json::object& root = config.as_object();
-  for (const char* key : {"mcpServers", "servers"}) {
+  for (const char* key : {"mcpServers", "servers", "context_servers", "mcp_servers"}) {
     if (auto* m = root.if_contains(key); m && m->is_object()) {
       out.emplace_back(std::string("/") + key, &m->as_object());
     }
@@ -104,6 +139,10 @@ std::vector<KnownClient> KnownClients() {
       {"Windsurf", home / ".codeium" / "windsurf" / "mcp_config.json"},
       {"Gemini CLI (user)", home / ".gemini" / "settings.json"},
       {"Gemini CLI (project)", fs::current_path() / ".gemini" / "settings.json"},
+      {"Zed (user)", home / ".config" / "zed" / "settings.json"},
+      {"Zed (project)", fs::current_path() / ".zed" / "settings.json"},
+      {"Codex", (Env("CODEX_HOME").empty() ? home / ".codex" : fs::path(Env("CODEX_HOME"))) /
+                    "config.toml"},
   };
 }
 

@@ -17,7 +17,17 @@ namespace tw::app {
 
 namespace json = boost::json;
 
-// A client configuration: its text, and what it says (comments and trailing commas allowed).
+// Whether a client configuration is TOML (Codex) rather than JSON (every other client).
+bool IsToml(const std::filesystem::path& p);
+// What a configuration's text says, as JSON (json_text.h or toml_text.h by the file's kind).
+Result<json::value> ParseConfigText(const std::filesystem::path& p, std::string_view text);
+// Replaces the server entry at `path` in the text of configuration `p` (ReplaceValue or
+// SetTomlTable): comments and formatting elsewhere survive.
+Result<std::string> ReplaceEntry(const std::filesystem::path& p, std::string_view text,
+                                 const std::vector<std::string>& path, const json::value& entry);
+
+// A client configuration: its text, and what it says (JSON with comments and trailing commas
+// allowed, or TOML).
 struct ConfigFile {
   std::string text;
   json::value value;
@@ -25,7 +35,7 @@ struct ConfigFile {
 Result<ConfigFile> ReadConfig(const std::filesystem::path& p);
 
 // Every server map in a client config — `mcpServers` (Claude, Cursor, Windsurf, Gemini CLI),
-// `servers` (VS Code), and Claude Code's one per project under `projects` in ~/.claude.json —
+// `servers` (VS Code), `context_servers` (Zed), `mcp_servers` (Codex), and Claude Code's one per project under `projects` in ~/.claude.json —
 // with its JSON pointer.
 std::vector<std::pair<std::string, json::object*>> ServerMaps(json::value& config);
 

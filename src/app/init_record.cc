@@ -4,6 +4,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "app/init_clients.h"
 #include "app/json_text.h"
 #include "common/canonical_json.h"
 
@@ -164,9 +165,9 @@ Result<bool> UndoChanges(const fs::path& config, std::ostream& out) {
            "what init changed; its backup is " << backup.string() << "\n";
     return false;
   }
-  auto parsed = ParseJsonText(*text);
+  auto parsed = ParseConfigText(config, *text);
   if (!parsed || !parsed->is_object()) {
-    return Fail(Error::InvalidArgument(config.string() + ": not a JSON object"));
+    return Fail(Error::InvalidArgument(config.string() + (IsToml(config) ? ": not TOML" : ": not a JSON object")));
   }
   json::value current = std::move(*parsed);
   std::string edited = *text;  // reverted entry by entry: comments and formatting elsewhere stay
@@ -211,14 +212,14 @@ Result<bool> UndoChanges(const fs::path& config, std::ostream& out) {
     }
     std::vector<std::string> path = PointerKeys(c.map);
     path.push_back(c.name);
-    auto next = ReplaceValue(edited, path, *entry);
+    auto next = ReplaceEntry(config, edited, path, *entry);
     if (!next) return Fail(Error::Unavailable(config.string() + ": " + next.error().message()));
     edited = std::move(*next);
     ++reverted;
     out << "  " << c.name << ": restored\n";
   }
   if (reverted) {
-    if (auto check = ParseJsonText(edited); !check || *check != current) {
+    if (auto check = ParseConfigText(config, edited); !check || *check != current) {
       return Fail(Error::Unavailable(config.string() +
                                      ": the reverted text does not read back as intended; left as it is"));
     }

@@ -3,7 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 
@@ -22,6 +27,17 @@ namespace tw::app {
 namespace asio = boost::asio;
 
 namespace {
+
+// Whether stderr is the systemd journal (systemd sets JOURNAL_STREAM to the device and inode
+// of the stream it connected; a child that inherited the variable but writes elsewhere does
+// not match). The journal is read by more people than the one starting the gateway.
+bool StderrIsJournal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  struct stat st {};
+  if (stream == nullptr || fstat(STDERR_FILENO, &st) != 0) return false;
+  unsigned long long dev = 0, ino = 0;
+  return std::sscanf(stream, "%llu:%llu", &dev, &ino) == 2 && dev == st.st_dev && ino == st.st_ino;
+}
 
 transport::HttpServerOptions HttpOptions(const config::Config& c, Gateway& gw) {
   transport::HttpServerOptions http;
@@ -104,6 +120,12 @@ int ServeHttp(transport::EventLoops& loops, Gateway& gw, const std::string& comm
     if (auto token = gw.Grants().EnsureAdminToken(SystemClock().NowMs()); !token) {
       std::cerr << "toolwarden " << command << ": " << token.error().message() << "\n";
       return kExitUnavailable;
+    } else if (*token && StderrIsJournal()) {
+      // Never into a log: whoever reads it becomes admin. The token made here stays unknown.
+      const std::string c = cfg.path.empty() ? std::string() : " -c " + cfg.path;
+      spdlog::warn("an admin token was created but is not written to the journal; make one you "
+                   "can read with: toolwarden admin reset-token{} (as the service's user)", c);
+      spdlog::info("console on {}", console);
     } else if (*token) {
       // The admin token: created at the first start, shown once.
       const std::string c = cfg.path.empty() ? std::string() : " -c " + cfg.path;

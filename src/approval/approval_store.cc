@@ -209,13 +209,7 @@ Result<std::unique_ptr<ApprovalStore>> OpenApprovalStore(const std::string& spec
        "server TEXT NOT NULL, tool TEXT NOT NULL, args TEXT NOT NULL, args_digest TEXT NOT NULL, "
        "state TEXT NOT NULL, resolved_by TEXT NOT NULL, resolved_ms INTEGER NOT NULL, "
        "reason TEXT NOT NULL, owner TEXT NOT NULL DEFAULT '')"});
-  if (!conn) return Fail(conn.error());
-  {
-    // Databases from before approvals had owners: add the column (an error means it exists).
-    std::lock_guard lock((*conn)->mu);
-    (void)ExecSql((*conn)->db, "ALTER TABLE approvals ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
-                  "approval store", path);
-  }
+  if (!conn) return Fail(conn.error());  // files from before `owner`: common/state_schema.cc
   return std::unique_ptr<ApprovalStore>(std::make_unique<SqliteApprovalStore>(std::move(*conn)));
 }
 

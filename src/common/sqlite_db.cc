@@ -1,5 +1,7 @@
 #include "common/sqlite_db.h"
 
+#include "common/state_schema.h"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -135,6 +137,12 @@ Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& 
     return Fail(Error::Unavailable("cannot open " + what + " " + path + ": " + m));
   }
   sqlite3_busy_handler(db, BusyWait, nullptr);
+  // A file from a newer toolwarden is refused before anything here writes to it (even a
+  // pragma that changes nothing bumps the file's change counter).
+  if (auto version = ReadStateSchemaVersion(db); version && *version > kStateSchemaVersion) {
+    sqlite3_close_v2(db);
+    return Fail(NewerSchemaError(path, *version));
+  }
   // No automatic checkpoints: a checkpoint fsyncs, and these connections commit on a gateway's
   // event-loop thread. The audit log's writer thread checkpoints the file from a connection of
   // its own, and SQLite checkpoints when the last connection closes.
@@ -159,11 +167,19 @@ Result<sqlite3*> OpenSqliteDatabase(const std::string& path, const std::string& 
                                                 "PRAGMA journal_mode=WAL",
                                                 "PRAGMA synchronous=NORMAL",
                                                 "PRAGMA wal_autocheckpoint=0"};
-  for (auto list : {pragmas, setup}) {
-    if (auto r = RunSetup(db, list, what, path); !r) {
-      sqlite3_close_v2(db);
-      return Fail(r.error());
-    }
+  if (auto r = RunSetup(db, pragmas, what, path); !r) {
+    sqlite3_close_v2(db);
+    return Fail(r.error());
+  }
+  // The layout's version is checked (and an older file upgraded) before any store creates or
+  // reads a table: a newer file is refused untouched (common/state_schema.h).
+  if (auto r = UpgradeStateSchema(db, what, path); !r) {
+    sqlite3_close_v2(db);
+    return Fail(r.error());
+  }
+  if (auto r = RunSetup(db, setup, what, path); !r) {
+    sqlite3_close_v2(db);
+    return Fail(r.error());
   }
   return db;
 }

@@ -1,5 +1,7 @@
 #include "redis/tls_tunnel.h"
 
+#include "common/system_roots.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -69,7 +71,7 @@ Result<std::unique_ptr<TlsTunnel>> TlsTunnel::Open(const std::string& host, int 
   SSL_CTX_set_verify(t->ctx_, SSL_VERIFY_PEER, nullptr);
   const std::string ca = Env("TOOLWARDEN_REDIS_CA_FILE");
   if (!ca.empty() ? SSL_CTX_load_verify_locations(t->ctx_, ca.c_str(), nullptr) != 1
-                  : SSL_CTX_set_default_verify_paths(t->ctx_) != 1) {
+                  : !TrustSystemRoots(SSL_CTX_get_cert_store(t->ctx_))) {
     return Fail(Error::InvalidArgument(where + ": cannot load the CA certificates" +
                                        (ca.empty() ? "" : " of " + ca) + ": " + SslError()));
   }

@@ -1,4 +1,6 @@
 #include "transport/http_upstream.h"
+
+#include "common/system_roots.h"
 #include "transport/http_wire.h"
 
 #include <spdlog/spdlog.h>
@@ -103,7 +105,7 @@ std::shared_ptr<ssl::context> TlsClientContext(const std::string& ca_file) {
   auto& ctx = contexts[ca_file];
   if (ctx) return ctx;
   ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
-  ctx->set_default_verify_paths();
+  TrustSystemRoots(SSL_CTX_get_cert_store(ctx->native_handle()));
   ctx->set_verify_mode(ssl::verify_peer);
   if (!ca_file.empty()) {
     boost::system::error_code ec;

@@ -260,5 +260,94 @@ describe('init edits a configuration in its text', () => {
     const servers = JSON.parse(undone.replace(/\/\/.*$/gm, '').replace(/\/\*.*?\*\//g, '').replace(/,(\s*[}\]])/g, '$1')).servers;
     assert.deepEqual(servers.everything, { type: 'stdio', command: process.execPath, args: [EVERYTHING, 'stdio'] });
   });
+
+  it('finds Zed\'s settings, wraps its context server among the editor\'s own settings, leaves an entry it cannot read', () => {
+    const zedFile = path.join(vsHome, '.config', 'zed', 'settings.json');
+    fs.mkdirSync(path.dirname(zedFile), { recursive: true });
+    // Zed's shape: settings.json with comments; MCP servers under `context_servers`.
+    const zed = `// Zed settings
+{
+  "theme": "One Dark",
+  "buffer_font_size": 15,
+  "context_servers": {
+    "everything": {
+      "source": "custom", // added by hand
+      "command": ${JSON.stringify(process.execPath)},
+      "args": [${JSON.stringify(EVERYTHING)}, "stdio"],
+      "env": {}
+    },
+    "legacy": { "command": { "path": "old-server", "args": [] } }
+  }
+}
+`;
+    fs.writeFileSync(zedFile, zed);
+    assert.match(run('--list-clients').stdout, /Zed \(user\): .*settings\.json: 2 servers/);
+    const r = run('--client-config', zedFile, '--apply');
+    assert.match(r.stdout, /legacy: neither a command nor a url; left as is/);
+    assert.match(r.stdout, /everything: \d+ tools/);
+    const applied = fs.readFileSync(zedFile, 'utf8');
+    for (const kept of ['// Zed settings', '"theme": "One Dark",', '"source": "custom", // added by hand',
+      '"legacy": { "command": { "path": "old-server", "args": [] } }']) {
+      assert.ok(applied.includes(kept), `${kept} kept:\n${applied}`);
+    }
+    assert.match(applied, /"command": ".*toolwarden",\n\s*"args": \[\s*"run"/);
+    const u = run('--client-config', zedFile, '--undo');
+    assert.equal(u.status, 0, u.stdout + u.stderr);
+    assert.equal(fs.readFileSync(zedFile, 'utf8'), zed);
+  });
 });
 
+describe('init with the real Codex CLI (config.toml)', () => {
+  const codexHome = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-init-codex-'));
+  after(() => fs.rmSync(codexHome, { recursive: true, force: true }));
+  const CODEX = path.join(NODE_MODULES, '.bin', 'codex');
+  const configFile = path.join(codexHome, '.codex', 'config.toml');
+  const env = { ...process.env, HOME: codexHome, XDG_CONFIG_HOME: '', CODEX_HOME: '' };
+  const codex = (...args) => {
+    const r = spawnSync(CODEX, args, { cwd: codexHome, encoding: 'utf8', timeout: 60000, env });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    return r.stdout;
+  };
+  const run = (...args) => spawnSync(TOOLWARDEN, ['--log-level', 'warn', 'init', ...args], {
+    cwd: codexHome, encoding: 'utf8', timeout: 120000, env,
+  });
+  const transport = (name) => JSON.parse(codex('mcp', 'get', name, '--json')).transport;
+
+  it('wraps a server Codex added, keeps the TOML\'s comments, works, and undoes only its own change', async (t) => {
+    if (!fs.existsSync(CODEX)) return t.skip('@openai/codex is not installed (npm ci in tests/node)');
+    // Codex writes its own configuration; the user adds a setting and a comment by hand.
+    codex('mcp', 'add', 'everything', '--env', `API_KEY=${SECRET}`, '--', process.execPath, EVERYTHING, 'stdio');
+    const written = fs.readFileSync(configFile, 'utf8');
+    fs.writeFileSync(configFile, `# my Codex settings\nmodel = "o3" # the one I use\n\n${written}`);
+    assert.match(run('--list-clients').stdout, /Codex: .*config\.toml: 1 server/);
+
+    const r = run('--apply');
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.ok(!(r.stdout + r.stderr).includes(SECRET), 'no secret printed');
+    const applied = fs.readFileSync(configFile, 'utf8');
+    for (const kept of ['# my Codex settings', 'model = "o3" # the one I use', '[mcp_servers.everything.env]']) {
+      assert.ok(applied.includes(kept), `${kept} kept:\n${applied}`);
+    }
+    // Codex reads the edited file: its own view of the server is the wrapped command.
+    const wrapped = transport('everything');
+    assert.equal(wrapped.command, TOOLWARDEN);
+    assert.equal(wrapped.args[0], 'run');
+    assert.deepEqual(wrapped.args.slice(wrapped.args.indexOf('--') + 1), [process.execPath, EVERYTHING, 'stdio']);
+    assert.equal(wrapped.env.API_KEY, SECRET);
+    // What Codex would start is a working gateway in front of the server.
+    const client = newClient();
+    await client.connect(new StdioClientTransport({ command: wrapped.command, args: wrapped.args, env: { ...process.env, ...wrapped.env }, stderr: 'ignore' }));
+    const { tools } = await client.listTools();
+    assert.ok(tools.some((tool) => tool.name === 'echo'), tools.map((tool) => tool.name).join());
+    await client.close();
+
+    // Codex adds another server after init; undo restores ours and keeps it.
+    codex('mcp', 'add', 'later', '--', process.execPath, EVERYTHING, 'stdio');
+    const u = run('--undo');
+    assert.equal(u.status, 0, u.stdout + u.stderr);
+    assert.deepEqual(transport('everything').command, process.execPath);
+    assert.deepEqual(transport('everything').args, [EVERYTHING, 'stdio']);
+    assert.deepEqual(transport('later').args, [EVERYTHING, 'stdio']);
+    assert.ok(fs.readFileSync(configFile, 'utf8').includes('model = "o3" # the one I use'));
+  });
+});

@@ -160,6 +160,9 @@ Result<std::shared_ptr<ServerRuntime>> Gateway::Build(const config::ServerConfig
       : sc.schema == config::SchemaMode::kWarn ? gateway::SchemaMode::kWarn
                                                : gateway::SchemaMode::kEnforce);
   if (auto g = GuardFor(*rt, sc.policy_path); !g) return Fail(g.error());
+  if (!sc.remote() && sc.isolation == config::Isolation::kSession) {
+    rt->memory = std::make_shared<gateway::ServerMemory>();
+  }
   if (!sc.remote() && sc.isolation == config::Isolation::kShared) {
     rt->hub = std::make_shared<gateway::UpstreamHub>(
         sc.name, NewUpstream(sc, io_), [this](int64_t, std::function<void()> fn) {
@@ -243,6 +246,12 @@ std::unique_ptr<gateway::Upstream> Gateway::NewTransportUpstream(const config::S
 
 std::unique_ptr<gateway::Upstream> Gateway::Connect(ServerRuntime& server) {
   boost::asio::io_context& here = LoopHere(io_);
+  if (server.memory) {
+    // isolation: session — a process per session, started when the session first needs it.
+    return std::make_unique<gateway::LazyUpstream>(
+        server.config.name, [this, sc = server.config, &here] { return NewUpstream(sc, here); }, server.memory,
+        timers_.On(here), server.config.idle_timeout_ms);
+  }
   if (!server.hub) return NewUpstream(server.config, here);  // on the session's loop
   if (&here == &io_) return server.hub->NewChannel();
   // A session on another loop reaches the shared connection through the home loop.

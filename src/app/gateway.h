@@ -42,6 +42,7 @@
 #include "catalog/pin_store.h"
 #include "common/clock.h"
 #include "config/config.h"
+#include "gateway/lazy_upstream.h"
 #include "gateway/loop_bridge.h"
 #include "gateway/metrics.h"
 #include "gateway/policy_holder.h"
@@ -61,6 +62,8 @@ struct ServerRuntime {
   std::unique_ptr<gateway::ToolCatalog> catalog;  // its tools, shared by its guards
   std::map<std::string, std::unique_ptr<gateway::ToolCallGuard>> guards;  // by policy file
   std::shared_ptr<gateway::UpstreamHub> hub;  // isolation: shared; lives on `home`
+  // isolation: session: what the server said that a session may be told without starting it.
+  std::shared_ptr<gateway::ServerMemory> memory;
   boost::asio::io_context* home = nullptr;
   // What sessions last saw (isolation: session servers; shared ones ask the hub).
   std::string state = "idle";

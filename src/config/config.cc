@@ -259,6 +259,7 @@ class ConfigReader : public policy::YamlReader {
     std::vector<std::string> args;
     YAML::Node isolation_node(YAML::NodeType::Undefined);
     YAML::Node inherit_node(YAML::NodeType::Undefined);
+    YAML::Node idle_node(YAML::NodeType::Undefined);
     ForEachKey(entry, where, [&](const std::string& key, const YAML::Node& k,
                                  const YAML::Node& v) {
       if (key == "command") {
@@ -331,15 +332,22 @@ class ConfigReader : public policy::YamlReader {
         DurationMs(v, where + ".connect_timeout", s.connect_timeout_ms);
       } else if (key == "request_timeout") {
         DurationMs(v, where + ".request_timeout", s.request_timeout_ms);
+      } else if (key == "idle_timeout") {
+        idle_node = v;
+        DurationMs(v, where + ".idle_timeout", s.idle_timeout_ms);
       } else {
         Error(k, where + ": unknown key \"" + key +
                      "\" (expected command, args, env, inherit_env, url, headers, ca_file, policy, pins, "
                      "isolation, unlisted_tools, schema, extension_methods, state_fail_mode, "
-                     "protocol, connect_timeout, request_timeout)");
+                     "protocol, connect_timeout, request_timeout, idle_timeout)");
       }
     });
     if (command.empty() == s.url.empty()) {
       Error(entry, where + " needs exactly one of \"command\" or \"url\"");
+    }
+    if (idle_node && s.isolation != Isolation::kSession) {
+      Error(idle_node, where + ".idle_timeout applies to servers with isolation: session (a shared "
+                               "server's one process serves every session)");
     }
     if (!s.url.empty() && (!args.empty() || !s.env.empty() || isolation_node || inherit_node)) {
       Error(entry, where + ": args, env, inherit_env and isolation apply to command servers only");

@@ -89,6 +89,9 @@ struct ServerConfig {
   Isolation isolation = Isolation::kShared;
   int64_t connect_timeout_ms = 10000;
   int64_t request_timeout_ms = 300000;
+  // isolation: session: a session's process is started at its first request that needs the
+  // server and stopped after this long without one (0: kept until the session ends).
+  int64_t idle_timeout_ms = 300000;
 
   bool remote() const { return !url.empty(); }
   // Whether two entries would run the same server (a reload keeps its connection when equal).
@@ -97,7 +100,7 @@ struct ServerConfig {
            inherit_all_env == o.inherit_all_env && url == o.url && headers == o.headers &&
            ca_file == o.ca_file &&
            isolation == o.isolation && connect_timeout_ms == o.connect_timeout_ms &&
-           request_timeout_ms == o.request_timeout_ms;
+           request_timeout_ms == o.request_timeout_ms && idle_timeout_ms == o.idle_timeout_ms;
   }
   bool operator==(const ServerConfig&) const = default;
 };

@@ -167,6 +167,31 @@ trusted_proxies: [10.0.0.0/8, proxy.internal]
           "t.yaml:13:18: trusted_proxies: \"proxy.internal\" is not an IP address or CIDR range"));
 }
 
+TEST(ConfigTest, IdleTimeoutIsForSessionIsolatedServersOnly) {
+  auto c = ParseConfig(R"(
+servers:
+  files:
+    command: files-server
+    policy: p.yaml
+    isolation: session
+    idle_timeout: 90s
+  shared:
+    command: other
+    policy: p.yaml
+    idle_timeout: 1m
+)",
+                       "t.yaml", Env({}));
+  ASSERT_FALSE(c);
+  EXPECT_THAT(c.error().message(),
+              HasSubstr("t.yaml:11:19: servers.shared.idle_timeout applies to servers with isolation: session"));
+  auto ok = ParseConfig("servers:\n  files:\n    command: f\n    policy: p.yaml\n    isolation: session\n"
+                        "    idle_timeout: 90s\n  plain:\n    command: g\n    policy: p.yaml\n    isolation: session\n",
+                        "t.yaml", Env({}));
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(ok->servers.at("files").idle_timeout_ms, 90000);
+  EXPECT_EQ(ok->servers.at("plain").idle_timeout_ms, 300000);  // five minutes unless set
+}
+
 TEST(ConfigTest, WorkersIsAutoOrACountOfEventLoops) {
   const std::string servers = "servers:\n  a: {command: node, policy: p.yaml}\n";
   auto defaulted = ParseConfig(servers, "t.yaml", Env({}));

@@ -36,7 +36,7 @@ const EVERYTHING_ENTRY = [
 ];
 const CONFORMANCE_ENTRY = [
   '  conformance:', '    command: node', `    args: [${JSON.stringify(path.join(FIXTURES, 'conformance-server.mjs'))}]`,
-  '    policy: conformance.yaml', '    isolation: session',
+  '    policy: conformance.yaml', '    isolation: session', '    idle_timeout: 1s',
 ];
 writeConfig([...EVERYTHING_ENTRY, ...CONFORMANCE_ENTRY]);
 
@@ -112,6 +112,39 @@ describe('serve', () => {
     const prompts = (await client.listPrompts()).prompts.map((p) => p.name);
     assert.ok(prompts.includes('conformance__test_simple_prompt'));
     assert.ok(prompts.includes('everything__simple-prompt'));
+  });
+
+  it('starts an isolation: session server for a session only when it calls it, and stops it when idle', async () => {
+    const starts = () => (gw.proc.stderrText.match(/upstream process started: pid \d+ \(node\)/g) ?? []).length;
+    // The test above listed the servers' tools: the gateway remembers what conformance said.
+    const before = starts();
+    const a = await connect(all);
+    const b = await connect(all);
+    for (const c of [a, b]) {
+      const names = (await c.listTools()).tools.map((t) => t.name);
+      assert.ok(names.includes('conformance__test_simple_text'), names.join(' '));
+      assert.equal(text(await c.callTool({ name: 'everything__echo', arguments: { message: 'x' } })), 'Echo: x');
+    }
+    await new Promise((r) => setTimeout(r, 0));
+    assert.equal(starts(), before, 'two sessions that list and call another server start no conformance process');
+    assert.equal(text(await a.callTool({ name: 'conformance__test_simple_text', arguments: {} })),
+      'This is a simple text response for testing.');
+    // The gateway's log reaches this process on its own pipe: read with a deadline.
+    await eventually(() => starts() === before + 1, 5000, 'the first call to start one process');
+    // No request for idle_timeout (1 s): that process is stopped (its pid is the newest started).
+    const pids = () => [...gw.proc.stderrText.matchAll(/upstream process started: pid (\d+) \(node\)/g)].map((m) => Number(m[1]));
+    const pid = pids().at(-1);
+    const alive = (p) => { try { process.kill(p, 0); return true; } catch { return false; } };
+    assert.ok(alive(pid));
+    await eventually(() => !alive(pid), 10000, 'the idle process to stop');
+    assert.match(gw.proc.stderrText, /server conformance: a session's process stopped after 1000 ms idle/);
+    assert.equal(text(await a.callTool({ name: 'conformance__test_simple_text', arguments: {} })),
+      'This is a simple text response for testing.');
+    await eventually(() => starts() === before + 2, 5000, 'the next call to start it again');
+    assert.equal(text(await b.callTool({ name: 'conformance__test_simple_text', arguments: {} })),
+      'This is a simple text response for testing.');
+    await eventually(() => starts() === before + 3, 5000, 'a process for the other session');
+    assert.equal(starts(), before + 3);
   });
 
   it('shows a grant only its servers, on /mcp and /mcp/<server>', async () => {

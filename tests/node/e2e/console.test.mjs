@@ -317,7 +317,20 @@ describe('web console', () => {
     const agent = await connect(createGrant('doomed'), '/mcp/everything');
     await agent.listTools();
     await page.reload();
+    await page.evaluate(() => window.scrollTo(0, document.body.scrollHeight));
     await page.getByRole('button', { name: 'Revoke doomed' }).click();
+    // The modal's backdrop covers the whole window, scrolled or not: every corner is the
+    // dialog's (nothing behind it can be clicked), and it is shaded.
+    await page.getByRole('dialog').waitFor();
+    const cover = await page.evaluate(() => {
+      const dlg = document.querySelector('dialog.modal[open]');
+      const w = window.innerWidth, h = window.innerHeight;
+      const corners = [[1, 1], [w - 2, 1], [1, h - 2], [w - 2, h - 2]]
+        .map(([x, y]) => document.elementFromPoint(x, y)?.closest('dialog') === dlg);
+      return { corners, shade: getComputedStyle(dlg, '::backdrop').backgroundColor };
+    });
+    assert.deepEqual(cover.corners, [true, true, true, true]);
+    assert.match(cover.shade, /^rgba\(16, 24, 40, 0\.5\)$/);
     await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
     await page.locator('#grants-table tr[data-grant="doomed"]').getByText('revoked').waitFor();
     await assert.rejects(agent.listTools(), /401|Unauthorized/);

@@ -351,3 +351,57 @@ describe('init with the real Codex CLI (config.toml)', () => {
     assert.ok(fs.readFileSync(configFile, 'utf8').includes('model = "o3" # the one I use'));
   });
 });
+
+// The clients' own CLIs write their configurations and check their servers' health: init
+// wraps what they wrote, and their health check connects through toolwarden.
+describe('init with the real Claude Code and Gemini CLIs', () => {
+  const cliHome = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-init-clis-'));
+  const work = path.join(cliHome, 'work');
+  fs.mkdirSync(work);
+  after(() => fs.rmSync(cliHome, { recursive: true, force: true }));
+  const env = { ...process.env, HOME: cliHome, XDG_CONFIG_HOME: '' };
+  const tool = (bin, ...args) => {
+    const r = spawnSync(path.join(NODE_MODULES, '.bin', bin), args, { cwd: work, encoding: 'utf8', timeout: 90000, env });
+    return { status: r.status, stdout: r.stdout + r.stderr };  // Gemini CLI lists on stderr
+  };
+  const run = (...args) => spawnSync(TOOLWARDEN, ['--log-level', 'warn', 'init', ...args],
+    { cwd: work, encoding: 'utf8', timeout: 120000, env });
+  const server = [process.execPath, EVERYTHING, 'stdio'];
+  const line = (out, name) => out.split('\n').find((l) => l.includes(`${name}:`)) ?? '';
+
+  it('Claude Code: claude mcp add, init --apply, claude mcp list connects; undo keeps a server added since', (t) => {
+    if (!fs.existsSync(path.join(NODE_MODULES, '.bin', 'claude'))) return t.skip('@anthropic-ai/claude-code is not installed');
+    assert.equal(tool('claude', 'mcp', 'add', '--scope', 'user', 'everything', '--', ...server).status, 0);
+    assert.match(line(tool('claude', 'mcp', 'list').stdout, 'everything'), /Connected/);
+    const r = run('--apply');
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const wrapped = line(tool('claude', 'mcp', 'list').stdout, 'everything');
+    assert.ok(wrapped.includes(`${TOOLWARDEN} run -p `), wrapped);
+    assert.match(wrapped, /✔ Connected/);
+    // Claude Code adds a server after init; undo restores ours and keeps it.
+    assert.equal(tool('claude', 'mcp', 'add', '--scope', 'user', 'later', '--', ...server).status, 0);
+    const u = run('--undo');
+    assert.equal(u.status, 0, u.stdout + u.stderr);
+    const list = tool('claude', 'mcp', 'list').stdout;
+    assert.ok(line(list, 'everything').startsWith(`everything: ${server.join(' ')}`), list);
+    assert.match(line(list, 'everything'), /Connected/);
+    assert.match(line(list, 'later'), /Connected/);
+  });
+
+  it('Gemini CLI: gemini mcp add, init --apply, gemini mcp list connects; undo restores', (t) => {
+    if (!fs.existsSync(path.join(NODE_MODULES, '.bin', 'gemini'))) return t.skip('@google/gemini-cli is not installed');
+    // Gemini runs a folder's servers only once the folder is trusted.
+    fs.mkdirSync(path.join(cliHome, '.gemini'), { recursive: true });
+    fs.writeFileSync(path.join(cliHome, '.gemini', 'trustedFolders.json'), JSON.stringify({ [work]: 'TRUST_FOLDER' }));
+    assert.equal(tool('gemini', 'mcp', 'add', '--scope', 'user', 'gem', ...server).status, 0);
+    assert.match(line(tool('gemini', 'mcp', 'list').stdout, 'gem'), /✓ gem: .* - Connected/);
+    const r = run('--client-config', path.join(cliHome, '.gemini', 'settings.json'), '--apply');
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const wrapped = line(tool('gemini', 'mcp', 'list').stdout, 'gem');
+    assert.ok(wrapped.includes(`${TOOLWARDEN} run -p `), wrapped);
+    assert.match(wrapped, /- Connected$/);
+    const u = run('--client-config', path.join(cliHome, '.gemini', 'settings.json'), '--undo');
+    assert.equal(u.status, 0, u.stdout + u.stderr);
+    assert.ok(line(tool('gemini', 'mcp', 'list').stdout, 'gem').includes(`gem: ${server.join(' ')}`));
+  });
+});

@@ -161,7 +161,7 @@ Result<std::shared_ptr<ServerRuntime>> Gateway::Build(const config::ServerConfig
                                                : gateway::SchemaMode::kEnforce);
   if (auto g = GuardFor(*rt, sc.policy_path); !g) return Fail(g.error());
   if (!sc.remote() && sc.isolation == config::Isolation::kSession) {
-    rt->memory = std::make_shared<gateway::ServerMemory>();
+    rt->memory = std::make_shared<gateway::ServerMemories>();
   }
   if (!sc.remote() && sc.isolation == config::Isolation::kShared) {
     rt->hub = std::make_shared<gateway::UpstreamHub>(
@@ -244,12 +244,13 @@ std::unique_ptr<gateway::Upstream> Gateway::NewTransportUpstream(const config::S
   return std::make_unique<transport::ChildUpstream>(io, std::move(child));
 }
 
-std::unique_ptr<gateway::Upstream> Gateway::Connect(ServerRuntime& server) {
+std::unique_ptr<gateway::Upstream> Gateway::Connect(ServerRuntime& server, const std::string& grant) {
   boost::asio::io_context& here = LoopHere(io_);
   if (server.memory) {
     // isolation: session — a process per session, started when the session first needs it.
     return std::make_unique<gateway::LazyUpstream>(
-        server.config.name, [this, sc = server.config, &here] { return NewUpstream(sc, here); }, server.memory,
+        server.config.name, [this, sc = server.config, &here] { return NewUpstream(sc, here); },
+        server.memory->For(grant),
         timers_.On(here), server.config.idle_timeout_ms);
   }
   if (!server.hub) return NewUpstream(server.config, here);  // on the session's loop
@@ -309,7 +310,7 @@ gateway::SessionMaker Gateway::OneServer(std::shared_ptr<ServerRuntime> rt,
                                          std::string grant) {
   return [this, rt = std::move(rt), &guard, id = std::move(id),
           grant = std::move(grant)](gateway::ClientSink& sink) -> std::unique_ptr<gateway::McpSession> {
-    auto session = std::make_unique<gateway::Session>(id, Connect(*rt), guard, sink, grant);
+    auto session = std::make_unique<gateway::Session>(id, Connect(*rt, grant), guard, sink, grant);
     session->SetExtensionMethods(std::set<std::string, std::less<>>(
         rt->config.extension_methods.begin(), rt->config.extension_methods.end()));
     session->SetHealthObserver([this, name = rt->config.name](bool up, const std::string& why) {
@@ -374,7 +375,7 @@ Result<gateway::SessionMaker> Gateway::MakeSession(const transport::SessionReque
       [this, members, id = r.id, grant = g.name, scheduler](gateway::ClientSink& sink)
           -> std::unique_ptr<gateway::McpSession> {
         std::vector<gateway::AggregateMember> legs;
-        for (const auto& [rt, guard] : members) legs.push_back({rt->config.name, Connect(*rt), guard});
+        for (const auto& [rt, guard] : members) legs.push_back({rt->config.name, Connect(*rt, grant), guard});
         gateway::AggregateOptions options;
         options.server_version = TW_VERSION;
         options.on_health = [this](const std::string& server, bool up, const std::string& why) {

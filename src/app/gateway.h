@@ -63,7 +63,7 @@ struct ServerRuntime {
   std::map<std::string, std::unique_ptr<gateway::ToolCallGuard>> guards;  // by policy file
   std::shared_ptr<gateway::UpstreamHub> hub;  // isolation: shared; lives on `home`
   // isolation: session: what the server said that a session may be told without starting it.
-  std::shared_ptr<gateway::ServerMemory> memory;
+  std::shared_ptr<gateway::ServerMemories> memory;
   boost::asio::io_context* home = nullptr;
   // What sessions last saw (isolation: session servers; shared ones ask the hub).
   std::string state = "idle";
@@ -147,7 +147,8 @@ class Gateway : public admin::Backend {
   Result<const gateway::ToolCallGuard*> GuardFor(ServerRuntime& server, const std::string& policy_path);
   // The upstream of a new session on this thread's loop: a connection of its own, or a
   // channel of the server's shared one (bridged when the session is not on the home loop).
-  std::unique_ptr<gateway::Upstream> Connect(ServerRuntime& server);
+  // The upstream of one session of `grant` on `server`.
+  std::unique_ptr<gateway::Upstream> Connect(ServerRuntime& server, const std::string& grant);
   // A connection of its own to `sc`, on the loop `io`, speaking the server's era
   // (gateway::EraUpstream over the transport).
   std::unique_ptr<gateway::Upstream> NewUpstream(const config::ServerConfig& sc,

@@ -11,11 +11,9 @@ using jsonrpc::Message;
 
 namespace {
 
-// The list requests a memory may answer: the first page, nothing asked of it but that.
-bool IsListMethod(std::string_view m) {
-  return m == method::kToolsList || m == method::kResourcesList ||
-         m == method::kResourceTemplatesList || m == method::kPromptsList;
-}
+// The list a memory may answer (its first page, nothing asked of it but that): tools, shown
+// alike to every session of a grant. Resources and prompts may reflect one client's roots.
+bool IsListMethod(std::string_view m) { return m == method::kToolsList; }
 bool FirstPageOnly(const json::value& params) {
   if (params.is_null()) return true;
   const json::object* o = params.if_object();
@@ -62,6 +60,13 @@ std::optional<json::value> ServerMemory::List(const std::string& m) const {
 void ServerMemory::RememberList(const std::string& m, const json::value& result) {
   std::lock_guard lock(mu_);
   lists_[m] = jsonrpc::Detached(result);
+}
+
+std::shared_ptr<ServerMemory> ServerMemories::For(const std::string& grant) {
+  std::lock_guard lock(mu_);
+  auto& m = by_grant_[grant];
+  if (!m) m = std::make_shared<ServerMemory>();
+  return m;
 }
 
 void ServerMemory::ForgetList(const std::string& m) {
@@ -248,11 +253,6 @@ void LazyUpstream::OnInnerMessage(Message msg, std::optional<json::value> relate
                        std::string());  // the server asks: not idle until answered
   } else if (msg.method == method::kToolsListChanged) {
     memory_->ForgetList(std::string(method::kToolsList));
-  } else if (msg.method == method::kResourcesListChanged) {
-    memory_->ForgetList(std::string(method::kResourcesList));
-    memory_->ForgetList(std::string(method::kResourceTemplatesList));
-  } else if (msg.method == method::kPromptsListChanged) {
-    memory_->ForgetList(std::string(method::kPromptsList));
   }
   events_.on_message(std::move(msg), std::move(related));
 }

@@ -2,17 +2,18 @@
 // with `isolation: session`, where each session has a process of its own.
 //
 // A session that never calls such a server never starts its process: the handshake and the
-// lists (tools, resources, templates, prompts) are answered from what the server said to an
-// earlier session (a ServerMemory shared by every session of that server), and the process is
-// started at the first request that needs it, with this session's own `initialize` replayed
-// to it first (and its `notifications/initialized`, and its last `logging/setLevel`). Once idle
-// — no request in flight either way for `idle_ms` — the process is stopped, and started again
-// the same way at the next request. A session that subscribed to a resource keeps its process.
+// tool list are answered from what the server said to an earlier session of the same grant (a
+// ServerMemory), and the process is started at the first request that needs it, with this
+// session's own `initialize` replayed to it first (and its `notifications/initialized`, and
+// its last `logging/setLevel`). Once idle — no request in flight either way for `idle_ms` —
+// the process is stopped, and started again the same way at the next request. A session that
+// subscribed to a resource keeps its process.
 //
-// Nothing is answered from memory that the server has not said: the first session of a
-// server starts it at `initialize`; a client asking for another protocol version than the one
-// remembered, a list request with a cursor or parameters, or a list the server announced as
-// changed, all go to the server. Whatever it answers updates the memory.
+// Nothing is answered from memory that the server has not said to this grant: the first
+// session of a grant starts the server at `initialize`; another protocol version than the one
+// remembered, a tools/list with a cursor, a list the server announced as changed, and every
+// other request (resources and prompts too: a server may list what one client's roots
+// showed it) go to the server. Whatever it answers updates the memory.
 //
 // Thread: as Upstream — everything on the session's io_context. ServerMemory is shared across
 // loops and locks.
@@ -32,8 +33,8 @@
 
 namespace tw::gateway {
 
-// What a server said that later sessions may be told without it: its answer to `initialize`
-// for one protocol version, and its latest first page of each list.
+// What a server said to one grant's sessions that its later sessions may be told without it:
+// its answer to `initialize` for one protocol version, and its latest first page of tools.
 class ServerMemory {
  public:
   std::optional<json::value> Initialize(const std::string& protocol_version) const;
@@ -47,6 +48,17 @@ class ServerMemory {
   std::string init_version_;                  // Guarded by mu_.
   json::value init_result_;                   // Guarded by mu_. null: none yet
   std::map<std::string, json::value> lists_;  // Guarded by mu_.
+};
+
+// A server's memories, one per grant: what one agent's session was told never answers
+// another's.
+class ServerMemories {
+ public:
+  std::shared_ptr<ServerMemory> For(const std::string& grant);
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<ServerMemory>> by_grant_;  // Guarded by mu_.
 };
 
 class LazyUpstream : public Upstream {

@@ -211,6 +211,22 @@ TEST_F(LazyUpstreamTest, WhatTheMemoryCannotAnswerGoesToTheServer) {
   EXPECT_FALSE(memory->List("tools/list"));
 }
 
+TEST_F(LazyUpstreamTest, OnlyTheToolListIsRememberedAndOnlyForOneGrant) {
+  Remember();
+  auto session = NewSession();
+  session->Send(jsonrpc::MakeRequest(1, "initialize", kInitParams));
+  timers.Fire();
+  // Resources may be what one client's roots showed the server: always asked.
+  session->Send(jsonrpc::MakeRequest(2, "resources/list", nullptr));
+  EXPECT_EQ(made.size(), 1u);
+
+  ServerMemories memories;
+  EXPECT_EQ(memories.For("ci"), memories.For("ci"));
+  EXPECT_NE(memories.For("ci"), memories.For("laptop"));
+  memories.For("ci")->RememberList("tools/list", kTools);
+  EXPECT_FALSE(memories.For("laptop")->List("tools/list"));
+}
+
 TEST_F(LazyUpstreamTest, AServerThatCannotStartFailsTheQueuedCallsAndStaysDormant) {
   Remember();
   auto session = NewSession();

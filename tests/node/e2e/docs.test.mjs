@@ -75,10 +75,10 @@ function check({ flags, subs }, argv) {
 
 describe('documented commands', () => {
   const g = grammar();
-  for (const file of ['README.md', 'docs/install.md', 'docs/protocol-eras.md', 'docs/security.md', 'docs/api.md']) {
+  for (const file of ['README.md', 'docs/install.md', 'docs/configuration.md', 'docs/fleet.md', 'docs/testing.md', 'docs/protocol-eras.md', 'docs/security.md', 'docs/api.md']) {
     it(`every toolwarden command in ${file} exists as written`, () => {
       const found = commands(path.join(ROOT, file));
-      if (file === 'README.md') assert.ok(found.length >= 40, `only ${found.length} commands found`);
+      if (file === 'README.md') assert.ok(found.length >= 30, `only ${found.length} commands found`);
       const problems = found.map((c) => [c, check(g, c.argv)]).filter(([, p]) => p)
         .map(([c, p]) => `${file}:${c.line}: ${c.text}\n    ${p}`);
       assert.deepEqual(problems, []);

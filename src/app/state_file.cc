@@ -126,20 +126,6 @@ int Info(const std::string& path, bool as_json) {
   return kExitOk;
 }
 
-Result<bool> VacuumInto(sqlite3* db, const std::string& target) {
-  sqlite3_stmt* st = nullptr;
-  int rc = sqlite3_prepare_v2(db, "VACUUM INTO ?1", -1, &st, nullptr);
-  if (rc == SQLITE_OK) {
-    sqlite3_bind_text(st, 1, target.c_str(), -1, SQLITE_TRANSIENT);
-    rc = sqlite3_step(st);
-  }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) {
-    return Fail(Error::Unavailable("writing " + target + ": " + sqlite3_errmsg(db)));
-  }
-  return true;
-}
-
 int Backup(const std::string& path, const StateFileOptions& o) {
   if (!fs::exists(path)) return Problem("no state file at " + path);
   const std::string target = fs::absolute(o.file).string();
@@ -151,7 +137,7 @@ int Backup(const std::string& path, const StateFileOptions& o) {
   if (!d) return Problem(d.error().message(), kExitUnavailable);
   sqlite3_busy_timeout((*d)->db, 5000);
   const std::string tmp = target + ".tmp-" + RandomHex(4);
-  if (auto r = VacuumInto((*d)->db, tmp); !r) {
+  if (auto r = CopySqliteDatabase((*d)->db, tmp); !r) {
     fs::remove(tmp);
     return Problem(r.error().message(), kExitUnavailable);
   }
@@ -224,7 +210,7 @@ int Restore(const std::string& path, const StateFileOptions& o) {
   std::string kept;
   if (existed && !Tables(db).empty()) {
     kept = path + ".before-restore-" + Stamp();
-    if (auto r = VacuumInto(db, kept); !r) return Problem(r.error().message(), kExitUnavailable);
+    if (auto r = CopySqliteDatabase(db, kept); !r) return Problem(r.error().message(), kExitUnavailable);
   }
   sqlite3_backup* b = sqlite3_backup_init(db, "main", (*src)->db, "main");
   const int rc = b ? sqlite3_backup_step(b, -1) : SQLITE_ERROR;

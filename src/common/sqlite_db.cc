@@ -292,4 +292,18 @@ Error SqliteStoreBase::Err(std::string_view doing) const {
 
 Result<bool> SqliteStoreBase::Exec(const char* sql) { return StepCached(stmts_, db_, sql, what_, path_); }
 
+Result<bool> CopySqliteDatabase(sqlite3* db, const std::string& target) {
+  sqlite3_stmt* st = nullptr;
+  int rc = sqlite3_prepare_v2(db, "VACUUM INTO ?1", -1, &st, nullptr);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, target.c_str(), -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(st);
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) {
+    return Fail(Error::Unavailable("writing " + target + ": " + sqlite3_errmsg(db)));
+  }
+  return true;
+}
+
 }  // namespace tw

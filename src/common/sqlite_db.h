@@ -175,6 +175,10 @@ class SqliteStoreBase {
 // Column `col` of the current row as text ("" for NULL).
 std::string ColumnText(sqlite3_stmt* s, int col);
 
+// Writes a consistent, compacted copy of the database open on `db` to `target` (VACUUM INTO:
+// one read transaction, so others may keep writing; `target` must not exist).
+Result<bool> CopySqliteDatabase(sqlite3* db, const std::string& target);
+
 // Runs one statement; the error names `what` and `path`.
 Result<bool> ExecSql(sqlite3* db, const char* sql, const std::string& what, const std::string& path);
 

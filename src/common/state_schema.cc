@@ -105,16 +105,9 @@ Result<bool> UpgradeStateSchema(sqlite3* db, const std::string& what, const std:
     const std::string backup = path + ".schema-v" + std::to_string(*version) + ".bak";
     std::error_code ec;
     if (!std::filesystem::exists(backup, ec)) {
-      sqlite3_stmt* s = nullptr;
-      int rc = sqlite3_prepare_v2(db, "VACUUM INTO ?1", -1, &s, nullptr);
-      if (rc == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, backup.c_str(), -1, SQLITE_TRANSIENT);
-        rc = sqlite3_step(s);
-      }
-      sqlite3_finalize(s);
-      if (rc != SQLITE_DONE) {
-        return Fail(Error::Unavailable(what + " " + path + ": copying it to " + backup +
-                                       " before upgrading its schema: " + sqlite3_errmsg(db)));
+      if (auto copied = CopySqliteDatabase(db, backup); !copied) {
+        return Fail(Error::Unavailable(what + " " + path + ": before upgrading its schema: " +
+                                       copied.error().message()));
       }
     }
   }

@@ -124,7 +124,9 @@ int InitCommand(const InitOptions& o, const std::string& self) {
         if (!kv.value().is_object()) continue;
         json::object& entry = kv.value().as_object();
         const std::string command = Str(entry, "command");
-        const std::string url = command.empty() ? Str(entry, "url") : std::string();
+        // Windsurf names a remote server's address `serverUrl`; every other client `url`.
+        const std::string url_key = entry.contains("serverUrl") && !entry.contains("url") ? "serverUrl" : "url";
+        const std::string url = command.empty() ? Str(entry, url_key) : std::string();
         if (command.empty() && url.empty()) {
           std::cout << "  " << name << ": neither a command nor a url; left as is\n";
           continue;
@@ -235,7 +237,7 @@ int InitCommand(const InitOptions& o, const std::string& self) {
             args.emplace_back("--");
             for (const auto& a : target.command) args.emplace_back(a);
           } else {
-            WrapRemote(entry, url, header_vars, before, args);
+            WrapRemote(entry, url_key, url, header_vars, before, args);
           }
           entry["command"] = self;
           entry["args"] = std::move(args);

@@ -165,10 +165,11 @@ std::optional<Wrapped> Unwrap(const json::object& entry) {
 }
 
 
-void WrapRemote(json::object& entry, const std::string& url,
+void WrapRemote(json::object& entry, const std::string& url_key, const std::string& url,
                 const std::vector<std::pair<std::string, std::string>>& header_vars,
                 json::object& before, json::array& args) {
   before["url"] = url;
+  if (url_key != "url") before["url_key"] = url_key;
   before["type"] = entry.contains("type") ? entry["type"] : json::value();
   // Worked out first, written after: erasing keys moves an object's values, so no reference
   // into `entry` is held across a change.
@@ -189,7 +190,7 @@ void WrapRemote(json::object& entry, const std::string& url,
   }
   before["headers"] = std::move(refs);
   before["env_added"] = std::move(added);
-  entry.erase("url");
+  entry.erase(url_key);
   entry.erase("headers");
   if (entry.contains("type")) entry["type"] = "stdio";
   if (env.empty()) {

@@ -67,12 +67,13 @@ std::string FileName(std::string name);
 // "Authorization" → GITHUB_AUTHORIZATION).
 std::string HeaderVariable(std::string_view server, std::string_view header);
 
-// Turns a remote server's entry into one that runs `toolwarden run --upstream`: `args` gets
+// Turns a remote server's entry (its address under `url_key`: `url`, or Windsurf's
+// `serverUrl`) into one that runs `toolwarden run --upstream`: `args` gets
 // `--upstream URL` and a `--header "K: ${VAR}"` per header, the header values move into the
 // entry's `env` under their variables, `url` and `headers` go and `type` (if any) becomes
 // stdio. `before` gets what undo needs to put back: url, type, and each header's variable
 // (`${VAR}`, never its value) — and which `env` keys it added.
-void WrapRemote(json::object& entry, const std::string& url,
+void WrapRemote(json::object& entry, const std::string& url_key, const std::string& url,
                 const std::vector<std::pair<std::string, std::string>>& header_vars,
                 json::object& before, json::array& args);
 // What a wrapped remote entry's headers are, by variable (from its `--header` arguments).

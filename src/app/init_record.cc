@@ -52,7 +52,8 @@ void RestoreRemote(json::object& entry, const json::object& before) {
   entry.erase("command");
   entry.erase("args");
   entry.erase("env");
-  entry["url"] = before.at("url");
+  const json::value* key = before.if_contains("url_key");
+  entry[key && key->is_string() ? std::string(key->get_string()) : std::string("url")] = before.at("url");
   if (const json::value* type = before.if_contains("type"); type && !type->is_null()) {
     entry["type"] = *type;
   } else {

@@ -297,6 +297,51 @@ describe('init edits a configuration in its text', () => {
   });
 });
 
+describe('init with Cursor\'s and Windsurf\'s files', () => {
+  const home2 = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-init-cw-'));
+  let remote;
+  before(async () => { remote = await startHttpServer('everything'); });
+  after(async () => {
+    await stop(remote?.proc);
+    fs.rmSync(home2, { recursive: true, force: true });
+  });
+  const run = (...args) => spawnSync(TOOLWARDEN, ['--log-level', 'warn', 'init', ...args], {
+    cwd: home2, encoding: 'utf8', timeout: 120000, env: { ...process.env, HOME: home2, XDG_CONFIG_HOME: '' },
+  });
+
+  it('wraps a Cursor server and a Windsurf `serverUrl` server, and restores each under its own key', () => {
+    const cursorFile = path.join(home2, '.cursor', 'mcp.json');
+    const windsurfFile = path.join(home2, '.codeium', 'windsurf', 'mcp_config.json');
+    // The files as Cursor and Windsurf write them.
+    const cursor = JSON.stringify({ mcpServers: { everything: { command: process.execPath, args: [EVERYTHING, 'stdio'] } } }, null, 2);
+    const windsurf = JSON.stringify({ mcpServers: { hosted: { serverUrl: `${remote.base}/mcp`, headers: { Authorization: `Bearer ${SECRET}` } } } }, null, 2);
+    for (const [file, text] of [[cursorFile, cursor], [windsurfFile, windsurf]]) {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, text);
+    }
+    const list = run('--list-clients').stdout;
+    assert.match(list, /Cursor \(global\): .*mcp\.json: 1 server/);
+    assert.match(list, /Windsurf: .*mcp_config\.json: 1 server/);
+    const r = run('--apply');
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.ok(!(r.stdout + r.stderr).includes(SECRET));
+    const hosted = JSON.parse(fs.readFileSync(windsurfFile, 'utf8')).mcpServers.hosted;
+    assert.equal(hosted.serverUrl, undefined);
+    assert.equal(hosted.command, TOOLWARDEN);
+    assert.deepEqual(hosted.args.slice(hosted.args.indexOf('--upstream'), hosted.args.indexOf('--upstream') + 4),
+      ['--upstream', `${remote.base}/mcp`, '--header', 'Authorization: ${HOSTED_AUTHORIZATION}']);
+    assert.equal(hosted.env.HOSTED_AUTHORIZATION, `Bearer ${SECRET}`);
+    assert.equal(JSON.parse(fs.readFileSync(cursorFile, 'utf8')).mcpServers.everything.command, TOOLWARDEN);
+    // Windsurf rewrites its file meanwhile (same content, its own formatting): undo still
+    // restores the entry under `serverUrl`.
+    fs.writeFileSync(windsurfFile, JSON.stringify(JSON.parse(fs.readFileSync(windsurfFile, 'utf8')), null, 4));
+    const u = run('--undo');
+    assert.equal(u.status, 0, u.stdout + u.stderr);
+    assert.deepEqual(JSON.parse(fs.readFileSync(windsurfFile, 'utf8')), JSON.parse(windsurf));
+    assert.equal(fs.readFileSync(cursorFile, 'utf8'), cursor);
+  });
+});
+
 describe('init with the real Codex CLI (config.toml)', () => {
   const codexHome = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-init-codex-'));
   after(() => fs.rmSync(codexHome, { recursive: true, force: true }));

@@ -303,6 +303,14 @@ Result<bool> CopySqliteDatabase(sqlite3* db, const std::string& target) {
   if (rc != SQLITE_DONE) {
     return Fail(Error::Unavailable("writing " + target + ": " + sqlite3_errmsg(db)));
   }
+  // As private as the original (grant hashes, the audit trail): its permissions, not the umask's.
+  std::error_code ec;
+  const char* source = sqlite3_db_filename(db, "main");
+  if (source != nullptr && *source != '\0') {
+    const auto perms = std::filesystem::status(source, ec).permissions();
+    if (!ec) std::filesystem::permissions(target, perms, ec);
+  }
+  if (ec) return Fail(Error::Unavailable("setting the permissions of " + target + ": " + ec.message()));
   return true;
 }
 

@@ -176,7 +176,8 @@ class SqliteStoreBase {
 std::string ColumnText(sqlite3_stmt* s, int col);
 
 // Writes a consistent, compacted copy of the database open on `db` to `target` (VACUUM INTO:
-// one read transaction, so others may keep writing; `target` must not exist).
+// one read transaction, so others may keep writing; `target` must not exist), with the
+// original file's permissions.
 Result<bool> CopySqliteDatabase(sqlite3* db, const std::string& target);
 
 // Runs one statement; the error names `what` and `path`.

@@ -59,6 +59,11 @@ describe('state file', () => {
     assert.equal(b.status, 0, b.stderr);
     assert.match(b.stdout, /backed up .*state\.db to .*backup\.db \(schema version 1, \d+ rows/);
     assert.equal(info('--state', `sqlite:${backup}`).rows.grants, 1);
+    // As private as the state file, whatever the umask.
+    fs.chmodSync(statePath, 0o600);
+    const priv = path.join(tmp, 'private.db');
+    assert.equal(spawnSync(TOOLWARDEN, ['state', 'backup', '-c', config, priv], { encoding: 'utf8', env: process.env }).status, 0);
+    assert.equal(fs.statSync(priv).mode & 0o777, 0o600);
     // The same name again is refused unless --force.
     const again = cli('state', 'backup', '-c', config, backup);
     assert.equal(again.status, 1);

@@ -15,6 +15,7 @@
 #include "app/demo.h"
 #include "app/init.h"
 #include "app/inspect_commands.h"
+#include "app/policy_test.h"
 #include "app/run.h"
 #include "app/scan.h"
 #include "app/serve.h"
@@ -195,6 +196,17 @@ int Main(int argc, char** argv) {
   explain->add_option("--state", explain_options.state,
                       "State store to read current counter values from (nothing is charged)");
 
+  PolicyTestOptions test_options;
+  CLI::App* test = app.add_subcommand(
+      "test", "Check a policy's decisions against expected ones (exit 1 on a mismatch):\n"
+              "  toolwarden test policies/stripe.yaml policies/stripe.cases.yaml --junit report.xml");
+  test->add_option("policy", test_options.policy_path, "Policy file")->required()->check(CLI::ExistingFile);
+  test->add_option("cases", test_options.cases_path, "Cases file (YAML or JSON)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  test->add_flag("--json", test_options.json, "One JSON object instead of a table");
+  test->add_option("--junit", test_options.junit_path, "Also write a JUnit XML report to FILE");
+
   ScanOptions scan_options;
   CLI::App* scan = app.add_subcommand(
       "scan",
@@ -293,6 +305,7 @@ int Main(int argc, char** argv) {
   if (*validate) return ValidateCommand(validate_options);
   if (*explain) return ExplainCommand(explain_options);
   if (*scan) return ScanCommand(scan_options);
+  if (*test) return PolicyTestCommand(test_options);
   if (*tools) return ToolsCommand(tools_options);
   if (*init) return InitCommand(init_options, std::filesystem::read_symlink("/proc/self/exe").string());
   if (app.got_subcommand("version")) return VersionCommand(version_json);

@@ -10,6 +10,8 @@
 #include <spdlog/spdlog.h>
 
 #include "app/cli_common.h"
+#include "app/init_record.h"
+#include "app/policy_test.h"
 #include "catalog/scaffold.h"
 #include "app/server_target.h"
 #include "catalog/pin_store.h"
@@ -66,6 +68,26 @@ int ScanCommand(const ScanOptions& o) {
     }
     std::cerr << "toolwarden scan: " << scanned.size() << " tools of " << server.name
               << " written to " << o.output << "\n";
+    // Beside a scaffold, the start of its tests (toolwarden test): never over the user's own.
+    if (!o.summary) {
+      const std::string cases = CasesPathFor(o.output);
+      if (std::filesystem::exists(cases)) {
+        std::cerr << "toolwarden scan: " << cases << " exists; left as it is\n";
+      } else {
+        std::vector<std::string> names;
+        for (const auto& t : scanned) {
+          if (const json::value* n = t.definition.if_contains("name"); n && n->is_string()) {
+            names.emplace_back(n->get_string());
+          }
+        }
+        if (auto w = WriteAtomically(cases, StarterCases(o.output, names)); !w) {
+          std::cerr << "toolwarden scan: " << w.error().message() << "\n";
+          return kExitUnavailable;
+        }
+        std::cerr << "toolwarden scan: starter test cases written to " << cases
+                  << " (toolwarden test " << o.output << " " << cases << ")\n";
+      }
+    }
   }
   return kExitOk;
 }

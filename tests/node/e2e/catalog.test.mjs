@@ -36,6 +36,16 @@ describe('scan', () => {
 
     const v = spawnSync(TOOLWARDEN, ['validate', policy], { encoding: 'utf8' });
     assert.equal(v.status, 0, v.stdout);
+    // Beside the scaffold, the start of its tests: one case per tool, passing as written.
+    const cases = path.join(tmp, 'filesystem.cases.yaml');
+    assert.match(fs.readFileSync(cases, 'utf8'), /- name: "write_file is held for approval"\n {4}tool: "write_file"\n {4}arguments: \{\}\n {4}expect: approval/);
+    const t = spawnSync(TOOLWARDEN, ['test', policy, cases], { encoding: 'utf8' });
+    assert.equal(t.status, 0, t.stdout + t.stderr);
+    assert.match(t.stdout, /\d+ cases: (\d+) passed, 0 failed/);
+    // A second scan keeps the cases someone edited.
+    fs.appendFileSync(cases, '  - {name: mine, tool: read_text_file, arguments: {path: /x}, expect: allow}\n');
+    scan(['-o', policy, '--', process.execPath, FILESYSTEM, root]);
+    assert.match(fs.readFileSync(cases, 'utf8'), /name: mine/);
 
     const state = `sqlite:${path.join(tmp, 'scaffold.db')}`;
     const client = newClient();

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -84,4 +85,22 @@ describe('documented commands', () => {
       assert.deepEqual(problems, []);
     });
   }
+});
+
+describe('the README\'s policy example', () => {
+  it('passes the README\'s own test cases (toolwarden test)', () => {
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('\n## Policy\n'), readme.indexOf('\n## Human approval\n'));
+    const blocks = [...section.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]);
+    const policy = blocks.find((b) => b.includes('create_refund:') && b.includes('version:'));
+    const cases = blocks.find((b) => b.startsWith('# policy.cases.yaml'));
+    assert.ok(policy && cases, 'the policy and its cases are in the README');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-readme-'));
+    fs.writeFileSync(path.join(dir, 'policy.yaml'), policy);
+    fs.writeFileSync(path.join(dir, 'policy.cases.yaml'), cases);
+    const r = spawnSync(TOOLWARDEN, ['test', path.join(dir, 'policy.yaml'), path.join(dir, 'policy.cases.yaml')], { encoding: 'utf8' });
+    fs.rmSync(dir, { recursive: true, force: true });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /2 cases: 2 passed, 0 failed/);
+  });
 });

@@ -209,3 +209,95 @@ describe('validate and explain', () => {
     assert.equal(badArgs.status, 2);
   });
 });
+
+describe('toolwarden test: a policy\'s expected decisions', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-policytest-'));
+  after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const policyFile = path.join(dir, 'stripe.yaml');
+  fs.writeFileSync(policyFile, [
+    'version: "1"', 'default: deny', 'hide: [export_all]', 'tools:',
+    '  create_refund:', '    deny_if:', '      - {path: args.amount, op: gt, value: 10000}',
+    '    reason: Refunds over 10000 need finance',
+    '  search:', '    limits: [{counter: searches, window: minute, max: 3, scope: grant}]',
+    '  delete_customer: {action: require_approval}', '',
+  ].join('\n'));
+  const cases = (body) => {
+    const f = path.join(dir, `cases-${Math.random().toString(16).slice(2)}.yaml`);
+    fs.writeFileSync(f, body);
+    return f;
+  };
+  const tw = (...args) => spawnSync(TOOLWARDEN, args, { encoding: 'utf8' });
+  const passing = cases(`cases:
+  - name: small refunds go through
+    tool: create_refund
+    arguments: {amount: 500}
+    expect: allow
+  - name: large refunds need finance
+    tool: create_refund
+    arguments: {amount: 20000}
+    expect: deny
+    rule: tools.create_refund.deny_if[0]
+    reason: need finance
+  - name: the fourth search in a minute is refused
+    tool: search
+    before: [{tool: search, times: 3}]
+    expect: deny
+  - name: a minute later it is allowed again
+    tool: search
+    before: [{tool: search, times: 3}]
+    wait: 61s
+    expect: allow
+  - name: another grant has its own searches
+    tool: search
+    grant: laptop
+    before: [{tool: search, times: 3, grant: ci}]
+    expect: allow
+  - {name: deleting waits for a human, tool: delete_customer, expect: approval}
+  - {name: hidden tools are denied, tool: export_all, expect: deny, rule: hide}
+  - {name: unlisted tools are denied, tool: drop_database, expect: deny, rule: default}
+`);
+
+  it('passes when every decision is the expected one, with a table, JSON and JUnit', () => {
+    const junit = path.join(dir, 'report.xml');
+    const r = tw('test', policyFile, passing, '--junit', junit);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /PASS {2}the fourth search in a minute is refused +deny +tools\.search/);
+    assert.match(r.stdout, /8 cases: 8 passed, 0 failed/);
+    const xml = fs.readFileSync(junit, 'utf8');
+    assert.match(xml, /<testsuite name="[^"]*stripe\.yaml" tests="8" failures="0">/);
+    const j = JSON.parse(tw('test', policyFile, passing, '--json').stdout);
+    assert.equal(j.passed, 8);
+    assert.equal(j.cases.find((c) => c.name === 'deleting waits for a human').decision, 'approval');
+  });
+
+  it('fails (exit 1) on a mismatch, saying what was expected and what the policy decided', () => {
+    const failing = cases(`cases:
+  - {name: big refund, tool: create_refund, arguments: {amount: 20000}, expect: allow}
+  - {name: wrong rule, tool: create_refund, arguments: {amount: 20000}, expect: deny, rule: default}
+  - {name: fine, tool: search, expect: allow}
+`);
+    const junit = path.join(dir, 'failing.xml');
+    const r = tw('test', policyFile, failing, '--junit', junit);
+    assert.equal(r.status, 1);
+    assert.match(r.stdout, /FAIL {2}big refund +expected allow, got deny/);
+    assert.match(r.stdout, /FAIL {2}wrong rule +expected rule default, got tools\.create_refund\.deny_if\[0\]/);
+    assert.match(r.stdout, /3 cases: 1 passed, 2 failed/);
+    assert.match(fs.readFileSync(junit, 'utf8'), /<testsuite [^>]*tests="3" failures="2">[\s\S]*<failure message="expected allow, got deny">/);
+  });
+
+  it('points at the line of a bad case file', () => {
+    const bad = cases(`cases:
+  - name: typo
+    tool: search
+    expect: alow
+  - name: no tool
+    expect: allow
+    argumnets: {}
+`);
+    const r = tw('test', policyFile, bad);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /:4:13: cases\[0\]\.expect must be one of "allow", "deny", "approval" \(did you mean "allow"\?\)/);
+    assert.match(r.stderr, /:7:5: cases\[1\]: unknown key "argumnets" \(did you mean "arguments"\?\)/);
+    assert.match(r.stderr, /cases\[1\] needs a tool/);
+  });
+});

@@ -136,6 +136,7 @@ in_root "dpkg -i /root/$(basename "$deb")" > /dev/null
 in_root 'getent passwd toolwarden && test -f /etc/toolwarden/toolwarden.yaml && test -f /usr/lib/systemd/system/toolwarden.service'
 exec_start=$(sed -n 's/^ExecStart=//p' "$root/usr/lib/systemd/system/toolwarden.service")
 user=$(sed -n 's/^User=//p' "$root/usr/lib/systemd/system/toolwarden.service")
+
 # The journal as systemd connects it: JOURNAL_STREAM names the stream stderr is.
 in_root ": > /var/lib/toolwarden/journal && chown $user /var/lib/toolwarden/journal"
 in_root "cd /var/lib/toolwarden && JOURNAL_STREAM=\$(stat -c %d:%i journal) setpriv --reuid=$user --regid=$user --init-groups $exec_start --listen 127.0.0.1:0 >/dev/null 2>>journal </dev/null & echo \$! > /root/serve.pid"
@@ -152,6 +153,9 @@ in_root 'kill $(cat /root/serve.pid)'
 for _ in $(seq 1 200); do in_root 'kill -0 $(cat /root/serve.pid) 2>/dev/null' || break; sleep 0.05; done
 ! grep -q 'twa_' "$root/var/lib/toolwarden/journal" || fail "the admin token reached the journal"
 grep -q 'not written to the journal' "$root/var/lib/toolwarden/journal" || fail "no word on the admin token"
+# What the journal line says to do (docs/install.md): the service's user makes a token it shows.
+in_root "cd /var/lib/toolwarden && setpriv --reuid=$user --regid=$user --init-groups /usr/bin/toolwarden admin reset-token -c /etc/toolwarden/toolwarden.yaml" |
+  grep -q 'twa_' || fail "admin reset-token as $user printed no token"
 in_root "stat -c %U /var/lib/toolwarden/state.db" | grep -qx "$user" || fail "state not owned by $user"
 echo "ok: served /healthz on port $port as $user"
 in_root 'dpkg --purge toolwarden' > /dev/null

@@ -19,6 +19,7 @@
 #include "app/init_record.h"
 #include "app/init_yaml.h"
 #include "app/json_text.h"
+#include "app/policy_test.h"
 #include "common/canonical_json.h"
 #include "app/server_target.h"
 #include "catalog/scaffold.h"
@@ -217,6 +218,10 @@ int InitCommand(const InitOptions& o, const std::string& self) {
             return kExitUnavailable;
           }
           std::cout << "  " << name << ": " << scanned.size() << " tools → " << policy.string() << "\n";
+        }
+        if (auto cases = WriteStarterCases(policy.string(), scanned); !cases) {  // toolwarden test
+          std::cerr << "toolwarden init: " << cases.error().message() << "\n";
+          return kExitUnavailable;
         }
         if (url.empty()) {
           blocks.emplace_back(name, ServerBlock(name, target.command, policy.string(), env_names));

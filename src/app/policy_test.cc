@@ -1,6 +1,7 @@
 #include "app/policy_test.h"
 
 #include <boost/json.hpp>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <optional>
@@ -325,6 +326,21 @@ std::string StarterCases(const std::string& policy_path, const std::vector<std::
         << "\n    arguments: {}\n    expect: " << expect << "\n";
   }
   return out.str();
+}
+
+Result<std::string> WriteStarterCases(const std::string& policy_path,
+                                      const std::vector<catalog::ScannedTool>& tools) {
+  const std::string cases = CasesPathFor(policy_path);
+  std::error_code ec;
+  if (std::filesystem::exists(cases, ec)) return std::string();
+  std::vector<std::string> names;
+  for (const auto& t : tools) {
+    if (const json::value* n = t.definition.if_contains("name"); n && n->is_string()) {
+      names.emplace_back(n->get_string());
+    }
+  }
+  if (auto w = WriteAtomically(cases, StarterCases(policy_path, names)); !w) return Fail(w.error());
+  return cases;
 }
 
 }  // namespace tw::app

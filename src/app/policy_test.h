@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "catalog/scaffold.h"
+#include "common/result.h"
+
 namespace tw::app {
 
 struct PolicyTestOptions {
@@ -25,8 +28,14 @@ int PolicyTestCommand(const PolicyTestOptions& options);
 // Where scan writes the cases of the scaffold at `policy_path`: policy.yaml → policy.cases.yaml.
 std::string CasesPathFor(const std::string& policy_path);
 
-// A starter case file for `policy_path` (as `scan -o` writes beside a scaffold): one case per
-// tool with empty arguments, expecting what the policy decides for it now.
+// A starter case file for `policy_path` (as `scan -o` and `init` write beside a scaffold): one
+// case per tool with empty arguments, expecting what the policy decides for it now.
 std::string StarterCases(const std::string& policy_path, const std::vector<std::string>& tools);
+
+// Writes StarterCases for the scaffold at `policy_path`, listing `tools`, at CasesPathFor —
+// unless a file is there already (cases someone edited are theirs). Returns the path written,
+// or "" when one existed.
+Result<std::string> WriteStarterCases(const std::string& policy_path,
+                                      const std::vector<catalog::ScannedTool>& tools);
 
 }  // namespace tw::app

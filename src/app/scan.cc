@@ -70,22 +70,16 @@ int ScanCommand(const ScanOptions& o) {
               << " written to " << o.output << "\n";
     // Beside a scaffold, the start of its tests (toolwarden test): never over the user's own.
     if (!o.summary) {
-      const std::string cases = CasesPathFor(o.output);
-      if (std::filesystem::exists(cases)) {
-        std::cerr << "toolwarden scan: " << cases << " exists; left as it is\n";
+      auto cases = WriteStarterCases(o.output, scanned);
+      if (!cases) {
+        std::cerr << "toolwarden scan: " << cases.error().message() << "\n";
+        return kExitUnavailable;
+      }
+      if (cases->empty()) {
+        std::cerr << "toolwarden scan: " << CasesPathFor(o.output) << " exists; left as it is\n";
       } else {
-        std::vector<std::string> names;
-        for (const auto& t : scanned) {
-          if (const json::value* n = t.definition.if_contains("name"); n && n->is_string()) {
-            names.emplace_back(n->get_string());
-          }
-        }
-        if (auto w = WriteAtomically(cases, StarterCases(o.output, names)); !w) {
-          std::cerr << "toolwarden scan: " << w.error().message() << "\n";
-          return kExitUnavailable;
-        }
-        std::cerr << "toolwarden scan: starter test cases written to " << cases
-                  << " (toolwarden test " << o.output << " " << cases << ")\n";
+        std::cerr << "toolwarden scan: starter test cases written to " << *cases << " (toolwarden test "
+                  << o.output << " " << *cases << ")\n";
       }
     }
   }

@@ -78,6 +78,12 @@ describe('init', () => {
     assert.match(invalid.stdout + invalid.stderr, /environment variable API_KEY is not set/);
     assert.equal(spawnSync(TOOLWARDEN, ['validate', path.join(out, 'policies', 'files.yaml')]).status, 0);
     assert.ok(!(r.stdout + r.stderr).includes(SECRET), 'secrets are never printed');
+    // Each policy comes with the start of its tests, passing as written.
+    for (const server of ['everything', 'remote', 'files']) {
+      const t = spawnSync(TOOLWARDEN, ['test', path.join(out, 'policies', `${server}.yaml`),
+        path.join(out, 'policies', `${server}.cases.yaml`)], { encoding: 'utf8' });
+      assert.equal(t.status, 0, t.stdout + t.stderr);
+    }
   });
 
   it('--apply rewrites the client configs to run through toolwarden, and the result works', async () => {

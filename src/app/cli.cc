@@ -127,8 +127,9 @@ int Main(int argc, char** argv) {
                   "Name of the upstream for tool pins (default: derived from the command or URL)");
   run->add_option("--pin-mode", run_options.pin_mode,
                   "Tool pinning: enforce denies tools whose definition changed since approval, "
-                  "warn only logs, off")
-      ->check(CLI::IsMember({"enforce", "warn", "off"}))
+                  "approval holds their calls for a human, warn only logs (but holds a tool whose "
+                  "risk rose), off")
+      ->check(CLI::IsMember({"enforce", "approval", "warn", "off"}))
       ->capture_default_str();
   run->add_option("--unlisted-tools", run_options.unlisted_tools,
                   "deny refuses a call whose tool name the server did not list byte for byte "

@@ -144,7 +144,9 @@ Result<std::shared_ptr<ServerRuntime>> Gateway::Build(const config::ServerConfig
   if (sc.pins != config::PinMode::kOff) {
     rt->pins = std::make_unique<gateway::ToolPins>(
         *pin_store_, sc.name,
-        sc.pins == config::PinMode::kWarn ? gateway::PinMode::kWarn : gateway::PinMode::kEnforce,
+        sc.pins == config::PinMode::kWarn       ? gateway::PinMode::kWarn
+        : sc.pins == config::PinMode::kApproval ? gateway::PinMode::kApproval
+                                                : gateway::PinMode::kEnforce,
         clock_);
   }
   if (sc.inherit_all_env && config_.access == config::Access::kTokens) {

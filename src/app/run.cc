@@ -86,9 +86,10 @@ Result<config::Config> RunConfig(const RunOptions& o) {
                                                    : config::ProtocolEra::kAuto;
   }
   s.policy_path = std::filesystem::absolute(o.policy_path).lexically_normal();
-  s.pins = o.pin_mode == "off"    ? config::PinMode::kOff
-           : o.pin_mode == "warn" ? config::PinMode::kWarn
-                                  : config::PinMode::kEnforce;
+  s.pins = o.pin_mode == "off"        ? config::PinMode::kOff
+           : o.pin_mode == "warn"     ? config::PinMode::kWarn
+           : o.pin_mode == "approval" ? config::PinMode::kApproval
+                                      : config::PinMode::kEnforce;
   s.unlisted_tools =
       o.unlisted_tools == "allow" ? config::UnlistedTools::kAllow : config::UnlistedTools::kDeny;
   s.schema = o.schema == "off"    ? config::SchemaMode::kOff

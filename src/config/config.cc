@@ -260,6 +260,8 @@ class ConfigReader : public policy::YamlReader {
     YAML::Node isolation_node(YAML::NodeType::Undefined);
     YAML::Node inherit_node(YAML::NodeType::Undefined);
     YAML::Node idle_node(YAML::NodeType::Undefined);
+    YAML::Node pins_node(YAML::NodeType::Undefined);
+    YAML::Node drift_node(YAML::NodeType::Undefined);
     ForEachKey(entry, where, [&](const std::string& key, const YAML::Node& k,
                                  const YAML::Node& v) {
       if (key == "command") {
@@ -279,8 +281,16 @@ class ConfigReader : public policy::YamlReader {
         std::string p;
         if (ReadString(v, where + ".policy", p)) s.policy_path = (base_ / p).lexically_normal().string();
       } else if (key == "pins") {
+        pins_node = v;
         ReadChoice(v, where + ".pins",
-                   {{"enforce", PinMode::kEnforce}, {"warn", PinMode::kWarn}, {"off", PinMode::kOff}},
+                   {{"enforce", PinMode::kEnforce}, {"approval", PinMode::kApproval},
+                    {"warn", PinMode::kWarn}, {"off", PinMode::kOff}},
+                   s.pins);
+      } else if (key == "on_drift") {
+        drift_node = v;
+        ReadChoice(v, where + ".on_drift",
+                   {{"block", PinMode::kEnforce}, {"require_approval", PinMode::kApproval},
+                    {"log", PinMode::kWarn}},
                    s.pins);
       } else if (key == "ca_file") {
         std::string p;
@@ -339,11 +349,15 @@ class ConfigReader : public policy::YamlReader {
         Error(k, where + ": unknown key \"" + key +
                      "\" (expected command, args, env, inherit_env, url, headers, ca_file, policy, pins, "
                      "isolation, unlisted_tools, schema, extension_methods, state_fail_mode, "
-                     "protocol, connect_timeout, request_timeout, idle_timeout)");
+                     "protocol, connect_timeout, request_timeout, idle_timeout, on_drift)");
       }
     });
     if (command.empty() == s.url.empty()) {
       Error(entry, where + " needs exactly one of \"command\" or \"url\"");
+    }
+    if (pins_node && drift_node) {
+      Error(drift_node, where + ": give either pins or on_drift (on_drift: block is pins: enforce, "
+                               "require_approval is pins: approval, log is pins: warn)");
     }
     if (idle_node && s.isolation != Isolation::kSession) {
       Error(idle_node, where + ".idle_timeout applies to servers with isolation: session (a shared "
@@ -431,6 +445,7 @@ bool ValidServerName(std::string_view name) {
 std::string_view PinModeName(PinMode m) {
   switch (m) {
     case PinMode::kEnforce: return "enforce";
+    case PinMode::kApproval: return "approval";
     case PinMode::kWarn: return "warn";
     case PinMode::kOff: return "off";
   }

@@ -35,7 +35,10 @@ enum class Access { kTokens, kLocal };
 
 // Tool pinning (gateway::ToolPins): a changed definition is denied (enforce), logged (warn), or
 // not tracked (off).
-enum class PinMode { kEnforce, kWarn, kOff };
+// What a tool whose definition changed since it was approved gets (`pins:` / `on_drift:`):
+// denied (kEnforce, on_drift: block), held for a human (kApproval, on_drift: require_approval),
+// or only logged (kWarn, on_drift: log) — held all the same when its risk rose; kOff: no pins.
+enum class PinMode { kEnforce, kApproval, kWarn, kOff };
 
 // When the state store cannot be reached: deny what needs it (closed), or let calls through
 // uncounted (open).

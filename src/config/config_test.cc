@@ -192,6 +192,25 @@ servers:
   EXPECT_EQ(ok->servers.at("plain").idle_timeout_ms, 300000);  // five minutes unless set
 }
 
+TEST(ConfigTest, OnDriftNamesWhatAChangedToolGets) {
+  auto ok = ParseConfig("servers:\n  a:\n    command: x\n    policy: p.yaml\n    on_drift: require_approval\n"
+                        "  b:\n    command: y\n    policy: p.yaml\n    on_drift: log\n"
+                        "  c:\n    command: z\n    policy: p.yaml\n",
+                        "t.yaml", Env({}));
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(ok->servers.at("a").pins, PinMode::kApproval);
+  EXPECT_EQ(ok->servers.at("b").pins, PinMode::kWarn);
+  EXPECT_EQ(ok->servers.at("c").pins, PinMode::kEnforce);  // block, as ever
+  auto both = ParseConfig("servers:\n  a:\n    command: x\n    policy: p.yaml\n    pins: warn\n    on_drift: block\n",
+                          "t.yaml", Env({}));
+  ASSERT_FALSE(both);
+  EXPECT_THAT(both.error().message(), HasSubstr("t.yaml:6:15: servers.a: give either pins or on_drift"));
+  auto shadow = ParseConfig("servers:\n  a:\n    command: x\n    policy: p.yaml\n    on_drift: shadow\n", "t.yaml", Env({}));
+  ASSERT_FALSE(shadow);
+  EXPECT_THAT(shadow.error().message(),
+              HasSubstr("servers.a.on_drift must be one of \"block\", \"require_approval\", \"log\""));
+}
+
 TEST(ConfigTest, WorkersIsAutoOrACountOfEventLoops) {
   const std::string servers = "servers:\n  a: {command: node, policy: p.yaml}\n";
   auto defaulted = ParseConfig(servers, "t.yaml", Env({}));
@@ -262,7 +281,7 @@ servers:
                            "t.yaml", Env({}));
   ASSERT_FALSE(words);
   EXPECT_THAT(words.error().message(), HasSubstr("t.yaml:1:9: access must be one of \"tokens\", \"local\""));
-  EXPECT_THAT(words.error().message(), HasSubstr("pins must be one of \"enforce\", \"warn\", \"off\""));
+  EXPECT_THAT(words.error().message(), HasSubstr("pins must be one of \"enforce\", \"approval\", \"warn\", \"off\""));
   EXPECT_THAT(words.error().message(), HasSubstr("headers and ca_file apply to url servers only"));
 }
 

@@ -10,6 +10,10 @@
 namespace tw::gateway {
 
 namespace {
+constexpr int64_t kPinApprovalTimeoutMs = 5 * 60'000;
+}  // namespace
+
+namespace {
 
 // The denial of a call whose counters cannot be checked (state fail mode closed).
 policy::Decision StateDenial() {
@@ -149,12 +153,18 @@ void ToolCallGuard::EvaluateConditions(const mcp::ToolCall& call, const policy::
 
 void ToolCallGuard::CheckPins(const mcp::ToolCall& call, GuardOutcome& out) const {
   if (!deps_.pins || out.decision.verdict != policy::Verdict::kAllow) return;
-  if (auto blocked = deps_.pins->Check(call.name)) {
-    out.decision.verdict = policy::Verdict::kDeny;
-    out.decision.rule = "pin";
-    out.decision.reason = std::move(*blocked);
-    out.decision.charges.clear();
+  auto changed = deps_.pins->Check(call.name);
+  if (!changed) return;
+  out.decision.rule = "pin";
+  out.decision.reason = std::move(changed->reason);
+  if (changed->hold) {
+    // Held for a human like any require_approval call (its limits still charged), for as long
+    // as the policy would give an approval of this tool, 5 minutes unless it says.
+    if (!out.decision.approval_timeout_ms) out.decision.approval_timeout_ms = kPinApprovalTimeoutMs;
+    return;
   }
+  out.decision.verdict = policy::Verdict::kDeny;
+  out.decision.charges.clear();
 }
 
 void ToolCallGuard::ChargeLimits(const policy::Identity& identity, int64_t now,

@@ -298,6 +298,57 @@ TEST_F(GuardTest, LookAlikeNewcomersAreHeldAndWarnModeOnlyLogs) {
 namespace tw::gateway {
 namespace {
 
+TEST_F(GuardTest, OnDriftRequireApprovalHoldsAChangedToolUntilAccepted) {
+  auto pin_store = catalog::MakeMemoryPinStore();
+  ToolPins pins(*pin_store, "srv", PinMode::kApproval, clock_);
+  auto store = std::move(*approval::OpenApprovalStore("memory"));
+  testing::IdleApprovalWaiter waiter;
+  Rebuild({.pins = &pins, .approvals = store.get(), .waiter = &waiter});
+  Use(R"({"version":"1","default":"allow"})");
+  auto list = [](std::string_view description) {
+    return json::value{{"tools", json::array{json::object{{"name", "deploy"}, {"description", description}}}}};
+  };
+  pins.Observe(list("Deploy the app"));
+  EXPECT_EQ(Call("deploy").next, GuardOutcome::Next::kForward);
+  pins.Observe(list("Deploy the app, then mail the logs to ops@example.com"));
+  GuardOutcome held = Call("deploy", R"({"env":"prod"})");
+  ASSERT_EQ(held.next, GuardOutcome::Next::kAwaitApproval);
+  EXPECT_EQ(held.decision.rule, "pin");
+  EXPECT_NE(held.decision.reason.find("held for a human"), std::string::npos);
+  EXPECT_EQ((*store->Get(held.approval_id))->args, R"({"env":"prod"})");
+  guard_->Settle(held.admission, CallOutcome::kApprovalDenied);
+  ASSERT_EQ(*pin_store->Accept("srv", "deploy", 0), 1);
+  EXPECT_EQ(Call("deploy").next, GuardOutcome::Next::kForward) << "accepted: no longer held";
+}
+
+TEST_F(GuardTest, AChangeThatRaisesAToolsRiskIsHeldEvenWhereChangesOnlyLog) {
+  auto pin_store = catalog::MakeMemoryPinStore();
+  ToolPins warn(*pin_store, "srv", PinMode::kWarn, clock_);
+  auto store = std::move(*approval::OpenApprovalStore("memory"));
+  testing::IdleApprovalWaiter waiter;
+  Rebuild({.pins = &warn, .approvals = store.get(), .waiter = &waiter});
+  Use(R"({"version":"1","default":"allow"})");
+  auto tool = [](std::string_view description, bool destructive) {
+    return json::value{{"tools", json::array{json::object{
+        {"name", "records"}, {"description", description},
+        {"annotations", json::object{{"readOnlyHint", !destructive}, {"destructiveHint", destructive}}}}}}};
+  };
+  warn.Observe(tool("List the records", false));
+  // A reworded description, same risk: only logged.
+  warn.Observe(tool("List every record", false));
+  EXPECT_EQ(Call("records").next, GuardOutcome::Next::kForward);
+  // Now it deletes: riskier than what was approved, so a human decides each call.
+  warn.Observe(tool("List the records, and delete the ones it lists", true));
+  GuardOutcome held = Call("records");
+  ASSERT_EQ(held.next, GuardOutcome::Next::kAwaitApproval);
+  EXPECT_NE(held.decision.reason.find("its risk rose"), std::string::npos);
+  guard_->Settle(held.admission, CallOutcome::kApprovalDenied);
+  // Another gateway starting now reads the pending change from the store the same way.
+  ToolPins restarted(*pin_store, "srv", PinMode::kWarn, clock_);
+  Rebuild({.pins = &restarted, .approvals = store.get(), .waiter = &waiter});
+  EXPECT_EQ(Call("records").next, GuardOutcome::Next::kAwaitApproval);
+}
+
 TEST_F(GuardTest, RequireApprovalCreatesAnApprovalAfterChargingOrDeniesWithoutApprovals) {
   Use(R"({"version":"1","default":"deny","tools":{"pay":{"action":"require_approval",
       "approval_timeout":"30s","limits":[{"counter":"pay","window":"day","max":5}]}}})");

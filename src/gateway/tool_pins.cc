@@ -8,13 +8,28 @@
 
 namespace tw::gateway {
 
+namespace {
+
+// Whether the classifier reads `after` (a tool's canonical JSON) as riskier than `before`.
+bool RiskRose(const std::string& before, const std::string& after) {
+  boost::system::error_code e1, e2;
+  const json::value b = json::parse(before, e1), a = json::parse(after, e2);
+  if (e1 || e2 || !b.is_object() || !a.is_object()) return false;
+  return catalog::Classify(a.get_object()).risk > catalog::Classify(b.get_object()).risk;
+}
+
+}  // namespace
+
 ToolPins::ToolPins(catalog::PinStore& store, std::string server, PinMode mode, const Clock& clock)
     : store_(store), server_(std::move(server)), mode_(mode), clock_(clock) {
   if (mode_ == PinMode::kOff) return;
   // Changes recorded earlier (by this or another process) still block.
   if (auto pins = store_.List(server_)) {
     for (const auto& p : *pins) {
-      if (p.pending_hash) changed_.insert(p.tool);
+      if (!p.pending_hash) continue;
+      changed_.insert(p.tool);
+      if (p.pending_definition && RiskRose(p.definition, *p.pending_definition))
+        riskier_.insert(p.tool);
     }
   }
 }
@@ -69,6 +84,9 @@ void ToolPins::Observe(const json::value& result) {
              : pin->pending_hash || pin->hash != d.hash ? catalog::Observation::kChanged
                                                         : catalog::Observation::kUnchanged;
     }
+    // A change that raises the tool's risk is held for a human even where changes only log.
+    const bool riskier = *seen == catalog::Observation::kChanged && known && *known &&
+                         RiskRose((*known)->definition, d.canonical);
     if (*seen != catalog::Observation::kChanged) {
       std::lock_guard lock(mu_);
       if (recorded) unrecorded_.erase(tool_name);
@@ -81,37 +99,49 @@ void ToolPins::Observe(const json::value& result) {
       } else {
         unrecorded_.insert(tool_name);
       }
+      if (riskier) riskier_.insert(tool_name);
       if (changed_.insert(tool_name).second) {
-        spdlog::warn("pins: server {} changed tool \"{}\"{} since it was approved; {}", server_,
+        spdlog::warn("pins: server {} changed tool \"{}\"{}{} since it was approved; {}", server_,
                      tool_name, note.empty() ? "" : " (" + note + ")",
+                     riskier ? ", raising its risk," : "",
                      mode_ == PinMode::kEnforce ? "calls to it are denied until `toolwarden pins "
                                                   "accept` (see `toolwarden pins diff`)"
-                                                : "pin mode warn: calls still allowed");
+                     : mode_ == PinMode::kApproval || riskier
+                         ? "each call to it is held for a human until `toolwarden pins accept`"
+                         : "pin mode warn: calls still allowed");
       }
     }
   }
 }
 
-std::optional<std::string> ToolPins::Check(std::string_view tool) const {
-  if (mode_ != PinMode::kEnforce) return std::nullopt;
-  bool unrecorded = false;
+std::optional<PinVerdict> ToolPins::Check(std::string_view tool) const {
+  if (mode_ == PinMode::kOff) return std::nullopt;
+  bool unrecorded = false, riskier = false;
   {
     std::lock_guard lock(mu_);
     if (!changed_.contains(tool)) return std::nullopt;
     unrecorded = unrecorded_.contains(tool);
+    riskier = riskier_.contains(tool);
   }
+  if (mode_ == PinMode::kWarn && !riskier) return std::nullopt;
   // Known changed here: ask the store, which an administrator may have updated since — unless
   // the change is not in the store yet (nobody can have accepted it).
   auto pin = store_.Get(server_, std::string(tool));
   if (!unrecorded && pin && *pin && !(*pin)->pending_hash) {
     std::lock_guard lock(mu_);
     changed_.erase(std::string(tool));
+    riskier_.erase(std::string(tool));
     return std::nullopt;
   }
-  return "Tool \"" + std::string(tool) + "\" changed since it was approved" +
-             (pin && *pin && !(*pin)->pending_note.empty() ? " (" + (*pin)->pending_note + ")" : "") +
-             "; an administrator must review the change (toolwarden pins diff " + server_ + " " +
-             std::string(tool) + ") and accept it";
+  const bool hold = mode_ != PinMode::kEnforce;
+  return PinVerdict{
+      "Tool \"" + std::string(tool) + "\" changed since it was approved" +
+          (riskier ? " and its risk rose" : "") +
+          (pin && *pin && !(*pin)->pending_note.empty() ? " (" + (*pin)->pending_note + ")" : "") +
+          (hold ? "; each call is held for a human until an administrator accepts the change"
+                : "; an administrator must review the change") +
+          " (toolwarden pins diff " + server_ + " " + std::string(tool) + ")",
+      hold};
 }
 
 }  // namespace tw::gateway

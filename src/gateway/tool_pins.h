@@ -3,7 +3,10 @@
 // because its definition changed since it was approved.
 //
 // Mode: kEnforce denies calls to changed tools until an administrator accepts the change
-// (`toolwarden pins accept`); kWarn only logs; kOff does nothing. A tool that appears with a
+// (`toolwarden pins accept`); kApproval holds each of their calls for a human instead; kWarn
+// only logs — except for a tool whose risk rose with the change (the classifier's reading of
+// the new definition against the approved one), whose calls are held for a human in every mode
+// that does not deny them; kOff does nothing. A tool that appears with a
 // name that looks like another pinned tool's (same after folding confusables and case) is
 // treated as changed. New tools are otherwise pinned on first sight (and left to the policy:
 // `default: deny` covers them).
@@ -11,9 +14,9 @@
 // Thread-safe (the store is; the changed-set is guarded).
 #pragma once
 
+#include <map>
 #include <mutex>
 #include <optional>
-#include <map>
 #include <set>
 #include <string>
 
@@ -23,7 +26,13 @@
 
 namespace tw::gateway {
 
-enum class PinMode { kEnforce, kWarn, kOff };
+enum class PinMode { kEnforce, kApproval, kWarn, kOff };
+
+// What a pending change means for a call: denied, or held for a human's approval.
+struct PinVerdict {
+  std::string reason;
+  bool hold = false;
+};
 
 class ToolPins {
  public:
@@ -32,8 +41,9 @@ class ToolPins {
 
   // Records the tools of one tools/list result (one page).
   void Observe(const json::value& tools_list_result);
-  // The denial reason when `tool` is blocked by a pending change, else nullopt.
-  std::optional<std::string> Check(std::string_view tool) const;
+  // What a pending change of `tool` means for its calls, or nullopt when it has none (or none
+  // that counts in this mode).
+  std::optional<PinVerdict> Check(std::string_view tool) const;
 
   const std::string& server() const { return server_; }
   PinMode mode() const { return mode_; }
@@ -50,6 +60,8 @@ class ToolPins {
   std::map<std::string, std::string> confirmed_;
   // Guarded by mu_: changed tools whose change could not be recorded yet (blocked all the same).
   std::set<std::string, std::less<>> unrecorded_;
+  // Guarded by mu_: changed tools whose new definition reads as riskier than the approved one.
+  mutable std::set<std::string, std::less<>> riskier_;
 };
 
 }  // namespace tw::gateway

@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
 import { newClient } from './everything-suite.mjs';
-import { FIXTURES, POLICIES, TOOLWARDEN, eventually } from './helpers.mjs';
+import { FIXTURES, POLICIES, TOOLWARDEN, eventually, resolvePendingApproval } from './helpers.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-pins-'));
 const clients = [];
@@ -112,5 +112,26 @@ describe('tool pinning', () => {
     await client.listTools();
     assert.equal(text(await echo(client)), 'echo: hi');
     assert.match(pins(state, 'list').stdout, / echo +[0-9a-f]{12} +CHANGED /);
+  });
+
+  it('holds each call of a changed tool for a human in approval mode (on_drift: require_approval)', async () => {
+    const state = `sqlite:${path.join(tmp, 'approval.db')}`;
+    const client = await connect(state, 'approval');
+    assert.equal(text(await echo(client)), 'echo: hi');
+    await client.callTool({ name: 'mutate', arguments: { kind: 'description' } });
+    await client.listTools();
+    // Held: a human approves this one, and it runs.
+    const approved = echo(client);
+    await resolvePendingApproval(state, 'echo', 'approve', 'checked the new description');
+    assert.equal(text(await approved), 'echo: hi');
+    // The next is held again, and refused this time: never forwarded.
+    const refused = echo(client);
+    await resolvePendingApproval(state, 'echo', 'deny', 'not until the change is reviewed');
+    const r = await refused;
+    assert.equal(r.isError, true);
+    assert.match(text(r), /not until the change is reviewed/);
+    // Accepted: no longer held.
+    assert.equal(pins(state, 'accept', 'rugpull', 'echo').status, 0);
+    assert.equal(text(await echo(client)), 'echo: hi');
   });
 });

@@ -252,8 +252,8 @@ std::unique_ptr<gateway::Upstream> Gateway::Connect(ServerRuntime& server, const
     // isolation: session — a process per session, started when the session first needs it.
     return std::make_unique<gateway::LazyUpstream>(
         server.config.name, [this, sc = server.config, &here] { return NewUpstream(sc, here); },
-        server.memory->For(grant),
-        timers_.On(here), server.config.idle_timeout_ms);
+        server.memory->For(grant), PostTo(here), timers_.On(here), clock_,
+        server.config.idle_timeout_ms);
   }
   if (!server.hub) return NewUpstream(server.config, here);  // on the session's loop
   if (&here == &io_) return server.hub->NewChannel();

@@ -75,12 +75,14 @@ void ServerMemory::ForgetList(const std::string& m) {
 }
 
 LazyUpstream::LazyUpstream(std::string server, std::function<std::unique_ptr<Upstream>()> make,
-                           std::shared_ptr<ServerMemory> memory, Scheduler scheduler,
-                           int64_t idle_ms)
+                           std::shared_ptr<ServerMemory> memory, Post post, Scheduler scheduler,
+                           const Clock& clock, int64_t idle_ms)
     : server_(std::move(server)),
       make_(std::move(make)),
       memory_(std::move(memory)),
+      post_(std::move(post)),
       scheduler_(std::move(scheduler)),
+      clock_(clock),
       idle_ms_(idle_ms) {}
 
 LazyUpstream::~LazyUpstream() {
@@ -98,8 +100,8 @@ void LazyUpstream::Close() {
 
 void LazyUpstream::Answer(const json::value& id, json::value result) {
   // Events never fire inside Send: on the next turn, like a transport's.
-  scheduler_(0, [this, alive = std::weak_ptr<bool>(alive_),
-                 msg = jsonrpc::MakeResponse(id, std::move(result))] {
+  post_([this, alive = std::weak_ptr<bool>(alive_),
+         msg = jsonrpc::MakeResponse(id, std::move(result))] {
     if (auto a = alive.lock(); a && *a) events_.on_message(msg, std::nullopt);
   });
 }
@@ -169,7 +171,7 @@ void LazyUpstream::Send(Message msg) {
 }
 
 void LazyUpstream::Forward(Message msg) {
-  ++generation_;  // activity: an idle timer armed before is stale
+  last_activity_ms_ = clock_.NowMs();
   if (phase_ == Phase::kHandshake) {
     queue_.push_back(std::move(msg));
     return;
@@ -180,7 +182,6 @@ void LazyUpstream::Forward(Message msg) {
 void LazyUpstream::Materialize() {
   spdlog::debug("server {}: starting a process for a session", server_);
   ++starts_;
-  ++generation_;
   inner_ = make_();
   phase_ = initialize_ ? Phase::kHandshake : Phase::kRunning;
   inner_->Start(Events{
@@ -293,17 +294,34 @@ void LazyUpstream::Settled() {
       !queue_.empty()) {
     return;
   }
-  const uint64_t armed = ++generation_;
-  scheduler_(idle_ms_, [this, alive = std::weak_ptr<bool>(alive_), armed] {
+  last_activity_ms_ = clock_.NowMs();
+  if (!idle_armed_) ArmIdle(idle_ms_);
+}
+
+// One idle timer at a time, however many requests pass: when it fires it stops the process if
+// nothing happened for idle_ms, or waits out what is left of it.
+void LazyUpstream::ArmIdle(int64_t delay_ms) {
+  idle_armed_ = true;
+  scheduler_(delay_ms, [this, alive = std::weak_ptr<bool>(alive_)] {
     auto a = alive.lock();
-    if (!a || !*a || armed != generation_ || !in_flight_.empty()) return;
+    if (!a || !*a) return;
+    idle_armed_ = false;
+    // Busy, or already stopped: the next Settled arms it again.
+    if (!inner_ || phase_ != Phase::kRunning || subscribed_ || !in_flight_.empty() ||
+        !queue_.empty()) {
+      return;
+    }
+    const int64_t quiet = clock_.NowMs() - last_activity_ms_;
+    if (quiet < idle_ms_) {
+      ArmIdle(idle_ms_ - quiet);
+      return;
+    }
     spdlog::info("server {}: a session's process stopped after {} ms idle", server_, idle_ms_);
     StopInner();
   });
 }
 
 void LazyUpstream::StopInner() {
-  ++generation_;
   phase_ = Phase::kDormant;
   in_flight_.clear();
   if (!inner_) return;
@@ -311,7 +329,7 @@ void LazyUpstream::StopInner() {
   // run inside one of its own callbacks.
   std::shared_ptr<Upstream> dying(std::move(inner_));
   dying->Close();
-  scheduler_(0, [dying] {});
+  post_([dying] {});
 }
 
 }  // namespace tw::gateway

@@ -28,7 +28,9 @@
 #include <optional>
 #include <string>
 
+#include "common/clock.h"
 #include "gateway/aggregate_session.h"
+#include "gateway/loop_bridge.h"
 #include "gateway/upstream.h"
 
 namespace tw::gateway {
@@ -64,9 +66,12 @@ class ServerMemories {
 class LazyUpstream : public Upstream {
  public:
   // `make` creates the real connection (not started). `idle_ms` 0: never stopped for idleness.
-  // `server` names it in logs.
+  // `server` names it in logs. `post` runs a function on the session's loop on a later turn;
+  // `scheduler` after a delay (the idle timer: one pending at a time, however many requests
+  // pass). `clock` must outlive this.
   LazyUpstream(std::string server, std::function<std::unique_ptr<Upstream>()> make,
-               std::shared_ptr<ServerMemory> memory, Scheduler scheduler, int64_t idle_ms);
+               std::shared_ptr<ServerMemory> memory, Post post, Scheduler scheduler,
+               const Clock& clock, int64_t idle_ms);
   ~LazyUpstream() override;
 
   void Start(Events events) override;
@@ -88,12 +93,15 @@ class LazyUpstream : public Upstream {
   void Answer(const json::value& id, json::value result);
   bool AnswerFromMemory(const jsonrpc::Message& msg);
   void Settled();  // a request finished: maybe arm the idle timer
+  void ArmIdle(int64_t delay_ms);
   void StopInner();
 
   std::string server_;
   std::function<std::unique_ptr<Upstream>()> make_;
   std::shared_ptr<ServerMemory> memory_;
+  Post post_;
   Scheduler scheduler_;
+  const Clock& clock_;
   int64_t idle_ms_;
   Events events_;
   std::unique_ptr<Upstream> inner_;
@@ -108,7 +116,8 @@ class LazyUpstream : public Upstream {
   // Requests in flight both ways, by tagged id → the list method whose answer is remembered
   // ("" for any other request).
   std::map<std::string, std::string> in_flight_;
-  uint64_t generation_ = 0;  // bumped at every start and stop (timers)
+  int64_t last_activity_ms_ = 0;  // the last request or answer, either way
+  bool idle_armed_ = false;       // an idle timer is pending
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "mcp/protocol.h"
+#include "testing/fake_clock.h"
 #include "testing/fake_upstream.h"
 
 namespace tw::gateway {
@@ -20,6 +21,9 @@ struct Timers {
     return [this](int64_t delay, std::function<void()> fn) {
       pending.emplace_back(delay, std::move(fn));
     };
+  }
+  Post post() {
+    return [this](std::function<void()> fn) { pending.emplace_back(0, std::move(fn)); };
   }
   void Fire(bool idle = false) {
     auto now = std::move(pending);
@@ -55,7 +59,7 @@ class LazyUpstreamTest : public ::testing::Test {
           made.push_back(fake.get());
           return fake;
         },
-        memory, timers.scheduler(), idle_ms);
+        memory, timers.post(), timers.scheduler(), clock, idle_ms);
     lazy->Start(Upstream::Events{
         .on_message = [this](Message m,
                              std::optional<json::value>) { got.push_back(std::move(m)); },
@@ -79,12 +83,14 @@ class LazyUpstreamTest : public ::testing::Test {
     made[0]->TakeSent();
     made[0]->FromServer(jsonrpc::MakeResponse(2, kTools));
     first->Close();
+    timers.pending.clear();  // the closed session's (they would do nothing)
     made.clear();
     got.clear();
   }
 
   std::shared_ptr<ServerMemory> memory = std::make_shared<ServerMemory>();
   Timers timers;
+  testing::FakeClock clock;
   std::vector<FakeUpstream*> made;  // owned by the LazyUpstream that made them
   std::vector<Message> got;
   std::vector<json::value> failed;
@@ -153,6 +159,7 @@ TEST_F(LazyUpstreamTest, IdleStopsTheServerAndTheNextCallStartsItAgain) {
   timers.Fire(/*idle=*/true);
   EXPECT_TRUE(session->running());
   session->Send(jsonrpc::MakeResponse("s1", json::object{}));
+  clock.Advance(1000);
   timers.Fire(/*idle=*/true);
   EXPECT_FALSE(session->running());
   EXPECT_TRUE(server->closed);
@@ -164,7 +171,7 @@ TEST_F(LazyUpstreamTest, IdleStopsTheServerAndTheNextCallStartsItAgain) {
   EXPECT_EQ(session->starts(), 2);
 }
 
-TEST_F(LazyUpstreamTest, AnActivityAfterArmingMakesTheIdleTimerStale) {
+TEST_F(LazyUpstreamTest, OneIdleTimerWaitsOutTheQuietTimeHoweverManyCallsPass) {
   Remember();
   auto session = NewSession();
   session->Send(jsonrpc::MakeRequest(1, "initialize", kInitParams));
@@ -172,12 +179,25 @@ TEST_F(LazyUpstreamTest, AnActivityAfterArmingMakesTheIdleTimerStale) {
   session->Send(jsonrpc::MakeRequest(2, "tools/call", json::object{}));
   FakeUpstream* server = made[0];
   server->FromServer(jsonrpc::MakeResponse(server->TakeSent().id, kInitResult));
-  server->FromServer(jsonrpc::MakeResponse(2, json::object{}));          // armed
-  session->Send(jsonrpc::MakeRequest(3, "tools/call", json::object{}));  // in flight again
-  auto armed = std::move(timers.pending);
-  timers.pending.clear();
-  for (auto& [delay, fn] : armed) fn();
+  server->TakeSent();
+  server->FromServer(jsonrpc::MakeResponse(2, json::object{}));  // idle from now: armed
+  for (int i = 3; i < 103; ++i) {                                // busy: calls come and go
+    session->Send(jsonrpc::MakeRequest(i, "tools/call", json::object{}));
+    server->FromServer(jsonrpc::MakeResponse(i, json::object{}));
+  }
+  timers.Fire();
+  EXPECT_EQ(timers.pending.size(), 1u) << "one idle timer, not one per call";
+  clock.Advance(600);
+  session->Send(jsonrpc::MakeRequest(200, "tools/call", json::object{}));
+  server->FromServer(jsonrpc::MakeResponse(200, json::object{}));
+  clock.Advance(400);  // the timer fires 1000 ms after it was armed, 400 ms after the last call
+  timers.Fire(/*idle=*/true);
   EXPECT_TRUE(session->running());
+  ASSERT_EQ(timers.pending.size(), 1u);
+  EXPECT_EQ(timers.pending[0].first, 600) << "waits out the rest";
+  clock.Advance(600);
+  timers.Fire(/*idle=*/true);
+  EXPECT_FALSE(session->running());
 }
 
 TEST_F(LazyUpstreamTest, WhatTheMemoryCannotAnswerGoesToTheServer) {

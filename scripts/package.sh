@@ -12,12 +12,7 @@ bin="$build/toolwarden"
 [ -x "$bin" ] || { echo "package: $bin not built (make build)" >&2; exit 1; }
 grep -q '^TW_PORTABLE:BOOL=ON' "$build/CMakeCache.txt" ||
   { echo "package: $build is not a portable build (configure it with -DTW_PORTABLE=ON)" >&2; exit 1; }
-needed=$(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | sort | tr '\n' ' ')
-[ "$needed" = "ld-linux-x86-64.so.2 libc.so.6 libm.so.6 " ] ||
-  { echo "package: $bin needs more than the C library: $needed" >&2; exit 1; }
-newest=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
-[ "$(printf '%s\nGLIBC_2.35\n' "$newest" | sort -V | tail -1)" = GLIBC_2.35 ] ||
-  { echo "package: $bin uses $newest; the release supports glibc 2.35 and newer" >&2; exit 1; }
+scripts/check-portable.sh "$bin" > /dev/null
 
 version=$("$bin" version | awk '{print $2}')
 dist="$build/dist"

@@ -168,12 +168,7 @@ Outcome Decide(const policy::Policy& p, const Call& call, limits::CounterStore& 
   const policy::Identity identity{call.grant, "test-session", {}};
   policy::Decision d = policy::Evaluate(p, mcp::ToolCall{call.tool, call.arguments}, identity, now);
   if (d.verdict == policy::Verdict::kAllow && !d.charges.empty()) {
-    std::vector<limits::Charge> charges;
-    for (const auto& c : d.charges) {
-      charges.push_back(
-          {gateway::CounterKeyFor(c, identity), c.amount, c.limit->max, c.window_end_ms});
-    }
-    auto charged = store.TryCharge(charges, now);
+    auto charged = store.TryCharge(gateway::ChargesFor(d.charges, identity), now);
     if (charged && !charged->admitted)
       d = policy::LimitDenial(d.charges[charged->rejected], charged->current, now);
   }

@@ -39,24 +39,14 @@ Result<std::unique_ptr<Db>> OpenRaw(const std::string& path, int flags) {
 }
 
 std::string One(sqlite3* db, const std::string& sql) {
-  sqlite3_stmt* st = nullptr;
-  std::string out;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
-      sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) {
-    out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-  }
-  sqlite3_finalize(st);
-  return out;
+  return QueryText(db, sql.c_str()).value_or(std::string());
 }
 
 // Each toolwarden table the file holds, with its row count.
 std::vector<std::pair<std::string, int64_t>> Tables(sqlite3* db) {
   std::vector<std::pair<std::string, int64_t>> out;
   for (const char* t : kStateTables) {
-    if (One(db, std::string("SELECT 1 FROM sqlite_master WHERE type='table' AND name='") + t + "'")
-            .empty()) {
-      continue;
-    }
+    if (!QueryText(db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1", {t})) continue;
     out.emplace_back(t, std::atoll(One(db, std::string("SELECT count(*) FROM ") + t).c_str()));
   }
   return out;

@@ -292,6 +292,20 @@ Error SqliteStoreBase::Err(std::string_view doing) const {
 
 Result<bool> SqliteStoreBase::Exec(const char* sql) { return StepCached(stmts_, db_, sql, what_, path_); }
 
+std::optional<std::string> QueryText(sqlite3* db, const char* sql,
+                                     std::initializer_list<std::string_view> params) {
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) return std::nullopt;
+  int i = 1;
+  for (std::string_view p : params) {
+    sqlite3_bind_text(st, i++, p.data(), static_cast<int>(p.size()), SQLITE_TRANSIENT);
+  }
+  std::optional<std::string> out;
+  if (sqlite3_step(st) == SQLITE_ROW) out = ColumnText(st, 0);
+  sqlite3_finalize(st);
+  return out;
+}
+
 Result<bool> CopySqliteDatabase(sqlite3* db, const std::string& target) {
   sqlite3_stmt* st = nullptr;
   int rc = sqlite3_prepare_v2(db, "VACUUM INTO ?1", -1, &st, nullptr);

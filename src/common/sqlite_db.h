@@ -7,6 +7,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <optional>
 #include <unordered_map>
 
 #include "common/result.h"
@@ -174,6 +176,11 @@ class SqliteStoreBase {
 
 // Column `col` of the current row as text ("" for NULL).
 std::string ColumnText(sqlite3_stmt* s, int col);
+
+// The first column of the first row `sql` gives, with `params` bound as ?1, ?2… (text);
+// nullopt when there is no row or the statement fails. For small lookups outside the stores.
+std::optional<std::string> QueryText(sqlite3* db, const char* sql,
+                                     std::initializer_list<std::string_view> params = {});
 
 // Writes a consistent, compacted copy of the database open on `db` to `target` (VACUUM INTO:
 // one read transaction, so others may keep writing; `target` must not exist), with the

@@ -10,28 +10,13 @@ namespace tw {
 namespace {
 
 bool HasTable(sqlite3* db, const char* table) {
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1", -1, &s,
-                         nullptr) != SQLITE_OK) {
-    return false;
-  }
-  sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
-  const bool found = sqlite3_step(s) == SQLITE_ROW;
-  sqlite3_finalize(s);
-  return found;
+  return QueryText(db, "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1", {table})
+      .has_value();
 }
 
 bool HasColumn(sqlite3* db, const char* table, const char* column) {
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name=?2", -1, &s,
-                         nullptr) != SQLITE_OK) {
-    return false;
-  }
-  sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, column, -1, SQLITE_STATIC);
-  const bool found = sqlite3_step(s) == SQLITE_ROW;
-  sqlite3_finalize(s);
-  return found;
+  return QueryText(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name=?2", {table, column})
+      .has_value();
 }
 
 // One step up. A migration touches only tables that exist: the stores create the ones that
@@ -53,15 +38,7 @@ constexpr Migration kMigrations[] = {
 };
 static_assert(std::size(kMigrations) == kStateSchemaVersion, "one migration per version");
 
-bool IsEmpty(sqlite3* db) {
-  sqlite3_stmt* s = nullptr;
-  if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_master LIMIT 1", -1, &s, nullptr) != SQLITE_OK) {
-    return false;
-  }
-  const bool empty = sqlite3_step(s) != SQLITE_ROW;
-  sqlite3_finalize(s);
-  return empty;
-}
+bool IsEmpty(sqlite3* db) { return !QueryText(db, "SELECT 1 FROM sqlite_master LIMIT 1"); }
 
 Result<bool> SetVersion(sqlite3* db, int version, const std::string& what,
                         const std::string& path) {

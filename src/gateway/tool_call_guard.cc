@@ -74,6 +74,16 @@ std::string CounterKeyFor(const policy::PlannedCharge& charge, const policy::Ide
                             charge.window_start_ms);
 }
 
+std::vector<limits::Charge> ChargesFor(std::span<const policy::PlannedCharge> planned,
+                                       const policy::Identity& identity) {
+  std::vector<limits::Charge> charges;
+  charges.reserve(planned.size());
+  for (const policy::PlannedCharge& p : planned) {
+    charges.push_back({CounterKeyFor(p, identity), p.amount, p.limit->max, p.window_end_ms});
+  }
+  return charges;
+}
+
 // A call's record between Check and Finish. Written by the event loop's thread before Submit,
 // by the audit writer inside the batch (`charge`, `denial`) and after it (`ok`), then read on
 // the event loop again — each hand-over goes through a mutex-guarded queue (Submit, post).
@@ -178,11 +188,7 @@ void ToolCallGuard::ChargeLimits(const policy::Identity& identity, int64_t now,
   const bool approval_with_record = needs_approval && deps_.approvals && deps_.waiter &&
                                     OnWriter(deps_.approvals->Connection());
   if (out.decision.charges.empty() && !approval_with_record) return;
-  std::vector<limits::Charge> charges;
-  charges.reserve(out.decision.charges.size());
-  for (const policy::PlannedCharge& p : out.decision.charges) {
-    charges.push_back({CounterKeyFor(p, identity), p.amount, p.limit->max, p.window_end_ms});
-  }
+  std::vector<limits::Charge> charges = ChargesFor(out.decision.charges, identity);
   // Charged with the record: on the writer's connection (one commit for both), or — for a
   // store across the network — on the writer's thread, so that the loop never waits for it.
   const bool off_loop = store_.Remote() && deps_.group_commit && deps_.audit;

@@ -23,6 +23,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -144,6 +145,10 @@ struct GuardOutcome {
 
 // The counter key a planned charge uses for `identity` (its scope's id, its window).
 std::string CounterKeyFor(const policy::PlannedCharge& charge, const policy::Identity& identity);
+// The counter charges a decision's planned limits make for `identity` (one per limit, keyed by
+// CounterKeyFor), as the guard makes them.
+std::vector<limits::Charge> ChargesFor(std::span<const policy::PlannedCharge> planned,
+                                       const policy::Identity& identity);
 
 class ToolCallGuard {
  public:

@@ -27,11 +27,7 @@ deb=$(ls "$build"/dist/toolwarden_*_amd64.deb 2>/dev/null | head -1)
 
 step "the portable binary needs the C library only, glibc 2.35 or older symbols"
 bin="$build/toolwarden"
-needed=$(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | sort | tr '\n' ' ')
-[ "$needed" = "ld-linux-x86-64.so.2 libc.so.6 libm.so.6 " ] || fail "NEEDED: $needed"
-newest=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1)
-[ "$(printf '%s\nGLIBC_2.35\n' "$newest" | sort -V | tail -1)" = GLIBC_2.35 ] || fail "uses $newest"
-echo "ok: $needed; newest symbol version $newest"
+"$src/scripts/check-portable.sh" "$bin" || fail "not the portable binary"
 
 step "systemd-analyze verify the unit"
 if command -v systemd-analyze >/dev/null; then

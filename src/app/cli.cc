@@ -16,6 +16,7 @@
 #include "app/init.h"
 #include "app/inspect_commands.h"
 #include "app/policy_test.h"
+#include "app/replay.h"
 #include "app/run.h"
 #include "app/scan.h"
 #include "app/serve.h"
@@ -128,8 +129,8 @@ int Main(int argc, char** argv) {
   run->add_option("--pin-mode", run_options.pin_mode,
                   "Tool pinning: enforce denies tools whose definition changed since approval, "
                   "approval holds their calls for a human, warn only logs (but holds a tool whose "
-                  "risk rose), off")
-      ->check(CLI::IsMember({"enforce", "approval", "warn", "off"}))
+                  "risk rose), shadow logs and records the block as the call's shadow decision, off")
+      ->check(CLI::IsMember({"enforce", "approval", "warn", "shadow", "off"}))
       ->capture_default_str();
   run->add_option("--unlisted-tools", run_options.unlisted_tools,
                   "deny refuses a call whose tool name the server did not list byte for byte "
@@ -150,8 +151,14 @@ int Main(int argc, char** argv) {
                   "With --listen: seconds calls in flight get to finish after SIGTERM")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  run->add_flag("--audit-arguments", run_options.audit_arguments,
-                "Record argument values in the audit trail (default: keys and a SHA-256 digest)");
+  run->add_flag("--audit-arguments{full}", run_options.audit_arguments,
+                "Argument values in the audit trail: none (keys and a SHA-256 digest), redacted "
+                "(the default: secrets' values replaced), full (bare flag)")
+      ->check(CLI::IsMember({"none", "redacted", "full"}));
+  run->add_option("--policy-shadow", run_options.policy_shadow_path,
+                  "A candidate policy evaluated on every call beside --policy: its decisions "
+                  "recorded in the audit, never enforced")
+      ->check(CLI::ExistingFile);
   run->add_option("command", run_options.command,
                   "After --: the MCP server command to run as a child process");
 
@@ -207,6 +214,26 @@ int Main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   test->add_flag("--json", test_options.json, "One JSON object instead of a table");
   test->add_option("--junit", test_options.junit_path, "Also write a JUnit XML report to FILE");
+
+  ReplayCliOptions replay_options;
+  CLI::App* replay = app.add_subcommand(
+      "replay", "What a candidate policy would have decided of the recorded calls:\n"
+                "  toolwarden replay --policy policies/db.next.yaml -c toolwarden.yaml --since 7d");
+  replay->add_option("--policy", replay_options.policy_path, "The candidate policy")
+      ->required()
+      ->check(CLI::ExistingFile);
+  replay->add_option("-c,--config", replay_options.config_path,
+                     "Replay this serve config's records (its one server unless --server)");
+  replay->add_option("--state", replay_options.state, "State store (default: as `run`)");
+  replay->add_option("--since", replay_options.since, "Records of the last DURATION")->capture_default_str();
+  replay->add_option("--until", replay_options.until, "Records up to DURATION ago (default: now)");
+  replay->add_option("--server", replay_options.server, "Only this server's calls");
+  replay->add_option("--grant", replay_options.grant, "Only this grant's calls");
+  replay->add_option("--examples", replay_options.examples, "Example calls per change")
+      ->capture_default_str();
+  replay->add_flag("--json", replay_options.json, "One JSON object instead of text");
+  replay->add_flag("--fail-on-change", replay_options.fail_on_change,
+                   "Exit 1 when any recorded call would be decided differently");
 
   ScanOptions scan_options;
   CLI::App* scan = app.add_subcommand(
@@ -307,6 +334,7 @@ int Main(int argc, char** argv) {
   if (*explain) return ExplainCommand(explain_options);
   if (*scan) return ScanCommand(scan_options);
   if (*test) return PolicyTestCommand(test_options);
+  if (*replay) return ReplayCommand(replay_options);
   if (*tools) return ToolsCommand(tools_options);
   if (*init) return InitCommand(init_options, std::filesystem::read_symlink("/proc/self/exe").string());
   if (app.got_subcommand("version")) return VersionCommand(version_json);

@@ -133,6 +133,20 @@ Result<std::shared_ptr<ServerRuntime>> Gateway::Build(const config::ServerConfig
     return Fail(Error::InvalidArgument("server \"" + sc.name + "\": " + policy.error().message()));
   }
   rt->policy = *policy;
+  if ((*policy)->Current()->shadow_only) {
+    return Fail(Error::InvalidArgument("server \"" + sc.name + "\": " + sc.policy_path +
+                                       " says mode: shadow, a candidate that decides nothing; "
+                                       "name it under policy_shadow and give the server a policy "
+                                       "that decides"));
+  }
+  if (!sc.policy_shadow_path.empty()) {
+    auto shadow = PolicyFor(sc.policy_shadow_path);
+    if (!shadow) {
+      return Fail(Error::InvalidArgument("server \"" + sc.name + "\": policy_shadow: " +
+                                         shadow.error().message()));
+    }
+    rt->shadow_policy = *shadow;
+  }
   if (sc.remote()) {
     if (auto url = transport::ParseUpstreamUrl(sc.url); !url) {
       return Fail(Error::InvalidArgument("server \"" + sc.name + "\": " + url.error().message()));
@@ -145,6 +159,7 @@ Result<std::shared_ptr<ServerRuntime>> Gateway::Build(const config::ServerConfig
     rt->pins = std::make_unique<gateway::ToolPins>(
         *pin_store_, sc.name,
         sc.pins == config::PinMode::kWarn       ? gateway::PinMode::kWarn
+        : sc.pins == config::PinMode::kShadow   ? gateway::PinMode::kShadow
         : sc.pins == config::PinMode::kApproval ? gateway::PinMode::kApproval
                                                 : gateway::PinMode::kEnforce,
         clock_);
@@ -186,6 +201,17 @@ Result<const gateway::ToolCallGuard*> Gateway::GuardFor(ServerRuntime& server,
   auto holder = PolicyFor(policy_path);
   if (!holder) return Fail(holder.error());
   gateway::PolicyHolder* h = *holder;
+  // The server's shadow is a candidate for its own policy: a grant's own policy for the server
+  // has only the shadow parts of its file.
+  gateway::PolicySource shadow;
+  if (policy_path == server.config.policy_path) {
+    shadow = [rt = &server]() -> std::shared_ptr<const policy::Policy> {
+      if (auto draft = rt->draft_shadow.Current()) return draft;
+      if (!rt->shadow_policy) return nullptr;
+      auto file = rt->shadow_policy->Current();
+      return file->shadow ? file->shadow : file;
+    };
+  }
   auto guard = std::make_unique<gateway::ToolCallGuard>(gateway::GuardDeps{
       .policies = [h] { return h->Current(); },
       .counters = counters_.get(),
@@ -198,7 +224,9 @@ Result<const gateway::ToolCallGuard*> Gateway::GuardFor(ServerRuntime& server,
       .catalog = server.catalog.get(),
       .pins = server.pins.get(),
       .audit = audit_.get(),
-      .audit_arguments = config_.audit_include_arguments,
+      .arguments = catalog::ArgumentRedactor::Make(config_.audit_arguments, config_.audit_redact)
+                       .value_or(catalog::ArgumentRedactor()),
+      .shadow = std::move(shadow),
       .approvals = approvals_.get(),
       .waiter = bridged_waiter_.get(),
       .metrics = &metrics_,

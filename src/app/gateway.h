@@ -58,6 +58,10 @@ namespace tw::app {
 struct ServerRuntime {
   config::ServerConfig config;
   gateway::PolicyHolder* policy = nullptr;  // its default policy (owned by the Gateway)
+  // policy_shadow (owned by the Gateway), null when none; and a draft tried live from the
+  // console, which is the shadow instead while it is set (null: none).
+  gateway::PolicyHolder* shadow_policy = nullptr;
+  gateway::PolicyHolder draft_shadow{nullptr};
   std::unique_ptr<gateway::ToolPins> pins;
   std::unique_ptr<gateway::ToolCatalog> catalog;  // its tools, shared by its guards
   std::map<std::string, std::unique_ptr<gateway::ToolCallGuard>> guards;  // by policy file

@@ -73,7 +73,8 @@ Result<std::string> Gateway::Reload() {
   for (const auto& [name, sc] : next.servers) {
     auto it = servers_.find(name);
     if (it != servers_.end() && it->second->config.SameUpstream(sc) &&
-        it->second->config.policy_path == sc.policy_path && it->second->config.pins == sc.pins) {
+        it->second->config.policy_path == sc.policy_path && it->second->config.pins == sc.pins &&
+        it->second->config.policy_shadow_path == sc.policy_shadow_path) {
       servers[name] = it->second;
       kept.push_back(name);
       continue;

@@ -23,6 +23,9 @@ Result<bool> Gateway::OpenState() {
   pin_store_ = std::move(*pins);
   audit::RetentionOptions retention;
   retention.max_age_ms = config_.audit_retention_ms;
+  if (config_.audit_arguments != catalog::ArgumentsKept::kNone) {
+    retention.arguments_max_age_ms = config_.audit_arguments_retention_ms;
+  }
   retention.max_bytes = config_.audit_max_bytes;
   retention.min_free_bytes = config_.audit_min_free_bytes;
   // With a shared trail, a local record is pruned only once the trail has it.

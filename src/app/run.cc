@@ -57,7 +57,7 @@ Result<config::Config> RunConfig(const RunOptions& o) {
   }
   c.max_body_bytes = o.max_message_bytes;
   c.audit_log = o.audit_log;
-  c.audit_include_arguments = o.audit_arguments;
+  c.audit_arguments = catalog::ParseArgumentsKept(o.audit_arguments).value_or(catalog::ArgumentsKept::kRedacted);
 
   config::ServerConfig s;
   s.name = o.server_name.empty() ? DeriveServerName(o.command, o.upstream_url) : o.server_name;
@@ -86,8 +86,12 @@ Result<config::Config> RunConfig(const RunOptions& o) {
                                                    : config::ProtocolEra::kAuto;
   }
   s.policy_path = std::filesystem::absolute(o.policy_path).lexically_normal();
+  if (!o.policy_shadow_path.empty()) {
+    s.policy_shadow_path = std::filesystem::absolute(o.policy_shadow_path).lexically_normal();
+  }
   s.pins = o.pin_mode == "off"        ? config::PinMode::kOff
            : o.pin_mode == "warn"     ? config::PinMode::kWarn
+           : o.pin_mode == "shadow"   ? config::PinMode::kShadow
            : o.pin_mode == "approval" ? config::PinMode::kApproval
                                       : config::PinMode::kEnforce;
   s.unlisted_tools =

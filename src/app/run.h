@@ -40,7 +40,8 @@ struct RunOptions {
   std::string schema = "enforce";
   std::vector<std::string> extension_methods;
   std::string audit_log;
-  bool audit_arguments = false;
+  std::string audit_arguments = "redacted";  // none | redacted | full
+  std::string policy_shadow_path;
   double shutdown_timeout_s = 10;
   std::string workers = "auto";  // event loops with --listen: auto or 1..256
 };

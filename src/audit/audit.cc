@@ -46,7 +46,32 @@ json::value ToJson(const Record& r) {
                  {"policy_version", r.policy_version}, {"outcome", r.outcome},
                  {"latency_ms", r.latency_ms}};
   if (r.args) o["args"] = *r.args;
+  if (!r.shadow_decision.empty()) {
+    o["shadow"] = json::object{{"decision", r.shadow_decision}, {"rule", r.shadow_rule},
+                               {"reason", r.shadow_reason}};
+  }
+  if (!r.tool_class.empty()) o["class"] = r.tool_class;
   return o;
+}
+
+std::string ShadowText(const Record& r) {
+  if (r.shadow_decision.empty()) return {};
+  return json::serialize(json::object{
+      {"decision", r.shadow_decision}, {"rule", r.shadow_rule}, {"reason", r.shadow_reason}});
+}
+
+void ReadShadowText(std::string_view stored, Record& r) {
+  if (stored.empty()) return;
+  boost::system::error_code ec;
+  json::value v = json::parse(stored, ec);
+  if (ec || !v.is_object()) return;
+  auto field = [&](const char* k) -> std::string {
+    const json::value* f = v.get_object().if_contains(k);
+    return f && f->is_string() ? std::string(f->get_string()) : std::string();
+  };
+  r.shadow_decision = field("decision");
+  r.shadow_rule = field("rule");
+  r.shadow_reason = field("reason");
 }
 
 namespace {
@@ -59,7 +84,7 @@ constexpr const char* kSchema =
     "grant_name TEXT NOT NULL, session TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL, "
     "decision TEXT NOT NULL, rule TEXT NOT NULL, reason TEXT NOT NULL, arg_keys TEXT NOT NULL, "
     "args_digest TEXT NOT NULL, args TEXT, policy_version TEXT NOT NULL, outcome TEXT NOT NULL, "
-    "latency_ms INTEGER NOT NULL)";
+    "latency_ms INTEGER NOT NULL, shadow TEXT, tool_class TEXT)";
 constexpr const char* kIndex = "CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts_ms)";
 
 // `keys` as a JSON array of strings, written straight out (json::serialize of an array
@@ -325,8 +350,8 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
     ScopedStmt st = stmts_.Get(
         db_,
         "INSERT INTO audit(id, ts_ms, grant_name, session, server, tool, decision, rule, reason, "
-        "arg_keys, args_digest, args, policy_version, outcome, latency_ms) "
-        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)");
+        "arg_keys, args_digest, args, policy_version, outcome, latency_ms, shadow, tool_class) "
+        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)");
     const std::string keys_text = KeysText(r.arg_keys);
     const std::string args_text = r.args ? json::serialize(*r.args) : "";
     int i = 1;
@@ -348,6 +373,14 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
     text(r.policy_version);
     text(r.outcome);
     sqlite3_bind_int64(st.s, i++, r.latency_ms);
+    const std::string shadow_text = ShadowText(r);
+    for (const std::string* v : {&shadow_text, &r.tool_class}) {
+      if (v->empty()) {
+        sqlite3_bind_null(st.s, i++);
+      } else {
+        text(*v);
+      }
+    }
     if (sqlite3_step(st.s) != SQLITE_DONE) {
       return Fail(Err());
     }
@@ -619,6 +652,41 @@ void BindWhere(sqlite3_stmt* st, const Query& q) {
   }
 }
 
+// The shadow and class columns at `col` and `col + 1` into `r`.
+void ReadShadowAndClass(sqlite3_stmt* st, int col, Record& r) {
+  if (sqlite3_column_type(st, col) != SQLITE_NULL) ReadShadowText(ColumnText(st, col), r);
+  if (sqlite3_column_type(st, col + 1) != SQLITE_NULL) r.tool_class = ColumnText(st, col + 1);
+}
+
+// One row of the SELECT the queries share (id … tool_class) into `r`.
+void ReadRow(sqlite3_stmt* st, Record& r) {
+  r.id = ColumnText(st, 0);
+  r.ts_ms = sqlite3_column_int64(st, 1);
+  r.grant = ColumnText(st, 2);
+  r.session = ColumnText(st, 3);
+  r.server = ColumnText(st, 4);
+  r.tool = ColumnText(st, 5);
+  r.decision = ColumnText(st, 6);
+  r.rule = ColumnText(st, 7);
+  r.reason = ColumnText(st, 8);
+  boost::system::error_code ec;
+  json::value keys = json::parse(ColumnText(st, 9), ec);
+  if (!ec && keys.is_array()) {
+    for (const auto& k : keys.get_array()) {
+      if (k.is_string()) r.arg_keys.emplace_back(k.get_string());
+    }
+  }
+  r.args_digest = ColumnText(st, 10);
+  if (sqlite3_column_type(st, 11) != SQLITE_NULL) {
+    json::value args = json::parse(ColumnText(st, 11), ec);
+    if (!ec) r.args = std::move(args);
+  }
+  r.policy_version = ColumnText(st, 12);
+  r.outcome = ColumnText(st, 13);
+  r.latency_ms = sqlite3_column_int64(st, 14);
+  ReadShadowAndClass(st, 15, r);
+}
+
 // Opens the audit store of `state_spec` for one query.
 Result<sqlite3*> OpenForQuery(const std::string& state_spec) {
   const std::string path = PathOf(state_spec);
@@ -635,7 +703,8 @@ Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Quer
   SqliteStmt st;
   sqlite3_prepare_v2(*db,
                      (std::string("SELECT id, ts_ms, grant_name, session, server, tool, decision, rule, reason, "
-                                  "arg_keys, args_digest, args, policy_version, outcome, latency_ms FROM audit") +
+                                  "arg_keys, args_digest, args, policy_version, outcome, latency_ms, shadow, "
+                                  "tool_class FROM audit") +
                       kWhere + " ORDER BY ts_ms DESC, rowid DESC LIMIT ?7 OFFSET ?8")
                          .c_str(),
                      -1, &st.s, nullptr);
@@ -645,28 +714,43 @@ Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Quer
   std::vector<Record> out;
   while (sqlite3_step(st.s) == SQLITE_ROW) {
     Record r;
-    r.id = ColumnText(st.s, 0);
-    r.ts_ms = sqlite3_column_int64(st.s, 1);
-    r.grant = ColumnText(st.s, 2);
-    r.session = ColumnText(st.s, 3);
-    r.server = ColumnText(st.s, 4);
-    r.tool = ColumnText(st.s, 5);
-    r.decision = ColumnText(st.s, 6);
-    r.rule = ColumnText(st.s, 7);
-    r.reason = ColumnText(st.s, 8);
-    boost::system::error_code ec;
-    json::value keys = json::parse(ColumnText(st.s, 9), ec);
-    if (!ec && keys.is_array()) {
-      for (const auto& k : keys.get_array()) {
-        if (k.is_string()) r.arg_keys.emplace_back(k.get_string());
-      }
-    }
-    r.args_digest = ColumnText(st.s, 10);
-    if (sqlite3_column_type(st.s, 11) != SQLITE_NULL) r.args = json::parse(ColumnText(st.s, 11), ec);
-    r.policy_version = ColumnText(st.s, 12);
-    r.outcome = ColumnText(st.s, 13);
-    r.latency_ms = sqlite3_column_int64(st.s, 14);
+    ReadRow(st.s, r);
     out.push_back(std::move(r));
+  }
+  sqlite3_close_v2(*db);
+  return out;
+}
+
+Result<int64_t> ScanAudit(const std::string& state_spec, const Query& q,
+                          const std::function<bool(Record&)>& each) {
+  if (pg::IsPostgresUrl(state_spec)) {
+    return Fail(Error::InvalidArgument(
+        "replay reads a gateway's local audit store (sqlite:PATH, --state or the config's "
+        "audit.store), not the shared trail"));
+  }
+  auto db = OpenForQuery(state_spec);
+  if (!db) return Fail(db.error());
+  SqliteStmt st;
+  sqlite3_prepare_v2(*db,
+                     (std::string("SELECT id, ts_ms, grant_name, session, server, tool, decision, rule, reason, "
+                                  "arg_keys, args_digest, args, policy_version, outcome, latency_ms, shadow, "
+                                  "tool_class FROM audit") +
+                      kWhere + " ORDER BY ts_ms, rowid")
+                         .c_str(),
+                     -1, &st.s, nullptr);
+  BindWhere(st.s, q);
+  int64_t n = 0;
+  Record r;
+  int rc;
+  while ((rc = sqlite3_step(st.s)) == SQLITE_ROW) {
+    r = Record{};
+    ReadRow(st.s, r);
+    ++n;
+    if (!each(r)) break;
+  }
+  Result<int64_t> out = n;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    out = Fail(Error::Unavailable(std::string("reading the audit store: ") + sqlite3_errmsg(*db)));
   }
   sqlite3_close_v2(*db);
   return out;

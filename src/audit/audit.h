@@ -31,8 +31,16 @@ struct Record {
   std::string reason;
   std::vector<std::string> arg_keys;
   std::string args_digest;
-  std::optional<json::value> args;  // only with include_arguments
+  // Argument values, as `audit.arguments` says: absent (none), with the values of sensitive
+  // paths replaced by kRedacted (redacted), or whole (full).
+  std::optional<json::value> args;
   std::string policy_version;       // digest of the policy text that decided
+  // What a shadow policy would have decided (allow | deny | approval; empty when the server has
+  // no shadow), by which rule and why. Never enforced.
+  std::string shadow_decision, shadow_rule, shadow_reason;
+  // What the classifier said of the tool when the call was decided: "Destructive/High"
+  // (category/risk; empty when the tool was never listed).
+  std::string tool_class;
   // pending (forwarded, no answer yet) | ok | tool_error | jsonrpc_error | transport_error |
   // not_forwarded (denied)
   std::string outcome = "pending";
@@ -40,6 +48,14 @@ struct Record {
 };
 
 json::value ToJson(const Record& r);
+
+// The stored form of a record's shadow decision (the `shadow` column: {"decision", "rule",
+// "reason"}; "" for none), and back into `r`.
+std::string ShadowText(const Record& r);
+void ReadShadowText(std::string_view stored, Record& r);
+
+// What replaces an argument value that `audit.arguments: redacted` does not keep.
+inline constexpr std::string_view kRedacted = "[redacted]";
 
 // A new record id: 32 hex digits, unique across processes (a random per-process prefix and a
 // counter).
@@ -124,6 +140,11 @@ Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
 Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Query& query);
 // How many records match (ignores limit and offset).
 Result<int64_t> CountAudit(const std::string& state_spec, const Query& query);
+// Calls `each` with every matching record, oldest first (by time, then as written), reading
+// them as it goes — for replay over millions of records — until it returns false; ignores
+// limit and offset. Returns how many it read. Local stores (sqlite:PATH) only.
+Result<int64_t> ScanAudit(const std::string& state_spec, const Query& query,
+                          const std::function<bool(Record&)>& each);
 // Matching records counted per `bucket_ms` (aligned to the epoch), oldest first; buckets with
 // no records are left out.
 Result<std::vector<Bucket>> AuditHistogram(const std::string& state_spec, const Query& query,

@@ -1,6 +1,7 @@
 #include "audit/retention.h"
 
 #include <spdlog/spdlog.h>
+#include "common/sqlite_db.h"
 #include <sys/statvfs.h>
 
 #include <algorithm>
@@ -27,7 +28,7 @@ void Retention::Tick(int64_t now_ms) {
   CheckDisk();
   if (now_ms < next_prune_ms_) return;
   next_prune_ms_ = now_ms + options_.prune_every_ms;
-  if (options_.max_age_ms > 0 || options_.max_bytes > 0) {
+  if (options_.max_age_ms > 0 || options_.max_bytes > 0 || options_.arguments_max_age_ms > 0) {
     Prune(now_ms);
   } else {
     stats_.file_bytes.store(Pragma("PRAGMA page_count") * Pragma("PRAGMA page_size"),
@@ -96,6 +97,45 @@ uint64_t Retention::Prune(int64_t now_ms) {
                                  "WHERE ts_ms < ?1 AND rowid <= ?2 LIMIT ?3)",
                                  cutoff, kChunk)) > 0;) {
       gone += static_cast<uint64_t>(n);
+    }
+  }
+  if (options_.arguments_max_age_ms > 0) {
+    // From where the last pass stopped, in chunks like the deletes: each pass reads only the
+    // records that aged since.
+    const int64_t cutoff = now_ms - options_.arguments_max_age_ms;
+    const int64_t prunable = prunable_.load(std::memory_order_relaxed);
+    bool ok = true;
+    for (;;) {
+      SqliteStmt st;
+      sqlite3_prepare_v2(db_,
+                         "UPDATE audit SET args = NULL WHERE rowid IN (SELECT rowid FROM audit "
+                         "WHERE ts_ms >= ?1 AND ts_ms < ?2 AND args IS NOT NULL AND rowid <= ?3 "
+                         "LIMIT ?4)",
+                         -1, &st.s, nullptr);
+      sqlite3_bind_int64(st.s, 1, args_erased_before_ms_);
+      sqlite3_bind_int64(st.s, 2, cutoff);
+      sqlite3_bind_int64(st.s, 3, prunable);
+      sqlite3_bind_int(st.s, 4, kChunk);
+      if (sqlite3_step(st.s) != SQLITE_DONE) {
+        spdlog::warn("audit: erasing old argument values in {}: {}", path_, sqlite3_errmsg(db_));
+        ok = false;
+        break;
+      }
+      if (sqlite3_changes(db_) < kChunk) break;
+    }
+    // Records the shared trail does not have yet keep theirs until a later pass (the rowid
+    // bound): the next starts at the oldest of them.
+    if (ok) {
+      int64_t next = cutoff;
+      if (prunable != INT64_MAX) {
+        SqliteStmt st;
+        sqlite3_prepare_v2(db_, "SELECT MIN(ts_ms) FROM audit WHERE rowid > ?1", -1, &st.s, nullptr);
+        sqlite3_bind_int64(st.s, 1, prunable);
+        if (sqlite3_step(st.s) == SQLITE_ROW && sqlite3_column_type(st.s, 0) != SQLITE_NULL) {
+          next = std::min<int64_t>(next, sqlite3_column_int64(st.s, 0));
+        }
+      }
+      args_erased_before_ms_ = std::max(args_erased_before_ms_, next);
     }
   }
   const int64_t page = Pragma("PRAGMA page_size");

@@ -24,6 +24,9 @@ namespace tw::audit {
 
 struct RetentionOptions {
   int64_t max_age_ms = 0;                 // audit.retention; 0: records are kept for ever
+  // audit.arguments_retention: argument values are erased (the record stays, its keys and
+  // digest too) once this old; 0: kept as long as the record.
+  int64_t arguments_max_age_ms = 0;
   int64_t max_bytes = 0;                  // audit.max_size; 0: no size limit
   int64_t min_free_bytes = 64LL << 20;    // audit.min_free_bytes; 0: no check
   // How often Tick prunes (it checks the disk every time).
@@ -69,6 +72,7 @@ class Retention {
   const std::string path_, dir_;
   const RetentionOptions options_;
   int64_t next_prune_ms_ = 0;
+  int64_t args_erased_before_ms_ = 0;  // records older than this have no argument values left
   std::atomic<bool> low_{false};
   std::atomic<int64_t> prunable_{INT64_MAX};
   RetentionStats stats_;

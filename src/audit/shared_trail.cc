@@ -23,12 +23,16 @@ constexpr const char* kSchema =
     "server TEXT NOT NULL, tool TEXT NOT NULL, decision TEXT NOT NULL, rule TEXT NOT NULL, "
     "reason TEXT NOT NULL, arg_keys TEXT NOT NULL, args_digest TEXT NOT NULL, args TEXT, "
     "policy_version TEXT NOT NULL, outcome TEXT NOT NULL, latency_ms BIGINT NOT NULL); "
+    "ALTER TABLE toolwarden_audit ADD COLUMN IF NOT EXISTS shadow TEXT, "
+    "ADD COLUMN IF NOT EXISTS tool_class TEXT; "
     "CREATE INDEX IF NOT EXISTS toolwarden_audit_ts ON toolwarden_audit(ts_ms); END $$";
 
 constexpr const char* kLocalColumns =
     "rowid, id, ts_ms, grant_name, session, server, tool, decision, rule, reason, arg_keys, "
-    "args_digest, args, policy_version, outcome, latency_ms";
-constexpr int kColumns = 16;  // per shipped row: the local ones less rowid, plus replica
+    "args_digest, args, policy_version, outcome, latency_ms, shadow, tool_class";
+// Per shipped row: the local ones less rowid, plus replica. A local NULL shadow or class is
+// shipped as ''.
+constexpr int kColumns = 18;
 
 // The WHERE clause of every query ($1-$6), as the local store's.
 constexpr const char* kWhere =
@@ -68,7 +72,7 @@ Result<std::vector<Record>> QueryShared(const std::string& url, const Query& q) 
   params.push_back(std::to_string(q.offset));
   auto rows = (*c)->Exec(std::string("SELECT id, ts_ms, grant_name, session, server, tool, decision, rule, "
                                      "reason, arg_keys, args_digest, args, policy_version, outcome, "
-                                     "latency_ms FROM toolwarden_audit") +
+                                     "latency_ms, shadow, tool_class FROM toolwarden_audit") +
                              kWhere + " ORDER BY ts_ms DESC, id DESC LIMIT $7 OFFSET $8",
                          params);
   if (!rows) return Fail(rows.error());
@@ -97,6 +101,8 @@ Result<std::vector<Record>> QueryShared(const std::string& url, const Query& q) 
     r.policy_version = row[12].value_or("");
     r.outcome = row[13].value_or("");
     r.latency_ms = Whole(row[14]);
+    ReadShadowText(row[15].value_or(""), r);
+    r.tool_class = row[16].value_or("");
     out.push_back(std::move(r));
   }
   return out;
@@ -202,8 +208,8 @@ Result<bool> Shipper::Upsert(const std::vector<std::vector<std::string>>& rows,
                              const std::vector<bool>& null_args) {
   std::string sql =
       "INSERT INTO toolwarden_audit(id, replica, ts_ms, grant_name, session, server, tool, "
-      "decision, rule, reason, arg_keys, args_digest, args, policy_version, outcome, latency_ms) "
-      "VALUES ";
+      "decision, rule, reason, arg_keys, args_digest, args, policy_version, outcome, latency_ms, "
+      "shadow, tool_class) VALUES ";
   std::vector<std::optional<std::string>> params;
   params.reserve(rows.size() * kColumns);
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -240,7 +246,7 @@ Result<int64_t> Shipper::ShipOnce(int64_t now_ms) {
     row.reserve(kColumns);
     row.push_back(ColumnText(st, 1));  // id
     row.push_back(replica);
-    for (int c = 2; c <= 15; ++c) row.push_back(ColumnText(st, c));
+    for (int c = 2; c <= 17; ++c) row.push_back(ColumnText(st, c));
     null_args.push_back(sqlite3_column_type(st, 12) == SQLITE_NULL);
     rowids.push_back(rowid);
     const bool pending = row[14] == "pending";

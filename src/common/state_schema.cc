@@ -33,8 +33,20 @@ Result<bool> AddApprovalOwner(sqlite3* db, const std::string& what, const std::s
   return ExecSql(db, "ALTER TABLE approvals ADD COLUMN owner TEXT NOT NULL DEFAULT ''", what, path);
 }
 
+// 1 → 2: audit records gained the would-be decision of a shadow policy and the tool's class.
+Result<bool> AddAuditShadowAndClass(sqlite3* db, const std::string& what, const std::string& path) {
+  if (!HasTable(db, "audit")) return true;
+  for (const char* column : {"shadow", "tool_class"}) {
+    if (HasColumn(db, "audit", column)) continue;
+    const std::string sql = std::string("ALTER TABLE audit ADD COLUMN ") + column + " TEXT";
+    if (auto r = ExecSql(db, sql.c_str(), what, path); !r) return r;
+  }
+  return true;
+}
+
 constexpr Migration kMigrations[] = {
     {1, AddApprovalOwner},
+    {2, AddAuditShadowAndClass},
 };
 static_assert(std::size(kMigrations) == kStateSchemaVersion, "one migration per version");
 

@@ -161,7 +161,33 @@ class ConfigReader : public policy::YamlReader {
         Section(v, "audit", [&](const std::string& sk, const YAML::Node& skn,
                                 const YAML::Node& sv) {
           if (sk == "include_arguments") {
-            ReadBool(sv, "audit.include_arguments", c.audit_include_arguments);
+            // The older spelling: true is arguments: full, false arguments: none.
+            bool include = false;
+            if (ReadBool(sv, "audit.include_arguments", include)) {
+              c.audit_arguments = include ? catalog::ArgumentsKept::kFull : catalog::ArgumentsKept::kNone;
+            }
+            if (v["arguments"]) {
+              Error(skn, "audit: give either arguments or include_arguments (include_arguments: true is "
+                         "arguments: full)");
+            }
+          } else if (sk == "arguments") {
+            ReadChoice(sv, "audit.arguments",
+                       {{"none", catalog::ArgumentsKept::kNone},
+                        {"redacted", catalog::ArgumentsKept::kRedacted},
+                        {"full", catalog::ArgumentsKept::kFull}},
+                       c.audit_arguments);
+          } else if (sk == "redact") {
+            if (ReadStrings(sv, "audit.redact", c.audit_redact)) {
+              if (auto r = catalog::ArgumentRedactor::Make(c.audit_arguments, c.audit_redact); !r) {
+                Error(sv, "audit.redact: " + r.error().message());
+              }
+            }
+          } else if (sk == "arguments_retention") {
+            if (sv.IsScalar() && sv.Scalar() == "0") {
+              c.audit_arguments_retention_ms = 0;
+            } else {
+              DurationMs(sv, "audit.arguments_retention", c.audit_arguments_retention_ms);
+            }
           } else if (sk == "log") {
             ReadString(sv, "audit.log", c.audit_log);
           } else if (sk == "shared") {
@@ -183,8 +209,8 @@ class ConfigReader : public policy::YamlReader {
             }
           } else {
             Error(skn, "audit: unknown key \"" + sk +
-                           "\" (expected include_arguments, log, store, shared, retention, max_size, "
-                           "min_free_bytes)");
+                           "\" (expected arguments, redact, arguments_retention, include_arguments, "
+                           "log, store, shared, retention, max_size, min_free_bytes)");
           }
         });
       } else {
@@ -280,17 +306,22 @@ class ConfigReader : public policy::YamlReader {
       } else if (key == "policy") {
         std::string p;
         if (ReadString(v, where + ".policy", p)) s.policy_path = (base_ / p).lexically_normal().string();
+      } else if (key == "policy_shadow") {
+        std::string p;
+        if (ReadString(v, where + ".policy_shadow", p)) {
+          s.policy_shadow_path = (base_ / p).lexically_normal().string();
+        }
       } else if (key == "pins") {
         pins_node = v;
         ReadChoice(v, where + ".pins",
                    {{"enforce", PinMode::kEnforce}, {"approval", PinMode::kApproval},
-                    {"warn", PinMode::kWarn}, {"off", PinMode::kOff}},
+                    {"warn", PinMode::kWarn}, {"shadow", PinMode::kShadow}, {"off", PinMode::kOff}},
                    s.pins);
       } else if (key == "on_drift") {
         drift_node = v;
         ReadChoice(v, where + ".on_drift",
                    {{"block", PinMode::kEnforce}, {"require_approval", PinMode::kApproval},
-                    {"log", PinMode::kWarn}},
+                    {"shadow", PinMode::kShadow}, {"log", PinMode::kWarn}},
                    s.pins);
       } else if (key == "ca_file") {
         std::string p;
@@ -347,7 +378,8 @@ class ConfigReader : public policy::YamlReader {
         DurationMs(v, where + ".idle_timeout", s.idle_timeout_ms);
       } else {
         Error(k, where + ": unknown key \"" + key +
-                     "\" (expected command, args, env, inherit_env, url, headers, ca_file, policy, pins, "
+                     "\" (expected command, args, env, inherit_env, url, headers, ca_file, policy, "
+                     "policy_shadow, pins, "
                      "isolation, unlisted_tools, schema, extension_methods, state_fail_mode, "
                      "protocol, connect_timeout, request_timeout, idle_timeout, on_drift)");
       }
@@ -357,7 +389,8 @@ class ConfigReader : public policy::YamlReader {
     }
     if (pins_node && drift_node) {
       Error(drift_node, where + ": give either pins or on_drift (on_drift: block is pins: enforce, "
-                               "require_approval is pins: approval, log is pins: warn)");
+                               "require_approval is pins: approval, shadow is pins: shadow, log is "
+                               "pins: warn)");
     }
     if (idle_node && s.isolation != Isolation::kSession) {
       Error(idle_node, where + ".idle_timeout applies to servers with isolation: session (a shared "
@@ -447,6 +480,7 @@ std::string_view PinModeName(PinMode m) {
     case PinMode::kEnforce: return "enforce";
     case PinMode::kApproval: return "approval";
     case PinMode::kWarn: return "warn";
+    case PinMode::kShadow: return "shadow";
     case PinMode::kOff: return "off";
   }
   return "enforce";

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "catalog/redact.h"
 #include "common/result.h"
 
 namespace tw::config {
@@ -37,8 +38,9 @@ enum class Access { kTokens, kLocal };
 // not tracked (off).
 // What a tool whose definition changed since it was approved gets (`pins:` / `on_drift:`):
 // denied (kEnforce, on_drift: block), held for a human (kApproval, on_drift: require_approval),
-// or only logged (kWarn, on_drift: log) — held all the same when its risk rose; kOff: no pins.
-enum class PinMode { kEnforce, kApproval, kWarn, kOff };
+// only logged (kWarn, on_drift: log), or logged with the block recorded as the call's shadow
+// decision (kShadow, on_drift: shadow) — held all the same when its risk rose; kOff: no pins.
+enum class PinMode { kEnforce, kApproval, kWarn, kShadow, kOff };
 
 // When the state store cannot be reached: deny what needs it (closed), or let calls through
 // uncounted (open).
@@ -81,6 +83,9 @@ struct ServerConfig {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string ca_file;  // PEM CA certificates trusted for an https:// url besides the system's
   std::string policy_path;  // absolute
+  // A candidate evaluated beside the policy on every call, its decisions recorded, never
+  // enforced (absolute; empty: none).
+  std::string policy_shadow_path;
   // When the state store cannot be reached: this server's own choice over the gateway's.
   std::optional<StateFailMode> state_fail_mode;
   std::optional<ProtocolEra> protocol;
@@ -122,7 +127,12 @@ struct Config {
   bool origin_check = true;  // false: any Host and Origin (no DNS-rebinding protection)
   std::map<std::string, ServerConfig> servers;  // by name
   std::string approval_webhook_url;
-  bool audit_include_arguments = false;
+  // What records keep of argument values (`audit.arguments`; include_arguments: true is full),
+  // the paths always redacted (`audit.redact`), and how long values are kept
+  // (`audit.arguments_retention`; 0: as long as the record).
+  catalog::ArgumentsKept audit_arguments = catalog::ArgumentsKept::kRedacted;
+  std::vector<std::string> audit_redact;
+  int64_t audit_arguments_retention_ms = 7LL * 24 * 3600 * 1000;
   std::string audit_log;  // JSON lines mirror; empty for none
   // sqlite:PATH where records are made durable; empty: limits::AuditSpecFor's default.
   std::string audit_store;

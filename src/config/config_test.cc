@@ -49,7 +49,7 @@ audit: {include_arguments: true}
   EXPECT_EQ(stripe.headers.at(0).second, "Bearer sk_2");
   EXPECT_EQ(stripe.request_timeout_ms, 30000);
   EXPECT_EQ(c->approval_webhook_url, "http://127.0.0.1:9/hook");
-  EXPECT_TRUE(c->audit_include_arguments);
+  EXPECT_EQ(c->audit_arguments, catalog::ArgumentsKept::kFull);
 }
 
 TEST(ConfigTest, ReportsEveryProblemWithItsPosition) {
@@ -206,9 +206,46 @@ TEST(ConfigTest, OnDriftNamesWhatAChangedToolGets) {
   ASSERT_FALSE(both);
   EXPECT_THAT(both.error().message(), HasSubstr("t.yaml:6:15: servers.a: give either pins or on_drift"));
   auto shadow = ParseConfig("servers:\n  a:\n    command: x\n    policy: p.yaml\n    on_drift: shadow\n", "t.yaml", Env({}));
-  ASSERT_FALSE(shadow);
-  EXPECT_THAT(shadow.error().message(),
-              HasSubstr("servers.a.on_drift must be one of \"block\", \"require_approval\", \"log\""));
+  ASSERT_TRUE(shadow) << shadow.error().message();
+  EXPECT_EQ(shadow->servers.at("a").pins, PinMode::kShadow);
+  auto bad = ParseConfig("servers:\n  a:\n    command: x\n    policy: p.yaml\n    on_drift: ignore\n", "t.yaml", Env({}));
+  ASSERT_FALSE(bad);
+  EXPECT_THAT(bad.error().message(),
+              HasSubstr("servers.a.on_drift must be one of \"block\", \"require_approval\", \"shadow\", \"log\""));
+}
+
+TEST(ConfigTest, PolicyShadowIsAFileBesideThePolicy) {
+  auto ok = ParseConfig("servers:\n  a:\n    command: x\n    policy: p.yaml\n    policy_shadow: drafts/next.yaml\n",
+                        "/etc/tw/t.yaml", Env({}));
+  ASSERT_TRUE(ok) << ok.error().message();
+  EXPECT_EQ(ok->servers.at("a").policy_shadow_path, "/etc/tw/drafts/next.yaml");
+  EXPECT_EQ(ok->servers.at("a").policy_path, "/etc/tw/p.yaml");
+}
+
+TEST(ConfigTest, AuditArgumentsAreRedactedForAWeekUnlessSaid) {
+  const std::string servers = "servers:\n  a: {command: node, policy: p.yaml}\n";
+  auto plain = ParseConfig(servers, "t.yaml", Env({}));
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->audit_arguments, catalog::ArgumentsKept::kRedacted);
+  EXPECT_EQ(plain->audit_arguments_retention_ms, 7LL * 24 * 3600 * 1000);
+  auto set = ParseConfig("audit: {arguments: full, redact: [args.body, args.*.note], arguments_retention: 2d}\n" + servers,
+                         "t.yaml", Env({}));
+  ASSERT_TRUE(set) << set.error().message();
+  EXPECT_EQ(set->audit_arguments, catalog::ArgumentsKept::kFull);
+  EXPECT_EQ(set->audit_redact, (std::vector<std::string>{"args.body", "args.*.note"}));
+  EXPECT_EQ(set->audit_arguments_retention_ms, 2LL * 24 * 3600 * 1000);
+  auto none = ParseConfig("audit: {include_arguments: false, arguments_retention: 0}\n" + servers, "t.yaml", Env({}));
+  ASSERT_TRUE(none) << none.error().message();
+  EXPECT_EQ(none->audit_arguments, catalog::ArgumentsKept::kNone);
+  EXPECT_EQ(none->audit_arguments_retention_ms, 0);
+  auto both = ParseConfig("audit: {include_arguments: true, arguments: none}\n" + servers, "t.yaml", Env({}));
+  ASSERT_FALSE(both);
+  EXPECT_THAT(both.error().message(), HasSubstr("give either arguments or include_arguments"));
+  auto word = ParseConfig("audit: {arguments: some, redact: [password]}\n" + servers, "t.yaml", Env({}));
+  ASSERT_FALSE(word);
+  EXPECT_THAT(word.error().message(),
+              HasSubstr("audit.arguments must be one of \"none\", \"redacted\", \"full\""));
+  EXPECT_THAT(word.error().message(), HasSubstr("audit.redact: \"password\" is not an argument path"));
 }
 
 TEST(ConfigTest, WorkersIsAutoOrACountOfEventLoops) {
@@ -281,7 +318,7 @@ servers:
                            "t.yaml", Env({}));
   ASSERT_FALSE(words);
   EXPECT_THAT(words.error().message(), HasSubstr("t.yaml:1:9: access must be one of \"tokens\", \"local\""));
-  EXPECT_THAT(words.error().message(), HasSubstr("pins must be one of \"enforce\", \"approval\", \"warn\", \"off\""));
+  EXPECT_THAT(words.error().message(), HasSubstr("pins must be one of \"enforce\", \"approval\", \"warn\", \"shadow\", \"off\""));
   EXPECT_THAT(words.error().message(), HasSubstr("headers and ca_file apply to url servers only"));
 }
 
@@ -328,7 +365,7 @@ TEST(ConfigTest, FleetAndAuditMistakesPointAtTheirLine) {
       {"audit: {max_size: 10KB}\n", "audit.max_size: expected a size"},
       {"audit: {min_free_bytes: lots}\n", "audit.min_free_bytes: expected a size"},
       {"audit: {retention: forever}\n", "audit.retention"},
-      {"audit: {keep: 1d}\n", "expected include_arguments, log, store, shared, retention"},
+      {"audit: {keep: 1d}\n", "expected arguments, redact, arguments_retention, include_arguments, log, store"},
       {"audit: {shared: \"redis://x:1/0\"}\n", "audit.shared must be a postgresql://"},
   };
   for (const auto& [text, want] : cases) {

@@ -108,15 +108,28 @@ void Metrics::ObserveCall(const std::string& server, double seconds) {
   Observe(s.call_latency, server, kCallBuckets, seconds);
 }
 
+namespace {
+using Series3 = std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>>;
+void Count3(Series3& series, const std::string& a, const std::string& b, const std::string& c) {
+  const auto key = std::make_tuple(std::string_view(a), std::string_view(b), std::string_view(c));
+  auto it = series.find(key);
+  if (it == series.end()) it = series.emplace(std::make_tuple(a, b, c), 0).first;
+  ++it->second;
+}
+}  // namespace
+
 void Metrics::CountDecision(const std::string& server, const std::string& tool,
                             const std::string& decision) {
   Shard& s = Local();
   std::lock_guard lock(s.mu);
-  const auto key = std::make_tuple(std::string_view(server), std::string_view(tool),
-                                   std::string_view(decision));
-  auto it = s.decisions.find(key);
-  if (it == s.decisions.end()) it = s.decisions.emplace(std::make_tuple(server, tool, decision), 0).first;
-  ++it->second;
+  Count3(s.decisions, server, tool, decision);
+}
+
+void Metrics::CountShadow(const std::string& server, const std::string& tool,
+                          const std::string& decision) {
+  Shard& s = Local();
+  std::lock_guard lock(s.mu);
+  Count3(s.shadow, server, tool, decision);
 }
 
 void Metrics::CountOutcome(const std::string& server, const std::string& outcome) {
@@ -135,7 +148,7 @@ void Metrics::AddGauge(std::string name, std::string help, Gauge gauge, std::str
 std::string Metrics::Render() const {
   // The shards added up, each locked only while it is read; the gauges called with no lock
   // held (they read the gateway, which may be counting meanwhile).
-  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> decisions;
+  std::map<std::tuple<std::string, std::string, std::string>, uint64_t> decisions, shadow;
   std::map<std::tuple<std::string, std::string>, uint64_t> outcomes;
   Histograms decision_latency, call_latency;
   std::vector<std::tuple<std::string, std::string, Gauge, std::string>> gauges;
@@ -144,6 +157,7 @@ std::string Metrics::Render() const {
     for (const auto& shard : shards_) {
       std::lock_guard shard_lock(shard->mu);
       for (const auto& [key, n] : shard->decisions) decisions[key] += n;
+      for (const auto& [key, n] : shard->shadow) shadow[key] += n;
       for (const auto& [key, n] : shard->outcomes) outcomes[key] += n;
       Add(decision_latency, shard->decision_latency);
       Add(call_latency, shard->call_latency);
@@ -157,6 +171,16 @@ std::string Metrics::Render() const {
     const auto& [server, tool, decision] = key;
     os << "toolwarden_tool_calls_total{server=\"" << Label(server) << "\",tool=\"" << Label(tool)
        << "\",decision=\"" << Label(decision) << "\"} " << n << "\n";
+  }
+  if (!shadow.empty()) {
+    os << "# HELP toolwarden_shadow_decisions_total What shadow policies would have decided "
+          "(never enforced).\n"
+       << "# TYPE toolwarden_shadow_decisions_total counter\n";
+    for (const auto& [key, n] : shadow) {
+      const auto& [server, tool, decision] = key;
+      os << "toolwarden_shadow_decisions_total{server=\"" << Label(server) << "\",tool=\""
+         << Label(tool) << "\",decision=\"" << Label(decision) << "\"} " << n << "\n";
+    }
   }
   os << "# HELP toolwarden_call_outcomes_total How forwarded calls ended.\n"
      << "# TYPE toolwarden_call_outcomes_total counter\n";

@@ -28,6 +28,9 @@ class Metrics {
 
   // One decided tools/call: decision is allow, deny or approval; rule names what decided.
   void CountDecision(const std::string& server, const std::string& tool, const std::string& decision);
+  // What a shadow policy would have decided of one call (allow, deny or approval); never
+  // enforced. Beside CountDecision's series of the same tool, the difference it would make.
+  void CountShadow(const std::string& server, const std::string& tool, const std::string& decision);
   // How a forwarded call ended: ok, tool_error, jsonrpc_error, transport_error, not_sent, …
   void CountOutcome(const std::string& server, const std::string& outcome);
 
@@ -55,6 +58,7 @@ class Metrics {
   struct Shard {
     std::mutex mu;  // this shard's thread, and Render while it copies
     std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>> decisions;
+    std::map<std::tuple<std::string, std::string, std::string>, uint64_t, std::less<>> shadow;
     std::map<std::tuple<std::string, std::string>, uint64_t, std::less<>> outcomes;
     std::map<std::string, Histogram, std::less<>> decision_latency;  // by server
     std::map<std::string, Histogram, std::less<>> call_latency;      // by server

@@ -216,7 +216,7 @@ std::string OracleTest::RunSequence(uint64_t seed) {
                                                         .server = name,
                                                         .catalog = s.catalog.get(),
                                                         .audit = audit_.get(),
-                                                        .audit_arguments = true});
+                                                        .arguments = *catalog::ArgumentRedactor::Make(catalog::ArgumentsKept::kFull, {})});
     servers.push_back(std::move(s));
   }
   std::vector<std::function<void()>> posted;

@@ -104,7 +104,10 @@ struct PendingRecord {
 };
 
 ToolCallGuard::ToolCallGuard(GuardDeps deps)
-    : deps_(std::move(deps)), store_(*deps_.counters), clock_(*deps_.clock) {}
+    : deps_(std::move(deps)),
+      store_(*deps_.counters),
+      clock_(*deps_.clock),
+      shadow_counters_(limits::MakeMemoryStore()) {}
 
 ToolCallGuard::ToolCallGuard(PolicySource policies, limits::CounterStore& store,
                              const Clock& clock, StateFailMode fail_mode)
@@ -119,8 +122,10 @@ GuardOutcome ToolCallGuard::Check(const mcp::ToolCall& call,
   GuardOutcome out;
   out.snapshot = deps_.policies();
   const int64_t now = clock_.NowMs();
-  if (Identify(call, out)) EvaluateConditions(call, identity, now, out);
-  CheckPins(call, out);
+  const bool identified = Identify(call, out);
+  if (identified) EvaluateConditions(call, identity, now, out);
+  std::optional<policy::Decision> drift = CheckPins(call, out);
+  EvaluateShadow(call, identity, now, identified, std::move(drift), out);
   ChargeLimits(identity, now, out);
   RequestApproval(call, identity, now, out);
   if (out.decision.verdict == policy::Verdict::kAllow) out.admission.started_ms = now;
@@ -149,7 +154,7 @@ bool ToolCallGuard::Identify(const mcp::ToolCall& call, GuardOutcome& out) const
     out.decision.reason = "Refused: " + *problem;
     return false;
   }
-  if (auto refused = deps_.catalog ? deps_.catalog->Check(call) : std::nullopt) {
+  if (auto refused = deps_.catalog ? deps_.catalog->Check(call, &out.cls) : std::nullopt) {
     out.decision = std::move(*refused);
     return false;
   }
@@ -158,23 +163,80 @@ bool ToolCallGuard::Identify(const mcp::ToolCall& call, GuardOutcome& out) const
 
 void ToolCallGuard::EvaluateConditions(const mcp::ToolCall& call, const policy::Identity& identity,
                                        int64_t now, GuardOutcome& out) const {
-  out.decision = policy::Evaluate(*out.snapshot, call, identity, now);
+  if (out.snapshot->shadow_only) {
+    // A file that decides nothing put where the deciding one belongs (a reload can do that):
+    // closed, as for any policy that cannot be read.
+    out.decision.verdict = policy::Verdict::kDeny;
+    out.decision.rule = "policy";
+    out.decision.reason = "The server's policy file says mode: shadow (a candidate that decides "
+                          "nothing); calls are denied until its policy is fixed";
+    return;
+  }
+  out.decision = policy::Evaluate(*out.snapshot, call, identity, now, out.cls);
 }
 
-void ToolCallGuard::CheckPins(const mcp::ToolCall& call, GuardOutcome& out) const {
-  if (!deps_.pins || out.decision.verdict != policy::Verdict::kAllow) return;
+std::optional<policy::Decision> ToolCallGuard::CheckPins(const mcp::ToolCall& call,
+                                                         GuardOutcome& out) const {
+  if (!deps_.pins || out.decision.verdict != policy::Verdict::kAllow) return std::nullopt;
   auto changed = deps_.pins->Check(call.name);
-  if (!changed) return;
+  if (!changed) return std::nullopt;
+  if (changed->shadow) {
+    policy::Decision block;
+    block.verdict = policy::Verdict::kDeny;
+    block.rule = "pin";
+    block.reason = std::move(changed->reason);
+    return block;
+  }
   out.decision.rule = "pin";
   out.decision.reason = std::move(changed->reason);
   if (changed->hold) {
     // Held for a human like any require_approval call (its limits still charged), for as long
     // as the policy would give an approval of this tool, 5 minutes unless it says.
     if (!out.decision.approval_timeout_ms) out.decision.approval_timeout_ms = kPinApprovalTimeoutMs;
-    return;
+    return std::nullopt;
   }
   out.decision.verdict = policy::Verdict::kDeny;
   out.decision.charges.clear();
+  return std::nullopt;
+}
+
+void ToolCallGuard::EvaluateShadow(const mcp::ToolCall& call, const policy::Identity& identity,
+                                   int64_t now, bool identified,
+                                   std::optional<policy::Decision> drift, GuardOutcome& out) const {
+  std::shared_ptr<const policy::Policy> candidate = deps_.shadow ? deps_.shadow() : nullptr;
+  if (!candidate) candidate = out.snapshot->shadow;
+  if (!candidate && !drift) return;
+  ShadowDecision s;
+  auto take = [&s](const policy::Decision& d) {
+    s.decision = d.verdict != policy::Verdict::kAllow ? "deny"
+                 : d.approval_timeout_ms              ? "approval"
+                                                      : "allow";
+    s.rule = std::string(d.rule);
+    s.reason = d.reason;
+  };
+  if (!identified || !candidate) {
+    // A name or arguments refused before any policy is refused by every policy; without a
+    // candidate the enforcing decision stands, less what the drift would block.
+    take(drift ? *drift : out.decision);
+  } else {
+    policy::Decision d = policy::Evaluate(*candidate, call, identity, now, out.cls);
+    if (d.verdict == policy::Verdict::kAllow && drift) d = std::move(*drift);
+    if (d.verdict == policy::Verdict::kAllow && !d.charges.empty()) {
+      // Counted as if enforced: the calls the shadow would have let through use its limits.
+      std::vector<limits::Charge> charges = ChargesFor(d.charges, identity);
+      auto charged = shadow_counters_->TryCharge(charges, now);
+      if (charged && !charged->admitted) {
+        d = policy::LimitDenial(d.charges[charged->rejected], charged->current, now);
+      }
+    }
+    take(d);
+  }
+  if (deps_.metrics) {
+    const bool unlisted = s.rule == "unknown_tool" || s.rule == "tool_name";
+    deps_.metrics->CountShadow(deps_.server, unlisted ? std::string("(unlisted)") : call.name,
+                               s.decision);
+  }
+  out.shadow = std::move(s);
 }
 
 void ToolCallGuard::ChargeLimits(const policy::Identity& identity, int64_t now,
@@ -262,6 +324,15 @@ void ToolCallGuard::Record(const mcp::ToolCall& call, const policy::Identity& id
   r.rule = std::string(out.decision.rule);
   r.reason = out.decision.reason;
   r.outcome = r.decision == "allow" ? "pending" : "not_forwarded";
+  if (out.shadow) {
+    r.shadow_decision = out.shadow->decision;
+    r.shadow_rule = out.shadow->rule;
+    r.shadow_reason = out.shadow->reason;
+  }
+  if (!out.cls.category.empty()) {
+    r.tool_class.reserve(out.cls.category.size() + 1 + out.cls.risk.size());
+    r.tool_class.append(out.cls.category).append("/").append(out.cls.risk);
+  }
   const std::string record_id = r.id;
   if (!deps_.group_commit) {
     if (auto w = deps_.audit->Write(r); !w) {
@@ -352,7 +423,7 @@ audit::Record ToolCallGuard::NewRecord(std::string tool, const json::object& arg
   r.tool = std::move(tool);
   for (const auto& kv : args) r.arg_keys.emplace_back(kv.key());
   r.args_digest = Sha256Hex(CanonicalJson(args));
-  if (deps_.audit_arguments) r.args = args;
+  r.args = deps_.arguments.Keep(args);
   r.policy_version = snapshot.version;
   return r;
 }

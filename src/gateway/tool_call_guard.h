@@ -29,6 +29,7 @@
 
 #include "approval/approval_store.h"
 #include "audit/audit.h"
+#include "catalog/redact.h"
 #include "common/clock.h"
 #include "limits/counter_store.h"
 #include "mcp/protocol.h"
@@ -103,11 +104,17 @@ struct GuardDeps {
   // Rug-pull protection: a tool whose definition changed since it was approved is denied
   // before any limit is charged.
   ToolPins* pins = nullptr;
-  // Every decided call is recorded (with `audit_arguments`, argument values too; otherwise
-  // only their keys and a digest). A call whose record cannot be written is denied (state fail
+  // Every decided call is recorded (its arguments' keys and digest, and their values as
+  // `arguments` keeps them). A call whose record cannot be written is denied (state fail
   // mode closed): nothing decided goes unaudited.
   audit::AuditLog* audit = nullptr;
-  bool audit_arguments = false;
+  catalog::ArgumentRedactor arguments;
+  // The server's shadow policy (`policy_shadow`, or a draft tried live); may return null.
+  // Without one, the snapshot's own would-be policy (its `mode: shadow` parts), if it has one.
+  // Whichever it is, it is evaluated on every call with counters of its own in memory (never
+  // the shared state store: a shadow must not slow or deny the enforcing path), and its
+  // decision recorded and counted — never enforced.
+  PolicySource shadow;
   // `action: require_approval` made real: a pending approval in `approvals`, waited for
   // through `waiter`. Without both, such calls are denied.
   approval::ApprovalStore* approvals = nullptr;
@@ -122,6 +129,13 @@ struct GuardDeps {
   // For a remote counter store (CounterStore::Remote): charges batched off the loops, one round
   // trip for every call decided meanwhile, before their records are submitted. Optional.
   limits::ChargeBatcher* batcher = nullptr;
+};
+
+// What a shadow policy would have decided of a call.
+struct ShadowDecision {
+  std::string decision;  // allow | deny | approval
+  std::string rule;
+  std::string reason;
 };
 
 struct GuardOutcome {
@@ -141,6 +155,10 @@ struct GuardOutcome {
   // The charges are made inside the audit log's transaction: if its commit fails they are gone
   // with it, and RecordFailed must not refund them a second time.
   bool charged_with_record = false;
+  // What the classifier says of the tool (empty when it is not listed).
+  policy::ToolClass cls;
+  // What the server's shadow policy (or on_drift: shadow) would have decided; never enforced.
+  std::optional<ShadowDecision> shadow;
 };
 
 // The counter key a planned charge uses for `identity` (its scope's id, its window).
@@ -195,7 +213,12 @@ class ToolCallGuard {
   bool Identify(const mcp::ToolCall& call, GuardOutcome& out) const;
   void EvaluateConditions(const mcp::ToolCall& call, const policy::Identity& identity, int64_t now,
                           GuardOutcome& out) const;
-  void CheckPins(const mcp::ToolCall& call, GuardOutcome& out) const;
+  // Returns the block on_drift: shadow would have made, if any.
+  std::optional<policy::Decision> CheckPins(const mcp::ToolCall& call, GuardOutcome& out) const;
+  // The shadow stage: what the shadow policy (and a shadowed drift block) would have decided.
+  void EvaluateShadow(const mcp::ToolCall& call, const policy::Identity& identity, int64_t now,
+                      bool identified, std::optional<policy::Decision> drift,
+                      GuardOutcome& out) const;
   void ChargeLimits(const policy::Identity& identity, int64_t now, GuardOutcome& out) const;
   void RequestApproval(const mcp::ToolCall& call, const policy::Identity& identity, int64_t now,
                        GuardOutcome& out) const;
@@ -220,6 +243,8 @@ class ToolCallGuard {
   GuardDeps deps_;
   limits::CounterStore& store_;  // *deps_.counters
   const Clock& clock_;           // *deps_.clock
+  // The shadow policies' counters: this gateway's calls only, in memory.
+  std::unique_ptr<limits::CounterStore> shadow_counters_;
 };
 
 }  // namespace tw::gateway

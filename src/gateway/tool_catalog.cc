@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "catalog/classify.h"
+
 namespace tw::gateway {
 
 namespace {
@@ -35,11 +37,14 @@ void ToolCatalog::AddPage(Tools& tools, const json::value& result, const Tools* 
     const json::value* name = tool ? tool->if_contains("name") : nullptr;
     if (!name || !name->is_string()) continue;
     Tool entry;
+    const catalog::Classification c = catalog::Classify(*tool);
+    entry.cls = {catalog::CategoryName(c.category), catalog::RiskName(c.risk)};
     if (const json::value* schema = tool->if_contains("inputSchema")) {
       if (known) {
         auto it = known->find(std::string(name->get_string()));
         if (it != known->end() && it->second.schema && it->second.source == *schema) {
-          tools[it->first] = it->second;
+          Tool& reused = tools[it->first] = it->second;
+          reused.cls = entry.cls;
           continue;
         }
       }
@@ -84,7 +89,8 @@ bool ToolCatalog::HasList() const {
   return known_ != nullptr;
 }
 
-std::optional<policy::Decision> ToolCatalog::Check(const mcp::ToolCall& call) const {
+std::optional<policy::Decision> ToolCatalog::Check(const mcp::ToolCall& call,
+                                                   policy::ToolClass* cls) const {
   std::shared_ptr<const Tools> known;
   {
     std::lock_guard lock(mu_);
@@ -94,6 +100,7 @@ std::optional<policy::Decision> ToolCatalog::Check(const mcp::ToolCall& call) co
   if (known) {
     if (auto it = known->find(call.name); it != known->end()) tool = &it->second;
   }
+  if (cls && tool) *cls = tool->cls;
   if (!tool) {
     if (unlisted_ == UnlistedTools::kAllow) return std::nullopt;
     return Deny("unknown_tool",

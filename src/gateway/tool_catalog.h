@@ -45,7 +45,10 @@ class ToolCatalog {
   // Whether calls need a listing to be decided.
   bool NeedsList() const { return unlisted_ == UnlistedTools::kDeny || schema_ != SchemaMode::kOff; }
   // The denial for `call`, or nullopt when it names a listed tool with conforming arguments.
-  std::optional<policy::Decision> Check(const mcp::ToolCall& call) const;
+  // `cls`, when given, is set to what the classifier says of the listed tool (empty when it is
+  // not listed).
+  std::optional<policy::Decision> Check(const mcp::ToolCall& call,
+                                        policy::ToolClass* cls = nullptr) const;
 
   const std::string& server() const { return server_; }
 
@@ -53,6 +56,7 @@ class ToolCatalog {
   struct Tool {
     std::shared_ptr<const catalog::Schema> schema;  // null: no inputSchema given
     json::value source;                             // the inputSchema it was compiled from
+    policy::ToolClass cls;  // catalog::Classify of its definition (static names)
   };
   using Tools = std::unordered_map<std::string, Tool>;
   // Adds one page's tools to `tools`; a schema equal to the one `known` has for that tool is

@@ -108,6 +108,9 @@ void ToolPins::Observe(const json::value& result) {
                                                   "accept` (see `toolwarden pins diff`)"
                      : mode_ == PinMode::kApproval || riskier
                          ? "each call to it is held for a human until `toolwarden pins accept`"
+                     : mode_ == PinMode::kShadow
+                         ? "on_drift: shadow: calls still allowed, each recorded as one a block would "
+                           "have denied"
                          : "pin mode warn: calls still allowed");
       }
     }
@@ -124,6 +127,7 @@ std::optional<PinVerdict> ToolPins::Check(std::string_view tool) const {
     riskier = riskier_.contains(tool);
   }
   if (mode_ == PinMode::kWarn && !riskier) return std::nullopt;
+  const bool shadow = mode_ == PinMode::kShadow && !riskier;
   // Known changed here: ask the store, which an administrator may have updated since — unless
   // the change is not in the store yet (nobody can have accepted it).
   auto pin = store_.Get(server_, std::string(tool));
@@ -133,7 +137,7 @@ std::optional<PinVerdict> ToolPins::Check(std::string_view tool) const {
     riskier_.erase(std::string(tool));
     return std::nullopt;
   }
-  const bool hold = mode_ != PinMode::kEnforce;
+  const bool hold = mode_ != PinMode::kEnforce && !shadow;
   return PinVerdict{
       "Tool \"" + std::string(tool) + "\" changed since it was approved" +
           (riskier ? " and its risk rose" : "") +
@@ -141,7 +145,7 @@ std::optional<PinVerdict> ToolPins::Check(std::string_view tool) const {
           (hold ? "; each call is held for a human until an administrator accepts the change"
                 : "; an administrator must review the change") +
           " (toolwarden pins diff " + server_ + " " + std::string(tool) + ")",
-      hold};
+      hold, shadow};
 }
 
 }  // namespace tw::gateway

@@ -4,7 +4,8 @@
 //
 // Mode: kEnforce denies calls to changed tools until an administrator accepts the change
 // (`toolwarden pins accept`); kApproval holds each of their calls for a human instead; kWarn
-// only logs — except for a tool whose risk rose with the change (the classifier's reading of
+// only logs; kShadow decides like kWarn and records the block kEnforce would have made as
+// the call's shadow decision — except, in both, for a tool whose risk rose with the change (the classifier's reading of
 // the new definition against the approved one), whose calls are held for a human in every mode
 // that does not deny them; kOff does nothing. A tool that appears with a
 // name that looks like another pinned tool's (same after folding confusables and case) is
@@ -26,12 +27,14 @@
 
 namespace tw::gateway {
 
-enum class PinMode { kEnforce, kApproval, kWarn, kOff };
+enum class PinMode { kEnforce, kApproval, kWarn, kShadow, kOff };
 
-// What a pending change means for a call: denied, or held for a human's approval.
+// What a pending change means for a call: denied, held for a human's approval, or — in
+// kShadow mode — denied only in the call's shadow decision.
 struct PinVerdict {
   std::string reason;
   bool hold = false;
+  bool shadow = false;
 };
 
 class ToolPins {

@@ -24,8 +24,22 @@ class Reader : public YamlReader {
  public:
   explicit Reader(std::vector<Diagnostic>& diags) : YamlReader(diags) {}
 
-  // A condition mapping {path, op, value}; `where` names it in messages.
-  std::optional<Condition> ReadCondition(const YAML::Node& node, const std::string& where) {
+  // `mode: enforce | shadow` (native format): true for shadow.
+  bool ReadShadowMode(const YAML::Node& v, const std::string& where) {
+    std::string m;
+    if (!ReadString(v, where + ".mode", m)) return false;
+    if (m == "shadow") return true;
+    if (m != "enforce") {
+      Error(v, where + ".mode must be enforce or shadow, not \"" + m + "\"" +
+                   DidYouMean(m, {"enforce", "shadow"}));
+    }
+    return false;
+  }
+
+  // A condition mapping {path, op, value}; `where` names it in messages. With `shadow`, the
+  // mapping may also say `mode: shadow`, which sets *shadow.
+  std::optional<Condition> ReadCondition(const YAML::Node& node, const std::string& where,
+                                         bool* shadow = nullptr) {
     if (!node.IsMap()) {
       Error(node, where + " must be a mapping with path, op and value");
       return std::nullopt;
@@ -56,8 +70,12 @@ class Reader : public YamlReader {
         }
       } else if (key == "value") {
         value_node = v;
+      } else if (key == "mode" && shadow) {
+        *shadow = ReadShadowMode(v, where);
       } else {
-        Error(k, where + ": unknown key \"" + key + "\"" + DidYouMean(key, {"path", "op", "value"}));
+        Error(k, where + ": unknown key \"" + key + "\"" +
+                     DidYouMean(key, shadow ? std::vector<std::string_view>{"path", "op", "value", "mode"}
+                                            : std::vector<std::string_view>{"path", "op", "value"}));
         ok = false;
       }
     });
@@ -140,7 +158,12 @@ Shape ChooseShape(const YAML::Node& root, Reader& r) {
 
 class NativeCompiler {
  public:
-  explicit NativeCompiler(Reader& r) : r_(r) {}
+  // `shadow_view`: compile the parts marked `mode: shadow` as if they enforced (the would-be
+  // policy); otherwise they are left out (the enforcing one).
+  NativeCompiler(Reader& r, bool shadow_view) : r_(r), shadow_view_(shadow_view) {}
+
+  // True once a part marked `mode: shadow` was seen (then the file has a would-be policy).
+  bool saw_shadow() const { return saw_shadow_; }
 
   std::shared_ptr<Policy> Compile(const YAML::Node& root, std::string_view file_name) {
     auto policy = std::make_shared<Policy>();
@@ -167,18 +190,22 @@ class NativeCompiler {
         } else {
           r_.Error(value, "default must be \"allow\" or \"deny\", not \"" + v + "\"");
         }
+      } else if (key == "mode") {
+        policy->shadow_only = r_.ReadShadowMode(value, "policy");
       } else if (key == "hide") {
         CompileHide(value, *policy);
       } else if (key == "tools") {
         CompileTools(value, *policy);
+      } else if (key == "classes") {
+        CompileClasses(value, *policy);
       } else if (key == "all_tools") {
         CompileAllTools(value, *policy);
       } else if (key == "description" || key == "_about" || key == "format") {
         // Documentation, and the format marker (ChooseShape read it).
       } else {
         r_.Error(k, "unknown key \"" + key + "\"" +
-                        DidYouMean(key, {"version", "default", "hide", "tools", "all_tools",
-                                         "description", "format"}));
+                        DidYouMean(key, {"version", "default", "mode", "hide", "tools", "classes",
+                                         "all_tools", "description", "format"}));
       }
     });
     if (!have_version) r_.Error(root, "missing required key \"version\"");
@@ -191,6 +218,12 @@ class NativeCompiler {
   }
 
  private:
+  // A part marked `mode: shadow` is kept only in the shadow view.
+  bool Keep(bool shadow) {
+    saw_shadow_ = saw_shadow_ || shadow;
+    return !shadow || shadow_view_;
+  }
+
   void CompileHide(const YAML::Node& value, Policy& policy) {
     if (!value.IsSequence()) {
       r_.Error(value, "hide must be a list of tool names or globs");
@@ -238,64 +271,96 @@ class NativeCompiler {
         return;
       }
       ToolRule rule{NamePattern(name)};
-      const std::string where = "tools." + name;
-      if (entry.IsNull()) {
-        // `tool:` with nothing after it in YAML reads as {}.
-      } else if (!entry.IsMap()) {
-        r_.Error(entry, where + " must be a mapping ({} allows the tool)");
-        return;
-      } else {
-        YAML::Node require(YAML::NodeType::Undefined), deny_if(YAML::NodeType::Undefined);
-        r_.ForEachKey(entry, where, [&](const std::string& key, const YAML::Node& k,
-                                        const YAML::Node& v) {
-          if (key == "action") {
-            std::string a;
-            if (!r_.ReadString(v, where + ".action", a)) return;
-            if (a == "allow") {
-              rule.action = Action::kAllow;
-            } else if (a == "deny") {
-              rule.action = Action::kDeny;
-            } else if (a == "require_approval") {
-              rule.action = Action::kRequireApproval;
-            } else {
-              r_.Error(v, where + ".action must be allow, deny or require_approval, not \"" + a +
-                              "\"" + DidYouMean(a, {"allow", "deny", "require_approval"}));
-            }
-          } else if (key == "reason") {
-            r_.ReadString(v, where + ".reason", rule.reason);
-          } else if (key == "require") {
-            require = v;
-          } else if (key == "deny_if") {
-            deny_if = v;
-          } else if (key == "limits") {
-            CompileLimits(v, where, rule);
-          } else if (key == "approval_timeout") {
-            std::string text;
-            if (!r_.ReadString(v, where + ".approval_timeout", text)) return;
-            auto ms = ParseDurationMs(text);
-            if (!ms) {
-              r_.Error(v, where + ".approval_timeout: " + ms.error().message());
-            } else {
-              rule.approval_timeout_ms = *ms;
-            }
-          } else if (key == "_about") {
-            // Documentation written by scaffolds: accepted and ignored.
-          } else {
-            r_.Error(k, where + ": unknown key \"" + key + "\"" +
-                            DidYouMean(key, {"action", "reason", "require", "deny_if", "limits",
-                                             "approval_timeout"}));
-          }
-        });
-        // Checks run require-first whatever the key order in the file.
-        if (require) CompileChecks(require, where, "require", rule.reason, rule);
-        if (deny_if) CompileChecks(deny_if, where, "deny_if", rule.reason, rule);
-      }
+      if (!CompileEntry(entry, rule)) return;
       if (rule.pattern.is_glob()) {
         policy.globs.push_back(std::move(rule));
       } else {
         policy.exact.emplace(name, std::move(rule));
       }
     });
+  }
+
+  // `classes: {Destructive: {action: require_approval}, High: {...}}`: entries like a tool's,
+  // keyed by one of the classifier's categories or risks.
+  void CompileClasses(const YAML::Node& value, Policy& policy) {
+    if (!value.IsMap()) {
+      r_.Error(value, "classes must be a mapping from a category or risk to a rule");
+      return;
+    }
+    const std::span<const std::string_view> names = ClassNames();
+    r_.ForEachKey(value, "classes", [&](const std::string& name, const YAML::Node& key_node,
+                                        const YAML::Node& entry) {
+      if (std::find(names.begin(), names.end(), name) == names.end()) {
+        r_.Error(key_node, "classes: \"" + name +
+                               "\" is not a category (Read, Write, Execute, Financial, "
+                               "Destructive) or a risk (Low, Medium, High, Critical)" +
+                               DidYouMean(name, {names.begin(), names.end()}));
+        return;
+      }
+      ToolRule rule{NamePattern(name, NamePattern::Kind::kLiteral)};
+      rule.name = "classes." + name;
+      if (!CompileEntry(entry, rule)) return;
+      policy.classes.emplace(name, std::move(rule));
+    });
+  }
+
+  // A tool entry's body into `rule` (whose name says where it is). False when the entry is
+  // left out: invalid, or `mode: shadow` outside the shadow view.
+  bool CompileEntry(const YAML::Node& entry, ToolRule& rule) {
+    const std::string& where = rule.name;
+    if (entry.IsNull()) return true;  // `tool:` with nothing after it in YAML reads as {}.
+    if (!entry.IsMap()) {
+      r_.Error(entry, where + " must be a mapping ({} allows the tool)");
+      return false;
+    }
+    bool shadow = false;
+    YAML::Node require(YAML::NodeType::Undefined), deny_if(YAML::NodeType::Undefined);
+    r_.ForEachKey(entry, where, [&](const std::string& key, const YAML::Node& k,
+                                    const YAML::Node& v) {
+      if (key == "action") {
+        std::string a;
+        if (!r_.ReadString(v, where + ".action", a)) return;
+        if (a == "allow") {
+          rule.action = Action::kAllow;
+        } else if (a == "deny") {
+          rule.action = Action::kDeny;
+        } else if (a == "require_approval") {
+          rule.action = Action::kRequireApproval;
+        } else {
+          r_.Error(v, where + ".action must be allow, deny or require_approval, not \"" + a +
+                          "\"" + DidYouMean(a, {"allow", "deny", "require_approval"}));
+        }
+      } else if (key == "reason") {
+        r_.ReadString(v, where + ".reason", rule.reason);
+      } else if (key == "mode") {
+        shadow = r_.ReadShadowMode(v, where);
+      } else if (key == "require") {
+        require = v;
+      } else if (key == "deny_if") {
+        deny_if = v;
+      } else if (key == "limits") {
+        CompileLimits(v, where, rule);
+      } else if (key == "approval_timeout") {
+        std::string text;
+        if (!r_.ReadString(v, where + ".approval_timeout", text)) return;
+        auto ms = ParseDurationMs(text);
+        if (!ms) {
+          r_.Error(v, where + ".approval_timeout: " + ms.error().message());
+        } else {
+          rule.approval_timeout_ms = *ms;
+        }
+      } else if (key == "_about") {
+        // Documentation written by scaffolds: accepted and ignored.
+      } else {
+        r_.Error(k, where + ": unknown key \"" + key + "\"" +
+                        DidYouMean(key, {"action", "reason", "mode", "require", "deny_if", "limits",
+                                         "approval_timeout"}));
+      }
+    });
+    // Checks run require-first whatever the key order in the file.
+    if (require) CompileChecks(require, where, "require", rule.reason, rule);
+    if (deny_if) CompileChecks(deny_if, where, "deny_if", rule.reason, rule);
+    return Keep(shadow);
   }
 
   void CompileChecks(const YAML::Node& list, const std::string& where, const std::string& key,
@@ -306,8 +371,9 @@ class NativeCompiler {
     }
     for (size_t i = 0; i < list.size(); ++i) {
       const std::string name = where + "." + key + "[" + std::to_string(i) + "]";
-      auto c = r_.ReadCondition(list[i], name);
-      if (!c) continue;
+      bool shadow = false;
+      auto c = r_.ReadCondition(list[i], name, &shadow);
+      if (!c || !Keep(shadow)) continue;
       rule.checks.push_back(Check{key == "require" ? Check::Kind::kRequire : Check::Kind::kDenyIf,
                                   std::move(*c), name, reason});
     }
@@ -328,10 +394,12 @@ class NativeCompiler {
       Limit limit;
       limit.rule = name;
       bool ok = true, have_counter = false, have_window = false, have_max = false;
-      bool have_increment = false;
+      bool have_increment = false, shadow = false;
       r_.ForEachKey(node, name, [&](const std::string& key, const YAML::Node& k,
                                     const YAML::Node& v) {
-        if (key == "counter") {
+        if (key == "mode") {
+          shadow = r_.ReadShadowMode(v, name);
+        } else if (key == "counter") {
           have_counter = r_.ReadString(v, name + ".counter", limit.counter);
           if (have_counter && limit.counter.empty()) {
             r_.Error(v, name + ".counter must not be empty");
@@ -388,7 +456,7 @@ class NativeCompiler {
         } else {
           r_.Error(k, name + ": unknown key \"" + key + "\"" +
                           DidYouMean(key, {"counter", "window", "max", "scope", "increment",
-                                           "increment_from", "refund_on_error"}));
+                                           "increment_from", "refund_on_error", "mode"}));
           ok = false;
         }
       });
@@ -399,11 +467,15 @@ class NativeCompiler {
         r_.Error(node, name + ": use increment or increment_from, not both");
         ok = false;
       }
-      if (ok && have_counter && have_window && have_max) rule.limits.push_back(std::move(limit));
+      if (ok && have_counter && have_window && have_max && Keep(shadow)) {
+        rule.limits.push_back(std::move(limit));
+      }
     }
   }
 
   Reader& r_;
+  const bool shadow_view_;
+  bool saw_shadow_ = false;
 };
 
 // ---------------------------------------------------------------- Intercept's format
@@ -769,13 +841,22 @@ CompileResult CompilePolicy(std::string_view text, std::string_view file_name, F
   const YAML::Node& root = *parsed;
   Reader reader(out.diagnostics);
   std::shared_ptr<Policy> policy;
+  std::shared_ptr<Policy> shadow;  // the would-be policy, when the file marks parts shadow
   switch (ChooseShape(root, reader)) {
     case Shape::kIntercept:
       policy = InterceptCompiler(reader).Compile(root, file_name);
       break;
-    case Shape::kNative:
-      policy = NativeCompiler(reader).Compile(root, file_name);
+    case Shape::kNative: {
+      NativeCompiler enforcing(reader, /*shadow_view=*/false);
+      policy = enforcing.Compile(root, file_name);
+      if (enforcing.saw_shadow() && out.diagnostics.empty()) {
+        // The same text again, its shadow parts kept; it raised no problem the first did not.
+        std::vector<Diagnostic> again;
+        Reader shadow_reader(again);
+        shadow = NativeCompiler(shadow_reader, /*shadow_view=*/true).Compile(root, file_name);
+      }
       break;
+    }
     case Shape::kMixed:
       policy = std::make_shared<Policy>();  // the diagnostic says why
       break;
@@ -785,10 +866,18 @@ CompileResult CompilePolicy(std::string_view text, std::string_view file_name, F
                      return std::tie(a.line, a.column) < std::tie(b.line, b.column);
                    });
   if (out.diagnostics.empty()) {
-    policy->version = PolicyVersion(text);
-    for (auto& [name, rule] : policy->exact) GroupRegexes(rule);
-    for (auto& rule : policy->globs) GroupRegexes(rule);
-    GroupRegexes(policy->all_tools);
+    auto finish = [&](Policy& p) {
+      p.version = PolicyVersion(text);
+      for (auto& [name, rule] : p.exact) GroupRegexes(rule);
+      for (auto& rule : p.globs) GroupRegexes(rule);
+      for (auto& [name, rule] : p.classes) GroupRegexes(rule);
+      GroupRegexes(p.all_tools);
+    };
+    finish(*policy);
+    if (shadow) {
+      finish(*shadow);
+      policy->shadow = std::move(shadow);
+    }
     out.policy = std::move(policy);
   }
   return out;

@@ -276,10 +276,22 @@ bool Policy::IsHidden(std::string_view tool) const {
                      [&](const NamePattern& p) { return p.Matches(tool); });
 }
 
-const ToolRule* Policy::Match(std::string_view tool) const {
+std::span<const std::string_view> ClassNames() {
+  static constexpr std::string_view kNames[] = {"Read", "Write",  "Execute", "Financial", "Destructive",
+                                                "Low",  "Medium", "High",    "Critical"};
+  return kNames;
+}
+
+const ToolRule* Policy::Match(std::string_view tool, const ToolClass& cls) const {
   if (auto it = exact.find(std::string(tool)); it != exact.end()) return &it->second;
   for (const ToolRule& rule : globs) {
     if (rule.pattern.Matches(tool)) return &rule;
+  }
+  if (!classes.empty()) {
+    for (std::string_view c : {cls.category, cls.risk}) {
+      if (c.empty()) continue;
+      if (auto it = classes.find(std::string(c)); it != classes.end()) return &it->second;
+    }
   }
   return nullptr;
 }
@@ -291,18 +303,19 @@ std::vector<const Limit*> Policy::AllLimits() const {
   };
   for (const auto& [name, rule] : exact) add(rule);
   for (const auto& rule : globs) add(rule);
+  for (const auto& [name, rule] : classes) add(rule);
   add(all_tools);
   return out;
 }
 
 Decision Evaluate(const Policy& policy, const mcp::ToolCall& call, const Identity& /*identity*/,
-                  int64_t now_ms) {
+                  int64_t now_ms, const ToolClass& cls) {
   if (policy.IsHidden(call.name)) {
     return Deny("hide", policy.format == Format::kIntercept
                             ? "Tool \"" + call.name + "\" is hidden by policy"
                             : "Tool \"" + call.name + "\" is not available");
   }
-  const ToolRule* rule = policy.Match(call.name);
+  const ToolRule* rule = policy.Match(call.name, cls);
   if (!rule && policy.default_action == DefaultAction::kDeny) {
     return Deny("default", "Tool \"" + call.name + "\" is not allowed by policy (default: deny)");
   }
@@ -372,9 +385,9 @@ std::string_view StanceName(Stance s) {
   return "?";
 }
 
-ToolStance StanceOf(const Policy& policy, std::string_view tool) {
+ToolStance StanceOf(const Policy& policy, std::string_view tool, const ToolClass& cls) {
   if (policy.IsHidden(tool)) return {Stance::kHidden, "hide"};
-  const ToolRule* rule = policy.Match(tool);
+  const ToolRule* rule = policy.Match(tool, cls);
   if (!rule) {
     if (policy.default_action == DefaultAction::kDeny) return {Stance::kDeny, "default"};
   } else {
@@ -391,6 +404,25 @@ ToolStance StanceOf(const Policy& policy, std::string_view tool) {
     return {Stance::kLimited, name};
   }
   return {Stance::kAllow, name};
+}
+
+std::vector<const ArgPath*> ArgumentsRead(const Policy& policy, std::string_view tool,
+                                          const ToolClass& cls) {
+  std::vector<const ArgPath*> out;
+  if (policy.IsHidden(tool)) return out;
+  const ToolRule* rule = policy.Match(tool, cls);
+  if (!rule && policy.default_action == DefaultAction::kDeny) return out;
+  if (rule && rule->action == Action::kDeny) return out;
+  for (const ToolRule* r : {rule, &policy.all_tools}) {
+    if (!r) continue;
+    for (const Check& c : r->checks) {
+      if (c.condition) out.push_back(&c.condition->path);
+    }
+    for (const Limit& l : r->limits) {
+      if (l.increment_from) out.push_back(&*l.increment_from);
+    }
+  }
+  return out;
 }
 
 std::shared_ptr<const Policy> AllowAllPolicy() {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -111,6 +112,17 @@ struct ToolRule {
 // Groups a rule's regex conditions by path (two or more on one path) into RegexGroups.
 void GroupRegexes(ToolRule& rule);
 
+// What the classifier (catalog::Classify, the one `scan` uses) says a tool is: its category
+// (Read, Write, Execute, Financial, Destructive) and risk (Low, Medium, High, Critical). Empty
+// when unknown — the tool's definition was never listed, or a replayed record predates it.
+struct ToolClass {
+  std::string_view category;
+  std::string_view risk;
+};
+
+// The names `classes:` may use: the classifier's categories, then its risks.
+std::span<const std::string_view> ClassNames();
+
 struct Policy {
   std::string source;   // file name, for messages
   std::string version;  // digest of the file's text (first 16 hex of SHA-256), for the audit
@@ -119,12 +131,24 @@ struct Policy {
   std::vector<NamePattern> hide;
   std::unordered_map<std::string, ToolRule> exact;  // keyed by tool name
   std::vector<ToolRule> globs;                      // longest pattern first
+  // Class selectors (`classes:`), keyed by a category ("Destructive") or a risk ("High"): the
+  // rule of a tool no exact name or glob names; a category before a risk.
+  std::unordered_map<std::string, ToolRule> classes;
   ToolRule all_tools{NamePattern("*")};             // applies to every call of a listed tool
+
+  // `mode: shadow` at the top of the file: the whole file is a candidate that decides nothing.
+  // It may only be a server's `policy_shadow`.
+  bool shadow_only = false;
+  // The would-be policy evaluated beside this one on every call, its decision recorded and
+  // never enforced: this file with its `mode: shadow` parts enforcing. Null when the file has
+  // none (a server's `policy_shadow` file is attached by the gateway instead).
+  std::shared_ptr<const Policy> shadow;
 
   // True if the tool is hidden: removed from tools/list and denied when called.
   bool IsHidden(std::string_view tool) const;
-  // The rule that governs `tool` (exact beats glob, longer glob beats shorter), or nullptr.
-  const ToolRule* Match(std::string_view tool) const;
+  // The rule that governs `tool`: exact beats glob, longer glob beats shorter, then the class
+  // selectors — the tool's category, then its risk —; nullptr when none does (`default`).
+  const ToolRule* Match(std::string_view tool, const ToolClass& cls = {}) const;
   // Every limit in the policy (for explain and validation).
   std::vector<const Limit*> AllLimits() const;
 };
@@ -164,8 +188,9 @@ struct Decision {
 // Decides one call at time `now_ms`. Order (PRODUCT.md §2): hidden → default deny for unlisted
 // tools → the tool's checks (action deny, require, deny_if) → all_tools checks → limits (planned
 // here, charged by the caller) → approval.
+// `cls` is what the classifier says of the tool, for `classes:` selectors.
 Decision Evaluate(const Policy& policy, const mcp::ToolCall& call, const Identity& identity,
-                  int64_t now_ms);
+                  int64_t now_ms, const ToolClass& cls = {});
 
 // The denial for a limit that is full: names the limit and when it resets.
 Decision LimitDenial(const PlannedCharge& charge, int64_t current, int64_t now_ms);
@@ -177,7 +202,13 @@ struct ToolStance {
   Stance stance;
   std::string_view rule;
 };
-ToolStance StanceOf(const Policy& policy, std::string_view tool);
+ToolStance StanceOf(const Policy& policy, std::string_view tool, const ToolClass& cls = {});
+
+// The argument paths the decision of a call to `tool` reads (its rule's and all_tools'
+// conditions, and the amounts of spend caps); empty when the decision does not depend on the
+// arguments (a hidden or denied tool, an unlisted one under default: deny, plain limits).
+std::vector<const ArgPath*> ArgumentsRead(const Policy& policy, std::string_view tool,
+                                          const ToolClass& cls = {});
 
 // A policy that allows everything; used when no policy file is given.
 std::shared_ptr<const Policy> AllowAllPolicy();

@@ -250,3 +250,100 @@ TEST(EvaluateTest, GroupedRegexesDecideExactlyLikeSeparateOnes) {
 
 }  // namespace
 }  // namespace tw::policy
+
+namespace tw::policy {
+namespace {
+
+constexpr std::string_view kShadowParts = R"(
+version: "1"
+default: allow
+tools:
+  drop_table: {action: deny, mode: shadow, reason: "Dropping tables needs a ticket"}
+  query:
+    deny_if:
+      - {path: args.sql, op: regex, value: "(?i)delete", mode: shadow}
+      - {path: args.sql, op: regex, value: "(?i)truncate"}
+    limits:
+      - {counter: q, window: minute, max: 2, mode: shadow}
+)";
+
+TEST(ShadowTest, ShadowPartsDecideOnlyInTheWouldBePolicy) {
+  auto p = Load(kShadowParts, FileFormat::kYaml);
+  ASSERT_TRUE(p && p->shadow);
+  EXPECT_FALSE(p->shadow_only);
+  // Enforcing: the shadow entry, condition and limit are not there.
+  EXPECT_EQ(Decide(*p, "drop_table").verdict, Verdict::kAllow);
+  EXPECT_EQ(Decide(*p, "query", R"({"sql":"DELETE FROM t"})").verdict, Verdict::kAllow);
+  EXPECT_EQ(Decide(*p, "query", R"({"sql":"truncate t"})").rule, "tools.query.deny_if[1]");
+  EXPECT_TRUE(Decide(*p, "query", R"({"sql":"select 1"})").charges.empty());
+  // Would-be: they decide, under the same rule names.
+  const Policy& s = *p->shadow;
+  Decision drop = Decide(s, "drop_table");
+  EXPECT_EQ(drop.verdict, Verdict::kDeny);
+  EXPECT_EQ(drop.reason, "Dropping tables needs a ticket");
+  EXPECT_EQ(Decide(s, "query", R"({"sql":"DELETE FROM t"})").rule, "tools.query.deny_if[0]");
+  EXPECT_EQ(Decide(s, "query", R"({"sql":"select 1"})").charges.size(), 1u);
+  EXPECT_EQ(s.version, p->version);
+}
+
+TEST(ShadowTest, AWholeFileInShadowModeDecidesNothingAndBadModesArePlaced) {
+  auto whole = Load("version: \"1\"\ndefault: deny\nmode: shadow\n", FileFormat::kYaml);
+  ASSERT_TRUE(whole);
+  EXPECT_TRUE(whole->shadow_only);
+  EXPECT_FALSE(Load(kShadowParts, FileFormat::kYaml)->shadow->shadow);
+  CompileResult bad = CompilePolicy("version: \"1\"\ndefault: allow\ntools:\n  a: {mode: shadw}\n",
+                                    "p.yaml", FileFormat::kYaml);
+  ASSERT_EQ(bad.diagnostics.size(), 1u);
+  EXPECT_EQ(bad.diagnostics[0].line, 4);
+  EXPECT_NE(bad.diagnostics[0].message.find("tools.a.mode must be enforce or shadow, not \"shadw\""),
+            std::string::npos);
+  EXPECT_NE(bad.diagnostics[0].message.find("did you mean \"shadow\""), std::string::npos);
+  // Without shadow parts there is no would-be policy to evaluate.
+  EXPECT_FALSE(Load(R"({"version":"1","default":"allow"})")->shadow);
+}
+
+constexpr std::string_view kClasses = R"(
+version: "1"
+default: allow
+tools:
+  delete_draft: {}
+  "purge_*": {action: deny, reason: "never"}
+classes:
+  Destructive: {action: require_approval, approval_timeout: 10m}
+  Financial: {limits: [{counter: money, window: day, max: 3}]}
+  Critical: {action: deny}
+)";
+
+TEST(ClassesTest, ExactBeatsGlobBeatsCategoryBeatsRiskBeatsDefault) {
+  auto p = Load(kClasses, FileFormat::kYaml);
+  ASSERT_TRUE(p);
+  auto decide = [&](const std::string& tool, ToolClass cls) {
+    return Evaluate(*p, mcp::ToolCall{tool, {}}, Identity{}, kNow, cls);
+  };
+  const ToolClass destructive{"Destructive", "Critical"};
+  EXPECT_EQ(decide("delete_draft", destructive).rule, "tools.delete_draft") << "exact name first";
+  EXPECT_EQ(decide("purge_all", destructive).rule, "tools.purge_*") << "then globs";
+  Decision held = decide("drop_db", destructive);
+  EXPECT_EQ(held.rule, "classes.Destructive") << "then the category, before the risk";
+  EXPECT_EQ(held.approval_timeout_ms, 10 * 60'000);
+  EXPECT_EQ(decide("wire", {"Financial", "High"}).charges.size(), 1u);
+  EXPECT_EQ(decide("exec", {"Execute", "Critical"}).rule, "classes.Critical") << "then the risk";
+  Decision read = decide("list", {"Read", "Low"});
+  EXPECT_EQ(read.rule, "default");
+  EXPECT_EQ(read.verdict, Verdict::kAllow);
+  EXPECT_EQ(decide("drop_db", {}).rule, "default") << "an unclassified tool: no class applies";
+  EXPECT_EQ(StanceOf(*p, "drop_db", destructive).stance, Stance::kApproval);
+  EXPECT_EQ(p->AllLimits().size(), 1u);
+}
+
+TEST(ClassesTest, OnlyTheClassifiersNamesAreClasses) {
+  CompileResult bad = CompilePolicy("version: \"1\"\ndefault: allow\nclasses:\n  Destructve: {action: deny}\n",
+                                    "p.yaml", FileFormat::kYaml);
+  ASSERT_EQ(bad.diagnostics.size(), 1u);
+  EXPECT_EQ(bad.diagnostics[0].line, 4);
+  EXPECT_NE(bad.diagnostics[0].message.find("is not a category"), std::string::npos);
+  EXPECT_NE(bad.diagnostics[0].message.find("did you mean \"Destructive\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tw::policy

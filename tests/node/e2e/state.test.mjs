@@ -50,14 +50,14 @@ describe('state file', () => {
     await client.close();
 
     const live = info('-c', config);
-    assert.equal(live.schema_version, 1);
-    assert.equal(live.supported_schema_version, 1);
+    assert.equal(live.schema_version, 2);
+    assert.equal(live.supported_schema_version, 2);
     assert.equal(live.rows.grants, 1);
 
     const backup = path.join(tmp, 'backup.db');
     const b = cli('state', 'backup', '-c', config, backup);
     assert.equal(b.status, 0, b.stderr);
-    assert.match(b.stdout, /backed up .*state\.db to .*backup\.db \(schema version 1, \d+ rows/);
+    assert.match(b.stdout, /backed up .*state\.db to .*backup\.db \(schema version 2, \d+ rows/);
     assert.equal(info('--state', `sqlite:${backup}`).rows.grants, 1);
     // As private as the state file, whatever the umask.
     fs.chmodSync(statePath, 0o600);
@@ -101,7 +101,7 @@ describe('state file', () => {
 
     const serve = cli('serve', '-c', config, '--state', `sqlite:${newer}`);
     assert.notEqual(serve.status, 0);
-    assert.match(serve.stderr, /newer\.db was written by a newer toolwarden \(state schema version 7; this toolwarden knows up to 1\)/);
+    assert.match(serve.stderr, /newer\.db was written by a newer toolwarden \(state schema version 7; this toolwarden knows up to 2\)/);
     const grants = cli('grants', 'list', '--state', `sqlite:${newer}`);
     assert.notEqual(grants.status, 0);
     assert.match(grants.stderr, /written by a newer toolwarden/);
@@ -119,9 +119,20 @@ describe('state file', () => {
     const list = cli('approvals', 'list', '--state', `sqlite:${old}`, '--json');
     assert.equal(list.status, 0, list.stderr);
     assert.equal(JSON.parse(list.stdout.trim()).id, 'ap_old');
-    assert.equal(info('--state', `sqlite:${old}`).schema_version, 1);
+    assert.equal(info('--state', `sqlite:${old}`).schema_version, 2);
     assert.equal(sqlite(old, "SELECT count(*) FROM pragma_table_info('approvals') WHERE name='owner'"), '1');
     assert.equal(sqlite(`${old}.schema-v0.bak`, 'PRAGMA user_version'), '0');
+  });
+
+  it('upgrades a version 1 audit to record shadow decisions and classes, keeping its records', () => {
+    const v1 = path.join(tmp, 'v1.db');
+    sqlite(v1, "CREATE TABLE audit(id TEXT NOT NULL, ts_ms INTEGER NOT NULL, grant_name TEXT NOT NULL, session TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL, decision TEXT NOT NULL, rule TEXT NOT NULL, reason TEXT NOT NULL, arg_keys TEXT NOT NULL, args_digest TEXT NOT NULL, args TEXT, policy_version TEXT NOT NULL, outcome TEXT NOT NULL, latency_ms INTEGER NOT NULL); INSERT INTO audit VALUES('r1',1,'ci','s','db','query','allow','tools.query','','[\"sql\"]','d','{\"sql\":\"select 1\"}','v','ok',1); PRAGMA user_version=1;");
+    const records = cli('audit', '--state', `sqlite:${v1}`, '--json');
+    assert.equal(records.status, 0, records.stderr);
+    assert.deepEqual(JSON.parse(records.stdout.trim()).args, { sql: 'select 1' });
+    assert.equal(info('--state', `sqlite:${v1}`).schema_version, 2);
+    assert.equal(sqlite(v1, "SELECT count(*) FROM pragma_table_info('audit') WHERE name IN ('shadow','tool_class')"), '2');
+    assert.equal(sqlite(`${v1}.schema-v1.bak`, 'PRAGMA user_version'), '1');
   });
 
   it('says what it cannot do for a state that is not a file, and for a file that is not a backup', () => {

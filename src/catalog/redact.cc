@@ -1,0 +1,122 @@
+#include "catalog/redact.h"
+
+#include <algorithm>
+
+#include "catalog/classify.h"
+
+namespace tw::catalog {
+
+namespace json = boost::json;
+
+namespace {
+constexpr std::string_view kRedactedValue = "[redacted]";  // audit::kRedacted
+}  // namespace
+
+std::optional<ArgumentsKept> ParseArgumentsKept(std::string_view text) {
+  if (text == "none") return ArgumentsKept::kNone;
+  if (text == "redacted") return ArgumentsKept::kRedacted;
+  if (text == "full") return ArgumentsKept::kFull;
+  return std::nullopt;
+}
+
+std::string_view ArgumentsKeptName(ArgumentsKept kept) {
+  switch (kept) {
+    case ArgumentsKept::kNone:
+      return "none";
+    case ArgumentsKept::kRedacted:
+      return "redacted";
+    case ArgumentsKept::kFull:
+      return "full";
+  }
+  return "none";
+}
+
+bool IsSensitiveName(std::string_view key) {
+  static constexpr std::string_view kWords[] = {
+      "password", "passwords", "passwd",     "passphrase", "pwd",         "secret",
+      "secrets",  "token",     "apikey",     "apikeys",    "credential",  "credentials",
+      "authorization", "auth", "cookie",     "cookies",    "privatekey",  "ssn",
+      "otp",      "pin",       "cvv",        "cvc"};
+  const std::vector<std::string> words = NameWords(key);
+  for (size_t i = 0; i < words.size(); ++i) {
+    const std::string& w = words[i];
+    if (std::find(std::begin(kWords), std::end(kWords), w) != std::end(kWords)) return true;
+    // Two words that name one secret: "api key", "private key", "access key", "client secret".
+    if (w == "key" && i > 0 &&
+        (words[i - 1] == "api" || words[i - 1] == "private" || words[i - 1] == "access" ||
+         words[i - 1] == "secret" || words[i - 1] == "signing")) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Result<ArgumentRedactor> ArgumentRedactor::Make(ArgumentsKept kept,
+                                                const std::vector<std::string>& paths) {
+  ArgumentRedactor r;
+  r.kept_ = kept;
+  for (const std::string& text : paths) {
+    std::vector<std::string> segments;
+    size_t start = 0;
+    for (;;) {
+      const size_t dot = text.find('.', start);
+      segments.push_back(text.substr(start, dot == std::string::npos ? dot : dot - start));
+      if (dot == std::string::npos) break;
+      start = dot + 1;
+    }
+    const bool empty_segment = std::any_of(segments.begin(), segments.end(),
+                                           [](const std::string& s) { return s.empty(); });
+    if (segments.size() < 2 || segments.front() != "args" || empty_segment) {
+      return Fail(Error::InvalidArgument("\"" + text +
+                                         "\" is not an argument path (examples: args.password, "
+                                         "args.*.token)"));
+    }
+    segments.erase(segments.begin());
+    r.paths_.push_back(std::move(segments));
+  }
+  return r;
+}
+
+std::optional<json::value> ArgumentRedactor::Keep(const json::object& args) const {
+  if (kept_ == ArgumentsKept::kNone) return std::nullopt;
+  json::object copy = args;
+  if (kept_ == ArgumentsKept::kRedacted) {
+    std::vector<std::string_view> path;
+    Redact(copy, path);
+  }
+  return json::value(std::move(copy));
+}
+
+bool ArgumentRedactor::PathListed(const std::vector<std::string_view>& path) const {
+  return std::any_of(paths_.begin(), paths_.end(), [&](const std::vector<std::string>& p) {
+    if (p.size() != path.size()) return false;
+    for (size_t i = 0; i < p.size(); ++i) {
+      if (p[i] != "*" && p[i] != path[i]) return false;
+    }
+    return true;
+  });
+}
+
+void ArgumentRedactor::Redact(json::object& o, std::vector<std::string_view>& path) const {
+  for (auto& [key, value] : o) {
+    path.push_back(std::string_view(key.data(), key.size()));
+    if (IsSensitiveName(path.back()) || PathListed(path)) {
+      value = json::string(kRedactedValue);
+    } else {
+      // Objects, and objects inside arrays (on the array's path), are walked.
+      std::vector<json::value*> pending{&value};
+      while (!pending.empty()) {
+        json::value* v = pending.back();
+        pending.pop_back();
+        if (v->is_object()) {
+          Redact(v->get_object(), path);
+        } else if (v->is_array()) {
+          for (json::value& e : v->get_array()) pending.push_back(&e);
+        }
+      }
+    }
+    path.pop_back();
+  }
+}
+
+}  // namespace tw::catalog

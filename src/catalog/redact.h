@@ -1,0 +1,51 @@
+// What the audit keeps of a call's argument values (`audit.arguments`), and the redaction of
+// the values it must not keep.
+//
+// `redacted` keeps every value but those of sensitive keys — a key whose words name a secret
+// (password, token, secret, api key, credential, authorization, cookie, private key…, the
+// classifier's own secret vocabulary) at any depth — and of the paths the configuration names
+// (`audit.redact`), each replaced by audit::kRedacted. Keys are kept, so replay can tell a
+// value it cannot see from one that was never sent. Pure.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "common/result.h"
+
+namespace tw::catalog {
+
+enum class ArgumentsKept { kNone, kRedacted, kFull };
+
+// "none" | "redacted" | "full".
+std::optional<ArgumentsKept> ParseArgumentsKept(std::string_view text);
+std::string_view ArgumentsKeptName(ArgumentsKept kept);
+
+// True if an argument named `key` holds a secret by its words ("api_key", "clientSecret",
+// "Authorization", "db_password"; not "max_tokens" or "keyword").
+bool IsSensitiveName(std::string_view key);
+
+class ArgumentRedactor {
+ public:
+  ArgumentRedactor() = default;
+  // `paths`: "args.a.b", with `*` for any one key ("args.*.token"); an array's elements are
+  // on their array's path. InvalidArgument names a path that is not one.
+  static Result<ArgumentRedactor> Make(ArgumentsKept kept, const std::vector<std::string>& paths);
+
+  ArgumentsKept kept() const { return kept_; }
+  // What the audit record keeps of `args`: nothing, the redacted copy, or all of it.
+  std::optional<boost::json::value> Keep(const boost::json::object& args) const;
+
+ private:
+  void Redact(boost::json::object& o, std::vector<std::string_view>& path) const;
+  bool PathListed(const std::vector<std::string_view>& path) const;
+
+  ArgumentsKept kept_ = ArgumentsKept::kNone;
+  std::vector<std::vector<std::string>> paths_;  // segments after "args"
+};
+
+}  // namespace tw::catalog

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <set>
+#include <variant>
 
 #include "catalog/classify.h"
 #include "common/log.h"
@@ -35,6 +36,14 @@ std::optional<ApiRoute> ParseTarget(const std::string& target) {
   for (auto p : url->params()) r.query[std::string(p.key)] = std::string(p.value);
   return r;
 }
+
+std::string_view DecisionName(const policy::Decision& d) {
+  return d.verdict != policy::Verdict::kAllow ? "deny" : d.approval_timeout_ms ? "approval" : "allow";
+}
+
+// The most records one replay from the console reads: about half a second of the home loop
+// (docs/benchmarks.md, "Replay"); the CLI reads any number.
+constexpr int64_t kConsoleReplayRecords = 250'000;
 
 std::string Str(const json::object& o, std::string_view key) {
   const json::value* v = o.if_contains(key);
@@ -246,6 +255,9 @@ const std::vector<Api::Route>& Api::Routes() {
       {"GET", {"policies"}, &Api::ListPolicies},
       {"POST", {"policies", "validate"}, &Api::Validate},
       {"POST", {"explain"}, &Api::Explain},
+      {"POST", {"replay"}, &Api::ReplayDraft},
+      {"PUT", {"servers", ":server", "shadow"}, &Api::SetShadow},
+      {"DELETE", {"servers", ":server", "shadow"}, &Api::StopShadow},
       {"POST", {"reload"}, &Api::Reload},
   };
   return kRoutes;
@@ -290,6 +302,7 @@ Response Api::ListServers(const Call&) {
                                {"target", s.target},     {"isolation", s.isolation},
                                {"policy", s.policy},     {"policy_version", s.policy_version},
                                {"pins", s.pins},         {"state", s.state},
+                               {"shadow_policy", s.shadow_policy}, {"shadow_draft", s.shadow_draft},
                                {"last_error", s.last_error}, {"changed_ms", s.changed_ms}});
   }
   return Json(200, json::object{{"servers", std::move(out)}});
@@ -309,16 +322,19 @@ Response Api::ServerTools(const Call& c) {
                    {"definition", def},
                    {"pinned_ms", pin.pinned_ms},
                    {"changed", pin.pending_hash.has_value()}};
-    if (policy) {
-      const policy::ToolStance stance = policy::StanceOf(*policy, pin.tool);
-      t["decision"] = policy::StanceName(stance.stance);
-      t["rule"] = stance.rule;
-    }
     const json::value& source = pin.pending_definition ? json::parse(*pin.pending_definition, ec) : def;
+    policy::ToolClass cls;
     if (source.is_object()) {
       const catalog::Classification cl = catalog::Classify(source.get_object());
-      t["category"] = catalog::CategoryName(cl.category);
-      t["risk"] = catalog::RiskName(cl.risk);
+      cls = {catalog::CategoryName(cl.category), catalog::RiskName(cl.risk)};
+      t["category"] = cls.category;
+      t["risk"] = cls.risk;
+    }
+    if (policy) {
+      const policy::ToolStance stance = policy::StanceOf(*policy, pin.tool, cls);
+      t["decision"] = policy::StanceName(stance.stance);
+      t["rule"] = stance.rule;
+      t["selector"] = policy::SelectorOf(*policy, pin.tool, cls);
     }
     if (pin.pending_definition) {
       t["pending_definition"] = json::parse(*pin.pending_definition, ec);
@@ -779,8 +795,17 @@ Response Api::Explain(const Call& call) {
     policy = backend_.PolicyOf(server);
   }
   if (!policy) return Err(404, "not_found", "no policy for \"" + server + "\"");
+  // The tool's class (what the server's tools listing shows: "Destructive/High"), for classes:.
+  const std::string cls_text = Str(body, "class");
+  policy::ToolClass cls;
+  if (!cls_text.empty()) {
+    const size_t slash = cls_text.find('/');
+    cls.category = std::string_view(cls_text).substr(0, slash);
+    if (slash != std::string::npos) cls.risk = std::string_view(cls_text).substr(slash + 1);
+  }
   const policy::Identity identity{grant, "(explain)", {}};
-  policy::Decision d = policy::Evaluate(*policy, mcp::ToolCall{tool, args}, identity, now);
+  const mcp::ToolCall tool_call{tool, args};
+  policy::Decision d = policy::Evaluate(*policy, tool_call, identity, now, cls);
   json::array limits;
   std::optional<policy::Decision> limited;
   for (const policy::PlannedCharge& c : d.charges) {
@@ -797,15 +822,87 @@ Response Api::Explain(const Call& call) {
     limits.push_back(std::move(row));
   }
   if (limited) d = *limited;
-  const char* decision = d.verdict != policy::Verdict::kAllow ? "deny"
-                         : d.approval_timeout_ms             ? "approval"
-                                                             : "allow";
+  const std::string_view decision = DecisionName(d);
   json::object out{{"decision", decision}, {"rule", d.rule}, {"reason", d.reason},
+                   {"selector", policy::SelectorOf(*policy, tool, cls)},
                    {"limits", std::move(limits)}, {"policy_version", policy->version}};
   if (d.approval_timeout_ms && d.verdict == policy::Verdict::kAllow) {
     out["approval_timeout_ms"] = *d.approval_timeout_ms;
   }
+  if (policy->shadow) {
+    const policy::Decision s = policy::Evaluate(*policy->shadow, tool_call, identity, now, cls);
+    out["shadow"] = json::object{{"decision", DecisionName(s)}, {"rule", s.rule}, {"reason", s.reason}};
+  }
   return Json(200, std::move(out));
+}
+
+namespace {
+
+// A draft from the builder compiled as the shadow it would be (its `mode: shadow` parts
+// enforcing), or the 422 that says why it cannot be.
+std::variant<std::shared_ptr<const policy::Policy>, Response> CompileDraft(const json::object& body,
+                                                                          const std::string& path) {
+  const json::value* text = body.if_contains("text");
+  if (!text || !text->is_string()) return Err(400, "bad_request", "text (the draft policy) is required");
+  const auto format = Str(body, "format") == "json" ||
+                              (Str(body, "format").empty() && policy::FormatFromName(path) == policy::FileFormat::kJson)
+                          ? policy::FileFormat::kJson
+                          : policy::FileFormat::kYaml;
+  auto compiled = policy::CompilePolicy(text->get_string(), path.empty() ? "draft" : path, format);
+  if (!compiled.policy) {
+    return Json(422, json::object{{"error", json::object{{"code", "invalid_policy"},
+                                                         {"message", "the draft policy is not valid"},
+                                                         {"diagnostics", DiagnosticsJson(compiled.diagnostics)}}}});
+  }
+  std::shared_ptr<const policy::Policy> p = compiled.policy;
+  return p->shadow ? p->shadow : p;
+}
+
+}  // namespace
+
+Response Api::ReplayDraft(const Call& call) {
+  const json::object& body = call.body;
+  const std::string server = Str(body, "server");
+  if (server.empty()) return Err(400, "bad_request", "server is required");
+  const std::optional<ServerInfo> info = FindServer(server);
+  if (!info) return Err(404, "not_found", "no server named \"" + server + "\"");
+  auto draft = CompileDraft(body, info->policy);
+  if (auto* refused = std::get_if<Response>(&draft)) return std::move(*refused);
+  ReplayRequest r;
+  r.server = server;
+  r.grant = Str(body, "grant");
+  std::string since = Str(body, "since");
+  if (since.empty()) since = "24h";
+  auto ms = policy::ParseDurationMs(since);
+  if (!ms) return Err(400, "bad_request", "since: " + ms.error().message());
+  r.since_ms = call.now - *ms;
+  r.max_records = kConsoleReplayRecords;
+  auto report = backend_.Replay(*std::get<std::shared_ptr<const policy::Policy>>(draft), r);
+  if (!report) return Err(503, "unavailable", report.error().message());
+  return Json(200, std::move(*report));
+}
+
+Response Api::SetShadow(const Call& call) {
+  const std::optional<ServerInfo> info = FindServer(call.params[0]);
+  if (!info) return Err(404, "not_found", "no server named \"" + call.params[0] + "\"");
+  auto draft = CompileDraft(call.body, info->policy);
+  if (auto* refused = std::get_if<Response>(&draft)) return std::move(*refused);
+  const auto& p = std::get<std::shared_ptr<const policy::Policy>>(draft);
+  if (auto set = backend_.SetShadowDraft(info->name, p); !set) {
+    return Err(503, "unavailable", set.error().message());
+  }
+  Record(call.now, "policies.shadow", info->name, "draft " + p->version);
+  return Json(200, json::object{{"server", info->name}, {"shadow_draft", p->version}});
+}
+
+Response Api::StopShadow(const Call& call) {
+  const std::optional<ServerInfo> info = FindServer(call.params[0]);
+  if (!info) return Err(404, "not_found", "no server named \"" + call.params[0] + "\"");
+  if (auto set = backend_.SetShadowDraft(info->name, nullptr); !set) {
+    return Err(503, "unavailable", set.error().message());
+  }
+  Record(call.now, "policies.shadow_stop", info->name, info->shadow_draft);
+  return Json(200, json::object{{"server", info->name}, {"shadow_draft", ""}});
 }
 
 }  // namespace tw::admin

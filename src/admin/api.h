@@ -38,10 +38,21 @@ struct ServerInfo {
   std::string isolation;  // "shared" or "session" (stdio servers)
   std::string policy;     // the default policy file
   std::string policy_version;
-  std::string pins;       // enforce | warn | off
+  std::string pins;       // enforce | approval | warn | shadow | off
+  std::string shadow_policy;  // its policy_shadow file ("" for none)
+  std::string shadow_draft;   // the version of a draft tried live ("" for none)
   std::string state;      // "up", "down", or "idle" (not started: no session needed it yet)
   std::string last_error;
   int64_t changed_ms = 0;
+};
+
+// What POST /api/replay asks of the backend (app/replay.h).
+struct ReplayRequest {
+  std::string server;
+  std::string grant;  // "" for every grant
+  int64_t since_ms = 0;
+  int64_t until_ms = 0;
+  int64_t max_records = 0;  // stop after this many (0: no cap)
 };
 
 struct PolicyInfo {
@@ -85,6 +96,21 @@ class Backend {
   // rename; the file keeps its permissions), put in force before it returns.
   virtual Result<std::string> ReadPolicyFile(const std::string& path) = 0;
   virtual Result<bool> WritePolicyFile(const std::string& path, const std::string& text) = 0;
+  // What `candidate` would have decided of the server's recorded calls: the report as
+  // `toolwarden replay --json` prints it.
+  virtual Result<json::object> Replay(const policy::Policy& candidate, const ReplayRequest& request) {
+    (void)candidate;
+    (void)request;
+    return Fail(Error::Unavailable("replay is not available in this gateway"));
+  }
+  // Tries `draft` live as the server's shadow policy (evaluated on every call, recorded, never
+  // enforced) in place of its policy_shadow; null withdraws it. NotFound for an unknown server.
+  virtual Result<bool> SetShadowDraft(const std::string& server,
+                                      std::shared_ptr<const policy::Policy> draft) {
+    (void)server;
+    (void)draft;
+    return Fail(Error::Unavailable("shadow drafts are not available in this gateway"));
+  }
 };
 
 struct Request {
@@ -171,6 +197,9 @@ class Api {
   Response ListPolicies(const Call& c);
   Response Validate(const Call& c);
   Response Explain(const Call& c);
+  Response ReplayDraft(const Call& c);
+  Response SetShadow(const Call& c);
+  Response StopShadow(const Call& c);
   Response Reload(const Call& c);
 
   std::optional<ServerInfo> FindServer(const std::string& name);

@@ -197,6 +197,9 @@ int Main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
   explain->add_option("--tool", explain_options.tool, "Tool name")->required();
+  explain->add_option("--class", explain_options.cls,
+                      "The tool's class as scan shows it (Destructive, or Destructive/High), for "
+                      "classes: selectors");
   explain->add_option("--args", explain_options.args, "Arguments as a JSON object")
       ->capture_default_str();
   explain->add_option("--grant", explain_options.grant, "The grant calling")->capture_default_str();

@@ -138,6 +138,10 @@ class Gateway : public admin::Backend {
                               int64_t now_ms) override;
   Result<std::string> ReadPolicyFile(const std::string& path) override;
   Result<bool> WritePolicyFile(const std::string& path, const std::string& text) override;
+  Result<json::object> Replay(const policy::Policy& candidate,
+                              const admin::ReplayRequest& request) override;
+  Result<bool> SetShadowDraft(const std::string& server,
+                              std::shared_ptr<const policy::Policy> draft) override;
 
 
  private:

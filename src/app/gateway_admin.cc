@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "app/gateway.h"
+#include "app/replay.h"
 #include "common/canonical_json.h"
 #include "redis/redis_client.h"
 #include "common/random.h"
@@ -143,6 +144,8 @@ std::vector<admin::ServerInfo> Gateway::Servers() {
     s.policy = c.policy_path;
     s.policy_version = rt->policy->Current()->version;
     s.pins = std::string(config::PinModeName(c.pins));
+    s.shadow_policy = c.policy_shadow_path;
+    if (auto draft = rt->draft_shadow.Current()) s.shadow_draft = draft->version;
     if (rt->hub) {
       s.state = rt->hub->up() ? "up" : rt->hub->last_error().empty() ? "starting" : "down";
       s.last_error = rt->hub->last_error();
@@ -339,6 +342,30 @@ void Gateway::AddGauges() {
     for (const auto& s : Servers()) n += s.state == "up" ? 1 : 0;
     return n;
   });
+}
+
+Result<json::object> Gateway::Replay(const policy::Policy& candidate,
+                                     const admin::ReplayRequest& request) {
+  ReplayOptions o;
+  o.audit_spec = audit_spec_;  // this gateway's own records
+  o.server = request.server;
+  o.grant = request.grant;
+  o.since_ms = request.since_ms;
+  o.until_ms = request.until_ms;
+  o.max_records = request.max_records;
+  auto report = app::Replay(candidate, o);
+  if (!report) return Fail(report.error());
+  return ReplayJson(*report);
+}
+
+Result<bool> Gateway::SetShadowDraft(const std::string& server,
+                                     std::shared_ptr<const policy::Policy> draft) {
+  std::lock_guard lock(mu_);
+  auto it = servers_.find(server);
+  if (it == servers_.end()) return Fail(Error::NotFound("no server named \"" + server + "\""));
+  // In place for the server's guards; a reload that keeps the server keeps its draft.
+  it->second->draft_shadow.Replace(std::move(draft));
+  return true;
 }
 
 }  // namespace tw::app

@@ -34,10 +34,23 @@ int ExplainCommand(const ExplainOptions& o) {
     std::cerr << "toolwarden explain: --args must be a JSON object\n";
     return kExitUsage;
   }
+  // --class Destructive or Destructive/High: what the classifier says of the tool.
+  policy::ToolClass cls;
+  if (!o.cls.empty()) {
+    const size_t slash = o.cls.find('/');
+    cls.category = std::string_view(o.cls).substr(0, slash);
+    if (slash != std::string::npos) cls.risk = std::string_view(o.cls).substr(slash + 1);
+  }
   const int64_t now = SystemClock().NowMs();
   const policy::Identity identity{o.grant, "(explain)", {}};
-  policy::Decision d =
-      policy::Evaluate(**policy, mcp::ToolCall{o.tool, args.as_object()}, identity, now);
+  const mcp::ToolCall call{o.tool, args.as_object()};
+  policy::Decision d = policy::Evaluate(**policy, call, identity, now, cls);
+  const std::string_view selector = policy::SelectorOf(**policy, o.tool, cls);
+  // The file's would-be policy (its mode: shadow parts), or the whole file if it is a shadow.
+  std::shared_ptr<const policy::Policy> shadow =
+      (*policy)->shadow ? (*policy)->shadow : (*policy)->shadow_only ? *policy : nullptr;
+  std::optional<policy::Decision> shadow_decision;
+  if (shadow) shadow_decision = policy::Evaluate(*shadow, call, identity, now, cls);
   // Current counter values, when the state store can be read (nothing is charged).
   std::unique_ptr<limits::CounterStore> store;
   if (auto s = limits::OpenStateStore(limits::StateSpecOrDefault(o.state))) {
@@ -46,7 +59,9 @@ int ExplainCommand(const ExplainOptions& o) {
   std::optional<policy::Decision> limited;
   std::ostringstream text;
   json::array limits;
-  text << "tool:     " << o.tool << "\n";
+  text << "tool:     " << o.tool << "\n" << "selector: " << selector;
+  if (selector == "class") text << " " << (*policy)->Match(o.tool, cls)->name.substr(8);
+  text << "\n";
   for (const policy::PlannedCharge& c : d.charges) {
     const policy::Limit& l = *c.limit;
     std::optional<int64_t> used;
@@ -67,16 +82,31 @@ int ExplainCommand(const ExplainOptions& o) {
   }
   if (limited) d = *limited;
   const bool allow = d.verdict == policy::Verdict::kAllow;
+  auto name = [](const policy::Decision& x) -> std::string {
+    return x.verdict != policy::Verdict::kAllow ? "deny" : x.approval_timeout_ms ? "approval" : "allow";
+  };
   if (o.json) {
-    json::object out{{"tool", o.tool}, {"decision", allow ? "allow" : "deny"},
-                     {"rule", std::string(d.rule)}, {"limits", std::move(limits)}};
+    json::object out{{"tool", o.tool},         {"decision", allow ? "allow" : "deny"},
+                     {"rule", std::string(d.rule)}, {"selector", selector},
+                     {"limits", std::move(limits)}};
     if (!allow) out["reason"] = d.reason;
     if (d.approval_timeout_ms) out["approval_timeout_ms"] = *d.approval_timeout_ms;
+    if (shadow_decision) {
+      out["shadow"] = json::object{{"decision", name(*shadow_decision)},
+                                   {"rule", std::string(shadow_decision->rule)},
+                                   {"reason", shadow_decision->reason}};
+    }
     std::cout << json::serialize(out) << "\n";
     return kExitOk;
   }
-  text << "decision: " << (allow ? "allow" : "deny") << "\n" << "rule:     " << d.rule << "\n";
+  text << "decision: " << name(d) << (d.approval_timeout_ms ? " (allowed once a human approves)" : "")
+       << "\n" << "rule:     " << d.rule << "\n";
   if (!allow) text << "reason:   " << d.reason << "\n";
+  if (shadow_decision) {
+    text << "shadow:   " << name(*shadow_decision) << " by " << shadow_decision->rule
+         << (shadow_decision->reason.empty() ? "" : ": " + shadow_decision->reason)
+         << " (recorded, never enforced)\n";
+  }
   std::cout << text.str();
   return kExitOk;
 }

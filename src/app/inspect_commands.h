@@ -14,7 +14,8 @@ struct ExplainOptions {
   std::string args = "{}";
   std::string grant = "local";
   std::string state;
-  bool json = false;  // one JSON object: decision, rule, reason, limits
+  std::string cls;    // "Destructive" or "Destructive/High": the tool's class, for `classes:`
+  bool json = false;  // one JSON object: decision, rule, selector, reason, limits, shadow
 };
 int ExplainCommand(const ExplainOptions& options);
 

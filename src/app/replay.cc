@@ -50,6 +50,10 @@ class Replayer {
 
   // Decides one record; false (with error_) to stop.
   bool Add(audit::Record& r) {
+    if (o_.max_records > 0 && report_.records >= o_.max_records) {
+      report_.truncated = true;
+      return false;
+    }
     if (report_.server.empty()) report_.server = r.server;
     if (r.server != report_.server) {
       error_ = "the audit has calls of several servers (\"" + report_.server + "\", \"" + r.server +
@@ -231,6 +235,7 @@ json::object ReplayJson(const ReplayReport& r) {
                       {"changed", std::move(changed)},
                       {"outside_policy", r.outside_policy},
                       {"undecidable", r.undecidable},
+                      {"truncated", r.truncated},
                       {"changes", std::move(changes)},
                       {"undecidable_tools", std::move(undecidable)},
                       {"elapsed_ms", r.elapsed_ms}};
@@ -264,6 +269,9 @@ void PrintReplay(std::ostream& out, const ReplayReport& r) {
     PrintTable(out, rows);
   } else {
     out << "\nNo recorded call would be decided differently.\n";
+  }
+  if (r.truncated) {
+    out << "\nStopped after " << r.records << " records (the rest of the window was not read).\n";
   }
   if (!r.undecidable_tools.empty()) {
     out << "\nNot decided (the audit lacks what the policy reads):\n";

@@ -37,6 +37,7 @@ struct ReplayOptions {
   int64_t since_ms = 0;
   int64_t until_ms = 0;    // 0: up to now
   size_t examples = 3;     // per change
+  int64_t max_records = 0;  // stop after this many, oldest first (0: read them all)
 };
 
 struct ReplayExample {
@@ -67,6 +68,7 @@ struct ReplayReport {
   int64_t unchanged = 0;              // decided by the candidate as recorded
   int64_t outside_policy = 0;         // kept as recorded (see above)
   int64_t undecidable = 0;
+  bool truncated = false;  // max_records stopped it before the end of the window
   std::map<std::string, int64_t> changed;  // by change kind
   std::vector<ReplayChange> changes;       // most calls first
   // tool → (calls, why) of the undecidable ones.

@@ -406,6 +406,14 @@ ToolStance StanceOf(const Policy& policy, std::string_view tool, const ToolClass
   return {Stance::kAllow, name};
 }
 
+std::string_view SelectorOf(const Policy& policy, std::string_view tool, const ToolClass& cls) {
+  if (policy.IsHidden(tool)) return "hide";
+  const ToolRule* rule = policy.Match(tool, cls);
+  if (!rule) return "default";
+  if (rule->name.starts_with("classes.")) return "class";
+  return rule->pattern.is_glob() ? "glob" : "exact";
+}
+
 std::vector<const ArgPath*> ArgumentsRead(const Policy& policy, std::string_view tool,
                                           const ToolClass& cls) {
   std::vector<const ArgPath*> out;

@@ -204,6 +204,10 @@ struct ToolStance {
 };
 ToolStance StanceOf(const Policy& policy, std::string_view tool, const ToolClass& cls = {});
 
+// Which selector gives `tool` its rule: "hide", "exact" (its name), "glob", "class" (its
+// category or risk under `classes:`) or "default" — what `explain` shows.
+std::string_view SelectorOf(const Policy& policy, std::string_view tool, const ToolClass& cls = {});
+
 // The argument paths the decision of a call to `tool` reads (its rule's and all_tools'
 // conditions, and the amounts of spend caps); empty when the decision does not depend on the
 // arguments (a hidden or denied tool, an unlisted one under default: deny, plain limits).

@@ -297,6 +297,52 @@ describe('web console', () => {
     await shot('audit');
   });
 
+  it('writes bulk actions as class selectors, tries a draft live and replays it over the audit', async () => {
+    await go('#/policy/everything', 'Policy builder');
+    await page.getByRole('list', { name: 'Tools by decision' }).waitFor();
+    const preview = page.getByLabel('Policy file preview');
+    // Every Execute tool to Require approval: one selector, not one entry per tool.
+    await page.getByRole('group', { name: 'Bulk action' }).getByLabel('Set every').selectOption('c:Execute');
+    await page.getByRole('group', { name: 'Bulk action' }).getByLabel('to').selectOption('approval');
+    await page.getByRole('group', { name: 'Bulk action' }).getByRole('button', { name: 'Apply' }).click();
+    await eventually(async () => /classes:\n {2}Execute:\n {4}action: require_approval\n/.test(await preview.textContent()),
+                     5000, 'a class selector in the preview');
+    assert.doesNotMatch(await preview.textContent(), /trigger-long-running-operation/);
+    await page.locator('section.col-inherit .tool-card[data-name="trigger-long-running-operation"]')
+      .getByText('by class Execute').waitFor();
+    await page.getByRole('status').filter({ hasText: '✓ Valid' }).waitFor();
+    await page.getByRole('button', { name: 'Revert' }).click();
+
+    // A draft that denies get-resource-links, tried live: the agent is served as before, and
+    // the audit records what the draft would have decided.
+    await page.getByLabel('Decision for get-resource-links').selectOption('deny');
+    await page.getByRole('button', { name: 'Try this draft live' }).click();
+    await page.locator('#shadow-state').getByText(/is evaluated on every call/).waitFor();
+    const agent = await connect(createGrant('shadowed'), '/mcp/everything');
+    const links = await agent.callTool({ name: 'get-resource-links', arguments: { count: 1 } });
+    assert.notEqual(links.isError, true, 'a shadow never decides');
+    const recorded = spawnSync(TOOLWARDEN, ['audit', '-c', config, '--grant', 'shadowed', '--json'], { encoding: 'utf8' });
+    const record = JSON.parse(recorded.stdout.trim().split('\n')[0]);
+    assert.equal(record.decision, 'allow');
+    assert.deepEqual({ decision: record.shadow.decision, rule: record.shadow.rule },
+                     { decision: 'deny', rule: 'tools.get-resource-links' });
+    // Replay the same draft over what was recorded: that call is one it would have denied.
+    await page.getByRole('button', { name: 'Replay' }).click();
+    const row = page.locator('#replay-table tr', { hasText: 'get-resource-links' });
+    await row.getByText('newly denied').waitFor();
+    await shot('policy-trial');
+    await page.getByRole('button', { name: 'Stop trying' }).click();
+    await page.locator('#shadow-state').getByText('No draft is being tried.').waitFor();
+    await agent.callTool({ name: 'get-resource-links', arguments: { count: 1 } });
+    const after = spawnSync(TOOLWARDEN, ['audit', '-c', config, '--grant', 'shadowed', '--json'], { encoding: 'utf8' });
+    assert.equal(JSON.parse(after.stdout.trim().split('\n')[0]).shadow, undefined, 'withdrawn: no shadow');
+    // The audit page shows the shadow's decision where it differed.
+    await go('#/audit', 'Audit');
+    await page.getByLabel('Grant').fill('shadowed');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.locator('#audit-table tbody tr .shadow').getByText('deny').waitFor();
+  });
+
   it('creates a grant with a ready client config, and a revoked grant gets 401', async () => {
     await go('#/grants', 'Grants');
     await page.getByLabel('Name').fill('laptop');

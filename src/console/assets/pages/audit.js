@@ -1,5 +1,6 @@
 // Audit: search by time range, grant, server, tool and decision; server-side paging; export
-// as JSON lines or CSV; a chart of calls per interval by decision.
+// as JSON lines or CSV; a chart of calls per interval by decision; a shadow policy's decision
+// beside the enforced one where they differ.
 import {h, clear, field, select, badge, fmtTime} from '../lib/dom.js';
 import {api} from '../app.js';
 
@@ -60,7 +61,12 @@ export async function render(main) {
     for (const r of res.records) {
       tbody.append(h('tr', {},
         h('td', {class: 'small'}, fmtTime(r.ts_ms)), h('td', {}, r.grant || '—'), h('td', {}, r.server),
-        h('td', {class: 'mono'}, r.tool), h('td', {}, badge(r.decision)), h('td', {class: 'mono small'}, r.rule),
+        h('td', {class: 'mono'}, r.tool), h('td', {}, badge(r.decision),
+          // What a shadow policy would have decided, where it differs (never enforced).
+          r.shadow && r.shadow.decision !== r.decision
+            ? h('span', {class: 'shadow small', title: `Shadow: ${r.shadow.rule}${r.shadow.reason ? ': ' + r.shadow.reason : ''}`}, ' shadow: ', badge(r.shadow.decision))
+            : null),
+        h('td', {class: 'mono small'}, r.rule),
         h('td', {class: 'small'}, r.reason), h('td', {class: 'small'}, r.outcome), h('td', {class: 'small'}, `${r.latency_ms} ms`)));
     }
     summary.textContent = res.total

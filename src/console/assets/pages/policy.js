@@ -1,12 +1,14 @@
 // The policy builder: per server, each tool in one column — Inherit (default or a pattern),
 // Allow, Rate limit, Require approval, Deny, Hide, or Custom (conditions and limits) — by
-// drag and drop or by the card's own control. Bulk actions by category, a live preview of the
-// file, validation by the gateway itself, a diff against the file on disk, an atomic save that
-// the gateway puts in force at once, and an explain box for the draft.
+// drag and drop or by the card's own control. Bulk actions by category or risk (written as the
+// policy's `classes:` selectors), a live preview of the file, validation by the gateway itself,
+// a diff against the file on disk, an atomic save that the gateway puts in force at once, an
+// explain box for the draft, and the draft tried live (shadow) or replayed over recorded calls.
 import {h, clear, field, select, badge, dialog, toast, uid} from '../lib/dom.js';
 import {renderDiff} from '../lib/diff.js';
 import {toYaml} from '../lib/yaml.js';
 import {api, ApiError} from '../app.js';
+import {trialBox} from './policy_trial.js';
 
 const COLUMNS = [
   ['inherit', 'Inherit', 'Decided by the default or a pattern'],
@@ -28,24 +30,45 @@ const hasConditions = e => (e.require && e.require.length) || (e.deny_if && e.de
 export function stateOf(doc, name) {
   if ((doc.hide || []).includes(name)) return 'hide';
   if (!own(doc.tools, name)) return 'inherit';
-  const e = doc.tools[name] || {};
-  if (e.action === 'deny') return 'deny';
-  if (e.action === 'require_approval') return 'approval';
-  const limits = e.limits || [];
-  if (hasConditions(e) || limits.length > 1 || limits.some(l => l.increment_from || l.increment)) return 'custom';
-  if (limits.length === 1) return 'rate';
-  return 'allow';
+  return entryState(doc.tools[name] || {});
 }
 
 function globRegex(glob) {
   return new RegExp('^' + glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
 }
 
-// What decides an unlisted tool: the longest matching pattern, or the default.
-function inheritedFrom(doc, name) {
+// The column a rule entry ({action, limits, …}) would put a tool in.
+function entryState(e) {
+  if (e.action === 'deny') return 'deny';
+  if (e.action === 'require_approval') return 'approval';
+  const limits = e.limits || [];
+  if (hasConditions(e) || limits.length > 1 || limits.some(l => l.increment_from || l.increment)) return 'custom';
+  return limits.length === 1 ? 'rate' : 'allow';
+}
+
+// What decides a tool without an entry of its own, as the gateway does: the longest matching
+// pattern, then its category's class selector, then its risk's, then the default.
+function inheritedFrom(doc, name, tool = {}) {
   const globs = Object.keys(doc.tools || {}).filter(k => /[*?]/.test(k)).sort((a, b) => b.length - a.length);
   for (const g of globs) if (globRegex(g).test(name)) return {key: g, state: stateOf(doc, g)};
+  for (const c of [tool.category, tool.risk]) {
+    if (c && own(doc.classes, c)) return {key: null, cls: c, state: entryState(doc.classes[c] || {})};
+  }
   return {key: null, state: doc.default === 'allow' ? 'allow' : 'deny'};
+}
+
+// A class selector for one column (hide and custom are per tool).
+export function setClass(doc, cls, column) {
+  doc.classes = doc.classes || {};
+  const prev = doc.classes[cls] || {};
+  switch (column) {
+    case 'inherit': delete doc.classes[cls]; break;
+    case 'allow': doc.classes[cls] = {}; break;
+    case 'rate': doc.classes[cls] = {limits: [{counter: freshCounter(doc, `class_${cls.toLowerCase()}`), window: 'minute', max: 10, scope: 'grant'}]}; break;
+    case 'approval': doc.classes[cls] = {action: 'require_approval', approval_timeout: prev.approval_timeout || '5m'}; break;
+    case 'deny': doc.classes[cls] = {action: 'deny', reason: prev.reason || `${cls} tools are not allowed for agents`}; break;
+  }
+  if (!Object.keys(doc.classes).length) delete doc.classes;
 }
 
 function allCounters(doc) {
@@ -53,6 +76,7 @@ function allCounters(doc) {
   const add = e => (e && e.limits || []).forEach(l => names.add(l.counter));
   add(doc.all_tools);
   Object.values(doc.tools || {}).forEach(add);
+  Object.values(doc.classes || {}).forEach(add);
   return names;
 }
 
@@ -182,16 +206,26 @@ function buildEditor(area) {
   const defaultSel = select([['deny', 'deny'], ['allow', 'allow']], state.doc.default || 'deny', {});
   defaultSel.addEventListener('change', () => { state.doc.default = defaultSel.value; renderBoard(); changed(); });
 
-  // Bulk: every tool of a category (or risk) to one column.
+  // Bulk: every tool of a category (or risk) to one column, written as a class selector
+  // (`classes: {Destructive: …}`), so that tools the server adds later follow it too. Tools of
+  // the class with a plain entry of their own drop it (a name beats a class); custom rules stay.
   const groups = [...new Set(state.tools.map(t => t.category).filter(Boolean))].sort();
   const risks = [...new Set(state.tools.map(t => t.risk).filter(Boolean))];
   const bulkWhat = select([...groups.map(g => [`c:${g}`, `${g} tools`]), ...risks.map(r => [`r:${r}`, `${r}-risk tools`])], undefined, {});
-  const bulkTo = select(COLUMNS.filter(c => c[0] !== 'custom').map(([v, t]) => [v, t]), 'approval', {});
+  const bulkTo = select(COLUMNS.filter(c => !['custom', 'hide'].includes(c[0])).map(([v, t]) =>
+    [v, v === 'inherit' ? 'Inherit (remove the selector)' : t]), 'approval', {});
   const bulkBtn = h('button', {type: 'button', class: 'secondary', onclick: () => {
     const [kind, value] = [bulkWhat.value.slice(0, 1), bulkWhat.value.slice(2)];
     const hits = state.tools.filter(t => (kind === 'c' ? t.category : t.risk) === value);
-    hits.forEach(t => setState(state.doc, t.name, bulkTo.value));
-    toast(`${hits.length} tool(s) set to ${COLUMNS.find(c => c[0] === bulkTo.value)[1]}`);
+    setClass(state.doc, value, bulkTo.value);
+    let kept = 0;
+    for (const t of hits) {
+      const s = stateOf(state.doc, t.name);
+      if (s === 'custom' || s === 'hide') kept++;
+      else setState(state.doc, t.name, 'inherit');
+    }
+    toast(`classes.${value}: ${COLUMNS.find(c => c[0] === bulkTo.value)[1]} for ${hits.length - kept} tool(s)` +
+          (kept ? `; ${kept} keep their own custom or hide rule` : ''));
     renderBoard();
     changed();
   }}, 'Apply');
@@ -218,7 +252,8 @@ function buildEditor(area) {
       h('section', {'aria-labelledby': 'pv-title'}, h('div', {class: 'card-head'}, h('h2', {id: 'pv-title'}, 'Preview'),
         h('span', {class: 'spacer'}), h('label', {for: 'preview-json', class: 'small'}, asJson, ' show as JSON')), problems, preview),
       h('section', {'aria-labelledby': 'df-title'}, h('h2', {id: 'df-title'}, 'Changes against the file on disk'), diffBox)),
-    explainBox(true));
+    explainBox(true),
+    trialBox(state.server, () => ({text: textOf(state.doc), format: state.file.format})));
 
   filter.addEventListener('input', () => {
     const q = filter.value.trim().toLowerCase();
@@ -318,8 +353,9 @@ function buildEditor(area) {
     } else if (s === 'deny') {
       params.append(txt('Reason', entry.reason || '', v => { entry.reason = v; }));
     } else if (s === 'inherit') {
-      const from = inheritedFrom(state.doc, t.name);
-      params.append(h('span', {class: 'small muted'}, from.key ? `by pattern ${from.key}: ` : 'by the default: ', badge(from.state)));
+      const from = inheritedFrom(state.doc, t.name, t);
+      params.append(h('span', {class: 'small muted'},
+        from.key ? `by pattern ${from.key}: ` : from.cls ? `by class ${from.cls}: ` : 'by the default: ', badge(from.state)));
     }
     if (s === 'custom' || hasConditions(entry)) {
       const n = (entry.require || []).length + (entry.deny_if || []).length;
@@ -500,11 +536,14 @@ function explainBox(draft) {
       return;
     }
     const body = {server: state.server, tool: tool.value.trim(), arguments: parsed, grant: grant.value.trim()};
+    const known = state.tools.find(t => t.name === body.tool);
+    if (known && known.category) body.class = `${known.category}/${known.risk}`;
     if (draft && state.doc) { body.text = textOf(state.doc); body.format = state.file.format; }
     try {
       const r = await api('POST', '/api/explain', body);
       out.append(h('div', {},
-        h('p', {}, 'Decision: ', badge(r.decision), ' by rule ', h('code', {}, r.rule || '—')),
+        h('p', {}, 'Decision: ', badge(r.decision), ' by rule ', h('code', {}, r.rule || '—'), ` (selected by ${r.selector})`),
+        r.shadow ? h('p', {}, 'Shadow (recorded, never enforced): ', badge(r.shadow.decision), ' by ', h('code', {}, r.shadow.rule)) : null,
         r.reason ? h('p', {}, 'Reason: ', r.reason) : null,
         r.approval_timeout_ms ? h('p', {}, `Held for approval for up to ${r.approval_timeout_ms / 1000}s.`) : null,
         r.limits.length ? h('ul', {}, r.limits.map(l => h('li', {}, `${l.rule}: counter ${l.counter} +${l.amount}, at most ${l.max} per ${l.window} (${l.scope})`, l.used !== undefined ? `, used ${l.used}` : ''))) : null));

@@ -797,12 +797,7 @@ Response Api::Explain(const Call& call) {
   if (!policy) return Err(404, "not_found", "no policy for \"" + server + "\"");
   // The tool's class (what the server's tools listing shows: "Destructive/High"), for classes:.
   const std::string cls_text = Str(body, "class");
-  policy::ToolClass cls;
-  if (!cls_text.empty()) {
-    const size_t slash = cls_text.find('/');
-    cls.category = std::string_view(cls_text).substr(0, slash);
-    if (slash != std::string::npos) cls.risk = std::string_view(cls_text).substr(slash + 1);
-  }
+  const policy::ToolClass cls = policy::ParseToolClass(cls_text);
   const policy::Identity identity{grant, "(explain)", {}};
   const mcp::ToolCall tool_call{tool, args};
   policy::Decision d = policy::Evaluate(*policy, tool_call, identity, now, cls);

@@ -35,12 +35,7 @@ int ExplainCommand(const ExplainOptions& o) {
     return kExitUsage;
   }
   // --class Destructive or Destructive/High: what the classifier says of the tool.
-  policy::ToolClass cls;
-  if (!o.cls.empty()) {
-    const size_t slash = o.cls.find('/');
-    cls.category = std::string_view(o.cls).substr(0, slash);
-    if (slash != std::string::npos) cls.risk = std::string_view(o.cls).substr(slash + 1);
-  }
+  const policy::ToolClass cls = policy::ParseToolClass(o.cls);
   const int64_t now = SystemClock().NowMs();
   const policy::Identity identity{o.grant, "(explain)", {}};
   const mcp::ToolCall call{o.tool, args.as_object()};

@@ -1,6 +1,8 @@
 #include "app/policy_test.h"
 
 #include <boost/json.hpp>
+#include <algorithm>
+#include <span>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -29,6 +31,7 @@ struct Call {
   json::object arguments;
   std::string grant = "test";
   int64_t times = 1;
+  std::string cls;  // "Destructive/High": what the classifier says of the tool, for classes:
 };
 
 struct Case {
@@ -70,13 +73,26 @@ class CaseReader : public policy::YamlReader {
         }
       } else if (key == "grant") {
         ReadString(v, where + ".grant", call.grant);
+      } else if (key == "class") {
+        if (ReadString(v, where + ".class", call.cls)) {
+          const std::span<const std::string_view> names = policy::ClassNames();
+          const policy::ToolClass cls = policy::ParseToolClass(call.cls);
+          auto known = [&](std::string_view n, size_t from, size_t to) {
+            return std::find(names.begin() + from, names.begin() + to, n) != names.begin() + to;
+          };
+          if (!known(cls.category, 0, 5) ||
+              (call.cls.find('/') != std::string::npos && !known(cls.risk, 5, names.size()))) {
+            Error(v, where + ".class must be a category (Read, Write, Execute, Financial, Destructive), "
+                             "optionally /risk (Low, Medium, High, Critical), as scan shows it");
+          }
+        }
       } else if (key == "times" && times_allowed) {
         ReadInt(v, where + ".times", 1, call.times);
       } else if (!IsCaseKey(key) || times_allowed) {
         Error(k, where + ": unknown key \"" + key + "\"" +
                      policy::DidYouMean(
                          key, times_allowed ? std::vector<std::string_view>{"tool", "arguments",
-                                                                            "grant", "times"}
+                                                                            "grant", "class", "times"}
                                             : kCaseKeys));
       }
     });
@@ -88,7 +104,7 @@ class CaseReader : public policy::YamlReader {
     return std::find(kCaseKeys.begin(), kCaseKeys.end(), k) != kCaseKeys.end();
   }
   static inline const std::vector<std::string_view> kCaseKeys = {
-      "name", "tool", "arguments", "grant", "before", "wait", "expect", "rule", "reason"};
+      "name", "tool", "arguments", "grant", "class", "before", "wait", "expect", "rule", "reason"};
 };
 
 std::optional<std::vector<Case>> ReadCases(const std::string& path, std::string& problems) {
@@ -166,7 +182,9 @@ std::optional<std::vector<Case>> ReadCases(const std::string& path, std::string&
 Outcome Decide(const policy::Policy& p, const Call& call, limits::CounterStore& store,
                int64_t now) {
   const policy::Identity identity{call.grant, "test-session", {}};
-  policy::Decision d = policy::Evaluate(p, mcp::ToolCall{call.tool, call.arguments}, identity, now);
+  const policy::ToolClass cls = policy::ParseToolClass(call.cls);
+  policy::Decision d =
+      policy::Evaluate(p, mcp::ToolCall{call.tool, call.arguments}, identity, now, cls);
   if (d.verdict == policy::Verdict::kAllow && !d.charges.empty()) {
     auto charged = store.TryCharge(gateway::ChargesFor(d.charges, identity), now);
     if (charged && !charged->admitted)

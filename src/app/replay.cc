@@ -67,11 +67,7 @@ class Replayer {
       ++report_.outside_policy;
       return true;
     }
-    policy::ToolClass cls;
-    if (const size_t slash = r.tool_class.find('/'); slash != std::string::npos) {
-      cls.category = std::string_view(r.tool_class).substr(0, slash);
-      cls.risk = std::string_view(r.tool_class).substr(slash + 1);
-    }
+    const policy::ToolClass cls = policy::ParseToolClass(r.tool_class);
     json::object args;
     if (r.args && r.args->is_object()) args = std::move(r.args->get_object());
     if (std::string why = Undecidable(r, args, cls); !why.empty()) {

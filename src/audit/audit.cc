@@ -50,7 +50,11 @@ json::value ToJson(const Record& r) {
     o["shadow"] = json::object{{"decision", r.shadow_decision}, {"rule", r.shadow_rule},
                                {"reason", r.shadow_reason}};
   }
-  if (!r.tool_class.empty()) o["class"] = r.tool_class;
+  if (!r.tool_class.empty()) {
+    const size_t at = r.tool_class.find('@');
+    o["class"] = r.tool_class.substr(0, at);
+    if (at != std::string::npos) o["classifier"] = r.tool_class.substr(at + 1);
+  }
   return o;
 }
 

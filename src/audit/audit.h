@@ -38,8 +38,9 @@ struct Record {
   // What a shadow policy would have decided (allow | deny | approval; empty when the server has
   // no shadow), by which rule and why. Never enforced.
   std::string shadow_decision, shadow_rule, shadow_reason;
-  // What the classifier said of the tool when the call was decided: "Destructive/High"
-  // (category/risk; empty when the tool was never listed).
+  // What the classifier said of the tool when the call was decided: "Destructive/High@1"
+  // (category/risk@classifier version; empty when the tool was never listed). JSON: "class"
+  // and "classifier".
   std::string tool_class;
   // pending (forwarded, no answer yet) | ok | tool_error | jsonrpc_error | transport_error |
   // not_forwarded (denied)

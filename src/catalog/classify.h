@@ -19,6 +19,11 @@
 
 namespace tw::catalog {
 
+// The classifier's version: raised whenever Classify would put some tool in another class.
+// Recorded with every class the gateway records (audit "classifier") and in scaffolds, so a
+// class selector's past decisions can be read against the classifier that made them.
+inline constexpr int kClassifierVersion = 1;
+
 enum class Category { kRead, kWrite, kExecute, kFinancial, kDestructive };
 enum class Risk { kLow, kMedium, kHigh, kCritical };
 

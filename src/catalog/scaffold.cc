@@ -115,7 +115,8 @@ std::string WriteScaffold(const std::vector<ScannedTool>& tools, const ServerInf
     os << "# toolwarden policy scaffold for " << OneLine(server.name, 120)
        << (server.version.empty() ? "" : " " + OneLine(server.version, 40)) << ", written by "
        << "`toolwarden scan`.\n"
-       << "# The categories are a classifier's reading of each tool's definition (signals in\n"
+       << "# The categories are classifier version " << kClassifierVersion
+       << "'s reading of each tool's definition (signals in\n"
        << "# the comments): review every rule before relying on it. Tools not listed below,\n"
        << "# including ones the server adds later, are denied.\n"
        << "version: \"1\"\ndefault: deny\ntools:\n";
@@ -156,7 +157,8 @@ std::string WriteScaffold(const std::vector<ScannedTool>& tools, const ServerInf
   json::object policy;
   policy["_about"] = "toolwarden policy scaffold for " + server.name +
                      (server.version.empty() ? "" : " " + server.version) +
-                     ". Categories are a classifier's reading of each tool: review every rule.";
+                     ". Categories are classifier version " + std::to_string(kClassifierVersion) +
+                     "'s reading of each tool: review every rule.";
   policy["version"] = "1";
   policy["default"] = "deny";
   json::object rules;

@@ -199,7 +199,9 @@ classes:
   EXPECT_EQ(Call("drop_table").decision.rule, "tools.drop_table") << "a name beats a class";
   GuardOutcome read = Call("list_files");
   EXPECT_EQ(read.decision.rule, "default");
-  EXPECT_EQ(Last().tool_class, "Read/Low");
+  EXPECT_EQ(Last().tool_class, "Read/Low@1");
+  EXPECT_EQ(audit::ToJson(Last()).at("classifier"), "1");
+  EXPECT_EQ(audit::ToJson(Last()).at("class"), "Read/Low");
 }
 
 TEST_F(ShadowGuardTest, ArgumentValuesAreKeptAsConfiguredWithSecretsRedacted) {

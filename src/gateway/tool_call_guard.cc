@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "catalog/classify.h"
 #include "common/canonical_json.h"
 #include "common/random.h"
 
@@ -330,8 +331,9 @@ void ToolCallGuard::Record(const mcp::ToolCall& call, const policy::Identity& id
     r.shadow_reason = out.shadow->reason;
   }
   if (!out.cls.category.empty()) {
-    r.tool_class.reserve(out.cls.category.size() + 1 + out.cls.risk.size());
-    r.tool_class.append(out.cls.category).append("/").append(out.cls.risk);
+    static const std::string kVersion = "@" + std::to_string(catalog::kClassifierVersion);
+    r.tool_class.reserve(out.cls.category.size() + 1 + out.cls.risk.size() + kVersion.size());
+    r.tool_class.append(out.cls.category).append("/").append(out.cls.risk).append(kVersion);
   }
   const std::string record_id = r.id;
   if (!deps_.group_commit) {

@@ -282,6 +282,15 @@ std::span<const std::string_view> ClassNames() {
   return kNames;
 }
 
+ToolClass ParseToolClass(std::string_view text) {
+  ToolClass cls;
+  text = text.substr(0, text.find('@'));  // "@1": the classifier's version
+  const size_t slash = text.find('/');
+  cls.category = text.substr(0, slash);
+  if (slash != std::string_view::npos) cls.risk = text.substr(slash + 1);
+  return cls;
+}
+
 const ToolRule* Policy::Match(std::string_view tool, const ToolClass& cls) const {
   if (auto it = exact.find(std::string(tool)); it != exact.end()) return &it->second;
   for (const ToolRule& rule : globs) {

@@ -122,6 +122,9 @@ struct ToolClass {
 
 // The names `classes:` may use: the classifier's categories, then its risks.
 std::span<const std::string_view> ClassNames();
+// "Destructive/High" (or "Destructive", or "Destructive/High@1" as the audit records it, with
+// the classifier's version) into a class: views into `text`, unchecked.
+ToolClass ParseToolClass(std::string_view text);
 
 struct Policy {
   std::string source;   // file name, for messages

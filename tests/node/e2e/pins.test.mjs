@@ -134,4 +134,21 @@ describe('tool pinning', () => {
     assert.equal(pins(state, 'accept', 'rugpull', 'echo').status, 0);
     assert.equal(text(await echo(client)), 'echo: hi');
   });
+
+  it('lets a changed tool through and records the block as its shadow decision (on_drift: shadow)', async () => {
+    const state = `sqlite:${path.join(tmp, 'shadow.db')}`;
+    const client = await connect(state, 'shadow');
+    assert.equal(text(await echo(client)), 'echo: hi');
+    await client.callTool({ name: 'mutate', arguments: { kind: 'description' } });
+    await client.listTools();
+    assert.equal(text(await echo(client)), 'echo: hi', 'still served');
+    const records = spawnSync(TOOLWARDEN, ['audit', '--state', state, '--tool', 'echo', '--json'], { encoding: 'utf8' })
+      .stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const [latest, first] = records;
+    assert.equal(latest.decision, 'allow');
+    assert.equal(latest.shadow.decision, 'deny');
+    assert.equal(latest.shadow.rule, 'pin');
+    assert.match(latest.shadow.reason, /changed since it was approved/);
+    assert.equal(first.shadow, undefined, 'before the change: nothing to shadow');
+  });
 });

@@ -291,11 +291,21 @@ int ValidateCommand(const ValidateOptions& o) {
   }
   int status = kExitOk;
   std::set<std::string> seen;
-  auto policy_file = [&](const std::string& file) {
+  // `deciding`: the file is a server's policy (not its policy_shadow), so it must decide.
+  auto policy_file = [&](const std::string& file, bool deciding) {
     if (!seen.insert(file).second) return;
     auto p = policy::LoadPolicyFile(file);
-    if (!p) status = kExitInvalid;
-    Report(o.json, file, p ? std::string() : p.error().message(), "");
+    std::string problem = p ? std::string() : p.error().message();
+    if (p && deciding && (*p)->shadow_only) {
+      problem = file + ": says mode: shadow, a candidate that decides nothing; name it under "
+                       "policy_shadow and give the server a policy that decides";
+    }
+    if (!problem.empty()) status = kExitInvalid;
+    const std::string note = !p                 ? ""
+                             : (*p)->shadow_only ? " (mode: shadow: a candidate, recorded and never enforced)"
+                             : (*p)->shadow      ? " (its mode: shadow parts are recorded, never enforced)"
+                                                 : "";
+    Report(o.json, file, problem, note);
   };
   if (!o.config.empty()) {
     auto c = config::LoadConfig(o.config);
@@ -305,10 +315,13 @@ int ValidateCommand(const ValidateOptions& o) {
     } else {
       const size_t n = c->servers.size();
       Report(o.json, o.config, "", " (" + std::to_string(n) + " server" + (n == 1 ? "" : "s") + ")");
-      for (const auto& [name, sc] : c->servers) policy_file(sc.policy_path);
+      for (const auto& [name, sc] : c->servers) {
+        policy_file(sc.policy_path, true);
+        if (!sc.policy_shadow_path.empty()) policy_file(sc.policy_shadow_path, false);
+      }
     }
   }
-  for (const auto& file : o.files) policy_file(file);
+  for (const auto& file : o.files) policy_file(file, false);
   return status;
 }
 

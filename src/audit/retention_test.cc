@@ -42,6 +42,7 @@ class RetentionTest : public ::testing::Test {
       r.ts_ms = first_ts + i * 1000;
       r.session = std::to_string(i % 7);
       r.args_digest = RandomHex(32);
+      r.args = json::object{{"repo", "api"}, {"title", i}};
       ASSERT_TRUE((*log)->Write(r).has_value());
     }
   }
@@ -73,6 +74,35 @@ TEST_F(RetentionTest, RecordsOlderThanTheRetentionGoAndNothingElse) {
   EXPECT_EQ(Count(db, "ts_ms < 1069001"), 0);
   EXPECT_EQ(r.Prune(1'099'000 + 1), 0u);
   EXPECT_EQ(r.stats().pruned.load(), 70u);
+  sqlite3_close_v2(db);
+}
+
+TEST_F(RetentionTest, ArgumentValuesAreErasedOnceOldAndTheRecordsStay) {
+  Fill(100, 1'000'000);  // ts 1,000 s … 1,099 s
+  sqlite3* db = Open();
+  Retention r(db, (dir_ / "audit.db").string(), {.arguments_max_age_ms = 30'000, .min_free_bytes = 0});
+  r.Tick(1'099'000 + 1);
+  EXPECT_EQ(Count(db), 100) << "every record stays";
+  EXPECT_EQ(Count(db, "args IS NOT NULL"), 30) << "the last 30 s keep their values";
+  EXPECT_EQ(Count(db, "args IS NOT NULL AND ts_ms < 1069001"), 0);
+  EXPECT_EQ(Count(db, "arg_keys = '[\"repo\",\"title\",\"body\"]'"), 100) << "keys and digests stay";
+  // Later passes start where the last stopped, and erase what aged since.
+  r.Tick(1'099'000 + 10'001);
+  EXPECT_EQ(Count(db, "args IS NOT NULL"), 20);
+  EXPECT_EQ(r.stats().pruned.load(), 0u);
+  sqlite3_close_v2(db);
+}
+
+TEST_F(RetentionTest, ArgumentValuesNotYetShippedAreKeptUntilTheyAre) {
+  Fill(50, 0);
+  sqlite3* db = Open();
+  Retention r(db, (dir_ / "audit.db").string(), {.arguments_max_age_ms = 1, .min_free_bytes = 0});
+  r.PruneOnlyThrough(20);
+  r.Tick(1'000'000'000);
+  EXPECT_EQ(Count(db, "args IS NOT NULL"), 30);
+  r.PruneOnlyThrough(50);
+  r.Tick(1'000'000'000 + 1000);  // the next prune is due a second later
+  EXPECT_EQ(Count(db, "args IS NOT NULL"), 0);
   sqlite3_close_v2(db);
 }
 

@@ -31,13 +31,14 @@ std::string_view ArgumentsKeptName(ArgumentsKept kept) {
   return "none";
 }
 
-bool IsSensitiveName(std::string_view key) {
+namespace {
+
+bool HasSecretWords(const std::vector<std::string>& words) {
   static constexpr std::string_view kWords[] = {
       "password", "passwords", "passwd",     "passphrase", "pwd",         "secret",
       "secrets",  "token",     "apikey",     "apikeys",    "credential",  "credentials",
       "authorization", "auth", "cookie",     "cookies",    "privatekey",  "ssn",
       "otp",      "pin",       "cvv",        "cvc"};
-  const std::vector<std::string> words = NameWords(key);
   for (size_t i = 0; i < words.size(); ++i) {
     const std::string& w = words[i];
     if (std::find(std::begin(kWords), std::end(kWords), w) != std::end(kWords)) return true;
@@ -49,6 +50,14 @@ bool IsSensitiveName(std::string_view key) {
     }
   }
   return false;
+}
+
+}  // namespace
+
+bool IsSensitiveName(std::string_view key) {
+  // As written (camelCase splits "clientSecret"), and with look-alike letters folded
+  // ("pаssword" with a Cyrillic а is still a password).
+  return HasSecretWords(NameWords(key)) || HasSecretWords(NameWords(FoldName(key)));
 }
 
 Result<ArgumentRedactor> ArgumentRedactor::Make(ArgumentsKept kept,

@@ -2,8 +2,8 @@
 // the values it must not keep.
 //
 // `redacted` keeps every value but those of sensitive keys — a key whose words name a secret
-// (password, token, secret, api key, credential, authorization, cookie, private key…, the
-// classifier's own secret vocabulary) at any depth — and of the paths the configuration names
+// (password, token, secret, api key, credential, authorization, cookie, private key…, read in
+// the key's words as the classifier reads a tool's name, look-alike letters folded) at any depth — and of the paths the configuration names
 // (`audit.redact`), each replaced by audit::kRedacted. Keys are kept, so replay can tell a
 // value it cannot see from one that was never sent. Pure.
 #pragma once

@@ -11,7 +11,8 @@ json::object Args(std::string_view text) { return json::parse(text).as_object();
 
 TEST(RedactTest, SensitiveNamesByTheirWords) {
   for (const char* name : {"password", "db_password", "clientSecret", "api_key", "apiKey",
-                           "Authorization", "access_token", "privateKey", "private_key", "cookie"}) {
+                           "Authorization", "access_token", "privateKey", "private_key", "cookie",
+                           "p\u0430ssword", "ＡＰＩ_ＫＥＹ"}) {
     EXPECT_TRUE(IsSensitiveName(name)) << name;
   }
   for (const char* name : {"max_tokens", "keyword", "query", "path", "monkey", "author", "key"}) {

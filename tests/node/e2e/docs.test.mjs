@@ -76,7 +76,7 @@ function check({ flags, subs }, argv) {
 
 describe('documented commands', () => {
   const g = grammar();
-  for (const file of ['README.md', 'docs/install.md', 'docs/configuration.md', 'docs/fleet.md', 'docs/testing.md', 'docs/protocol-eras.md', 'docs/security.md', 'docs/api.md']) {
+  for (const file of ['README.md', 'docs/install.md', 'docs/configuration.md', 'docs/fleet.md', 'docs/testing.md', 'docs/protocol-eras.md', 'docs/security.md', 'docs/api.md', 'docs/policy-reference.md']) {
     it(`every toolwarden command in ${file} exists as written`, () => {
       const found = commands(path.join(ROOT, file));
       if (file === 'README.md') assert.ok(found.length >= 30, `only ${found.length} commands found`);
@@ -103,4 +103,24 @@ describe('the README\'s policy example', () => {
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /2 cases: 2 passed, 0 failed/);
   });
+});
+
+describe('the documented policies', () => {
+  for (const file of ['README.md', 'docs/policy-reference.md']) {
+    it(`every whole policy in ${file} is valid`, () => {
+      const text = fs.readFileSync(path.join(ROOT, file), 'utf8');
+      const policies = [...text.matchAll(/```(?:yaml|json)\n([\s\S]*?)```/g)].map((m) => m[1])
+        .filter((b) => /^version: "1"$/m.test(b) && !/^\s*rules:/m.test(b));
+      assert.ok(policies.length >= (file === 'README.md' ? 1 : 3), `only ${policies.length} policies found`);
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-docs-'));
+      const problems = policies.map((p, i) => {
+        const f = path.join(dir, `p${i}.yaml`);
+        fs.writeFileSync(f, p);
+        const r = spawnSync(TOOLWARDEN, ['validate', f], { encoding: 'utf8' });
+        return r.status === 0 ? null : `${p.split('\n').slice(0, 4).join(' | ')}\n    ${r.stdout}${r.stderr}`;
+      }).filter(Boolean);
+      fs.rmSync(dir, { recursive: true, force: true });
+      assert.deepEqual(problems, []);
+    });
+  }
 });

@@ -197,7 +197,7 @@ describe('validate and explain', () => {
     const asJson = spawnSync(TOOLWARDEN, ['explain', '-p', file, '--tool', 'create_refund', '--args', '{"amount": 500}',
       '--state', 'memory', '--json'], { encoding: 'utf8' });
     assert.deepEqual(JSON.parse(asJson.stdout), {
-      tool: 'create_refund', decision: 'allow', rule: 'tools.create_refund',
+      tool: 'create_refund', decision: 'allow', rule: 'tools.create_refund', selector: 'exact',
       limits: [{ rule: 'tools.create_refund.limits[0]', counter: 'refund_total', amount: 500, max: 100000,
         window: 'day', scope: 'grant', used: 0 }],
     });

@@ -6,7 +6,8 @@
 # only as far as user space pays for system calls.
 #   bench/instructions.sh [SECONDS]
 # TOOLWARDEN=path measures another build of the gateway (e.g. the commit before) with this
-# build's upstream and load generator.
+# build's upstream and load generator; RUN_ARGS adds flags to its `run` (e.g.
+# RUN_ARGS=--audit-arguments=none).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd); root=$(cd "$here/.." && pwd); build=${BUILD_DIR:-$root/build}
 duration=${1:-5}
@@ -27,7 +28,7 @@ for kind in allow-all realistic; do
   state=memory; [ $kind = realistic ] && state=sqlite:$tmp/$kind.db
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$tmp/cg.$kind" ${VALGRIND_ARGS:-} \
     "${TOOLWARDEN:-$build/toolwarden}" --log-level warn run --listen 127.0.0.1:$port -p "$here/policies/$kind.yaml" \
-    --state "$state" --upstream "http://127.0.0.1:$fast/mcp" 2> "$tmp/vg.$kind" & gw=$!; pids+=($gw)
+    --state "$state" --upstream "http://127.0.0.1:$fast/mcp" ${RUN_ARGS:-} 2> "$tmp/vg.$kind" & gw=$!; pids+=($gw)
   deadline=$((SECONDS + 60))
   until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
     [ $SECONDS -lt $deadline ] || { echo "the gateway did not start under valgrind" >&2; exit 1; }

@@ -45,10 +45,16 @@ json::value ToJson(const Record& r) {
                  {"arg_keys", std::move(keys)}, {"args_digest", r.args_digest},
                  {"policy_version", r.policy_version}, {"outcome", r.outcome},
                  {"latency_ms", r.latency_ms}};
-  if (r.args) o["args"] = *r.args;
-  if (!r.shadow_decision.empty()) {
-    o["shadow"] = json::object{{"decision", r.shadow_decision}, {"rule", r.shadow_rule},
-                               {"reason", r.shadow_reason}};
+  if (r.args) {
+    o["args"] = *r.args;
+  } else if (!r.args_text.empty()) {
+    boost::system::error_code ec;
+    json::value args = json::parse(r.args_text, ec);
+    if (!ec) o["args"] = std::move(args);
+  }
+  if (r.shadow) {
+    o["shadow"] = json::object{{"decision", r.shadow->decision}, {"rule", r.shadow->rule},
+                               {"reason", r.shadow->reason}};
   }
   if (!r.tool_class.empty()) {
     const size_t at = r.tool_class.find('@');
@@ -59,9 +65,9 @@ json::value ToJson(const Record& r) {
 }
 
 std::string ShadowText(const Record& r) {
-  if (r.shadow_decision.empty()) return {};
+  if (!r.shadow) return {};
   return json::serialize(json::object{
-      {"decision", r.shadow_decision}, {"rule", r.shadow_rule}, {"reason", r.shadow_reason}});
+      {"decision", r.shadow->decision}, {"rule", r.shadow->rule}, {"reason", r.shadow->reason}});
 }
 
 void ReadShadowText(std::string_view stored, Record& r) {
@@ -73,9 +79,7 @@ void ReadShadowText(std::string_view stored, Record& r) {
     const json::value* f = v.get_object().if_contains(k);
     return f && f->is_string() ? std::string(f->get_string()) : std::string();
   };
-  r.shadow_decision = field("decision");
-  r.shadow_rule = field("rule");
-  r.shadow_reason = field("reason");
+  r.shadow = ShadowDecision{field("decision"), field("rule"), field("reason")};
 }
 
 namespace {
@@ -357,7 +361,8 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
         "arg_keys, args_digest, args, policy_version, outcome, latency_ms, shadow, tool_class) "
         "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)");
     const std::string keys_text = KeysText(r.arg_keys);
-    const std::string args_text = r.args ? json::serialize(*r.args) : "";
+    const std::string serialized = r.args ? json::serialize(*r.args) : std::string();
+    const std::string& args_text = r.args ? serialized : r.args_text;
     int i = 1;
     // With their lengths: SQLite would otherwise strlen each of the dozen texts of every record.
     auto text = [&](const std::string& v) {
@@ -369,7 +374,7 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
                                  &r.reason, &keys_text, &r.args_digest}) {
       text(*v);
     }
-    if (r.args) {
+    if (!args_text.empty()) {
       text(args_text);
     } else {
       sqlite3_bind_null(st.s, i++);
@@ -662,7 +667,12 @@ void ReadShadowAndClass(sqlite3_stmt* st, int col, Record& r) {
   if (sqlite3_column_type(st, col + 1) != SQLITE_NULL) r.tool_class = ColumnText(st, col + 1);
 }
 
-// One row of the SELECT the queries share (id … tool_class) into `r`.
+// The columns ReadRow reads, in its order.
+constexpr const char* kSelectRecords =
+    "SELECT id, ts_ms, grant_name, session, server, tool, decision, rule, reason, arg_keys, "
+    "args_digest, args, policy_version, outcome, latency_ms, shadow, tool_class FROM audit";
+
+// One row of kSelectRecords into `r`.
 void ReadRow(sqlite3_stmt* st, Record& r) {
   r.id = ColumnText(st, 0);
   r.ts_ms = sqlite3_column_int64(st, 1);
@@ -706,9 +716,7 @@ Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Quer
   if (!db) return Fail(db.error());
   SqliteStmt st;
   sqlite3_prepare_v2(*db,
-                     (std::string("SELECT id, ts_ms, grant_name, session, server, tool, decision, rule, reason, "
-                                  "arg_keys, args_digest, args, policy_version, outcome, latency_ms, shadow, "
-                                  "tool_class FROM audit") +
+                     (std::string(kSelectRecords) +
                       kWhere + " ORDER BY ts_ms DESC, rowid DESC LIMIT ?7 OFFSET ?8")
                          .c_str(),
                      -1, &st.s, nullptr);
@@ -736,9 +744,7 @@ Result<int64_t> ScanAudit(const std::string& state_spec, const Query& q,
   if (!db) return Fail(db.error());
   SqliteStmt st;
   sqlite3_prepare_v2(*db,
-                     (std::string("SELECT id, ts_ms, grant_name, session, server, tool, decision, rule, reason, "
-                                  "arg_keys, args_digest, args, policy_version, outcome, latency_ms, shadow, "
-                                  "tool_class FROM audit") +
+                     (std::string(kSelectRecords) +
                       kWhere + " ORDER BY ts_ms, rowid")
                          .c_str(),
                      -1, &st.s, nullptr);

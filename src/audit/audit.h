@@ -19,6 +19,13 @@
 
 namespace tw::audit {
 
+// What a shadow policy would have decided of a call: never enforced.
+struct ShadowDecision {
+  std::string decision;  // allow | deny | approval
+  std::string rule;
+  std::string reason;
+};
+
 struct Record {
   std::string id;  // NewRecordId()
   int64_t ts_ms = 0;
@@ -34,10 +41,14 @@ struct Record {
   // Argument values, as `audit.arguments` says: absent (none), with the values of sensitive
   // paths replaced by kRedacted (redacted), or whole (full).
   std::optional<json::value> args;
+  // The same as text, already serialized (the call's canonical JSON, whose SHA-256 is
+  // args_digest), when the gateway kept the arguments whole: written as is, parsed only if the
+  // record is shown. Used when `args` is not set.
+  std::string args_text;
   std::string policy_version;       // digest of the policy text that decided
-  // What a shadow policy would have decided (allow | deny | approval; empty when the server has
-  // no shadow), by which rule and why. Never enforced.
-  std::string shadow_decision, shadow_rule, shadow_reason;
+  // What a shadow policy would have decided, by which rule and why (unset when the server has
+  // none). Never enforced.
+  std::optional<ShadowDecision> shadow;
   // What the classifier said of the tool when the call was decided: "Destructive/High@1"
   // (category/risk@classifier version; empty when the tool was never listed). JSON: "class"
   // and "classifier".

@@ -52,9 +52,30 @@ bool HasSecretWords(const std::vector<std::string>& words) {
   return false;
 }
 
+// False only when `key` cannot name a secret: ASCII and none of the secret words' stems in it
+// (case aside). Allocates nothing, so the usual key of every call costs a scan, not the words.
+bool MaybeSensitive(std::string_view key) {
+  char lower[64];
+  if (key.size() > sizeof lower) return true;
+  for (size_t i = 0; i < key.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(key[i]);
+    if (c >= 0x80) return true;  // look-alike letters: the full reading decides
+    lower[i] = static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+  }
+  const std::string_view k(lower, key.size());
+  static constexpr std::string_view kStems[] = {"pass", "pwd", "secret", "token", "key", "auth",
+                                                "cookie", "credential", "ssn", "otp", "pin", "cvv",
+                                                "cvc"};
+  for (std::string_view stem : kStems) {
+    if (k.find(stem) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool IsSensitiveName(std::string_view key) {
+  if (!MaybeSensitive(key)) return false;
   // As written (camelCase splits "clientSecret"), and with look-alike letters folded
   // ("pаssword" with a Cyrillic а is still a password).
   return HasSecretWords(NameWords(key)) || HasSecretWords(NameWords(FoldName(key)));
@@ -90,13 +111,43 @@ std::optional<json::value> ArgumentRedactor::Keep(const json::object& args) cons
   if (kept_ == ArgumentsKept::kNone) return std::nullopt;
   json::object copy = args;
   if (kept_ == ArgumentsKept::kRedacted) {
-    std::vector<std::string_view> path;
+    Path path;
     Redact(copy, path);
   }
   return json::value(std::move(copy));
 }
 
-bool ArgumentRedactor::PathListed(const std::vector<std::string_view>& path) const {
+bool ArgumentRedactor::KeepsWhole(const json::object& args) const {
+  if (kept_ == ArgumentsKept::kFull) return true;
+  if (kept_ == ArgumentsKept::kNone) return false;
+  Path path;
+  return !AnyToRedact(args, path);
+}
+
+bool ArgumentRedactor::AnyToRedact(const json::object& o, Path& path) const {
+  for (const auto& [key, value] : o) {
+    path.push_back(std::string_view(key.data(), key.size()));
+    bool found = IsSensitiveName(path.back()) || PathListed(path);
+    // Objects, and objects inside arrays (on the array's path), as Redact walks them.
+    std::vector<const json::value*> pending;
+    if (!found && (value.is_object() || value.is_array())) pending.push_back(&value);
+    while (!found && !pending.empty()) {
+      const json::value* v = pending.back();
+      pending.pop_back();
+      if (v->is_object()) {
+        found = AnyToRedact(v->get_object(), path);
+      } else if (v->is_array()) {
+        for (const json::value& e : v->get_array()) pending.push_back(&e);
+      }
+    }
+    path.pop_back();
+    if (found) return true;
+  }
+  return false;
+}
+
+bool ArgumentRedactor::PathListed(const Path& path) const {
+  if (paths_.empty()) return false;
   return std::any_of(paths_.begin(), paths_.end(), [&](const std::vector<std::string>& p) {
     if (p.size() != path.size()) return false;
     for (size_t i = 0; i < p.size(); ++i) {
@@ -106,7 +157,7 @@ bool ArgumentRedactor::PathListed(const std::vector<std::string_view>& path) con
   });
 }
 
-void ArgumentRedactor::Redact(json::object& o, std::vector<std::string_view>& path) const {
+void ArgumentRedactor::Redact(json::object& o, Path& path) const {
   for (auto& [key, value] : o) {
     path.push_back(std::string_view(key.data(), key.size()));
     if (IsSensitiveName(path.back()) || PathListed(path)) {

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
 #include <boost/json.hpp>
 
 #include "common/result.h"
@@ -39,10 +40,15 @@ class ArgumentRedactor {
   ArgumentsKept kept() const { return kept_; }
   // What the audit record keeps of `args`: nothing, the redacted copy, or all of it.
   std::optional<boost::json::value> Keep(const boost::json::object& args) const;
+  // Whether `args` are kept whole: full, or redacted with nothing in them to redact — then the
+  // caller may store the text it already has (no copy, no walk of a copy).
+  bool KeepsWhole(const boost::json::object& args) const;
 
  private:
-  void Redact(boost::json::object& o, std::vector<std::string_view>& path) const;
-  bool PathListed(const std::vector<std::string_view>& path) const;
+  using Path = boost::container::small_vector<std::string_view, 8>;  // no allocation, usually
+  void Redact(boost::json::object& o, Path& path) const;
+  bool AnyToRedact(const boost::json::object& o, Path& path) const;
+  bool PathListed(const Path& path) const;
 
   ArgumentsKept kept_ = ArgumentsKept::kNone;
   std::vector<std::vector<std::string>> paths_;  // segments after "args"

@@ -31,6 +31,16 @@ TEST(RedactTest, RedactedKeepsKeysAndEveryOtherValue) {
       "list":[{"token":"[redacted]","n":1}]})"));
 }
 
+TEST(RedactTest, SaysWhenArgumentsAreKeptWhole) {
+  auto r = ArgumentRedactor::Make(ArgumentsKept::kRedacted, {"args.body"});
+  EXPECT_TRUE(r->KeepsWhole(Args(R"({"query":"x","opts":{"depth":2},"list":[{"n":1}]})")));
+  EXPECT_FALSE(r->KeepsWhole(Args(R"({"body":"b"})")));
+  EXPECT_FALSE(r->KeepsWhole(Args(R"({"list":[{"n":1},{"token":"t"}]})")));
+  EXPECT_FALSE(r->KeepsWhole(Args(R"({"opts":{"clientSecret":"s"}})")));
+  EXPECT_TRUE(ArgumentRedactor::Make(ArgumentsKept::kFull, {})->KeepsWhole(Args(R"({"password":"p"})")));
+  EXPECT_FALSE(ArgumentRedactor::Make(ArgumentsKept::kNone, {})->KeepsWhole(Args("{}")));
+}
+
 TEST(RedactTest, NoneKeepsNothingAndFullEverything) {
   auto none = ArgumentRedactor::Make(ArgumentsKept::kNone, {});
   EXPECT_FALSE(none->Keep(Args(R"({"a":1})")));

@@ -81,12 +81,12 @@ tools:
   ASSERT_TRUE(out.shadow);
   audit::Record r = Last();
   EXPECT_EQ(r.decision, "allow");
-  EXPECT_EQ(r.shadow_decision, "deny");
-  EXPECT_EQ(r.shadow_rule, "tools.drop_table");
-  EXPECT_EQ(r.shadow_reason, "Dropping tables needs a ticket");
+  EXPECT_EQ(r.shadow->decision, "deny");
+  EXPECT_EQ(r.shadow->rule, "tools.drop_table");
+  EXPECT_EQ(r.shadow->reason, "Dropping tables needs a ticket");
   guard_->Settle(out.admission, CallOutcome::kSucceeded);
   Call("query");
-  EXPECT_EQ(Last().shadow_decision, "allow");
+  EXPECT_EQ(Last().shadow->decision, "allow");
   const std::string m = metrics_.Render();
   EXPECT_NE(m.find(R"(toolwarden_shadow_decisions_total{server="db",tool="drop_table",decision="deny"} 1)"),
             std::string::npos)
@@ -112,9 +112,9 @@ tools:
     guard_->Settle(out.admission, CallOutcome::kSucceeded);
   }
   audit::Record third = Last();
-  EXPECT_EQ(third.shadow_decision, "deny");
-  EXPECT_EQ(third.shadow_rule, "tools.query.limits[0]");
-  EXPECT_NE(third.shadow_reason.find("Rate limit \"q\" reached"), std::string::npos);
+  EXPECT_EQ(third.shadow->decision, "deny");
+  EXPECT_EQ(third.shadow->rule, "tools.query.limits[0]");
+  EXPECT_NE(third.shadow->reason.find("Rate limit \"q\" reached"), std::string::npos);
   // The enforcing counter saw three calls; the shadow's is not in the enforcing store.
   auto real = store_->TryCharge({{limits::CounterKey("db", "q_real", "grant", "g1", 1'699'999'980'000), 3, 5,
                                   1'700'000'040'000}},
@@ -135,14 +135,14 @@ TEST_F(ShadowGuardTest, TheServersShadowPolicyIsTheCandidateAndTheSnapshotsParts
   Build({.shadow = [&] { return candidate; }});
   EXPECT_EQ(Call("list_files").next, GuardOutcome::Next::kForward);
   audit::Record r = Last();
-  EXPECT_EQ(r.shadow_decision, "deny");
-  EXPECT_EQ(r.shadow_rule, "default");
+  EXPECT_EQ(r.shadow->decision, "deny");
+  EXPECT_EQ(r.shadow->rule, "default");
   Call("query");
-  EXPECT_EQ(Last().shadow_decision, "allow");
+  EXPECT_EQ(Last().shadow->decision, "allow");
   // Withdrawn: no shadow, nothing recorded as one.
   candidate = nullptr;
   Call("query");
-  EXPECT_EQ(Last().shadow_decision, "");
+  EXPECT_FALSE(Last().shadow);
   // A name nobody listed is refused by every policy, the shadow too.
   candidate = Compile("version: \"1\"\ndefault: allow\n");
   GuardOutcome unknown = Call("qu3ry");
@@ -176,9 +176,9 @@ TEST_F(ShadowGuardTest, OnDriftShadowAllowsAChangedToolAndRecordsTheBlock) {
   EXPECT_EQ(out.next, GuardOutcome::Next::kForward);
   audit::Record r = Last();
   EXPECT_EQ(r.decision, "allow");
-  EXPECT_EQ(r.shadow_decision, "deny");
-  EXPECT_EQ(r.shadow_rule, "pin");
-  EXPECT_NE(r.shadow_reason.find("changed since it was approved"), std::string::npos);
+  EXPECT_EQ(r.shadow->decision, "deny");
+  EXPECT_EQ(r.shadow->rule, "pin");
+  EXPECT_NE(r.shadow->reason.find("changed since it was approved"), std::string::npos);
 }
 
 TEST_F(ShadowGuardTest, ClassSelectorsDecideByWhatTheClassifierSaysAndTheRecordKeepsIt) {

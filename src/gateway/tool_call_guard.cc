@@ -325,11 +325,7 @@ void ToolCallGuard::Record(const mcp::ToolCall& call, const policy::Identity& id
   r.rule = std::string(out.decision.rule);
   r.reason = out.decision.reason;
   r.outcome = r.decision == "allow" ? "pending" : "not_forwarded";
-  if (out.shadow) {
-    r.shadow_decision = out.shadow->decision;
-    r.shadow_rule = out.shadow->rule;
-    r.shadow_reason = out.shadow->reason;
-  }
+  r.shadow = out.shadow;
   if (!out.cls.category.empty()) {
     static const std::string kVersion = "@" + std::to_string(catalog::kClassifierVersion);
     r.tool_class.reserve(out.cls.category.size() + 1 + out.cls.risk.size() + kVersion.size());
@@ -424,8 +420,14 @@ audit::Record ToolCallGuard::NewRecord(std::string tool, const json::object& arg
   r.server = deps_.server;
   r.tool = std::move(tool);
   for (const auto& kv : args) r.arg_keys.emplace_back(kv.key());
-  r.args_digest = Sha256Hex(CanonicalJson(args));
-  r.args = deps_.arguments.Keep(args);
+  std::string canonical = CanonicalJson(args);
+  r.args_digest = Sha256Hex(canonical);
+  // Kept whole (the usual case): the canonical text the digest was made of is what is stored.
+  if (deps_.arguments.KeepsWhole(args)) {
+    r.args_text = std::move(canonical);
+  } else {
+    r.args = deps_.arguments.Keep(args);
+  }
   r.policy_version = snapshot.version;
   return r;
 }

@@ -131,12 +131,7 @@ struct GuardDeps {
   limits::ChargeBatcher* batcher = nullptr;
 };
 
-// What a shadow policy would have decided of a call.
-struct ShadowDecision {
-  std::string decision;  // allow | deny | approval
-  std::string rule;
-  std::string reason;
-};
+using audit::ShadowDecision;
 
 struct GuardOutcome {
   // What the caller does next (see ToolCallGuard).

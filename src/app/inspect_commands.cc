@@ -245,7 +245,12 @@ int AuditCommand(const AuditOptions& o) {
   for (const auto& r : *records) {
     std::cout << pad(FormatTime(r.ts_ms), 21) << pad(r.grant, 12) << pad(r.server, 16)
               << pad(r.tool, 24) << pad(r.decision, 9) << pad(r.outcome, 15)
-              << pad(std::to_string(r.latency_ms), 4) << r.rule << "\n";
+              << pad(std::to_string(r.latency_ms), 4) << r.rule;
+    // A shadow that would have decided otherwise, after the rule (never enforced).
+    if (r.shadow && r.shadow->decision != r.decision) {
+      std::cout << "  (shadow: " << r.shadow->decision << " by " << r.shadow->rule << ")";
+    }
+    std::cout << "\n";
   }
   if (records->empty()) std::cout << "(no records)\n";
   return kExitOk;

@@ -68,6 +68,23 @@ class FakeBackend : public Backend {
     return true;
   }
 
+  Result<json::object> Replay(const policy::Policy& candidate, const ReplayRequest& request) override {
+    replayed = request;
+    replayed_version = candidate.version;
+    replayed_shadow_only = candidate.shadow_only;
+    return json::object{{"records", 0}, {"server", request.server}};
+  }
+  Result<bool> SetShadowDraft(const std::string& server,
+                              std::shared_ptr<const policy::Policy> draft) override {
+    if (server != "everything") return Fail(Error::NotFound(server));
+    shadow_draft = std::move(draft);
+    return true;
+  }
+
+  std::optional<ReplayRequest> replayed;
+  std::string replayed_version;
+  bool replayed_shadow_only = false;
+  std::shared_ptr<const policy::Policy> shadow_draft;
   EventHub events;
   std::map<std::string, int64_t> used;  // "counter/scope id" → value
   std::string policy_path = "/etc/tw/everything.json";
@@ -410,6 +427,57 @@ TEST_F(AdminApiTest, EventsAreAStreamForAdminsOnly) {
   ASSERT_TRUE(r.events);
   backend_->events.Publish("decision", "{}");
   EXPECT_EQ(r.events->Take().size(), 1u);
+}
+
+TEST_F(AdminApiTest, ExplainSaysTheSelectorAndTheShadowDecision) {
+  const std::string draft =
+      R"({"version":"1","default":"allow","tools":{"rm":{"action":"deny","mode":"shadow"}},)"
+      R"("classes":{"Destructive":{"action":"require_approval"}}})";
+  Call("POST", "/api/explain",
+       json::serialize(json::object{{"server", "everything"}, {"tool", "wipe"}, {"class", "Destructive/High"}, {"text", draft}}));
+  EXPECT_EQ(last_.at("decision"), "approval");
+  EXPECT_EQ(last_.at("rule"), "classes.Destructive");
+  EXPECT_EQ(last_.at("selector"), "class");
+  Call("POST", "/api/explain", json::serialize(json::object{{"server", "everything"}, {"tool", "rm"}, {"text", draft}}));
+  EXPECT_EQ(last_.at("decision"), "allow");
+  EXPECT_EQ(last_.at("shadow").at("decision"), "deny");
+  EXPECT_EQ(last_.at("shadow").at("rule"), "tools.rm");
+}
+
+TEST_F(AdminApiTest, ReplayDecidesTheDraftOverAtMostTheConsolesShareOfRecords) {
+  const std::string draft = R"({"version":"1","default":"deny","mode":"shadow","tools":{"echo":{}}})";
+  auto body = [&](json::object o) { return json::serialize(o); };
+  EXPECT_EQ(Call("POST", "/api/replay", body({{"server", "everything"}, {"text", draft}, {"since", "1h"}})).status, 200);
+  ASSERT_TRUE(backend_->replayed);
+  EXPECT_EQ(backend_->replayed->server, "everything");
+  EXPECT_EQ(backend_->replayed->since_ms, backend_->now - 3'600'000);
+  EXPECT_EQ(backend_->replayed->max_records, 250'000);
+  EXPECT_EQ(backend_->replayed_version, policy::PolicyVersion(draft));
+  EXPECT_EQ(Call("POST", "/api/replay", body({{"server", "nope"}, {"text", draft}})).status, 404);
+  EXPECT_EQ(Call("POST", "/api/replay", body({{"server", "everything"}})).status, 400);
+  EXPECT_EQ(Call("POST", "/api/replay", body({{"server", "everything"}, {"text", draft}, {"since", "last week"}})).status, 400);
+  EXPECT_EQ(Call("POST", "/api/replay", body({{"server", "everything"}, {"text", R"({"version":"1","default":"maybe"})"}})).status, 422);
+  EXPECT_EQ(last_.at("error").at("code"), "invalid_policy");
+  EXPECT_EQ(last_.at("error").at("diagnostics").at(0).at("line"), 1);
+}
+
+TEST_F(AdminApiTest, ADraftIsTriedLiveUntilWithdrawnAndBothAreAudited) {
+  const std::string draft = R"({"version":"1","default":"deny","tools":{"echo":{}}})";
+  Call("PUT", "/api/servers/everything/shadow", json::serialize(json::object{{"text", draft}}));
+  ASSERT_TRUE(backend_->shadow_draft);
+  EXPECT_EQ(last_.at("shadow_draft").as_string(), policy::PolicyVersion(draft));
+  EXPECT_EQ(Call("PUT", "/api/servers/everything/shadow", R"({"text":"version: [1"})").status, 422);
+  EXPECT_TRUE(backend_->shadow_draft) << "an invalid draft changes nothing";
+  EXPECT_EQ(Call("PUT", "/api/servers/nope/shadow", json::serialize(json::object{{"text", draft}})).status, 404);
+  EXPECT_EQ(Call("DELETE", "/api/servers/everything/shadow").status, 200);
+  EXPECT_FALSE(backend_->shadow_draft);
+  backend_->Audit().Flush();
+  auto records = audit::QueryAudit(backend_->spec_, {});
+  ASSERT_TRUE(records);
+  std::set<std::string> actions;
+  for (const auto& r : *records) actions.insert(r.tool);
+  EXPECT_TRUE(actions.contains("policies.shadow"));
+  EXPECT_TRUE(actions.contains("policies.shadow_stop"));
 }
 
 }  // namespace

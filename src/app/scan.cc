@@ -108,7 +108,9 @@ Result<json::array> InventoryRows(const std::string& server, const ServerTarget&
         pin_state = (*pin)->pending_hash || (*pin)->hash != now.hash ? "changed" : "pinned";
       }
     }
-    const policy::ToolStance stance = policy::StanceOf(policy, name);
+    const policy::ToolStance stance =
+        policy::StanceOf(policy, name, {catalog::CategoryName(t.classification.category),
+                                        catalog::RiskName(t.classification.risk)});
     rows.push_back({{"server", server},
                     {"name", name},
                     {"category", catalog::CategoryName(t.classification.category)},

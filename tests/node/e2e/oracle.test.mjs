@@ -46,6 +46,10 @@ const received = (res) => res.text().then((body) => {
   return body.split('\n').filter((l) => l.startsWith('data:') && l.length > 6).map((l) => JSON.parse(l.slice(5)));
 });
 
+// JSON with every object's keys sorted: two values are equal JSON iff their texts are.
+const canonical = (v) => JSON.stringify(v, (k, x) => (x && typeof x === 'object' && !Array.isArray(x)
+  ? Object.fromEntries(Object.keys(x).sort().map((key) => [key, x[key]])) : x));
+
 describe('the enforcement oracle through toolwarden serve', () => {
   let gw;
   const grants = {};
@@ -116,8 +120,9 @@ describe('the enforcement oracle through toolwarden serve', () => {
       for (const m of ran) {
         const mark = m.params.arguments?.mark;
         const owner = sessions.find((s) => s.mark === mark) ?? { sid: mark?.slice(5) };
+        // The audit keeps arguments as canonical JSON (keys sorted): compared as values.
         const rec = records.filter((r) => r.session === owner.sid && r.tool === m.params.name &&
-          JSON.stringify(r.args) === JSON.stringify(m.params.arguments));
+          canonical(r.args) === canonical(m.params.arguments));
         assert.ok(rec.length >= 1, `seed ${seed}: the server ran an undecided call ${JSON.stringify(m.params)}`);
         if (owner.grant) assert.equal(rec[0].grant, owner.grant, `seed ${seed}: recorded for another grant`);
       }

@@ -347,7 +347,7 @@ void Gateway::AddGauges() {
 Result<json::object> Gateway::Replay(const policy::Policy& candidate,
                                      const admin::ReplayRequest& request) {
   ReplayOptions o;
-  o.audit_spec = audit_spec_;  // this gateway's own records
+  o.audit_spec = AuditQuerySpec();  // the fleet's shared trail, else this gateway's records
   o.server = request.server;
   o.grant = request.grant;
   o.since_ms = request.since_ms;

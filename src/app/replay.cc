@@ -307,8 +307,11 @@ int ReplayCommand(const ReplayCliOptions& o) {
       std::cerr << "toolwarden replay: " << c.error().message() << "\n";
       return kExitInvalid;
     }
-    // The gateway's own records (audit.store or its state file), never the shared trail.
-    r.audit_spec = limits::AuditSpecFor(limits::StateSpecOrDefault(c->state), c->audit_store);
+    // The fleet's shared trail when there is one (every replica's calls), else this gateway's
+    // own records (audit.store or its state file).
+    r.audit_spec = !c->audit_shared.empty()
+                       ? c->audit_shared
+                       : limits::AuditSpecFor(limits::StateSpecOrDefault(c->state), c->audit_store);
     if (r.server.empty() && c->servers.size() == 1) r.server = c->servers.begin()->first;
     if (!r.server.empty() && !c->servers.contains(r.server)) {
       std::cerr << "toolwarden replay: " << o.config_path << " has no server \"" << r.server << "\"\n";

@@ -31,7 +31,7 @@
 namespace tw::app {
 
 struct ReplayOptions {
-  std::string audit_spec;  // sqlite:PATH
+  std::string audit_spec;  // sqlite:PATH, or the shared trail's postgresql:// URL
   std::string server;      // "": every server (all the records must then be of one)
   std::string grant;       // "": every grant
   int64_t since_ms = 0;

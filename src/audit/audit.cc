@@ -735,11 +735,7 @@ Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Quer
 
 Result<int64_t> ScanAudit(const std::string& state_spec, const Query& q,
                           const std::function<bool(Record&)>& each) {
-  if (pg::IsPostgresUrl(state_spec)) {
-    return Fail(Error::InvalidArgument(
-        "replay reads a gateway's local audit store (sqlite:PATH, --state or the config's "
-        "audit.store), not the shared trail"));
-  }
+  if (pg::IsPostgresUrl(state_spec)) return ScanShared(state_spec, q, each);
   auto db = OpenForQuery(state_spec);
   if (!db) return Fail(db.error());
   SqliteStmt st;

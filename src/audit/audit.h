@@ -152,9 +152,9 @@ Result<std::unique_ptr<AuditLog>> OpenAuditLog(const std::string& state_spec,
 Result<std::vector<Record>> QueryAudit(const std::string& state_spec, const Query& query);
 // How many records match (ignores limit and offset).
 Result<int64_t> CountAudit(const std::string& state_spec, const Query& query);
-// Calls `each` with every matching record, oldest first (by time, then as written), reading
-// them as it goes — for replay over millions of records — until it returns false; ignores
-// limit and offset. Returns how many it read. Local stores (sqlite:PATH) only.
+// Calls `each` with every matching record, oldest first (by time, then as written; on the
+// shared trail by time, then id), reading them as it goes — for replay over millions of
+// records — until it returns false; ignores limit and offset. Returns how many it read.
 Result<int64_t> ScanAudit(const std::string& state_spec, const Query& query,
                           const std::function<bool(Record&)>& each);
 // Matching records counted per `bucket_ms` (aligned to the epoch), oldest first; buckets with

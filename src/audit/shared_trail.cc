@@ -64,15 +64,49 @@ std::string ThisHost() {
 
 }  // namespace
 
+namespace {
+
+// The columns FromRow reads, in its order.
+constexpr const char* kSelectRecords =
+    "SELECT id, ts_ms, grant_name, session, server, tool, decision, rule, reason, arg_keys, "
+    "args_digest, args, policy_version, outcome, latency_ms, shadow, tool_class FROM toolwarden_audit";
+
+// One row of kSelectRecords into `r`.
+void FromRow(const std::vector<std::optional<std::string>>& row, Record& r) {
+  r.id = row[0].value_or("");
+  r.ts_ms = Whole(row[1]);
+  r.grant = row[2].value_or("");
+  r.session = row[3].value_or("");
+  r.server = row[4].value_or("");
+  r.tool = row[5].value_or("");
+  r.decision = row[6].value_or("");
+  r.rule = row[7].value_or("");
+  r.reason = row[8].value_or("");
+  boost::system::error_code ec;
+  json::value keys = json::parse(row[9].value_or("[]"), ec);
+  if (!ec && keys.is_array()) {
+    for (const auto& k : keys.get_array()) {
+      if (k.is_string()) r.arg_keys.emplace_back(k.get_string());
+    }
+  }
+  r.args_digest = row[10].value_or("");
+  if (row[11]) r.args = json::parse(*row[11], ec);
+  r.policy_version = row[12].value_or("");
+  r.outcome = row[13].value_or("");
+  r.latency_ms = Whole(row[14]);
+  ReadShadowText(row[15].value_or(""), r);
+  r.tool_class = row[16].value_or("");
+}
+
+}  // namespace
+
 Result<std::vector<Record>> QueryShared(const std::string& url, const Query& q) {
   auto c = OpenShared(url);
   if (!c) return Fail(c.error());
   auto params = WhereParams(q);
   params.push_back(std::to_string(q.limit));
   params.push_back(std::to_string(q.offset));
-  auto rows = (*c)->Exec(std::string("SELECT id, ts_ms, grant_name, session, server, tool, decision, rule, "
-                                     "reason, arg_keys, args_digest, args, policy_version, outcome, "
-                                     "latency_ms, shadow, tool_class FROM toolwarden_audit") +
+  auto rows = (*c)->Exec(std::string(kSelectRecords) +
                              kWhere + " ORDER BY ts_ms DESC, id DESC LIMIT $7 OFFSET $8",
                          params);
   if (!rows) return Fail(rows.error());
@@ -80,32 +114,37 @@ Result<std::vector<Record>> QueryShared(const std::string& url, const Query& q) 
   out.reserve(rows->size());
   for (const auto& row : *rows) {
     Record r;
-    r.id = row[0].value_or("");
-    r.ts_ms = Whole(row[1]);
-    r.grant = row[2].value_or("");
-    r.session = row[3].value_or("");
-    r.server = row[4].value_or("");
-    r.tool = row[5].value_or("");
-    r.decision = row[6].value_or("");
-    r.rule = row[7].value_or("");
-    r.reason = row[8].value_or("");
-    boost::system::error_code ec;
-    json::value keys = json::parse(row[9].value_or("[]"), ec);
-    if (!ec && keys.is_array()) {
-      for (const auto& k : keys.get_array()) {
-        if (k.is_string()) r.arg_keys.emplace_back(k.get_string());
-      }
-    }
-    r.args_digest = row[10].value_or("");
-    if (row[11]) r.args = json::parse(*row[11], ec);
-    r.policy_version = row[12].value_or("");
-    r.outcome = row[13].value_or("");
-    r.latency_ms = Whole(row[14]);
-    ReadShadowText(row[15].value_or(""), r);
-    r.tool_class = row[16].value_or("");
+    FromRow(row, r);
     out.push_back(std::move(r));
   }
   return out;
+}
+
+Result<int64_t> ScanShared(const std::string& url, const Query& q,
+                           const std::function<bool(Record&)>& each, int page) {
+  auto c = OpenShared(url);
+  if (!c) return Fail(c.error());
+  int64_t n = 0;
+  std::string after_ts = "-1", after_id;  // the last record of the page before
+  for (;;) {
+    auto params = WhereParams(q);
+    params.push_back(after_ts);
+    params.push_back(after_id);
+    params.push_back(std::to_string(page));
+    auto rows = (*c)->Exec(std::string(kSelectRecords) + kWhere +
+                               " AND (ts_ms, id) > ($7::bigint, $8) ORDER BY ts_ms, id LIMIT $9",
+                           params);
+    if (!rows) return Fail(rows.error());
+    for (const auto& row : *rows) {
+      Record r;
+      FromRow(row, r);
+      ++n;
+      if (!each(r)) return n;
+    }
+    if (rows->size() < static_cast<size_t>(page)) return n;
+    after_ts = rows->back()[1].value_or("0");
+    after_id = rows->back()[0].value_or("");
+  }
 }
 
 Result<int64_t> CountShared(const std::string& url, const Query& q) {

@@ -40,6 +40,11 @@ namespace tw::audit {
 
 Result<std::vector<Record>> QueryShared(const std::string& url, const Query& q);
 Result<int64_t> CountShared(const std::string& url, const Query& q);
+// Every matching record, oldest first (by time, then id), read in pages of `page` by key (no
+// OFFSET: each page starts after the last record of the one before); `each` returns false to
+// stop. Returns how many it read.
+Result<int64_t> ScanShared(const std::string& url, const Query& q,
+                           const std::function<bool(Record&)>& each, int page = 5000);
 Result<std::vector<Bucket>> HistogramShared(const std::string& url, const Query& q, int64_t bucket_ms);
 
 struct ShipperOptions {

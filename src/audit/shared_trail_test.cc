@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <set>
 #include <thread>
 
 #include "common/random.h"
@@ -128,6 +130,27 @@ TEST_F(SharedTrailTest, ShippedRecordsAreQueriedAsTheLocalOnesWere) {
   EXPECT_EQ((*buckets)[1].allow + (*buckets)[1].deny, 2);
   EXPECT_EQ(*shipper->ShipOnce(10'000), 0);
   EXPECT_EQ(Rows(), 3);
+}
+
+TEST_F(SharedTrailTest, ReplayScansTheTrailOldestFirstInPagesByKey) {
+  for (int i = 0; i < 7; ++i) ASSERT_TRUE(log_->Write(Make(i % 2 ? "a" : "b", 1'000 + (i / 2) * 10)));
+  auto shipper = NewShipper(nullptr);
+  ASSERT_TRUE(shipper->ShipOnce(10'000));
+  std::vector<int64_t> seen;
+  std::set<std::string> ids;
+  auto n = ScanShared(url_, Query{}, [&](Record& r) {
+    seen.push_back(r.ts_ms);
+    ids.insert(r.id);
+    return true;
+  }, /*page=*/2);
+  ASSERT_TRUE(n.has_value()) << n.error().message();
+  EXPECT_EQ(*n, 7);
+  EXPECT_EQ(ids.size(), 7u) << "pages neither skip nor repeat records of one instant";
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  Query only_a;
+  only_a.tool = "a";
+  int stopped = 0;
+  EXPECT_EQ(*ScanAudit(url_, only_a, [&](Record&) { return ++stopped < 2; }), 2);
 }
 
 TEST_F(SharedTrailTest, APendingCallIsShippedAgainWithItsOutcomeAndHoldsPruningUntilThen) {

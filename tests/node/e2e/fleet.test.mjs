@@ -188,6 +188,17 @@ describe('fleet', { skip }, () => {
     }, 15000, 'the shared trail to hold all 60 records');
     assert.equal(shared.filter((a) => a.decision === 'allow').length, 12);
     assert.equal(new Set(shared.map((a) => a.id)).size, 60);
+    // Replayed over the fleet's trail, a limit of 20 lets through the first 20 in time order,
+    // whichever replica decided them.
+    const looser = path.join(tmp, 'looser.yaml');
+    fs.writeFileSync(looser, fs.readFileSync(path.join(tmp, 'fleet.yaml'), 'utf8').replace('max: 12', 'max: 20'));
+    const replayed = spawnSync(TOOLWARDEN, ['replay', '--policy', looser, '-c', config, '--grant', 'racer', '--since', '1h', '--json'],
+                               { encoding: 'utf8' });
+    assert.equal(replayed.status, 0, replayed.stderr);
+    const report = JSON.parse(replayed.stdout);
+    assert.equal(report.records, 60);
+    assert.equal(12 + report.changed.newly_allowed - report.changed.newly_denied, 20);
+    assert.ok(report.changed.newly_allowed >= 8);
   });
 
   it('a call held on one replica is released by an approval given through another, once', async () => {

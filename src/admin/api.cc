@@ -37,10 +37,6 @@ std::optional<ApiRoute> ParseTarget(const std::string& target) {
   return r;
 }
 
-std::string_view DecisionName(const policy::Decision& d) {
-  return d.verdict != policy::Verdict::kAllow ? "deny" : d.approval_timeout_ms ? "approval" : "allow";
-}
-
 // The most records one replay from the console reads: about half a second of the home loop
 // (docs/benchmarks.md, "Replay"); the CLI reads any number.
 constexpr int64_t kConsoleReplayRecords = 250'000;
@@ -817,7 +813,7 @@ Response Api::Explain(const Call& call) {
     limits.push_back(std::move(row));
   }
   if (limited) d = *limited;
-  const std::string_view decision = DecisionName(d);
+  const std::string_view decision = policy::DecisionName(d);
   json::object out{{"decision", decision}, {"rule", d.rule}, {"reason", d.reason},
                    {"selector", policy::SelectorOf(*policy, tool, cls)},
                    {"limits", std::move(limits)}, {"policy_version", policy->version}};
@@ -826,7 +822,7 @@ Response Api::Explain(const Call& call) {
   }
   if (policy->shadow) {
     const policy::Decision s = policy::Evaluate(*policy->shadow, tool_call, identity, now, cls);
-    out["shadow"] = json::object{{"decision", DecisionName(s)}, {"rule", s.rule}, {"reason", s.reason}};
+    out["shadow"] = json::object{{"decision", policy::DecisionName(s)}, {"rule", s.rule}, {"reason", s.reason}};
   }
   return Json(200, std::move(out));
 }
@@ -849,8 +845,7 @@ std::variant<std::shared_ptr<const policy::Policy>, Response> CompileDraft(const
                                                          {"message", "the draft policy is not valid"},
                                                          {"diagnostics", DiagnosticsJson(compiled.diagnostics)}}}});
   }
-  std::shared_ptr<const policy::Policy> p = compiled.policy;
-  return p->shadow ? p->shadow : p;
+  return policy::WouldBe(compiled.policy);
 }
 
 }  // namespace

@@ -207,9 +207,7 @@ Result<const gateway::ToolCallGuard*> Gateway::GuardFor(ServerRuntime& server,
   if (policy_path == server.config.policy_path) {
     shadow = [rt = &server]() -> std::shared_ptr<const policy::Policy> {
       if (auto draft = rt->draft_shadow.Current()) return draft;
-      if (!rt->shadow_policy) return nullptr;
-      auto file = rt->shadow_policy->Current();
-      return file->shadow ? file->shadow : file;
+      return rt->shadow_policy ? policy::WouldBe(rt->shadow_policy->Current()) : nullptr;
     };
   }
   auto guard = std::make_unique<gateway::ToolCallGuard>(gateway::GuardDeps{

@@ -43,7 +43,7 @@ int ExplainCommand(const ExplainOptions& o) {
   const std::string_view selector = policy::SelectorOf(**policy, o.tool, cls);
   // The file's would-be policy (its mode: shadow parts), or the whole file if it is a shadow.
   std::shared_ptr<const policy::Policy> shadow =
-      (*policy)->shadow ? (*policy)->shadow : (*policy)->shadow_only ? *policy : nullptr;
+      (*policy)->shadow || (*policy)->shadow_only ? policy::WouldBe(*policy) : nullptr;
   std::optional<policy::Decision> shadow_decision;
   if (shadow) shadow_decision = policy::Evaluate(*shadow, call, identity, now, cls);
   // Current counter values, when the state store can be read (nothing is charged).
@@ -77,9 +77,6 @@ int ExplainCommand(const ExplainOptions& o) {
   }
   if (limited) d = *limited;
   const bool allow = d.verdict == policy::Verdict::kAllow;
-  auto name = [](const policy::Decision& x) -> std::string {
-    return x.verdict != policy::Verdict::kAllow ? "deny" : x.approval_timeout_ms ? "approval" : "allow";
-  };
   if (o.json) {
     json::object out{{"tool", o.tool},         {"decision", allow ? "allow" : "deny"},
                      {"rule", std::string(d.rule)}, {"selector", selector},
@@ -87,18 +84,18 @@ int ExplainCommand(const ExplainOptions& o) {
     if (!allow) out["reason"] = d.reason;
     if (d.approval_timeout_ms) out["approval_timeout_ms"] = *d.approval_timeout_ms;
     if (shadow_decision) {
-      out["shadow"] = json::object{{"decision", name(*shadow_decision)},
+      out["shadow"] = json::object{{"decision", policy::DecisionName(*shadow_decision)},
                                    {"rule", std::string(shadow_decision->rule)},
                                    {"reason", shadow_decision->reason}};
     }
     std::cout << json::serialize(out) << "\n";
     return kExitOk;
   }
-  text << "decision: " << name(d) << (d.approval_timeout_ms ? " (allowed once a human approves)" : "")
+  text << "decision: " << policy::DecisionName(d) << (d.approval_timeout_ms ? " (allowed once a human approves)" : "")
        << "\n" << "rule:     " << d.rule << "\n";
   if (!allow) text << "reason:   " << d.reason << "\n";
   if (shadow_decision) {
-    text << "shadow:   " << name(*shadow_decision) << " by " << shadow_decision->rule
+    text << "shadow:   " << policy::DecisionName(*shadow_decision) << " by " << shadow_decision->rule
          << (shadow_decision->reason.empty() ? "" : ": " + shadow_decision->reason)
          << " (recorded, never enforced)\n";
   }

@@ -75,13 +75,9 @@ class CaseReader : public policy::YamlReader {
         ReadString(v, where + ".grant", call.grant);
       } else if (key == "class") {
         if (ReadString(v, where + ".class", call.cls)) {
-          const std::span<const std::string_view> names = policy::ClassNames();
           const policy::ToolClass cls = policy::ParseToolClass(call.cls);
-          auto known = [&](std::string_view n, size_t from, size_t to) {
-            return std::find(names.begin() + from, names.begin() + to, n) != names.begin() + to;
-          };
-          if (!known(cls.category, 0, 5) ||
-              (call.cls.find('/') != std::string::npos && !known(cls.risk, 5, names.size()))) {
+          if (!policy::IsCategoryName(cls.category) ||
+              (call.cls.find('/') != std::string::npos && !policy::IsRiskName(cls.risk))) {
             Error(v, where + ".class must be a category (Read, Write, Execute, Financial, Destructive), "
                              "optionally /risk (Low, Medium, High, Critical), as scan shows it");
           }
@@ -190,10 +186,7 @@ Outcome Decide(const policy::Policy& p, const Call& call, limits::CounterStore& 
     if (charged && !charged->admitted)
       d = policy::LimitDenial(d.charges[charged->rejected], charged->current, now);
   }
-  std::string decision = d.verdict == policy::Verdict::kDeny ? "deny"
-                         : d.approval_timeout_ms             ? "approval"
-                                                             : "allow";
-  return {std::move(decision), std::string(d.rule), d.reason};
+  return {std::string(policy::DecisionName(d)), std::string(d.rule), d.reason};
 }
 
 std::string Xml(std::string_view s) {

@@ -8,6 +8,7 @@
 
 #include "app/cli_common.h"
 #include "audit/audit.h"
+#include "catalog/redact.h"
 #include "common/clock.h"
 #include "config/config.h"
 #include "gateway/tool_call_guard.h"
@@ -23,10 +24,6 @@ namespace {
 bool OutsidePolicy(std::string_view rule) {
   return rule == "unknown_tool" || rule == "tool_name" || rule == "schema" || rule == "protocol" ||
          rule == "state" || rule == "audit" || rule == "policy";
-}
-
-std::string_view DecisionName(const policy::Decision& d) {
-  return d.verdict != policy::Verdict::kAllow ? "deny" : d.approval_timeout_ms ? "approval" : "allow";
 }
 
 std::string_view ChangeKind(std::string_view before, std::string_view after) {
@@ -85,7 +82,7 @@ class Replayer {
       return true;
     }
     if (d.verdict == policy::Verdict::kAllow && !d.charges.empty()) Charge(d, identity, r);
-    const std::string_view after = DecisionName(d);
+    const std::string_view after = policy::DecisionName(d);
     if (after == before) {
       ++report_.unchanged;
       return true;
@@ -118,7 +115,7 @@ class Replayer {
     }
     for (const policy::ArgPath* path : read) {
       const json::value* v = path->Resolve(args);
-      if (v && v->is_string() && v->get_string() == audit::kRedacted) {
+      if (v && v->is_string() && v->get_string() == catalog::kRedacted) {
         return "the policy reads " + path->text() + ", which the audit keeps redacted";
       }
     }
@@ -215,8 +212,7 @@ json::object ReplayJson(const ReplayReport& r) {
   }
   json::object changed;
   for (const char* kind : {"newly_denied", "newly_allowed", "newly_held", "no_longer_held"}) {
-    auto it = r.changed.find(kind);
-    changed[kind] = it == r.changed.end() ? 0 : it->second;
+    changed[kind] = r.Changed(kind);
   }
   json::array undecidable;
   for (const auto& [tool, v] : r.undecidable_tools) {
@@ -238,24 +234,22 @@ json::object ReplayJson(const ReplayReport& r) {
 }
 
 void PrintReplay(std::ostream& out, const ReplayReport& r) {
-  int64_t total_changed = 0;
-  for (const auto& [kind, n] : r.changed) total_changed += n;
   out << "Replayed " << r.records << " recorded call(s)"
       << (r.server.empty() ? std::string() : " of server \"" + r.server + "\"");
   if (r.records > 0) out << " from " << FormatTime(r.first_ms) << " to " << FormatTime(r.last_ms);
   out << " against " << r.policy_source << " (version " << r.policy_version << ")\n";
   const std::pair<const char*, int64_t> lines[] = {
       {"unchanged", r.unchanged},
-      {"newly denied", r.changed.contains("newly_denied") ? r.changed.at("newly_denied") : 0},
-      {"newly allowed", r.changed.contains("newly_allowed") ? r.changed.at("newly_allowed") : 0},
-      {"newly held for approval", r.changed.contains("newly_held") ? r.changed.at("newly_held") : 0},
-      {"no longer held", r.changed.contains("no_longer_held") ? r.changed.at("no_longer_held") : 0},
+      {"newly denied", r.Changed("newly_denied")},
+      {"newly allowed", r.Changed("newly_allowed")},
+      {"newly held for approval", r.Changed("newly_held")},
+      {"no longer held", r.Changed("no_longer_held")},
       {"outside the policy (kept)", r.outside_policy},
       {"undecidable", r.undecidable}};
   std::vector<std::vector<std::string>> summary;
   for (const auto& [label, n] : lines) summary.push_back({"  " + std::string(label), std::to_string(n)});
   PrintTable(out, summary);
-  if (total_changed > 0) {
+  if (r.Changed() > 0) {
     out << "\nWhat would change:\n";
     std::vector<std::vector<std::string>> rows{{"CALLS", "TOOL", "CHANGE", "RULE", "WAS", "FIRST", "EXAMPLE"}};
     for (const ReplayChange& c : r.changes) {
@@ -284,7 +278,7 @@ int ReplayCommand(const ReplayCliOptions& o) {
     return kExitInvalid;
   }
   // A shadow file is replayed as the policy it would be.
-  std::shared_ptr<const policy::Policy> policy = (*candidate)->shadow ? (*candidate)->shadow : *candidate;
+  std::shared_ptr<const policy::Policy> policy = policy::WouldBe(*candidate);
   ReplayOptions r;
   r.server = o.server;
   r.grant = o.grant;
@@ -328,9 +322,7 @@ int ReplayCommand(const ReplayCliOptions& o) {
   } else {
     PrintReplay(std::cout, *report);
   }
-  int64_t changed = 0;
-  for (const auto& [kind, n] : report->changed) changed += n;
-  return o.fail_on_change && changed > 0 ? kExitInvalid : kExitOk;
+  return o.fail_on_change && report->Changed() > 0 ? kExitInvalid : kExitOk;
 }
 
 }  // namespace tw::app

@@ -74,6 +74,14 @@ struct ReplayReport {
   // tool → (calls, why) of the undecidable ones.
   std::map<std::string, std::pair<int64_t, std::string>> undecidable_tools;
   int64_t elapsed_ms = 0;
+
+  // Calls of one change kind; with none given, of every kind.
+  int64_t Changed(const std::string& kind = {}) const {
+    if (!kind.empty()) return changed.contains(kind) ? changed.at(kind) : 0;
+    int64_t n = 0;
+    for (const auto& [k, calls] : changed) n += calls;
+    return n;
+  }
 };
 
 Result<ReplayReport> Replay(const policy::Policy& candidate, const ReplayOptions& options);

@@ -39,7 +39,7 @@ struct Record {
   std::vector<std::string> arg_keys;
   std::string args_digest;
   // Argument values, as `audit.arguments` says: absent (none), with the values of sensitive
-  // paths replaced by kRedacted (redacted), or whole (full).
+  // paths replaced by catalog::kRedacted (redacted), or whole (full).
   std::optional<json::value> args;
   // The same as text, already serialized (the call's canonical JSON, whose SHA-256 is
   // args_digest), when the gateway kept the arguments whole: written as is, parsed only if the
@@ -66,8 +66,7 @@ json::value ToJson(const Record& r);
 std::string ShadowText(const Record& r);
 void ReadShadowText(std::string_view stored, Record& r);
 
-// What replaces an argument value that `audit.arguments: redacted` does not keep.
-inline constexpr std::string_view kRedacted = "[redacted]";
+
 
 // A new record id: 32 hex digits, unique across processes (a random per-process prefix and a
 // counter).

@@ -8,27 +8,11 @@ namespace tw::catalog {
 
 namespace json = boost::json;
 
-namespace {
-constexpr std::string_view kRedactedValue = "[redacted]";  // audit::kRedacted
-}  // namespace
-
 std::optional<ArgumentsKept> ParseArgumentsKept(std::string_view text) {
   if (text == "none") return ArgumentsKept::kNone;
   if (text == "redacted") return ArgumentsKept::kRedacted;
   if (text == "full") return ArgumentsKept::kFull;
   return std::nullopt;
-}
-
-std::string_view ArgumentsKeptName(ArgumentsKept kept) {
-  switch (kept) {
-    case ArgumentsKept::kNone:
-      return "none";
-    case ArgumentsKept::kRedacted:
-      return "redacted";
-    case ArgumentsKept::kFull:
-      return "full";
-  }
-  return "none";
 }
 
 namespace {
@@ -107,12 +91,41 @@ Result<ArgumentRedactor> ArgumentRedactor::Make(ArgumentsKept kept,
   return r;
 }
 
+template <typename Object, typename At>
+bool ArgumentRedactor::ForEachToRedact(Object& o, Path& path, const At& at) const {
+  for (auto& [key, value] : o) {
+    path.push_back(std::string_view(key.data(), key.size()));
+    bool go_on = true;
+    if (IsSensitiveName(path.back()) || PathListed(path)) {
+      go_on = at(value);
+    } else if (value.is_object() || value.is_array()) {
+      using Value = std::remove_reference_t<decltype(value)>;
+      std::vector<Value*> pending{&value};
+      while (go_on && !pending.empty()) {
+        Value* v = pending.back();
+        pending.pop_back();
+        if (v->is_object()) {
+          go_on = ForEachToRedact(v->get_object(), path, at);
+        } else if (v->is_array()) {
+          for (auto& e : v->get_array()) pending.push_back(&e);
+        }
+      }
+    }
+    path.pop_back();
+    if (!go_on) return false;
+  }
+  return true;
+}
+
 std::optional<json::value> ArgumentRedactor::Keep(const json::object& args) const {
   if (kept_ == ArgumentsKept::kNone) return std::nullopt;
   json::object copy = args;
   if (kept_ == ArgumentsKept::kRedacted) {
     Path path;
-    Redact(copy, path);
+    ForEachToRedact(copy, path, [](json::value& v) {
+      v = json::string(kRedacted);
+      return true;
+    });
   }
   return json::value(std::move(copy));
 }
@@ -121,29 +134,7 @@ bool ArgumentRedactor::KeepsWhole(const json::object& args) const {
   if (kept_ == ArgumentsKept::kFull) return true;
   if (kept_ == ArgumentsKept::kNone) return false;
   Path path;
-  return !AnyToRedact(args, path);
-}
-
-bool ArgumentRedactor::AnyToRedact(const json::object& o, Path& path) const {
-  for (const auto& [key, value] : o) {
-    path.push_back(std::string_view(key.data(), key.size()));
-    bool found = IsSensitiveName(path.back()) || PathListed(path);
-    // Objects, and objects inside arrays (on the array's path), as Redact walks them.
-    std::vector<const json::value*> pending;
-    if (!found && (value.is_object() || value.is_array())) pending.push_back(&value);
-    while (!found && !pending.empty()) {
-      const json::value* v = pending.back();
-      pending.pop_back();
-      if (v->is_object()) {
-        found = AnyToRedact(v->get_object(), path);
-      } else if (v->is_array()) {
-        for (const json::value& e : v->get_array()) pending.push_back(&e);
-      }
-    }
-    path.pop_back();
-    if (found) return true;
-  }
-  return false;
+  return ForEachToRedact(args, path, [](const json::value&) { return false; });
 }
 
 bool ArgumentRedactor::PathListed(const Path& path) const {
@@ -155,28 +146,6 @@ bool ArgumentRedactor::PathListed(const Path& path) const {
     }
     return true;
   });
-}
-
-void ArgumentRedactor::Redact(json::object& o, Path& path) const {
-  for (auto& [key, value] : o) {
-    path.push_back(std::string_view(key.data(), key.size()));
-    if (IsSensitiveName(path.back()) || PathListed(path)) {
-      value = json::string(kRedactedValue);
-    } else {
-      // Objects, and objects inside arrays (on the array's path), are walked.
-      std::vector<json::value*> pending{&value};
-      while (!pending.empty()) {
-        json::value* v = pending.back();
-        pending.pop_back();
-        if (v->is_object()) {
-          Redact(v->get_object(), path);
-        } else if (v->is_array()) {
-          for (json::value& e : v->get_array()) pending.push_back(&e);
-        }
-      }
-    }
-    path.pop_back();
-  }
 }
 
 }  // namespace tw::catalog

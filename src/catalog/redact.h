@@ -4,7 +4,7 @@
 // `redacted` keeps every value but those of sensitive keys — a key whose words name a secret
 // (password, token, secret, api key, credential, authorization, cookie, private key…, read in
 // the key's words as the classifier reads a tool's name, look-alike letters folded) at any depth — and of the paths the configuration names
-// (`audit.redact`), each replaced by audit::kRedacted. Keys are kept, so replay can tell a
+// (`audit.redact`), each replaced by kRedacted. Keys are kept, so replay can tell a
 // value it cannot see from one that was never sent. Pure.
 #pragma once
 
@@ -22,9 +22,11 @@ namespace tw::catalog {
 
 enum class ArgumentsKept { kNone, kRedacted, kFull };
 
+// What replaces an argument value that `audit.arguments: redacted` does not keep.
+inline constexpr std::string_view kRedacted = "[redacted]";
+
 // "none" | "redacted" | "full".
 std::optional<ArgumentsKept> ParseArgumentsKept(std::string_view text);
-std::string_view ArgumentsKeptName(ArgumentsKept kept);
 
 // True if an argument named `key` holds a secret by its words ("api_key", "clientSecret",
 // "Authorization", "db_password"; not "max_tokens" or "keyword").
@@ -46,8 +48,11 @@ class ArgumentRedactor {
 
  private:
   using Path = boost::container::small_vector<std::string_view, 8>;  // no allocation, usually
-  void Redact(boost::json::object& o, Path& path) const;
-  bool AnyToRedact(const boost::json::object& o, Path& path) const;
+  // Walks `o` (objects, and objects inside arrays on their array's path), calling `at(value)`
+  // for each value to redact; stops early when it returns false. `Object` is json::object,
+  // const or not. Returns false when stopped.
+  template <typename Object, typename At>
+  bool ForEachToRedact(Object& o, Path& path, const At& at) const;
   bool PathListed(const Path& path) const;
 
   ArgumentsKept kept_ = ArgumentsKept::kNone;

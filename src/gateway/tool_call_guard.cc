@@ -209,11 +209,7 @@ void ToolCallGuard::EvaluateShadow(const mcp::ToolCall& call, const policy::Iden
   if (!candidate && !drift) return;
   ShadowDecision s;
   auto take = [&s](const policy::Decision& d) {
-    s.decision = d.verdict != policy::Verdict::kAllow ? "deny"
-                 : d.approval_timeout_ms              ? "approval"
-                                                      : "allow";
-    s.rule = std::string(d.rule);
-    s.reason = d.reason;
+    s = {std::string(policy::DecisionName(d)), std::string(d.rule), d.reason};
   };
   if (!identified || !candidate) {
     // A name or arguments refused before any policy is refused by every policy; without a

@@ -36,19 +36,18 @@ void ToolCatalog::AddPage(Tools& tools, const json::value& result, const Tools* 
     const json::object* tool = t.if_object();
     const json::value* name = tool ? tool->if_contains("name") : nullptr;
     if (!name || !name->is_string()) continue;
+    if (known) {
+      auto it = known->find(std::string(name->get_string()));
+      if (it != known->end() && it->second.definition == t) {
+        tools[it->first] = it->second;
+        continue;
+      }
+    }
     Tool entry;
+    entry.definition = jsonrpc::Detached(t);
     const catalog::Classification c = catalog::Classify(*tool);
     entry.cls = {catalog::CategoryName(c.category), catalog::RiskName(c.risk)};
     if (const json::value* schema = tool->if_contains("inputSchema")) {
-      if (known) {
-        auto it = known->find(std::string(name->get_string()));
-        if (it != known->end() && it->second.schema && it->second.source == *schema) {
-          Tool& reused = tools[it->first] = it->second;
-          reused.cls = entry.cls;
-          continue;
-        }
-      }
-      entry.source = jsonrpc::Detached(*schema);
       entry.schema = catalog::Schema::Compile(*schema);
       for (const std::string& s : entry.schema->skipped()) {
         spdlog::debug("server {}: tool {}: not checked: {}", server_, std::string(name->get_string()), s);

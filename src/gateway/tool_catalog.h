@@ -55,12 +55,12 @@ class ToolCatalog {
  private:
   struct Tool {
     std::shared_ptr<const catalog::Schema> schema;  // null: no inputSchema given
-    json::value source;                             // the inputSchema it was compiled from
-    policy::ToolClass cls;  // catalog::Classify of its definition (static names)
+    json::value definition;  // the tool as listed, which `schema` and `cls` were made from
+    policy::ToolClass cls;   // catalog::Classify of the definition (static names)
   };
   using Tools = std::unordered_map<std::string, Tool>;
-  // Adds one page's tools to `tools`; a schema equal to the one `known` has for that tool is
-  // reused, not compiled again (every session's tools/list passes through here).
+  // Adds one page's tools to `tools`; a tool listed exactly as `known` has it keeps its
+  // compiled schema and class, not made again (every session's tools/list passes through here).
   void AddPage(Tools& tools, const json::value& result, const Tools* known) const;
 
   std::string server_;

@@ -290,7 +290,7 @@ class NativeCompiler {
     const std::span<const std::string_view> names = ClassNames();
     r_.ForEachKey(value, "classes", [&](const std::string& name, const YAML::Node& key_node,
                                         const YAML::Node& entry) {
-      if (std::find(names.begin(), names.end(), name) == names.end()) {
+      if (!IsCategoryName(name) && !IsRiskName(name)) {
         r_.Error(key_node, "classes: \"" + name +
                                "\" is not a category (Read, Write, Execute, Financial, "
                                "Destructive) or a risk (Low, Medium, High, Critical)" +

@@ -282,6 +282,16 @@ std::span<const std::string_view> ClassNames() {
   return kNames;
 }
 
+bool IsCategoryName(std::string_view name) {
+  const auto names = ClassNames().first(5);
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+bool IsRiskName(std::string_view name) {
+  const auto names = ClassNames().subspan(5);
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 ToolClass ParseToolClass(std::string_view text) {
   ToolClass cls;
   text = text.substr(0, text.find('@'));  // "@1": the classifier's version
@@ -353,6 +363,14 @@ Decision Evaluate(const Policy& policy, const mcp::ToolCall& call, const Identit
     d.approval_timeout_ms = rule->approval_timeout_ms;  // allowed, once a human approves
   }
   return d;
+}
+
+std::string_view DecisionName(const Decision& d) {
+  return d.verdict != Verdict::kAllow ? "deny" : d.approval_timeout_ms ? "approval" : "allow";
+}
+
+std::shared_ptr<const Policy> WouldBe(const std::shared_ptr<const Policy>& file) {
+  return file->shadow ? file->shadow : file;
 }
 
 Decision LimitDenial(const PlannedCharge& charge, int64_t current, int64_t now_ms) {

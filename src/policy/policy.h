@@ -122,6 +122,8 @@ struct ToolClass {
 
 // The names `classes:` may use: the classifier's categories, then its risks.
 std::span<const std::string_view> ClassNames();
+bool IsCategoryName(std::string_view name);  // Read, Write, Execute, Financial, Destructive
+bool IsRiskName(std::string_view name);      // Low, Medium, High, Critical
 // "Destructive/High" (or "Destructive", or "Destructive/High@1" as the audit records it, with
 // the classifier's version) into a class: views into `text`, unchecked.
 ToolClass ParseToolClass(std::string_view text);
@@ -194,6 +196,14 @@ struct Decision {
 // `cls` is what the classifier says of the tool, for `classes:` selectors.
 Decision Evaluate(const Policy& policy, const mcp::ToolCall& call, const Identity& identity,
                   int64_t now_ms, const ToolClass& cls = {});
+
+// "allow", "deny" or "approval" (allowed once a human approves): a decision as the audit,
+// explain and replay name it.
+std::string_view DecisionName(const Decision& d);
+
+// The policy a file would be with its `mode: shadow` parts enforcing: its `shadow`, or the file
+// itself when it has none (a `mode: shadow` file, or one without shadow parts).
+std::shared_ptr<const Policy> WouldBe(const std::shared_ptr<const Policy>& file);
 
 // The denial for a limit that is full: names the limit and when it resets.
 Decision LimitDenial(const PlannedCharge& charge, int64_t current, int64_t now_ms);

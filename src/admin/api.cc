@@ -84,7 +84,9 @@ json::value GrantJson(const auth::Grant& g, int64_t now_ms) {
                       {"created_ms", g.created_ms},
                       {"expires_ms", g.expires_ms},
                       {"revoked_ms", g.revoked_ms},
-                      {"last_used_ms", g.last_used_ms}};
+                      {"last_used_ms", g.last_used_ms},
+                      {"principal", g.principal},
+                      {"client", g.client}};
 }
 
 void Api::Record(int64_t now, const std::string& action, const std::string& target,
@@ -255,6 +257,8 @@ const std::vector<Api::Route>& Api::Routes() {
       {"PUT", {"servers", ":server", "shadow"}, &Api::SetShadow},
       {"DELETE", {"servers", ":server", "shadow"}, &Api::StopShadow},
       {"POST", {"reload"}, &Api::Reload},
+      {"GET", {"oauth", "consents", ":id"}, &Api::GetConsent},
+      {"POST", {"oauth", "consents", ":id"}, &Api::AnswerConsent},
   };
   return kRoutes;
 }
@@ -413,6 +417,45 @@ Response Api::RevokeGrant(const Call& c) {
   if (!g) return Err(404, "not_found", g.error().message());
   Record(c.now, "grants.revoke", c.params[0], "");
   return Json(200, GrantJson(*g, c.now));
+}
+
+Response Api::GetConsent(const Call& c) {
+  auto pending = backend_.PendingConsent(c.params[0]);
+  if (!pending) {
+    const bool over = pending.error().code() == ErrorCode::kNotFound;
+    return Err(over ? 404 : 503, over ? "not_found" : "unavailable", pending.error().message());
+  }
+  return Json(200, std::move(*pending));
+}
+
+Response Api::AnswerConsent(const Call& c) {
+  Backend::ConsentAnswer answer;
+  const json::value* approve = c.body.if_contains("approve");
+  if (!approve || !approve->is_bool()) return Err(400, "bad_request", "\"approve\" must be true or false");
+  answer.approve = approve->as_bool();
+  if (const json::value* servers = c.body.if_contains("servers")) {
+    if (!servers->is_array()) return Err(400, "bad_request", "\"servers\" must be a list of server names");
+    for (const json::value& s : servers->as_array()) {
+      if (!s.is_string()) return Err(400, "bad_request", "\"servers\" must be a list of server names");
+      answer.servers.emplace_back(s.as_string());
+    }
+  }
+  if (const std::string expires = Str(c.body, "expires"); !expires.empty()) {
+    auto ms = auth::ParseExpiry(expires);
+    if (!ms) return Err(400, "bad_request", ms.error().message());
+    answer.expires_ms = c.now + *ms;
+  }
+  answer.principal = "admin";
+  answer.base = c.request.base;
+  auto next = backend_.AnswerConsent(c.params[0], answer);
+  if (!next) {
+    const ErrorCode code = next.error().code();
+    return code == ErrorCode::kNotFound         ? Err(404, "not_found", next.error().message())
+           : code == ErrorCode::kInvalidArgument ? Err(400, "bad_request", next.error().message())
+                                                 : Err(503, "unavailable", next.error().message());
+  }
+  Record(c.now, answer.approve ? "oauth.consent" : "oauth.decline", c.params[0], "");
+  return Json(200, json::object{{"redirect", *next}});
 }
 
 Response Api::ListApprovals(const Call& c) {

@@ -103,6 +103,25 @@ class Backend {
     (void)request;
     return Fail(Error::Unavailable("replay is not available in this gateway"));
   }
+  // The built-in authorization server's consent screen (oauth/authorization_server.h): the
+  // sign-in waiting as `id` (client, redirect host, requested scopes), and its answer — the
+  // URL the person's browser goes to next. NotFound when the sign-in is over.
+  struct ConsentAnswer {
+    bool approve = false;
+    std::vector<std::string> servers;  // empty: every server
+    int64_t expires_ms = 0;            // the grant's; 0: never
+    std::string principal;             // who answered
+    std::string base;                  // the gateway's origin as the browser reached it
+  };
+  virtual Result<json::object> PendingConsent(const std::string& id) {
+    (void)id;
+    return Fail(Error::Unavailable("this gateway has no built-in authorization server"));
+  }
+  virtual Result<std::string> AnswerConsent(const std::string& id, const ConsentAnswer& answer) {
+    (void)id;
+    (void)answer;
+    return Fail(Error::Unavailable("this gateway has no built-in authorization server"));
+  }
   // Tries `draft` live as the server's shadow policy (evaluated on every call, recorded, never
   // enforced) in place of its policy_shadow; null withdraws it. NotFound for an unknown server.
   virtual Result<bool> SetShadowDraft(const std::string& server,
@@ -122,6 +141,7 @@ struct Request {
   std::string cookie;  // the Cookie header
   std::string csrf;    // the X-CSRF-Token header
   std::string client;  // the client's address, for the brake on guessing tokens
+  std::string base;    // the gateway's origin as the client reached it
 };
 
 struct Response {
@@ -198,6 +218,8 @@ class Api {
   Response Validate(const Call& c);
   Response Explain(const Call& c);
   Response ReplayDraft(const Call& c);
+  Response GetConsent(const Call& c);
+  Response AnswerConsent(const Call& c);
   Response SetShadow(const Call& c);
   Response StopShadow(const Call& c);
   Response Reload(const Call& c);

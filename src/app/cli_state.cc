@@ -45,6 +45,8 @@ std::function<int()> AddStateCommands(CLI::App& app) {
       ->add_option("--policy", o->grants.policies,
                    "SERVER=FILE: a policy replacing that server's own for this grant")
       ->allow_extra_args(false);
+  grants_create->add_option("--principal", o->grants.principal,
+                            "The person it acts for (policies' principals:, limits' scope: principal)");
   grants_create->add_flag("--json", o->grants.json, "Print the grant and token as JSON");
   CLI::App* grants_list = grants_cmd->add_subcommand("list", "Every grant (never tokens)");
   grants_list->add_flag("--json", o->grants.json, "JSON lines");

@@ -290,40 +290,6 @@ std::unique_ptr<gateway::Upstream> Gateway::Connect(ServerRuntime& server, const
 
 void Gateway::CountSessions(std::function<double()> sessions) { sessions_ = std::move(sessions); }
 
-Result<std::string> Gateway::Authenticate(std::string_view authorization) {
-  std::string token;
-  std::string refusal;
-  if (std::optional<std::string> bearer = auth::BearerToken(authorization)) {
-    token = std::move(*bearer);
-  } else {
-    refusal = "the Authorization header must use the Bearer scheme";
-  }
-  const int64_t now = clock_.NowMs();
-  if (refusal.empty()) {
-    auto verdict = grants_->Authenticate(token, now);
-    if (!verdict) {
-      spdlog::error("authentication: {}", verdict.error().message());
-      return Fail(Error::Unavailable("the grant store is unavailable"));
-    }
-    if (verdict->grant) return verdict->grant->name;
-    refusal = std::string(auth::RefusalText(verdict->refusal));
-  }
-  // Refusals are audited — never with the token.
-  audit::Record r;
-  r.id = audit::NewRecordId();
-  r.ts_ms = now;
-  r.decision = "deny";
-  r.rule = "authentication";
-  r.reason = refusal;
-  r.outcome = "not_forwarded";
-  // By the writer thread: a state file locked by another process must not hold the loop.
-  audit_->Submit(std::move(r), {}, [](bool ok) {
-    if (!ok) spdlog::error("audit: the record of a refused authentication could not be written");
-  });
-  unauthorized_.fetch_add(1, std::memory_order_relaxed);
-  return Fail(Error::InvalidArgument(refusal));
-}
-
 void Gateway::ObserveHealth(const std::string& server, bool up, const std::string& why) {
   std::lock_guard lock(mu_);
   auto it = servers_.find(server);
@@ -335,10 +301,10 @@ void Gateway::ObserveHealth(const std::string& server, bool up, const std::strin
 
 gateway::SessionMaker Gateway::OneServer(std::shared_ptr<ServerRuntime> rt,
                                          const gateway::ToolCallGuard& guard, std::string id,
-                                         std::string grant) {
+                                         gateway::Caller caller) {
   return [this, rt = std::move(rt), &guard, id = std::move(id),
-          grant = std::move(grant)](gateway::ClientSink& sink) -> std::unique_ptr<gateway::McpSession> {
-    auto session = std::make_unique<gateway::Session>(id, Connect(*rt, grant), guard, sink, grant);
+          caller = std::move(caller)](gateway::ClientSink& sink) -> std::unique_ptr<gateway::McpSession> {
+    auto session = std::make_unique<gateway::Session>(id, Connect(*rt, caller.grant), guard, sink, caller);
     session->SetExtensionMethods(std::set<std::string, std::less<>>(
         rt->config.extension_methods.begin(), rt->config.extension_methods.end()));
     session->SetHealthObserver([this, name = rt->config.name](bool up, const std::string& why) {
@@ -360,10 +326,10 @@ Result<gateway::SessionMaker> Gateway::MakeSession(const transport::SessionReque
     if (!guard) return Fail(Error::Unavailable(guard.error().message()));
     return OneServer(rt, **guard, r.id, "local");
   }
-  auto grant = grants_->Get(r.grant);
-  if (!grant) return Fail(Error::Unavailable(grant.error().message()));
-  if (!*grant) return Fail(Error::InvalidArgument("Forbidden: unknown grant"));
-  const auth::Grant g = **grant;
+  auto caller = CallerOf(r.grant);
+  if (!caller && caller.error().code() == ErrorCode::kUnavailable) return Fail(caller.error());
+  if (!caller) return Fail(Error::InvalidArgument("Forbidden: unknown grant"));
+  const auth::Grant& g = caller->grant;
   auto policy_of = [&g](const ServerRuntime& rt) {
     auto it = g.policies.find(rt.config.name);
     return it == g.policies.end() ? rt.config.policy_path : it->second;
@@ -372,7 +338,7 @@ Result<gateway::SessionMaker> Gateway::MakeSession(const transport::SessionReque
   if (!r.route.empty()) {
     auto it = servers_.find(r.route);
     if (it == servers_.end()) return Fail(Error::NotFound("Not found: no server \"" + r.route + "\""));
-    if (!g.MayUse(r.route)) {
+    if (!g.MayUse(r.route) || !ServerAdmits(it->second->config, *caller)) {
       return Fail(Error::InvalidArgument("Forbidden: grant \"" + g.name + "\" may not use server \"" +
                                          r.route + "\""));
     }
@@ -382,13 +348,13 @@ Result<gateway::SessionMaker> Gateway::MakeSession(const transport::SessionReque
       spdlog::error("grant {}: server {}: {}", g.name, rt->config.name, guard.error().message());
       return Fail(Error::Unavailable("the policy for this grant cannot be loaded"));
     }
-    return OneServer(rt, **guard, r.id, g.name);
+    return OneServer(rt, **guard, r.id, CallerFor(*caller));
   }
 
   // The aggregate: every server this grant may use.
   std::vector<std::pair<std::shared_ptr<ServerRuntime>, const gateway::ToolCallGuard*>> members;
   for (const auto& [name, rt] : servers_) {
-    if (!g.MayUse(name)) continue;
+    if (!g.MayUse(name) || !ServerAdmits(rt->config, *caller)) continue;
     auto guard = GuardFor(*rt, policy_of(*rt));
     if (!guard) {
       // Fail closed: a server whose policy for this grant cannot be loaded is not offered.
@@ -400,16 +366,16 @@ Result<gateway::SessionMaker> Gateway::MakeSession(const transport::SessionReque
   // The session's timers run on its loop (this one).
   gateway::Scheduler scheduler = timers_.On(LoopHere(io_));
   return gateway::SessionMaker(
-      [this, members, id = r.id, grant = g.name, scheduler](gateway::ClientSink& sink)
+      [this, members, id = r.id, who = CallerFor(*caller), scheduler](gateway::ClientSink& sink)
           -> std::unique_ptr<gateway::McpSession> {
         std::vector<gateway::AggregateMember> legs;
-        for (const auto& [rt, guard] : members) legs.push_back({rt->config.name, Connect(*rt, grant), guard});
+        for (const auto& [rt, guard] : members) legs.push_back({rt->config.name, Connect(*rt, who.grant), guard});
         gateway::AggregateOptions options;
         options.server_version = TW_VERSION;
         options.on_health = [this](const std::string& server, bool up, const std::string& why) {
           ObserveHealth(server, up, why);
         };
-        auto session = std::make_unique<gateway::AggregateSession>(id, std::move(legs), sink, grant,
+        auto session = std::make_unique<gateway::AggregateSession>(id, std::move(legs), sink, who,
                                                                    scheduler, std::move(options));
         for (const auto& [rt, guard] : members) session->KeepAlive(rt);
         return session;

@@ -30,6 +30,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "admin/api.h"
 #include "app/approval_waiter.h"
@@ -39,6 +41,9 @@
 #include "audit/audit.h"
 #include "audit/shared_trail.h"
 #include "auth/grant_store.h"
+#include "auth/oauth_store.h"
+#include "oauth/authorization_server.h"
+#include "oauth/issuer.h"
 #include "catalog/pin_store.h"
 #include "common/clock.h"
 #include "config/config.h"
@@ -108,8 +113,14 @@ class Gateway : public admin::Backend {
   // Stops waiting for approvals and watching files, and closes every shared connection.
   void Stop();
 
-  // The grant an Authorization header belongs to, or why not (audited, without the token).
-  Result<std::string> Authenticate(std::string_view authorization);
+  // Who an Authorization header names for `route` ("" for /mcp), or why not (audited, without
+  // the token): a grant's name (grant and OAuth access tokens), or "idp:<principal>" for an
+  // identity provider's access token (auth.oidc). PermissionDenied: the token's scopes do not
+  // reach the route; Unavailable: the grant store or the provider's keys cannot answer now.
+  Result<std::string> Authenticate(std::string_view authorization, std::string_view route = {});
+  // OAuth as the listener serves it (nullopt without `access: tokens`).
+  std::optional<transport::HttpServerOptions::OAuth> OAuthOptions();
+  std::vector<std::string> ServerList() const;
   // For /readyz: "" when calls can be served, else why not (the state store is unreachable).
   std::string Readiness();
   // What serves a new session: with tokens, on `r.route` ("" for the aggregate) for `r.grant`;
@@ -142,6 +153,8 @@ class Gateway : public admin::Backend {
                               const admin::ReplayRequest& request) override;
   Result<bool> SetShadowDraft(const std::string& server,
                               std::shared_ptr<const policy::Policy> draft) override;
+  Result<json::object> PendingConsent(const std::string& id) override;
+  Result<std::string> AnswerConsent(const std::string& id, const ConsentAnswer& answer) override;
 
 
  private:
@@ -166,10 +179,24 @@ class Gateway : public admin::Backend {
   void ObserveHealth(const std::string& server, bool up, const std::string& why);
   gateway::SessionMaker OneServer(std::shared_ptr<ServerRuntime> rt,
                                   const gateway::ToolCallGuard& guard, std::string id,
-                                  std::string grant);
+                                  gateway::Caller caller);
   void AddGauges();
   // Opens the stores, the audit log (and its shipper) and the approval waiters (gateway_state.cc).
   Result<bool> OpenState();
+  // The built-in authorization server and the trusted identity provider (gateway_oauth.cc).
+  Result<bool> OpenSignIn();
+  // Who a session's caller is: the grant (or, for "idp:…", the principal an identity
+  // provider's token named, as a grant of the servers its scopes reach). Unavailable / NotFound.
+  struct CallerInfo {
+    auth::Grant grant;
+    std::vector<std::string> groups;
+  };
+  Result<CallerInfo> CallerOf(const std::string& name);
+  static gateway::Caller CallerFor(const CallerInfo& info);
+  // Whether `server`'s principals/groups (config) let `caller` in.
+  static bool ServerAdmits(const config::ServerConfig& server, const CallerInfo& caller);
+  void AuditSignIn(std::string_view event, bool ok, std::string_view grant, std::string_view client,
+                   std::string_view reason);
   // Where audit queries go: the shared trail when there is one, else the local records.
   std::string AuditQuerySpec() const;
   std::string ConfigFileHash() const;
@@ -182,6 +209,12 @@ class Gateway : public admin::Backend {
   std::unique_ptr<catalog::PinStore> pin_store_;
   std::unique_ptr<approval::ApprovalStore> approvals_;
   std::unique_ptr<auth::GrantStore> grants_;
+  std::unique_ptr<auth::OAuthStore> oauth_store_;
+  std::unique_ptr<oauth::AuthorizationServer> as_;  // null: no built-in authorization server
+  std::unique_ptr<oauth::TrustedIssuer> issuer_;    // null: no auth.oidc
+  // Principals identity providers' tokens named, by caller name ("idp:…"); bounded.
+  std::mutex callers_mu_;
+  std::unordered_map<std::string, std::shared_ptr<const CallerInfo>> callers_;  // Guarded by callers_mu_.
   // After the stores: its writer thread writes to them (AuditLog::Run) until it is gone.
   std::unique_ptr<audit::AuditLog> audit_;
   std::string audit_spec_;  // where the local records are (sqlite:PATH or memory)

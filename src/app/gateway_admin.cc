@@ -121,8 +121,16 @@ transport::HttpServerOptions::AdminReply Gateway::HandleAdmin(
     console::StaticReply r = console::Serve(call.method, path, call.if_none_match);
     return {r.status, std::move(r.body), std::move(r.content_type), std::move(r.headers), nullptr};
   }
+  if (as_ && oauth::AuthorizationServer::Owns(path)) {
+    const size_t q = call.target.find('?');
+    oauth::AsRequest req{call.method, std::string(path),
+                         q == std::string::npos ? std::string() : call.target.substr(q + 1), call.body,
+                         call.content_type, call.base};
+    oauth::AsReply r = as_->Handle(req, ServerList());
+    return {r.status, std::move(r.body), std::move(r.content_type), std::move(r.headers), nullptr};
+  }
   admin::Response r = api_.Handle({call.method, call.target, call.body, call.authorization,
-                                   call.content_type, call.cookie, call.csrf, call.client});
+                                   call.content_type, call.cookie, call.csrf, call.client, call.base});
   return {r.status, std::move(r.body), std::move(r.content_type), std::move(r.headers),
           std::move(r.events)};
 }

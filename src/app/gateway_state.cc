@@ -76,7 +76,7 @@ Result<bool> Gateway::OpenState() {
     if (!shared) return Fail(shared.error());
     api_.console_sessions().ShareThrough(std::move(*shared));
   }
-  return true;
+  return OpenSignIn();
 }
 
 }  // namespace tw::app

@@ -58,7 +58,10 @@ transport::HttpServerOptions HttpOptions(const config::Config& c, Gateway& gw) {
   http.metrics = [&gw] { return gw.metrics().Render(); };
   http.readiness = [&gw] { return gw.Readiness(); };
   if (c.access == config::Access::kTokens) {
-    http.authenticate = [&gw](std::string_view authorization) { return gw.Authenticate(authorization); };
+    http.authenticate = [&gw](std::string_view authorization, std::string_view route) {
+      return gw.Authenticate(authorization, route);
+    };
+    http.oauth = gw.OAuthOptions();
     http.admin = [&gw](const transport::HttpServerOptions::AdminCall& call) {
       return gw.HandleAdmin(call);
     };

@@ -172,7 +172,7 @@ int GrantsCommand(const std::string& action, const GrantsOptions& o) {
       return kExitUnavailable;
     }
     std::vector<std::vector<std::string>> rows{
-        {"NAME", "STATE", "SERVERS", "CREATED", "EXPIRES", "LAST USED", "POLICIES"}};
+        {"NAME", "STATE", "FOR", "SERVERS", "CREATED", "EXPIRES", "LAST USED", "POLICIES"}};
     for (const auto& g : *list) {
       json::value j = admin::GrantJson(g, now);
       if (o.json) {
@@ -183,7 +183,9 @@ int GrantsCommand(const std::string& action, const GrantsOptions& o) {
       for (const auto& sv : g.servers) servers += (servers.empty() ? "" : ",") + sv;
       for (const auto& [server, path] : g.policies) policies += (policies.empty() ? "" : " ") + server + "=" + path;
       const auto when = [](int64_t ms) { return ms ? FormatTime(ms) : std::string("never"); };
-      rows.push_back({g.name, std::string(j.at("state").as_string()), servers.empty() ? "all" : servers,
+      std::string who = g.principal.empty() ? "-" : g.principal;
+      if (!g.client.empty()) who += " (" + g.client + ")";
+      rows.push_back({g.name, std::string(j.at("state").as_string()), who, servers.empty() ? "all" : servers,
                       FormatTime(g.created_ms), when(g.expires_ms), when(g.last_used_ms),
                       policies.empty() ? "-" : policies});
     }
@@ -246,6 +248,7 @@ int GrantsCommand(const std::string& action, const GrantsOptions& o) {
     }
     g.expires_ms = now + *ms;
   }
+  g.principal = o.principal;
   auto token = (*store)->Create(g, now);
   if (!token) {
     std::cerr << "toolwarden grants: " << token.error().message() << "\n";

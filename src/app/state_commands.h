@@ -15,6 +15,7 @@ struct GrantsOptions {
   std::string servers;  // comma-separated
   std::string expires;
   std::vector<std::string> policies;  // server=path
+  std::string principal;              // the person the grant acts for
   bool json = false;
 };
 // `action`: create, list or revoke.

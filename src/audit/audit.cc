@@ -61,6 +61,7 @@ json::value ToJson(const Record& r) {
     o["class"] = r.tool_class.substr(0, at);
     if (at != std::string::npos) o["classifier"] = r.tool_class.substr(at + 1);
   }
+  if (!r.principal.empty()) o["principal"] = r.principal;
   return o;
 }
 
@@ -92,7 +93,7 @@ constexpr const char* kSchema =
     "grant_name TEXT NOT NULL, session TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL, "
     "decision TEXT NOT NULL, rule TEXT NOT NULL, reason TEXT NOT NULL, arg_keys TEXT NOT NULL, "
     "args_digest TEXT NOT NULL, args TEXT, policy_version TEXT NOT NULL, outcome TEXT NOT NULL, "
-    "latency_ms INTEGER NOT NULL, shadow TEXT, tool_class TEXT)";
+    "latency_ms INTEGER NOT NULL, shadow TEXT, tool_class TEXT, principal TEXT)";
 constexpr const char* kIndex = "CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts_ms)";
 
 // `keys` as a JSON array of strings, written straight out (json::serialize of an array
@@ -358,8 +359,8 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
     ScopedStmt st = stmts_.Get(
         db_,
         "INSERT INTO audit(id, ts_ms, grant_name, session, server, tool, decision, rule, reason, "
-        "arg_keys, args_digest, args, policy_version, outcome, latency_ms, shadow, tool_class) "
-        "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17)");
+        "arg_keys, args_digest, args, policy_version, outcome, latency_ms, shadow, tool_class, "
+        "principal) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)");
     const std::string keys_text = KeysText(r.arg_keys);
     const std::string serialized = r.args ? json::serialize(*r.args) : std::string();
     const std::string& args_text = r.args ? serialized : r.args_text;
@@ -383,7 +384,7 @@ class SqliteAuditLog : public AuditLog, SqliteStoreBase {
     text(r.outcome);
     sqlite3_bind_int64(st.s, i++, r.latency_ms);
     const std::string shadow_text = ShadowText(r);
-    for (const std::string* v : {&shadow_text, &r.tool_class}) {
+    for (const std::string* v : {&shadow_text, &r.tool_class, &r.principal}) {
       if (v->empty()) {
         sqlite3_bind_null(st.s, i++);
       } else {
@@ -661,16 +662,17 @@ void BindWhere(sqlite3_stmt* st, const Query& q) {
   }
 }
 
-// The shadow and class columns at `col` and `col + 1` into `r`.
+// The shadow, class and principal columns at `col`, `col + 1` and `col + 2` into `r`.
 void ReadShadowAndClass(sqlite3_stmt* st, int col, Record& r) {
   if (sqlite3_column_type(st, col) != SQLITE_NULL) ReadShadowText(ColumnText(st, col), r);
   if (sqlite3_column_type(st, col + 1) != SQLITE_NULL) r.tool_class = ColumnText(st, col + 1);
+  if (sqlite3_column_type(st, col + 2) != SQLITE_NULL) r.principal = ColumnText(st, col + 2);
 }
 
 // The columns ReadRow reads, in its order.
 constexpr const char* kSelectRecords =
     "SELECT id, ts_ms, grant_name, session, server, tool, decision, rule, reason, arg_keys, "
-    "args_digest, args, policy_version, outcome, latency_ms, shadow, tool_class FROM audit";
+    "args_digest, args, policy_version, outcome, latency_ms, shadow, tool_class, principal FROM audit";
 
 // One row of kSelectRecords into `r`.
 void ReadRow(sqlite3_stmt* st, Record& r) {

@@ -53,6 +53,9 @@ struct Record {
   // (category/risk@classifier version; empty when the tool was never listed). JSON: "class"
   // and "classifier".
   std::string tool_class;
+  // Who the caller acts for (oauth::Principal's subject, or a grant's principal); empty for a
+  // grant that names nobody. JSON: "principal".
+  std::string principal;
   // pending (forwarded, no answer yet) | ok | tool_error | jsonrpc_error | transport_error |
   // not_forwarded (denied)
   std::string outcome = "pending";

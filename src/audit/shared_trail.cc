@@ -24,15 +24,15 @@ constexpr const char* kSchema =
     "reason TEXT NOT NULL, arg_keys TEXT NOT NULL, args_digest TEXT NOT NULL, args TEXT, "
     "policy_version TEXT NOT NULL, outcome TEXT NOT NULL, latency_ms BIGINT NOT NULL); "
     "ALTER TABLE toolwarden_audit ADD COLUMN IF NOT EXISTS shadow TEXT, "
-    "ADD COLUMN IF NOT EXISTS tool_class TEXT; "
+    "ADD COLUMN IF NOT EXISTS tool_class TEXT, ADD COLUMN IF NOT EXISTS principal TEXT; "
     "CREATE INDEX IF NOT EXISTS toolwarden_audit_ts ON toolwarden_audit(ts_ms); END $$";
 
 constexpr const char* kLocalColumns =
     "rowid, id, ts_ms, grant_name, session, server, tool, decision, rule, reason, arg_keys, "
-    "args_digest, args, policy_version, outcome, latency_ms, shadow, tool_class";
-// Per shipped row: the local ones less rowid, plus replica. A local NULL shadow or class is
-// shipped as ''.
-constexpr int kColumns = 18;
+    "args_digest, args, policy_version, outcome, latency_ms, shadow, tool_class, principal";
+// Per shipped row: the local ones less rowid, plus replica. A local NULL shadow, class or
+// principal is shipped as ''.
+constexpr int kColumns = 19;
 
 // The WHERE clause of every query ($1-$6), as the local store's.
 constexpr const char* kWhere =
@@ -69,7 +69,8 @@ namespace {
 // The columns FromRow reads, in its order.
 constexpr const char* kSelectRecords =
     "SELECT id, ts_ms, grant_name, session, server, tool, decision, rule, reason, arg_keys, "
-    "args_digest, args, policy_version, outcome, latency_ms, shadow, tool_class FROM toolwarden_audit";
+    "args_digest, args, policy_version, outcome, latency_ms, shadow, tool_class, principal "
+    "FROM toolwarden_audit";
 
 // One row of kSelectRecords into `r`.
 void FromRow(const std::vector<std::optional<std::string>>& row, Record& r) {
@@ -96,6 +97,7 @@ void FromRow(const std::vector<std::optional<std::string>>& row, Record& r) {
   r.latency_ms = Whole(row[14]);
   ReadShadowText(row[15].value_or(""), r);
   r.tool_class = row[16].value_or("");
+  r.principal = row[17].value_or("");
 }
 
 }  // namespace
@@ -248,7 +250,7 @@ Result<bool> Shipper::Upsert(const std::vector<std::vector<std::string>>& rows,
   std::string sql =
       "INSERT INTO toolwarden_audit(id, replica, ts_ms, grant_name, session, server, tool, "
       "decision, rule, reason, arg_keys, args_digest, args, policy_version, outcome, latency_ms, "
-      "shadow, tool_class) VALUES ";
+      "shadow, tool_class, principal) VALUES ";
   std::vector<std::optional<std::string>> params;
   params.reserve(rows.size() * kColumns);
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -285,7 +287,7 @@ Result<int64_t> Shipper::ShipOnce(int64_t now_ms) {
     row.reserve(kColumns);
     row.push_back(ColumnText(st, 1));  // id
     row.push_back(replica);
-    for (int c = 2; c <= 17; ++c) row.push_back(ColumnText(st, c));
+    for (int c = 2; c <= 18; ++c) row.push_back(ColumnText(st, c));
     null_args.push_back(sqlite3_column_type(st, 12) == SQLITE_NULL);
     rowids.push_back(rowid);
     const bool pending = row[14] == "pending";

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <mutex>
 #include <unordered_map>
+#include <utility>
 
 #include "common/canonical_json.h"
 #include "common/change_epoch.h"
@@ -20,7 +21,7 @@ namespace tw::auth {
 namespace {
 
 constexpr const char* kColumns =
-    "name, servers, policies, created_ms, expires_ms, revoked_ms, last_used_ms";
+    "name, servers, policies, created_ms, expires_ms, revoked_ms, last_used_ms, principal, client";
 
 Grant Row(sqlite3_stmt* s) {
   Grant g;
@@ -31,6 +32,8 @@ Grant Row(sqlite3_stmt* s) {
   g.expires_ms = sqlite3_column_int64(s, 4);
   g.revoked_ms = sqlite3_column_int64(s, 5);
   g.last_used_ms = sqlite3_column_int64(s, 6);
+  g.principal = ColumnText(s, 7);
+  g.client = ColumnText(s, 8);
   return g;
 }
 
@@ -54,10 +57,11 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
     sqlite3_prepare_v2(
         db_,
         "INSERT INTO grants(name, token_hash, servers, policies, created_ms, expires_ms, "
-        "revoked_ms, last_used_ms) VALUES(?1,?2,?3,?4,?5,?6,0,0) "
+        "revoked_ms, last_used_ms, principal, client) VALUES(?1,?2,?3,?4,?5,?6,0,0,?7,?8) "
         "ON CONFLICT(name) DO UPDATE SET token_hash=excluded.token_hash, "
         "servers=excluded.servers, policies=excluded.policies, created_ms=excluded.created_ms, "
-        "expires_ms=excluded.expires_ms, revoked_ms=0, last_used_ms=0 WHERE revoked_ms<>0",
+        "expires_ms=excluded.expires_ms, revoked_ms=0, last_used_ms=0, "
+        "principal=excluded.principal, client=excluded.client WHERE revoked_ms<>0",
         -1, &st.s, nullptr);
     const std::string hash = TokenHash(token), servers = ServersJson(g.servers),
                       policies = PoliciesJson(g.policies);
@@ -67,6 +71,8 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
     sqlite3_bind_text(st.s, 4, policies.c_str(), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st.s, 5, now_ms);
     sqlite3_bind_int64(st.s, 6, g.expires_ms);
+    sqlite3_bind_text(st.s, 7, g.principal.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st.s, 8, g.client.c_str(), -1, SQLITE_STATIC);
     if (sqlite3_step(st.s) != SQLITE_DONE) return Fail(Err());
     if (sqlite3_changes(db_) == 0) {
       return Fail(Error::InvalidArgument("a grant named \"" + g.name +
@@ -134,9 +140,15 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
       return v;
     }
     // Every MCP request of `serve` comes through here: the statements are prepared once.
-    static const std::string kByHash = std::string("SELECT ") + kColumns + " FROM grants WHERE token_hash=?1";
+    static const std::string kByHash = std::string("SELECT ") + kColumns + ", 0 FROM grants WHERE token_hash=?1";
+    static const std::string kByAccessToken =
+        "SELECT g.name, g.servers, g.policies, g.created_ms, g.expires_ms, g.revoked_ms, "
+        "g.last_used_ms, g.principal, g.client, t.expires_ms FROM grant_tokens t JOIN grants g ON "
+        "g.name = t.grant_name AND g.created_ms = t.grant_created_ms "
+        "WHERE t.token_hash=?1";
+    const bool access = token.starts_with(kAccessTokenPrefix);
     std::lock_guard lock(mu_);
-    ScopedStmt st = stmts_.Get(db_, kByHash.c_str());
+    ScopedStmt st = stmts_.Get(db_, access ? kByAccessToken.c_str() : kByHash.c_str());
     sqlite3_bind_text(st.s, 1, hash.c_str(), -1, SQLITE_STATIC);
     const int rc = sqlite3_step(st.s);
     if (rc == SQLITE_DONE) {
@@ -145,6 +157,10 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
     }
     if (rc != SQLITE_ROW) return Fail(Err());
     Grant g = Row(st.s);
+    if (const int64_t token_expiry = sqlite3_column_int64(st.s, 9); token_expiry != 0) {
+      // An access token lives until its own expiry, never past its grant's.
+      g.expires_ms = g.expires_ms == 0 ? token_expiry : std::min(g.expires_ms, token_expiry);
+    }
     if (g.revoked_ms != 0) {
       v.refusal = Refusal::kRevoked;
       return v;
@@ -154,9 +170,47 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
       return v;
     }
     if (now_ms - g.last_used_ms >= 60000 && StampLocked(g.name, now_ms)) g.last_used_ms = now_ms;
-    Remember(hash, epoch, g);
+    Remember(hash, epoch, g, /*by_name=*/!access);
     v.grant = std::move(g);
     return v;
+  }
+
+  Result<std::string> IssueAccessToken(const std::string& grant, const std::string& family,
+                                       int64_t expires_ms, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    auto g = GetLocked(grant);
+    if (!g) return Fail(g.error());
+    if (!*g || (*g)->revoked_ms != 0 || ((*g)->expires_ms != 0 && now_ms >= (*g)->expires_ms)) {
+      return Fail(Error::NotFound("no active grant named \"" + grant + "\""));
+    }
+    const std::string token = NewToken(kAccessTokenPrefix);
+    const std::string hash = TokenHash(token);
+    // Tokens a day past their expiry are of no use to anyone: dropped as new ones are made.
+    ScopedStmt gc = stmts_.Get(db_, "DELETE FROM grant_tokens WHERE expires_ms < ?1");
+    sqlite3_bind_int64(gc.s, 1, now_ms - 24 * 3600 * 1000);
+    if (sqlite3_step(gc.s) != SQLITE_DONE) return Fail(Err());
+    ScopedStmt st = stmts_.Get(
+        db_,
+        "INSERT INTO grant_tokens(token_hash, grant_name, grant_created_ms, family, created_ms, "
+        "expires_ms) VALUES(?1,?2,?3,?4,?5,?6)");
+    sqlite3_bind_text(st.s, 1, hash.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st.s, 2, grant.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st.s, 3, (*g)->created_ms);
+    sqlite3_bind_text(st.s, 4, family.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st.s, 5, now_ms);
+    sqlite3_bind_int64(st.s, 6, expires_ms);
+    if (sqlite3_step(st.s) != SQLITE_DONE) return Fail(Err());
+    return token;
+  }
+
+  Result<int64_t> RevokeFamily(const std::string& family, int64_t now_ms) override {
+    std::lock_guard lock(mu_);
+    const EpochBumps bumps(*epoch_);
+    ScopedStmt st = stmts_.Get(db_, "DELETE FROM grant_tokens WHERE family=?1 AND expires_ms>?2");
+    sqlite3_bind_text(st.s, 1, family.c_str(), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st.s, 2, now_ms);
+    if (sqlite3_step(st.s) != SQLITE_DONE) return Fail(Err());
+    return static_cast<int64_t>(sqlite3_changes(db_));
   }
 
   Result<std::optional<std::string>> EnsureAdminToken(int64_t now_ms) override {
@@ -223,12 +277,13 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
   }
 
   // Caches an active grant read at `epoch`, unless the epoch has moved on since.
-  void Remember(const std::string& hash, uint64_t epoch, const Grant& g) {
+  // An access token's entry carries the token's expiry, so it is not the grant by name.
+  void Remember(const std::string& hash, uint64_t epoch, const Grant& g, bool by_name) {
     std::lock_guard lock(cache_mu_);
     if (cache_epoch_ != epoch || epoch != epoch_->Load()) return;
     auto entry = std::make_shared<const Grant>(g);
     cache_[hash] = entry;
-    by_name_[g.name] = std::move(entry);
+    if (by_name) by_name_[g.name] = std::move(entry);
   }
 
   // Records a cached grant's use. Best effort and never waited for: skipped (tried again on a
@@ -241,8 +296,10 @@ class SqliteGrantStore : public GrantStore, SqliteStoreBase {
     std::lock_guard cache_lock(cache_mu_);
     auto it = cache_.find(hash);
     if (it == cache_.end()) return;
-    it->second = std::make_shared<const Grant>(g);
-    by_name_[g.name] = it->second;
+    const std::shared_ptr<const Grant> before = std::exchange(it->second, std::make_shared<const Grant>(g));
+    if (auto named = by_name_.find(g.name); named != by_name_.end() && named->second == before) {
+      named->second = it->second;
+    }
   }
 
   bool StampLocked(const std::string& name, int64_t now_ms) {  // Requires mu_.
@@ -293,7 +350,9 @@ bool WellFormedToken(const std::string& token, std::string_view prefix) {
 
 std::optional<Refusal> RefusedByShape(const std::string& token) {
   if (token.empty()) return Refusal::kMissing;
-  if (!WellFormedToken(token, kGrantPrefix)) return Refusal::kMalformed;
+  if (!WellFormedToken(token, kGrantPrefix) && !WellFormedToken(token, kAccessTokenPrefix)) {
+    return Refusal::kMalformed;
+  }
   return std::nullopt;
 }
 
@@ -403,8 +462,15 @@ Result<std::unique_ptr<GrantStore>> OpenGrantStore(const std::string& spec) {
       *path, "grant store",
       {"CREATE TABLE IF NOT EXISTS grants(name TEXT PRIMARY KEY, token_hash TEXT NOT NULL, "
        "servers TEXT NOT NULL, policies TEXT NOT NULL, created_ms INTEGER NOT NULL, "
-       "expires_ms INTEGER NOT NULL, revoked_ms INTEGER NOT NULL, last_used_ms INTEGER NOT NULL)",
+       "expires_ms INTEGER NOT NULL, revoked_ms INTEGER NOT NULL, last_used_ms INTEGER NOT NULL, "
+       "principal TEXT NOT NULL DEFAULT '', client TEXT NOT NULL DEFAULT '')",
        "CREATE UNIQUE INDEX IF NOT EXISTS grants_by_token ON grants(token_hash)",
+       // OAuth access tokens: `grant_created_ms` ties a token to one life of its grant's name
+       // (a name revoked and created again does not inherit the old one's tokens).
+       "CREATE TABLE IF NOT EXISTS grant_tokens(token_hash TEXT PRIMARY KEY, grant_name TEXT "
+       "NOT NULL, grant_created_ms INTEGER NOT NULL, family TEXT NOT NULL, created_ms INTEGER "
+       "NOT NULL, expires_ms INTEGER NOT NULL)",
+       "CREATE INDEX IF NOT EXISTS grant_tokens_by_family ON grant_tokens(family)",
        "CREATE TABLE IF NOT EXISTS admin_tokens(token_hash TEXT PRIMARY KEY, "
        "created_ms INTEGER NOT NULL)"});
   if (!conn) return Fail(conn.error());

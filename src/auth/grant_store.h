@@ -32,9 +32,19 @@ struct Grant {
   int64_t expires_ms = 0;  // 0: never
   int64_t revoked_ms = 0;  // 0: active
   int64_t last_used_ms = 0;
+  // The person the grant acts for (`grants create --principal`, or whoever consented to an
+  // OAuth client): policies name it (`principals:`), limits count per it (`scope: principal`),
+  // the audit records it. Empty: nobody in particular.
+  std::string principal;
+  // The OAuth client the built-in authorization server issued the grant to ("" for a grant
+  // made by hand): its name as it registered.
+  std::string client;
 
   bool MayUse(const std::string& server) const;
 };
+
+// The prefix of the built-in authorization server's access tokens (the rest as a grant token's).
+inline constexpr std::string_view kAccessTokenPrefix = "twat_";
 
 // Why a token was refused (never says which grant it might have been).
 enum class Refusal { kMissing, kMalformed, kUnknown, kRevoked, kExpired };
@@ -65,6 +75,16 @@ class GrantStore {
     Refusal refusal = Refusal::kUnknown;  // when !grant
   };
   virtual Result<Verdict> Authenticate(const std::string& token, int64_t now_ms) = 0;
+
+  // OAuth access tokens of the built-in authorization server (oauth/authorization_server.h):
+  // a token ("twat_" + 43) of the active grant `grant`, valid until `expires_ms` (and never
+  // past the grant's own expiry or revocation), kept as its SHA-256. `family` names the chain
+  // of refresh tokens it came from, so that a replayed refresh token can end the whole chain
+  // (RevokeFamily). Authenticate takes these tokens beside the grant's own.
+  virtual Result<std::string> IssueAccessToken(const std::string& grant, const std::string& family,
+                                               int64_t expires_ms, int64_t now_ms) = 0;
+  // Ends every access token of `family`; how many were live.
+  virtual Result<int64_t> RevokeFamily(const std::string& family, int64_t now_ms) = 0;
 
   // Admin tokens. EnsureAdminToken creates one when none exists and returns it (once);
   // otherwise nullopt. ResetAdminTokens replaces every admin token with a new one.

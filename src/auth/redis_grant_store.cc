@@ -33,7 +33,7 @@ constexpr std::string_view kAdminKey = "tw:admin-tokens";
 
 // The fields of a grant's hash, in the order every script returns them.
 #define TW_GRANT_FIELDS \
-  "'name', 'servers', 'policies', 'created_ms', 'expires_ms', 'revoked_ms', 'last_used_ms', 'token_hash'"
+  "'name', 'servers', 'policies', 'created_ms', 'expires_ms', 'revoked_ms', 'last_used_ms', 'token_hash', 'principal', 'client'"
 
 // KEYS: grant:<name>, grant-token:<new hash>, grants. ARGV: name, hash, servers, policies,
 // now, expires, the change channel. 0 when an active grant has the name; else replaces a revoked one (its old
@@ -47,7 +47,7 @@ if old then redis.call('DEL', 'tw:grant-token:' .. old) end
 redis.call('DEL', g)
 redis.call('HSET', g, 'name', ARGV[1], 'token_hash', ARGV[2], 'servers', ARGV[3],
            'policies', ARGV[4], 'created_ms', ARGV[5], 'expires_ms', ARGV[6], 'revoked_ms', '0',
-           'last_used_ms', '0')
+           'last_used_ms', '0', 'principal', ARGV[8], 'client', ARGV[9])
 redis.call('SET', KEYS[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('PUBLISH', ARGV[7], '1')
@@ -116,6 +116,10 @@ std::optional<Grant> FromFields(const redis::Value& v) {
   g.expires_ms = redis::WholeOf(f[4]);
   g.revoked_ms = redis::WholeOf(f[5]);
   g.last_used_ms = redis::WholeOf(f[6]);
+  if (f.size() >= 10) {
+    g.principal = f[8].str;
+    g.client = f[9].str;
+  }
   return g;
 }
 
@@ -145,7 +149,8 @@ class RedisGrantStore : public GrantStore {
     const std::string servers = ServersJson(g.servers), policies = PoliciesJson(g.policies);
     const std::string now = std::to_string(now_ms), expires = std::to_string(g.expires_ms);
     auto r = client_->Eval(kCreate, {key, token_key, kNamesKey},
-                           {g.name, hash, servers, policies, now, expires, channel_});
+                           {g.name, hash, servers, policies, now, expires, channel_, g.principal,
+                            g.client});
     if (!r) return Fail(r.error().Context("creating a grant"));
     if (r->integer == 0) {
       return Fail(Error::InvalidArgument("a grant named \"" + g.name +
@@ -167,7 +172,8 @@ class RedisGrantStore : public GrantStore {
 
   Result<std::optional<Grant>> Get(const std::string& name) override {
     auto r = client_->Command({"HMGET", Cat(kGrantKey, name), "name", "servers", "policies",
-                               "created_ms", "expires_ms", "revoked_ms", "last_used_ms"});
+                               "created_ms", "expires_ms", "revoked_ms", "last_used_ms", "token_hash",
+                               "principal", "client"});
     if (!r) return Fail(r.error().Context("reading a grant"));
     return FromFields(*r);
   }
@@ -184,6 +190,11 @@ class RedisGrantStore : public GrantStore {
     Verdict v;
     if (auto refused = RefusedByShape(token)) {
       v.refusal = *refused;
+      return v;
+    }
+    if (token.starts_with(kAccessTokenPrefix)) {
+      // The built-in authorization server keeps its tokens in a SQLite state only.
+      v.refusal = Refusal::kUnknown;
       return v;
     }
     const std::string hash = TokenHash(token);
@@ -215,6 +226,14 @@ class RedisGrantStore : public GrantStore {
     }
     return v;
   }
+
+  Result<std::string> IssueAccessToken(const std::string&, const std::string&, int64_t,
+                                       int64_t) override {
+    return Fail(Error::InvalidArgument(
+        "the built-in authorization server keeps its tokens in a SQLite state; with a Redis "
+        "state, sign agents in through an identity provider (auth.oidc)"));
+  }
+  Result<int64_t> RevokeFamily(const std::string&, int64_t) override { return 0; }
 
   Result<std::optional<std::string>> EnsureAdminToken(int64_t) override {
     const std::string token = NewToken(kAdminPrefix);

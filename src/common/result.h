@@ -17,6 +17,7 @@ enum class ErrorCode {
   kUnavailable,      // a peer is down or unreachable; retrying later may work
   kTimeout,          // a deadline passed
   kLimitExceeded,    // an input is larger than allowed
+  kPermissionDenied, // the caller is known but may not do this
   kInternal,         // a bug or an impossible state
 };
 
@@ -31,6 +32,9 @@ class Error {
   static Error Unavailable(std::string m) { return {ErrorCode::kUnavailable, std::move(m)}; }
   static Error Timeout(std::string m) { return {ErrorCode::kTimeout, std::move(m)}; }
   static Error LimitExceeded(std::string m) { return {ErrorCode::kLimitExceeded, std::move(m)}; }
+  static Error PermissionDenied(std::string m) {
+    return {ErrorCode::kPermissionDenied, std::move(m)};
+  }
   static Error Internal(std::string m) { return {ErrorCode::kInternal, std::move(m)}; }
 
   ErrorCode code() const { return code_; }

@@ -44,9 +44,26 @@ Result<bool> AddAuditShadowAndClass(sqlite3* db, const std::string& what, const 
   return true;
 }
 
+// 2 → 3: grants gained the person they act for and the OAuth client they were issued to;
+// audit records the principal behind each call.
+Result<bool> AddPrincipals(sqlite3* db, const std::string& what, const std::string& path) {
+  const std::pair<const char*, const char*> kColumns[] = {
+      {"grants", "principal TEXT NOT NULL DEFAULT ''"},
+      {"grants", "client TEXT NOT NULL DEFAULT ''"},
+      {"audit", "principal TEXT"}};
+  for (const auto& [table, column] : kColumns) {
+    const std::string name(column, std::string_view(column).find(' '));
+    if (!HasTable(db, table) || HasColumn(db, table, name.c_str())) continue;
+    const std::string sql = std::string("ALTER TABLE ") + table + " ADD COLUMN " + column;
+    if (auto r = ExecSql(db, sql.c_str(), what, path); !r) return r;
+  }
+  return true;
+}
+
 constexpr Migration kMigrations[] = {
     {1, AddApprovalOwner},
     {2, AddAuditShadowAndClass},
+    {3, AddPrincipals},
 };
 static_assert(std::size(kMigrations) == kStateSchemaVersion, "one migration per version");
 

@@ -20,7 +20,7 @@ struct sqlite3;
 namespace tw {
 
 // The layout this binary writes. Raise it with a migration in state_schema.cc.
-inline constexpr int kStateSchemaVersion = 2;
+inline constexpr int kStateSchemaVersion = 3;
 
 // The file's recorded version (0: none recorded).
 Result<int> ReadStateSchemaVersion(sqlite3* db);

@@ -157,6 +157,8 @@ class ConfigReader : public policy::YamlReader {
             Error(skn, "approvals: unknown key \"" + sk + "\" (expected webhook_url)");
           }
         });
+      } else if (key == "auth") {
+        Auth(v, c.auth);
       } else if (key == "audit") {
         Section(v, "audit", [&](const std::string& sk, const YAML::Node& skn,
                                 const YAML::Node& sv) {
@@ -219,7 +221,7 @@ class ConfigReader : public policy::YamlReader {
                      "allowed_hosts, allowed_origins, origin_check, trusted_proxies, "
                      "max_sessions, max_sessions_per_grant, max_body_bytes, session_idle, "
                      "client_timeout, sse_keepalive, shutdown_timeout, workers, servers, "
-                     "approvals, audit)");
+                     "approvals, audit, auth)");
       }
     });
     if (!root["servers"]) Error(root, "missing \"servers\"");
@@ -229,6 +231,71 @@ class ConfigReader : public policy::YamlReader {
         Error(root["access"] ? root["access"] : at, ok.error().message());
       }
     }
+  }
+
+  static bool HttpUrl(const std::string& url) {
+    return (url.starts_with("https://") && url.size() > 8) || (url.starts_with("http://") && url.size() > 7);
+  }
+
+  void Auth(const YAML::Node& v, AuthConfig& a) {
+    Section(v, "auth", [&](const std::string& sk, const YAML::Node& skn, const YAML::Node& sv) {
+      if (sk == "public_url") {
+        if (ReadString(sv, "auth.public_url", a.public_url)) {
+          while (a.public_url.ends_with("/")) a.public_url.pop_back();
+          if (!HttpUrl(a.public_url) || a.public_url.find_first_of("?#", 8) != std::string::npos ||
+              a.public_url.find('/', a.public_url.find("//") + 2) != std::string::npos) {
+            Error(sv, "auth.public_url must be an origin such as https://gw.example.com (no path)");
+          }
+        }
+      } else if (sk == "builtin") {
+        bool on = true;
+        if (ReadBool(sv, "auth.builtin", on)) a.builtin = on;
+      } else if (sk == "access_token_ttl") {
+        DurationMs(sv, "auth.access_token_ttl", a.access_token_ttl_ms);
+      } else if (sk == "refresh_token_ttl") {
+        DurationMs(sv, "auth.refresh_token_ttl", a.refresh_token_ttl_ms);
+      } else if (sk == "oidc") {
+        OidcConfig o;
+        Section(sv, "auth.oidc", [&](const std::string& ok, const YAML::Node& okn, const YAML::Node& ov) {
+          if (ok == "issuer") {
+            if (ReadString(ov, "auth.oidc.issuer", o.issuer) && !HttpUrl(o.issuer)) {
+              Error(ov, "auth.oidc.issuer must be the identity provider's https:// URL");
+            }
+          } else if (ok == "audience") {
+            if (ov.IsScalar()) {
+              std::string one;
+              if (ReadString(ov, "auth.oidc.audience", one)) o.audiences = {one};
+            } else {
+              ReadStrings(ov, "auth.oidc.audience", o.audiences);
+            }
+          } else if (ok == "jwks_uri") {
+            if (ReadString(ov, "auth.oidc.jwks_uri", o.jwks_uri) && !HttpUrl(o.jwks_uri)) {
+              Error(ov, "auth.oidc.jwks_uri must be an https:// URL");
+            }
+          } else if (ok == "claims") {
+            Section(ov, "auth.oidc.claims", [&](const std::string& ck, const YAML::Node& ckn,
+                                                const YAML::Node& cv) {
+              if (ck == "principal") {
+                ReadString(cv, "auth.oidc.claims.principal", o.principal_claim);
+              } else if (ck == "email") {
+                ReadString(cv, "auth.oidc.claims.email", o.email_claim);
+              } else if (ck == "groups") {
+                ReadString(cv, "auth.oidc.claims.groups", o.groups_claim);
+              } else {
+                Error(ckn, "auth.oidc.claims: unknown key \"" + ck + "\" (expected principal, email, groups)");
+              }
+            });
+          } else {
+            Error(okn, "auth.oidc: unknown key \"" + ok + "\" (expected issuer, audience, jwks_uri, claims)");
+          }
+        });
+        if (o.issuer.empty() && sv.IsMap()) Error(sv, "auth.oidc: missing \"issuer\"");
+        a.oidc = std::move(o);
+      } else {
+        Error(skn, "auth: unknown key \"" + sk +
+                       "\" (expected public_url, builtin, access_token_ttl, refresh_token_ttl, oidc)");
+      }
+    });
   }
 
   template <typename Fn>
@@ -376,12 +443,17 @@ class ConfigReader : public policy::YamlReader {
       } else if (key == "idle_timeout") {
         idle_node = v;
         DurationMs(v, where + ".idle_timeout", s.idle_timeout_ms);
+      } else if (key == "principals") {
+        ReadStrings(v, where + ".principals", s.principals);
+      } else if (key == "groups") {
+        ReadStrings(v, where + ".groups", s.groups);
       } else {
         Error(k, where + ": unknown key \"" + key +
                      "\" (expected command, args, env, inherit_env, url, headers, ca_file, policy, "
                      "policy_shadow, pins, "
                      "isolation, unlisted_tools, schema, extension_methods, state_fail_mode, "
-                     "protocol, connect_timeout, request_timeout, idle_timeout, on_drift)");
+                     "protocol, connect_timeout, request_timeout, idle_timeout, on_drift, principals, "
+                     "groups)");
       }
     });
     if (command.empty() == s.url.empty()) {
@@ -513,6 +585,18 @@ bool ValidReplicaName(const std::string& name) {
   });
 }
 
+namespace {
+// http://127.0.0.1…, http://localhost…, http://[::1]….
+bool IsLoopbackUrl(std::string_view url) {
+  for (std::string_view host : {"http://127.0.0.1", "http://localhost", "http://[::1]"}) {
+    if (url.starts_with(host) && (url.size() == host.size() || url[host.size()] == ':' || url[host.size()] == '/')) {
+      return true;
+    }
+  }
+  return false;
+}
+}  // namespace
+
 Result<bool> CheckConfig(const Config& c) {
   if (c.access == Access::kLocal && c.servers.size() != 1) {
     return Fail(Error::InvalidArgument("access: local serves exactly one server, not " +
@@ -529,6 +613,24 @@ Result<bool> CheckConfig(const Config& c) {
   if (c.stdio() && c.audit_log == "-") {
     return Fail(Error::InvalidArgument(
         "audit.log \"-\" (stdout) cannot be used with listen: stdio, where stdout carries MCP"));
+  }
+  if (c.access == Access::kLocal && c.auth != AuthConfig{}) {
+    return Fail(Error::InvalidArgument("auth applies to access: tokens (a local gateway has one user)"));
+  }
+  if (c.auth.oidc) {
+    const OidcConfig& o = *c.auth.oidc;
+    if (o.audiences.empty() && c.auth.public_url.empty()) {
+      return Fail(Error::InvalidArgument(
+          "auth.oidc needs the audience its tokens are for: auth.oidc.audience, or auth.public_url "
+          "(then <public_url>/mcp)"));
+    }
+    // Keys fetched over plain http could be swapped on the way: https, or a loopback address.
+    for (const std::string* url : {&o.issuer, &o.jwks_uri}) {
+      if (url->starts_with("http://") && !IsLoopbackUrl(*url)) {
+        return Fail(Error::InvalidArgument("auth.oidc: " + *url +
+                                           " must be https:// (http only on a loopback address)"));
+      }
+    }
   }
   return true;
 }

@@ -100,6 +100,11 @@ struct ServerConfig {
   // isolation: session: a session's process is started at its first request that needs the
   // server and stopped after this long without one (0: kept until the session ends).
   int64_t idle_timeout_ms = 300000;
+  // Who may use the server besides what their grant says (`principals:`, `groups:`): when
+  // either is set, a caller must be one of the principals or in one of the groups. Empty: any
+  // caller the grant lets in.
+  std::vector<std::string> principals;
+  std::vector<std::string> groups;
 
   bool remote() const { return !url.empty(); }
   // Whether two entries would run the same server (a reload keeps its connection when equal).
@@ -111,6 +116,33 @@ struct ServerConfig {
            request_timeout_ms == o.request_timeout_ms && idle_timeout_ms == o.idle_timeout_ms;
   }
   bool operator==(const ServerConfig&) const = default;
+};
+
+// How agents sign in besides grant tokens (`auth:`, docs/oauth.md). Every MCP request's 401
+// names the gateway's Protected Resource Metadata, which names the authorization server: the
+// company identity provider when `oidc` is set, else the built-in one.
+struct OidcConfig {
+  std::string issuer;                  // exactly as the tokens' `iss` says it
+  std::vector<std::string> audiences;  // empty: the gateway's resource URL (<public_url>/mcp)
+  std::string jwks_uri;                // empty: found by discovery
+  std::string principal_claim = "sub";
+  std::string email_claim = "email";
+  std::string groups_claim = "groups";
+  bool operator==(const OidcConfig&) const = default;
+};
+
+struct AuthConfig {
+  // The gateway's origin as clients reach it ("https://gw.example.com"); empty: "http://" and
+  // the request's Host (which must be one of the allowed hosts). Set it behind a proxy that
+  // ends TLS.
+  std::string public_url;
+  // The built-in OAuth authorization server (dynamic registration, consent in the console).
+  // Unset: on with a SQLite state, off with Redis (its tokens are kept in SQLite).
+  std::optional<bool> builtin;
+  int64_t access_token_ttl_ms = 3600'000;
+  int64_t refresh_token_ttl_ms = 30LL * 24 * 3600'000;
+  std::optional<OidcConfig> oidc;
+  bool operator==(const AuthConfig&) const = default;
 };
 
 struct Config {
@@ -157,6 +189,7 @@ struct Config {
   // Event loops of an HTTP gateway (`workers: auto | N`); 0 (auto): one per core available to
   // the process. `listen: stdio` runs one.
   size_t workers = 0;
+  AuthConfig auth;
 
   bool stdio() const { return listen == kListenStdio; }
   // Every field, `path` included (compare copies with it cleared to compare what they say).

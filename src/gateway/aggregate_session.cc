@@ -144,10 +144,10 @@ struct AggregateSession::Leg {
 };
 
 AggregateSession::AggregateSession(std::string id, std::vector<AggregateMember> members,
-                                   ClientSink& sink, std::string grant, Scheduler scheduler,
+                                   ClientSink& sink, Caller caller, Scheduler scheduler,
                                    AggregateOptions options)
     : id_(std::move(id)),
-      grant_(std::move(grant)),
+      caller_(std::move(caller)),
       sink_(sink),
       scheduler_(std::move(scheduler)),
       options_(std::move(options)),
@@ -157,7 +157,7 @@ AggregateSession::AggregateSession(std::string id, std::vector<AggregateMember> 
     auto leg = std::make_unique<Leg>();
     leg->server = m.server;
     leg->sink = std::make_unique<LegSink>(*this, index);
-    leg->session = std::make_unique<Session>(id_, std::move(m.upstream), *m.guard, *leg->sink, grant_);
+    leg->session = std::make_unique<Session>(id_, std::move(m.upstream), *m.guard, *leg->sink, caller_);
     leg->session->SetHealthObserver(
         [this, index](bool up, const std::string& why) { OnLegHealth(index, up, why); });
     legs_.push_back(std::move(leg));

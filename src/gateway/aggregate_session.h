@@ -59,7 +59,7 @@ std::optional<std::pair<std::string, std::string>> SplitQualifiedUri(std::string
 class AggregateSession : public McpSession {
  public:
   AggregateSession(std::string id, std::vector<AggregateMember> members, ClientSink& sink,
-                   std::string grant, Scheduler scheduler, AggregateOptions options = {});
+                   Caller caller, Scheduler scheduler, AggregateOptions options = {});
   ~AggregateSession() override;
 
   void Start() override;
@@ -110,7 +110,7 @@ class AggregateSession : public McpSession {
   void RewriteResultUris(size_t leg, json::value& result) const;
 
   std::string id_;
-  std::string grant_;
+  const Caller caller_;
   ClientSink& sink_;
   Scheduler scheduler_;
   AggregateOptions options_;

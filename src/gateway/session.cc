@@ -34,9 +34,9 @@ CallOutcome SettleOutcome(const Message& answer) {
 }  // namespace
 
 Session::Session(std::string id, std::unique_ptr<Upstream> upstream, const ToolCallGuard& guard,
-                 ClientSink& sink, std::string grant)
+                 ClientSink& sink, Caller caller)
     : id_(std::move(id)),
-      grant_(std::move(grant)),
+      caller_(std::move(caller)),
       upstream_(std::move(upstream)),
       guard_(guard),
       sink_(sink) {}
@@ -121,7 +121,7 @@ void Session::HandleClientMessage(Message msg) {
                 : msg.method + " is not a client notification of MCP " +
                       (protocol_version_.empty() ? std::string(mcp::kLatestVersion)
                                                  : protocol_version_);
-        guard_.RecordDropped(msg, policy::Identity{grant_, id_, {}}, reason);
+        guard_.RecordDropped(msg, caller_.IdentityIn(id_), reason);
         return;
       }
       HandleClientNotification(std::move(msg));
@@ -150,7 +150,7 @@ void Session::RefuseNumbers(Message msg) {
       Reply(msg.id, jsonrpc::MakeError(msg.id, jsonrpc::kInvalidParams, "Invalid params: " + why));
       return;
     case jsonrpc::Kind::kNotification:
-      guard_.RecordDropped(msg, policy::Identity{grant_, id_, {}}, why);
+      guard_.RecordDropped(msg, caller_.IdentityIn(id_), why);
       return;
     case jsonrpc::Kind::kResponse:
     case jsonrpc::Kind::kError:
@@ -226,7 +226,7 @@ void Session::HandleToolCall(Message msg, bool list_fetched) {
     }
     return;
   }
-  GuardOutcome outcome = guard_.Check(*call, policy::Identity{grant_, id_, {}});
+  GuardOutcome outcome = guard_.Check(*call, caller_.IdentityIn(id_));
   if (outcome.next == GuardOutcome::Next::kAwaitRecord) {
     const std::string key = jsonrpc::IdKey(msg.id);
     if (IdInUse(key)) {

@@ -73,11 +73,24 @@ class McpSession {
 // Makes the relay that serves one client session, given the sink it must answer through.
 using SessionMaker = std::function<std::unique_ptr<McpSession>(ClientSink&)>;
 
+// Who a session acts for: its grant ("local" for the stdio wrapper; "idp:…" for an identity
+// provider's principal) and the person and groups behind it, as policies see them.
+struct Caller {
+  Caller(std::string g = "local") : grant(std::move(g)) {}  // NOLINT: a grant alone is a caller
+  Caller(const char* g) : grant(g) {}                        // NOLINT
+  std::string grant;
+  std::string principal;
+  std::vector<std::string> groups;  // sorted
+  policy::Identity IdentityIn(std::string_view session) const {
+    return policy::Identity{grant, session, {}, principal, groups};
+  }
+};
+
 class Session : public McpSession {
  public:
-  // `grant` names the caller for counter scopes ("local" for the stdio wrapper).
+  // `caller` names the caller for counter scopes and policies.
   Session(std::string id, std::unique_ptr<Upstream> upstream, const ToolCallGuard& guard,
-          ClientSink& sink, std::string grant = "local");
+          ClientSink& sink, Caller caller = {});
   ~Session() override;
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -162,7 +175,7 @@ class Session : public McpSession {
   void Reply(const json::value& client_id, jsonrpc::Message msg);
 
   std::string id_;
-  std::string grant_;
+  const Caller caller_;
   std::unique_ptr<Upstream> upstream_;
   const ToolCallGuard& guard_;
   ClientSink& sink_;

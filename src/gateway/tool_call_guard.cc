@@ -70,6 +70,8 @@ std::string CounterKeyFor(const policy::PlannedCharge& charge, const policy::Ide
   const policy::Limit& l = *charge.limit;
   const std::string_view scope_id = l.scope == policy::Scope::kGrant     ? identity.grant
                                     : l.scope == policy::Scope::kSession ? identity.session
+                                    : l.scope == policy::Scope::kPrincipal
+                                        ? (identity.principal.empty() ? identity.grant : identity.principal)
                                                                          : std::string_view("*");
   return limits::CounterKey(identity.server, l.counter, policy::ScopeName(l.scope), scope_id,
                             charge.window_start_ms);
@@ -412,6 +414,7 @@ audit::Record ToolCallGuard::NewRecord(std::string tool, const json::object& arg
   r.id = audit::NewRecordId();
   r.ts_ms = now;
   r.grant = std::string(identity.grant);
+  r.principal = std::string(identity.principal);
   r.session = std::string(identity.session);
   r.server = deps_.server;
   r.tool = std::move(tool);

@@ -251,10 +251,14 @@ class NativeCompiler {
         CompileLimits(v, "all_tools", policy.all_tools);
       } else if (key == "require" || key == "deny_if") {
         CompileChecks(v, "all_tools", key, std::string(), policy.all_tools);
+      } else if (key == "principals") {
+        r_.ReadStrings(v, "all_tools.principals", policy.all_tools.principals);
+      } else if (key == "groups") {
+        r_.ReadStrings(v, "all_tools.groups", policy.all_tools.groups);
       } else if (key == "_about") {
       } else {
         r_.Error(k, "all_tools: unknown key \"" + key + "\"" +
-                        DidYouMean(key, {"limits", "require", "deny_if"}));
+                        DidYouMean(key, {"limits", "require", "deny_if", "principals", "groups"}));
       }
     });
   }
@@ -349,12 +353,16 @@ class NativeCompiler {
         } else {
           rule.approval_timeout_ms = *ms;
         }
+      } else if (key == "principals") {
+        r_.ReadStrings(v, where + ".principals", rule.principals);
+      } else if (key == "groups") {
+        r_.ReadStrings(v, where + ".groups", rule.groups);
       } else if (key == "_about") {
         // Documentation written by scaffolds: accepted and ignored.
       } else {
         r_.Error(k, where + ": unknown key \"" + key + "\"" +
                         DidYouMean(key, {"action", "reason", "mode", "require", "deny_if", "limits",
-                                         "approval_timeout"}));
+                                         "approval_timeout", "principals", "groups"}));
       }
     });
     // Checks run require-first whatever the key order in the file.
@@ -430,9 +438,11 @@ class NativeCompiler {
             limit.scope = Scope::kSession;
           } else if (s == "global") {
             limit.scope = Scope::kGlobal;
+          } else if (s == "principal") {
+            limit.scope = Scope::kPrincipal;
           } else {
-            r_.Error(v, name + ".scope must be grant, session or global, not \"" + s + "\"" +
-                            DidYouMean(s, {"grant", "session", "global"}));
+            r_.Error(v, name + ".scope must be grant, session, principal or global, not \"" + s + "\"" +
+                            DidYouMean(s, {"grant", "session", "principal", "global"}));
             ok = false;
           }
         } else if (key == "increment") {

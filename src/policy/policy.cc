@@ -40,6 +40,22 @@ std::string HumanSeconds(int64_t s) {
   return out;
 }
 
+// "Tool \"x\" may be called only by alice, or members of sre (you are bob)".
+std::string WhoMayCall(const ToolRule& r, std::string_view tool, std::string_view principal) {
+  std::string who;
+  auto list = [](const std::vector<std::string>& names) {
+    std::string s;
+    for (size_t i = 0; i < names.size(); ++i) s.append(i == 0 ? "" : ", ").append(names[i]);
+    return s;
+  };
+  if (!r.principals.empty()) who = list(r.principals);
+  if (!r.groups.empty()) who.append(who.empty() ? "" : ", or ").append("members of ").append(list(r.groups));
+  std::string out = "Tool \"";
+  out.append(tool).append("\" may be called only by ").append(who);
+  if (principal.empty()) return out.append(" (this caller names no principal)");
+  return out.append(" (you are ").append(principal).append(")");
+}
+
 Decision Deny(std::string_view rule, std::string reason) {
   Decision d;
   d.verdict = Verdict::kDeny;
@@ -156,8 +172,21 @@ std::string_view ScopeName(Scope scope) {
       return "session";
     case Scope::kGlobal:
       return "global";
+    case Scope::kPrincipal:
+      return "principal";
   }
   return "grant";
+}
+
+bool ToolRule::Admits(std::string_view principal, std::span<const std::string> caller_groups) const {
+  if (principals.empty() && groups.empty()) return true;
+  if (!principal.empty() && std::find(principals.begin(), principals.end(), principal) != principals.end()) {
+    return true;
+  }
+  for (const std::string& g : caller_groups) {
+    if (std::find(groups.begin(), groups.end(), g) != groups.end()) return true;
+  }
+  return false;
 }
 
 bool GlobMatch(std::string_view glob, std::string_view name) {
@@ -327,7 +356,7 @@ std::vector<const Limit*> Policy::AllLimits() const {
   return out;
 }
 
-Decision Evaluate(const Policy& policy, const mcp::ToolCall& call, const Identity& /*identity*/,
+Decision Evaluate(const Policy& policy, const mcp::ToolCall& call, const Identity& identity,
                   int64_t now_ms, const ToolClass& cls) {
   if (policy.IsHidden(call.name)) {
     return Deny("hide", policy.format == Format::kIntercept
@@ -341,6 +370,11 @@ Decision Evaluate(const Policy& policy, const mcp::ToolCall& call, const Identit
   const std::string_view rule_name = rule ? std::string_view(rule->name) : "default";
   if (rule && rule->action == Action::kDeny) {
     return Deny(rule_name, rule->reason.empty() ? DefaultToolReason(call.name) : rule->reason);
+  }
+  for (const ToolRule* r : {rule, &policy.all_tools}) {
+    if (r && !r->Admits(identity.principal, identity.groups)) {
+      return Deny(r->name, r->reason.empty() ? WhoMayCall(*r, call.name, identity.principal) : r->reason);
+    }
   }
   for (const ToolRule* r : {rule, &policy.all_tools}) {
     if (!r) continue;

@@ -25,7 +25,9 @@ namespace tw::policy {
 
 enum class DefaultAction { kAllow, kDeny };
 enum class Action { kAllow, kDeny, kRequireApproval };
-enum class Scope { kGrant, kSession, kGlobal };
+// kPrincipal: per person (the caller's principal; the grant's name for a grant that names
+// nobody), so that one person's agents share one budget.
+enum class Scope { kGrant, kSession, kGlobal, kPrincipal };
 // Which failed calls give their charge back.
 enum class RefundOn { kNever, kJsonRpcError, kAnyError };
 enum class Format { kNative, kIntercept };
@@ -107,6 +109,11 @@ struct ToolRule {
   std::vector<RegexGroup> regex_groups;
   std::vector<Limit> limits;
   int64_t approval_timeout_ms = 5 * 60'000;
+  // Who may call (`principals:`, `groups:`): when either is set, the caller must be one of the
+  // principals or in one of the groups, else the call is denied by this rule. Empty: anyone.
+  std::vector<std::string> principals;
+  std::vector<std::string> groups;
+  bool Admits(std::string_view principal, std::span<const std::string> caller_groups) const;
 };
 
 // Groups a rule's regex conditions by path (two or more on one path) into RegexGroups.
@@ -163,6 +170,10 @@ struct Identity {
   std::string_view grant = "local";
   std::string_view session;
   std::string_view server;  // namespace of counters when one store serves many servers
+  // The person behind the call (empty: nobody in particular) and their groups (sorted), as
+  // their grant or their identity provider's token says.
+  std::string_view principal;
+  std::span<const std::string> groups;
 };
 
 // A charge the guard must make if the call is to go ahead.

@@ -41,7 +41,10 @@ Result<HttpReply> FetchSync(const std::string& method, const std::string& url,
   auto endpoints = asio::ip::tcp::resolver(io).resolve(u->host, u->port, ec);
   if (ec) return Fail(Error::Unavailable("cannot resolve " + u->host + ": " + ec.message()));
   http::request<http::string_body> req{http::string_to_verb(method), u->target.empty() ? "/" : u->target, 11};
-  req.set(http::field::host, u->host);
+  // RFC 9110 §7.2: the port too, unless it is the scheme's default.
+  std::string host = u->host.find(':') != std::string::npos ? "[" + u->host + "]" : u->host;
+  if (u->port != (u->tls ? "443" : "80")) host.append(":").append(u->port);
+  req.set(http::field::host, host);
   req.set(http::field::user_agent, "toolwarden");
   for (const auto& [k, v] : headers) req.set(k, v);
   req.body() = body;

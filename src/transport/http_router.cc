@@ -28,6 +28,22 @@ constexpr std::string_view kGrantTokenHint =
     "`Authorization: Bearer tw_...` (Claude Code: `claude mcp add --transport http NAME URL "
     "--header \"Authorization: Bearer tw_...\"`)";
 
+constexpr std::string_view kOAuthHint =
+    "Sign in with OAuth (the WWW-Authenticate header names this gateway's metadata), or send a "
+    "grant token as `Authorization: Bearer tw_...`";
+constexpr std::string_view kResourceMetadataPath = "/.well-known/oauth-protected-resource";
+
+// A quoted-string of RFC 9110 §5.6.4 holds no '"' or '\\' unescaped, nor control characters.
+std::string Quoted(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) continue;
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
 // The paths a client probes for OAuth sign-in after a 401.
 bool IsOAuthDiscovery(std::string_view path) {
   return path.starts_with("/.well-known/oauth-protected-resource") ||
@@ -257,6 +273,22 @@ HttpRouter::Routed HttpRouter::Route(const Request& req, const Fields& fields) {
     r.to = Routed::To::kAdmin;
     return r;
   }
+  if (options_.oauth && path.starts_with(kResourceMetadataPath) &&
+      (path.size() == kResourceMetadataPath.size() || path[kResourceMetadataPath.size()] == '/')) {
+    if (req.method() != http::verb::get) {
+      return Routed::Respond(ErrorResponse(req, http::status::method_not_allowed,
+                                           jsonrpc::kConnectionClosed, "Method not allowed"));
+    }
+    Response res = MakeResponse(req, http::status::ok,
+                                options_.oauth->resource_metadata(PublicBase(fields)));
+    res.set(http::field::cache_control, "max-age=300");
+    return Routed::Respond(std::move(res));
+  }
+  if (options_.oauth && options_.admin && options_.oauth->owns(path)) {
+    Routed r;
+    r.to = Routed::To::kAdmin;
+    return r;
+  }
   if (options_.authenticate && IsOAuthDiscovery(path)) {
     // A client answered 401 looks for OAuth sign-in (RFC 9728, RFC 8414, dynamic client
     // registration). There is none: say what the gateway takes instead, where a client may
@@ -290,7 +322,7 @@ HttpRouter::Routed HttpRouter::Route(const Request& req, const Fields& fields) {
       res.set(http::field::retry_after, std::to_string(*wait));
       return Routed::Respond(std::move(res));
     }
-    auto who = options_.authenticate(fields.authorization);
+    auto who = options_.authenticate(fields.authorization, route ? std::string_view(*route) : "");
     if (!who && who.error().code() == ErrorCode::kUnavailable) {
       // The grant store cannot answer: nobody's token was judged, so nothing counts against
       // the client, and the client is told to come back rather than to sign in again.
@@ -300,17 +332,24 @@ HttpRouter::Routed HttpRouter::Route(const Request& req, const Fields& fields) {
       res.set(http::field::retry_after, "2");
       return Routed::Respond(std::move(res));
     }
+    if (!who && who.error().code() == ErrorCode::kPermissionDenied) {
+      // A valid token without the scope this route needs (RFC 6750 §3.1): the client may ask
+      // for it (MCP's step-up authorization); not a guess, so nothing counts against it.
+      const std::string scope = route && !route->empty() ? "mcp:" + *route : "mcp";
+      Response res = ErrorResponse(req, http::status::forbidden, jsonrpc::kConnectionClosed,
+                                   "Forbidden: " + who.error().message());
+      res.set(http::field::www_authenticate, Challenge(fields, "insufficient_scope",
+                                                       who.error().message(), scope));
+      return Routed::Respond(std::move(res));
+    }
     if (!who) place_.shared->auth_throttle.Failed(client, now_ms);
     if (!who) {
+      const std::string hint = options_.oauth ? std::string(kOAuthHint) : std::string(kGrantTokenHint);
       Response res = ErrorResponse(req, http::status::unauthorized, jsonrpc::kConnectionClosed,
-                                   "Unauthorized: " + who.error().message() + ". " +
-                                       std::string(kGrantTokenHint));
+                                   "Unauthorized: " + who.error().message() + ". " + hint);
       res.set(http::field::www_authenticate,
-              fields.authorization.empty()
-                  ? std::string("Bearer realm=\"toolwarden\"")
-                  : "Bearer realm=\"toolwarden\", error=\"invalid_token\", "
-                    "error_description=\"" +
-                        who.error().message() + "\"");
+              Challenge(fields, fields.authorization.empty() ? "" : "invalid_token",
+                        who.error().message(), ""));
       return Routed::Respond(std::move(res));
     }
     grant = std::move(*who);
@@ -347,6 +386,28 @@ HttpRouter::Routed HttpRouter::Route(const Request& req, const Fields& fields) {
   }
   return Routed::Respond(ErrorResponse(req, http::status::method_not_allowed,
                                        jsonrpc::kConnectionClosed, "Method not allowed"));
+}
+
+std::string HttpRouter::PublicBase(const Fields& fields) const {
+  if (options_.oauth && !options_.oauth->public_url.empty()) return options_.oauth->public_url;
+  std::string base = "http://";
+  return base.append(fields.host);
+}
+
+std::string HttpRouter::Challenge(const Fields& fields, std::string_view error,
+                                  std::string_view description, std::string_view scope) const {
+  std::string h = "Bearer realm=\"toolwarden\"";
+  if (options_.oauth) {
+    h.append(", resource_metadata=\"")
+        .append(Quoted(PublicBase(fields)))
+        .append(kResourceMetadataPath)
+        .append("/mcp\"");
+  }
+  if (!error.empty()) {
+    h.append(", error=\"").append(error).append("\", error_description=\"").append(Quoted(description)).append("\"");
+  }
+  if (!scope.empty()) h.append(", scope=\"").append(scope).append("\"");
+  return h;
 }
 
 std::string HttpRouter::ClientAddress(const Fields& fields) const {

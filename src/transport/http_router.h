@@ -73,9 +73,23 @@ struct HttpServerOptions {
   std::function<std::string()> readiness;
   // Serves GET /metrics with what this returns (Prometheus text), when set.
   std::function<std::string()> metrics;
-  // Checks the Authorization header of an MCP request; returns the caller's grant name, or the
-  // reason for a 401. Unset: no authentication, every caller is the grant "local".
-  std::function<Result<std::string>(std::string_view authorization)> authenticate;
+  // Checks the Authorization header of an MCP request for `route` (a server's name, "" for
+  // /mcp); returns the caller's name, or why not: InvalidArgument → 401, PermissionDenied →
+  // 403 with the insufficient_scope error, Unavailable → 503 with Retry-After. Unset: no
+  // authentication, every caller is the grant "local".
+  std::function<Result<std::string>(std::string_view authorization, std::string_view route)>
+      authenticate;
+  // OAuth sign-in (docs/oauth.md), when set: a 401 names the Protected Resource Metadata
+  // (RFC 9728), served at /.well-known/oauth-protected-resource and below it; the paths `owns`
+  // says are the authorization server's go to `admin` (on the home loop).
+  struct OAuth {
+    // The gateway's origin ("https://gw.example.com"); empty: "http://" + the request's Host,
+    // which the Host check has already held to the allowed hosts.
+    std::string public_url;
+    std::function<std::string(const std::string& base)> resource_metadata;
+    std::function<bool(std::string_view path)> owns;
+  };
+  std::optional<OAuth> oauth;
   // Serves everything under /api/ and /ui/ when set.
   struct AdminCall {
     std::string method;  // GET, POST, DELETE, ...
@@ -88,6 +102,7 @@ struct HttpServerOptions {
     std::string csrf;           // X-CSRF-Token
     std::string if_none_match;  // for cached console assets
     std::string client;         // the client's address (see trusted_proxies)
+    std::string base;           // the gateway's origin as the client reached it (OAuth)
   };
   struct AdminReply {
     int status = 200;
@@ -164,6 +179,9 @@ class HttpRouter {
   };
   // `peer` is left empty: the connection knows it.
   static Fields ReadFields(const Request& req);
+  // The gateway's origin as this request reached it: options.oauth's public_url, or "http://"
+  // and the Host (checked by then against the allowed hosts).
+  std::string PublicBase(const Fields& fields) const;
 
   // What is left to do for a request once everything that needs no I/O is done.
   struct Routed {
@@ -246,6 +264,10 @@ class HttpRouter {
              SessionFactory sessions, AddressSet trusted_proxies, RouterPlace place);
   using SessionMap = std::unordered_map<std::string, std::shared_ptr<HttpMcpSession>>;
 
+  // The WWW-Authenticate value of a refusal: the realm, the resource metadata (with OAuth),
+  // the error and its description, the scope that would do.
+  std::string Challenge(const Fields& fields, std::string_view error, std::string_view description,
+                        std::string_view scope) const;
   Routed RoutePost(const Request& req, const Fields& fields, const std::string& grant,
                    const std::string& route);
   // Whether a POST is a 2026-07-28 request: it names no session and either declares a modern

@@ -52,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   options.max_sessions = 4;
   options.max_sessions_per_grant = 2;
   options.trusted_proxies = {"10.0.0.0/8", "::1"};
-  options.authenticate = [](std::string_view authorization) -> tw::Result<std::string> {
+  options.authenticate = [](std::string_view authorization, std::string_view) -> tw::Result<std::string> {
     if (authorization == "Bearer a") return std::string("a");
     if (authorization == "Bearer b") return std::string("b");
     return tw::Fail(tw::Error::InvalidArgument("unknown token"));

@@ -43,7 +43,7 @@ class HttpRouterTest : public ::testing::Test {
     options_.origins = OriginPolicy({"gw.example"}, {"https://console.example"});
     options_.max_sessions_per_grant = 2;
     options_.trusted_proxies = {"10.0.0.0/8"};
-    options_.authenticate = [](std::string_view authorization) -> Result<std::string> {
+    options_.authenticate = [](std::string_view authorization, std::string_view) -> Result<std::string> {
       if (authorization == "Bearer a") return std::string("grant-a");
       if (authorization == "Bearer b") return std::string("grant-b");
       return Fail(Error::InvalidArgument("unknown token"));

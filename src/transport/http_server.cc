@@ -355,7 +355,8 @@ class HttpServer::Impl : public std::enable_shared_from_this<HttpServer::Impl> {
                                       std::string(req[http::field::cookie]),
                                       std::string(req["X-CSRF-Token"]),
                                       std::string(req[http::field::if_none_match]),
-                                      router_->ClientAddress(fields)};
+                                      router_->ClientAddress(fields),
+                                      router_->PublicBase(fields)};
     HttpServerOptions::AdminReply reply = options_.admin(call);
     if (reply.events && reply.status == 200) co_return co_await StreamAdminEvents(stream, req, reply);
     Response res = router_->MakeResponse(req, static_cast<http::status>(reply.status),

@@ -7,8 +7,9 @@ import * as live from './pages/live.js';
 import * as approvals from './pages/approvals.js';
 import * as audit from './pages/audit.js';
 import * as grants from './pages/grants.js';
+import * as consent from './pages/consent.js';
 
-const PAGES = {servers, policy, live, approvals, audit, grants};
+const PAGES = {servers, policy, live, approvals, audit, grants, consent};
 let csrf = '';
 let current = null;  // {name, page}
 
@@ -114,6 +115,9 @@ function showLogin(message) {
   const error = h('p', {class: 'error', role: 'alert'}, message || '');
   const form = h('form', {class: 'login card', 'aria-labelledby': 'login-title'},
     h('h1', {id: 'login-title'}, 'toolwarden console'),
+    location.hash.startsWith('#/consent/')
+      ? h('p', {id: 'login-consent'}, h('strong', {}, 'An MCP client asks to sign in through this gateway. '), 'Log in to review it.')
+      : null,
     h('p', {class: 'muted'}, 'Log in with the admin token that toolwarden serve printed at its first start ',
       '(or make a new one with ', h('code', {}, 'toolwarden admin reset-token -c toolwarden.yaml'), ').'),
     field('Admin token', token),

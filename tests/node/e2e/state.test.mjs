@@ -50,8 +50,8 @@ describe('state file', () => {
     await client.close();
 
     const live = info('-c', config);
-    assert.equal(live.schema_version, 2);
-    assert.equal(live.supported_schema_version, 2);
+    assert.equal(live.schema_version, 3);
+    assert.equal(live.supported_schema_version, 3);
     assert.equal(live.rows.grants, 1);
 
     const backup = path.join(tmp, 'backup.db');
@@ -119,7 +119,7 @@ describe('state file', () => {
     const list = cli('approvals', 'list', '--state', `sqlite:${old}`, '--json');
     assert.equal(list.status, 0, list.stderr);
     assert.equal(JSON.parse(list.stdout.trim()).id, 'ap_old');
-    assert.equal(info('--state', `sqlite:${old}`).schema_version, 2);
+    assert.equal(info("--state", `sqlite:${old}`).schema_version, 3);
     assert.equal(sqlite(old, "SELECT count(*) FROM pragma_table_info('approvals') WHERE name='owner'"), '1');
     assert.equal(sqlite(`${old}.schema-v0.bak`, 'PRAGMA user_version'), '0');
   });
@@ -130,7 +130,7 @@ describe('state file', () => {
     const records = cli('audit', '--state', `sqlite:${v1}`, '--json');
     assert.equal(records.status, 0, records.stderr);
     assert.deepEqual(JSON.parse(records.stdout.trim()).args, { sql: 'select 1' });
-    assert.equal(info('--state', `sqlite:${v1}`).schema_version, 2);
+    assert.equal(info("--state", `sqlite:${v1}`).schema_version, 3);
     assert.equal(sqlite(v1, "SELECT count(*) FROM pragma_table_info('audit') WHERE name IN ('shadow','tool_class')"), '2');
     assert.equal(sqlite(`${v1}.schema-v1.bak`, 'PRAGMA user_version'), '1');
   });

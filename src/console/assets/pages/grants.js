@@ -67,9 +67,10 @@ export async function render(main) {
     }
     list.append(h('table', {class: 'data', id: 'grants-table'},
       h('caption', {class: 'sr-only'}, 'Grants'),
-      h('thead', {}, h('tr', {}, ['Name', 'Servers', 'State', 'Created', 'Expires', 'Last used', ''].map(t => h('th', {scope: 'col'}, t)))),
+      h('thead', {}, h('tr', {}, ['Name', 'For', 'Servers', 'State', 'Created', 'Expires', 'Last used', ''].map(t => h('th', {scope: 'col'}, t)))),
       h('tbody', {}, grants.map(g => h('tr', {dataset: {grant: g.name}},
         h('th', {scope: 'row'}, g.name),
+        h('td', {class: 'small'}, g.client ? `${g.principal || '—'} (${g.client}, signed in)` : g.principal || '—'),
         h('td', {}, g.servers.length ? g.servers.join(', ') : 'every server'),
         h('td', {}, badge(g.state)),
         h('td', {class: 'small'}, fmtTime(g.created_ms)),

@@ -18,6 +18,8 @@
 #include "common/clock.h"
 #include "gateway/tool_call_guard.h"
 #include "limits/counter_store.h"
+#include "oauth/issuer.h"
+#include "oauth/test_keys.h"
 #include "policy/loader.h"
 #include "policy/policy.h"
 #include "testing/redis_server.h"
@@ -292,6 +294,35 @@ void BM_AuthenticateSqlite(benchmark::State& state) {
   RemoveStateFile(path);
 }
 BENCHMARK(BM_AuthenticateSqlite);
+
+// An identity provider's JWT access token (auth.oidc): its signature checked against the
+// provider's key (Arg 0: RS256 2048-bit, 1: ES256), and the same token again as a request
+// after the first pays it — remembered by its SHA-256 until it expires (Arg 2).
+void BM_AuthenticateJwt(benchmark::State& state) {
+  const char* alg = state.range(0) == 1 ? "ES256" : "RS256";
+  oauth::TestKey key = oauth::TestKey::Make(alg, "k1");
+  auto set = oauth::KeySet::Parse(json::serialize(json::object{{"keys", json::array{key.Jwk()}}}));
+  const int64_t now_s = 1'700'000'000;
+  const std::string token = key.Sign(json::object{{"iss", "https://idp.example.com"}, {"aud", "https://gw.example.com/mcp"},
+                                                  {"sub", "alice@example.com"}, {"groups", json::array{"sre", "platform"}},
+                                                  {"scope", "mcp"}, {"exp", now_s + 3600}, {"iat", now_s}});
+  oauth::IssuerOptions o;
+  o.issuer = "https://idp.example.com";
+  o.audiences = {"https://gw.example.com/mcp"};
+  auto keys = oauth::KeySet::Parse(json::serialize(json::object{{"keys", json::array{key.Jwk()}}}));
+  oauth::TrustedIssuer issuer(o, std::move(*set));
+  for (auto _ : state) {
+    if (state.range(0) == 2) {
+      auto p = issuer.Authenticate(token, now_s * 1000);
+      benchmark::DoNotOptimize(p);
+    } else {
+      oauth::Verified v = oauth::Verify(token, *keys, {o.issuer, o.audiences, now_s, 60});
+      benchmark::DoNotOptimize(v);
+    }
+  }
+  state.SetLabel(state.range(0) == 2 ? "remembered" : alg);
+}
+BENCHMARK(BM_AuthenticateJwt)->Arg(0)->Arg(1)->Arg(2);
 
 }  // namespace
 }  // namespace tw

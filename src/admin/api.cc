@@ -837,7 +837,15 @@ Response Api::Explain(const Call& call) {
   // The tool's class (what the server's tools listing shows: "Destructive/High"), for classes:.
   const std::string cls_text = Str(body, "class");
   const policy::ToolClass cls = policy::ParseToolClass(cls_text);
-  const policy::Identity identity{grant, "(explain)", {}};
+  std::vector<std::string> groups;
+  if (const json::value* gs = body.if_contains("groups"); gs && gs->is_array()) {
+    for (const json::value& x : gs->as_array()) {
+      if (x.is_string()) groups.emplace_back(x.as_string());
+    }
+  }
+  std::sort(groups.begin(), groups.end());
+  const std::string principal = Str(body, "principal");
+  const policy::Identity identity{grant, "(explain)", {}, principal, groups};
   const mcp::ToolCall tool_call{tool, args};
   policy::Decision d = policy::Evaluate(*policy, tool_call, identity, now, cls);
   json::array limits;

@@ -81,6 +81,20 @@ class FakeBackend : public Backend {
     return true;
   }
 
+  Result<json::object> PendingConsent(const std::string& id) override {
+    if (id != "c1" || answered) return Fail(Error::NotFound("this sign-in is over"));
+    return json::object{{"client", "Claude Code"}, {"servers", json::array{"everything"}}};
+  }
+  Result<std::string> AnswerConsent(const std::string& id, const ConsentAnswer& a) override {
+    if (id != "c1" || answered) return Fail(Error::NotFound("this sign-in is over"));
+    if (!a.servers.empty() && a.servers.front() != "everything") {
+      return Fail(Error::InvalidArgument("no server named \"" + a.servers.front() + "\""));
+    }
+    answered = a;
+    return std::string(a.approve ? "http://127.0.0.1:9/cb?code=x" : "http://127.0.0.1:9/cb?error=access_denied");
+  }
+
+  std::optional<ConsentAnswer> answered;
   std::optional<ReplayRequest> replayed;
   std::string replayed_version;
   bool replayed_shadow_only = false;
@@ -478,6 +492,24 @@ TEST_F(AdminApiTest, ADraftIsTriedLiveUntilWithdrawnAndBothAreAudited) {
   for (const auto& r : *records) actions.insert(r.tool);
   EXPECT_TRUE(actions.contains("policies.shadow"));
   EXPECT_TRUE(actions.contains("policies.shadow_stop"));
+}
+
+TEST_F(AdminApiTest, AConsentIsAnsweredOnceByASignedInPerson) {
+  EXPECT_EQ(Call("GET", "/api/oauth/consents/c1", "", "").status, 401);
+  EXPECT_EQ(Call("POST", "/api/oauth/consents/c1", R"({"approve":true})", "Bearer tw_notadmin").status, 401);
+  ASSERT_EQ(Call("GET", "/api/oauth/consents/c1").status, 200);
+  EXPECT_EQ(last_.at("client").as_string(), "Claude Code");
+  EXPECT_EQ(Call("POST", "/api/oauth/consents/c1", R"({"approve":"yes"})").status, 400);
+  EXPECT_EQ(Call("POST", "/api/oauth/consents/c1", R"({"approve":true,"servers":"everything"})").status, 400);
+  EXPECT_EQ(Call("POST", "/api/oauth/consents/c1", R"({"approve":true,"expires":"soon"})").status, 400);
+  EXPECT_EQ(Call("POST", "/api/oauth/consents/c1", R"({"approve":true,"servers":["nope"]})").status, 400);
+  ASSERT_EQ(Call("POST", "/api/oauth/consents/c1", R"({"approve":true,"servers":["everything"],"expires":"7d"})").status, 200);
+  EXPECT_EQ(last_.at("redirect").as_string(), "http://127.0.0.1:9/cb?code=x");
+  ASSERT_TRUE(backend_->answered);
+  EXPECT_EQ(backend_->answered->principal, "admin");
+  EXPECT_EQ(backend_->answered->expires_ms, backend_->now + 7 * 86400'000LL);
+  EXPECT_EQ(Call("POST", "/api/oauth/consents/c1", R"({"approve":true})").status, 404);
+  EXPECT_EQ(Call("GET", "/api/oauth/consents/c1").status, 404);
 }
 
 }  // namespace

@@ -203,6 +203,10 @@ int Main(int argc, char** argv) {
   explain->add_option("--args", explain_options.args, "Arguments as a JSON object")
       ->capture_default_str();
   explain->add_option("--grant", explain_options.grant, "The grant calling")->capture_default_str();
+  explain->add_option("--principal", explain_options.principal,
+                      "The person behind the call (policies' principals:)");
+  explain->add_option("--group", explain_options.groups, "A group of theirs (groups:); repeat for more")
+      ->allow_extra_args(false);
   explain->add_flag("--json", explain_options.json, "One JSON object instead of text");
   explain->add_option("--state", explain_options.state,
                       "State store to read current counter values from (nothing is charged)");

@@ -37,7 +37,9 @@ int ExplainCommand(const ExplainOptions& o) {
   // --class Destructive or Destructive/High: what the classifier says of the tool.
   const policy::ToolClass cls = policy::ParseToolClass(o.cls);
   const int64_t now = SystemClock().NowMs();
-  const policy::Identity identity{o.grant, "(explain)", {}};
+  std::vector<std::string> groups = o.groups;
+  std::sort(groups.begin(), groups.end());
+  const policy::Identity identity{o.grant, "(explain)", {}, o.principal, groups};
   const mcp::ToolCall call{o.tool, args.as_object()};
   policy::Decision d = policy::Evaluate(**policy, call, identity, now, cls);
   const std::string_view selector = policy::SelectorOf(**policy, o.tool, cls);

@@ -15,6 +15,8 @@ struct ExplainOptions {
   std::string grant = "local";
   std::string state;
   std::string cls;    // "Destructive" or "Destructive/High": the tool's class, for `classes:`
+  std::string principal;            // the person behind the call (principals:, scope: principal)
+  std::vector<std::string> groups;  // their groups (groups:)
   bool json = false;  // one JSON object: decision, rule, selector, reason, limits, shadow
 };
 int ExplainCommand(const ExplainOptions& options);

@@ -30,6 +30,8 @@ struct Call {
   std::string tool;
   json::object arguments;
   std::string grant = "test";
+  std::string principal;
+  std::vector<std::string> groups;  // sorted
   int64_t times = 1;
   std::string cls;  // "Destructive/High": what the classifier says of the tool, for classes:
 };
@@ -73,6 +75,10 @@ class CaseReader : public policy::YamlReader {
         }
       } else if (key == "grant") {
         ReadString(v, where + ".grant", call.grant);
+      } else if (key == "principal") {
+        ReadString(v, where + ".principal", call.principal);
+      } else if (key == "groups") {
+        if (ReadStrings(v, where + ".groups", call.groups)) std::sort(call.groups.begin(), call.groups.end());
       } else if (key == "class") {
         if (ReadString(v, where + ".class", call.cls)) {
           const policy::ToolClass cls = policy::ParseToolClass(call.cls);
@@ -87,8 +93,9 @@ class CaseReader : public policy::YamlReader {
       } else if (!IsCaseKey(key) || times_allowed) {
         Error(k, where + ": unknown key \"" + key + "\"" +
                      policy::DidYouMean(
-                         key, times_allowed ? std::vector<std::string_view>{"tool", "arguments",
-                                                                            "grant", "class", "times"}
+                         key, times_allowed ? std::vector<std::string_view>{"tool", "arguments", "grant",
+                                                                            "principal", "groups", "class",
+                                                                            "times"}
                                             : kCaseKeys));
       }
     });
@@ -100,7 +107,8 @@ class CaseReader : public policy::YamlReader {
     return std::find(kCaseKeys.begin(), kCaseKeys.end(), k) != kCaseKeys.end();
   }
   static inline const std::vector<std::string_view> kCaseKeys = {
-      "name", "tool", "arguments", "grant", "class", "before", "wait", "expect", "rule", "reason"};
+      "name",   "tool", "arguments", "grant", "principal", "groups", "class",
+      "before", "wait", "expect",    "rule",  "reason"};
 };
 
 std::optional<std::vector<Case>> ReadCases(const std::string& path, std::string& problems) {
@@ -177,7 +185,7 @@ std::optional<std::vector<Case>> ReadCases(const std::string& path, std::string&
 // Decides one call as the gateway would, charging its limits in `store` when it goes ahead.
 Outcome Decide(const policy::Policy& p, const Call& call, limits::CounterStore& store,
                int64_t now) {
-  const policy::Identity identity{call.grant, "test-session", {}};
+  const policy::Identity identity{call.grant, "test-session", {}, call.principal, call.groups};
   const policy::ToolClass cls = policy::ParseToolClass(call.cls);
   policy::Decision d =
       policy::Evaluate(p, mcp::ToolCall{call.tool, call.arguments}, identity, now, cls);
@@ -321,7 +329,9 @@ std::string StarterCases(const std::string& policy_path, const std::vector<std::
     std::string expect = "deny";
     if (p) {
       auto store = limits::MakeMemoryStore();
-      expect = Decide(**p, Call{tool, {}, "test", 1}, *store, kStartMs).decision;
+      Call call;
+      call.tool = tool;
+      expect = Decide(**p, call, *store, kStartMs).decision;
     }
     out << "  - name: "
         << json::serialize(json::value(tool + " is " +

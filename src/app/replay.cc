@@ -74,7 +74,7 @@ class Replayer {
       if (reason.empty()) reason = std::move(why);
       return true;
     }
-    const policy::Identity identity{r.grant, r.session, r.server};
+    const policy::Identity identity{r.grant, r.session, r.server, r.principal, {}};
     mcp::ToolCall call{r.tool, std::move(args)};
     policy::Decision d = policy::Evaluate(candidate_, call, identity, r.ts_ms, cls);
     if (d.verdict == policy::Verdict::kAllow && r.rule == "pin") {
@@ -106,6 +106,14 @@ class Replayer {
     if (cls.category.empty() && !candidate_.classes.empty() && !candidate_.IsHidden(r.tool) &&
         !candidate_.Match(r.tool)) {
       return "the policy has class selectors and the record has no class for the tool";
+    }
+    // Groups are the caller's as their token said at the time; the audit keeps the principal
+    // only.
+    if (!candidate_.IsHidden(r.tool)) {
+      const policy::ToolRule* rule = candidate_.Match(r.tool, cls);
+      for (const policy::ToolRule* x : {rule, &candidate_.all_tools}) {
+        if (x && !x->groups.empty()) return "the policy names groups, which the audit does not keep";
+      }
     }
     const std::vector<const policy::ArgPath*> read = policy::ArgumentsRead(candidate_, r.tool, cls);
     if (read.empty()) return {};

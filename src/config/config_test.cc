@@ -375,5 +375,59 @@ TEST(ConfigTest, FleetAndAuditMistakesPointAtTheirLine) {
   }
 }
 
+TEST(ConfigTest, AuthTrustsAProviderAndNamesWhoMayUseAServer) {
+  auto c = ParseConfig(R"(
+auth:
+  public_url: https://gw.example.com/
+  access_token_ttl: 15m
+  oidc:
+    issuer: https://login.example.com/realms/acme
+    claims: {principal: email, groups: roles}
+servers:
+  github: {command: echo, policy: p.yaml, groups: [sre, platform], principals: [alice@example.com]}
+)",
+                       "t.yaml", Env({}));
+  ASSERT_TRUE(c) << c.error().message();
+  EXPECT_EQ(c->auth.public_url, "https://gw.example.com");
+  EXPECT_EQ(c->auth.access_token_ttl_ms, 15 * 60'000);
+  EXPECT_FALSE(c->auth.builtin.has_value());
+  ASSERT_TRUE(c->auth.oidc);
+  EXPECT_EQ(c->auth.oidc->issuer, "https://login.example.com/realms/acme");
+  EXPECT_EQ(c->auth.oidc->principal_claim, "email");
+  EXPECT_EQ(c->auth.oidc->groups_claim, "roles");
+  EXPECT_EQ(c->auth.oidc->email_claim, "email");
+  EXPECT_EQ(c->servers.at("github").groups, (std::vector<std::string>{"sre", "platform"}));
+  EXPECT_EQ(c->servers.at("github").principals, (std::vector<std::string>{"alice@example.com"}));
+}
+
+TEST(ConfigTest, AuthMistakesAreRefusedWithTheirReason) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"auth: {public_url: \"gw.example.com\"}\n", "auth.public_url must be an origin"},
+      {"auth: {public_url: \"https://gw.example.com/mcp\"}\n", "no path"},
+      {"auth: {oidc: {issuer: https://idp.example.com}}\n", "auth.oidc needs the audience"},
+      {"auth: {oidc: {audience: x}}\n", "auth.oidc: missing \"issuer\""},
+      {"auth: {public_url: \"https://gw\", oidc: {issuer: \"http://idp.example.com\"}}\n",
+       "must be https:// (http only on a loopback address)"},
+      {"auth: {oidc: {issuer: https://i, audience: a, claims: {role: x}}}\n", "expected principal, email, groups"},
+      {"auth: {sign_in: true}\n", "expected public_url, builtin"},
+      {"auth: {builtin: maybe}\n", "auth.builtin"},
+  };
+  for (const auto& [text, want] : cases) {
+    auto c = ParseConfig(text + "servers:\n  a: {command: echo, policy: p.yaml}\n", "t.yaml", Env({}));
+    ASSERT_FALSE(c) << text;
+    EXPECT_THAT(c.error().message(), HasSubstr(want)) << text;
+  }
+  // An http issuer on a loopback address (a provider started beside the gateway) is taken.
+  auto local = ParseConfig(
+      "auth: {public_url: \"http://127.0.0.1:8421\", oidc: {issuer: \"http://127.0.0.1:9000\"}}\n"
+      "servers:\n  a: {command: echo, policy: p.yaml}\n",
+      "t.yaml", Env({}));
+  EXPECT_TRUE(local) << local.error().message();
+  auto on_local = ParseConfig("access: local\nauth: {builtin: false}\nservers:\n  a: {command: echo, policy: p.yaml}\n",
+                              "t.yaml", Env({}));
+  ASSERT_FALSE(on_local);
+  EXPECT_THAT(on_local.error().message(), HasSubstr("auth applies to access: tokens"));
+}
+
 }  // namespace
 }  // namespace tw::config

@@ -1,5 +1,7 @@
 #include "oauth/issuer.h"
 
+#include "common/canonical_json.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -150,14 +152,20 @@ std::string TrustedIssuer::last_error() const {
 void TrustedIssuer::SetKeys(KeySet keys) {
   std::lock_guard lock(mu_);
   keys_ = std::make_shared<const KeySet>(std::move(keys));
+  verified_.clear();
   fetched_ms_ = WallMs();
 }
 
 Result<Principal> TrustedIssuer::Authenticate(std::string_view token, int64_t now_ms) {
   std::shared_ptr<const KeySet> keys;
+  const std::string digest = Sha256Hex(token);
   {
     std::lock_guard lock(mu_);
     keys = keys_;
+    if (auto it = verified_.find(digest); it != verified_.end()) {
+      if (now_ms < it->second.expires_ms) return *it->second.principal;
+      verified_.erase(it);
+    }
   }
   if (!keys) {
     return Fail(Error::Unavailable("the signing keys of " + options_.issuer + " are not known yet"));
@@ -180,9 +188,16 @@ Result<Principal> TrustedIssuer::Authenticate(std::string_view token, int64_t no
     }
   }
   if (!v.ok()) return Fail(Error::InvalidArgument(v.reason));
-  return MapClaims(v.claims, options_).map_error([](const Error& e) {
-    return Error::InvalidArgument(e.message());
-  });
+  auto p = MapClaims(v.claims, options_);
+  if (!p) return Fail(Error::InvalidArgument(p.error().message()));
+  const double exp = v.claims.at("exp").to_number<double>();  // CheckClaims made sure of it
+  std::lock_guard lock(mu_);
+  if (keys_ == keys) {  // else the set changed meanwhile: not remembered against the new one
+    if (verified_.size() >= 10'000) verified_.clear();
+    verified_[digest] = {std::make_shared<const Principal>(*p),
+                         static_cast<int64_t>(exp * 1000) + options_.leeway_s * 1000};
+  }
+  return p;
 }
 
 void TrustedIssuer::FetchOnce() {
@@ -227,6 +242,7 @@ void TrustedIssuer::FetchOnce() {
   }
   jwks_uri_ = uri;
   keys_ = std::move(keys);
+  verified_.clear();
   last_error_.clear();
 }
 

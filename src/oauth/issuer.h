@@ -9,6 +9,9 @@
 // is answered Unavailable (the gateway says 503 with Retry-After: the client comes back),
 // never accepted; once the set is fresh and still lacks the key, the token is refused.
 //
+// A token verified once is remembered (by its SHA-256, until it expires or the keys change),
+// so that an agent's requests after the first cost a hash and a lookup.
+//
 // Thread-safe. The fetcher is called from the issuer's thread only.
 #pragma once
 
@@ -19,6 +22,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "common/result.h"
@@ -87,6 +91,14 @@ class TrustedIssuer {
   bool refetch_ = false;                // Guarded by mu_.
   // Keys tokens named that the set lacked, with when first asked for. Guarded by mu_.
   std::map<std::string, int64_t> unknown_kids_;
+  // Tokens verified against the current key set, by SHA-256, until they expire: an agent
+  // sends the same token with every request, and a signature check costs tens of
+  // microseconds. Emptied when the set changes (a key taken out stops its tokens at once).
+  struct Remembered {
+    std::shared_ptr<const Principal> principal;
+    int64_t expires_ms;
+  };
+  std::unordered_map<std::string, Remembered> verified_;  // Guarded by mu_.
   bool stop_ = false;                   // Guarded by mu_.
   std::thread thread_;
 };

@@ -228,5 +228,25 @@ TEST(TrustedIssuerTest, NoKeysYetIsUnavailableNotAccepted) {
   EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
 }
 
+TEST(TrustedIssuerTest, ARememberedTokenStillExpiresAndDiesWithItsKey) {
+  TestKey key = TestKey::Make("ES256", "k1");
+  TestKey next = TestKey::Make("ES256", "k2");
+  IssuerOptions o;
+  o.issuer = kIssuer;
+  o.audiences = {kAudience};
+  TrustedIssuer issuer(o, SetOf({&key}));
+  const std::string token = key.Sign(Claims(kNow + 10));
+  ASSERT_TRUE(issuer.Authenticate(token, kNow * 1000));
+  ASSERT_TRUE(issuer.Authenticate(token, kNow * 1000 + 1));  // remembered
+  auto late = issuer.Authenticate(token, (kNow + 10 + 61) * 1000);
+  ASSERT_FALSE(late);
+  EXPECT_NE(late.error().message().find("expired"), std::string::npos);
+  ASSERT_TRUE(issuer.Authenticate(token, kNow * 1000));
+  issuer.SetKeys(SetOf({&next}));
+  auto gone = issuer.Authenticate(token, kNow * 1000);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code(), ErrorCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace tw::oauth

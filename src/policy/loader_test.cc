@@ -54,7 +54,7 @@ TEST(LoaderTest, ReportsEveryProblemWithItsPosition) {
       {"version: 1\ndefault: deny\ntools:\n  x:\n    limits:\n      - {counter: \"\", window: day, max: 5}\n",
        FileFormat::kYaml, "tools.x.limits[0].counter must not be empty"},
       {"version: 1\ndefault: deny\ntools:\n  x:\n    limits:\n      - {counter: c, window: day, max: 5, scope: team}\n",
-       FileFormat::kYaml, "tools.x.limits[0].scope must be grant, session or global"},
+       FileFormat::kYaml, "tools.x.limits[0].scope must be grant, session, principal or global"},
       {"version: 1\ndefault: deny\ntools:\n  x:\n    limits:\n      - {counter: c, window: day}\n",
        FileFormat::kYaml, "tools.x.limits[0]: missing \"max\""},
       {"version: 1\ndefault: deny\ntools:\n  x:\n    approval_timeout: soon\n", FileFormat::kYaml,

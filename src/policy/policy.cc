@@ -373,7 +373,8 @@ Decision Evaluate(const Policy& policy, const mcp::ToolCall& call, const Identit
   }
   for (const ToolRule* r : {rule, &policy.all_tools}) {
     if (r && !r->Admits(identity.principal, identity.groups)) {
-      return Deny(r->name, r->reason.empty() ? WhoMayCall(*r, call.name, identity.principal) : r->reason);
+      return Deny(r == &policy.all_tools ? std::string_view("all_tools") : std::string_view(r->name),
+                  r->reason.empty() ? WhoMayCall(*r, call.name, identity.principal) : r->reason);
     }
   }
   for (const ToolRule* r : {rule, &policy.all_tools}) {

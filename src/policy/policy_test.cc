@@ -345,5 +345,53 @@ TEST(ClassesTest, OnlyTheClassifiersNamesAreClasses) {
   EXPECT_NE(bad.diagnostics[0].message.find("did you mean \"Destructive\""), std::string::npos);
 }
 
+TEST(EvaluateTest, PrincipalsAndGroupsSayWhoMayCallATool) {
+  auto p = Load(R"(
+version: "1"
+default: allow
+tools:
+  delete_repo: {groups: [admins], principals: [alice@example.com]}
+  create_issue: {}
+all_tools: {groups: [staff, admins]}
+classes:
+  Financial: {principals: [finance-bot]}
+)",
+                FileFormat::kYaml);
+  const std::vector<std::string> staff{"staff"}, admins{"admins", "staff"}, none;
+  auto decide = [&](const std::string& tool, std::string_view who, const std::vector<std::string>& groups,
+                    const ToolClass& cls = {}) {
+    Identity id;
+    id.principal = who;
+    id.groups = groups;
+    return Evaluate(*p, mcp::ToolCall{tool, {}}, id, kNow, cls);
+  };
+  EXPECT_EQ(decide("create_issue", "bob", staff).verdict, Verdict::kAllow);
+  Decision d = decide("delete_repo", "bob", staff);
+  EXPECT_EQ(d.verdict, Verdict::kDeny);
+  EXPECT_EQ(d.rule, "tools.delete_repo");
+  EXPECT_EQ(d.reason, "Tool \"delete_repo\" may be called only by alice@example.com, or members of admins (you are bob)");
+  EXPECT_EQ(decide("delete_repo", "carol", admins).verdict, Verdict::kAllow);
+  // alice is named, but all_tools still wants one of its groups.
+  d = decide("delete_repo", "alice@example.com", none);
+  EXPECT_EQ(d.verdict, Verdict::kDeny);
+  EXPECT_EQ(d.rule, "all_tools");
+  EXPECT_EQ(decide("delete_repo", "alice@example.com", staff).verdict, Verdict::kAllow);
+  // A grant that names nobody is nobody: refused wherever someone is required.
+  d = decide("create_issue", "", none);
+  EXPECT_EQ(d.verdict, Verdict::kDeny);
+  EXPECT_NE(d.reason.find("this caller names no principal"), std::string::npos);
+  // A class selector names who may call what it selects.
+  EXPECT_EQ(decide("pay", "bob", staff, {"Financial", "High"}).verdict, Verdict::kDeny);
+  EXPECT_EQ(decide("pay", "finance-bot", staff, {"Financial", "High"}).verdict, Verdict::kAllow);
+}
+
+TEST(EvaluateTest, PrincipalScopedLimitsAreNamedSo) {
+  auto p = Load(R"({"version":"1","default":"deny","tools":{"pay":{"limits":[
+      {"counter":"spend","window":"day","max":3,"scope":"principal"}]}}})");
+  ASSERT_EQ(p->AllLimits().size(), 1u);
+  EXPECT_EQ(p->AllLimits()[0]->scope, Scope::kPrincipal);
+  EXPECT_EQ(ScopeName(Scope::kPrincipal), "principal");
+}
+
 }  // namespace
 }  // namespace tw::policy

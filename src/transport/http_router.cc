@@ -29,8 +29,10 @@ constexpr std::string_view kGrantTokenHint =
     "--header \"Authorization: Bearer tw_...\"`)";
 
 constexpr std::string_view kOAuthHint =
-    "Sign in with OAuth (the WWW-Authenticate header names this gateway's metadata), or send a "
-    "grant token as `Authorization: Bearer tw_...`";
+    "Sign in with OAuth (the WWW-Authenticate header names this gateway's metadata: "
+    "/.well-known/oauth-protected-resource/mcp), or use a grant token: its administrator makes "
+    "one with `toolwarden grants create NAME -c toolwarden.yaml`, and the client sends it as "
+    "`Authorization: Bearer tw_...`";
 constexpr std::string_view kResourceMetadataPath = "/.well-known/oauth-protected-resource";
 
 // A quoted-string of RFC 9110 §5.6.4 holds no '"' or '\\' unescaped, nor control characters.
@@ -295,8 +297,9 @@ HttpRouter::Routed HttpRouter::Route(const Request& req, const Fields& fields) {
     // show it, rather than a bare 404.
     return Routed::Respond(MakeResponse(
         req, http::status::not_found,
-        json::serialize(json::object{{"error", "invalid_request"},
-                                     {"error_description", std::string(kGrantTokenHint)}})));
+        json::serialize(json::object{
+            {"error", "invalid_request"},
+            {"error_description", std::string(options_.oauth ? kOAuthHint : kGrantTokenHint)}})));
   }
   if (options_.admin && path == "/" && req.method() == http::verb::get) {
     Response res = MakeResponse(req, http::status::found, "", "text/plain");

@@ -213,5 +213,73 @@ TEST_F(HttpRouterTest, ATrustedProxyListThatIsNotAddressesIsRefused) {
   EXPECT_NE(r.error().message().find("trusted_proxies"), std::string::npos);
 }
 
+// OAuth (docs/oauth.md): a 401 names the resource metadata, which the router serves itself;
+// the authorization server's paths go to the home loop's handler; a token without the route's
+// scope is a 403 that names the scope, and counts nothing against the client.
+TEST(HttpRouterOAuthTest, NamesTheMetadataAndSaysWhichScopeARouteNeeds) {
+  boost::asio::io_context io;
+  HttpServerOptions options;
+  options.origins = OriginPolicy({"gw.example"}, {});
+  options.auth_failures_per_minute = 4;
+  options.authenticate = [](std::string_view authorization, std::string_view route) -> Result<std::string> {
+    if (authorization == "Bearer narrow") {
+      if (route == "srv") return std::string("idp:n#srv");
+      return Fail(Error::PermissionDenied("the token's scopes do not include mcp:" + std::string(route)));
+    }
+    return Fail(Error::InvalidArgument("unknown \"token\""));
+  };
+  options.admin = [](const HttpServerOptions::AdminCall&) { return HttpServerOptions::AdminReply{}; };
+  HttpServerOptions::OAuth oauth;
+  oauth.resource_metadata = [](const std::string& base) { return "{\"resource\":\"" + base + "/mcp\"}"; };
+  oauth.owns = [](std::string_view path) { return path == "/oauth/token"; };
+  options.oauth = oauth;
+  auto router = HttpRouter::Create(io.get_executor(), options, [](const SessionRequest&) -> Result<HttpMcpSession::RelayMaker> {
+    return Fail(Error::NotFound("none"));
+  });
+  ASSERT_TRUE(router);
+  auto route = [&](http::verb verb, const std::string& target, const std::string& token = {}) {
+    Request req{verb, target, 11};
+    req.set(http::field::host, "gw.example");
+    req.set(http::field::content_type, "application/json");
+    req.set(http::field::accept, "application/json, text/event-stream");
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    req.body() = R"({"jsonrpc":"2.0","id":1,"method":"ping"})";
+    req.prepare_payload();
+    HttpRouter::Fields f = HttpRouter::ReadFields(req);
+    f.peer = "127.0.0.1";
+    return (*router)->Route(req, f);
+  };
+  auto prm = route(http::verb::get, "/.well-known/oauth-protected-resource/mcp");
+  ASSERT_TRUE(prm.response);
+  EXPECT_EQ(prm.response->result_int(), 200u);
+  EXPECT_EQ(prm.response->body(), R"({"resource":"http://gw.example/mcp"})");
+  EXPECT_EQ(route(http::verb::get, "/.well-known/oauth-protected-resource").response->result_int(), 200u);
+  EXPECT_EQ(route(http::verb::get, "/.well-known/oauth-protected-resourcex").response->result_int(), 404u);
+  EXPECT_EQ(route(http::verb::post, "/.well-known/oauth-protected-resource").response->result_int(), 405u);
+  EXPECT_EQ(route(http::verb::post, "/oauth/token").to, HttpRouter::Routed::To::kAdmin);
+
+  auto missing = route(http::verb::post, "/mcp");
+  ASSERT_EQ(missing.response->result_int(), 401u) << missing.response->body();
+  EXPECT_EQ(missing.response->at(http::field::www_authenticate),
+            R"(Bearer realm="toolwarden", resource_metadata="http://gw.example/.well-known/oauth-protected-resource/mcp")");
+  auto bad = route(http::verb::post, "/mcp", "forged");
+  // The description is quoted safely: a '"' in it cannot end the parameter.
+  EXPECT_EQ(bad.response->at(http::field::www_authenticate),
+            R"(Bearer realm="toolwarden", resource_metadata="http://gw.example/.well-known/oauth-protected-resource/mcp", error="invalid_token", error_description="unknown \"token\"")");
+  for (int i = 0; i < 5; ++i) {
+    auto scope = route(http::verb::post, "/mcp/other", "narrow");
+    ASSERT_EQ(scope.response->result_int(), 403u) << scope.response->body();
+    EXPECT_NE(std::string(scope.response->at(http::field::www_authenticate)).find(R"(error="insufficient_scope")"),
+              std::string::npos);
+    EXPECT_NE(std::string(scope.response->at(http::field::www_authenticate)).find(R"(scope="mcp:other")"),
+              std::string::npos);
+  }
+  // Five 403s did not brake the address (four failures would have).
+  EXPECT_EQ(route(http::verb::post, "/mcp", "forged").response->result_int(), 401u);
+  auto aggregate = route(http::verb::post, "/mcp", "narrow");
+  EXPECT_NE(std::string(aggregate.response->at(http::field::www_authenticate)).find(R"(scope="mcp")"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace tw::transport

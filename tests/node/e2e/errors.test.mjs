@@ -433,10 +433,10 @@ describe('the command line', () => {
       }
       const out = spawnSync(TOOLWARDEN, ['grants', 'list', '--state', state], { encoding: 'utf8' }).stdout;
       const lines = out.trimEnd().split('\n');
-      assert.match(lines[0], /^NAME +STATE +SERVERS +CREATED +EXPIRES +LAST USED +POLICIES$/);
+      assert.match(lines[0], /^NAME +STATE +FOR +SERVERS +CREATED +EXPIRES +LAST USED +POLICIES$/);
       assert.equal(lines.length, 3);
       for (const l of lines.slice(1)) assert.equal(l.indexOf('active'), lines[0].indexOf('STATE'), l);
-      assert.match(lines[2], /^ci-runner-with-a-long-name +active +github,stripe +/);
+      assert.match(lines[2], /^ci-runner-with-a-long-name +active +- +github,stripe +/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -182,7 +182,7 @@ describe('serve', () => {
     await used.body?.cancel();
     assert.equal(cli('grants', 'revoke', 'revoked', '-c', config).status, 0);
     const cases = [
-      [undefined, /Bearer realm="toolwarden"$/],
+      [undefined, /^Bearer realm="toolwarden", resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp"$/],
       [`Basic ${Buffer.from('a:b').toString('base64')}`, /invalid_token.*Bearer scheme/],
       [`Bearer tw_${'x'.repeat(43)}`, /unknown token/],
       [`Bearer ${revoked}`, /token revoked/],
@@ -195,12 +195,14 @@ describe('serve', () => {
       // The body says what is missing and how to get it.
       assert.match((await res.json()).error.message, /grants create NAME.*Authorization: Bearer tw_/);
     }
-    // A client answered 401 probes OAuth sign-in; the answer says a grant token is what it needs.
-    for (const probe of ['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-authorization-server', '/register']) {
-      const res = await fetch(`${gw.base}${probe}`, { method: probe === '/register' ? 'POST' : 'GET' });
-      assert.equal(res.status, 404, probe);
-      assert.match((await res.json()).error_description, /grant token.*grants create/, probe);
+    // A client answered 401 finds OAuth sign-in (docs/oauth.md; e2e.oauth drives it); a path
+    // of another layout is answered with where to look.
+    for (const probe of ['/.well-known/oauth-protected-resource/mcp', '/.well-known/oauth-authorization-server']) {
+      assert.equal((await fetch(`${gw.base}${probe}`)).status, 200, probe);
     }
+    const other = await fetch(`${gw.base}/register`, { method: 'POST' });
+    assert.equal(other.status, 404);
+    assert.match((await other.json()).error_description, /oauth-protected-resource.*grants create/);
     await eventually(async () => (await rawPost(`Bearer ${expiring}`)).status === 401, 10000, 'expiry');
     const res = await rawPost(`Bearer ${expiring}`);
     assert.match(res.headers.get('www-authenticate'), /token expired/);

@@ -57,7 +57,7 @@ describe('state file', () => {
     const backup = path.join(tmp, 'backup.db');
     const b = cli('state', 'backup', '-c', config, backup);
     assert.equal(b.status, 0, b.stderr);
-    assert.match(b.stdout, /backed up .*state\.db to .*backup\.db \(schema version 2, \d+ rows/);
+    assert.match(b.stdout, /backed up .*state\.db to .*backup\.db \(schema version 3, \d+ rows/);
     assert.equal(info('--state', `sqlite:${backup}`).rows.grants, 1);
     // As private as the state file, whatever the umask.
     fs.chmodSync(statePath, 0o600);
@@ -101,7 +101,7 @@ describe('state file', () => {
 
     const serve = cli('serve', '-c', config, '--state', `sqlite:${newer}`);
     assert.notEqual(serve.status, 0);
-    assert.match(serve.stderr, /newer\.db was written by a newer toolwarden \(state schema version 7; this toolwarden knows up to 2\)/);
+    assert.match(serve.stderr, /newer\.db was written by a newer toolwarden \(state schema version 7; this toolwarden knows up to 3\)/);
     const grants = cli('grants', 'list', '--state', `sqlite:${newer}`);
     assert.notEqual(grants.status, 0);
     assert.match(grants.stderr, /written by a newer toolwarden/);

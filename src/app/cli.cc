@@ -11,6 +11,7 @@
 
 #include "app/cli_common.h"
 #include "app/cli_state.h"
+#include "app/credentials_command.h"
 #include "app/completions.h"
 #include "app/demo.h"
 #include "app/init.h"
@@ -189,6 +190,7 @@ int Main(int argc, char** argv) {
 
   // grants, admin, approvals, audit, pins, state: the commands that read or change the state.
   const std::function<int()> state_commands = AddStateCommands(app);
+  const std::function<int()> credentials_command = AddCredentialsCommand(app);
 
   ExplainOptions explain_options;
   CLI::App* explain = app.add_subcommand(
@@ -334,6 +336,7 @@ int Main(int argc, char** argv) {
   }
   if (!InitLogging(log_level, log_format == "json")) return kExitUsage;
   if (int rc = state_commands(); rc >= 0) return rc;
+  if (int rc = credentials_command(); rc >= 0) return rc;
 
   if (*run) return RunCommand(run_options);
   if (*serve) return ServeCommand(serve_options);

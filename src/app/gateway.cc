@@ -1,7 +1,7 @@
 #include "app/gateway.h"
 
-
 #include <spdlog/spdlog.h>
+#include <strings.h>
 
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
@@ -272,8 +272,18 @@ std::unique_ptr<gateway::Upstream> Gateway::NewTransportUpstream(const config::S
   return std::make_unique<transport::ChildUpstream>(io, std::move(child));
 }
 
-std::unique_ptr<gateway::Upstream> Gateway::Connect(ServerRuntime& server, const std::string& grant) {
+std::unique_ptr<gateway::Upstream> Gateway::Connect(ServerRuntime& server, const std::string& grant,
+                                                    const auth::Headers* own) {
   boost::asio::io_context& here = LoopHere(io_);
+  if (own) {
+    // credentials: per_principal — this caller's own headers over the config's.
+    config::ServerConfig sc = server.config;
+    for (const auto& [name, value] : *own) {
+      std::erase_if(sc.headers, [&](const auto& h) { return strcasecmp(h.first.c_str(), name.c_str()) == 0; });
+      sc.headers.emplace_back(name, value);
+    }
+    return NewUpstream(sc, here);
+  }
   if (server.memory) {
     // isolation: session — a process per session, started when the session first needs it.
     return std::make_unique<gateway::LazyUpstream>(
@@ -301,10 +311,12 @@ void Gateway::ObserveHealth(const std::string& server, bool up, const std::strin
 
 gateway::SessionMaker Gateway::OneServer(std::shared_ptr<ServerRuntime> rt,
                                          const gateway::ToolCallGuard& guard, std::string id,
-                                         gateway::Caller caller) {
-  return [this, rt = std::move(rt), &guard, id = std::move(id),
-          caller = std::move(caller)](gateway::ClientSink& sink) -> std::unique_ptr<gateway::McpSession> {
-    auto session = std::make_unique<gateway::Session>(id, Connect(*rt, caller.grant), guard, sink, caller);
+                                         gateway::Caller caller,
+                                         std::shared_ptr<const auth::Headers> own) {
+  return [this, rt = std::move(rt), &guard, id = std::move(id), caller = std::move(caller),
+          own = std::move(own)](gateway::ClientSink& sink) -> std::unique_ptr<gateway::McpSession> {
+    auto session =
+        std::make_unique<gateway::Session>(id, Connect(*rt, caller.grant, own.get()), guard, sink, caller);
     session->SetExtensionMethods(std::set<std::string, std::less<>>(
         rt->config.extension_methods.begin(), rt->config.extension_methods.end()));
     session->SetHealthObserver([this, name = rt->config.name](bool up, const std::string& why) {
@@ -348,11 +360,26 @@ Result<gateway::SessionMaker> Gateway::MakeSession(const transport::SessionReque
       spdlog::error("grant {}: server {}: {}", g.name, rt->config.name, guard.error().message());
       return Fail(Error::Unavailable("the policy for this grant cannot be loaded"));
     }
-    return OneServer(rt, **guard, r.id, CallerFor(*caller));
+    std::shared_ptr<const auth::Headers> own;
+    if (rt->config.per_principal_credentials) {
+      own = CredentialsFor(rt->config.name, g.principal);
+      if (!own) {
+        return Fail(Error::InvalidArgument("Forbidden: server \"" + r.route + "\" acts as each person, and " +
+                                           (g.principal.empty() ? std::string("this caller names nobody")
+                                                                : "no credentials are stored for " + g.principal) +
+                                           " (toolwarden credentials set)"));
+      }
+    }
+    return OneServer(rt, **guard, r.id, CallerFor(*caller), std::move(own));
   }
 
   // The aggregate: every server this grant may use.
-  std::vector<std::pair<std::shared_ptr<ServerRuntime>, const gateway::ToolCallGuard*>> members;
+  struct Member {
+    std::shared_ptr<ServerRuntime> rt;
+    const gateway::ToolCallGuard* guard;
+    std::shared_ptr<const auth::Headers> own;  // credentials: per_principal
+  };
+  std::vector<Member> members;
   for (const auto& [name, rt] : servers_) {
     if (!g.MayUse(name) || !ServerAdmits(rt->config, *caller)) continue;
     auto guard = GuardFor(*rt, policy_of(*rt));
@@ -361,7 +388,12 @@ Result<gateway::SessionMaker> Gateway::MakeSession(const transport::SessionReque
       spdlog::error("grant {}: server {} left out: {}", g.name, name, guard.error().message());
       continue;
     }
-    members.emplace_back(rt, *guard);
+    std::shared_ptr<const auth::Headers> own;
+    if (rt->config.per_principal_credentials) {
+      own = CredentialsFor(name, g.principal);
+      if (!own) continue;  // acts as each person: never as nobody, never with the config's headers
+    }
+    members.push_back({rt, *guard, std::move(own)});
   }
   // The session's timers run on its loop (this one).
   gateway::Scheduler scheduler = timers_.On(LoopHere(io_));
@@ -369,7 +401,9 @@ Result<gateway::SessionMaker> Gateway::MakeSession(const transport::SessionReque
       [this, members, id = r.id, who = CallerFor(*caller), scheduler](gateway::ClientSink& sink)
           -> std::unique_ptr<gateway::McpSession> {
         std::vector<gateway::AggregateMember> legs;
-        for (const auto& [rt, guard] : members) legs.push_back({rt->config.name, Connect(*rt, who.grant), guard});
+        for (const Member& m : members) {
+          legs.push_back({m.rt->config.name, Connect(*m.rt, who.grant, m.own.get()), m.guard});
+        }
         gateway::AggregateOptions options;
         options.server_version = TW_VERSION;
         options.on_health = [this](const std::string& server, bool up, const std::string& why) {
@@ -377,7 +411,7 @@ Result<gateway::SessionMaker> Gateway::MakeSession(const transport::SessionReque
         };
         auto session = std::make_unique<gateway::AggregateSession>(id, std::move(legs), sink, who,
                                                                    scheduler, std::move(options));
-        for (const auto& [rt, guard] : members) session->KeepAlive(rt);
+        for (const Member& m : members) session->KeepAlive(m.rt);
         return session;
       });
 }

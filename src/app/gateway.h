@@ -41,6 +41,7 @@
 #include "audit/audit.h"
 #include "audit/shared_trail.h"
 #include "auth/grant_store.h"
+#include "auth/credential_store.h"
 #include "auth/oauth_store.h"
 #include "oauth/authorization_server.h"
 #include "oauth/issuer.h"
@@ -169,7 +170,9 @@ class Gateway : public admin::Backend {
   // The upstream of a new session on this thread's loop: a connection of its own, or a
   // channel of the server's shared one (bridged when the session is not on the home loop).
   // The upstream of one session of `grant` on `server`.
-  std::unique_ptr<gateway::Upstream> Connect(ServerRuntime& server, const std::string& grant);
+  // `own`: the caller's own headers (credentials: per_principal), over the config's.
+  std::unique_ptr<gateway::Upstream> Connect(ServerRuntime& server, const std::string& grant,
+                                             const auth::Headers* own = nullptr);
   // A connection of its own to `sc`, on the loop `io`, speaking the server's era
   // (gateway::EraUpstream over the transport).
   std::unique_ptr<gateway::Upstream> NewUpstream(const config::ServerConfig& sc,
@@ -179,7 +182,8 @@ class Gateway : public admin::Backend {
   void ObserveHealth(const std::string& server, bool up, const std::string& why);
   gateway::SessionMaker OneServer(std::shared_ptr<ServerRuntime> rt,
                                   const gateway::ToolCallGuard& guard, std::string id,
-                                  gateway::Caller caller);
+                                  gateway::Caller caller,
+                                  std::shared_ptr<const auth::Headers> own = nullptr);
   void AddGauges();
   // Opens the stores, the audit log (and its shipper) and the approval waiters (gateway_state.cc).
   Result<bool> OpenState();
@@ -193,6 +197,9 @@ class Gateway : public admin::Backend {
   };
   Result<CallerInfo> CallerOf(const std::string& name);
   static gateway::Caller CallerFor(const CallerInfo& info);
+  // The headers stored for `principal` on `server` (credentials: per_principal); null when none
+  // are, when the principal is empty, or when they cannot be read (logged: fail closed).
+  std::shared_ptr<const auth::Headers> CredentialsFor(const std::string& server, const std::string& principal);
   // Whether `server`'s principals/groups (config) let `caller` in.
   static bool ServerAdmits(const config::ServerConfig& server, const CallerInfo& caller);
   void AuditSignIn(std::string_view event, bool ok, std::string_view grant, std::string_view client,
@@ -212,6 +219,7 @@ class Gateway : public admin::Backend {
   std::unique_ptr<auth::OAuthStore> oauth_store_;
   std::unique_ptr<oauth::AuthorizationServer> as_;  // null: no built-in authorization server
   std::unique_ptr<oauth::TrustedIssuer> issuer_;    // null: no auth.oidc
+  std::unique_ptr<auth::CredentialStore> credentials_;  // opened at the first need
   // Principals identity providers' tokens named, by caller name ("idp:…"); bounded.
   std::mutex callers_mu_;
   std::unordered_map<std::string, std::shared_ptr<const CallerInfo>> callers_;  // Guarded by callers_mu_.

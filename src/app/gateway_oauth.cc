@@ -32,6 +32,15 @@ std::vector<std::string> Gateway::ServerList() const {
 
 Result<bool> Gateway::OpenSignIn() {
   if (config_.access != config::Access::kTokens) return true;
+  for (const auto& [name, sc] : config_.servers) {
+    if (!sc.per_principal_credentials || credentials_) continue;
+    // Found now, not at a person's first session: a missing key is the operator's to fix.
+    auto key = auth::CredentialKey::Load(config_.auth.credential_key_file);
+    if (!key) return Fail(Error::InvalidArgument("servers." + name + ".credentials: per_principal: " + key.error().message()));
+    auto store = auth::OpenCredentialStore(state_spec_, *key);
+    if (!store) return Fail(store.error().Context("servers." + name + ".credentials: per_principal"));
+    credentials_ = std::move(*store);
+  }
   const config::AuthConfig& a = config_.auth;
   const bool redis_state = redis::IsRedisUrl(state_spec_);
   if (a.builtin.value_or(!redis_state)) {
@@ -194,6 +203,31 @@ Result<Gateway::CallerInfo> Gateway::CallerOf(const std::string& name) {
   CallerInfo c;
   c.grant = std::move(**grant);
   return c;
+}
+
+std::shared_ptr<const auth::Headers> Gateway::CredentialsFor(const std::string& server,
+                                                             const std::string& principal) {
+  if (principal.empty()) return nullptr;
+  if (!credentials_) {
+    auto key = auth::CredentialKey::Load(config_.auth.credential_key_file);
+    if (!key) {
+      spdlog::error("server {}: credentials: per_principal, but {}", server, key.error().message());
+      return nullptr;
+    }
+    auto store = auth::OpenCredentialStore(state_spec_, *key);
+    if (!store) {
+      spdlog::error("server {}: {}", server, store.error().message());
+      return nullptr;
+    }
+    credentials_ = std::move(*store);
+  }
+  auto headers = credentials_->Get(server, principal);
+  if (!headers) {
+    spdlog::error("server {}: the credentials of {}: {}", server, principal, headers.error().message());
+    return nullptr;
+  }
+  if (!*headers) return nullptr;
+  return std::make_shared<const auth::Headers>(std::move(**headers));
 }
 
 gateway::Caller Gateway::CallerFor(const CallerInfo& info) {

@@ -247,6 +247,9 @@ class ConfigReader : public policy::YamlReader {
             Error(sv, "auth.public_url must be an origin such as https://gw.example.com (no path)");
           }
         }
+      } else if (sk == "credential_key_file") {
+        std::string p;
+        if (ReadString(sv, "auth.credential_key_file", p)) a.credential_key_file = (base_ / p).lexically_normal().string();
       } else if (sk == "builtin") {
         bool on = true;
         if (ReadBool(sv, "auth.builtin", on)) a.builtin = on;
@@ -293,7 +296,8 @@ class ConfigReader : public policy::YamlReader {
         a.oidc = std::move(o);
       } else {
         Error(skn, "auth: unknown key \"" + sk +
-                       "\" (expected public_url, builtin, access_token_ttl, refresh_token_ttl, oidc)");
+                       "\" (expected public_url, builtin, access_token_ttl, refresh_token_ttl, oidc, "
+                       "credential_key_file)");
       }
     });
   }
@@ -443,6 +447,10 @@ class ConfigReader : public policy::YamlReader {
       } else if (key == "idle_timeout") {
         idle_node = v;
         DurationMs(v, where + ".idle_timeout", s.idle_timeout_ms);
+      } else if (key == "credentials") {
+        bool per = false;
+        ReadChoice(v, where + ".credentials", {{"config", false}, {"per_principal", true}}, per);
+        s.per_principal_credentials = per;
       } else if (key == "principals") {
         ReadStrings(v, where + ".principals", s.principals);
       } else if (key == "groups") {
@@ -453,7 +461,7 @@ class ConfigReader : public policy::YamlReader {
                      "policy_shadow, pins, "
                      "isolation, unlisted_tools, schema, extension_methods, state_fail_mode, "
                      "protocol, connect_timeout, request_timeout, idle_timeout, on_drift, principals, "
-                     "groups)");
+                     "groups, credentials)");
       }
     });
     if (command.empty() == s.url.empty()) {
@@ -470,6 +478,10 @@ class ConfigReader : public policy::YamlReader {
     }
     if (!s.url.empty() && (!args.empty() || !s.env.empty() || isolation_node || inherit_node)) {
       Error(entry, where + ": args, env, inherit_env and isolation apply to command servers only");
+    }
+    if (s.url.empty() && s.per_principal_credentials) {
+      Error(entry, where + ".credentials: per_principal applies to url servers (a command server's "
+                           "process is shared by every caller)");
     }
     if (s.url.empty() && (!s.headers.empty() || !s.ca_file.empty())) {
       Error(entry, where + ": headers and ca_file apply to url servers only");

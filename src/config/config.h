@@ -105,13 +105,17 @@ struct ServerConfig {
   // caller the grant lets in.
   std::vector<std::string> principals;
   std::vector<std::string> groups;
+  // `credentials: per_principal` (url servers): each caller's session sends the headers stored
+  // for its principal (`toolwarden credentials set`) over `headers`; a caller with none stored
+  // is not offered the server. false: `headers` for everyone.
+  bool per_principal_credentials = false;
 
   bool remote() const { return !url.empty(); }
   // Whether two entries would run the same server (a reload keeps its connection when equal).
   bool SameUpstream(const ServerConfig& o) const {
     return command == o.command && env == o.env && inherit_env == o.inherit_env &&
            inherit_all_env == o.inherit_all_env && url == o.url && headers == o.headers &&
-           ca_file == o.ca_file &&
+           ca_file == o.ca_file && per_principal_credentials == o.per_principal_credentials &&
            isolation == o.isolation && connect_timeout_ms == o.connect_timeout_ms &&
            request_timeout_ms == o.request_timeout_ms && idle_timeout_ms == o.idle_timeout_ms;
   }
@@ -142,6 +146,9 @@ struct AuthConfig {
   int64_t access_token_ttl_ms = 3600'000;
   int64_t refresh_token_ttl_ms = 30LL * 24 * 3600'000;
   std::optional<OidcConfig> oidc;
+  // The key of the per-person upstream credentials, when TOOLWARDEN_CREDENTIAL_KEY is not set
+  // (absolute; a file only its owner may read, never beside the state).
+  std::string credential_key_file;
   bool operator==(const AuthConfig&) const = default;
 };
 

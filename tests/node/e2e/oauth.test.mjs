@@ -20,7 +20,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { chromium } from 'playwright-core';
 
-import { EVERYTHING, FIXTURES, NODE_MODULES, TOOLWARDEN, eventually, freePort, startServe, stop, waitForOutput } from './helpers.mjs';
+import { EVERYTHING, FIXTURES, NODE_MODULES, TOOLWARDEN, eventually, freePort, startHttpServer, startServe, stop, waitForOutput } from './helpers.mjs';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const RECORDER = path.join(FIXTURES, 'recording-server.mjs');
@@ -384,5 +384,82 @@ describe('company identity provider (oidc-provider)', () => {
     }, 20000, 'the new key to be fetched');
     assert.ok(retried, 'the first request was asked to come back while the keys were fetched');
     await eventually(async () => (await post(`${gw.base}/mcp`, old)).status === 401, 20000, 'the old key to be refused');
+  });
+});
+
+describe('upstream credentials per person (credentials: per_principal)', () => {
+  const dir = path.join(tmp, 'percred');
+  const config = path.join(dir, 'toolwarden.yaml');
+  const keyFile = path.join(dir, 'credential.key');
+  let upstream;
+  let gw;
+  const cli = (args, input) => spawnSync(TOOLWARDEN, args, { encoding: 'utf8', input });
+  const grant = (name, ...extra) => {
+    const r = cli(['grants', 'create', name, '-c', config, '--json', ...extra]);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout).token;
+  };
+  const connect = async (token, route = '/mcp') => {
+    const client = new Client({ name: 'percred-e2e', version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}${route}`), {
+      requestInit: { headers: { Authorization: `Bearer ${token}` } } }));
+    return client;
+  };
+  const seen = () => upstream.proc.stderrText.split('\n').filter((l) => l.startsWith('HEADERS ')).map((l) => JSON.parse(l.slice(8)));
+
+  before(async () => {
+    fs.mkdirSync(dir, { recursive: true });
+    upstream = await startHttpServer('conformance', ['--log-headers']);
+    fs.writeFileSync(path.join(dir, 'allow.yaml'), 'version: "1"\ndefault: allow\n');
+    const lines = (key) => [
+      'listen: 127.0.0.1:0', `state: sqlite:${path.join(dir, 'state.db')}`, 'shutdown_timeout: 2s',
+      ...(key ? ['auth:', `  credential_key_file: ${keyFile}`] : []), 'servers:',
+      '  gh:', `    url: ${upstream.base}/mcp`, '    credentials: per_principal', '    headers: {X-Static: shared}', '    policy: allow.yaml', '',
+    ].join('\n');
+    // Without a key the gateway does not start: the operator hears it, not the first user.
+    fs.writeFileSync(config, lines(false));
+    const refused = spawnSync(TOOLWARDEN, ['serve', '-c', config], { encoding: 'utf8', timeout: 20000,
+      env: { ...process.env, TOOLWARDEN_CREDENTIAL_KEY: '' } });
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /servers\.gh\.credentials: per_principal: no credential key/);
+    const key = cli(['credentials', 'key']).stdout.trim();
+    assert.match(key, /^[0-9a-f]{64}$/);
+    fs.writeFileSync(keyFile, `${key}\n`, { mode: 0o600 });
+    fs.writeFileSync(config, lines(true));
+    gw = await startServe(config, [], { env: { TOOLWARDEN_CREDENTIAL_KEY: '' } });
+  });
+  after(async () => {
+    await stop(gw?.proc);
+    await stop(upstream?.proc);
+  });
+
+  it('sends each person\'s own headers upstream, never the agent\'s token, and nobody\'s for a person without', async () => {
+    const set = cli(['credentials', 'set', 'gh', 'alice@example.com', '--header', 'Authorization', '--header', 'X-Static', '-c', config],
+      'Bearer alice-upstream-token\nalice-static\n');
+    assert.equal(set.status, 0, set.stderr);
+    const alice = grant('alice-laptop', '--principal', 'alice@example.com');
+    const bob = grant('bob-laptop', '--principal', 'bob@example.com');
+    const a = await connect(alice);
+    assert.ok((await a.listTools()).tools.some((t) => t.name === 'gh__test_simple_text'));
+    await a.callTool({ name: 'gh__test_simple_text', arguments: {} });
+    const headers = seen();
+    assert.ok(headers.length > 0);
+    for (const h of headers) {
+      assert.equal(h.authorization, 'Bearer alice-upstream-token');
+      assert.equal(h['x-static'], 'alice-static', 'the person\'s header replaces the config\'s of the same name');
+    }
+    const b = await connect(bob);
+    assert.ok(!(await b.listTools()).tools.some((t) => t.name.startsWith('gh__')), 'bob has no credentials: gh is not offered');
+    const direct = await post(`${gw.base}/mcp/gh`, bob);
+    assert.equal(direct.status, 403);
+    assert.match(await direct.text(), /no credentials are stored for bob@example\.com \(toolwarden credentials set\)/);
+    assert.ok(seen().every((h) => h.authorization === 'Bearer alice-upstream-token'), 'nothing went upstream for bob');
+    const list = cli(['credentials', 'list', '-c', config, '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(list.map((c) => [c.server, c.principal, c.headers]), [['gh', 'alice@example.com', ['Authorization', 'X-Static']]]);
+    assert.ok(!fs.readFileSync(path.join(dir, 'state.db')).includes('alice-upstream-token'), 'encrypted at rest');
+    assert.equal(cli(['credentials', 'delete', 'gh', 'alice@example.com', '-c', config]).status, 0);
+    const again = await connect(alice);
+    assert.ok(!(await again.listTools()).tools.some((t) => t.name.startsWith('gh__')), 'deleted: new sessions do not get gh');
+    for (const c of [a, b, again]) await c.close();
   });
 });

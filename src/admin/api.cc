@@ -445,7 +445,11 @@ Response Api::AnswerConsent(const Call& c) {
     if (!ms) return Err(400, "bad_request", ms.error().message());
     answer.expires_ms = c.now + *ms;
   }
-  answer.principal = "admin";
+  // Who the grant acts for: the person named on the consent screen (the admin may approve a
+  // teammate's client), else the admin.
+  answer.principal = Str(c.body, "principal");
+  if (answer.principal.empty()) answer.principal = "admin";
+  if (answer.principal.size() > 256) return Err(400, "bad_request", "\"principal\" is longer than 256 bytes");
   answer.base = c.request.base;
   auto next = backend_.AnswerConsent(c.params[0], answer);
   if (!next) {

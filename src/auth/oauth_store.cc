@@ -19,6 +19,15 @@ class SqliteOAuthStore : public OAuthStore, SqliteStoreBase {
 
   Result<OAuthClient> Register(OAuthClient c, int64_t now_ms, int64_t max_clients) override {
     std::lock_guard lock(mu_);
+    // Registration is open to anyone who can reach the gateway: a client that never finished
+    // a sign-in within a day makes room for new ones.
+    SqliteStmt prune;
+    sqlite3_prepare_v2(db_,
+                       "DELETE FROM oauth_clients WHERE created_ms < ?1 AND id NOT IN "
+                       "(SELECT client_id FROM oauth_refresh)",
+                       -1, &prune.s, nullptr);
+    sqlite3_bind_int64(prune.s, 1, now_ms - 24 * 3600 * 1000);
+    if (sqlite3_step(prune.s) != SQLITE_DONE) return Fail(Err());
     SqliteStmt count;
     sqlite3_prepare_v2(db_, "SELECT COUNT(*) FROM oauth_clients", -1, &count.s, nullptr);
     if (sqlite3_step(count.s) != SQLITE_ROW) return Fail(Err());

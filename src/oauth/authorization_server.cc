@@ -363,8 +363,13 @@ AsReply AuthorizationServer::Authorize(const AsRequest& req, const std::vector<s
     std::lock_guard lock(mu_);
     const int64_t now = clock_.NowMs();
     std::erase_if(pending_, [&](const auto& kv) { return kv.second.expires_ms <= now; });
-    if (pending_.size() >= options_.max_pending) {
-      return back("temporarily_unavailable", "too many sign-ins are waiting for consent");
+    // Anyone may start a sign-in: when too many wait, the oldest gives way (a person whose
+    // sign-in was pushed out starts it again), so a flood cannot lock the consent screen.
+    while (pending_.size() >= options_.max_pending) {
+      auto oldest = std::min_element(pending_.begin(), pending_.end(), [](const auto& a, const auto& b) {
+        return a.second.expires_ms < b.second.expires_ms;
+      });
+      pending_.erase(oldest);
     }
     pending_[p.id] = p;
   }

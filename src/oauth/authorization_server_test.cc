@@ -283,5 +283,26 @@ TEST_F(AuthorizationServerTest, RefusesWhatIsNotExactlyAsRegistered) {
   EXPECT_EQ(Call("GET", "/oauth/token").status, 405);
 }
 
+TEST_F(AuthorizationServerTest, AFloodOfSignInsPushesOutTheOldestNotTheNext) {
+  AsOptions small;
+  small.max_pending = 2;
+  as_ = std::make_unique<AuthorizationServer>(*grants_, *store_, clock_, small,
+                                              [](auto, bool, auto, auto, auto) {});
+  const std::string client = RegisterClient();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(1);
+    AsReply r = Call("GET", "/oauth/authorize?response_type=code&client_id=" + client + "&code_challenge=" +
+                                S256(std::string(43, 'a')) + "&code_challenge_method=S256");
+    ASSERT_EQ(r.status, 302);
+    ids.push_back(Header(r, "Location").substr(std::string("/ui/#/consent/").size()));
+  }
+  EXPECT_FALSE(as_->Pending(ids[0]));
+  EXPECT_TRUE(as_->Pending(ids[1]));
+  EXPECT_TRUE(as_->Pending(ids[2]));
+  clock_.Advance(AsOptions{}.consent_ttl_ms);
+  EXPECT_FALSE(as_->Pending(ids[2]));  // a consent waits ten minutes at most
+}
+
 }  // namespace
 }  // namespace tw::oauth

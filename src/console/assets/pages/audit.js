@@ -34,7 +34,7 @@ export async function render(main) {
   main.append(form, chart, summary,
     h('div', {class: 'scroll', tabindex: '0', role: 'region', 'aria-label': 'Scrollable table'}, h('table', {class: 'data', id: 'audit-table'},
       h('caption', {class: 'sr-only'}, 'Audit records, newest first'),
-      h('thead', {}, h('tr', {}, ['Time', 'Grant', 'Server', 'Tool', 'Decision', 'Rule', 'Reason', 'Outcome', 'Latency'].map(t => h('th', {scope: 'col'}, t)))),
+      h('thead', {}, h('tr', {}, ['Time', 'Who', 'Server', 'Tool', 'Decision', 'Rule', 'Reason', 'Outcome', 'Latency'].map(t => h('th', {scope: 'col'}, t)))),
       tbody)),
     h('div', {class: 'toolbar'}, prev, next));
 
@@ -60,7 +60,7 @@ export async function render(main) {
     clear(tbody);
     for (const r of res.records) {
       tbody.append(h('tr', {},
-        h('td', {class: 'small'}, fmtTime(r.ts_ms)), h('td', {}, r.grant || '—'), h('td', {}, r.server),
+        h('td', {class: 'small'}, fmtTime(r.ts_ms)), h('td', {}, who(r)), h('td', {}, r.server),
         h('td', {class: 'mono'}, r.tool), h('td', {}, badge(r.decision),
           // What a shadow policy would have decided, where it differs (never enforced).
           r.shadow && r.shadow.decision !== r.decision
@@ -140,4 +140,10 @@ export async function render(main) {
   prev.addEventListener('click', () => { offset = Math.max(0, offset - PAGE); load(); });
   next.addEventListener('click', () => { offset += PAGE; load(); });
   await load();
+}
+
+// The grant, and the person behind it when there is one: "alice@example.com (claude-code-x8f3k2)".
+export function who(r) {
+  if (!r.principal || r.principal === r.grant) return r.grant || '—';
+  return `${r.principal} (${r.grant})`;
 }

@@ -23,6 +23,7 @@ export async function render(main, [id = '']) {
   const all = req.scopes.length === 0 || req.scopes.includes('mcp') || wanted.size === 0;
   const boxes = req.servers.map(s => h('input', {type: 'checkbox', value: s, id: `consent-server-${s}`, checked: all || wanted.has(s)}));
   const duration = h('select', {id: 'consent-expires'}, DURATIONS.map(([v, t]) => h('option', {value: v, selected: v === '30d'}, t)));
+  const principal = h('input', {type: 'text', id: 'consent-principal', placeholder: 'admin', autocomplete: 'off'});
   const error = h('p', {class: 'error', role: 'alert'});
   const answer = async approve => {
     error.textContent = '';
@@ -32,6 +33,7 @@ export async function render(main, [id = '']) {
       if (!chosen.length) { error.textContent = 'Tick at least one server, or decline.'; return; }
       body.servers = chosen.length === boxes.length ? [] : chosen;
       if (duration.value) body.expires = duration.value;
+      if (principal.value.trim()) body.principal = principal.value.trim();
     }
     try {
       const {redirect} = await api('POST', `/api/oauth/consents/${encodeURIComponent(id)}`, body);
@@ -48,6 +50,7 @@ export async function render(main, [id = '']) {
     h('fieldset', {}, h('legend', {}, 'Servers'),
       boxes.map((b, i) => h('label', {for: b.id, class: 'inline'}, b, ' ', req.servers[i]))),
     field('For how long', duration),
+    field('Acting for', principal, 'The person policies name (principals:); empty: you, the admin'),
     error,
     h('div', {class: 'actions'},
       h('button', {type: 'button', id: 'consent-approve', onclick: () => answer(true)}, 'Approve'),

@@ -2,6 +2,7 @@
 // answered; a filter by decision; counters with what is left per grant.
 import {h, clear, badge, fmtTime, fmtDuration} from '../lib/dom.js';
 import {api, onEvent} from '../app.js';
+import {who} from './audit.js';
 
 const MAX_ROWS = 500;
 let stop = null;
@@ -34,7 +35,7 @@ export async function render(main) {
   const note = h('p', {class: 'small muted', role: 'status'});
   const table = h('table', {class: 'data', id: 'live-table'},
     h('caption', {class: 'sr-only'}, 'Calls as they are decided, newest first'),
-    h('thead', {}, h('tr', {}, ['Time', 'Grant', 'Server', 'Tool', 'Decision', 'Rule', 'Reason', 'Outcome', 'Latency'].map(t => h('th', {scope: 'col'}, t)))),
+    h('thead', {}, h('tr', {}, ['Time', 'Who', 'Server', 'Tool', 'Decision', 'Rule', 'Reason', 'Outcome', 'Latency'].map(t => h('th', {scope: 'col'}, t)))),
     tbody);
   const counters = h('div');
   main.append(filters, note, empty, h('div', {class: 'scroll', tabindex: '0', role: 'region', 'aria-label': 'Scrollable table'}, table),
@@ -58,7 +59,7 @@ export async function render(main) {
     empty.hidden = true;
     const row = h('tr', {dataset: {decision: data.decision}, hidden: !show[data.decision]},
       h('td', {class: 'small'}, fmtTime(data.ts_ms)),
-      h('td', {}, data.grant || '—'),
+      h('td', {}, who(data)),
       h('td', {}, data.server),
       h('td', {class: 'mono'}, data.tool),
       h('td', {}, badge(data.decision)),

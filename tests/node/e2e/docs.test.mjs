@@ -76,7 +76,7 @@ function check({ flags, subs }, argv) {
 
 describe('documented commands', () => {
   const g = grammar();
-  for (const file of ['README.md', 'docs/install.md', 'docs/configuration.md', 'docs/fleet.md', 'docs/testing.md', 'docs/protocol-eras.md', 'docs/security.md', 'docs/api.md', 'docs/policy-reference.md']) {
+  for (const file of ['README.md', 'docs/install.md', 'docs/configuration.md', 'docs/fleet.md', 'docs/testing.md', 'docs/protocol-eras.md', 'docs/security.md', 'docs/api.md', 'docs/policy-reference.md', 'docs/oauth.md']) {
     it(`every toolwarden command in ${file} exists as written`, () => {
       const found = commands(path.join(ROOT, file));
       if (file === 'README.md') assert.ok(found.length >= 30, `only ${found.length} commands found`);

@@ -1,6 +1,8 @@
 #include "admin/api.h"
 
+#include <boost/url/encode.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
 
 #include <algorithm>
 #include <set>
@@ -104,7 +106,43 @@ void Api::Record(int64_t now, const std::string& action, const std::string& targ
   (void)backend_.Audit().Write(r);
 }
 
+Response Api::Sso(const Request& req, const ApiRoute& route, int64_t now) {
+  if (req.method != "GET") return Err(405, "method_not_allowed", req.method + " is not allowed here");
+  auto redirect = [](std::string location) {
+    Response r{302, ""};
+    r.content_type = "text/plain";
+    r.headers.emplace_back("Location", std::move(location));
+    return r;
+  };
+  if (route.parts.size() == 2) {
+    // Only a console page to come back to: never another site.
+    std::string back = route.Get("return");
+    if (!back.starts_with("#/")) back.clear();
+    auto url = backend_.SsoStart(req.base, back);
+    if (!url) return Err(url.error().code() == ErrorCode::kNotFound ? 404 : 503, "unavailable", url.error().message());
+    return redirect(*url);
+  }
+  if (route.parts.size() != 3 || route.parts[2] != "callback") return Err(404, "not_found", "no such endpoint");
+  auto fail = [&](const std::string& why) {
+    Record(now, "console.login", "console", "refused: " + why);
+    return redirect("/ui/?sso_error=" + boost::urls::encode(why, boost::urls::unreserved_chars));
+  };
+  if (!route.Get("error").empty()) return fail("the identity provider said " + route.Get("error"));
+  auto user = backend_.SsoFinish(req.base, route.Get("code"), route.Get("state"));
+  if (!user) return fail(user.error().message());
+  ConsoleLogin login = console_.Open(now, user->principal);
+  Record(now, "console.login", "console", "as " + user->principal);
+  Response r = redirect("/ui/" + user->return_to);
+  r.headers.emplace_back("Set-Cookie", ConsoleSessions::SetCookie(login, now));
+  return r;
+}
+
 Response Api::Login(const Request& req, int64_t now) {
+  if (req.method == "GET") {
+    // How the console may sign in: the admin token always, the identity provider when set.
+    const std::string sso = backend_.SsoName();
+    return Json(200, json::object{{"sso", sso.empty() ? json::value(nullptr) : json::value(sso)}});
+  }
   if (req.method != "POST") return Err(405, "method_not_allowed", req.method + " is not allowed here");
   if (req.content_type.find("application/json") == std::string::npos) {
     return Err(415, "unsupported_media_type", "send the token as JSON: {\"token\": \"twa_…\"}");
@@ -139,6 +177,7 @@ Response Api::Handle(const Request& req) {
   const std::string& m = req.method;
   const int64_t now = backend_.NowMs();
   if (p.size() == 1 && p[0] == "login") return Login(req, now);
+  if (p.size() >= 2 && p[0] == "login" && p[1] == "sso") return Sso(req, *route, now);
 
   // Who: an admin token, or a console session cookie — nothing else.
   const std::string token = auth::BearerToken(req.authorization).value_or("");
@@ -448,7 +487,7 @@ Response Api::AnswerConsent(const Call& c) {
   // Who the grant acts for: the person named on the consent screen (the admin may approve a
   // teammate's client), else the admin.
   answer.principal = Str(c.body, "principal");
-  if (answer.principal.empty()) answer.principal = "admin";
+  if (answer.principal.empty()) answer.principal = c.console && !c.console->principal.empty() ? c.console->principal : "admin";
   if (answer.principal.size() > 256) return Err(400, "bad_request", "\"principal\" is longer than 256 bytes");
   answer.base = c.request.base;
   auto next = backend_.AnswerConsent(c.params[0], answer);

@@ -113,6 +113,25 @@ class Backend {
     std::string principal;             // who answered
     std::string base;                  // the gateway's origin as the browser reached it
   };
+  // The console's sign-in through the identity provider (auth.oidc.console): the provider's
+  // name for the login page ("" when there is none), where to send the browser (`return_to`:
+  // the console page to come back to), and who came back — a member of the admins group.
+  virtual std::string SsoName() { return {}; }
+  virtual Result<std::string> SsoStart(const std::string& base, const std::string& return_to) {
+    (void)base;
+    (void)return_to;
+    return Fail(Error::NotFound("this gateway signs the console in with the admin token only"));
+  }
+  struct SsoUser {
+    std::string principal;
+    std::string return_to;
+  };
+  virtual Result<SsoUser> SsoFinish(const std::string& base, const std::string& code, const std::string& state) {
+    (void)base;
+    (void)code;
+    (void)state;
+    return Fail(Error::NotFound("this gateway signs the console in with the admin token only"));
+  }
   virtual Result<json::object> PendingConsent(const std::string& id) {
     (void)id;
     return Fail(Error::Unavailable("this gateway has no built-in authorization server"));
@@ -195,6 +214,7 @@ class Api {
                         const std::vector<std::string>& parts, std::vector<std::string>& params);
 
   Response Login(const Request& req, int64_t now);  // before authentication
+  Response Sso(const Request& req, const ApiRoute& route, int64_t now);  // /api/login/sso[/callback]
   // The handlers of Routes(), one per route.
   Response Health(const Call& c);
   Response SessionInfo(const Call& c);

@@ -94,6 +94,20 @@ class FakeBackend : public Backend {
     return std::string(a.approve ? "http://127.0.0.1:9/cb?code=x" : "http://127.0.0.1:9/cb?error=access_denied");
   }
 
+  std::string SsoName() override { return sso ? "https://login.example.com" : ""; }
+  Result<std::string> SsoStart(const std::string& base, const std::string& return_to) override {
+    if (!sso) return Backend::SsoStart(base, return_to);
+    sso_return = return_to;
+    return std::string("https://login.example.com/auth?state=s1");
+  }
+  Result<SsoUser> SsoFinish(const std::string&, const std::string& code, const std::string& state) override {
+    if (state != "s1") return Fail(Error::InvalidArgument("this sign-in is over"));
+    if (code != "good") return Fail(Error::PermissionDenied("dev is not in the admins group"));
+    return SsoUser{"root", sso_return};
+  }
+
+  bool sso = false;
+  std::string sso_return;
   std::optional<ConsentAnswer> answered;
   std::optional<ReplayRequest> replayed;
   std::string replayed_version;
@@ -510,6 +524,38 @@ TEST_F(AdminApiTest, AConsentIsAnsweredOnceByASignedInPerson) {
   EXPECT_EQ(backend_->answered->expires_ms, backend_->now + 7 * 86400'000LL);
   EXPECT_EQ(Call("POST", "/api/oauth/consents/c1", R"({"approve":true})").status, 404);
   EXPECT_EQ(Call("GET", "/api/oauth/consents/c1").status, 404);
+}
+
+TEST_F(AdminApiTest, TheConsoleSignsInThroughTheIdentityProviderWhenOneIsSet) {
+  ASSERT_EQ(Call("GET", "/api/login", "", "").status, 200);
+  EXPECT_TRUE(last_.at("sso").is_null());
+  EXPECT_EQ(Call("GET", "/api/login/sso", "", "").status, 404);
+  backend_->sso = true;
+  ASSERT_EQ(Call("GET", "/api/login", "", "").status, 200);
+  EXPECT_EQ(last_.at("sso").as_string(), "https://login.example.com");
+  // Only a console page to come back to, never another site.
+  Response start = Call("GET", "/api/login/sso?return=https%3A%2F%2Fevil.example.com", "", "");
+  EXPECT_EQ(start.status, 302);
+  EXPECT_EQ(backend_->sso_return, "");
+  start = Call("GET", "/api/login/sso?return=%23%2Fconsent%2Fc1", "", "");
+  EXPECT_EQ(backend_->sso_return, "#/consent/c1");
+  auto header = [](const Response& r, const std::string& name) {
+    for (const auto& [k, v] : r.headers) {
+      if (k == name) return v;
+    }
+    return std::string();
+  };
+  Response refused = Call("GET", "/api/login/sso/callback?code=bad&state=s1", "", "");
+  EXPECT_EQ(refused.status, 302);
+  EXPECT_EQ(header(refused, "Location"), "/ui/?sso_error=dev%20is%20not%20in%20the%20admins%20group");
+  EXPECT_EQ(header(refused, "Set-Cookie"), "");
+  Response ok = Call("GET", "/api/login/sso/callback?code=good&state=s1", "", "");
+  EXPECT_EQ(ok.status, 302);
+  EXPECT_EQ(header(ok, "Location"), "/ui/#/consent/c1");
+  const std::string cookie = header(ok, "Set-Cookie");
+  ASSERT_NE(cookie.find("__Host-tw_console="), std::string::npos);
+  EXPECT_EQ(Call("GET", "/api/login/sso/callback?error=access_denied", "", "").status, 302);
+  EXPECT_EQ(Call("POST", "/api/login/sso", "{}", "").status, 405);
 }
 
 }  // namespace

@@ -43,12 +43,12 @@ void ConsoleSessions::CloseAll() {
 }
 
 std::optional<ConsoleSession> ConsoleSessions::FindShared(const std::string& key, int64_t now_ms) {
-  auto r = shared_->Command({"HMGET", key, "csrf", "created_ms", "last_used_ms", "expires_ms"});
-  if (!r || r->elements.size() != 4 || r->elements[0].type != redis::Value::Type::kString) {
+  auto r = shared_->Command({"HMGET", key, "csrf", "created_ms", "last_used_ms", "expires_ms", "principal"});
+  if (!r || r->elements.size() != 5 || r->elements[0].type != redis::Value::Type::kString) {
     return std::nullopt;
   }
   ConsoleSession s{r->elements[0].str, redis::WholeOf(r->elements[1]), redis::WholeOf(r->elements[2]),
-                   redis::WholeOf(r->elements[3])};
+                   redis::WholeOf(r->elements[3]), r->elements[4].str};
   if (now_ms >= s.expires_ms || now_ms - s.last_used_ms >= options_.idle_ms) {
     (void)shared_->Command({"DEL", key});
     return std::nullopt;
@@ -60,13 +60,13 @@ std::optional<ConsoleSession> ConsoleSessions::FindShared(const std::string& key
   return s;
 }
 
-ConsoleLogin ConsoleSessions::Open(int64_t now_ms) {
+ConsoleLogin ConsoleSessions::Open(int64_t now_ms, const std::string& principal) {
   if (shared_) {
     ConsoleLogin login{RandomHex(32), RandomHex(32), now_ms + options_.lifetime_ms};
     const std::string key = std::string(kSharedKey) + Sha256Hex(login.id);
     const std::string now = std::to_string(now_ms);
     auto r = shared_->Command({"HSET", key, "csrf", login.csrf, "created_ms", now, "last_used_ms",
-                               now, "expires_ms", std::to_string(login.expires_ms)});
+                               now, "expires_ms", std::to_string(login.expires_ms), "principal", principal});
     if (r) r = shared_->Command({"PEXPIRE", key, std::to_string(std::min(options_.idle_ms, options_.lifetime_ms))});
     if (r) r = shared_->Command({"SADD", kSharedSet, key});
     // Not stored: the cookie names no session, and the next request asks to sign in again.
@@ -84,7 +84,7 @@ ConsoleLogin ConsoleSessions::Open(int64_t now_ms) {
     sessions_.erase(oldest);
   }
   ConsoleLogin login{RandomHex(32), RandomHex(32), now_ms + options_.lifetime_ms};
-  sessions_[Sha256Hex(login.id)] = ConsoleSession{login.csrf, now_ms, now_ms, login.expires_ms};
+  sessions_[Sha256Hex(login.id)] = ConsoleSession{login.csrf, now_ms, now_ms, login.expires_ms, principal};
   return login;
 }
 

@@ -40,6 +40,8 @@ struct ConsoleSession {
   int64_t created_ms = 0;
   int64_t last_used_ms = 0;
   int64_t expires_ms = 0;  // absolute end
+  // Who signed in through the identity provider ("" for the admin token).
+  std::string principal;
 };
 
 class ConsoleSessions {
@@ -53,7 +55,8 @@ class ConsoleSessions {
   explicit ConsoleSessions(Options options);
   ~ConsoleSessions();
 
-  ConsoleLogin Open(int64_t now_ms);
+  // `principal`: who signed in through the identity provider ("" for the admin token).
+  ConsoleLogin Open(int64_t now_ms, const std::string& principal = {});
   // The live session a cookie value names (and marks it used), or nullopt.
   std::optional<ConsoleSession> Find(std::string_view id, int64_t now_ms);
   void Close(std::string_view id);

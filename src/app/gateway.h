@@ -154,6 +154,9 @@ class Gateway : public admin::Backend {
                               const admin::ReplayRequest& request) override;
   Result<bool> SetShadowDraft(const std::string& server,
                               std::shared_ptr<const policy::Policy> draft) override;
+  std::string SsoName() override;
+  Result<std::string> SsoStart(const std::string& base, const std::string& return_to) override;
+  Result<SsoUser> SsoFinish(const std::string& base, const std::string& code, const std::string& state) override;
   Result<json::object> PendingConsent(const std::string& id) override;
   Result<std::string> AnswerConsent(const std::string& id, const ConsentAnswer& answer) override;
 
@@ -220,6 +223,12 @@ class Gateway : public admin::Backend {
   std::unique_ptr<oauth::AuthorizationServer> as_;  // null: no built-in authorization server
   std::unique_ptr<oauth::TrustedIssuer> issuer_;    // null: no auth.oidc
   std::unique_ptr<auth::CredentialStore> credentials_;  // opened at the first need
+  // The console's sign-ins under way at the identity provider, by `state`.
+  struct SsoPending {
+    std::string verifier, nonce, return_to;
+    int64_t expires_ms = 0;
+  };
+  std::map<std::string, SsoPending> sso_;  // Guarded by callers_mu_.
   // Principals identity providers' tokens named, by caller name ("idp:…"); bounded.
   std::mutex callers_mu_;
   std::unordered_map<std::string, std::shared_ptr<const CallerInfo>> callers_;  // Guarded by callers_mu_.

@@ -5,8 +5,14 @@
 
 #include <algorithm>
 
+#include <openssl/sha.h>
+
+#include <boost/url.hpp>
+
 #include "app/gateway.h"
 #include "common/canonical_json.h"
+#include "common/random.h"
+#include "oauth/jwt.h"
 #include "redis/redis_client.h"
 #include "transport/http_client.h"
 
@@ -246,6 +252,82 @@ bool Gateway::ServerAdmits(const config::ServerConfig& server, const CallerInfo&
   return std::any_of(caller.groups.begin(), caller.groups.end(), [&](const std::string& g) {
     return std::find(server.groups.begin(), server.groups.end(), g) != server.groups.end();
   });
+}
+
+std::string Gateway::SsoName() {
+  if (!issuer_ || config_.auth.oidc->console.client_id.empty()) return {};
+  return issuer_->options().issuer;
+}
+
+Result<std::string> Gateway::SsoStart(const std::string& base, const std::string& return_to) {
+  if (SsoName().empty()) return Fail(Error::NotFound("the console signs in with the admin token only"));
+  const oauth::Discovery d = issuer_->endpoints();
+  if (d.authorization_endpoint.empty() || d.token_endpoint.empty()) {
+    return Fail(Error::Unavailable("the identity provider's discovery document is not known yet"));
+  }
+  SsoPending p{RandomBase62(43), RandomBase62(22), return_to, clock_.NowMs() + 10 * 60'000};
+  const std::string state = RandomBase62(32);
+  unsigned char digest[32];
+  SHA256(reinterpret_cast<const unsigned char*>(p.verifier.data()), p.verifier.size(), digest);
+  boost::urls::url url(d.authorization_endpoint);
+  const config::OidcConfig::Console& c = config_.auth.oidc->console;
+  url.params().append({"response_type", "code"});
+  url.params().append({"client_id", c.client_id});
+  url.params().append({"redirect_uri", base + "/api/login/sso/callback"});
+  url.params().append({"scope", c.scopes});
+  url.params().append({"state", state});
+  url.params().append({"nonce", p.nonce});
+  url.params().append({"code_challenge", oauth::Base64UrlEncode(std::string_view(reinterpret_cast<char*>(digest), 32))});
+  url.params().append({"code_challenge_method", "S256"});
+  std::lock_guard lock(callers_mu_);
+  const int64_t now = clock_.NowMs();
+  std::erase_if(sso_, [&](const auto& kv) { return kv.second.expires_ms <= now; });
+  if (sso_.size() >= 1000) sso_.erase(sso_.begin());
+  sso_[state] = std::move(p);
+  return std::string(url.buffer());
+}
+
+Result<Gateway::SsoUser> Gateway::SsoFinish(const std::string& base, const std::string& code,
+                                            const std::string& state) {
+  if (SsoName().empty()) return Fail(Error::NotFound("the console signs in with the admin token only"));
+  SsoPending p;
+  {
+    std::lock_guard lock(callers_mu_);
+    auto it = sso_.find(state);
+    if (it == sso_.end() || it->second.expires_ms <= clock_.NowMs()) {
+      return Fail(Error::InvalidArgument("this sign-in is over (expired, or not started here)"));
+    }
+    p = std::move(it->second);
+    sso_.erase(it);
+  }
+  const config::OidcConfig::Console& c = config_.auth.oidc->console;
+  boost::urls::url form;
+  form.params().append({"grant_type", "authorization_code"});
+  form.params().append({"code", code});
+  form.params().append({"redirect_uri", base + "/api/login/sso/callback"});
+  form.params().append({"client_id", c.client_id});
+  form.params().append({"code_verifier", p.verifier});
+  if (!c.client_secret.empty()) form.params().append({"client_secret", c.client_secret});
+  // On the home loop, once per person signing in to the console: bounded by a short timeout.
+  auto reply = transport::FetchSync("POST", issuer_->endpoints().token_endpoint,
+                                    {{"Content-Type", "application/x-www-form-urlencoded"}, {"Accept", "application/json"}},
+                                    std::string(form.encoded_query()), std::chrono::seconds(5));
+  if (!reply) return Fail(Error::Unavailable("the identity provider's token endpoint: " + reply.error().message()));
+  boost::system::error_code ec;
+  json::value body = json::parse(reply->body, ec);
+  const json::value* id_token = !ec && body.is_object() ? body.as_object().if_contains("id_token") : nullptr;
+  if (reply->status != 200 || !id_token || !id_token->is_string()) {
+    const json::value* error = !ec && body.is_object() ? body.as_object().if_contains("error") : nullptr;
+    return Fail(Error::InvalidArgument("the identity provider refused the code" +
+                                       (error && error->is_string() ? " (" + std::string(error->as_string()) + ")"
+                                                                    : std::string())));
+  }
+  auto who = issuer_->VerifyIdToken(id_token->as_string(), c.client_id, p.nonce, clock_.NowMs());
+  if (!who) return Fail(who.error());
+  if (std::find(who->groups.begin(), who->groups.end(), c.admins_group) == who->groups.end()) {
+    return Fail(Error::PermissionDenied(who->subject + " is not in the " + c.admins_group + " group"));
+  }
+  return SsoUser{who->subject, p.return_to};
 }
 
 Result<json::object> Gateway::PendingConsent(const std::string& id) {

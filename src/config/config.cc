@@ -275,6 +275,23 @@ class ConfigReader : public policy::YamlReader {
             if (ReadString(ov, "auth.oidc.jwks_uri", o.jwks_uri) && !HttpUrl(o.jwks_uri)) {
               Error(ov, "auth.oidc.jwks_uri must be an https:// URL");
             }
+          } else if (ok == "console") {
+            Section(ov, "auth.oidc.console", [&](const std::string& ck, const YAML::Node& ckn,
+                                                 const YAML::Node& cv) {
+              if (ck == "client_id") {
+                ReadString(cv, "auth.oidc.console.client_id", o.console.client_id);
+              } else if (ck == "client_secret") {
+                ReadString(cv, "auth.oidc.console.client_secret", o.console.client_secret);
+              } else if (ck == "admins_group") {
+                ReadString(cv, "auth.oidc.console.admins_group", o.console.admins_group);
+              } else if (ck == "scopes") {
+                ReadString(cv, "auth.oidc.console.scopes", o.console.scopes);
+              } else {
+                Error(ckn, "auth.oidc.console: unknown key \"" + ck +
+                               "\" (expected client_id, client_secret, admins_group, scopes)");
+              }
+            });
+            if (o.console.client_id.empty()) Error(ov, "auth.oidc.console: missing \"client_id\"");
           } else if (ok == "claims") {
             Section(ov, "auth.oidc.claims", [&](const std::string& ck, const YAML::Node& ckn,
                                                 const YAML::Node& cv) {
@@ -289,7 +306,7 @@ class ConfigReader : public policy::YamlReader {
               }
             });
           } else {
-            Error(okn, "auth.oidc: unknown key \"" + ok + "\" (expected issuer, audience, jwks_uri, claims)");
+            Error(okn, "auth.oidc: unknown key \"" + ok + "\" (expected issuer, audience, jwks_uri, claims, console)");
           }
         });
         if (o.issuer.empty() && sv.IsMap()) Error(sv, "auth.oidc: missing \"issuer\"");

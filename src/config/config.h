@@ -132,6 +132,16 @@ struct OidcConfig {
   std::string principal_claim = "sub";
   std::string email_claim = "email";
   std::string groups_claim = "groups";
+  // The console's sign-in through the provider (`console:`): this gateway as an OpenID
+  // client (authorization code with PKCE); members of `admins_group` get the console. Empty
+  // client_id: the console takes the admin token only.
+  struct Console {
+    std::string client_id;
+    std::string client_secret;  // ${VAR} from the environment; empty: a public client
+    std::string admins_group = "admins";
+    std::string scopes = "openid email profile";
+    bool operator==(const Console&) const = default;
+  } console;
   bool operator==(const OidcConfig&) const = default;
 };
 

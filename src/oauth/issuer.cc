@@ -44,7 +44,7 @@ bool Principal::AnyScope() const {
   });
 }
 
-Result<std::string> DiscoverJwksUri(const std::string& issuer, const Fetcher& fetch) {
+Result<Discovery> Discover(const std::string& issuer, const Fetcher& fetch) {
   // OpenID Connect Discovery first (every IdP named in the README serves it), then RFC 8414.
   const std::string base = TrimSlash(issuer);
   std::string why;
@@ -66,12 +66,16 @@ Result<std::string> DiscoverJwksUri(const std::string& issuer, const Fetcher& fe
       return Fail(Error::InvalidArgument("the discovery document at " + base + suffix +
                                          " names another issuer than \"" + issuer + "\""));
     }
-    const json::value* jwks = o.if_contains("jwks_uri");
-    if (!jwks || !jwks->is_string() || jwks->as_string().empty()) {
+    auto text = [&](std::string_view key) {
+      const json::value* v = o.if_contains(key);
+      return v && v->is_string() ? std::string(v->as_string()) : std::string();
+    };
+    Discovery d{text("jwks_uri"), text("authorization_endpoint"), text("token_endpoint")};
+    if (d.jwks_uri.empty()) {
       return Fail(Error::InvalidArgument("the discovery document at " + base + suffix +
                                          " has no jwks_uri"));
     }
-    return std::string(jwks->as_string());
+    return d;
   }
   return Fail(Error::Unavailable("discovery at " + base + ": " + why));
 }
@@ -207,12 +211,19 @@ void TrustedIssuer::FetchOnce() {
     uri = jwks_uri_;
   }
   std::string error;
-  if (uri.empty()) {
-    auto found = DiscoverJwksUri(options_.issuer, fetch_);
+  std::optional<Discovery> discovered;
+  {
+    std::lock_guard lock(mu_);
+    if (uri.empty() || discovery_.token_endpoint.empty()) discovered.emplace();
+  }
+  if (discovered) {
+    auto found = Discover(options_.issuer, fetch_);
     if (found) {
-      uri = *found;
+      discovered = *found;
+      if (uri.empty()) uri = found->jwks_uri;
     } else {
-      error = found.error().message();
+      discovered.reset();
+      if (uri.empty()) error = found.error().message();  // a configured jwks_uri does without it
     }
   }
   std::shared_ptr<const KeySet> keys;
@@ -234,6 +245,7 @@ void TrustedIssuer::FetchOnce() {
   std::lock_guard lock(mu_);
   fetched_ms_ = WallMs();
   refetch_ = false;
+  if (discovered) discovery_ = *discovered;
   if (!error.empty()) {
     // Keys already known stay: an unreachable provider does not sign anybody out.
     if (error != last_error_) spdlog::error("oidc: {}", error);
@@ -244,6 +256,28 @@ void TrustedIssuer::FetchOnce() {
   keys_ = std::move(keys);
   verified_.clear();
   last_error_.clear();
+}
+
+Discovery TrustedIssuer::endpoints() const {
+  std::lock_guard lock(mu_);
+  return discovery_;
+}
+
+Result<Principal> TrustedIssuer::VerifyIdToken(std::string_view token, const std::string& client_id,
+                                               const std::string& nonce, int64_t now_ms) {
+  std::shared_ptr<const KeySet> keys;
+  {
+    std::lock_guard lock(mu_);
+    keys = keys_;
+  }
+  if (!keys) return Fail(Error::Unavailable("the signing keys of " + options_.issuer + " are not known yet"));
+  Verified v = Verify(token, *keys, Expectation{options_.issuer, {client_id}, now_ms / 1000, options_.leeway_s});
+  if (!v.ok()) return Fail(Error::InvalidArgument("the ID token: " + v.reason));
+  const json::value* n = v.claims.if_contains("nonce");
+  if (!n || !n->is_string() || n->as_string() != nonce) {
+    return Fail(Error::InvalidArgument("the ID token does not carry this sign-in's nonce"));
+  }
+  return MapClaims(v.claims, options_).map_error([](const Error& e) { return Error::InvalidArgument(e.message()); });
 }
 
 void TrustedIssuer::Run() {

@@ -47,9 +47,15 @@ struct IssuerOptions {
 // GET url → body; an error for anything but a 200.
 using Fetcher = std::function<Result<std::string>(const std::string& url)>;
 
-// Where the keys come from: the discovery document's `jwks_uri` (RFC 8414 / OpenID Connect
-// Discovery), checked to name the same issuer.
-Result<std::string> DiscoverJwksUri(const std::string& issuer, const Fetcher& fetch);
+// What the discovery document (OpenID Connect Discovery, else RFC 8414) says, checked to name
+// the same issuer: where the keys are, and — for the console's sign-in — where a person signs
+// in and where the code is exchanged.
+struct Discovery {
+  std::string jwks_uri;
+  std::string authorization_endpoint;
+  std::string token_endpoint;
+};
+Result<Discovery> Discover(const std::string& issuer, const Fetcher& fetch);
 
 // The claims of a verified token as a principal, by the options' mapping. Fails when the
 // principal claim is missing or empty.
@@ -75,6 +81,12 @@ class TrustedIssuer {
   std::string last_error() const;
   // Replaces the keys (tests: a rotation).
   void SetKeys(KeySet keys);
+  // The discovery document's endpoints (empty until it was fetched).
+  Discovery endpoints() const;
+  // An OpenID Connect ID token (the console's sign-in): signed by the provider, for
+  // `client_id`, carrying `nonce`; its claims mapped as an access token's are.
+  Result<Principal> VerifyIdToken(std::string_view token, const std::string& client_id,
+                                  const std::string& nonce, int64_t now_ms);
 
  private:
   void Run();
@@ -86,6 +98,7 @@ class TrustedIssuer {
   std::condition_variable wake_;
   std::shared_ptr<const KeySet> keys_;  // Guarded by mu_.
   std::string jwks_uri_;                // Guarded by mu_.
+  Discovery discovery_;                 // Guarded by mu_.
   std::string last_error_;              // Guarded by mu_.
   int64_t fetched_ms_ = 0;              // Guarded by mu_: when the last fetch ended
   bool refetch_ = false;                // Guarded by mu_.

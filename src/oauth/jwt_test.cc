@@ -209,7 +209,7 @@ TEST(TrustedIssuerTest, DiscoveryMustNameTheSameIssuer) {
   Fetcher fetch = [](const std::string&) -> Result<std::string> {
     return std::string(R"({"issuer":"https://evil.example.com","jwks_uri":"https://evil.example.com/k"})");
   };
-  auto uri = DiscoverJwksUri(kIssuer, fetch);
+  auto uri = Discover(kIssuer, fetch);
   ASSERT_FALSE(uri);
   EXPECT_NE(uri.error().message().find("another issuer"), std::string::npos);
 }

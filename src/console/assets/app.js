@@ -146,6 +146,15 @@ function showLogin(message) {
   });
   main.append(form);
   token.focus();
+  // The identity provider, when the gateway trusts one for the console (auth.oidc.console).
+  const ssoError = new URLSearchParams(location.search).get('sso_error');
+  if (ssoError && !message) error.textContent = 'Sign-in through the identity provider failed: ' + ssoError;
+  fetch('/api/login', {headers: {Accept: 'application/json'}}).then(r => r.ok ? r.json() : {}).then(({sso}) => {
+    if (!sso || !form.isConnected) return;
+    const link = h('a', {class: 'button', id: 'login-sso', href: `/api/login/sso?return=${encodeURIComponent(location.hash || '#/servers')}`},
+      `Sign in with ${new URL(sso).host}`);
+    form.insertBefore(h('p', {}, link, ' ', h('span', {class: 'muted'}, 'or:')), form.querySelector('p.muted'));
+  }).catch(() => {});
 }
 
 // ---- Shell and routing ----

@@ -257,8 +257,9 @@ describe('company identity provider (oidc-provider)', () => {
   let issuer;
   let resource;
 
-  const startIdp = async (forResource) => {
-    const proc = spawn(process.execPath, [path.join(FIXTURES, 'oidc-provider.mjs'), forResource], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const startIdp = async (forResource, consoleRedirect) => {
+    const proc = spawn(process.execPath, [path.join(FIXTURES, 'oidc-provider.mjs'), forResource, ...(consoleRedirect ? [consoleRedirect] : [])],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
     const url = await waitForOutput(proc, 'stdout', (s) => s.match(/issuer (\S+)/)?.[1], 15000, 'oidc-provider to listen');
     return { proc, url };
   };
@@ -280,7 +281,7 @@ describe('company identity provider (oidc-provider)', () => {
     fs.mkdirSync(dir, { recursive: true });
     const port = await freePort();
     resource = `http://127.0.0.1:${port}/mcp`;
-    idp = await startIdp(resource);
+    idp = await startIdp(resource, `http://127.0.0.1:${port}/api/login/sso/callback`);
     issuer = idp.url;
     other = await startIdp('http://127.0.0.1:1/mcp');
     other.resource = 'http://127.0.0.1:1/mcp';
@@ -291,16 +292,57 @@ describe('company identity provider (oidc-provider)', () => {
     ].join('\n'));
     fs.writeFileSync(config, [
       `listen: 127.0.0.1:${port}`, `state: sqlite:${path.join(dir, 'state.db')}`, 'shutdown_timeout: 2s',
-      'auth:', `  public_url: http://127.0.0.1:${port}`, '  oidc:', `    issuer: ${issuer}`, 'servers:',
+      'auth:', `  public_url: http://127.0.0.1:${port}`, '  oidc:', `    issuer: ${issuer}`,
+      '    console: {client_id: console, client_secret: "${TW_E2E_CONSOLE_SECRET}", admins_group: admins, scopes: openid email groups}',
+      'servers:',
       '  rec:', '    command: node', `    args: [${JSON.stringify(RECORDER)}, ${JSON.stringify(record)}]`, '    policy: policy.yaml',
       '  ops:', '    command: node', `    args: [${JSON.stringify(EVERYTHING)}, stdio]`, '    policy: policy.yaml', '    groups: [sre]', '',
     ].join('\n'));
-    gw = await startServe(config);
+    gw = await startServe(config, [], { env: { TW_E2E_CONSOLE_SECRET: 'console-secret' } });
   });
   after(async () => {
     await stop(gw?.proc);
     await stop(idp?.proc);
     await stop(other?.proc);
+  });
+
+  it('signs the provider\'s admins in to the console; anyone else is refused', async () => {
+    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+    try {
+      const signIn = async (who) => {
+        const page = await (await browser.newContext()).newPage();
+        await page.goto(`${gw.base}/ui/#/grants`);
+        const link = page.locator('#login-sso');
+        assert.match(await link.textContent(), new RegExp(`Sign in with ${new URL(issuer).host}`));
+        await link.click();
+        await page.locator('input[name="login"]').fill(who);  // the provider's own login page
+        await page.locator('input[name="password"]').fill('any');
+        await page.locator('button[type="submit"]').click();
+        return page;
+      };
+      const root = await signIn('root');
+      await root.getByRole('heading', { level: 1, name: 'Grants' }).waitFor();  // back where it started
+      // A consent given by a person signed in through the provider is that person's grant.
+      const reg = await (await fetch(`${gw.base}/oauth/register`, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ client_name: 'root laptop', redirect_uris: ['http://127.0.0.1:9/cb'] }) })).json();
+      const challenge = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
+      const authorize = await fetch(`${gw.base}/oauth/authorize?response_type=code&client_id=${reg.client_id}&code_challenge=${challenge}&code_challenge_method=S256`,
+        { redirect: 'manual' });
+      await root.goto(`${gw.base}${authorize.headers.get('location')}`);
+      await root.getByRole('button', { name: 'Approve' }).click();
+      const made = await eventually(() => spawnSync(TOOLWARDEN, ['grants', 'list', '-c', config, '--json'], { encoding: 'utf8' })
+        .stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((g) => g.client === 'root laptop'), 10000, 'the grant');
+      assert.equal(made.principal, 'root');
+      const dev = await signIn('dev');
+      await dev.getByRole('alert').filter({ hasText: 'dev is not in the admins group' }).waitFor();
+      assert.equal(await dev.locator('#login-sso').count(), 1, 'the login page is shown again');
+      const logins = auditOf(config).filter((x) => x.tool === 'console.login');
+      assert.ok(logins.some((x) => /as root/.test(x.reason)));
+      assert.ok(logins.some((x) => /refused: dev is not in the admins group/.test(x.reason)));
+    } finally {
+      await browser.close();
+    }
   });
 
   it('names the provider in the resource metadata', async () => {

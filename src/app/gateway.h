@@ -229,6 +229,10 @@ class Gateway : public admin::Backend {
     int64_t expires_ms = 0;
   };
   std::map<std::string, SsoPending> sso_;  // Guarded by callers_mu_.
+  // Client ID Metadata Documents fetched (by URL: when, what) and when fetches were made.
+  std::map<std::string, std::pair<int64_t, std::string>> documents_;  // Guarded by callers_mu_.
+  std::vector<int64_t> document_fetches_;                             // Guarded by callers_mu_.
+  Result<std::string> FetchClientDocument(const std::string& url);
   // Principals identity providers' tokens named, by caller name ("idp:…"); bounded.
   std::mutex callers_mu_;
   std::unordered_map<std::string, std::shared_ptr<const CallerInfo>> callers_;  // Guarded by callers_mu_.

@@ -66,6 +66,9 @@ Result<bool> Gateway::OpenSignIn() {
         [this](std::string_view e, bool ok, std::string_view g, std::string_view c, std::string_view r) {
           AuditSignIn(e, ok, g, c, r);
         });
+    if (a.client_metadata.enabled) {
+      as_->SetDocumentFetcher([this](const std::string& url) { return FetchClientDocument(url); });
+    }
   }
   if (a.oidc) {
     oauth::IssuerOptions o;
@@ -87,6 +90,33 @@ Result<bool> Gateway::OpenSignIn() {
     });
   }
   return true;
+}
+
+Result<std::string> Gateway::FetchClientDocument(const std::string& url) {
+  const int64_t now = clock_.NowMs();
+  {
+    std::lock_guard lock(callers_mu_);
+    if (auto it = documents_.find(url); it != documents_.end() && now - it->second.first < 3600'000) {
+      return it->second.second;
+    }
+    // The fetch holds the home loop (at most 3 s): at most 30 a minute, whoever asks.
+    std::erase_if(document_fetches_, [&](int64_t t) { return now - t >= 60'000; });
+    if (document_fetches_.size() >= 30) {
+      return Fail(Error::Unavailable("too many client metadata documents fetched this minute"));
+    }
+    document_fetches_.push_back(now);
+  }
+  const config::AuthConfig::ClientMetadata& cm = config_.auth.client_metadata;
+  transport::GuardedFetch fetch;
+  fetch.ca_file = cm.ca_file;
+  if (!cm.private_addresses) fetch.address_allowed = transport::IsPublicAddress;
+  auto reply = transport::FetchGuarded(url, fetch);
+  if (!reply) return Fail(reply.error());
+  if (reply->status != 200) return Fail(Error::Unavailable(url + " answered HTTP " + std::to_string(reply->status)));
+  std::lock_guard lock(callers_mu_);
+  if (documents_.size() >= 1000) documents_.clear();
+  documents_[url] = {now, reply->body};
+  return std::move(reply->body);
 }
 
 std::optional<transport::HttpServerOptions::OAuth> Gateway::OAuthOptions() {

@@ -247,6 +247,22 @@ class ConfigReader : public policy::YamlReader {
             Error(sv, "auth.public_url must be an origin such as https://gw.example.com (no path)");
           }
         }
+      } else if (sk == "client_metadata") {
+        Section(sv, "auth.client_metadata", [&](const std::string& ck, const YAML::Node& ckn,
+                                                const YAML::Node& cv) {
+          if (ck == "enabled") {
+            ReadBool(cv, "auth.client_metadata.enabled", a.client_metadata.enabled);
+          } else if (ck == "private_addresses") {
+            ReadBool(cv, "auth.client_metadata.private_addresses", a.client_metadata.private_addresses);
+          } else if (ck == "ca_file") {
+            std::string p;
+            if (ReadString(cv, "auth.client_metadata.ca_file", p)) {
+              a.client_metadata.ca_file = (base_ / p).lexically_normal().string();
+            }
+          } else {
+            Error(ckn, "auth.client_metadata: unknown key \"" + ck + "\" (expected enabled, private_addresses, ca_file)");
+          }
+        });
       } else if (sk == "credential_key_file") {
         std::string p;
         if (ReadString(sv, "auth.credential_key_file", p)) a.credential_key_file = (base_ / p).lexically_normal().string();
@@ -314,7 +330,7 @@ class ConfigReader : public policy::YamlReader {
       } else {
         Error(skn, "auth: unknown key \"" + sk +
                        "\" (expected public_url, builtin, access_token_ttl, refresh_token_ttl, oidc, "
-                       "credential_key_file)");
+                       "credential_key_file, client_metadata)");
       }
     });
   }

@@ -159,6 +159,15 @@ struct AuthConfig {
   // The key of the per-person upstream credentials, when TOOLWARDEN_CREDENTIAL_KEY is not set
   // (absolute; a file only its owner may read, never beside the state).
   std::string credential_key_file;
+  // Client ID Metadata Documents (a client named by an https URL, its document fetched there):
+  // on by default; fetched only from public addresses unless `private_addresses`; `ca_file`
+  // trusted besides the system's CAs (absolute).
+  struct ClientMetadata {
+    bool enabled = true;
+    bool private_addresses = false;
+    std::string ca_file;
+    bool operator==(const ClientMetadata&) const = default;
+  } client_metadata;
   bool operator==(const AuthConfig&) const = default;
 };
 

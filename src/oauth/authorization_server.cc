@@ -240,18 +240,54 @@ AsReply AuthorizationServer::Handle(const AsRequest& req, const std::vector<std:
 AsReply AuthorizationServer::Metadata(const AsRequest& req, const std::vector<std::string>& servers) const {
   json::array scopes;
   for (const std::string& s : ScopesFor(servers)) scopes.emplace_back(s);
-  return JsonReply(
-      200, json::object{{"issuer", req.base},
-                        {"authorization_endpoint", req.base + "/oauth/authorize"},
-                        {"token_endpoint", req.base + "/oauth/token"},
-                        {"registration_endpoint", req.base + "/oauth/register"},
-                        {"response_types_supported", json::array{"code"}},
-                        {"response_modes_supported", json::array{"query"}},
-                        {"grant_types_supported", json::array{"authorization_code", "refresh_token"}},
-                        {"code_challenge_methods_supported", json::array{"S256"}},
-                        {"token_endpoint_auth_methods_supported", json::array{"none"}},
-                        {"scopes_supported", std::move(scopes)},
-                        {"authorization_response_iss_parameter_supported", true}});
+  json::object m{{"issuer", req.base},
+                 {"authorization_endpoint", req.base + "/oauth/authorize"},
+                 {"token_endpoint", req.base + "/oauth/token"},
+                 {"registration_endpoint", req.base + "/oauth/register"},
+                 {"response_types_supported", json::array{"code"}},
+                 {"response_modes_supported", json::array{"query"}},
+                 {"grant_types_supported", json::array{"authorization_code", "refresh_token"}},
+                 {"code_challenge_methods_supported", json::array{"S256"}},
+                 {"token_endpoint_auth_methods_supported", json::array{"none"}},
+                 {"scopes_supported", std::move(scopes)},
+                 {"authorization_response_iss_parameter_supported", true}};
+  if (fetch_document_) m["client_id_metadata_document_supported"] = true;
+  return JsonReply(200, m);
+}
+
+Result<auth::OAuthClient> AuthorizationServer::ClientFromDocument(const std::string& url) {
+  auto u = urls::parse_absolute_uri(url);
+  if (!u || url.size() > kMaxUriBytes || u->scheme() != "https" || u->has_fragment() || u->has_userinfo() ||
+      u->path().empty() || u->path() == "/") {
+    return Fail(Error::InvalidArgument("a client_id URL must be https, with a path, without a fragment"));
+  }
+  auto text = fetch_document_(url);
+  if (!text) return Fail(Error::InvalidArgument("the client's metadata document: " + text.error().message()));
+  boost::system::error_code ec;
+  json::value doc = json::parse(*text, ec);
+  if (ec || !doc.is_object()) return Fail(Error::InvalidArgument("the client's metadata document is not a JSON object"));
+  const json::object& o = doc.as_object();
+  const json::value* id = o.if_contains("client_id");
+  if (!id || !id->is_string() || id->as_string() != url) {
+    return Fail(Error::InvalidArgument("the client's metadata document names another client_id"));
+  }
+  auth::OAuthClient c;
+  c.id = url;
+  if (const json::value* name = o.if_contains("client_name"); name && name->is_string() && name->as_string().size() <= kMaxNameBytes) {
+    c.name = std::string(name->as_string());
+  }
+  if (c.name.empty()) c.name = std::string(u->host());
+  const json::value* uris = o.if_contains("redirect_uris");
+  if (!uris || !uris->is_array() || uris->as_array().empty() || uris->as_array().size() > kMaxRedirectUris) {
+    return Fail(Error::InvalidArgument("the client's metadata document must list 1 to 10 redirect_uris"));
+  }
+  for (const json::value& r : uris->as_array()) {
+    if (!r.is_string() || RedirectUriProblem(r.as_string())) {
+      return Fail(Error::InvalidArgument("the client's metadata document has a redirect URI that is not taken"));
+    }
+    c.redirect_uris.emplace_back(r.as_string());
+  }
+  return c;
 }
 
 AsReply AuthorizationServer::Register(const AsRequest& req) {
@@ -315,7 +351,14 @@ AsReply AuthorizationServer::Authorize(const AsRequest& req, const std::vector<s
   auto form = ParseForm(req.query);
   if (!form) return Refuse(kEvent, 400, "invalid_request", "the query is malformed or repeats a parameter");
   const std::string client_id = Get(*form, "client_id");
-  auto client = store_.Client(client_id);
+  Result<std::optional<auth::OAuthClient>> client = std::optional<auth::OAuthClient>();
+  if (fetch_document_ && client_id.starts_with("https://")) {
+    auto described = ClientFromDocument(client_id);
+    if (!described) return Refuse(kEvent, 400, "invalid_client", described.error().message());
+    client = std::optional<auth::OAuthClient>(std::move(*described));
+  } else {
+    client = store_.Client(client_id);
+  }
   if (!client) return Refuse(kEvent, 503, "temporarily_unavailable", client.error().message());
   if (!*client) return Refuse(kEvent, 400, "invalid_client", "unknown client_id");
   const std::string redirect = Get(*form, "redirect_uri");

@@ -105,6 +105,12 @@ class AuthorizationServer {
   AuthorizationServer(auth::GrantStore& grants, auth::OAuthStore& store, const Clock& clock,
                       AsOptions options, AsAuditor audit);
 
+  // Client ID Metadata Documents: a client whose client_id is an https URL is described by the
+  // document there, which `fetch` gets (the caller bounds and guards the fetch, and may cache
+  // it). Unset: only registered clients.
+  using DocumentFetcher = std::function<Result<std::string>(const std::string& url)>;
+  void SetDocumentFetcher(DocumentFetcher fetch) { fetch_document_ = std::move(fetch); }
+
   // Whether `path` is one of the server's (the metadata or /oauth/…).
   static bool Owns(std::string_view path);
   // `servers`: the names the scopes and the consent may use (the gateway's, now).
@@ -131,12 +137,16 @@ class AuthorizationServer {
                       const std::string& scope);
   AsReply Refuse(std::string_view event, int status, std::string_view error, std::string reason,
                  std::string_view client = {}, std::string_view grant = {});
+  // The client an https client_id names, from its metadata document; InvalidArgument says why
+  // it is not one.
+  Result<auth::OAuthClient> ClientFromDocument(const std::string& url);
 
   auth::GrantStore& grants_;
   auth::OAuthStore& store_;
   const Clock& clock_;
   const AsOptions options_;
   AsAuditor audit_;
+  DocumentFetcher fetch_document_;
   std::mutex mu_;
   std::map<std::string, PendingConsent> pending_;  // Guarded by mu_.
 };

@@ -304,5 +304,44 @@ TEST_F(AuthorizationServerTest, AFloodOfSignInsPushesOutTheOldestNotTheNext) {
   EXPECT_FALSE(as_->Pending(ids[2]));  // a consent waits ten minutes at most
 }
 
+TEST_F(AuthorizationServerTest, AClientNamedByAUrlIsWhatItsDocumentSays) {
+  const std::string url = "https://agent.example.com/oauth/client.json";
+  std::string document = R"({"client_id":")" + url + R"(","client_name":"Agent","redirect_uris":["http://127.0.0.1:5000/cb"]})";
+  int fetches = 0;
+  as_->SetDocumentFetcher([&](const std::string& u) -> Result<std::string> {
+    ++fetches;
+    EXPECT_EQ(u, url);
+    return document;
+  });
+  EXPECT_NE(Call("GET", "/.well-known/oauth-authorization-server").body.find(R"("client_id_metadata_document_supported":true)"),
+            std::string::npos);
+  const std::string verifier(43, 'c');
+  auto authorize = [&](const std::string& id) {
+    return Call("GET", "/oauth/authorize?response_type=code&client_id=" + id + "&code_challenge=" + S256(verifier) +
+                           "&code_challenge_method=S256&redirect_uri=http://127.0.0.1:5001/cb");
+  };
+  AsReply r = authorize(url);
+  ASSERT_EQ(r.status, 302) << r.body;
+  const std::string id = Header(r, "Location").substr(std::string("/ui/#/consent/").size());
+  ASSERT_TRUE(as_->Pending(id));
+  EXPECT_EQ(as_->Pending(id)->client.name, "Agent");
+  const std::string code = Param(*as_->Decide(id, {true, {}, 0, "admin"}, kServers, kBase), "code");
+  AsReply t = Call("POST", "/oauth/token", Form({{"grant_type", "authorization_code"}, {"code", code}, {"client_id", url},
+                                                 {"redirect_uri", "http://127.0.0.1:5001/cb"}, {"code_verifier", verifier}}));
+  EXPECT_EQ(t.status, 200) << t.body;
+  // What is not the client it claims to be, or not a URL a document may be at.
+  document = R"({"client_id":"https://other.example.com/c.json","redirect_uris":["http://127.0.0.1:5000/cb"]})";
+  r = authorize(url);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(r.body.find("names another client_id"), std::string::npos);
+  document = R"j({"client_id":")j" + url + R"j(","redirect_uris":["javascript:alert(1)"]})j";
+  EXPECT_EQ(authorize(url).status, 400);
+  const int before = fetches;
+  for (const char* bad : {"https://agent.example.com", "https://agent.example.com/", "https://u:p@agent.example.com/c.json"}) {
+    EXPECT_EQ(authorize(bad).status, 400) << bad;
+  }
+  EXPECT_EQ(fetches, before) << "nothing is fetched for a client_id that cannot be a document's URL";
+}
+
 }  // namespace
 }  // namespace tw::oauth

@@ -1,4 +1,5 @@
 // The router without sockets: a request in, a decision out.
+#include "transport/http_client.h"
 #include "transport/http_router.h"
 
 #include <gtest/gtest.h>
@@ -279,6 +280,17 @@ TEST(HttpRouterOAuthTest, NamesTheMetadataAndSaysWhichScopeARouteNeeds) {
   auto aggregate = route(http::verb::post, "/mcp", "narrow");
   EXPECT_NE(std::string(aggregate.response->at(http::field::www_authenticate)).find(R"(scope="mcp")"),
             std::string::npos);
+}
+
+TEST(GuardedFetchTest, OnlyPublicAddressesArePublic) {
+  for (const char* a : {"127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
+                        "0.0.0.0", "224.0.0.1", "::1", "::", "fe80::1", "fd00::1", "::ffff:127.0.0.1",
+                        "::ffff:10.0.0.1", "not an address"}) {
+    EXPECT_FALSE(IsPublicAddress(a)) << a;
+  }
+  for (const char* a : {"93.184.216.34", "8.8.8.8", "2606:4700::1111", "::ffff:8.8.8.8"}) {
+    EXPECT_TRUE(IsPublicAddress(a)) << a;
+  }
 }
 
 }  // namespace

@@ -9,9 +9,10 @@
 //    insufficient_scope), key rotation, and the 401 matrix with zero calls forwarded.
 // The upstream is the recording server, so what crossed the gateway is known exactly.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -44,9 +45,10 @@ const auditOf = (config) => {
 // An OAuthClientProvider as an MCP client implements it, keeping everything in memory; the
 // browser is driven by `onRedirect`.
 class MemoryProvider {
-  constructor(redirectUrl, onRedirect) {
+  constructor(redirectUrl, onRedirect, clientMetadataUrl) {
     this.redirect = redirectUrl;
     this.onRedirect = onRedirect;
+    this.clientMetadataUrl = clientMetadataUrl;
     this.saved = {};
   }
   get redirectUrl() { return this.redirect; }
@@ -503,5 +505,87 @@ describe('upstream credentials per person (credentials: per_principal)', () => {
     const again = await connect(alice);
     assert.ok(!(await again.listTools()).tools.some((t) => t.name.startsWith('gh__')), 'deleted: new sessions do not get gh');
     for (const c of [a, b, again]) await c.close();
+  });
+});
+
+describe('Client ID Metadata Documents', () => {
+  const dir = path.join(tmp, 'cimd');
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  let docs;
+  let gw;
+  let strict;
+  let browser;
+  let callback;
+  let docUrl;
+
+  before(async () => {
+    fs.mkdirSync(dir, { recursive: true });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
+      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { stdio: 'ignore' });
+    callback = await callbackServer();
+    // The client's own site, publishing its metadata document.
+    docs = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, (req, res) => {
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ client_id: docUrl, client_name: 'Described Agent', redirect_uris: [callback.url],
+                               grant_types: ['authorization_code', 'refresh_token'], token_endpoint_auth_method: 'none' }));
+    });
+    await new Promise((r) => docs.listen(0, '127.0.0.1', r));
+    docUrl = `https://127.0.0.1:${docs.address().port}/oauth/client.json`;
+    fs.writeFileSync(path.join(dir, 'allow.yaml'), 'version: "1"\ndefault: allow\n');
+    const write = (file, extra) => fs.writeFileSync(file, [
+      'listen: 127.0.0.1:0', `state: sqlite:${path.join(dir, `${path.basename(file)}.db`)}`, 'shutdown_timeout: 2s', ...extra, 'servers:',
+      '  everything:', '    command: node', `    args: [${JSON.stringify(EVERYTHING)}, stdio]`, '    policy: allow.yaml', '',
+    ].join('\n'));
+    // The document's host is a loopback address here: allowed explicitly, with its CA.
+    write(path.join(dir, 'open.yaml'), ['auth:', `  client_metadata: {private_addresses: true, ca_file: ${cert}}`]);
+    write(path.join(dir, 'strict.yaml'), ['auth:', `  client_metadata: {ca_file: ${cert}}`]);
+    gw = await startServe(path.join(dir, 'open.yaml'));
+    strict = await startServe(path.join(dir, 'strict.yaml'));
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+  });
+  after(async () => {
+    await browser?.close();
+    callback?.close();
+    docs?.close();
+    await stop(gw?.proc);
+    await stop(strict?.proc);
+  });
+
+  it('a client named by its https URL signs in without registering', async () => {
+    const meta = await (await fetch(`${gw.base}/.well-known/oauth-authorization-server`)).json();
+    assert.equal(meta.client_id_metadata_document_supported, true);
+    let opened;
+    const redirected = new Promise((r) => { opened = r; });
+    const provider = new MemoryProvider(callback.url, opened, docUrl);
+    const transport = new StreamableHTTPClientTransport(new URL(`${gw.base}/mcp`), { authProvider: provider });
+    await assert.rejects(new Client({ name: 'cimd', version: '1' }).connect(transport), /Unauthorized/);
+    assert.equal(provider.clientInformation().client_id, docUrl, 'no registration: the URL is the client id');
+    const page = await (await browser.newContext()).newPage();
+    const code = callback.next();
+    await page.goto((await redirected).toString());
+    await page.getByLabel('Admin token').fill(gw.adminToken);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Sign-in request' }).waitFor();
+    assert.match(await page.locator('#consent-title').textContent(), /^Described Agent wants/);
+    assert.match(await page.locator('#consent-described').textContent(), /Described by 127\.0\.0\.1:\d+/);
+    await page.getByRole('button', { name: 'Approve' }).click();
+    await transport.finishAuth((await code).get('code'));
+    const client = new Client({ name: 'cimd', version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${gw.base}/mcp`), { authProvider: provider }));
+    assert.ok((await client.listTools()).tools.length > 0);
+    await client.close();
+  });
+
+  it('fetches a document only from where it may: public addresses, unless allowed', async () => {
+    const r = await fetch(`${strict.base}/oauth/authorize?response_type=code&client_id=${encodeURIComponent(docUrl)}` +
+      '&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256', { redirect: 'manual' });
+    assert.equal(r.status, 400);
+    assert.match((await r.json()).error_description, /not an address the gateway may fetch from/);
+    for (const bad of ['http://example.com/c.json', 'https://example.com', 'https://example.com/c.json#x']) {
+      const res = await fetch(`${gw.base}/oauth/authorize?response_type=code&client_id=${encodeURIComponent(bad)}`, { redirect: 'manual' });
+      assert.equal(res.status, 400, bad);
+    }
   });
 });

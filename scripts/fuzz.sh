@@ -12,7 +12,7 @@ seconds=${1:-600}
 forks=${2:-1}
 build=build-fuzz
 targets=(message_fuzz loader_fuzz condition_fuzz config_fuzz schema_fuzz framing_fuzz http_request_fuzz
-         http_router_fuzz)
+         http_router_fuzz jwt_fuzz)
 mkdir -p "$build/findings" "$build/logs"
 status=0
 pids=()

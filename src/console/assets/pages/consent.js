@@ -45,7 +45,7 @@ export async function render(main, [id = '']) {
   };
   main.append(h('section', {class: 'card', 'aria-labelledby': 'consent-title'},
     h('h2', {id: 'consent-title'}, `${req.client} wants to call tools through this gateway`),
-    req.client_id.startsWith('https://')
+    /^https:\/\//.test(req.client_id)
       ? h('p', {class: 'small muted', id: 'consent-described'}, `Described by ${new URL(req.client_id).host} (${req.client_id})`)
       : null,
     h('p', {}, 'After you approve, it is sent back to ', h('strong', {id: 'consent-redirect'}, redirectHost),

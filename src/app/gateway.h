@@ -207,6 +207,7 @@ class Gateway : public admin::Backend {
   static bool ServerAdmits(const config::ServerConfig& server, const CallerInfo& caller);
   void AuditSignIn(std::string_view event, bool ok, std::string_view grant, std::string_view client,
                    std::string_view reason);
+  void SubmitAuthRecord(audit::Record r);
   // Where audit queries go: the shared trail when there is one, else the local records.
   std::string AuditQuerySpec() const;
   std::string ConfigFileHash() const;

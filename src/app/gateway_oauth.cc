@@ -133,11 +133,19 @@ std::optional<transport::HttpServerOptions::OAuth> Gateway::OAuthOptions() {
   return o;
 }
 
+// Records one sign-in event or refusal: by the audit writer's thread, so that a state file
+// locked by another process never holds the loop.
+void Gateway::SubmitAuthRecord(audit::Record r) {
+  r.id = audit::NewRecordId();
+  r.ts_ms = clock_.NowMs();
+  audit_->Submit(std::move(r), {}, [](bool ok) {
+    if (!ok) spdlog::error("audit: the record of a sign-in or a refused authentication could not be written");
+  });
+}
+
 void Gateway::AuditSignIn(std::string_view event, bool ok, std::string_view grant,
                           std::string_view client, std::string_view reason) {
   audit::Record r;
-  r.id = audit::NewRecordId();
-  r.ts_ms = clock_.NowMs();
   r.grant = grant.empty() ? "(oauth)" : std::string(grant);
   r.server = "(oauth)";
   r.tool = std::string(event);
@@ -147,9 +155,7 @@ void Gateway::AuditSignIn(std::string_view event, bool ok, std::string_view gran
                             : "client \"" + std::string(client) + "\"" +
                                   (reason.empty() ? std::string() : ": " + std::string(reason));
   r.outcome = ok ? "ok" : "not_forwarded";
-  audit_->Submit(std::move(r), {}, [](bool written) {
-    if (!written) spdlog::error("audit: a sign-in record could not be written");
-  });
+  SubmitAuthRecord(std::move(r));
 }
 
 Result<std::string> Gateway::Authenticate(std::string_view authorization, std::string_view route) {
@@ -212,16 +218,11 @@ Result<std::string> Gateway::Authenticate(std::string_view authorization, std::s
   }
   // Refusals are audited — never with the token.
   audit::Record r;
-  r.id = audit::NewRecordId();
-  r.ts_ms = now;
   r.decision = "deny";
   r.rule = "authentication";
   r.reason = refusal;
   r.outcome = "not_forwarded";
-  // By the writer thread: a state file locked by another process must not hold the loop.
-  audit_->Submit(std::move(r), {}, [](bool ok) {
-    if (!ok) spdlog::error("audit: the record of a refused authentication could not be written");
-  });
+  SubmitAuthRecord(std::move(r));
   unauthorized_.fetch_add(1, std::memory_order_relaxed);
   return Fail(Error::InvalidArgument(refusal));
 }

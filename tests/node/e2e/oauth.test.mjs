@@ -42,6 +42,9 @@ const auditOf = (config) => {
   return r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l));
 };
 
+const launchBrowser = () => chromium.launch({ executablePath: CHROMIUM, headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+
 // An OAuthClientProvider as an MCP client implements it, keeping everything in memory; the
 // browser is driven by `onRedirect`.
 class MemoryProvider {
@@ -102,8 +105,7 @@ describe('built-in authorization server', () => {
     ].join('\n'));
     gw = await startServe(config);
     callback = await callbackServer();
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+    browser = await launchBrowser();
     page = await (await browser.newContext()).newPage();
   });
   after(async () => {
@@ -309,8 +311,7 @@ describe('company identity provider (oidc-provider)', () => {
   });
 
   it('signs the provider\'s admins in to the console; anyone else is refused', async () => {
-    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+    const browser = await launchBrowser();
     try {
       const signIn = async (who) => {
         const page = await (await browser.newContext()).newPage();
@@ -542,8 +543,7 @@ describe('Client ID Metadata Documents', () => {
     write(path.join(dir, 'strict.yaml'), ['auth:', `  client_metadata: {ca_file: ${cert}}`]);
     gw = await startServe(path.join(dir, 'open.yaml'));
     strict = await startServe(path.join(dir, 'strict.yaml'));
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+    browser = await launchBrowser();
   });
   after(async () => {
     await browser?.close();

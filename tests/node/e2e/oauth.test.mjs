@@ -28,7 +28,7 @@ const RECORDER = path.join(FIXTURES, 'recording-server.mjs');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tw-oauth-'));
 const text = (r) => r.content.map((c) => c.text ?? '').join('');
 // The tools/call requests the recording server at `file` received.
-const callsReceived = (file) => fs.readFileSync(file, 'utf8').split('\n').slice(1).filter(Boolean)
+const callsReceived = (file) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '').split('\n').slice(1).filter(Boolean)
   .map((l) => JSON.parse(l)).filter((m) => m.method === 'tools/call');
 const initialize = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } };
 const post = (url, token, body = initialize) => fetch(url, {
@@ -267,10 +267,10 @@ describe('company identity provider (oidc-provider)', () => {
     const url = await waitForOutput(proc, 'stdout', (s) => s.match(/issuer (\S+)/)?.[1], 15000, 'oidc-provider to listen');
     return { proc, url };
   };
-  const token = async (client, scope = 'mcp', from = idp) => {
+  const token = async (client, scope = 'mcp', from = idp, forResource = undefined) => {
     const r = await fetch(`${from.url}/token`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ grant_type: 'client_credentials', client_id: client, client_secret: `${client}-secret`,
-                                  resource: from === idp ? resource : other.resource, scope }) });
+                                  resource: forResource ?? (from === idp ? resource : other.resource), scope }) });
     assert.equal(r.status, 200, await r.clone().text());
     return (await r.json()).access_token;
   };
@@ -401,6 +401,7 @@ describe('company identity provider (oidc-provider)', () => {
       'alg none': `${b64({ alg: 'none', typ: 'at+jwt' })}.${p}.`,
       'HS256 keyed with nothing': `${b64({ alg: 'HS256', kid: JSON.parse(Buffer.from(h, 'base64url')).kid })}.${p}.${s}`,
       'another issuer\'s token': await token('ci-agent', 'mcp', other),
+      'a token for another resource': await token('ci-agent', 'mcp', idp, 'https://elsewhere.example.com/mcp'),
     };
     for (const [what, bad] of Object.entries(cases)) {
       const r = await post(`${gw.base}/mcp`, bad, call);
@@ -411,6 +412,8 @@ describe('company identity provider (oidc-provider)', () => {
     const records = auditOf(config).filter((x) => x.rule === 'authentication');
     assert.ok(records.some((x) => /signature does not verify/.test(x.reason)));
     assert.ok(records.some((x) => /algorithm "none"/.test(x.reason)));
+    assert.ok(records.some((x) => /for another audience/.test(x.reason)));
+    assert.ok(records.some((x) => /issued by another issuer/.test(x.reason)));
   });
 
   it('follows the provider\'s key rotation: new keys fetched, the old key\'s tokens refused', async () => {

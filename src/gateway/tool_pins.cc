@@ -77,19 +77,30 @@ void ToolPins::Observe(const json::value& result) {
       // loop never waits for it): judged from what the store holds, so that a change blocks
       // the tool now all the same; a later listing records it.
       spdlog::warn("pins: {}", seen.error().message());
-      if (!known) continue;
       recorded = false;
-      const std::optional<catalog::Pin>& pin = *known;
-      seen = !pin ? (note.empty() ? catalog::Observation::kPinned : catalog::Observation::kChanged)
-             : pin->pending_hash || pin->hash != d.hash ? catalog::Observation::kChanged
-                                                        : catalog::Observation::kUnchanged;
+      if (!known) {
+        // Neither read nor written (a store that cannot be reached): a definition this process
+        // has not confirmed cannot be told from a changed one, so it is treated as one until a
+        // listing the store answers says otherwise — never let through unjudged.
+        seen = catalog::Observation::kChanged;
+      } else {
+        const std::optional<catalog::Pin>& pin = *known;
+        seen = !pin ? (note.empty() ? catalog::Observation::kPinned : catalog::Observation::kChanged)
+               : pin->pending_hash || pin->hash != d.hash ? catalog::Observation::kChanged
+                                                          : catalog::Observation::kUnchanged;
+      }
     }
     // A change that raises the tool's risk is held for a human even where changes only log.
     const bool riskier = *seen == catalog::Observation::kChanged && known && *known &&
                          RiskRose((*known)->definition, d.canonical);
     if (*seen != catalog::Observation::kChanged) {
       std::lock_guard lock(mu_);
-      if (recorded) unrecorded_.erase(tool_name);
+      if (recorded && unrecorded_.erase(tool_name) > 0) {
+        // Judged changed while the store could not say; it now says the definition is the
+        // approved one.
+        changed_.erase(tool_name);
+        riskier_.erase(tool_name);
+      }
       if (recorded && !changed_.contains(tool_name)) confirmed_[tool_name] = d.hash;
     } else {
       std::lock_guard lock(mu_);

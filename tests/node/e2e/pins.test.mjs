@@ -141,10 +141,18 @@ describe('tool pinning', () => {
     assert.equal(text(await echo(client)), 'echo: hi');
     await client.callTool({ name: 'mutate', arguments: { kind: 'description' } });
     await client.listTools();
-    assert.equal(text(await echo(client)), 'echo: hi', 'still served');
-    const records = spawnSync(TOOLWARDEN, ['audit', '--state', state, '--tool', 'echo', '--json'], { encoding: 'utf8' })
+    // The changed definition is pinned as the list passes; a call may race it, so calls are
+    // made (each still served) until one is recorded with the block as its shadow.
+    const audited = () => spawnSync(TOOLWARDEN, ['audit', '--state', state, '--tool', 'echo', '--json'], { encoding: 'utf8' })
       .stdout.trim().split('\n').map((l) => JSON.parse(l));
-    const [latest, first] = records;
+    let records;
+    await eventually(async () => {
+      assert.equal(text(await echo(client)), 'echo: hi', 'still served');
+      records = audited();
+      return records[0].shadow !== undefined;
+    }, 10000, 'a call recorded with its shadow decision');
+    const latest = records[0];
+    const first = records.at(-1);
     assert.equal(latest.decision, 'allow');
     assert.equal(latest.shadow.decision, 'deny');
     assert.equal(latest.shadow.rule, 'pin');

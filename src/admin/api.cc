@@ -106,6 +106,9 @@ void Api::Record(int64_t now, const std::string& action, const std::string& targ
   (void)backend_.Audit().Write(r);
 }
 
+// Holds, in the browser that started a console sign-in, what binds the sign-in to it.
+constexpr std::string_view kSsoCookie = "__Host-tw_sso";
+
 Response Api::Sso(const Request& req, const ApiRoute& route, int64_t now) {
   if (req.method != "GET") return Err(405, "method_not_allowed", req.method + " is not allowed here");
   auto redirect = [](std::string location) {
@@ -118,9 +121,14 @@ Response Api::Sso(const Request& req, const ApiRoute& route, int64_t now) {
     // Only a console page to come back to: never another site.
     std::string back = route.Get("return");
     if (!back.starts_with("#/")) back.clear();
-    auto url = backend_.SsoStart(req.base, back);
+    const std::string browser = RandomHex(32);
+    auto url = backend_.SsoStart(req.base, back, browser);
     if (!url) return Err(url.error().code() == ErrorCode::kNotFound ? 404 : 503, "unavailable", url.error().message());
-    return redirect(*url);
+    Response r = redirect(*url);
+    // Lax: the provider sends the browser back by a cross-site navigation.
+    r.headers.emplace_back("Set-Cookie", std::string(kSsoCookie) + "=" + browser +
+                                             "; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=600");
+    return r;
   }
   if (route.parts.size() != 3 || route.parts[2] != "callback") return Err(404, "not_found", "no such endpoint");
   auto fail = [&](const std::string& why) {
@@ -128,12 +136,14 @@ Response Api::Sso(const Request& req, const ApiRoute& route, int64_t now) {
     return redirect("/ui/?sso_error=" + boost::urls::encode(why, boost::urls::unreserved_chars));
   };
   if (!route.Get("error").empty()) return fail("the identity provider said " + route.Get("error"));
-  auto user = backend_.SsoFinish(req.base, route.Get("code"), route.Get("state"));
+  auto user = backend_.SsoFinish(req.base, route.Get("code"), route.Get("state"),
+                                 ConsoleSessions::CookieNamed(req.cookie, kSsoCookie));
   if (!user) return fail(user.error().message());
   ConsoleLogin login = console_.Open(now, user->principal);
   Record(now, "console.login", "console", "as " + user->principal);
   Response r = redirect("/ui/" + user->return_to);
   r.headers.emplace_back("Set-Cookie", ConsoleSessions::SetCookie(login, now));
+  r.headers.emplace_back("Set-Cookie", std::string(kSsoCookie) + "=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0");
   return r;
 }
 

@@ -117,19 +117,25 @@ class Backend {
   // name for the login page ("" when there is none), where to send the browser (`return_to`:
   // the console page to come back to), and who came back — a member of the admins group.
   virtual std::string SsoName() { return {}; }
-  virtual Result<std::string> SsoStart(const std::string& base, const std::string& return_to) {
+  // `browser`: a secret the browser that starts the sign-in holds in a cookie; the sign-in
+  // finishes only in that browser (no one else's code opens a session in it).
+  virtual Result<std::string> SsoStart(const std::string& base, const std::string& return_to,
+                                       const std::string& browser) {
     (void)base;
     (void)return_to;
+    (void)browser;
     return Fail(Error::NotFound("this gateway signs the console in with the admin token only"));
   }
   struct SsoUser {
     std::string principal;
     std::string return_to;
   };
-  virtual Result<SsoUser> SsoFinish(const std::string& base, const std::string& code, const std::string& state) {
+  virtual Result<SsoUser> SsoFinish(const std::string& base, const std::string& code, const std::string& state,
+                                    const std::string& browser) {
     (void)base;
     (void)code;
     (void)state;
+    (void)browser;
     return Fail(Error::NotFound("this gateway signs the console in with the admin token only"));
   }
   virtual Result<json::object> PendingConsent(const std::string& id) {

@@ -95,19 +95,24 @@ class FakeBackend : public Backend {
   }
 
   std::string SsoName() override { return sso ? "https://login.example.com" : ""; }
-  Result<std::string> SsoStart(const std::string& base, const std::string& return_to) override {
-    if (!sso) return Backend::SsoStart(base, return_to);
+  Result<std::string> SsoStart(const std::string& base, const std::string& return_to,
+                               const std::string& browser) override {
+    if (!sso) return Backend::SsoStart(base, return_to, browser);
     sso_return = return_to;
+    sso_browser = browser;
     return std::string("https://login.example.com/auth?state=s1");
   }
-  Result<SsoUser> SsoFinish(const std::string&, const std::string& code, const std::string& state) override {
+  Result<SsoUser> SsoFinish(const std::string&, const std::string& code, const std::string& state,
+                            const std::string& browser) override {
     if (state != "s1") return Fail(Error::InvalidArgument("this sign-in is over"));
+    if (browser != sso_browser) return Fail(Error::InvalidArgument("this sign-in was started in another browser"));
     if (code != "good") return Fail(Error::PermissionDenied("dev is not in the admins group"));
     return SsoUser{"root", sso_return};
   }
 
   bool sso = false;
   std::string sso_return;
+  std::string sso_browser;
   std::optional<ConsentAnswer> answered;
   std::optional<ReplayRequest> replayed;
   std::string replayed_version;
@@ -545,11 +550,21 @@ TEST_F(AdminApiTest, TheConsoleSignsInThroughTheIdentityProviderWhenOneIsSet) {
     }
     return std::string();
   };
-  Response refused = Call("GET", "/api/login/sso/callback?code=bad&state=s1", "", "");
+  // The sign-in is bound to the browser that started it, by a cookie.
+  const std::string binding = header(start, "Set-Cookie");
+  ASSERT_TRUE(binding.starts_with("__Host-tw_sso=")) << binding;
+  EXPECT_NE(binding.find("HttpOnly"), std::string::npos);
+  const std::string cookie_of_starter = binding.substr(0, binding.find(';'));
+  auto callback = [&](const std::string& query, const std::string& cookie) {
+    return api_->Handle({"GET", "/api/login/sso/callback?" + query, "", "", "", cookie, "", "", ""});
+  };
+  Response elsewhere = callback("code=good&state=s1", "__Host-tw_sso=" + std::string(64, '0'));
+  EXPECT_EQ(header(elsewhere, "Location"), "/ui/?sso_error=this%20sign-in%20was%20started%20in%20another%20browser");
+  Response refused = callback("code=bad&state=s1", cookie_of_starter);
   EXPECT_EQ(refused.status, 302);
   EXPECT_EQ(header(refused, "Location"), "/ui/?sso_error=dev%20is%20not%20in%20the%20admins%20group");
   EXPECT_EQ(header(refused, "Set-Cookie"), "");
-  Response ok = Call("GET", "/api/login/sso/callback?code=good&state=s1", "", "");
+  Response ok = callback("code=good&state=s1", cookie_of_starter);
   EXPECT_EQ(ok.status, 302);
   EXPECT_EQ(header(ok, "Location"), "/ui/#/consent/c1");
   const std::string cookie = header(ok, "Set-Cookie");

@@ -110,16 +110,17 @@ void ConsoleSessions::Close(std::string_view id) {
   sessions_.erase(Sha256Hex(id));
 }
 
-std::string ConsoleSessions::CookieValue(std::string_view header) {
+std::string ConsoleSessions::CookieValue(std::string_view header) { return CookieNamed(header, kConsoleCookie); }
+
+std::string ConsoleSessions::CookieNamed(std::string_view header, std::string_view name) {
   // "a=1; __Host-tw_console=…; b=2"
   while (!header.empty()) {
     size_t end = header.find(';');
     std::string_view pair = header.substr(0, end);
     header = end == std::string_view::npos ? std::string_view() : header.substr(end + 1);
     while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
-    if (pair.starts_with(kConsoleCookie) && pair.size() > kConsoleCookie.size() &&
-        pair[kConsoleCookie.size()] == '=') {
-      return std::string(pair.substr(kConsoleCookie.size() + 1));
+    if (pair.starts_with(name) && pair.size() > name.size() && pair[name.size()] == '=') {
+      return std::string(pair.substr(name.size() + 1));
     }
   }
   return {};

@@ -69,6 +69,8 @@ class ConsoleSessions {
 
   // The cookie value of a `Cookie:` header, or "".
   static std::string CookieValue(std::string_view cookie_header);
+  // The value of the cookie `name` in a `Cookie:` header, or "".
+  static std::string CookieNamed(std::string_view cookie_header, std::string_view name);
   // Set-Cookie values that open and clear the session cookie.
   static std::string SetCookie(const ConsoleLogin& login, int64_t now_ms);
   static std::string ClearCookie();

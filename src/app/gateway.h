@@ -155,8 +155,10 @@ class Gateway : public admin::Backend {
   Result<bool> SetShadowDraft(const std::string& server,
                               std::shared_ptr<const policy::Policy> draft) override;
   std::string SsoName() override;
-  Result<std::string> SsoStart(const std::string& base, const std::string& return_to) override;
-  Result<SsoUser> SsoFinish(const std::string& base, const std::string& code, const std::string& state) override;
+  Result<std::string> SsoStart(const std::string& base, const std::string& return_to,
+                               const std::string& browser) override;
+  Result<SsoUser> SsoFinish(const std::string& base, const std::string& code, const std::string& state,
+                            const std::string& browser) override;
   Result<json::object> PendingConsent(const std::string& id) override;
   Result<std::string> AnswerConsent(const std::string& id, const ConsentAnswer& answer) override;
 
@@ -226,7 +228,7 @@ class Gateway : public admin::Backend {
   std::unique_ptr<auth::CredentialStore> credentials_;  // opened at the first need
   // The console's sign-ins under way at the identity provider, by `state`.
   struct SsoPending {
-    std::string verifier, nonce, return_to;
+    std::string verifier, nonce, return_to, browser;
     int64_t expires_ms = 0;
   };
   std::map<std::string, SsoPending> sso_;  // Guarded by callers_mu_.

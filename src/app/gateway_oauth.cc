@@ -290,13 +290,14 @@ std::string Gateway::SsoName() {
   return issuer_->options().issuer;
 }
 
-Result<std::string> Gateway::SsoStart(const std::string& base, const std::string& return_to) {
+Result<std::string> Gateway::SsoStart(const std::string& base, const std::string& return_to,
+                                      const std::string& browser) {
   if (SsoName().empty()) return Fail(Error::NotFound("the console signs in with the admin token only"));
   const oauth::Discovery d = issuer_->endpoints();
   if (d.authorization_endpoint.empty() || d.token_endpoint.empty()) {
     return Fail(Error::Unavailable("the identity provider's discovery document is not known yet"));
   }
-  SsoPending p{RandomBase62(43), RandomBase62(22), return_to, clock_.NowMs() + 10 * 60'000};
+  SsoPending p{RandomBase62(43), RandomBase62(22), return_to, browser, clock_.NowMs() + 10 * 60'000};
   const std::string state = RandomBase62(32);
   unsigned char digest[32];
   SHA256(reinterpret_cast<const unsigned char*>(p.verifier.data()), p.verifier.size(), digest);
@@ -319,7 +320,7 @@ Result<std::string> Gateway::SsoStart(const std::string& base, const std::string
 }
 
 Result<Gateway::SsoUser> Gateway::SsoFinish(const std::string& base, const std::string& code,
-                                            const std::string& state) {
+                                            const std::string& state, const std::string& browser) {
   if (SsoName().empty()) return Fail(Error::NotFound("the console signs in with the admin token only"));
   SsoPending p;
   {
@@ -330,6 +331,9 @@ Result<Gateway::SsoUser> Gateway::SsoFinish(const std::string& base, const std::
     }
     p = std::move(it->second);
     sso_.erase(it);
+  }
+  if (browser.empty() || !admin::ConsoleSessions::SameSecret(browser, p.browser)) {
+    return Fail(Error::InvalidArgument("this sign-in was started in another browser"));
   }
   const config::OidcConfig::Console& c = config_.auth.oidc->console;
   boost::urls::url form;

@@ -659,6 +659,11 @@ Result<bool> CheckConfig(const Config& c) {
     return Fail(Error::InvalidArgument(
         "audit.log \"-\" (stdout) cannot be used with listen: stdio, where stdout carries MCP"));
   }
+  if (c.auth.builtin.value_or(false) && (c.state.starts_with("redis://") || c.state.starts_with("rediss://"))) {
+    return Fail(Error::InvalidArgument(
+        "auth.builtin: the built-in authorization server keeps its tokens in a SQLite state; with a "
+        "Redis state, sign agents in through an identity provider (auth.oidc)"));
+  }
   if (c.access == Access::kLocal && c.auth != AuthConfig{}) {
     return Fail(Error::InvalidArgument("auth applies to access: tokens (a local gateway has one user)"));
   }

@@ -411,6 +411,7 @@ TEST(ConfigTest, AuthMistakesAreRefusedWithTheirReason) {
       {"auth: {oidc: {issuer: https://i, audience: a, claims: {role: x}}}\n", "expected principal, email, groups"},
       {"auth: {sign_in: true}\n", "expected public_url, builtin"},
       {"auth: {builtin: maybe}\n", "auth.builtin"},
+      {"state: redis://127.0.0.1:6379/0\nauth: {builtin: true}\n", "keeps its tokens in a SQLite state"},
   };
   for (const auto& [text, want] : cases) {
     auto c = ParseConfig(text + "servers:\n  a: {command: echo, policy: p.yaml}\n", "t.yaml", Env({}));

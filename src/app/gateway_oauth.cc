@@ -5,8 +5,6 @@
 
 #include <algorithm>
 
-#include <openssl/sha.h>
-
 #include <boost/url.hpp>
 
 #include "app/gateway.h"
@@ -299,8 +297,6 @@ Result<std::string> Gateway::SsoStart(const std::string& base, const std::string
   }
   SsoPending p{RandomBase62(43), RandomBase62(22), return_to, browser, clock_.NowMs() + 10 * 60'000};
   const std::string state = RandomBase62(32);
-  unsigned char digest[32];
-  SHA256(reinterpret_cast<const unsigned char*>(p.verifier.data()), p.verifier.size(), digest);
   boost::urls::url url(d.authorization_endpoint);
   const config::OidcConfig::Console& c = config_.auth.oidc->console;
   url.params().append({"response_type", "code"});
@@ -309,7 +305,7 @@ Result<std::string> Gateway::SsoStart(const std::string& base, const std::string
   url.params().append({"scope", c.scopes});
   url.params().append({"state", state});
   url.params().append({"nonce", p.nonce});
-  url.params().append({"code_challenge", oauth::Base64UrlEncode(std::string_view(reinterpret_cast<char*>(digest), 32))});
+  url.params().append({"code_challenge", oauth::PkceChallenge(p.verifier)});
   url.params().append({"code_challenge_method", "S256"});
   std::lock_guard lock(callers_mu_);
   const int64_t now = clock_.NowMs();

@@ -1,5 +1,6 @@
 #include "oauth/authorization_server.h"
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
@@ -99,18 +100,9 @@ bool ValidVerifier(std::string_view v) {
   });
 }
 
-std::string S256(std::string_view verifier) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(verifier.data()), verifier.size(), digest);
-  return Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
-}
-
 // Constant time: the comparison of a secret-derived value.
 bool SameSecret(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 // A grant name from a client's: its letters and digits, lowercased, dashes between words, then
@@ -179,6 +171,12 @@ std::string WithParams(const std::string& uri, std::initializer_list<std::pair<s
 }
 
 }  // namespace
+
+std::string PkceChallenge(std::string_view verifier) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(verifier.data()), verifier.size(), digest);
+  return Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(digest), sizeof digest));
+}
 
 std::string ResourceOf(const std::string& base) { return base + "/mcp"; }
 
@@ -504,7 +502,7 @@ AsReply AuthorizationServer::ExchangeCode(const std::map<std::string, std::strin
   if (Get(form, "redirect_uri") != c.redirect_uri) {
     return Refuse(kEvent, 400, "invalid_grant", "redirect_uri differs from the authorization request", {}, c.grant);
   }
-  if (!SameSecret(S256(verifier), c.challenge)) {
+  if (!SameSecret(PkceChallenge(verifier), c.challenge)) {
     return Refuse(kEvent, 400, "invalid_grant", "code_verifier does not match the code_challenge", {}, c.grant);
   }
   if (const std::string resource = Get(form, "resource"); !resource.empty() && !OurResource(resource, base)) {

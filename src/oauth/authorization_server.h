@@ -91,6 +91,9 @@ struct ConsentChoice {
   std::string principal;             // who consented
 };
 
+// PKCE's S256 code challenge of `verifier` (RFC 7636 §4.2): base64url(SHA-256(verifier)).
+std::string PkceChallenge(std::string_view verifier);
+
 // The resource URL of a gateway at `base`: what tokens are for.
 std::string ResourceOf(const std::string& base);
 // RFC 9728 Protected Resource Metadata for a gateway at `base`.
